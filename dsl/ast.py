@@ -1,0 +1,212 @@
+"""The typed syntax tree of a rule file; every node keeps its source span.
+
+This module is the contract between the compiler passes: the parser produces it,
+the checker, analysis, formatter and both compilers consume it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal as TypingLiteral, Union
+
+
+@dataclass(frozen=True)
+class Span:
+    """1-based lines and columns (columns in characters); end_column is one past the last character."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def cover(self, other: Span) -> Span:
+        start = min((self.line, self.column), (other.line, other.column))
+        end = max((self.end_line, self.end_column), (other.end_line, other.end_column))
+        return Span(start[0], start[1], end[0], end[1])
+
+
+NO_SPAN = Span(0, 0, 0, 0)
+
+ValueKind = TypingLiteral["text", "number", "date", "bool"]
+
+
+@dataclass(frozen=True)
+class Value:
+    """A literal.  `raw` is the source spelling (kept for the formatter and messages).
+
+    text -> str, number -> float (suffixes k, m, 万, 亿 already applied), date -> datetime.date,
+    bool -> bool.  `quoted` is True for a quoted string.
+    """
+
+    kind: ValueKind
+    value: str | float | date | bool
+    raw: str
+    span: Span = field(default=NO_SPAN, compare=False)
+    quoted: bool = False
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """A field by its rule-language name, e.g. `region`, `total_spent`, `attr.tier`."""
+
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def is_attribute(self) -> bool:
+        return self.name.startswith("attr.")
+
+
+CompareOp = TypingLiteral["=", "!=", "<", "<=", ">", ">="]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    field: FieldRef
+    op: CompareOp
+    value: Value
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class InList:
+    """`field in (...)`, or `field not in (...)` when negated (the exact complement)."""
+
+    field: FieldRef
+    values: tuple[Value, ...]
+    negated: bool = False
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Between:
+    """Inclusive on both ends."""
+
+    field: FieldRef
+    low: Value
+    high: Value
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Like:
+    """`*` any run, `?` one character, case-sensitive, whole value."""
+
+    field: FieldRef
+    pattern: Value
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Contains:
+    """Set membership on a set field (`tags`, `product_categories`)."""
+
+    field: FieldRef
+    value: Value
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Presence:
+    """`field is present` (present=True) or `field is missing` (present=False)."""
+
+    field: FieldRef
+    present: bool
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """A bare identifier in boolean position: a segment defined earlier in the file."""
+
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class BoolConst:
+    value: bool
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Condition
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class And:
+    operands: tuple[Condition, ...]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Or:
+    operands: tuple[Condition, ...]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+Predicate = Union[Comparison, InList, Between, Like, Contains, Presence]
+Condition = Union[Predicate, SegmentRef, BoolConst, Not, And, Or]
+
+
+ActionKind = TypingLiteral["team", "tag", "segment"]
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    target: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`[label:] condition -> action, ...` or `otherwise -> action, ...` (condition None)."""
+
+    condition: Condition | None
+    actions: tuple[Action, ...]
+    label: str | None = None
+    label_span: Span | None = field(default=None, compare=False)
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def is_otherwise(self) -> bool:
+        return self.condition is None
+
+    @property
+    def display_name(self) -> str:
+        """The label, or `line N` for an unlabelled rule (SPEC §5 decidingRule)."""
+        return self.label if self.label is not None else f"line {self.span.line}"
+
+    @property
+    def team(self) -> str | None:
+        for action in self.actions:
+            if action.kind == "team":
+                return action.target
+        return None
+
+
+@dataclass(frozen=True)
+class SegmentDef:
+    """`segment key = condition`: same as `condition -> segment key`, and names `key` for later rules."""
+
+    name: str
+    condition: Condition
+    span: Span = field(default=NO_SPAN, compare=False)
+    name_span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def display_name(self) -> str:
+        return f"segment {self.name}"
+
+
+Statement = Union[SegmentDef, Rule]
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    statements: tuple[Statement, ...]
+    source: str = field(default="", compare=False, repr=False)

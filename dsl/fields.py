@@ -1,0 +1,142 @@
+"""The field catalogue: every name a rule can read, with its type (SPEC §3).
+
+Shared by the checker (types, "did you mean"), both compilers and the domain
+layer (which builds the per-customer mapping for the Python evaluator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, Mapping
+
+FieldKind = Literal["text", "ordered", "number", "date", "set", "attribute"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: FieldKind
+    # For ordered fields: the words from lowest to highest.  For closed text
+    # fields (kind, lifecycle): the allowed words.  Empty means open.
+    values: tuple[str, ...] = ()
+    # True for day-based metrics derived at `as_of` (never stored).
+    derived: bool = False
+    description: str = ""
+
+
+SIZES = ("small", "medium", "large", "enterprise")
+PURCHASING_POWERS = ("low", "medium", "high")
+LIFECYCLES = ("prospect", "new", "active", "loyal", "at_risk", "churned")
+CUSTOMER_KINDS = ("company", "person")
+
+_FIELDS = [
+    # Customer attributes (SPEC §2).
+    FieldSpec("code", "text", description="unique external id"),
+    FieldSpec("name", "text"),
+    FieldSpec("kind", "text", CUSTOMER_KINDS),
+    FieldSpec("industry", "text"),
+    FieldSpec("size", "ordered", SIZES),
+    FieldSpec("region", "text"),
+    FieldSpec("city", "text"),
+    FieldSpec("country", "text"),
+    FieldSpec("lifecycle", "text", LIFECYCLES),
+    FieldSpec("purchasing_power", "ordered", PURCHASING_POWERS),
+    FieldSpec("channel", "text"),
+    FieldSpec("email", "text"),
+    FieldSpec("phone", "text"),
+    FieldSpec("address", "text"),
+    FieldSpec("age", "number"),
+    FieldSpec("gender", "text"),
+    FieldSpec("income", "number"),
+    FieldSpec("occupation", "text"),
+    FieldSpec("birthday", "date"),
+    FieldSpec("created_at", "date"),
+    FieldSpec("tags", "set", description="manual tags only"),
+    # Metrics (SPEC §3).
+    FieldSpec("purchase_count", "number"),
+    FieldSpec("total_spent", "number"),
+    FieldSpec("avg_order_value", "number"),
+    FieldSpec("first_purchase_at", "date"),
+    FieldSpec("last_purchase_at", "date"),
+    FieldSpec("days_since_purchase", "number", derived=True),
+    FieldSpec("product_categories", "set"),
+    FieldSpec("avg_satisfaction", "number", description="mean survey score"),
+    FieldSpec("nps", "number", description="mean NPS score"),
+    FieldSpec("feedback_count", "number"),
+    FieldSpec("complaint_count", "number"),
+    FieldSpec("open_complaints", "number"),
+    FieldSpec("interaction_count", "number"),
+    FieldSpec("days_since_contact", "number", derived=True),
+    FieldSpec("tenure_days", "number", derived=True),
+    FieldSpec("days_to_birthday", "number", derived=True, description="0 on the day"),
+]
+
+FIELDS: dict[str, FieldSpec] = {spec.name: spec for spec in _FIELDS}
+ATTRIBUTE_PREFIX = "attr."
+ATTRIBUTE_FIELD = FieldSpec("attr.*", "attribute", description="custom attribute (text or number)")
+
+# The stored field each day-based metric is measured from.
+DAY_METRIC_SOURCES = {
+    "days_since_purchase": "last_purchase_at",
+    "days_since_contact": "last_contact_at",
+    "tenure_days": "created_at",
+    "days_to_birthday": "birthday",
+}
+
+
+def lookup(name: str) -> FieldSpec | None:
+    """The spec of a field, or None when the rule language has no such field."""
+    if name.startswith(ATTRIBUTE_PREFIX) and len(name) > len(ATTRIBUTE_PREFIX):
+        return ATTRIBUTE_FIELD
+    return FIELDS.get(name)
+
+
+def rank(spec: FieldSpec, word: str) -> int | None:
+    """Position of `word` in an ordered field's declared order."""
+    try:
+        return spec.values.index(word)
+    except ValueError:
+        return None
+
+
+def _as_datetime(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None) if value.tzinfo is not None else value
+    return datetime(value.year, value.month, value.day)
+
+
+def days_between(earlier: date | datetime, later: datetime) -> int:
+    """Whole 24-hour periods from `earlier` to `later` (floor; negative when `earlier` is later)."""
+    return (_as_datetime(later) - _as_datetime(earlier)) // timedelta(days=1)
+
+
+def next_birthday(birthday: date, today: date) -> date:
+    """The next occurrence of `birthday` on or after `today`; 29 February falls on 1 March in other years."""
+    for year in (today.year, today.year + 1):
+        try:
+            candidate = date(year, birthday.month, birthday.day)
+        except ValueError:  # 29 February in a common year
+            candidate = date(year, 3, 1)
+        if candidate >= today:
+            return candidate
+    raise AssertionError("unreachable: a birthday recurs within a year")
+
+
+def days_to_birthday(birthday: date, as_of: datetime) -> int:
+    today = as_of.date()
+    return (next_birthday(birthday, today) - today).days
+
+
+def derive_day_metrics(values: Mapping[str, Any], as_of: datetime) -> dict[str, Any]:
+    """Day-based metrics at `as_of`, from the stored dates in `values`; missing dates give missing metrics."""
+    derived: dict[str, Any] = {}
+    for metric, source in DAY_METRIC_SOURCES.items():
+        stamp = values.get(source)
+        if stamp is None:
+            continue
+        if metric == "days_to_birthday":
+            derived[metric] = days_to_birthday(stamp if not isinstance(stamp, datetime) else stamp.date(), as_of)
+        else:
+            derived[metric] = days_between(stamp, as_of)
+    return derived

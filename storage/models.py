@@ -1,0 +1,325 @@
+"""SQLAlchemy 2 models for every entity of the specification (SPEC §2).
+
+Customer metrics (SPEC §3) are maintained columns on ``customers`` — updated by
+the domain services in the same transaction as the purchase, feedback or
+interaction that changes them — so that rules read one row per customer, with
+no aggregate joins (see docs/architecture.md).  Day-based metrics are never
+stored: they are derived from the stored dates at the evaluation's ``as_of``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Naive UTC: both back ends store timestamps without a zone."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str | None] = mapped_column(String(20))  # company | person
+    industry: Mapped[str | None] = mapped_column(String(100), index=True)
+    size: Mapped[str | None] = mapped_column(String(20), index=True)
+    region: Mapped[str | None] = mapped_column(String(100), index=True)
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(100))
+    lifecycle: Mapped[str | None] = mapped_column(String(20), index=True)
+    purchasing_power: Mapped[str | None] = mapped_column(String(20))
+    channel: Mapped[str | None] = mapped_column(String(50))
+    email: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    address: Mapped[str | None] = mapped_column(Text)
+    age: Mapped[float | None] = mapped_column(Float)
+    gender: Mapped[str | None] = mapped_column(String(20))
+    income: Mapped[float | None] = mapped_column(Float)
+    occupation: Mapped[str | None] = mapped_column(String(100))
+    birthday: Mapped[date | None] = mapped_column(Date)
+    # month * 100 + day of ``birthday``: lets days_to_birthday become a range test.
+    birthday_md: Mapped[int | None] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    # Assignment (outputs of routing; rules never read them).
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
+    manager_id: Mapped[int | None] = mapped_column(
+        ForeignKey("employees.id", ondelete="SET NULL"), index=True
+    )
+    assignment_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    deciding_rule: Mapped[str | None] = mapped_column(String(200))
+
+    # Maintained metrics (SPEC §3).  Counts and sums default to 0.
+    purchase_count: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    total_spent: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+    first_purchase_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_purchase_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    survey_count: Mapped[int] = mapped_column(Integer, default=0)
+    survey_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    nps_count: Mapped[int] = mapped_column(Integer, default=0)
+    nps_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    feedback_count: Mapped[int] = mapped_column(Integer, default=0)
+    complaint_count: Mapped[int] = mapped_column(Integer, default=0)
+    open_complaints: Mapped[int] = mapped_column(Integer, default=0)
+    interaction_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_contact_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    team: Mapped[Team | None] = relationship(foreign_keys=[team_id], lazy="raise")
+    manager: Mapped[Employee | None] = relationship(foreign_keys=[manager_id], lazy="raise")
+
+
+class CustomerTag(Base):
+    """Manual tags (source='manual') and rule-made tags (source='rule')."""
+
+    __tablename__ = "customer_tags"
+    __table_args__ = (UniqueConstraint("customer_id", "tag", "source", name="uq_customer_tags"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    tag: Mapped[str] = mapped_column(String(100), index=True)
+    source: Mapped[str] = mapped_column(String(10), default="manual")
+
+
+class CustomerAttribute(Base):
+    """Custom attributes: exactly one of text_value / number_value is set."""
+
+    __tablename__ = "customer_attributes"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "key", name="uq_customer_attributes"),
+        Index("ix_customer_attributes_key_text", "key", "text_value"),
+        Index("ix_customer_attributes_key_number", "key", "number_value"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(100))
+    text_value: Mapped[str | None] = mapped_column(Text)
+    number_value: Mapped[float | None] = mapped_column(Float)
+
+
+class Purchase(Base):
+    __tablename__ = "purchases"
+    __table_args__ = (Index("ix_purchases_customer_category", "customer_id", "category"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[float] = mapped_column(Float)
+    category: Mapped[str | None] = mapped_column(String(100))
+    product: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(50))
+    purchased_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Interaction(Base):
+    __tablename__ = "interactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    employee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("employees.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))  # visit | call | email | message | meeting
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    summary: Mapped[str | None] = mapped_column(Text)
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    employee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("employees.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20), index=True)  # survey|nps|complaint|suggestion|praise
+    score: Mapped[float | None] = mapped_column(Float)
+    comment: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    status_note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Employee(Base):
+    __tablename__ = "employees"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    level: Mapped[str] = mapped_column(String(20), default="junior")  # junior|senior|lead|supervisor
+    specialties: Mapped[list[str]] = mapped_column(JSON, default=list)
+    regions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    capacity: Mapped[int | None] = mapped_column(Integer)  # None = unlimited
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    monthly_target: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20), default="general")  # professional|regional|lifecycle|general
+    strategy: Mapped[str] = mapped_column(String(20), default="round_robin")  # round_robin|least_loaded|manual
+    monthly_target: Mapped[float | None] = mapped_column(Float)
+    # Shared across server processes: the next member position for round_robin.
+    round_robin_position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+    __table_args__ = (UniqueConstraint("team_id", "employee_id", name="uq_team_members"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(10), default="member")  # leader | member
+    joined_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(10), default="manual")  # manual | dynamic
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SegmentMember(Base):
+    __tablename__ = "segment_members"
+    __table_args__ = (UniqueConstraint("segment_id", "customer_id", name="uq_segment_members"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Ruleset(Base):
+    __tablename__ = "rulesets"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_rulesets_name_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="draft")  # draft | active | archived
+    diagnostics: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    has_errors: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class EvaluationRun(Base):
+    __tablename__ = "evaluation_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ruleset_id: Mapped[int | None] = mapped_column(ForeignKey("rulesets.id", ondelete="SET NULL"))
+    mode: Mapped[str] = mapped_column(String(10))  # preview | apply | realtime
+    status: Mapped[str] = mapped_column(String(10), default="running")  # running|succeeded|failed
+    as_of: Mapped[datetime] = mapped_column(DateTime)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    # evaluated, changed, unmatched, locked, team_counts, rule_hits, segment_counts, ...
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class EvaluationChange(Base):
+    __tablename__ = "evaluation_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("evaluation_runs.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    team_before_id: Mapped[int | None] = mapped_column(Integer)
+    team_after_id: Mapped[int | None] = mapped_column(Integer)
+    manager_before_id: Mapped[int | None] = mapped_column(Integer)
+    manager_after_id: Mapped[int | None] = mapped_column(Integer)
+    segments_added: Mapped[list[str]] = mapped_column(JSON, default=list)
+    segments_removed: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tags_added: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tags_removed: Mapped[list[str]] = mapped_column(JSON, default=list)
+    deciding_rule: Mapped[str | None] = mapped_column(String(200))
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AssignmentHistory(Base):
+    __tablename__ = "assignment_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    team_before_id: Mapped[int | None] = mapped_column(Integer)
+    team_after_id: Mapped[int | None] = mapped_column(Integer)
+    manager_before_id: Mapped[int | None] = mapped_column(Integer)
+    manager_after_id: Mapped[int | None] = mapped_column(Integer)
+    cause: Mapped[str] = mapped_column(String(20))  # run | realtime | manual
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("evaluation_runs.id", ondelete="SET NULL"))
+    rule: Mapped[str | None] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # SHA-256 of the token; the token itself is shown once and never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(10))  # admin | manager | agent | viewer
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SchedulerLock(Base):
+    """One row per named job; the holder and lease make it safe across processes."""
+
+    __tablename__ = "scheduler_locks"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime)
