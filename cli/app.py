@@ -1,4 +1,4 @@
-"""The `segmenta` command line."""
+"""The root `segmenta` command group; subcommands live in cli.rules, cli.data and cli.server."""
 
 from __future__ import annotations
 
@@ -6,5 +6,6 @@ import click
 
 
 @click.group()
+@click.version_option(package_name="segmenta")
 def main() -> None:
     """Segmenta: customer segmentation and team routing."""
