@@ -1,0 +1,41 @@
+"""The Segmenta rule language: parse, check, analyse, compile (Python and SQL), explain.
+
+Python API (SPEC §3 contract)::
+
+    from dsl import compile_rules, RuleError
+    ruleset = compile_rules(source)
+    outcome = ruleset.evaluate({"size": "large", "region": "east"})
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsl.diagnostics import Diagnostic, RuleError
+from dsl.explain import Explanation, RuleTrace
+from dsl.ruleset import Outcome, Ruleset, compile_rules
+
+__all__ = [
+    "Diagnostic",
+    "Explanation",
+    "Outcome",
+    "RuleError",
+    "RuleTrace",
+    "Ruleset",
+    "check_source",
+    "compile_rules",
+    "parse",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The parser and checker load lark and the grammar; import them on first use only.
+    if name == "check_source":
+        from dsl.pipeline import check_source
+
+        return check_source
+    if name == "parse":
+        from dsl.parser import parse
+
+        return parse
+    raise AttributeError(f"module 'dsl' has no attribute {name!r}")

@@ -1,0 +1,435 @@
+"""Compile a checked rule file into one generated Python function.
+
+The function is built once per ruleset: Python source text is generated from the
+syntax tree, compiled with `compile()` and executed once to obtain a closure.  Every
+value that comes from the rule file (literals, field names, team/segment/tag names,
+labels, like-patterns) reaches the generated code through a constants table bound
+as closure variables; only identifiers this module invents appear in the source
+text, so no user string is ever evaluated as code.
+
+Semantics (SPEC §3, shared with dsl.explain and the SQL compiler):
+
+* A value is read by its rule-language name; a missing key and None are both missing.
+* A comparison picks the *view* of the stored value from the literal's type: a text
+  literal compares against text values only, a number literal against numbers
+  (int, float, Decimal; never bool), a date literal against dates (a datetime is
+  compared by its calendar day).  A value of another type makes the comparison
+  false, exactly like a missing value.
+* Ordered fields (`size`, `purchasing_power`) compare `<`, `<=`, `>`, `>=` and
+  `between` by declared rank; a stored word outside the declared order never
+  satisfies an order comparison but still takes part in `=`, `!=`, `in`.
+* `!=`, `not in` and `not` are the exact complements of `=`, `in` and the operand.
+* A set field (`tags`, `product_categories`) holds a collection; it is *missing*
+  when absent, None or empty (the database stores sets as rows, so "no rows" is the
+  only missing a set can have).  `contains` on a missing set is false.
+* Day metrics absent from the mapping are derived from their source date at `as_of`
+  (default: now, naive UTC) with dsl.fields.derive_day_metrics.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from numbers import Real
+from typing import Any
+
+from dsl import ast
+from dsl.fields import DAY_METRIC_SOURCES, FieldSpec, derive_day_metrics, lookup, rank
+
+Decision = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
+"""(team, deciding rule display name, segments, tags) in first-contributed order."""
+
+EvaluatorFunction = Callable[[Mapping[str, Any], "datetime | None"], Decision]
+
+ORDER_OPS = frozenset({"<", "<=", ">", ">="})
+
+
+class CompileError(ValueError):
+    """The rule file was not checked (unknown segment, unknown field); compile only checked files."""
+
+
+# ---------------------------------------------------------------------------
+# Value views: the runtime semantics shared by the generated code and dsl.explain.
+# ---------------------------------------------------------------------------
+
+
+def as_number(value: Any) -> Any:
+    """The value as a number, or None when it is missing or not a number (bool is not a number)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float, Decimal, Real)):
+        return value
+    return None
+
+
+def as_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def as_day(value: Any) -> date | None:
+    """The calendar day of a date or datetime value; None for anything else."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return None
+
+
+def as_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def as_members(value: Any) -> Collection[Any] | None:
+    """A set field's members, or None when the value is not a collection (text is not a set)."""
+    if isinstance(value, (set, frozenset, list, tuple)):
+        return value
+    if isinstance(value, Collection) and not isinstance(value, (str, bytes, Mapping)):
+        return value
+    return None
+
+
+def set_is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    members = as_members(value)
+    return members is not None and len(members) == 0
+
+
+def like_regex(pattern: str) -> re.Pattern[str]:
+    """`*` any run, `?` one character, everything else literal; matched against the whole value."""
+    parts = []
+    for char in pattern:
+        if char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+VIEWS: dict[str, Callable[[Any], Any]] = {
+    "number": as_number,
+    "text": as_text,
+    "date": as_day,
+    "bool": as_bool,
+    "members": as_members,
+}
+
+
+def field_spec(ref: ast.FieldRef) -> FieldSpec:
+    spec = lookup(ref.name)
+    if spec is None:
+        raise CompileError(f"unknown field {ref.name!r} at line {ref.span.line}")
+    return spec
+
+
+def naive_utc(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+    if moment.tzinfo is not None:
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def derive_metric(metric: str, source_value: Any, as_of: datetime | None) -> Any:
+    """One day metric from its source date; None when the source is not a date."""
+    if as_day(source_value) is None:
+        return None
+    derived = derive_day_metrics({DAY_METRIC_SOURCES[metric]: source_value}, naive_utc(as_of))
+    return derived.get(metric)
+
+
+def read_field(customer: Mapping[str, Any], name: str, as_of: datetime | None) -> Any:
+    """A field's raw value as the evaluator sees it (day metrics derived when absent)."""
+    value = customer.get(name)
+    if value is None and name in DAY_METRIC_SOURCES:
+        source = customer.get(DAY_METRIC_SOURCES[name])
+        if source is not None:
+            value = derive_metric(name, source, as_of)
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Code generation.
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Constants:
+    values: list[Any] = field(default_factory=list)
+    _index: dict[tuple[type, Any], int] = field(default_factory=dict)
+
+    def name(self, value: Any) -> str:
+        try:
+            key: tuple[type, Any] = (type(value), value)
+            hash(key)
+        except TypeError:
+            key = (type(value), id(value))
+        if key not in self._index:
+            self._index[key] = len(self.values)
+            self.values.append(value)
+        return f"K{self._index[key]}"
+
+
+@dataclass
+class _Locals:
+    """Per-field locals: the raw value, then each view, each computed once at the top."""
+
+    constants: _Constants
+    preamble: list[str] = field(default_factory=list)
+    _raw: dict[str, str] = field(default_factory=dict)
+    _views: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def raw(self, name: str) -> str:
+        if name not in self._raw:
+            local = f"v{len(self._raw)}"
+            self._raw[name] = local
+            self.preamble.append(f"{local} = _get({self.constants.name(name)})")
+            if name in DAY_METRIC_SOURCES:
+                source = self.constants.name(DAY_METRIC_SOURCES[name])
+                metric = self.constants.name(name)
+                self.preamble.append(f"if {local} is None:")
+                self.preamble.append(f"    _source = _get({source})")
+                self.preamble.append(f"    if _source is not None:")
+                self.preamble.append(f"        {local} = _derive_metric({metric}, _source, as_of)")
+        return self._raw[name]
+
+    def view(self, name: str, view: str, ranks: Mapping[str, int] | None = None) -> str:
+        key = (name, view)
+        if key not in self._views:
+            raw = self.raw(name)
+            local = f"{view[0]}{len(self._views)}"
+            self._views[key] = local
+            if view == "number":
+                fast = f"{raw}.__class__ is float or {raw}.__class__ is int"
+                self.preamble.append(f"{local} = {raw} if {fast} else _as_number({raw})")
+            elif view == "text":
+                self.preamble.append(f"{local} = {raw} if {raw}.__class__ is str else _as_text({raw})")
+            elif view == "date":
+                self.preamble.append(f"{local} = _as_day({raw})")
+            elif view == "bool":
+                self.preamble.append(f"{local} = _as_bool({raw})")
+            elif view == "members":
+                self.preamble.append(f"{local} = _as_members({raw})")
+            elif view == "rank":
+                assert ranks is not None
+                text = self.view(name, "text")
+                table = self.constants.name(dict(ranks))
+                self.preamble.append(f"{local} = None if {text} is None else {table}.get({text})")
+            else:  # pragma: no cover - the views above are exhaustive
+                raise AssertionError(view)
+        return self._views[key]
+
+
+_PYTHON_OPS = {"=": "==", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+class _ConditionCompiler:
+    def __init__(self, constants: _Constants, locals_: _Locals) -> None:
+        self.constants = constants
+        self.locals = locals_
+        self.segments: dict[str, str] = {}
+
+    def compile(self, condition: ast.Condition) -> str:
+        if isinstance(condition, ast.BoolConst):
+            return "True" if condition.value else "False"
+        if isinstance(condition, ast.Not):
+            return f"(not {self.compile(condition.operand)})"
+        if isinstance(condition, ast.And):
+            if not condition.operands:
+                return "True"
+            return "(" + " and ".join(self.compile(op) for op in condition.operands) + ")"
+        if isinstance(condition, ast.Or):
+            if not condition.operands:
+                return "False"
+            return "(" + " or ".join(self.compile(op) for op in condition.operands) + ")"
+        if isinstance(condition, ast.SegmentRef):
+            if condition.name not in self.segments:
+                raise CompileError(f"unknown segment {condition.name!r} at line {condition.span.line}")
+            return self.segments[condition.name]
+        if isinstance(condition, ast.Comparison):
+            return self._comparison(condition)
+        if isinstance(condition, ast.InList):
+            positive = self._in_list(condition)
+            return f"(not {positive})" if condition.negated else positive
+        if isinstance(condition, ast.Between):
+            return self._between(condition)
+        if isinstance(condition, ast.Like):
+            return self._like(condition)
+        if isinstance(condition, ast.Contains):
+            members = self.locals.view(condition.field.name, "members")
+            return f"({members} is not None and {self.constants.name(condition.value.value)} in {members})"
+        if isinstance(condition, ast.Presence):
+            missing = self._missing(condition.field)
+            return f"(not {missing})" if condition.present else missing
+        raise CompileError(f"unsupported condition {type(condition).__name__}")
+
+    def _missing(self, ref: ast.FieldRef) -> str:
+        raw = self.locals.raw(ref.name)
+        if field_spec(ref).kind == "set":
+            members = self.locals.view(ref.name, "members")
+            return f"({raw} is None or ({members} is not None and not {members}))"
+        return f"({raw} is None)"
+
+    def _comparison(self, comparison: ast.Comparison) -> str:
+        spec = field_spec(comparison.field)
+        op = comparison.op
+        literal = comparison.value
+        if op == "!=":
+            return f"(not {self._comparison(ast.Comparison(comparison.field, '=', literal))})"
+        if spec.kind == "ordered" and op in ORDER_OPS:
+            literal_rank = rank(spec, literal.value) if literal.kind == "text" else None
+            if literal_rank is None:
+                return "False"
+            local = self.locals.view(comparison.field.name, "rank", _ranks(spec))
+            return f"({local} is not None and {local} {_PYTHON_OPS[op]} {self.constants.name(literal_rank)})"
+        local = self.locals.view(comparison.field.name, literal.kind)
+        constant = self.constants.name(literal.value)
+        if op == "=":
+            return f"({local} == {constant})"
+        return f"({local} is not None and {local} {_PYTHON_OPS[op]} {constant})"
+
+    def _in_list(self, in_list: ast.InList) -> str:
+        spec = field_spec(in_list.field)
+        by_kind: dict[str, set[Any]] = {}
+        for literal in in_list.values:
+            by_kind.setdefault(literal.kind, set()).add(literal.value)
+        tests = []
+        for kind, values in sorted(by_kind.items()):
+            local = self.locals.view(in_list.field.name, kind)
+            tests.append(f"{local} in {self.constants.name(frozenset(values))}")
+        if not tests:
+            return "False"
+        return "(" + " or ".join(tests) + ")"
+
+    def _between(self, between: ast.Between) -> str:
+        spec = field_spec(between.field)
+        low, high = between.low, between.high
+        if low.kind != high.kind:
+            return "False"
+        if spec.kind == "ordered":
+            low_rank = rank(spec, low.value) if low.kind == "text" else None
+            high_rank = rank(spec, high.value) if high.kind == "text" else None
+            if low_rank is None or high_rank is None:
+                return "False"
+            local = self.locals.view(between.field.name, "rank", _ranks(spec))
+            bounds = (self.constants.name(low_rank), self.constants.name(high_rank))
+        else:
+            local = self.locals.view(between.field.name, low.kind)
+            bounds = (self.constants.name(low.value), self.constants.name(high.value))
+        return f"({local} is not None and {bounds[0]} <= {local} <= {bounds[1]})"
+
+    def _like(self, like: ast.Like) -> str:
+        local = self.locals.view(like.field.name, "text")
+        matcher = self.constants.name(like_regex(pattern_text(like.pattern)).fullmatch)
+        return f"({local} is not None and {matcher}({local}) is not None)"
+
+
+def pattern_text(literal: ast.Value) -> str:
+    return literal.value if isinstance(literal.value, str) else literal.raw
+
+
+def _ranks(spec: FieldSpec) -> dict[str, int]:
+    return {word: position for position, word in enumerate(spec.values)}
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    function: EvaluatorFunction
+    source_code: str
+    """The generated Python text (for debugging; it holds no rule-file strings)."""
+
+    def __call__(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> Decision:
+        return self.function(customer, as_of)
+
+
+def _collector(name: str, target: str, constants: _Constants, repeated: set[str], indent: str) -> str:
+    constant = constants.name(target)
+    if target in repeated:
+        return f"{indent}if {constant} not in {name}: {name}.append({constant})"
+    return f"{indent}{name}.append({constant})"
+
+
+def _repeated(targets: list[str]) -> set[str]:
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for target in targets:
+        (repeated if target in seen else seen).add(target)
+    return repeated
+
+
+def compile_rule_file(rule_file: ast.RuleFile) -> CompiledRules:
+    """Generate, compile and instantiate the evaluator of a checked rule file."""
+    constants = _Constants()
+    locals_ = _Locals(constants)
+    conditions = _ConditionCompiler(constants, locals_)
+
+    segment_targets = [s.name for s in rule_file.statements if isinstance(s, ast.SegmentDef)]
+    tag_targets: list[str] = []
+    for statement in rule_file.statements:
+        if isinstance(statement, ast.Rule):
+            segment_targets += [a.target for a in statement.actions if a.kind == "segment"]
+            tag_targets += [a.target for a in statement.actions if a.kind == "tag"]
+    repeated_segments = _repeated(segment_targets)
+    repeated_tags = _repeated(tag_targets)
+
+    body: list[str] = []
+    for index, statement in enumerate(rule_file.statements):
+        if isinstance(statement, ast.SegmentDef):
+            local = f"s{index}"
+            body.append(f"{local} = {conditions.compile(statement.condition)}")
+            body.append(f"if {local}:")
+            body.append(_collector("segments", statement.name, constants, repeated_segments, "    "))
+            conditions.segments[statement.name] = local
+            continue
+        team = statement.team
+        others = [a for a in statement.actions if a.kind != "team"]
+        if statement.is_otherwise:
+            guard = "team is None"
+        else:
+            condition = conditions.compile(statement.condition)  # type: ignore[arg-type]
+            guard = f"team is None and {condition}" if team is not None and not others else condition
+        body.append(f"if {guard}:")
+        if team is not None:
+            decide = f"team = {constants.name(team)}; rule = {constants.name(statement.display_name)}"
+            if statement.is_otherwise or not others:
+                body.append(f"    {decide}")
+            else:
+                body.append(f"    if team is None: {decide}")
+        for action in others:
+            if action.kind == "segment":
+                body.append(_collector("segments", action.target, constants, repeated_segments, "    "))
+            else:
+                body.append(_collector("tags", action.target, constants, repeated_tags, "    "))
+        if team is None and not others:
+            body.append("    pass")
+
+    helpers = {
+        "_as_number": as_number,
+        "_as_text": as_text,
+        "_as_day": as_day,
+        "_as_bool": as_bool,
+        "_as_members": as_members,
+        "_derive_metric": derive_metric,
+    }
+    lines = ["def _factory(K, H):"]
+    if constants.values:
+        names = ", ".join(f"K{i}" for i in range(len(constants.values)))
+        lines.append(f"    {names}, = K")
+    lines.append("    " + ", ".join(helpers) + ", = H")
+    lines.append("    def _evaluate(c, as_of=None):")
+    lines.append("        _get = c.get")
+    inner = locals_.preamble + ["team = None", "rule = None", "segments = []", "tags = []"] + body
+    lines += ["        " + line for line in inner]
+    lines.append("        return team, rule, tuple(segments), tuple(tags)")
+    lines.append("    return _evaluate")
+    source_code = "\n".join(lines) + "\n"
+
+    namespace: dict[str, Any] = {"__builtins__": {"tuple": tuple, "float": float, "int": int, "str": str}}
+    exec(compile(source_code, "<segmenta rules>", "exec"), namespace)
+    function = namespace["_factory"](tuple(constants.values), tuple(helpers.values()))
+    return CompiledRules(function=function, source_code=source_code)

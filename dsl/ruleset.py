@@ -1,0 +1,72 @@
+"""The Python API (SPEC §3 contract): compile_rules, Ruleset, Outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dsl import ast
+from dsl.diagnostics import Diagnostic, RuleError
+from dsl.explain import Explanation, explain
+from dsl.python_compiler import CompiledRules, Decision, compile_rule_file
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where one customer lands: `rule` is the deciding rule's label (`line N` when unlabelled).
+
+    `segments` and `tags` are the rule-made ones, in the order the file first contributes them.
+    """
+
+    team: str | None
+    rule: str | None
+    segments: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+def _unique(names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+class Ruleset:
+    """A checked, compiled rule file."""
+
+    def __init__(self, rule_file: ast.RuleFile, diagnostics: Sequence[Diagnostic] = (), source: str | None = None) -> None:
+        if any(d.is_error for d in diagnostics):
+            raise RuleError(list(diagnostics))
+        self.rule_file = rule_file
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        self.source = source if source is not None else rule_file.source
+        self.compiled: CompiledRules = compile_rule_file(rule_file)
+        rules = [s for s in rule_file.statements if isinstance(s, ast.Rule)]
+        self.teams = _unique([a.target for r in rules for a in r.actions if a.kind == "team"])
+        self.segment_keys = _unique(
+            [s.name if isinstance(s, ast.SegmentDef) else a.target
+             for s in rule_file.statements
+             for a in (s.actions if isinstance(s, ast.Rule) else (None,))
+             if isinstance(s, ast.SegmentDef) or (a is not None and a.kind == "segment")]
+        )
+        self.tag_names = _unique([a.target for r in rules for a in r.actions if a.kind == "tag"])
+        self.labels = tuple(r.display_name for r in rules)
+
+    def decide(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> Decision:
+        """The raw (team, rule, segments, tags) tuple: the fast path for bulk evaluation."""
+        return self.compiled.function(customer, as_of)
+
+    def evaluate(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> Outcome:
+        return Outcome(*self.compiled.function(customer, as_of))
+
+    def explain(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> Explanation:
+        return explain(self.rule_file, customer, as_of)
+
+
+def compile_rules(source: str) -> Ruleset:
+    """Parse, check and compile a rule file; raises RuleError (with every diagnostic) when it has errors."""
+    from dsl.pipeline import check_source
+
+    result = check_source(source)
+    if not result.ok or result.rule_file is None:
+        raise RuleError(list(result.diagnostics))
+    return Ruleset(result.rule_file, result.diagnostics, source)
