@@ -23,6 +23,7 @@ from dsl.python_compiler import (
     as_text,
     field_spec,
     like_regex,
+    naive_utc,
     pattern_text,
     read_field,
     set_is_missing,
@@ -178,7 +179,7 @@ class _Renderer:
 class _Interpreter:
     def __init__(self, rule_file: ast.RuleFile, customer: Mapping[str, Any], as_of: datetime | None) -> None:
         self.customer = customer
-        self.as_of = as_of
+        self.as_of = naive_utc(as_of)
         self.renderer = _Renderer(rule_file.source)
         self.segment_conditions: dict[str, ast.Condition] = {}
         self.segment_results: dict[str, bool] = {}

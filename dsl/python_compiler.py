@@ -128,11 +128,10 @@ def field_spec(ref: ast.FieldRef) -> FieldSpec:
 
 
 def naive_utc(moment: datetime | None) -> datetime:
+    """`as_of` as dsl.fields reads it: naive UTC; a zone, if any, is dropped (pass UTC instants)."""
     if moment is None:
         return datetime.now(timezone.utc).replace(tzinfo=None)
-    if moment.tzinfo is not None:
-        return moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return moment
+    return moment.replace(tzinfo=None) if moment.tzinfo is not None else moment
 
 
 def derive_metric(metric: str, source_value: Any, as_of: datetime | None) -> Any:
@@ -194,7 +193,8 @@ class _Locals:
                 metric = self.constants.name(name)
                 self.preamble.append(f"if {local} is None:")
                 self.preamble.append(f"    _source = _get({source})")
-                self.preamble.append(f"    if _source is not None:")
+                self.preamble.append("    if _source is not None:")
+                self.preamble.append("        if as_of is None: as_of = _naive_utc(None)")
                 self.preamble.append(f"        {local} = _derive_metric({metric}, _source, as_of)")
         return self._raw[name]
 
@@ -415,6 +415,7 @@ def compile_rule_file(rule_file: ast.RuleFile) -> CompiledRules:
         "_as_bool": as_bool,
         "_as_members": as_members,
         "_derive_metric": derive_metric,
+        "_naive_utc": naive_utc,
     }
     lines = ["def _factory(K, H):"]
     if constants.values:
