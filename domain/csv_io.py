@@ -1,0 +1,415 @@
+"""Customer import and export as CSV (no command-line concerns here).
+
+Columns are the SPEC §2 customer fields by their snake_case names, `tags` as one
+cell separated by `;`, and one `attr.KEY` column per custom attribute.  Export adds
+`team` (team key), `manager` (manager e-mail) and `assignment_locked`; import accepts
+and ignores those three, because assignment is the rules' (or assignManager's) job.
+
+Import streams the file row by row, validates every row with the very validation of
+`domain.customers.create_customer` / `update_customer` (it calls them), and writes
+each row inside a SAVEPOINT, so a bad row leaves nothing behind.  Mode `skip` keeps
+the good rows; mode `strict` keeps nothing when any row is bad.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, TextIO
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.customers import (
+    create_customer,
+    get_customer_attributes,
+    get_customer_tags,
+    update_customer,
+)
+from domain.errors import UserError
+from storage.models import Customer, CustomerAttribute, Employee, Team
+
+ImportMode = Literal["skip", "strict"]
+
+FIELD_COLUMNS: tuple[str, ...] = (
+    "code",
+    "name",
+    "kind",
+    "industry",
+    "size",
+    "region",
+    "city",
+    "country",
+    "lifecycle",
+    "purchasing_power",
+    "channel",
+    "email",
+    "phone",
+    "address",
+    "age",
+    "gender",
+    "income",
+    "occupation",
+    "birthday",
+    "created_at",
+)
+TAGS_COLUMN = "tags"
+TAG_SEPARATOR = ";"
+ASSIGNMENT_COLUMNS: tuple[str, ...] = ("team", "manager", "assignment_locked")
+ATTRIBUTE_PREFIX = "attr."
+NUMBER_COLUMNS = frozenset({"age", "income"})
+KNOWN_COLUMNS = frozenset(FIELD_COLUMNS) | {TAGS_COLUMN} | frozenset(ASSIGNMENT_COLUMNS)
+
+# Rows parsed, looked up and written together: one query finds the existing codes of a chunk.
+IMPORT_CHUNK = 500
+EXPORT_BATCH = 1000
+
+# A plain decimal number; an attribute cell that is one is stored as a number, otherwise as text.
+# (Stricter than float(): "nan", "inf" and "1_000" stay text.)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A problem in the file: `line` is the 1-based line where the CSV record starts."""
+
+    line: int
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    updated: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    # Lines of rows with at least one error (a row is reported once per problem found).
+    failed_lines: set[int] = field(default_factory=set)
+    committed: bool = False
+
+    @property
+    def skipped(self) -> int:
+        return len(self.failed_lines)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class _CellError(Exception):
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(message)
+        self.column = column
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    cells: list[str]
+
+
+# -- header ------------------------------------------------------------------------------------
+
+
+def check_header(header: Sequence[str], *, update: bool) -> list[RowError]:
+    """Errors of the header line (line 1): unknown, repeated or missing columns."""
+    errors: list[RowError] = []
+    seen: set[str] = set()
+    for column in header:
+        if column in seen:
+            errors.append(RowError(1, column, "column appears more than once"))
+        seen.add(column)
+        if column in KNOWN_COLUMNS:
+            continue
+        if column.startswith(ATTRIBUTE_PREFIX) and len(column) > len(ATTRIBUTE_PREFIX):
+            continue
+        hint = difflib.get_close_matches(column, sorted(KNOWN_COLUMNS), n=1)
+        suffix = f"; did you mean {hint[0]}?" if hint else f"; custom attributes are {ATTRIBUTE_PREFIX}KEY"
+        errors.append(RowError(1, column or "(empty)", f"unknown column{suffix}"))
+    required = ("code",) if update else ("code", "name")
+    for column in required:
+        if column not in seen:
+            errors.append(RowError(1, column, f"required column {column} is missing"))
+    return errors
+
+
+# -- cells -------------------------------------------------------------------------------------
+
+
+def _number_cell(column: str, raw: str) -> float:
+    stripped = raw.strip()
+    if not _NUMBER.fullmatch(stripped):
+        raise _CellError(column, f"{column} must be a number, got {raw!r}")
+    return float(stripped)
+
+
+def attribute_value(raw: str) -> str | float:
+    """A number when the cell is a plain decimal number, the text otherwise."""
+    stripped = raw.strip()
+    return float(stripped) if _NUMBER.fullmatch(stripped) else raw
+
+
+def split_tags(raw: str) -> list[str]:
+    return [tag.strip() for tag in raw.split(TAG_SEPARATOR) if tag.strip()]
+
+
+def parse_cells(header: Sequence[str], cells: Sequence[str], *, patch: bool) -> dict[str, Any]:
+    """The service input for one row.
+
+    For a new customer empty cells are left out; for an update (`patch`) every column
+    of the file is set, an empty cell clearing that field (tags emptied, attribute removed).
+    """
+    if len(cells) != len(header):
+        raise _CellError("", f"the row has {len(cells)} cells but the header has {len(header)} columns")
+    data: dict[str, Any] = {}
+    attributes: dict[str, str | float | None] = {}
+    for column, raw in zip(header, cells):
+        empty = raw.strip() == ""
+        if column in ASSIGNMENT_COLUMNS:
+            continue
+        if column.startswith(ATTRIBUTE_PREFIX):
+            key = column[len(ATTRIBUTE_PREFIX) :]
+            if not empty:
+                attributes[key] = attribute_value(raw)
+            elif patch:
+                attributes[key] = None
+        elif column == TAGS_COLUMN:
+            if not empty or patch:
+                data["tags"] = split_tags(raw)
+        elif empty:
+            if patch:
+                data[column] = None
+        elif column in NUMBER_COLUMNS:
+            data[column] = _number_cell(column, raw)
+        else:
+            data[column] = raw
+    if attributes:
+        data["attributes"] = attributes
+    return data
+
+
+def _column_of(error: UserError, header: Sequence[str]) -> str | None:
+    """The CSV column a service error points at."""
+    if error.field is None:
+        return None
+    if error.field == "attributes":
+        for column in header:
+            if not column.startswith(ATTRIBUTE_PREFIX):
+                continue
+            key = column[len(ATTRIBUTE_PREFIX) :]
+            if repr(key) in error.message or f"attributes.{key} " in error.message:
+                return column
+    return error.field
+
+
+# -- import ------------------------------------------------------------------------------------
+
+
+def _records(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """CSV records with the line each starts on (quoted cells may span lines)."""
+    reader = csv.reader(lines, strict=True)
+    previous_end = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise UserError(f"line {reader.line_num}: malformed CSV: {error}", code="malformed_csv") from error
+        start = previous_end + 1
+        previous_end = reader.line_num
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            continue  # blank line
+        yield start, cells
+
+
+async def _existing_ids(session: AsyncSession, codes: list[str]) -> dict[str, int]:
+    if not codes:
+        return {}
+    rows = await session.execute(select(Customer.code, Customer.id).where(Customer.code.in_(codes)))
+    return {code: ident for code, ident in rows.all()}
+
+
+def _fail(report: ImportReport, line: int, column: str | None, message: str) -> None:
+    report.errors.append(RowError(line, column, message))
+    report.failed_lines.add(line)
+
+
+def _code_cell(header: Sequence[str], cells: Sequence[str]) -> str:
+    position = header.index("code")
+    return cells[position].strip() if position < len(cells) else ""
+
+
+async def _write_row(
+    session: AsyncSession,
+    row: _Row,
+    header: Sequence[str],
+    *,
+    update: bool,
+    known: dict[str, int],
+    report: ImportReport,
+) -> None:
+    code = _code_cell(header, row.cells)
+    existing_id = known.get(code) if update else None
+    try:
+        data = parse_cells(header, row.cells, patch=existing_id is not None)
+    except _CellError as error:
+        _fail(report, row.line, error.column or None, error.message)
+        return
+    try:
+        async with session.begin_nested():
+            if existing_id is not None:
+                await update_customer(session, existing_id, data)
+            else:
+                customer = await create_customer(session, data)
+    except UserError as error:
+        _fail(report, row.line, _column_of(error, header), error.message)
+        return
+    except DBAPIError as error:  # a database limit the validation does not know; the savepoint undid the row
+        _fail(report, row.line, None, f"the database refused the row: {error.orig}")
+        return
+    if existing_id is not None:
+        report.updated += 1
+    else:
+        report.imported += 1
+        known[customer.code] = customer.id  # a later row with this code updates it (or is a duplicate)
+
+
+async def _write_chunk(
+    session: AsyncSession, rows: list[_Row], header: Sequence[str], *, update: bool, report: ImportReport
+) -> None:
+    known: dict[str, int] = {}
+    if update:
+        known = await _existing_ids(session, sorted({_code_cell(header, row.cells) for row in rows} - {""}))
+    for row in rows:
+        await _write_row(session, row, header, update=update, known=known, report=report)
+
+
+async def import_customers(
+    session: AsyncSession,
+    lines: Iterable[str],
+    *,
+    mode: ImportMode = "skip",
+    update: bool = False,
+) -> ImportReport:
+    """Import customers from CSV `lines` (any iterable of text lines, e.g. an open file).
+
+    Owns its transaction: commits the good rows (mode `skip`, or `strict` without
+    errors) and rolls back everything otherwise.  An existing code is updated when
+    `update`, else reported by the service as a duplicate.  A bad header imports nothing.
+    """
+    if mode not in ("skip", "strict"):
+        raise UserError(f"mode must be skip or strict, got {mode!r}", field="mode")
+    report = ImportReport()
+    try:
+        records = _records(lines)
+        first = next(records, None)
+        if first is None:
+            _fail(report, 1, None, "the file is empty; expected a header line")
+            return report
+        header = [column.strip() for column in first[1]]
+        header_errors = check_header(header, update=update)
+        if header_errors:
+            report.errors.extend(header_errors)
+            report.failed_lines.add(first[0])
+            return report
+        pending: list[_Row] = []
+        for line, cells in records:
+            pending.append(_Row(line, cells))
+            if len(pending) >= IMPORT_CHUNK:
+                await _write_chunk(session, pending, header, update=update, report=report)
+                pending = []
+        await _write_chunk(session, pending, header, update=update, report=report)
+    except BaseException:
+        await session.rollback()
+        raise
+    if mode == "strict" and not report.ok:
+        await session.rollback()
+        report.imported = report.updated = 0
+        return report
+    await session.commit()
+    report.committed = True
+    return report
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def format_value(value: Any) -> str:
+    """One cell: empty for missing, ISO dates, whole numbers without `.0`, true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+async def attribute_keys(session: AsyncSession) -> list[str]:
+    rows = await session.execute(select(CustomerAttribute.key).distinct().order_by(CustomerAttribute.key))
+    return list(rows.scalars())
+
+
+async def count_customers(session: AsyncSession) -> int:
+    return (await session.execute(select(func.count()).select_from(Customer))).scalar_one()
+
+
+def export_header(keys: Sequence[str]) -> list[str]:
+    return [*FIELD_COLUMNS, TAGS_COLUMN, *ASSIGNMENT_COLUMNS, *(ATTRIBUTE_PREFIX + key for key in keys)]
+
+
+async def export_customers(
+    session: AsyncSession,
+    out: TextIO,
+    *,
+    batch_size: int = EXPORT_BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write every customer as CSV to `out`, streaming `batch_size` rows at a time; returns the row count.
+
+    `progress` is called with the number of rows written after each batch.
+    """
+    keys = await attribute_keys(session)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(export_header(keys))
+    columns = [Customer.__table__.c[name] for name in FIELD_COLUMNS]
+    query = (
+        select(Customer.id, *columns, Team.key, Employee.email, Customer.assignment_locked)
+        .outerjoin(Team, Team.id == Customer.team_id)
+        .outerjoin(Employee, Employee.id == Customer.manager_id)
+        .order_by(Customer.id)
+        .execution_options(yield_per=batch_size)
+    )
+    written = 0
+    result = await session.stream(query)
+    async for batch in result.partitions(batch_size):
+        ids = [row[0] for row in batch]
+        tags = await get_customer_tags(session, ids)
+        attributes = await get_customer_attributes(session, ids)
+        for row in batch:
+            customer_id, values = row[0], row[1:]
+            cells = [format_value(value) for value in values[: len(FIELD_COLUMNS)]]
+            cells.append(TAG_SEPARATOR.join(tags[customer_id]))
+            cells.extend(format_value(value) for value in values[len(FIELD_COLUMNS) :])
+            customer_attributes = attributes[customer_id]
+            cells.extend(format_value(customer_attributes.get(key)) for key in keys)
+            writer.writerow(cells)
+        written += len(batch)
+        if progress is not None:
+            progress(written)
+    return written
