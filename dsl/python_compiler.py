@@ -225,6 +225,7 @@ class _Locals:
         return self._views[key]
 
 
+_MAX_EXPRESSION_DEPTH = 40
 _PYTHON_OPS = {"=": "==", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -233,20 +234,35 @@ class _ConditionCompiler:
         self.constants = constants
         self.locals = locals_
         self.segments: dict[str, str] = {}
+        self.hoisted: list[str] = []
+        self.hoisted_count = 0
 
-    def compile(self, condition: ast.Condition) -> str:
+    def take_hoisted(self) -> list[str]:
+        hoisted, self.hoisted = self.hoisted, []
+        return hoisted
+
+    def compile(self, condition: ast.Condition, depth: int = 0) -> str:
+        if depth > _MAX_EXPRESSION_DEPTH:
+            # Python's parser refuses deeply nested parentheses: evaluate deep subtrees
+            # into a local first (conditions have no side effects, so only the
+            # short-circuit is lost).
+            self.hoisted_count += 1
+            local = f"h{self.hoisted_count}"
+            expression = self.compile(condition)
+            self.hoisted.append(f"{local} = {expression}")
+            return local
         if isinstance(condition, ast.BoolConst):
             return "True" if condition.value else "False"
         if isinstance(condition, ast.Not):
-            return f"(not {self.compile(condition.operand)})"
+            return f"(not {self.compile(condition.operand, depth + 1)})"
         if isinstance(condition, ast.And):
             if not condition.operands:
                 return "True"
-            return "(" + " and ".join(self.compile(op) for op in condition.operands) + ")"
+            return "(" + " and ".join(self.compile(op, depth + 1) for op in condition.operands) + ")"
         if isinstance(condition, ast.Or):
             if not condition.operands:
                 return "False"
-            return "(" + " or ".join(self.compile(op) for op in condition.operands) + ")"
+            return "(" + " or ".join(self.compile(op, depth + 1) for op in condition.operands) + ")"
         if isinstance(condition, ast.SegmentRef):
             if condition.name not in self.segments:
                 raise CompileError(f"unknown segment {condition.name!r} at line {condition.span.line}")
@@ -381,7 +397,9 @@ def compile_rule_file(rule_file: ast.RuleFile) -> CompiledRules:
     for index, statement in enumerate(rule_file.statements):
         if isinstance(statement, ast.SegmentDef):
             local = f"s{index}"
-            body.append(f"{local} = {conditions.compile(statement.condition)}")
+            expression = conditions.compile(statement.condition)
+            body += conditions.take_hoisted()
+            body.append(f"{local} = {expression}")
             body.append(f"if {local}:")
             body.append(_collector("segments", statement.name, constants, repeated_segments, "    "))
             conditions.segments[statement.name] = local
@@ -392,6 +410,7 @@ def compile_rule_file(rule_file: ast.RuleFile) -> CompiledRules:
             guard = "team is None"
         else:
             condition = conditions.compile(statement.condition)  # type: ignore[arg-type]
+            body += conditions.take_hoisted()
             guard = f"team is None and {condition}" if team is not None and not others else condition
         body.append(f"if {guard}:")
         if team is not None:

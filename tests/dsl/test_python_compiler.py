@@ -464,3 +464,12 @@ def test_a_thousand_rules_compile_into_one_function() -> None:
     assert compiled.source_code.count("def _evaluate") == 1
     assert compiled({"region": "r500", "age": 600})[0] == "t3"
     assert compiled({"region": "r500", "age": 6})[0] is None
+
+
+def test_deeply_nested_conditions_compile() -> None:
+    condition: ast.Condition = eq("region", "east")
+    for depth in range(240):
+        condition = ast.Not(condition) if depth % 3 == 0 else (and_(condition, ast.BoolConst(True)) if depth % 3 == 1 else or_(condition, ast.BoolConst(False)))
+    # 80 negations: an even count, so the condition is `region = east`
+    assert holds(condition, {"region": "east"})
+    assert not holds(condition, {"region": "west"})
