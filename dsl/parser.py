@@ -1,0 +1,642 @@
+"""Rule text -> typed AST (dsl.ast) plus syntax diagnostics; never raises.
+
+The grammar lives in grammar.lark.  This module tokenizes with the grammar's own
+terminal patterns, retypes reserved words, and feeds the Lark LALR parser one
+statement at a time.  Newlines are whitespace, so a statement ends where the next
+token cannot continue it; after a syntax error the parser skips to the next
+plausible statement start, so every broken statement of a file gets a diagnostic.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedToken
+from lark.parsers.lalr_interactive_parser import InteractiveParser
+
+from dsl.ast import (
+    Action,
+    And,
+    Between,
+    BoolConst,
+    Comparison,
+    Condition,
+    Contains,
+    FieldRef,
+    InList,
+    Like,
+    Not,
+    Or,
+    Presence,
+    Rule,
+    RuleFile,
+    SegmentDef,
+    SegmentRef,
+    Span,
+    Statement,
+    Value,
+)
+from dsl.diagnostics import Diagnostic
+
+KEYWORDS = frozenset(
+    "and or not in between like contains is missing present segment team tag otherwise true false".split()
+)
+# Deeper nesting is refused: later passes walk the tree recursively.
+MAX_NESTING = 100
+MAX_SYNTAX_ERRORS = 100
+NUMBER_SUFFIXES = {"k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "万": 1e4, "亿": 1e8}
+
+_ERROR = "ERROR"  # a placeholder token for text the tokenizer already reported
+_END = "$END"
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A `#` comment: its text (with the `#`, without the line end) and where it is."""
+
+    text: str
+    span: Span
+
+
+def span_of(token: Token) -> Span:
+    return Span(token.line, token.column, token.end_line, token.end_column)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _Label:
+    text: str
+    span: Span
+
+
+def _unescape(body: str) -> str:
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), body)
+
+
+def parse_number(raw: str) -> float:
+    multiplier = NUMBER_SUFFIXES.get(raw[-1], 1.0)
+    digits = raw[:-1] if raw[-1] in NUMBER_SUFFIXES else raw
+    return float(digits) * multiplier
+
+
+def _value_of(token: Token) -> Value:
+    raw = str(token)
+    span = span_of(token)
+    kind = token.type
+    if kind == "STRING":
+        return Value("text", _unescape(raw[1:-1]), raw, span, quoted=True)
+    if kind == "NUMBER":
+        return Value("number", parse_number(raw), raw, span)
+    if kind == "DATE":
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:  # rejected before parsing; see _Tokenizer
+            day = date.min
+        return Value("date", day, raw, span)
+    if kind in ("TRUE", "FALSE"):
+        return Value("bool", kind == "TRUE", raw, span)
+    return Value("text", raw, raw, span)
+
+
+def _text_of(token: Token) -> str:
+    raw = str(token)
+    return _unescape(raw[1:-1]) if token.type == "STRING" else raw
+
+
+class _AstBuilder(Transformer[Token, Any]):
+    """Runs inside the LALR parser (bottom-up, no recursion), building dsl.ast nodes."""
+
+    def segment_def(self, children: list[Any]) -> SegmentDef:
+        keyword, name, _eq, condition = children
+        return SegmentDef(str(name), condition, span_of(keyword).cover(condition.span), span_of(name))
+
+    def rule(self, children: list[Any]) -> Rule:
+        if isinstance(children[0], _Label):
+            label, _colon, condition, _arrow, actions = children
+            return Rule(condition, actions, label.text, label.span, label.span.cover(actions[-1].span))
+        condition, _arrow, actions = children
+        return Rule(condition, actions, None, None, condition.span.cover(actions[-1].span))
+
+    def otherwise_rule(self, children: list[Any]) -> Rule:
+        keyword, _arrow, actions = children
+        return Rule(None, actions, None, None, span_of(keyword).cover(actions[-1].span))
+
+    def label(self, children: list[Token]) -> _Label:
+        return _Label(_text_of(children[0]), span_of(children[0]))
+
+    def actions(self, children: list[Any]) -> tuple[Action, ...]:
+        return tuple(child for child in children if isinstance(child, Action))
+
+    def action(self, children: list[Token]) -> Action:
+        keyword, target = children
+        return Action(keyword.type.lower(), _text_of(target), span_of(keyword).cover(span_of(target)))  # type: ignore[arg-type]
+
+    def condition(self, children: list[Any]) -> Condition:
+        return children[0]  # type: ignore[no-any-return]
+
+    def or_cond(self, children: list[Any]) -> Condition:
+        operands = tuple(child for child in children if not isinstance(child, Token))
+        if len(operands) == 1:
+            return operands[0]  # type: ignore[no-any-return]
+        return Or(operands, operands[0].span.cover(operands[-1].span))
+
+    def and_cond(self, children: list[Any]) -> Condition:
+        operands = tuple(child for child in children if not isinstance(child, Token))
+        if len(operands) == 1:
+            return operands[0]  # type: ignore[no-any-return]
+        return And(operands, operands[0].span.cover(operands[-1].span))
+
+    def not_cond(self, children: list[Any]) -> Condition:
+        if len(children) == 1:
+            return children[0]  # type: ignore[no-any-return]
+        keyword, operand = children
+        return Not(operand, span_of(keyword).cover(operand.span))
+
+    def group(self, children: list[Any]) -> Condition:
+        return children[1]  # type: ignore[no-any-return]
+
+    def segment_ref(self, children: list[Token]) -> SegmentRef:
+        return SegmentRef(str(children[0]), span_of(children[0]))
+
+    def bool_const(self, children: list[Token]) -> BoolConst:
+        return BoolConst(children[0].type == "TRUE", span_of(children[0]))
+
+    def field(self, children: list[Token]) -> FieldRef:
+        return FieldRef(str(children[0]), span_of(children[0]))
+
+    def compare_op(self, children: list[Token]) -> Token:
+        return children[0]
+
+    def value(self, children: list[Token]) -> Value:
+        return _value_of(children[0])
+
+    def value_list(self, children: list[Any]) -> tuple[tuple[Value, ...], Span]:
+        values = tuple(child for child in children if isinstance(child, Value))
+        return values, span_of(children[-1])
+
+    def comparison(self, children: list[Any]) -> Comparison:
+        field, op, value = children
+        return Comparison(field, str(op), value, field.span.cover(value.span))  # type: ignore[arg-type]
+
+    def in_list(self, children: list[Any]) -> InList:
+        field, _in, (values, end) = children
+        return InList(field, values, False, field.span.cover(end))
+
+    def not_in_list(self, children: list[Any]) -> InList:
+        field, _not, _in, (values, end) = children
+        return InList(field, values, True, field.span.cover(end))
+
+    def between(self, children: list[Any]) -> Between:
+        field, _between, low, _and, high = children
+        return Between(field, low, high, field.span.cover(high.span))
+
+    def like(self, children: list[Any]) -> Like:
+        field, _like, pattern = children
+        return Like(field, pattern, field.span.cover(pattern.span))
+
+    def contains(self, children: list[Any]) -> Contains:
+        field, _contains, value = children
+        return Contains(field, value, field.span.cover(value.span))
+
+    def presence(self, children: list[Any]) -> Presence:
+        field, _is, word = children
+        return Presence(field, word.type == "PRESENT", field.span.cover(span_of(word)))
+
+
+_LARK = Lark.open(
+    str(Path(__file__).with_name("grammar.lark")),
+    parser="lalr",
+    lexer="basic",
+    start=["statement", "condition"],
+    maybe_placeholders=False,
+    transformer=_AstBuilder(),
+    cache=True,
+)
+
+
+def _master_pattern() -> re.Pattern[str]:
+    """One alternation of the grammar's terminals, highest priority (then longest literal) first."""
+    terminals = sorted(
+        _LARK.terminals,
+        key=lambda t: (-t.priority, t.pattern.type != "str", -len(t.pattern.value)),
+    )
+    return re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals))
+
+
+_PATTERN = _master_pattern()
+_SKIPPED = {"WS", "COMMENT"}
+
+
+def _show_char(char: str) -> str:
+    if char.isprintable() and not char.isspace():
+        return f"`{char}`"
+    return f"U+{ord(char):04X}"
+
+
+class _Tokenizer:
+    """Splits source into tokens with 1-based positions; reports what no terminal matches."""
+
+    def __init__(self, source: str, diagnostics: list[Diagnostic]) -> None:
+        self.source = source
+        self.diagnostics = diagnostics
+        self.comments: list[Comment] = []
+        self.line = 1
+        self.line_start = 0
+
+    def _token(self, kind: str, value: str, start: int) -> Token:
+        column = start - self.line_start + 1
+        return Token(kind, value, start, self.line, column, self.line, column + len(value), start + len(value))
+
+    def _report(self, start: int, end: int, message: str, hint: str | None = None) -> Token:
+        token = self._token(_ERROR, self.source[start:end], start)
+        self.diagnostics.append(Diagnostic.at(span_of(token), "error", "syntax", message, hint))
+        return token
+
+    def tokens(self) -> Iterator[Token]:
+        source, position, length = self.source, 0, len(self.source)
+        match_at = _PATTERN.match
+        while position < length:
+            match = match_at(source, position)
+            if match is None:
+                yield self._bad_text(position)
+                position = self._bad_end
+                continue
+            kind, text = match.lastgroup or "", match.group()
+            if kind in _SKIPPED:
+                if kind == "COMMENT":
+                    token = self._token(kind, text.rstrip("\r"), position)
+                    self.comments.append(Comment(str(token), span_of(token)))
+                newlines = text.count("\n")
+                if newlines:
+                    self.line += newlines
+                    self.line_start = position + text.rindex("\n") + 1
+            else:
+                yield self._checked(self._token(kind, text, position))
+            position = match.end()
+
+    def _checked(self, token: Token) -> Token:
+        if token.type == "WORD" and token.lower() in KEYWORDS:
+            return Token.new_borrow_pos(token.lower().upper(), str(token), token)
+        if token.type == "DATE":
+            try:
+                date.fromisoformat(str(token))
+            except ValueError:
+                return self._report(token.start_pos or 0, token.end_pos or 0, f"`{token}` is not a calendar date",
+                                    "dates are written YYYY-MM-DD, e.g. 2026-01-31")
+        if token.type == "NUMBER" and not math.isfinite(parse_number(str(token))):
+            return self._report(token.start_pos or 0, token.end_pos or 0, "number too large")
+        return token
+
+    def _bad_text(self, start: int) -> Token:
+        source = self.source
+        char = source[start]
+        line_end = source.find("\n", start)
+        line_end = len(source) if line_end < 0 else line_end
+        if char in "\"'":
+            self._bad_end = line_end
+            return self._report(start, line_end, "unterminated string",
+                                f"close the string with {char} on the same line")
+        if char.isdigit() or (char == "-" and source[start + 1 : start + 2].isdigit()):
+            word = re.compile(r"-?[\w.]+").match(source, start)
+            self._bad_end = word.end() if word else start + 1
+            return self._report(start, self._bad_end, f"`{source[start:self._bad_end]}` is not a number",
+                                "numbers are digits with an optional suffix k, m, 万 or 亿 (100k, 1.5m, 10万), "
+                                "dates are YYYY-MM-DD; quote other text")
+        end = start + 1
+        while end < line_end and _PATTERN.match(source, end) is None:
+            end += 1
+        self._bad_end = end
+        shown = ", ".join(dict.fromkeys(_show_char(c) for c in source[start:end][:5]))
+        plural = "s" if end - start > 1 else ""
+        hint = "custom attributes are written attr.NAME" if char == "." else None
+        return self._report(start, end, f"unexpected character{plural} {shown}", hint)
+
+    _bad_end = 0
+
+
+# --- turning parser states into plain-words messages ---------------------------------------
+
+_VALUE_TERMINALS = {"WORD", "STRING", "NUMBER", "DATE"}
+_CONDITION_STARTS = {"NOT", "LPAR", "WORD", "ATTR"}
+_OPERATORS = {"EQ", "IN", "BETWEEN", "IS"}
+_SYMBOLS = {
+    "ARROW": "->", "LE": "<=", "GE": ">=", "NE": "!=", "LT": "<", "GT": ">", "EQ": "=",
+    "COLON": ":", "COMMA": ",", "LPAR": "(", "RPAR": ")",
+}
+_ACTION_WORDS = {"TEAM": "a team name", "TAG": "a tag name", "SEGMENT": "a segment name"}
+
+
+def _short(token: Token) -> str:
+    text = str(token)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _describe_token(token: Token | None) -> str:
+    if token is None:
+        return "the end of the file"
+    kind = token.type
+    text = str(token)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    if kind in _SYMBOLS:
+        return f"`{text}`"
+    if kind.lower() in KEYWORDS:
+        return f"the keyword `{text}`"
+    if kind == "STRING":
+        return f"the string {text}"
+    if kind in ("NUMBER", "DATE"):
+        return f"the {kind.lower()} `{text}`"
+    if kind == "ATTR":
+        return f"the field `{text}`"
+    return f"`{text}`"
+
+
+def _expected(choices: set[str]) -> str:
+    parts: list[str] = []
+    if _VALUE_TERMINALS <= choices:
+        parts.append("a value")
+    elif _CONDITION_STARTS <= choices:
+        parts.append("a condition")
+    if _OPERATORS <= choices:
+        parts.append("an operator (`=`, `!=`, `<`, `in`, `between`, `like`, `contains`, `is`, ...)")
+    named = [
+        ("COLON", "`:`"), ("ARROW", "`->`"), ("AND", "`and`"), ("OR", "`or`"), ("RPAR", "`)`"),
+        ("COMMA", "`,`"), ("EQ", "`=`"), ("LPAR", "`(`"), ("IN", "`in`"), ("MISSING", "`missing`"),
+        ("PRESENT", "`present`"),
+    ]
+    for kind, words in named:
+        covered = (kind == "EQ" and _OPERATORS <= choices) or (
+            kind == "LPAR" and _CONDITION_STARTS <= choices
+        )
+        if kind in choices and not covered:
+            parts.append(words)
+    if {"TEAM", "TAG"} <= choices:
+        parts.append("an action (`team`, `tag` or `segment` and a name)")
+    if not parts and "WORD" in choices:
+        parts.append("a name")
+    if not parts:
+        parts = sorted(f"`{_SYMBOLS.get(kind, kind.lower())}`" for kind in choices if kind.isupper() and kind != _END)
+    if len(parts) == 1:
+        return parts[0]
+    return ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def _syntax_message(choices: set[str], found: Token | None, previous: Token | None) -> tuple[str, str | None]:
+    """A plain-words message (and hint) for `found` arriving where only `choices` fit."""
+    hint: str | None = None
+    found_kind = found.type if found is not None else _END
+    if previous is not None and previous.type in _ACTION_WORDS and "WORD" in choices:
+        what, after = _ACTION_WORDS[previous.type], f" after `{previous}`"
+    elif previous is not None and previous.type == "IS":
+        what, after = "`missing` or `present`", " after `is`"
+        if found_kind == "NOT":
+            hint = "write `is present` for `is not missing`, `is missing` for `is not present`"
+    elif previous is not None and previous.type == "ARROW":
+        what, after = "an action", " after `->`"
+        hint = "actions are `team NAME`, `tag NAME` or `segment NAME`, separated by commas"
+    else:
+        what = _expected(choices)
+        after = f" after `{_short(previous)}`" if previous is not None else ""
+    message = f"expected {what}{after}, found {_describe_token(found)}"
+    if found is not None and found_kind.lower() in KEYWORDS and _VALUE_TERMINALS <= choices:
+        hint = f'`{found}` is a keyword; write "{found}" to use it as a value'
+    elif found is not None and "ARROW" in choices and found_kind in ("TEAM", "TAG"):
+        hint = "put `->` between the condition and the actions"
+    elif found_kind == "EQ" and previous is not None and previous.type == "EQ":
+        hint = "equality is a single `=`"
+    elif found_kind in ("NUMBER", "DATE", "STRING") and _CONDITION_STARTS <= choices:
+        hint = "a condition starts with the field: `total_spent >= 100k`"
+    elif previous is not None and previous.type == "IN" and found_kind != "LPAR":
+        hint = "a list is written in parentheses: `region in (east, west)`"
+    return message, hint
+
+
+# --- the statement driver -------------------------------------------------------------------
+
+_STATEMENT_STARTS = {"SEGMENT", "OTHERWISE", "WORD", "STRING", "ATTR", "NOT", "LPAR", "TRUE", "FALSE"}
+
+
+class _Parser:
+    def __init__(self, tokens: list[Token], diagnostics: list[Diagnostic]) -> None:
+        self.tokens = tokens
+        self.diagnostics = diagnostics
+        self.syntax_errors = sum(1 for d in diagnostics if d.code == "syntax")
+
+    # Where a statement may start again after an error: a line beginning a segment
+    # definition, `otherwise ->`, a label, or a condition right after an action.
+    def _is_restart(self, index: int) -> bool:
+        tokens = self.tokens
+        token = tokens[index]
+        following = [t.type for t in tokens[index + 1 : index + 3]]
+        if token.type == "SEGMENT" and following[:2] == ["WORD", "EQ"]:
+            return True
+        if token.type == "OTHERWISE" and following[:1] == ["ARROW"]:
+            return True
+        if token.type in ("WORD", "STRING") and following[:1] == ["COLON"]:
+            return True
+        if index < 2 or token.type not in _STATEMENT_STARTS:
+            return False
+        first_on_line = token.line > (tokens[index - 1].end_line or 0)
+        after_action = tokens[index - 2].type in _ACTION_WORDS and tokens[index - 1].type in ("WORD", "STRING")
+        return first_on_line and after_action
+
+    def _recover(self, error_index: int, start: int) -> int:
+        index = error_index if error_index > start else start + 1
+        while index < len(self.tokens) and not self._is_restart(index):
+            index += 1
+        return index
+
+    def _error(self, token: Token | None, message: str, hint: str | None = None) -> None:
+        if token is None:
+            last = self.tokens[-1] if self.tokens else None
+            line = (last.end_line or 1) if last is not None else 1
+            column = (last.end_column or 1) if last is not None else 1
+            span = Span(line, column, line, column + 1)
+        else:
+            span = span_of(token)
+        self.diagnostics.append(Diagnostic.at(span, "error", "syntax", message, hint))
+        self.syntax_errors += 1
+
+    @staticmethod
+    def _finish(parser: InteractiveParser, last: Token) -> Any | None:
+        """End the statement here; None when it cannot end here after all.
+
+        LALR merges lookaheads, so `$END` among the choices of a state does not
+        promise that the reductions it starts will accept it."""
+        try:
+            return parser.feed_token(Token.new_borrow_pos(_END, "", last))
+        except UnexpectedToken:
+            return None
+
+    def parse_one(self, start: int, symbol: str) -> tuple[Any | None, int]:
+        """Parse the statement (or condition) beginning at token `start`; return it (None if broken) and where the next begins."""
+        tokens = self.tokens
+        parser = _LARK.parse_interactive(start=symbol)
+        depth = 0
+        # The latest line start where the statement could have ended, to back off to
+        # when reading on fails (`segment a = b` then a rule starting with `not`).
+        fallback: tuple[InteractiveParser, int] | None = None
+        index = start
+        while True:
+            token = tokens[index] if index < len(tokens) else None
+            choices = parser.choices()
+            if token is None:
+                if _END in choices and index > start:
+                    finished = self._finish(parser.copy(deepcopy_values=False), tokens[index - 1])
+                    if finished is not None:
+                        return finished, index
+                if fallback is not None:
+                    finished = self._finish(fallback[0], tokens[fallback[1] - 1])
+                    if finished is not None:
+                        return finished, fallback[1]
+                message, hint = _syntax_message(parser.accepts(), None, tokens[index - 1] if index > start else None)
+                self._error(None, message, hint)
+                return None, index
+            if token.type == _ERROR:
+                return None, self._recover(index, start)
+            # `WORD :` always starts a labelled rule, so it ends whatever came before it.
+            starts_label = index > start and index + 1 < len(tokens) and tokens[index + 1].type == "COLON"
+            if token.type in choices and not starts_label:
+                if token.type == "LPAR":
+                    depth += 1
+                    if depth > MAX_NESTING:
+                        self._error(token, f"nesting too deep: more than {MAX_NESTING} levels of parentheses",
+                                    "split the condition into named segments")
+                        return None, self._recover(index, start)
+                elif token.type == "RPAR":
+                    depth -= 1
+                if (_END in choices and index > start and token.type in _STATEMENT_STARTS
+                        and token.line > (tokens[index - 1].end_line or 0)):
+                    fallback = (parser.copy(deepcopy_values=False), index)
+                parser.feed_token(token)
+                index += 1
+                continue
+            if _END in choices and index > start:
+                finished = self._finish(parser.copy(deepcopy_values=False), tokens[index - 1])
+                if finished is not None:
+                    return finished, index
+            if fallback is not None:
+                finished = self._finish(fallback[0], tokens[fallback[1] - 1])
+                if finished is not None:
+                    return finished, fallback[1]
+            # The exact set: LALR merges lookaheads, so `choices` may list tokens that would fail later.
+            message, hint = _syntax_message(parser.accepts(), token, tokens[index - 1] if index > start else None)
+            if index == start and symbol == "statement":
+                message, hint = self._statement_start_message(index, message, hint)
+            self._error(token, message, hint)
+            return None, self._recover(index, start)
+
+    def _statement_start_message(self, index: int, message: str, hint: str | None) -> tuple[str, str | None]:
+        token, tokens = self.tokens[index], self.tokens
+        if token.type in ("TEAM", "TAG") and index >= 2 and tokens[index - 2].type in _ACTION_WORDS:
+            return f"expected `,` before `{token}`", "separate actions with commas: `team a, tag b`"
+        if token.type == "ARROW":
+            return "expected a condition before `->`", "write `otherwise -> ...` for a catch-all rule"
+        return message.replace("expected a condition", "expected a statement (a rule or `segment NAME = ...`)", 1), hint
+
+    def too_many_errors(self) -> bool:
+        return self.syntax_errors >= MAX_SYNTAX_ERRORS
+
+
+def _depth(condition: Condition) -> int:
+    """Nesting depth of a condition, measured without recursion."""
+    deepest, stack = 0, [(condition, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, Not):
+            stack.append((node.operand, level + 1))
+        elif isinstance(node, (And, Or)):
+            stack.extend((child, level + 1) for child in node.operands)
+    return deepest
+
+
+def _too_deep(node: Condition | None, span: Span, diagnostics: list[Diagnostic]) -> bool:
+    if node is None or _depth(node) <= 2 * MAX_NESTING:
+        return False
+    diagnostics.append(Diagnostic.at(span, "error", "syntax", "nesting too deep",
+                                     "split the condition into named segments"))
+    return True
+
+
+def tokenize(source: str) -> tuple[list[Token], list[Comment], list[Diagnostic]]:
+    """Tokens (without whitespace and comments), the comments, and diagnostics for text no token matches."""
+    diagnostics: list[Diagnostic] = []
+    # A byte-order mark is whitespace here; replacing it keeps every column in place.
+    tokenizer = _Tokenizer(source.replace("\ufeff", " "), diagnostics)
+    tokens = []
+    for token in tokenizer.tokens():
+        tokens.append(token)
+        if len(diagnostics) >= MAX_SYNTAX_ERRORS:
+            break
+    return tokens, tokenizer.comments, diagnostics
+
+
+def _too_many(diagnostics: list[Diagnostic]) -> None:
+    last = diagnostics[-1]
+    diagnostics.append(Diagnostic("error", "syntax", f"too many syntax errors; stopped after {MAX_SYNTAX_ERRORS}",
+                                  last.line, last.column, last.end_line, last.end_column))
+
+
+def parse(source: str) -> tuple[RuleFile, list[Diagnostic]]:
+    """Parse a rule file; the RuleFile holds every statement that parsed, the list every syntax error."""
+    tokens, _comments, diagnostics = tokenize(source)
+    parser = _Parser(tokens, diagnostics)
+    statements: list[Statement] = []
+    index = 0
+    while index < len(tokens) and not parser.too_many_errors():
+        statement, index = parser.parse_one(index, "statement")
+        if statement is None:
+            continue
+        if _too_deep(statement.condition, statement.span, diagnostics):
+            parser.syntax_errors += 1
+            continue
+        statements.append(statement)
+    if parser.too_many_errors():
+        _too_many(diagnostics)
+    diagnostics.sort(key=lambda d: (d.line, d.column))
+    return RuleFile(tuple(statements), source), diagnostics
+
+
+def parse_condition(source: str) -> tuple[Condition | None, list[Diagnostic]]:
+    """Parse a lone condition (e.g. a GraphQL `where` filter); None when it has syntax errors."""
+    tokens, _comments, diagnostics = tokenize(source)
+    if diagnostics:
+        return None, diagnostics
+    if not tokens:
+        diagnostics.append(Diagnostic("error", "syntax", "expected a condition, found nothing", 1, 1, 1, 2))
+        return None, diagnostics
+    parser = _Parser(tokens, diagnostics)
+    condition, index = parser.parse_one(0, "condition")
+    if condition is not None and index < len(tokens):
+        token = tokens[index]
+        parser._error(token, f"unexpected {_describe_token(token)} after the condition",
+                      "join conditions with `and` or `or`")
+        return None, diagnostics
+    if condition is not None and _too_deep(condition, condition.span, diagnostics):
+        return None, diagnostics
+    return condition, diagnostics
+
+
+def is_bare_word(text: str) -> bool:
+    """True when `text` can be written without quotes (a bare word that is not a keyword)."""
+    match = _PATTERN.fullmatch(text)
+    return match is not None and match.lastgroup == "WORD" and text.lower() not in KEYWORDS
+
+
+def quote(text: str) -> str:
+    """`text` as a double-quoted string literal that parses back to `text`."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+def display_width(text: str) -> int:
+    """Terminal columns `text` takes (wide CJK characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
