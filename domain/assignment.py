@@ -1,0 +1,233 @@
+"""Team → account manager assignment (SPEC §4).
+
+A team's strategy decides how a customer who joins the team gets a manager:
+
+* ``round_robin`` — members take turns, in employee-id order, starting at the
+  team's stored ``round_robin_position``;
+* ``least_loaded`` — the member with the fewest customers (ties: lowest employee id);
+* ``manual`` — the team is set, the manager is left to a person.
+
+Both automatic strategies consider only *active* members with free capacity
+(``capacity`` None = unlimited; load = customers whose manager is the employee)
+and prefer members whose ``specialties`` contain the customer's industry or whose
+``regions`` contain its region: the preferred pool first, then everyone.  When no
+member has room the customer keeps the team without a manager and the caller
+reports it.
+
+The work is split so that a bulk run touches the database a constant number of
+times per team: :func:`load_team_assigners` locks the teams (and their members'
+employee rows) and reads members and loads once, :class:`TeamAssigner` assigns
+any number of customers in memory, and :func:`save_positions` stores the
+round-robin positions back in the same transaction.  Locks are taken in id order
+(teams, then employees) so concurrent runs on PostgreSQL never deadlock each
+other and never both fill the last free slot of an employee.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Customer, Employee, Team, TeamMember
+
+STRATEGIES = ("round_robin", "least_loaded", "manual")
+AUTOMATIC_STRATEGIES = ("round_robin", "least_loaded")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A customer who needs a manager in some team: only what the preference reads."""
+
+    customer_id: int
+    industry: str | None = None
+    region: str | None = None
+
+
+@dataclass
+class MemberState:
+    employee_id: int
+    capacity: int | None
+    load: int
+    specialties: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+
+    @property
+    def has_room(self) -> bool:
+        return self.capacity is None or self.load < self.capacity
+
+    def prefers(self, candidate: Candidate) -> bool:
+        return (candidate.industry is not None and candidate.industry in self.specialties) or (
+            candidate.region is not None and candidate.region in self.regions
+        )
+
+
+@dataclass
+class TeamAssigner:
+    """Assigns managers within one team, in memory; `members` are in employee-id order."""
+
+    team_id: int
+    strategy: str
+    members: list[MemberState]
+    position: int = 0
+    assigned: int = 0
+    unassigned: int = 0
+    _preferred_cache: dict[tuple[str | None, str | None], tuple[int, ...]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown assignment strategy {self.strategy!r}")
+        if self.members:
+            self.position %= len(self.members)
+        else:
+            self.position = 0
+
+    @property
+    def automatic(self) -> bool:
+        return self.strategy in AUTOMATIC_STRATEGIES
+
+    def assign(self, candidate: Candidate) -> int | None:
+        """The manager for `candidate` (and count it in that member's load), or None."""
+        if not self.automatic:
+            return None
+        preferred = self._preferred(candidate)
+        chosen = self._choose(preferred) if preferred else None
+        if chosen is None:
+            chosen = self._choose(range(len(self.members)))
+        if chosen is None:
+            self.unassigned += 1
+            return None
+        member = self.members[chosen]
+        member.load += 1
+        self.assigned += 1
+        if self.strategy == "round_robin":
+            self.position = (chosen + 1) % len(self.members)
+        return member.employee_id
+
+    def assign_all(self, candidates: Iterable[Candidate]) -> dict[int, int | None]:
+        return {candidate.customer_id: self.assign(candidate) for candidate in candidates}
+
+    def _preferred(self, candidate: Candidate) -> tuple[int, ...]:
+        key = (candidate.industry, candidate.region)
+        cached = self._preferred_cache.get(key)
+        if cached is None:
+            cached = tuple(i for i, member in enumerate(self.members) if member.prefers(candidate))
+            self._preferred_cache[key] = cached
+        return cached
+
+    def _choose(self, indexes: Iterable[int]) -> int | None:
+        with_room = [i for i in indexes if self.members[i].has_room]
+        if not with_room:
+            return None
+        if self.strategy == "least_loaded":
+            return min(with_room, key=lambda i: (self.members[i].load, self.members[i].employee_id))
+        count = len(self.members)
+        # The first member with room at or after the current position, cyclically.
+        return min(with_room, key=lambda i: (i - self.position) % count)
+
+
+async def current_loads(session: AsyncSession, employee_ids: Collection[int]) -> dict[int, int]:
+    """Customers per manager, for the given employees, as stored now."""
+    if not employee_ids:
+        return {}
+    rows = await session.execute(
+        select(Customer.manager_id, func.count())
+        .where(Customer.manager_id.in_(sorted(employee_ids)))
+        .group_by(Customer.manager_id)
+    )
+    return {manager_id: count for manager_id, count in rows.all()}
+
+
+async def load_team_assigners(
+    session: AsyncSession,
+    team_ids: Collection[int],
+    *,
+    loads: Mapping[int, int] | None = None,
+) -> dict[int, TeamAssigner]:
+    """Lock the teams and their active members, and build one assigner per team.
+
+    `loads` overrides the stored customer counts (a bulk run passes the loads the
+    customers will have after the run's own departures); employees missing from it
+    count as 0.  Without it the loads are read from ``customers``.
+    """
+    if not team_ids:
+        return {}
+    teams = (
+        await session.execute(
+            select(Team.id, Team.strategy, Team.round_robin_position)
+            .where(Team.id.in_(sorted(team_ids)))
+            .order_by(Team.id)
+            .with_for_update()
+        )
+    ).all()
+    member_rows = (
+        await session.execute(
+            select(
+                TeamMember.team_id,
+                Employee.id,
+                Employee.capacity,
+                Employee.specialties,
+                Employee.regions,
+            )
+            .join(Employee, Employee.id == TeamMember.employee_id)
+            .where(TeamMember.team_id.in_(sorted(team_ids)), Employee.active.is_(True))
+            .order_by(TeamMember.team_id, Employee.id)
+        )
+    ).all()
+    employee_ids = sorted({row[1] for row in member_rows})
+    if employee_ids:
+        # Serialises concurrent assignment to the same people across teams.
+        await session.execute(
+            select(Employee.id).where(Employee.id.in_(employee_ids)).order_by(Employee.id).with_for_update()
+        )
+    if loads is None:
+        loads = await current_loads(session, employee_ids)
+    # One MemberState per employee, shared by every team they belong to, so a load
+    # taken in one team counts against their capacity in the others.
+    states: dict[int, MemberState] = {}
+    members_by_team: dict[int, list[MemberState]] = {team_id: [] for team_id, _, _ in teams}
+    for team_id, employee_id, capacity, specialties, regions in member_rows:
+        state = states.get(employee_id)
+        if state is None:
+            state = MemberState(
+                employee_id=employee_id,
+                capacity=capacity,
+                load=loads.get(employee_id, 0),
+                specialties=frozenset(specialties or ()),
+                regions=frozenset(regions or ()),
+            )
+            states[employee_id] = state
+        members_by_team[team_id].append(state)
+    return {
+        team_id: TeamAssigner(team_id, strategy, members_by_team[team_id], position or 0)
+        for team_id, strategy, position in teams
+    }
+
+
+async def save_positions(session: AsyncSession, assigners: Iterable[TeamAssigner]) -> None:
+    """Store the round-robin positions the assigners reached (same transaction as the assignments)."""
+    for assigner in assigners:
+        if assigner.strategy == "round_robin" and assigner.assigned:
+            await session.execute(
+                update(Team).where(Team.id == assigner.team_id).values(round_robin_position=assigner.position)
+            )
+
+
+async def assign_managers(
+    session: AsyncSession, team_id: int, candidates: Iterable[Candidate]
+) -> dict[int, int | None]:
+    """Managers for customers joining one team (reads and stores the shared state).
+
+    The caller writes the returned managers onto the customers in the same transaction.
+    """
+    assigners = await load_team_assigners(session, [team_id])
+    assigner = assigners.get(team_id)
+    if assigner is None:
+        return {candidate.customer_id: None for candidate in candidates}
+    result = assigner.assign_all(candidates)
+    await save_positions(session, [assigner])
+    return result

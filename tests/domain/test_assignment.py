@@ -1,0 +1,131 @@
+"""Manager assignment strategies (SPEC §4): in memory, then against the database."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.assignment import (
+    Candidate,
+    MemberState,
+    TeamAssigner,
+    assign_managers,
+    load_team_assigners,
+    save_positions,
+)
+from storage.models import Team
+from tests.domain.routing_support import add_customer, add_employee, add_team
+
+
+def members(*capacities: int | None, loads: tuple[int, ...] | None = None) -> list[MemberState]:
+    loads = loads or (0,) * len(capacities)
+    return [MemberState(employee_id=i + 1, capacity=c, load=l) for i, (c, l) in enumerate(zip(capacities, loads))]
+
+
+def candidates(count: int, industry: str | None = None, region: str | None = None) -> list[Candidate]:
+    return [Candidate(customer_id=i + 1, industry=industry, region=region) for i in range(count)]
+
+
+def test_round_robin_takes_turns_from_the_stored_position() -> None:
+    assigner = TeamAssigner(1, "round_robin", members(None, None, None), position=1)
+    assigned = [assigner.assign(c) for c in candidates(5)]
+    assert assigned == [2, 3, 1, 2, 3]
+    assert assigner.position == 0  # the next turn is the first member again
+
+
+@settings(max_examples=100, deadline=None)
+@given(member_count=st.integers(1, 8), customers=st.integers(0, 60), start=st.integers(0, 20))
+def test_round_robin_balances_within_one(member_count: int, customers: int, start: int) -> None:
+    assigner = TeamAssigner(1, "round_robin", members(*([None] * member_count)), position=start)
+    counts = Counter(assigner.assign(c) for c in candidates(customers))
+    per_member = [counts.get(i + 1, 0) for i in range(member_count)]
+    assert max(per_member) - min(per_member) <= 1
+    assert sum(per_member) == customers
+
+
+def test_round_robin_skips_members_without_capacity() -> None:
+    assigner = TeamAssigner(1, "round_robin", members(1, None, 0))
+    assert [assigner.assign(c) for c in candidates(4)] == [1, 2, 2, 2]
+
+
+def test_nobody_with_capacity_leaves_the_manager_empty_and_counts_it() -> None:
+    assigner = TeamAssigner(1, "least_loaded", members(1, 1, loads=(1, 0)))
+    assert [assigner.assign(c) for c in candidates(3)] == [2, None, None]
+    assert (assigner.assigned, assigner.unassigned) == (1, 2)
+
+
+def test_least_loaded_fills_the_emptiest_member_ties_to_lowest_id() -> None:
+    assigner = TeamAssigner(1, "least_loaded", members(None, None, None, loads=(3, 1, 1)))
+    assert [assigner.assign(c) for c in candidates(5)] == [2, 3, 2, 3, 1]
+    assert [m.load for m in assigner.members] == [4, 3, 3]
+
+
+def test_preferred_members_first_then_everyone() -> None:
+    team = [
+        MemberState(1, capacity=None, load=0),
+        MemberState(2, capacity=2, load=0, specialties=frozenset({"finance"})),
+        MemberState(3, capacity=None, load=0, regions=frozenset({"east"})),
+    ]
+    assigner = TeamAssigner(1, "round_robin", team)
+    finance = [Candidate(i, industry="finance") for i in range(3)]
+    assert [assigner.assign(c) for c in finance] == [2, 2, 3]  # member 2 full → round robin over all
+    east = Candidate(10, industry="retail", region="east")
+    assert assigner.assign(east) == 3
+    either = Candidate(11, industry="finance", region="east")
+    assert assigner.assign(either) == 3  # 2 is full; 3 prefers the region
+
+
+def test_least_loaded_prefers_specialists_even_when_busier() -> None:
+    team = [MemberState(1, None, 0), MemberState(2, None, 5, specialties=frozenset({"retail"}))]
+    assigner = TeamAssigner(1, "least_loaded", team)
+    assert assigner.assign(Candidate(1, industry="retail")) == 2
+    assert assigner.assign(Candidate(2, industry="mining")) == 1
+
+
+def test_manual_strategy_assigns_nobody() -> None:
+    assigner = TeamAssigner(1, "manual", members(None))
+    assert assigner.assign(Candidate(1)) is None
+    assert assigner.unassigned == 0
+
+
+def test_unknown_strategy_is_refused() -> None:
+    with pytest.raises(ValueError):
+        TeamAssigner(1, "lottery", [])
+
+
+async def test_loads_come_from_the_database_and_inactive_members_are_skipped(session: AsyncSession) -> None:
+    busy = await add_employee(session, "Busy", capacity=2)
+    idle = await add_employee(session, "Idle", capacity=2)
+    away = await add_employee(session, "Away", active=False)
+    team = await add_team(session, "desk", strategy="least_loaded", members=[busy, idle, away])
+    await add_customer(session, "c1", manager_id=busy.id)
+    await add_customer(session, "c2", manager_id=busy.id)
+    await add_customer(session, "c3", manager_id=idle.id)
+    result = await assign_managers(session, team.id, candidates(3))
+    assert result == {1: idle.id, 2: None, 3: None}
+
+
+async def test_round_robin_position_is_stored_for_the_next_call(session: AsyncSession) -> None:
+    first = await add_employee(session, "First")
+    second = await add_employee(session, "Second")
+    team = await add_team(session, "desk", members=[first, second])
+    assert await assign_managers(session, team.id, candidates(1)) == {1: first.id}
+    assert await assign_managers(session, team.id, candidates(1)) == {1: second.id}
+    assert await assign_managers(session, team.id, candidates(1)) == {1: first.id}
+    position = await session.scalar(select(Team.round_robin_position).where(Team.id == team.id))
+    assert position == 1
+
+
+async def test_an_employee_in_two_teams_has_one_capacity(session: AsyncSession) -> None:
+    shared = await add_employee(session, "Shared", capacity=1)
+    north = await add_team(session, "north", members=[shared])
+    south = await add_team(session, "south", members=[shared])
+    assigners = await load_team_assigners(session, [north.id, south.id])
+    assert assigners[north.id].assign(Candidate(1)) == shared.id
+    assert assigners[south.id].assign(Candidate(2)) is None
+    await save_positions(session, assigners.values())
