@@ -1,0 +1,387 @@
+"""Evaluation runs: preview and apply a ruleset to every customer (SPEC §2, §4).
+
+A run is evaluated set-based inside the database (storage.routing_queries): the
+SQL compiler's expressions fill a temporary work table with one row per customer,
+and every difference — team, manager, dynamic segments, rule tags — is derived
+from it with INSERT … SELECT / UPDATE / DELETE statements.  Only the customers
+who need a new manager pass through Python, in chunks, per team
+(domain.assignment).
+
+Transactions (these functions own them, unlike the other domain services):
+
+1. *prepare* — validate the input (UserError, nothing written), then insert the
+   run row as ``running`` and commit, so it can be polled by id at once;
+2. *execute* — in one new transaction: evaluate, write the change rows, (apply
+   only) update customers, history, segments, tags and round-robin positions,
+   and mark the run ``succeeded`` with its summary; commit;
+3. on any failure in 2 — roll back everything, then mark the run ``failed``
+   with the error in a new transaction.  Nothing is half-applied.
+
+Preview runs through exactly the same steps but skips the writes of step 2
+other than the change rows and the run itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain import assignment
+from domain.errors import NotFound, UserError
+from domain.rulesets import check_rules, get_ruleset
+from dsl.ast import Rule, RuleFile, SegmentDef
+from dsl.diagnostics import RuleError
+from dsl.sql_compiler import SqlRuleset, compile_ruleset
+from storage import routing_queries as queries
+from storage.models import EvaluationRun, Team, utcnow
+from storage.rule_fields import CustomerFields
+
+logger = logging.getLogger(__name__)
+
+RUN_MODES = ("preview", "apply", "realtime")
+RUN_STATUSES = ("running", "succeeded", "failed")
+# Customers evaluated per INSERT … SELECT (by id range) and assigned per chunk:
+# bounds statement size and lets the progress bar move.
+EVALUATION_CHUNK = 100_000
+ASSIGNMENT_CHUNK = 20_000
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    run_id: int
+    step: str  # evaluate | compare | assign | write | summarise | done
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[RunProgress], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class TeamInfo:
+    id: int
+    key: str
+    strategy: str
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run needs, validated before the run row exists."""
+
+    mode: str
+    ruleset_id: int | None
+    rule_file: RuleFile
+    compiled: SqlRuleset
+    as_of: datetime
+    teams: dict[str, TeamInfo]  # by key, the teams the rules name
+    segment_keys: tuple[str, ...]
+    tag_keys: tuple[str, ...]
+    team_rule_labels: tuple[str, ...]
+    new_segment_keys: tuple[str, ...]
+
+    @property
+    def automatic_team_ids(self) -> list[int]:
+        return sorted(team.id for team in self.teams.values() if team.strategy in assignment.AUTOMATIC_STRATEGIES)
+
+
+def normalise_as_of(as_of: datetime | None) -> datetime:
+    """Naive UTC, as every timestamp is stored; now when not given."""
+    if as_of is None:
+        return utcnow()
+    if as_of.tzinfo is not None:
+        return as_of.astimezone(timezone.utc).replace(tzinfo=None)
+    return as_of
+
+
+def _error_summary(diagnostics: Sequence[Any]) -> str:
+    errors = [d for d in diagnostics if d.is_error]
+    first = errors[0]
+    return (
+        f"the rules have {len(errors)} error(s); first at line {first.line}, column {first.column}: {first.message}"
+    )
+
+
+def _outputs(rule_file: RuleFile) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Segment keys, tags, team keys and team-rule labels, in file order."""
+    segment_keys: dict[str, None] = {}
+    tags: dict[str, None] = {}
+    teams: dict[str, None] = {}
+    labels: list[str] = []
+    for statement in rule_file.statements:
+        if isinstance(statement, SegmentDef):
+            segment_keys[statement.name] = None
+            continue
+        assert isinstance(statement, Rule)
+        for action in statement.actions:
+            if action.kind == "segment":
+                segment_keys[action.target] = None
+            elif action.kind == "tag":
+                tags[action.target] = None
+            elif action.kind == "team":
+                teams[action.target] = None
+        if statement.team is not None:
+            labels.append(statement.display_name)
+    return tuple(segment_keys), tuple(tags), tuple(teams), tuple(labels)
+
+
+async def plan_run(
+    session: AsyncSession,
+    mode: str,
+    *,
+    ruleset_id: int | None = None,
+    source: str | None = None,
+    as_of: datetime | None = None,
+) -> RunPlan:
+    """Validate a run request; raises UserError (and writes nothing) when it cannot run."""
+    if mode not in ("preview", "apply"):
+        raise UserError(f"unknown run mode {mode!r}", field="mode")
+    if (ruleset_id is None) == (source is None):
+        raise UserError("give either a ruleset id or a rule source", field="id", code="invalid")
+    if ruleset_id is not None:
+        ruleset = await get_ruleset(session, ruleset_id)
+        if mode == "apply" and ruleset.status != "active":
+            raise UserError(
+                f"ruleset {ruleset.name} v{ruleset.version} is {ruleset.status}; activate it before applying",
+                field="id",
+                code="not_active",
+            )
+        source = ruleset.source
+    assert source is not None
+    result = await check_rules(session, source)
+    if not result.ok or result.rule_file is None:
+        raise UserError(_error_summary(result.diagnostics), field="source" if ruleset_id is None else "id", code="has_errors")
+    rule_file = result.rule_file
+    segment_keys, tag_keys, team_keys, labels = _outputs(rule_file)
+
+    team_rows = (
+        await session.execute(select(Team.id, Team.key, Team.strategy).where(Team.key.in_(team_keys)))
+    ).all() if team_keys else []
+    teams = {key: TeamInfo(team_id, key, strategy) for team_id, key, strategy in team_rows}
+    missing = [key for key in team_keys if key not in teams]
+    if missing:
+        raise UserError(f"unknown team(s): {', '.join(missing)}", field="source", code="unknown_team")
+
+    kinds = await queries.existing_segments(session, segment_keys)
+    manual = sorted(key for key, kind in kinds.items() if kind != "dynamic")
+    if manual:
+        raise UserError(
+            f"segment(s) {', '.join(manual)} are manual segments; a rule cannot maintain them (rename the rule segment)",
+            field="source",
+            code="manual_segment",
+        )
+    resolved_as_of = normalise_as_of(as_of)
+    try:
+        compiled = compile_ruleset(rule_file, CustomerFields(), as_of=resolved_as_of)
+    except RuleError as error:
+        raise UserError(_error_summary(error.diagnostics), field="source", code="has_errors") from error
+    return RunPlan(
+        mode=mode,
+        ruleset_id=ruleset_id,
+        rule_file=rule_file,
+        compiled=compiled,
+        as_of=resolved_as_of,
+        teams=teams,
+        segment_keys=segment_keys,
+        tag_keys=tag_keys,
+        team_rule_labels=labels,
+        new_segment_keys=tuple(key for key in segment_keys if key not in kinds),
+    )
+
+
+async def start_run(session: AsyncSession, plan: RunPlan) -> EvaluationRun:
+    """Insert the run as `running` and commit, so it is visible to pollers."""
+    await session.commit()  # ends the implicit transaction of the plan's reads
+    run = EvaluationRun(ruleset_id=plan.ruleset_id, mode=plan.mode, status="running", as_of=plan.as_of, summary={})
+    session.add(run)
+    await session.commit()
+    return run
+
+
+async def _report(progress: ProgressCallback | None, run_id: int, step: str, done: int, total: int) -> None:
+    if progress is None:
+        return
+    outcome = progress(RunProgress(run_id, step, done, total))
+    if inspect.isawaitable(outcome):
+        await outcome
+
+
+async def _assign_managers(
+    session: AsyncSession,
+    tables: queries.WorkTables,
+    plan: RunPlan,
+    run_id: int,
+    progress: ProgressCallback | None,
+) -> list[assignment.TeamAssigner]:
+    automatic = plan.automatic_team_ids
+    team_ids = await queries.teams_needing_managers(session, tables, automatic)
+    if not team_ids:
+        return []
+    total = await queries.count_needing_managers(session, tables, automatic)
+    loads = await queries.loads_after_departures(session, tables)
+    assigners = await assignment.load_team_assigners(session, team_ids, loads=loads)
+    done = 0
+    last_customer = 0
+    while True:
+        chunk = await queries.candidates_chunk(session, tables, automatic, last_customer, ASSIGNMENT_CHUNK)
+        if not chunk:
+            break
+        assigned: list[tuple[int, int]] = []
+        for customer_id, team_id, industry, region in chunk:
+            manager_id = assigners[team_id].assign(assignment.Candidate(customer_id, industry, region))
+            if manager_id is not None:
+                assigned.append((customer_id, manager_id))
+        # Keyset paging only moves forward, so rows written here are never read again.
+        await queries.store_assigned_managers(session, tables, assigned)
+        last_customer = chunk[-1][0]
+        done += len(chunk)
+        await _report(progress, run_id, "assign", done, total)
+    return list(assigners.values())
+
+
+async def _summary(session: AsyncSession, tables: queries.WorkTables, plan: RunPlan) -> dict[str, Any]:
+    key_by_id = {team.id: team.key for team in plan.teams.values()}
+    extra_ids = set()
+    team_counts_by_id = await queries.team_counts(session, tables)
+    moves = await queries.moves(session, tables)
+    extra_ids.update(team_counts_by_id)
+    extra_ids.update(team_id for before, after, _ in moves for team_id in (before, after) if team_id is not None)
+    unknown = sorted(team_id for team_id in extra_ids if team_id not in key_by_id)
+    if unknown:
+        rows = await session.execute(select(Team.id, Team.key).where(Team.id.in_(unknown)))
+        key_by_id.update(dict(rows.all()))  # type: ignore[arg-type]
+    evaluated, unmatched, locked = await queries.headline_counts(session, tables)
+    hits = await queries.rule_hits(session, tables)
+    segment_counts = await queries.label_counts(session, tables, queries.SEGMENT)
+    tag_counts = await queries.label_counts(session, tables, queries.TAG)
+    unassigned = await queries.unassigned_counts(session, tables, plan.automatic_team_ids)
+    return {
+        "evaluated": evaluated,
+        "changed": await queries.count_changed(session, tables),
+        "unmatched": unmatched,
+        "locked": locked,
+        "team_counts": {key_by_id[team_id]: count for team_id, count in sorted(team_counts_by_id.items())},
+        "rule_hits": {label: hits.get(label, 0) for label in plan.team_rule_labels},
+        "segment_counts": {key: segment_counts.get(key, 0) for key in plan.segment_keys},
+        "tag_counts": {key: tag_counts.get(key, 0) for key in plan.tag_keys},
+        "unassigned_by_team": {key_by_id[team_id]: count for team_id, count in sorted(unassigned.items())},
+        "moves": [
+            {"from": key_by_id.get(before) if before is not None else None,
+             "to": key_by_id.get(after) if after is not None else None,
+             "count": count}
+            for before, after, count in sorted(moves, key=lambda move: (-move[2], move[0] or 0, move[1] or 0))
+        ],
+    }
+
+
+async def _execute(
+    session: AsyncSession, plan: RunPlan, run_id: int, progress: ProgressCallback | None
+) -> dict[str, Any]:
+    """The whole run in the current transaction (the caller commits or rolls back)."""
+    now = utcnow()
+    tables = queries.build_work_tables(plan.segment_keys, plan.tag_keys)
+    await queries.create_work_tables(session, tables)
+    team_ids = {key: team.id for key, team in plan.teams.items()}
+
+    id_range = await queries.customer_id_range(session)
+    if id_range is not None:
+        low, high = id_range
+        total = high - low + 1
+        for start in range(low, high + 1, EVALUATION_CHUNK):
+            await queries.evaluate_chunk(session, tables, plan.compiled, team_ids, start, start + EVALUATION_CHUNK)
+            await _report(progress, run_id, "evaluate", min(start + EVALUATION_CHUNK, high + 1) - low, total)
+
+    if plan.mode == "apply":
+        # Before the comparison, so new dynamic segments join the stored state.
+        await queries.create_dynamic_segments(session, plan.new_segment_keys, now)
+    await _report(progress, run_id, "compare", 0, 1)
+    await queries.compute_labels(session, tables)
+    await _report(progress, run_id, "compare", 1, 1)
+
+    assigners = await _assign_managers(session, tables, plan, run_id, progress)
+
+    await _report(progress, run_id, "write", 0, 1)
+    await queries.insert_change_rows(session, tables, run_id)
+    if plan.mode == "apply":
+        await queries.insert_history(session, tables, run_id, now)
+        await queries.update_customers(session, tables, now)
+        await queries.apply_label_changes(session, tables, now)
+        await assignment.save_positions(session, assigners)
+    await _report(progress, run_id, "write", 1, 1)
+
+    summary = await _summary(session, tables, plan)
+    await queries.drop_work_tables(session, tables)
+    return summary
+
+
+async def execute_run(
+    session: AsyncSession, plan: RunPlan, run_id: int, progress: ProgressCallback | None = None
+) -> EvaluationRun:
+    """Run a started run to completion; a failure rolls back and marks the run failed."""
+    try:
+        summary = await _execute(session, plan, run_id, progress)
+        run = await session.get(EvaluationRun, run_id, populate_existing=True)
+        assert run is not None
+        run.status = "succeeded"
+        run.summary = summary
+        run.finished_at = utcnow()
+        await session.commit()
+    except Exception as error:  # noqa: BLE001 — any failure must leave a failed run, not a half-applied one
+        logger.exception("evaluation run %s failed", run_id)
+        await session.rollback()
+        run = await session.get(EvaluationRun, run_id, populate_existing=True)
+        assert run is not None
+        run.status = "failed"
+        run.error = f"{type(error).__name__}: {error}"
+        run.finished_at = utcnow()
+        await session.commit()
+    await _report(progress, run_id, "done", 1, 1)
+    return run
+
+
+async def preview_ruleset(
+    session: AsyncSession,
+    ruleset_id: int | None = None,
+    source: str | None = None,
+    *,
+    as_of: datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> EvaluationRun:
+    """Evaluate a saved ruleset (or a source text) for every customer and record what would change."""
+    plan = await plan_run(session, "preview", ruleset_id=ruleset_id, source=source, as_of=as_of)
+    run = await start_run(session, plan)
+    return await execute_run(session, plan, run.id, progress)
+
+
+async def apply_ruleset(
+    session: AsyncSession,
+    ruleset_id: int,
+    *,
+    as_of: datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> EvaluationRun:
+    """Route every customer with the (active) ruleset, in one transaction with the run."""
+    plan = await plan_run(session, "apply", ruleset_id=ruleset_id, as_of=as_of)
+    run = await start_run(session, plan)
+    return await execute_run(session, plan, run.id, progress)
+
+
+async def get_run(session: AsyncSession, run_id: int) -> EvaluationRun:
+    run = await session.get(EvaluationRun, run_id)
+    if run is None:
+        raise NotFound("evaluation run", run_id, field="id")
+    return run
+
+
+async def list_runs(session: AsyncSession, *, ruleset_id: int | None = None, limit: int = 100) -> Sequence[EvaluationRun]:
+    """Runs, newest first."""
+    statement = select(EvaluationRun).order_by(EvaluationRun.id.desc()).limit(limit)
+    if ruleset_id is not None:
+        statement = statement.where(EvaluationRun.ruleset_id == ruleset_id)
+    return (await session.scalars(statement)).all()

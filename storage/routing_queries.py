@@ -1,0 +1,655 @@
+"""Set-based SQL of an evaluation run (preview or apply), for SQLite and PostgreSQL.
+
+A run evaluates the compiled ruleset for every customer inside the database into
+a temporary *work* table (one row per customer: team before, team the rules
+chose, deciding rule, one boolean per segment and tag), and then derives
+everything else from it with set-based statements:
+
+* ``labels``     — the segment memberships and rule tags the rules want;
+* ``label_diff`` — wanted minus current (added) and current minus wanted (removed);
+* ``label_json`` — the per-customer lists of added/removed segments and tags;
+* the change rows, the customers' new team/manager, the assignment history,
+  segment members and rule tags are each one ``INSERT … SELECT``/``UPDATE``/
+  ``DELETE`` over those tables.
+
+Only customers who need a new manager pass through Python (in keyset chunks),
+because capacity and preference make assignment sequential.
+
+Nothing here commits; :mod:`domain.runs` owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    except_,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    not_,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.schema import CreateTable
+from sqlalchemy.sql.elements import ColumnElement
+
+from dsl.sql_compiler import SqlRuleset
+from storage.models import (
+    AssignmentHistory,
+    Customer,
+    CustomerTag,
+    EvaluationChange,
+    Segment,
+    SegmentMember,
+)
+
+customers = Customer.__table__
+segments = Segment.__table__
+segment_members = SegmentMember.__table__
+customer_tags = CustomerTag.__table__
+changes = EvaluationChange.__table__
+history = AssignmentHistory.__table__
+
+SEGMENT = "segment"
+TAG = "tag"
+
+
+def dialect_name(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+@dataclass(frozen=True)
+class WorkTables:
+    """The temporary tables of one run; `segment_columns`/`tag_columns` map keys to work columns."""
+
+    work: Table
+    labels: Table
+    label_diff: Table
+    label_json: Table
+    segment_columns: dict[str, Column[Any]]
+    tag_columns: dict[str, Column[Any]]
+
+    @property
+    def all(self) -> tuple[Table, ...]:
+        return (self.work, self.labels, self.label_diff, self.label_json)
+
+    # -- derived values of a work row ------------------------------------------------
+
+    @property
+    def team_changes(self) -> ColumnElement[bool]:
+        """The rules put the customer in another team (for a locked customer: would have)."""
+        work = self.work.c
+        return work.rule_team.is_distinct_from(work.team_before)
+
+    @property
+    def kept_manager(self) -> ColumnElement[Any]:
+        """The manager a customer keeps: locked, or staying in the same team."""
+        work = self.work.c
+        return case(
+            (work.locked, work.manager_before),
+            (work.rule_team.is_not_distinct_from(work.team_before), work.manager_before),
+            else_=null(),
+        )
+
+    @property
+    def manager_after(self) -> ColumnElement[Any]:
+        return func.coalesce(self.kept_manager, self.work.c.assigned_manager)
+
+    @property
+    def team_after(self) -> ColumnElement[Any]:
+        work = self.work.c
+        return case((work.locked, work.team_before), else_=work.rule_team)
+
+    def needs_manager(self, automatic_team_ids: Sequence[int]) -> ColumnElement[bool]:
+        work = self.work.c
+        if not automatic_team_ids:
+            return literal(False)
+        return and_(
+            not_(work.locked),
+            work.rule_team.in_(list(automatic_team_ids)),
+            self.kept_manager.is_(None),
+        )
+
+    @property
+    def assignment_changes(self) -> ColumnElement[bool]:
+        """Team or manager actually changes (never for a locked customer)."""
+        return and_(
+            not_(self.work.c.locked),
+            or_(self.team_changes, self.manager_after.is_distinct_from(self.work.c.manager_before)),
+        )
+
+
+def build_work_tables(segment_keys: Sequence[str], tag_keys: Sequence[str]) -> WorkTables:
+    metadata = MetaData()
+    temporary: dict[str, Any] = {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
+    segment_columns = {key: Column(f"segment_{index}", Boolean) for index, key in enumerate(segment_keys)}
+    tag_columns = {key: Column(f"tag_{index}", Boolean) for index, key in enumerate(tag_keys)}
+    work = Table(
+        "segmenta_run_work",
+        metadata,
+        Column("customer_id", Integer, primary_key=True),
+        Column("locked", Boolean, nullable=False),
+        Column("team_before", Integer),
+        Column("manager_before", Integer),
+        Column("rule_team", Integer),
+        Column("rule", String(200)),
+        Column("assigned_manager", Integer),
+        *segment_columns.values(),
+        *tag_columns.values(),
+        **temporary,
+    )
+    labels = Table(
+        "segmenta_run_labels",
+        metadata,
+        Column("customer_id", Integer, nullable=False),
+        Column("kind", String(10), nullable=False),
+        Column("key", String(100), nullable=False),
+        **temporary,
+    )
+    label_diff = Table(
+        "segmenta_run_label_diff",
+        metadata,
+        Column("customer_id", Integer, nullable=False),
+        Column("kind", String(10), nullable=False),
+        Column("key", String(100), nullable=False),
+        Column("added", Boolean, nullable=False),
+        **temporary,
+    )
+    label_json = Table(
+        "segmenta_run_label_json",
+        metadata,
+        Column("customer_id", Integer, primary_key=True),
+        Column("segments_added", JSON),
+        Column("segments_removed", JSON),
+        Column("tags_added", JSON),
+        Column("tags_removed", JSON),
+        **temporary,
+    )
+    return WorkTables(work, labels, label_diff, label_json, segment_columns, tag_columns)
+
+
+async def create_work_tables(session: AsyncSession, tables: WorkTables) -> None:
+    await drop_work_tables(session, tables)
+    for table in tables.all:
+        await session.execute(CreateTable(table))
+
+
+async def drop_work_tables(session: AsyncSession, tables: WorkTables) -> None:
+    for table in tables.all:
+        await session.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+
+
+# -- evaluation -------------------------------------------------------------------------
+
+
+async def customer_id_range(session: AsyncSession) -> tuple[int, int] | None:
+    low, high = (await session.execute(select(func.min(customers.c.id), func.max(customers.c.id)))).one()
+    return None if low is None else (low, high)
+
+
+async def evaluate_chunk(
+    session: AsyncSession,
+    tables: WorkTables,
+    compiled: SqlRuleset,
+    team_ids: Mapping[str, int],
+    low: int,
+    high: int,
+) -> None:
+    """Evaluate the customers with low <= id < high into the work table (one INSERT … SELECT)."""
+    rule_team: ColumnElement[Any] = (
+        case(dict(team_ids), value=compiled.team, else_=null()) if team_ids else null()
+    )
+    work = tables.work
+    columns = ["customer_id", "locked", "team_before", "manager_before", "rule_team", "rule"]
+    selected: list[ColumnElement[Any]] = [
+        customers.c.id,
+        func.coalesce(customers.c.assignment_locked, literal(False)),
+        customers.c.team_id,
+        customers.c.manager_id,
+        rule_team,
+        compiled.rule,
+    ]
+    for key, column in tables.segment_columns.items():
+        columns.append(column.name)
+        selected.append(compiled.segments[key])
+    for key, column in tables.tag_columns.items():
+        columns.append(column.name)
+        selected.append(compiled.tags[key])
+    source = select(*selected).where(customers.c.id >= low, customers.c.id < high)
+    await session.execute(insert(work).from_select(columns, source))
+
+
+def _current_labels() -> Any:
+    """The dynamic-segment memberships and rule tags stored now, as (customer_id, kind, key)."""
+    dynamic = (
+        select(segment_members.c.customer_id, literal(SEGMENT).label("kind"), segments.c.key)
+        .join(segments, segments.c.id == segment_members.c.segment_id)
+        .where(segments.c.kind == "dynamic")
+    )
+    rule_tags = select(
+        customer_tags.c.customer_id, literal(TAG).label("kind"), customer_tags.c.tag.label("key")
+    ).where(customer_tags.c.source == "rule")
+    current = union_all(dynamic, rule_tags).subquery()
+    return select(current.c.customer_id, current.c.kind, current.c.key)
+
+
+def _wanted_labels(tables: WorkTables) -> Any:
+    labels = tables.labels
+    return select(labels.c.customer_id, labels.c.kind, labels.c.key)
+
+
+async def compute_labels(session: AsyncSession, tables: WorkTables) -> None:
+    """Fill `labels` (wanted), `label_diff` (added/removed) and `label_json` (per customer)."""
+    work = tables.work
+    parts = [
+        select(work.c.customer_id, literal(SEGMENT), literal(key)).where(column.is_(True))
+        for key, column in tables.segment_columns.items()
+    ] + [
+        select(work.c.customer_id, literal(TAG), literal(key)).where(column.is_(True))
+        for key, column in tables.tag_columns.items()
+    ]
+    for part in parts:
+        await session.execute(insert(tables.labels).from_select(["customer_id", "kind", "key"], part))
+    diff_columns = ["customer_id", "kind", "key", "added"]
+    added = except_(_wanted_labels(tables), _current_labels()).subquery()
+    removed = except_(_current_labels(), _wanted_labels(tables)).subquery()
+    await session.execute(
+        insert(tables.label_diff).from_select(
+            diff_columns, select(added.c.customer_id, added.c.kind, added.c.key, literal(True))
+        )
+    )
+    await session.execute(
+        insert(tables.label_diff).from_select(
+            diff_columns, select(removed.c.customer_id, removed.c.kind, removed.c.key, literal(False))
+        )
+    )
+    await session.execute(
+        insert(tables.label_json).from_select(
+            ["customer_id", "segments_added", "segments_removed", "tags_added", "tags_removed"],
+            _label_json_select(session, tables),
+        )
+    )
+
+
+def _label_json_select(session: AsyncSession, tables: WorkTables) -> Any:
+    diff = tables.label_diff
+    if dialect_name(session) == "postgresql":
+        source = diff
+
+        def keys(kind: str, added: bool) -> ColumnElement[Any]:
+            condition = and_(source.c.kind == kind, source.c.added.is_(added))
+            aggregated = func.json_agg(aggregate_order_by(source.c.key, source.c.key)).filter(condition)
+            return func.coalesce(aggregated, literal_column("'[]'::json"))
+
+    else:
+        # SQLite aggregates in input order, so the rows come sorted from a subquery.
+        source = select(diff).order_by(diff.c.customer_id, diff.c.key).subquery()
+
+        def keys(kind: str, added: bool) -> ColumnElement[Any]:
+            condition = and_(source.c.kind == kind, source.c.added.is_(added))
+            return func.coalesce(func.json_group_array(source.c.key).filter(condition), literal("[]"))
+
+    return select(
+        source.c.customer_id,
+        keys(SEGMENT, True),
+        keys(SEGMENT, False),
+        keys(TAG, True),
+        keys(TAG, False),
+    ).group_by(source.c.customer_id)
+
+
+# -- manager assignment -------------------------------------------------------------------
+
+
+async def loads_after_departures(session: AsyncSession, tables: WorkTables) -> dict[int, int]:
+    """Customers per manager once this run's moves have released their managers."""
+    kept = tables.kept_manager
+    rows = await session.execute(select(kept, func.count()).where(kept.is_not(None)).group_by(kept))
+    return {manager_id: count for manager_id, count in rows.all()}
+
+
+async def teams_needing_managers(
+    session: AsyncSession, tables: WorkTables, automatic_team_ids: Sequence[int]
+) -> list[int]:
+    work = tables.work
+    rows = await session.execute(
+        select(work.c.rule_team).where(tables.needs_manager(automatic_team_ids)).group_by(work.c.rule_team)
+    )
+    return sorted(team_id for (team_id,) in rows.all())
+
+
+async def count_needing_managers(
+    session: AsyncSession, tables: WorkTables, automatic_team_ids: Sequence[int]
+) -> int:
+    return await session.scalar(select(func.count()).where(tables.needs_manager(automatic_team_ids))) or 0
+
+
+async def candidates_chunk(
+    session: AsyncSession,
+    tables: WorkTables,
+    automatic_team_ids: Sequence[int],
+    after_customer_id: int,
+    limit: int,
+) -> list[tuple[int, int, str | None, str | None]]:
+    """(customer id, team id, industry, region) of the next customers needing a manager, by id."""
+    work = tables.work
+    rows = await session.execute(
+        select(work.c.customer_id, work.c.rule_team, customers.c.industry, customers.c.region)
+        .join(customers, customers.c.id == work.c.customer_id)
+        .where(tables.needs_manager(automatic_team_ids), work.c.customer_id > after_customer_id)
+        .order_by(work.c.customer_id)
+        .limit(limit)
+    )
+    return [tuple(row) for row in rows.all()]  # type: ignore[misc]
+
+
+async def store_assigned_managers(
+    session: AsyncSession, tables: WorkTables, assignments: Sequence[tuple[int, int]]
+) -> None:
+    """Write (customer id, manager id) pairs into the work table."""
+    if not assignments:
+        return
+    work = tables.work
+    if dialect_name(session) == "postgresql":
+        # One statement per chunk: two arrays unnested side by side.
+        statement = text(
+            f"UPDATE {work.name} SET assigned_manager = pairs.manager_id "
+            "FROM unnest(:customer_ids, :manager_ids) AS pairs(customer_id, manager_id) "
+            f"WHERE {work.name}.customer_id = pairs.customer_id"
+        ).bindparams(
+            bindparam("customer_ids", type_=ARRAY(Integer)),
+            bindparam("manager_ids", type_=ARRAY(Integer)),
+        )
+        await session.execute(
+            statement,
+            {
+                "customer_ids": [customer_id for customer_id, _ in assignments],
+                "manager_ids": [manager_id for _, manager_id in assignments],
+            },
+        )
+        return
+    await session.execute(
+        update(work)
+        .where(work.c.customer_id == bindparam("target_customer"))
+        .values(assigned_manager=bindparam("target_manager")),
+        [{"target_customer": customer, "target_manager": manager} for customer, manager in assignments],
+    )
+
+
+# -- change rows and summary ---------------------------------------------------------------
+
+
+def _empty_json_array(session: AsyncSession) -> ColumnElement[Any]:
+    if dialect_name(session) == "postgresql":
+        return literal_column("'[]'::json")
+    return literal("[]")
+
+
+def _changed_rows(tables: WorkTables) -> Any:
+    """work LEFT JOIN label_json, restricted to customers with something to report."""
+    work, label_json = tables.work, tables.label_json
+    return work.outerjoin(label_json, label_json.c.customer_id == work.c.customer_id)
+
+
+def _reported(tables: WorkTables) -> ColumnElement[bool]:
+    return or_(
+        tables.team_changes,
+        tables.manager_after.is_distinct_from(tables.work.c.manager_before),
+        tables.label_json.c.customer_id.is_not(None),
+    )
+
+
+async def insert_change_rows(session: AsyncSession, tables: WorkTables, run_id: int) -> int:
+    work, label_json = tables.work, tables.label_json
+    empty = _empty_json_array(session)
+    source = (
+        select(
+            literal(run_id),
+            work.c.customer_id,
+            work.c.team_before,
+            work.c.rule_team,
+            work.c.manager_before,
+            tables.manager_after,
+            func.coalesce(label_json.c.segments_added, empty),
+            func.coalesce(label_json.c.segments_removed, empty),
+            func.coalesce(label_json.c.tags_added, empty),
+            func.coalesce(label_json.c.tags_removed, empty),
+            work.c.rule,
+            work.c.locked,
+        )
+        .select_from(_changed_rows(tables))
+        .where(_reported(tables))
+    )
+    result = await session.execute(
+        insert(changes).from_select(
+            [
+                "run_id",
+                "customer_id",
+                "team_before_id",
+                "team_after_id",
+                "manager_before_id",
+                "manager_after_id",
+                "segments_added",
+                "segments_removed",
+                "tags_added",
+                "tags_removed",
+                "deciding_rule",
+                "locked",
+            ],
+            source,
+        )
+    )
+    return result.rowcount
+
+
+async def count_changed(session: AsyncSession, tables: WorkTables) -> int:
+    """Customers this run changes (a locked customer only through segments and tags)."""
+    statement = (
+        select(func.count())
+        .select_from(_changed_rows(tables))
+        .where(or_(tables.assignment_changes, tables.label_json.c.customer_id.is_not(None)))
+    )
+    return await session.scalar(statement) or 0
+
+
+async def headline_counts(session: AsyncSession, tables: WorkTables) -> tuple[int, int, int]:
+    """(evaluated, unmatched, locked)."""
+    work = tables.work
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((work.c.rule.is_(None), 1), else_=0)), 0),
+                func.coalesce(func.sum(case((work.c.locked, 1), else_=0)), 0),
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def grouped_counts(session: AsyncSession, key: ColumnElement[Any], where: ColumnElement[bool] | None = None) -> dict[Any, int]:
+    statement = select(key, func.count()).group_by(key)
+    if where is not None:
+        statement = statement.where(where)
+    return {value: int(count) for value, count in (await session.execute(statement)).all()}
+
+
+async def team_counts(session: AsyncSession, tables: WorkTables) -> dict[int, int]:
+    team_after = tables.team_after
+    return await grouped_counts(session, team_after, team_after.is_not(None))
+
+
+async def rule_hits(session: AsyncSession, tables: WorkTables) -> dict[str, int]:
+    rule = tables.work.c.rule
+    return await grouped_counts(session, rule, rule.is_not(None))
+
+
+async def label_counts(session: AsyncSession, tables: WorkTables, kind: str) -> dict[str, int]:
+    labels = tables.labels
+    return await grouped_counts(session, labels.c.key, labels.c.kind == kind)
+
+
+async def unassigned_counts(
+    session: AsyncSession, tables: WorkTables, automatic_team_ids: Sequence[int]
+) -> dict[int, int]:
+    work = tables.work
+    return await grouped_counts(
+        session,
+        work.c.rule_team,
+        and_(tables.needs_manager(automatic_team_ids), work.c.assigned_manager.is_(None)),
+    )
+
+
+async def moves(session: AsyncSession, tables: WorkTables) -> list[tuple[int | None, int | None, int]]:
+    """(team before, team after, customers) for every actual team change."""
+    work = tables.work
+    rows = await session.execute(
+        select(work.c.team_before, work.c.rule_team, func.count())
+        .where(not_(work.c.locked), tables.team_changes)
+        .group_by(work.c.team_before, work.c.rule_team)
+    )
+    return [(before, after, int(count)) for before, after, count in rows.all()]
+
+
+# -- applying -------------------------------------------------------------------------------
+
+
+async def update_customers(session: AsyncSession, tables: WorkTables, now: datetime) -> None:
+    """New team, manager and deciding rule onto every unlocked customer whose values differ."""
+    work = tables.work
+    statement = (
+        update(customers)
+        .where(
+            customers.c.id == work.c.customer_id,
+            not_(work.c.locked),
+            or_(
+                tables.team_changes,
+                tables.manager_after.is_distinct_from(work.c.manager_before),
+                customers.c.deciding_rule.is_distinct_from(work.c.rule),
+            ),
+        )
+        .values(
+            team_id=work.c.rule_team,
+            manager_id=tables.manager_after,
+            deciding_rule=work.c.rule,
+            updated_at=now,
+        )
+    )
+    await session.execute(statement)
+
+
+async def insert_history(session: AsyncSession, tables: WorkTables, run_id: int, now: datetime) -> None:
+    work = tables.work
+    source = select(
+        work.c.customer_id,
+        work.c.team_before,
+        work.c.rule_team,
+        work.c.manager_before,
+        tables.manager_after,
+        literal("run"),
+        literal(run_id),
+        work.c.rule,
+        literal(now),
+    ).where(tables.assignment_changes)
+    await session.execute(
+        insert(history).from_select(
+            [
+                "customer_id",
+                "team_before_id",
+                "team_after_id",
+                "manager_before_id",
+                "manager_after_id",
+                "cause",
+                "run_id",
+                "rule",
+                "changed_at",
+            ],
+            source,
+        )
+    )
+
+
+async def existing_segments(session: AsyncSession, keys: Iterable[str]) -> dict[str, str]:
+    """kind by key, for the given segment keys that exist."""
+    key_list = sorted(set(keys))
+    if not key_list:
+        return {}
+    rows = await session.execute(select(segments.c.key, segments.c.kind).where(segments.c.key.in_(key_list)))
+    return {key: kind for key, kind in rows.all()}
+
+
+async def create_dynamic_segments(session: AsyncSession, keys: Sequence[str], now: datetime) -> None:
+    if keys:
+        await session.execute(
+            insert(segments),
+            [
+                {"key": key, "name": key, "description": "maintained by the active ruleset", "kind": "dynamic", "created_at": now}
+                for key in keys
+            ],
+        )
+
+
+async def apply_label_changes(session: AsyncSession, tables: WorkTables, now: datetime) -> None:
+    """Segment members and rule tags to what the rules want: delete removed, insert added."""
+    diff = tables.label_diff
+    await session.execute(
+        delete(segment_members).where(
+            exists()
+            .where(
+                diff.c.kind == SEGMENT,
+                diff.c.added.is_(False),
+                diff.c.customer_id == segment_members.c.customer_id,
+                segments.c.key == diff.c.key,
+                segments.c.id == segment_members.c.segment_id,
+                segments.c.kind == "dynamic",
+            )
+        )
+    )
+    await session.execute(
+        insert(segment_members).from_select(
+            ["segment_id", "customer_id", "added_at"],
+            select(segments.c.id, diff.c.customer_id, literal(now))
+            .join(segments, segments.c.key == diff.c.key)
+            .where(diff.c.kind == SEGMENT, diff.c.added.is_(True)),
+        )
+    )
+    await session.execute(
+        delete(customer_tags).where(
+            customer_tags.c.source == "rule",
+            exists().where(
+                diff.c.kind == TAG,
+                diff.c.added.is_(False),
+                diff.c.customer_id == customer_tags.c.customer_id,
+                diff.c.key == customer_tags.c.tag,
+            ),
+        )
+    )
+    await session.execute(
+        insert(customer_tags).from_select(
+            ["customer_id", "tag", "source"],
+            select(diff.c.customer_id, diff.c.key, literal("rule")).where(diff.c.kind == TAG, diff.c.added.is_(True)),
+        )
+    )
