@@ -1,0 +1,48 @@
+"""The per-request context every resolver sees as `info.context`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schema.loaders import Loaders
+from schema.serial import SerialSession
+from storage.models import utcnow
+
+
+class Principal(Protocol):
+    """Who is calling (domain.tokens.Principal satisfies this)."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def employee_id(self) -> int | None: ...
+
+
+@dataclass
+class Context:
+    # The raw session is for mutations (which run one at a time); reads use `db`.
+    session: AsyncSession
+    principal: Principal | None
+    loaders: Loaders
+    request: Any = None
+    response: Any = None
+    # Day-based metrics of every customer in one response are measured at the same instant.
+    now: datetime = field(default_factory=utcnow)
+    # Why authentication failed, for the error message (None when it succeeded or was not tried).
+    auth_problem: str | None = None
+
+    @property
+    def db(self) -> SerialSession:
+        return self.loaders.db
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+Info = strawberry.Info[Context, None]

@@ -1,0 +1,67 @@
+"""Top-level GraphQL errors: every one carries `extensions.code`, and unexpected
+exceptions are logged and masked so internals never reach a client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from schema.ids import InvalidCursor, InvalidId
+from schema.pagination import PageSizeError
+
+logger = logging.getLogger("segmenta.graphql")
+
+BAD_USER_INPUT = "BAD_USER_INPUT"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+FORBIDDEN = "FORBIDDEN"
+INTERNAL = "INTERNAL_SERVER_ERROR"
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+
+_BAD_INPUT_TYPES = (InvalidId, InvalidCursor, PageSizeError)
+
+
+def client_error(message: str, code: str = BAD_USER_INPUT, **extensions: Any) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+def _with_code(error: GraphQLError) -> GraphQLError:
+    if error.extensions and "code" in error.extensions:
+        return error
+    original = error.original_error
+    if original is None:
+        code = GRAPHQL_VALIDATION_FAILED
+    elif isinstance(original, _BAD_INPUT_TYPES):
+        code = BAD_USER_INPUT
+    elif isinstance(original, GraphQLError):
+        code = BAD_USER_INPUT
+    else:
+        logger.error("unexpected error in %s", error.path, exc_info=original)
+        return GraphQLError(
+            "internal error (logged on the server)",
+            nodes=error.nodes,
+            positions=error.positions,
+            source=error.source,
+            path=error.path,
+            extensions={"code": INTERNAL},
+        )
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        positions=error.positions,
+        source=error.source,
+        path=error.path,
+        original_error=original,
+        extensions={**(error.extensions or {}), "code": code},
+    )
+
+
+class ErrorCodes(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [_with_code(error) for error in result.errors]

@@ -1,0 +1,141 @@
+"""Filter inputs of the list queries, and the SQL conditions they stand for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+
+from schema.enums import CustomerKind, CustomerSize, FeedbackKind, FeedbackStatus, Lifecycle, PurchasingPower
+from schema.ids import decode_id
+from schema.timestamps import to_storage
+from storage import models
+
+_customer = models.Customer
+
+
+@strawberry.input(
+    description=(
+        "Simple customer filters; every given field must hold (AND). `...In` fields match any of the listed "
+        "values. For anything richer use the `where` argument (a rule condition)."
+    )
+)
+class CustomerFilter:
+    kind: CustomerKind | None = None
+    industry: str | None = None
+    industry_in: list[str] | None = None
+    size: CustomerSize | None = None
+    size_in: list[CustomerSize] | None = None
+    region: str | None = None
+    region_in: list[str] | None = None
+    city: str | None = None
+    country: str | None = None
+    lifecycle: Lifecycle | None = None
+    lifecycle_in: list[Lifecycle] | None = None
+    purchasing_power: PurchasingPower | None = None
+    channel: str | None = None
+    team_key: str | None = strawberry.field(default=None, description="Customers of the team with this key.")
+    manager_id: strawberry.ID | None = strawberry.field(default=None, description="Customers this employee manages.")
+    unassigned: bool | None = strawberry.field(default=None, description="true: no team; false: has a team.")
+    assignment_locked: bool | None = None
+    tag: str | None = strawberry.field(default=None, description="Has this tag (manual or rule-made).")
+    segment_key: str | None = strawberry.field(default=None, description="Member of the segment with this key.")
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive substring of the name or the code."
+    )
+
+
+def customer_conditions(given: CustomerFilter | None) -> list[ColumnElement[bool]]:
+    """The SQL conditions of a filter; raises schema.ids.InvalidId for a malformed `managerId`."""
+    if given is None:
+        return []
+    conditions: list[ColumnElement[bool]] = []
+    equalities = {
+        _customer.kind: given.kind.value if given.kind else None,
+        _customer.industry: given.industry,
+        _customer.size: given.size.value if given.size else None,
+        _customer.region: given.region,
+        _customer.city: given.city,
+        _customer.country: given.country,
+        _customer.lifecycle: given.lifecycle.value if given.lifecycle else None,
+        _customer.purchasing_power: given.purchasing_power.value if given.purchasing_power else None,
+        _customer.channel: given.channel,
+    }
+    conditions.extend(column == value for column, value in equalities.items() if value is not None)
+    memberships = {
+        _customer.industry: given.industry_in,
+        _customer.region: given.region_in,
+        _customer.size: [size.value for size in given.size_in] if given.size_in is not None else None,
+        _customer.lifecycle: [stage.value for stage in given.lifecycle_in] if given.lifecycle_in is not None else None,
+    }
+    conditions.extend(column.in_(values) for column, values in memberships.items() if values is not None)
+    if given.team_key is not None:
+        conditions.append(_customer.team_id.in_(select(models.Team.id).where(models.Team.key == given.team_key)))
+    if given.manager_id is not None:
+        conditions.append(_customer.manager_id == decode_id(given.manager_id, "Employee"))
+    if given.unassigned is not None:
+        conditions.append(_customer.team_id.is_(None) if given.unassigned else _customer.team_id.is_not(None))
+    if given.assignment_locked is not None:
+        conditions.append(_customer.assignment_locked.is_(given.assignment_locked))
+    if given.tag is not None:
+        conditions.append(
+            exists().where(models.CustomerTag.customer_id == _customer.id, models.CustomerTag.tag == given.tag)
+        )
+    if given.segment_key is not None:
+        conditions.append(
+            exists().where(
+                models.SegmentMember.customer_id == _customer.id,
+                models.SegmentMember.segment_id == models.Segment.id,
+                models.Segment.key == given.segment_key,
+            )
+        )
+    if given.search:
+        term = given.search.lower()
+        conditions.append(
+            or_(
+                func.lower(_customer.name).contains(term, autoescape=True),
+                func.lower(_customer.code).contains(term, autoescape=True),
+            )
+        )
+    return conditions
+
+
+@strawberry.input(description="Feedback filters; every given field must hold (AND).")
+class FeedbackFilter:
+    kind: FeedbackKind | None = None
+    kind_in: list[FeedbackKind] | None = None
+    status: FeedbackStatus | None = None
+    status_in: list[FeedbackStatus] | None = None
+    customer_id: strawberry.ID | None = None
+    employee_id: strawberry.ID | None = None
+    created_after: datetime | None = strawberry.field(default=None, description="Created at or after this instant.")
+    created_before: datetime | None = strawberry.field(default=None, description="Created before this instant.")
+
+
+def feedback_conditions(given: FeedbackFilter | None) -> list[ColumnElement[bool]]:
+    if given is None:
+        return []
+    feedback = models.Feedback
+    conditions: list[ColumnElement[bool]] = []
+    if given.kind is not None:
+        conditions.append(feedback.kind == given.kind.value)
+    if given.kind_in is not None:
+        conditions.append(feedback.kind.in_([kind.value for kind in given.kind_in]))
+    if given.status is not None:
+        conditions.append(feedback.status == given.status.value)
+    if given.status_in is not None:
+        conditions.append(feedback.status.in_([status.value for status in given.status_in]))
+    if given.customer_id is not None:
+        conditions.append(feedback.customer_id == decode_id(given.customer_id, "Customer"))
+    if given.employee_id is not None:
+        conditions.append(feedback.employee_id == decode_id(given.employee_id, "Employee"))
+    if given.created_after is not None:
+        conditions.append(feedback.created_at >= to_storage(given.created_after))
+    if given.created_before is not None:
+        conditions.append(feedback.created_at < to_storage(given.created_before))
+    return conditions
+
+
+def filtered(statement: Select[tuple[models.Base]], conditions: list[ColumnElement[bool]]) -> Select[tuple[models.Base]]:
+    return statement.where(and_(*conditions)) if conditions else statement

@@ -1,0 +1,305 @@
+"""Per-request DataLoaders: every related object or list is fetched for a whole
+page of parents in one SQL statement, so the statement count of a query does
+not grow with the page size (see tests/schema/test_statement_count.py)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+from strawberry.dataloader import DataLoader
+
+from storage import models
+from schema.pagination import Ordering, Page, split_pages
+from schema.serial import SerialSession
+
+KeyT = TypeVar("KeyT", bound=Hashable)
+ValueT = TypeVar("ValueT")
+
+
+@dataclass(frozen=True, eq=False)
+class ChildList:
+    """The children of a parent: rows of `entity` whose `parent_column` holds the parent's key."""
+
+    entity: type[models.Base]
+    parent_column: InstrumentedAttribute[Any]
+    join: Callable[[Select[Any]], Select[Any]] | None = None
+
+    def joined(self, statement: Select[Any]) -> Select[Any]:
+        return self.join(statement) if self.join is not None else statement
+
+
+def _join_segment_members(statement: Select[Any]) -> Select[Any]:
+    return statement.join(models.SegmentMember, models.SegmentMember.customer_id == models.Customer.id)
+
+
+PURCHASES_OF_CUSTOMER = ChildList(models.Purchase, models.Purchase.customer_id)
+INTERACTIONS_OF_CUSTOMER = ChildList(models.Interaction, models.Interaction.customer_id)
+FEEDBACK_OF_CUSTOMER = ChildList(models.Feedback, models.Feedback.customer_id)
+CUSTOMERS_OF_TEAM = ChildList(models.Customer, models.Customer.team_id)
+CUSTOMERS_OF_MANAGER = ChildList(models.Customer, models.Customer.manager_id)
+CUSTOMERS_OF_SEGMENT = ChildList(models.Customer, models.SegmentMember.segment_id, _join_segment_members)
+
+# (parent key, ordering, first, after): pages of one child list for many parents.
+PageKey = tuple[int, Ordering, int, str | None]
+
+
+@dataclass
+class GroupStats:
+    """Aggregates of the maintained metric columns over a group of customers."""
+
+    customer_count: int = 0
+    total_spent: float = 0.0
+    purchase_count: int = 0
+    survey_sum: float = 0.0
+    survey_count: int = 0
+    nps_sum: float = 0.0
+    nps_count: int = 0
+    feedback_count: int = 0
+    complaint_count: int = 0
+    open_complaints: int = 0
+    interaction_count: int = 0
+
+
+def _stats_columns() -> list[ColumnElement[Any]]:
+    customer = models.Customer
+    return [
+        func.count(customer.id),
+        func.coalesce(func.sum(customer.total_spent), 0.0),
+        func.coalesce(func.sum(customer.purchase_count), 0),
+        func.coalesce(func.sum(customer.survey_sum), 0.0),
+        func.coalesce(func.sum(customer.survey_count), 0),
+        func.coalesce(func.sum(customer.nps_sum), 0.0),
+        func.coalesce(func.sum(customer.nps_count), 0),
+        func.coalesce(func.sum(customer.feedback_count), 0),
+        func.coalesce(func.sum(customer.complaint_count), 0),
+        func.coalesce(func.sum(customer.open_complaints), 0),
+        func.coalesce(func.sum(customer.interaction_count), 0),
+    ]
+
+
+def _stats_from_row(values: Sequence[Any]) -> GroupStats:
+    return GroupStats(
+        customer_count=int(values[0]),
+        total_spent=float(values[1]),
+        purchase_count=int(values[2]),
+        survey_sum=float(values[3]),
+        survey_count=int(values[4]),
+        nps_sum=float(values[5]),
+        nps_count=int(values[6]),
+        feedback_count=int(values[7]),
+        complaint_count=int(values[8]),
+        open_complaints=int(values[9]),
+        interaction_count=int(values[10]),
+    )
+
+
+async def overall_stats(db: SerialSession, where: ColumnElement[bool] | None = None) -> GroupStats:
+    statement = select(*_stats_columns())
+    if where is not None:
+        statement = statement.where(where)
+    return _stats_from_row((await db.execute(statement)).one())
+
+
+class Loaders:
+    """One set per request; never shared, so a request never sees another one's cache."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.db = SerialSession(session)
+        self.customer = self._by_id(models.Customer)
+        self.team = self._by_id(models.Team)
+        self.employee = self._by_id(models.Employee)
+        self.segment = self._by_id(models.Segment)
+        self.segments_of_customer: DataLoader[int, list[models.Segment]] = DataLoader(self._segments_of_customers)
+        self.tags_of_customer: DataLoader[int, list[models.CustomerTag]] = DataLoader(self._tags_of_customers)
+        self.attributes_of_customer: DataLoader[int, dict[str, Any]] = DataLoader(self._attributes_of_customers)
+        self.categories_of_customer: DataLoader[int, list[str]] = DataLoader(self._categories_of_customers)
+        self.history_of_customer: DataLoader[int, list[models.AssignmentHistory]] = DataLoader(
+            self._history_of_customers
+        )
+        self.members_of_team: DataLoader[int, list[models.TeamMember]] = DataLoader(self._members_of_teams)
+        self.memberships_of_employee: DataLoader[int, list[models.TeamMember]] = DataLoader(
+            self._memberships_of_employees
+        )
+        self.team_stats = self._grouped_stats(models.Customer.team_id)
+        self.manager_stats = self._grouped_stats(models.Customer.manager_id)
+        self.segment_stats = self._grouped_stats(models.SegmentMember.segment_id, _join_segment_members)
+        self.interactions_by_employee = self._grouped_count(models.Interaction, models.Interaction.employee_id)
+        self.feedback_by_employee = self._grouped_count(models.Feedback, models.Feedback.employee_id)
+        self.pages: dict[ChildList, DataLoader[PageKey, Page[Any]]] = {}
+        self.counts: dict[ChildList, DataLoader[int, int]] = {}
+
+    def clear(self) -> None:
+        """Forget every cached row: called after each mutation commits, so its payload reads fresh data."""
+        for value in vars(self).values():
+            if isinstance(value, DataLoader):
+                value.clear_all()
+        for loader in [*self.pages.values(), *self.counts.values()]:
+            loader.clear_all()
+
+    def page_of(self, children: ChildList) -> DataLoader[PageKey, Page[Any]]:
+        if children not in self.pages:
+            self.pages[children] = DataLoader(lambda keys: self._child_pages(children, keys))
+        return self.pages[children]
+
+    def count_of(self, children: ChildList) -> DataLoader[int, int]:
+        if children not in self.counts:
+            self.counts[children] = DataLoader(lambda keys: self._child_counts(children, keys))
+        return self.counts[children]
+
+    # -- loaders -----------------------------------------------------------------------------
+
+    def _by_id(self, model: type[Any]) -> DataLoader[int, Any]:
+        async def load(keys: list[int]) -> list[Any]:
+            rows = await self.db.scalars(select(model).where(model.id.in_(set(keys))))
+            found = {row.id: row for row in rows}
+            return [found.get(key) for key in keys]
+
+        return DataLoader(load)
+
+    async def _segments_of_customers(self, keys: list[int]) -> list[list[models.Segment]]:
+        statement = (
+            select(models.SegmentMember.customer_id, models.Segment)
+            .join(models.Segment, models.Segment.id == models.SegmentMember.segment_id)
+            .where(models.SegmentMember.customer_id.in_(set(keys)))
+            .order_by(models.Segment.key)
+        )
+        return _grouped(keys, (await self.db.execute(statement)).tuples())
+
+    async def _tags_of_customers(self, keys: list[int]) -> list[list[models.CustomerTag]]:
+        statement = (
+            select(models.CustomerTag.customer_id, models.CustomerTag)
+            .where(models.CustomerTag.customer_id.in_(set(keys)))
+            .order_by(models.CustomerTag.tag, models.CustomerTag.source)
+        )
+        return _grouped(keys, (await self.db.execute(statement)).tuples())
+
+    async def _attributes_of_customers(self, keys: list[int]) -> list[dict[str, Any]]:
+        attribute = models.CustomerAttribute
+        statement = (
+            select(attribute.customer_id, attribute.key, attribute.text_value, attribute.number_value)
+            .where(attribute.customer_id.in_(set(keys)))
+            .order_by(attribute.key)
+        )
+        found: dict[int, dict[str, Any]] = defaultdict(dict)
+        for customer_id, key, text_value, number_value in (await self.db.execute(statement)).tuples():
+            found[customer_id][key] = _attribute_value(text_value, number_value)
+        return [dict(found.get(key, {})) for key in keys]
+
+    async def _categories_of_customers(self, keys: list[int]) -> list[list[str]]:
+        purchase = models.Purchase
+        statement = (
+            select(purchase.customer_id, purchase.category)
+            .where(purchase.customer_id.in_(set(keys)), purchase.category.is_not(None))
+            .distinct()
+            .order_by(purchase.customer_id, purchase.category)
+        )
+        return _grouped(keys, (await self.db.execute(statement)).tuples())
+
+    async def _history_of_customers(self, keys: list[int]) -> list[list[models.AssignmentHistory]]:
+        history = models.AssignmentHistory
+        statement = (
+            select(history.customer_id, history)
+            .where(history.customer_id.in_(set(keys)))
+            .order_by(history.changed_at.desc(), history.id.desc())
+        )
+        return _grouped(keys, (await self.db.execute(statement)).tuples())
+
+    async def _members_of_teams(self, keys: list[int]) -> list[list[models.TeamMember]]:
+        member = models.TeamMember
+        statement = (
+            select(member.team_id, member)
+            .where(member.team_id.in_(set(keys)))
+            .order_by(member.role, member.joined_at, member.id)
+        )
+        return _grouped(keys, (await self.db.execute(statement)).tuples())
+
+    async def _memberships_of_employees(self, keys: list[int]) -> list[list[models.TeamMember]]:
+        member = models.TeamMember
+        statement = (
+            select(member.employee_id, member).where(member.employee_id.in_(set(keys))).order_by(member.id)
+        )
+        return _grouped(keys, (await self.db.execute(statement)).tuples())
+
+    def _grouped_stats(
+        self,
+        group_column: InstrumentedAttribute[Any],
+        join: Callable[[Select[Any]], Select[Any]] | None = None,
+    ) -> DataLoader[int, GroupStats]:
+        async def load(keys: list[int]) -> list[GroupStats]:
+            statement = select(group_column, *_stats_columns()).select_from(models.Customer)
+            if join is not None:
+                statement = join(statement)
+            statement = statement.where(group_column.in_(set(keys))).group_by(group_column)
+            found = {row[0]: _stats_from_row(row[1:]) for row in (await self.db.execute(statement)).all()}
+            return [found.get(key, GroupStats()) for key in keys]
+
+        return DataLoader(load)
+
+    def _grouped_count(self, model: type[Any], group_column: InstrumentedAttribute[Any]) -> DataLoader[int, int]:
+        async def load(keys: list[int]) -> list[int]:
+            statement = (
+                select(group_column, func.count(model.id)).where(group_column.in_(set(keys))).group_by(group_column)
+            )
+            found = dict((await self.db.execute(statement)).tuples().all())
+            return [int(found.get(key, 0)) for key in keys]
+
+        return DataLoader(load)
+
+    async def _child_pages(self, children: ChildList, keys: list[PageKey]) -> list[Page[Any]]:
+        """Pages for many parents: one window-function query per distinct (ordering, first, after)."""
+        by_request: dict[tuple[Ordering, int, str | None], set[int]] = defaultdict(set)
+        for parent, ordering, first, after in keys:
+            by_request[(ordering, first, after)].add(parent)
+        pages: dict[PageKey, Page[Any]] = {}
+        for (ordering, first, after), parents in by_request.items():
+            found = await self._pages_for(children, parents, ordering, first, after)
+            for parent in parents:
+                pages[(parent, ordering, first, after)] = found.get(parent, Page(rows=[], has_next=False, after=after))
+        return [pages[key] for key in keys]
+
+    async def _pages_for(
+        self, children: ChildList, parents: Iterable[int], ordering: Ordering, first: int, after: str | None
+    ) -> dict[int, Page[Any]]:
+        position = func.row_number().over(partition_by=children.parent_column, order_by=ordering.order_by())
+        inner = children.joined(
+            select(children.entity, children.parent_column.label("parent_key"), position.label("position"))
+        ).where(children.parent_column.in_(set(parents)))
+        if after is not None:
+            inner = inner.where(ordering.after(after))
+        numbered = inner.subquery()
+        child = aliased(children.entity, numbered)
+        statement = (
+            select(numbered.c.parent_key, child)
+            .where(numbered.c.position <= first + 1)
+            .order_by(numbered.c.parent_key, numbered.c.position)
+        )
+        return split_pages((await self.db.execute(statement)).tuples().all(), first, after)
+
+    async def _child_counts(self, children: ChildList, keys: list[int]) -> list[int]:
+        statement = (
+            children.joined(select(children.parent_column, func.count()).select_from(children.entity))
+            .where(children.parent_column.in_(set(keys)))
+            .group_by(children.parent_column)
+        )
+        found = dict((await self.db.execute(statement)).tuples().all())
+        return [int(found.get(key, 0)) for key in keys]
+
+
+def _grouped(keys: Sequence[KeyT], pairs: Iterable[tuple[KeyT, ValueT]]) -> list[list[ValueT]]:
+    found: dict[KeyT, list[ValueT]] = defaultdict(list)
+    for key, value in pairs:
+        found[key].append(value)
+    return [list(found.get(key, [])) for key in keys]
+
+
+def _attribute_value(text_value: str | None, number_value: float | None) -> str | int | float | None:
+    if number_value is not None:
+        return int(number_value) if float(number_value).is_integer() else number_value
+    return text_value
+

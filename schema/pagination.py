@@ -1,0 +1,185 @@
+"""Relay connections with keyset pagination.
+
+Every list is ordered by one sort column plus the primary key as tie-breaker;
+a cursor holds the (sort value, key) of its row, and the next page is "rows
+after that key" — stable when rows are inserted, and cheap on indexed columns.
+Pages are fetched with `first + 1` rows to learn `hasNextPage` without a count;
+`totalCount` runs its COUNT only when the client asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+import strawberry
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from schema.ids import InvalidCursor, decode_cursor, encode_cursor
+from schema.serial import SerialSession
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+NodeT = TypeVar("NodeT")
+RowT = TypeVar("RowT")
+SortKind = Literal["text", "number", "datetime"]
+
+
+class PageSizeError(ValueError):
+    pass
+
+
+def page_size(first: int | None) -> int:
+    """The validated `first` argument: 0 to MAX_PAGE_SIZE rows, DEFAULT_PAGE_SIZE when not given."""
+    if first is None:
+        return DEFAULT_PAGE_SIZE
+    if first < 0:
+        raise PageSizeError(f"`first` must be 0 or more (got {first})")
+    if first > MAX_PAGE_SIZE:
+        raise PageSizeError(f"`first` may be at most {MAX_PAGE_SIZE} (got {first}); page with `after` instead")
+    return first
+
+
+@dataclass(frozen=True, eq=False)
+class Ordering:
+    """A sort column (never null) and direction, with the primary key breaking ties in the same direction.
+
+    Compared by identity (orderings are module constants), so it can be part of a DataLoader key.
+    """
+
+    column: InstrumentedAttribute[Any]
+    key_column: InstrumentedAttribute[Any]
+    kind: SortKind
+    descending: bool = False
+
+    def order_by(self) -> list[ColumnElement[Any]]:
+        if self.descending:
+            return [self.column.desc(), self.key_column.desc()]
+        return [self.column.asc(), self.key_column.asc()]
+
+    def after(self, cursor: str) -> ColumnElement[bool]:
+        """Rows strictly after the row `cursor` points at, in this order."""
+        (raw_value,), key = decode_cursor(cursor, 1)
+        value = self._parse(raw_value, cursor)
+        if self.descending:
+            return or_(self.column < value, and_(self.column == value, self.key_column < key))
+        return or_(self.column > value, and_(self.column == value, self.key_column > key))
+
+    def cursor(self, row: Any) -> str:
+        value = getattr(row, self.column.key)
+        key = getattr(row, self.key_column.key)
+        if self.kind == "datetime":
+            value = value.isoformat()
+        return encode_cursor([value], key)
+
+    def _parse(self, raw_value: Any, cursor: str) -> Any:
+        if self.kind == "text" and isinstance(raw_value, str):
+            return raw_value
+        if self.kind == "number" and isinstance(raw_value, int | float) and not isinstance(raw_value, bool):
+            return raw_value
+        if self.kind == "datetime" and isinstance(raw_value, str):
+            try:
+                return datetime.fromisoformat(raw_value)
+            except ValueError:
+                pass
+        raise InvalidCursor(cursor)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool = strawberry.field(
+        description="True when the page was requested with `after` (there are rows before it)."
+    )
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+    count_rows: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="Number of items in the whole list (all pages).")
+    async def total_count(self) -> int:
+        return await self.count_rows()
+
+    @strawberry.field(description="The nodes of this page, for clients that do not need cursors.")
+    def nodes(self) -> list[NodeT]:
+        return [edge.node for edge in self.edges]
+
+
+@dataclass
+class Page(Generic[RowT]):
+    rows: list[RowT]
+    has_next: bool
+    after: str | None
+
+
+def to_connection(
+    page: Page[RowT],
+    ordering: Ordering,
+    convert: Callable[[RowT], NodeT],
+    count_rows: Callable[[], Awaitable[int]],
+) -> Connection[NodeT]:
+    edges = [Edge(cursor=ordering.cursor(row), node=convert(row)) for row in page.rows]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=page.after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        count_rows=count_rows,
+    )
+
+
+async def fetch_page(
+    db: SerialSession, statement: Select[Any], ordering: Ordering, first: int, after: str | None
+) -> Page[Any]:
+    """One page of the ORM entities selected by `statement` (one SQL statement)."""
+    paged = statement.order_by(*ordering.order_by()).limit(first + 1)
+    if after is not None:
+        paged = paged.where(ordering.after(after))
+    rows = list((await db.scalars(paged)).all())
+    return Page(rows=rows[:first], has_next=len(rows) > first, after=after)
+
+
+def counter(db: SerialSession, statement: Select[Any]) -> Callable[[], Awaitable[int]]:
+    """A deferred COUNT of the rows `statement` selects."""
+
+    async def count_rows() -> int:
+        counted = select(func.count()).select_from(statement.order_by(None).subquery())
+        return int((await db.execute(counted)).scalar_one())
+
+    return count_rows
+
+
+def constant_count(value: int) -> Callable[[], Awaitable[int]]:
+    async def count_rows() -> int:
+        return value
+
+    return count_rows
+
+
+def split_pages(rows: Sequence[tuple[Any, Any]], first: int, after: str | None) -> dict[Any, Page[Any]]:
+    """Group (parent key, row) pairs, ordered and numbered per parent, into one page per parent."""
+    grouped: dict[Any, list[Any]] = {}
+    for parent, row in rows:
+        grouped.setdefault(parent, []).append(row)
+    return {
+        parent: Page(rows=children[:first], has_next=len(children) > first, after=after)
+        for parent, children in grouped.items()
+    }

@@ -1,0 +1,154 @@
+"""Mutation payloads and the transaction wrapper every mutation runs in.
+
+Bad input never raises a top-level error and never half-writes: a mutation runs
+in its own transaction; a domain.errors.UserError (or a malformed ID) rolls the
+transaction back and comes back as `userErrors { field message code }`, where
+`field` is the camelCase path of the offending argument (`input.email`,
+`customerIds`) and `code` an upper-case word (`CONFLICT`, `NOT_FOUND`, …).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from typing import TypeVar
+
+import strawberry
+
+from domain.errors import UserError as DomainUserError
+from schema.context import Info
+from schema.ids import InvalidId, decode_id
+from schema.types import Customer, Employee, Feedback, Interaction, Purchase, Segment, Team
+
+ResultT = TypeVar("ResultT")
+
+
+@strawberry.type(description="Why a mutation did not change anything.")
+class UserError:
+    field: str | None = strawberry.field(
+        description="camelCase path of the offending argument, e.g. `input.email` or `customerIds`; null: the call."
+    )
+    message: str
+    code: str = strawberry.field(description="NOT_FOUND, CONFLICT, REQUIRED, INVALID, INVALID_ID, …")
+
+
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def field_path(field: str | None, prefix: str | None, arguments: Collection[str] = ()) -> str | None:
+    """A domain field name (snake_case, maybe dotted) as the camelCase path of a GraphQL argument.
+
+    Fields of an input object get the `prefix` (the input argument's name); names in `arguments` are
+    arguments of the mutation itself and get none.
+    """
+    if field is None:
+        return prefix
+    path = ".".join(camel_case(part) for part in field.split("."))
+    if prefix is None or field in arguments:
+        return path
+    return f"{prefix}.{path}"
+
+
+def input_id(value: str, type_name: str, field: str) -> int:
+    """The key of a global ID given in a mutation argument; a malformed one is a user error on `field`."""
+    try:
+        return decode_id(value, type_name)
+    except InvalidId as error:
+        raise DomainUserError(str(error), field=field, code="invalid_id") from error
+
+
+def input_ids(values: list[strawberry.ID], type_name: str, field: str) -> list[int]:
+    return [input_id(value, type_name, field) for value in values]
+
+
+async def in_transaction(
+    info: Info,
+    work: Callable[[], Awaitable[ResultT]],
+    *,
+    prefix: str | None = None,
+    arguments: Collection[str] = (),
+) -> tuple[ResultT | None, list[UserError]]:
+    """Run `work` in a transaction of its own: commit on success, roll back and report on a user error."""
+    session = info.context.session
+    if session.in_transaction():
+        # Reads earlier in the request are not part of this mutation's transaction.
+        await session.commit()
+    try:
+        result = await work()
+        await session.commit()
+    except DomainUserError as error:
+        await session.rollback()
+        problem = UserError(
+            field=field_path(error.field, prefix, arguments), message=error.message, code=error.code.upper()
+        )
+        return None, [problem]
+    except BaseException:
+        await session.rollback()
+        raise
+    # Later reads (the payload, the next mutation) must see the database as committed, not cached rows.
+    session.expunge_all()
+    info.context.loaders.clear()
+    return result, []
+
+
+@strawberry.type
+class CustomerPayload:
+    customer: Customer | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DeleteCustomerPayload:
+    deleted_id: strawberry.ID | None = strawberry.field(description="The ID of the deleted customer.")
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class PurchasePayload:
+    purchase: Purchase | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class InteractionPayload:
+    interaction: Interaction | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class FeedbackPayload:
+    feedback: Feedback | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class EmployeePayload:
+    employee: Employee | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class TeamPayload:
+    team: Team | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class TeamMemberPayload:
+    team: Team | None
+    employee: Employee | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class SegmentPayload:
+    segment: Segment | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class MoveToSegmentPayload:
+    segment: Segment | None = strawberry.field(description="The segment the customers moved to.")
+    from_segment: Segment | None = strawberry.field(description="The segment the customers left.")
+    user_errors: list[UserError]

@@ -1,0 +1,108 @@
+"""The data queries of SPEC §5."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlalchemy import select
+
+from schema.context import Info
+from schema.filters import CustomerFilter, FeedbackFilter, customer_conditions, feedback_conditions, filtered
+from schema.ids import decode_id
+from schema.orderings import CUSTOMER_ORDERINGS, NEWEST_FEEDBACK, CustomerOrder
+from schema.pagination import Connection, counter, fetch_page, page_size, to_connection
+from schema.stats import Stats
+from schema.types import Customer, Employee, Feedback, Segment, Team
+from schema.where import where_condition
+from storage import models
+
+
+@strawberry.type
+class DataQuery:
+    @strawberry.field(
+        description=(
+            "Customers, paged. `filter` takes simple field filters; `where` a rule-language condition "
+            '(e.g. `size >= large and total_spent > 10k`); both must hold. `first` ≤ 100.'
+        )
+    )
+    async def customers(
+        self,
+        info: Info,
+        filter: CustomerFilter | None = None,
+        where: str | None = None,
+        order_by: CustomerOrder = CustomerOrder.NAME_ASC,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Customer]:
+        size = page_size(first)
+        conditions = customer_conditions(filter)
+        if where is not None:
+            conditions.append(await where_condition(info.context.db, where, info.context.now))
+        statement = filtered(select(models.Customer), conditions)
+        ordering = CUSTOMER_ORDERINGS[order_by]
+        db = info.context.db
+        page = await fetch_page(db, statement, ordering, size, after)
+        for row in page.rows:
+            info.context.loaders.customer.prime(row.id, row)
+        now = info.context.now
+        return to_connection(page, ordering, lambda row: Customer.from_row(row, now), counter(db, statement))
+
+    @strawberry.field(description="The customer with this ID, or null.")
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+        row = await info.context.loaders.customer.load(decode_id(id, "Customer"))
+        return Customer.from_row(row, info.context.now) if row is not None else None
+
+    @strawberry.field(description="The customer with this external code, or null.")
+    async def customer_by_code(self, info: Info, code: str) -> Customer | None:
+        row = await info.context.db.scalar(select(models.Customer).where(models.Customer.code == code))
+        return Customer.from_row(row, info.context.now) if row is not None else None
+
+    @strawberry.field(description="Every segment, by key.")
+    async def segments(self, info: Info) -> list[Segment]:
+        rows = await info.context.db.scalars(select(models.Segment).order_by(models.Segment.key))
+        return [Segment.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def segment(self, info: Info, key: str) -> Segment | None:
+        row = await info.context.db.scalar(select(models.Segment).where(models.Segment.key == key))
+        return Segment.from_row(row) if row is not None else None
+
+    @strawberry.field(description="Every team, by key.")
+    async def teams(self, info: Info) -> list[Team]:
+        rows = await info.context.db.scalars(select(models.Team).order_by(models.Team.key))
+        return [Team.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def team(self, info: Info, key: str) -> Team | None:
+        row = await info.context.db.scalar(select(models.Team).where(models.Team.key == key))
+        return Team.from_row(row) if row is not None else None
+
+    @strawberry.field(description="Every employee, by name.")
+    async def employees(self, info: Info, active: bool | None = None) -> list[Employee]:
+        statement = select(models.Employee).order_by(models.Employee.name, models.Employee.id)
+        if active is not None:
+            statement = statement.where(models.Employee.active.is_(active))
+        rows = await info.context.db.scalars(statement)
+        return [Employee.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def employee(self, info: Info, id: strawberry.ID) -> Employee | None:
+        row = await info.context.loaders.employee.load(decode_id(id, "Employee"))
+        return Employee.from_row(row) if row is not None else None
+
+    @strawberry.field(description="Feedback, newest first. `first` ≤ 100.")
+    async def feedback(
+        self,
+        info: Info,
+        filter: FeedbackFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Feedback]:
+        size = page_size(first)
+        statement = filtered(select(models.Feedback), feedback_conditions(filter))
+        db = info.context.db
+        page = await fetch_page(db, statement, NEWEST_FEEDBACK, size, after)
+        return to_connection(page, NEWEST_FEEDBACK, Feedback.from_row, counter(db, statement))
+
+    @strawberry.field(description="Figures over the whole customer base.")
+    def stats(self) -> Stats:
+        return Stats()

@@ -1,0 +1,103 @@
+"""The `stats` query: figures over the whole customer base, each computed only when selected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from sqlalchemy import func, select
+
+from schema.context import Info
+from schema.loaders import overall_stats
+from schema.types import CustomerGroupStats, Team
+from storage import models
+
+
+@strawberry.type
+class ValueCount:
+    value: str | None = strawberry.field(description="The stored word (null: customers without a value).")
+    count: int
+
+
+@strawberry.type
+class TeamCount:
+    team: Team | None = strawberry.field(description="null: customers without a team.")
+    count: int
+
+
+async def _count(info: Info, model: type[Any], *conditions: Any) -> int:
+    statement = select(func.count()).select_from(model)
+    if conditions:
+        statement = statement.where(*conditions)
+    return int((await info.context.db.execute(statement)).scalar_one())
+
+
+async def _by_column(info: Info, column: Any) -> list[ValueCount]:
+    statement = select(column, func.count()).group_by(column).order_by(func.count().desc(), column)
+    rows = (await info.context.db.execute(statement)).tuples().all()
+    return [ValueCount(value=value, count=count) for value, count in rows]
+
+
+@strawberry.type(description="Figures over all customers, employees, teams and feedback.")
+class Stats:
+    @strawberry.field(description="Aggregated metrics of every customer.")
+    async def customers(self, info: Info) -> CustomerGroupStats:
+        return CustomerGroupStats.from_stats(await overall_stats(info.context.db))
+
+    @strawberry.field
+    async def customer_count(self, info: Info) -> int:
+        return await _count(info, models.Customer)
+
+    @strawberry.field(description="Customers without a team.")
+    async def unassigned_customers(self, info: Info) -> int:
+        return await _count(info, models.Customer, models.Customer.team_id.is_(None))
+
+    @strawberry.field(description="Customers with a team but no account manager.")
+    async def customers_without_manager(self, info: Info) -> int:
+        return await _count(
+            info, models.Customer, models.Customer.team_id.is_not(None), models.Customer.manager_id.is_(None)
+        )
+
+    @strawberry.field
+    async def employee_count(self, info: Info) -> int:
+        return await _count(info, models.Employee)
+
+    @strawberry.field
+    async def team_count(self, info: Info) -> int:
+        return await _count(info, models.Team)
+
+    @strawberry.field
+    async def segment_count(self, info: Info) -> int:
+        return await _count(info, models.Segment)
+
+    @strawberry.field(description="Feedback still OPEN or IN_PROGRESS.")
+    async def open_feedback(self, info: Info) -> int:
+        return await _count(info, models.Feedback, models.Feedback.status.in_(["open", "in_progress"]))
+
+    @strawberry.field
+    async def by_lifecycle(self, info: Info) -> list[ValueCount]:
+        return await _by_column(info, models.Customer.lifecycle)
+
+    @strawberry.field
+    async def by_size(self, info: Info) -> list[ValueCount]:
+        return await _by_column(info, models.Customer.size)
+
+    @strawberry.field
+    async def by_region(self, info: Info) -> list[ValueCount]:
+        return await _by_column(info, models.Customer.region)
+
+    @strawberry.field
+    async def by_industry(self, info: Info) -> list[ValueCount]:
+        return await _by_column(info, models.Customer.industry)
+
+    @strawberry.field(description="Customers per team, largest first.")
+    async def by_team(self, info: Info) -> list[TeamCount]:
+        column = models.Customer.team_id
+        statement = select(column, func.count()).group_by(column).order_by(func.count().desc(), column)
+        rows = (await info.context.db.execute(statement)).tuples().all()
+        teams = await info.context.loaders.team.load_many([team_id for team_id, _ in rows if team_id is not None])
+        by_id = {team.id: team for team in teams if team is not None}
+        return [
+            TeamCount(team=Team.from_row(by_id[team_id]) if team_id in by_id else None, count=count)
+            for team_id, count in rows
+        ]

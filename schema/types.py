@@ -1,0 +1,652 @@
+"""GraphQL object types (SPEC §5).  Each is built from its storage row with
+`from_row`; related objects and lists come through the request's DataLoaders."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from dsl.fields import derive_day_metrics
+from schema.context import Info
+from schema.enums import (
+    AssignmentCause,
+    CustomerKind,
+    CustomerSize,
+    EmployeeLevel,
+    FeedbackKind,
+    FeedbackStatus,
+    InteractionKind,
+    Lifecycle,
+    PurchasingPower,
+    SegmentKind,
+    TeamKind,
+    TeamRole,
+    TeamStrategy,
+    to_enum,
+)
+from schema.ids import encode_id
+from schema.loaders import (
+    CUSTOMERS_OF_MANAGER,
+    CUSTOMERS_OF_SEGMENT,
+    CUSTOMERS_OF_TEAM,
+    FEEDBACK_OF_CUSTOMER,
+    INTERACTIONS_OF_CUSTOMER,
+    PURCHASES_OF_CUSTOMER,
+    ChildList,
+    GroupStats,
+)
+from schema.orderings import (
+    CUSTOMER_ORDERINGS,
+    NEWEST_FEEDBACK,
+    NEWEST_INTERACTIONS,
+    NEWEST_PURCHASES,
+    CustomerOrder,
+)
+from schema.pagination import Connection, Ordering, page_size, to_connection
+from schema.timestamps import to_api
+from storage import models
+
+
+async def _child_connection(
+    info: Info,
+    children: ChildList,
+    parent_id: int,
+    ordering: Ordering,
+    first: int | None,
+    after: str | None,
+    convert: Any,
+) -> Any:
+    loaders = info.context.loaders
+    size = page_size(first)
+    page = await loaders.page_of(children).load((parent_id, ordering, size, after))
+
+    async def count_rows() -> int:
+        return await loaders.count_of(children).load(parent_id)
+
+    return to_connection(page, ordering, convert, count_rows)
+
+
+def _mean(total: float, count: int) -> float | None:
+    return total / count if count else None
+
+
+@strawberry.type(description="The metrics of SPEC §3; day-based ones are measured at the time of the request.")
+class CustomerMetrics:
+    purchase_count: int
+    total_spent: float
+    avg_order_value: float | None
+    first_purchase_at: datetime | None
+    last_purchase_at: datetime | None
+    days_since_purchase: int | None
+    avg_satisfaction: float | None = strawberry.field(description="Mean survey score (1–5).")
+    nps: float | None = strawberry.field(description="Mean NPS score (0–10).")
+    feedback_count: int
+    complaint_count: int
+    open_complaints: int
+    interaction_count: int
+    last_contact_at: datetime | None
+    days_since_contact: int | None
+    tenure_days: int | None
+    days_to_birthday: int | None = strawberry.field(description="0 on the birthday.")
+    customer_id: strawberry.Private[int]
+
+    @strawberry.field(description="The distinct categories of the customer's purchases.")
+    async def product_categories(self, info: Info) -> list[str]:
+        return await info.context.loaders.categories_of_customer.load(self.customer_id)
+
+    @classmethod
+    def from_row(cls, row: models.Customer, now: datetime) -> CustomerMetrics:
+        days = derive_day_metrics(
+            {
+                "last_purchase_at": row.last_purchase_at,
+                "last_contact_at": row.last_contact_at,
+                "created_at": row.created_at,
+                "birthday": row.birthday,
+            },
+            now,
+        )
+        return cls(
+            purchase_count=row.purchase_count or 0,
+            total_spent=row.total_spent or 0.0,
+            avg_order_value=_mean(row.total_spent or 0.0, row.purchase_count or 0),
+            first_purchase_at=to_api(row.first_purchase_at),
+            last_purchase_at=to_api(row.last_purchase_at),
+            days_since_purchase=days.get("days_since_purchase"),
+            avg_satisfaction=_mean(row.survey_sum or 0.0, row.survey_count or 0),
+            nps=_mean(row.nps_sum or 0.0, row.nps_count or 0),
+            feedback_count=row.feedback_count or 0,
+            complaint_count=row.complaint_count or 0,
+            open_complaints=row.open_complaints or 0,
+            interaction_count=row.interaction_count or 0,
+            last_contact_at=to_api(row.last_contact_at),
+            days_since_contact=days.get("days_since_contact"),
+            tenure_days=days.get("tenure_days"),
+            days_to_birthday=days.get("days_to_birthday"),
+            customer_id=row.id,
+        )
+
+
+@strawberry.type(description="Aggregates over a group of customers.")
+class CustomerGroupStats:
+    customer_count: int
+    total_spent: float
+    purchase_count: int
+    avg_order_value: float | None
+    avg_satisfaction: float | None = strawberry.field(description="Mean of all survey scores in the group.")
+    nps: float | None = strawberry.field(description="Mean of all NPS scores in the group.")
+    feedback_count: int
+    complaint_count: int
+    open_complaints: int
+    interaction_count: int
+
+    @staticmethod
+    def fields_of(stats: GroupStats) -> dict[str, Any]:
+        return {
+            "customer_count": stats.customer_count,
+            "total_spent": stats.total_spent,
+            "purchase_count": stats.purchase_count,
+            "avg_order_value": _mean(stats.total_spent, stats.purchase_count),
+            "avg_satisfaction": _mean(stats.survey_sum, stats.survey_count),
+            "nps": _mean(stats.nps_sum, stats.nps_count),
+            "feedback_count": stats.feedback_count,
+            "complaint_count": stats.complaint_count,
+            "open_complaints": stats.open_complaints,
+            "interaction_count": stats.interaction_count,
+        }
+
+    @classmethod
+    def from_stats(cls, stats: GroupStats) -> CustomerGroupStats:
+        return cls(**cls.fields_of(stats))
+
+
+@strawberry.type
+class TeamStats(CustomerGroupStats):
+    member_count: int
+    monthly_target: float | None
+
+
+@strawberry.type
+class EmployeeStats(CustomerGroupStats):
+    capacity: int | None = strawberry.field(description="Maximum customers; null = unlimited.")
+    free_capacity: int | None = strawberry.field(description="Customers the employee can still take; null = unlimited.")
+    interactions_handled: int = strawberry.field(description="Interactions recorded with this employee.")
+    feedback_received: int = strawberry.field(description="Feedback naming this employee.")
+    monthly_target: float | None
+
+
+@strawberry.type
+class Customer:
+    id: strawberry.ID
+    code: str
+    name: str
+    kind: CustomerKind | None
+    industry: str | None
+    size: CustomerSize | None
+    region: str | None
+    city: str | None
+    country: str | None
+    lifecycle: Lifecycle | None
+    purchasing_power: PurchasingPower | None
+    channel: str | None
+    email: str | None
+    phone: str | None
+    address: str | None
+    age: float | None
+    gender: str | None
+    income: float | None
+    occupation: str | None
+    birthday: date | None
+    created_at: datetime
+    updated_at: datetime | None
+    assignment_locked: bool = strawberry.field(description="Locked customers keep team and manager in rule runs.")
+    deciding_rule: str | None = strawberry.field(description="The rule that decided the current team.")
+    metrics: CustomerMetrics
+    row: strawberry.Private[models.Customer]
+
+    @classmethod
+    def from_row(cls, row: models.Customer, now: datetime) -> Customer:
+        return cls(
+            id=strawberry.ID(encode_id("Customer", row.id)),
+            code=row.code,
+            name=row.name,
+            kind=to_enum(CustomerKind, row.kind),
+            industry=row.industry,
+            size=to_enum(CustomerSize, row.size),
+            region=row.region,
+            city=row.city,
+            country=row.country,
+            lifecycle=to_enum(Lifecycle, row.lifecycle),
+            purchasing_power=to_enum(PurchasingPower, row.purchasing_power),
+            channel=row.channel,
+            email=row.email,
+            phone=row.phone,
+            address=row.address,
+            age=row.age,
+            gender=row.gender,
+            income=row.income,
+            occupation=row.occupation,
+            birthday=row.birthday,
+            created_at=to_api(row.created_at) or now,
+            updated_at=to_api(row.updated_at),
+            assignment_locked=bool(row.assignment_locked),
+            deciding_rule=row.deciding_rule,
+            metrics=CustomerMetrics.from_row(row, now),
+            row=row,
+        )
+
+    @strawberry.field
+    async def team(self, info: Info) -> Team | None:
+        if self.row.team_id is None:
+            return None
+        found = await info.context.loaders.team.load(self.row.team_id)
+        return Team.from_row(found) if found is not None else None
+
+    @strawberry.field(description="The account manager (an employee).")
+    async def manager(self, info: Info) -> Employee | None:
+        if self.row.manager_id is None:
+            return None
+        found = await info.context.loaders.employee.load(self.row.manager_id)
+        return Employee.from_row(found) if found is not None else None
+
+    @strawberry.field(description="Manual and dynamic (rule-made) segments, by key.")
+    async def segments(self, info: Info) -> list[Segment]:
+        return [Segment.from_row(row) for row in await info.context.loaders.segments_of_customer.load(self.row.id)]
+
+    @strawberry.field(description="Manual and rule-made tags together, sorted, each once.")
+    async def tags(self, info: Info) -> list[str]:
+        rows = await info.context.loaders.tags_of_customer.load(self.row.id)
+        return sorted({row.tag for row in rows})
+
+    @strawberry.field(description="The tags set by hand (the ones rules can read).")
+    async def manual_tags(self, info: Info) -> list[str]:
+        rows = await info.context.loaders.tags_of_customer.load(self.row.id)
+        return [row.tag for row in rows if row.source == "manual"]
+
+    @strawberry.field(description="The tags the active ruleset gave.")
+    async def rule_tags(self, info: Info) -> list[str]:
+        rows = await info.context.loaders.tags_of_customer.load(self.row.id)
+        return [row.tag for row in rows if row.source != "manual"]
+
+    @strawberry.field(description="Custom attributes: an object of text or number values.")
+    async def attributes(self, info: Info) -> JSON:
+        return await info.context.loaders.attributes_of_customer.load(self.row.id)
+
+    @strawberry.field(description="Purchases, newest first.")
+    async def purchases(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Purchase]:
+        return await _child_connection(
+            info, PURCHASES_OF_CUSTOMER, self.row.id, NEWEST_PURCHASES, first, after, Purchase.from_row
+        )
+
+    @strawberry.field(description="Interactions, newest first.")
+    async def interactions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Interaction]:
+        return await _child_connection(
+            info, INTERACTIONS_OF_CUSTOMER, self.row.id, NEWEST_INTERACTIONS, first, after, Interaction.from_row
+        )
+
+    @strawberry.field(description="Feedback, newest first.")
+    async def feedback(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Feedback]:
+        return await _child_connection(
+            info, FEEDBACK_OF_CUSTOMER, self.row.id, NEWEST_FEEDBACK, first, after, Feedback.from_row
+        )
+
+    @strawberry.field(description="Every change of team or manager, newest first.")
+    async def assignment_history(self, info: Info) -> list[AssignmentChange]:
+        rows = await info.context.loaders.history_of_customer.load(self.row.id)
+        return [AssignmentChange.from_row(row) for row in rows]
+
+
+def _customer_converter(info: Info) -> Any:
+    now = info.context.now
+    return lambda row: Customer.from_row(row, now)
+
+
+@strawberry.type
+class Team:
+    id: strawberry.ID
+    key: str = strawberry.field(description="The name rules use (`-> team KEY`).")
+    name: str
+    description: str | None
+    kind: TeamKind | None
+    strategy: TeamStrategy | None
+    monthly_target: float | None
+    created_at: datetime | None
+    row: strawberry.Private[models.Team]
+
+    @classmethod
+    def from_row(cls, row: models.Team) -> Team:
+        return cls(
+            id=strawberry.ID(encode_id("Team", row.id)),
+            key=row.key,
+            name=row.name,
+            description=row.description,
+            kind=to_enum(TeamKind, row.kind),
+            strategy=to_enum(TeamStrategy, row.strategy),
+            monthly_target=row.monthly_target,
+            created_at=to_api(row.created_at),
+            row=row,
+        )
+
+    @strawberry.field(description="Members with their role; leaders first.")
+    async def members(self, info: Info) -> list[TeamMember]:
+        rows = await info.context.loaders.members_of_team.load(self.row.id)
+        return [TeamMember.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def customers(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        order_by: CustomerOrder = CustomerOrder.NAME_ASC,
+    ) -> Connection[Customer]:
+        return await _child_connection(
+            info, CUSTOMERS_OF_TEAM, self.row.id, CUSTOMER_ORDERINGS[order_by], first, after, _customer_converter(info)
+        )
+
+    @strawberry.field
+    async def stats(self, info: Info) -> TeamStats:
+        stats = await info.context.loaders.team_stats.load(self.row.id)
+        members = await info.context.loaders.members_of_team.load(self.row.id)
+        return TeamStats(
+            **CustomerGroupStats.fields_of(stats), member_count=len(members), monthly_target=self.row.monthly_target
+        )
+
+
+@strawberry.type
+class TeamMember:
+    role: TeamRole | None
+    joined_at: datetime | None
+    row: strawberry.Private[models.TeamMember]
+
+    @classmethod
+    def from_row(cls, row: models.TeamMember) -> TeamMember:
+        return cls(role=to_enum(TeamRole, row.role), joined_at=to_api(row.joined_at), row=row)
+
+    @strawberry.field
+    async def employee(self, info: Info) -> Employee:
+        found = await info.context.loaders.employee.load(self.row.employee_id)
+        return Employee.from_row(found)
+
+    @strawberry.field
+    async def team(self, info: Info) -> Team:
+        found = await info.context.loaders.team.load(self.row.team_id)
+        return Team.from_row(found)
+
+
+@strawberry.type
+class Employee:
+    id: strawberry.ID
+    name: str
+    email: str
+    level: EmployeeLevel | None
+    specialties: list[str] = strawberry.field(description="Industries the employee knows best.")
+    regions: list[str]
+    capacity: int | None = strawberry.field(description="Maximum customers; null = unlimited.")
+    active: bool
+    monthly_target: float | None
+    created_at: datetime | None
+    row: strawberry.Private[models.Employee]
+
+    @classmethod
+    def from_row(cls, row: models.Employee) -> Employee:
+        return cls(
+            id=strawberry.ID(encode_id("Employee", row.id)),
+            name=row.name,
+            email=row.email,
+            level=to_enum(EmployeeLevel, row.level),
+            specialties=list(row.specialties or []),
+            regions=list(row.regions or []),
+            capacity=row.capacity,
+            active=bool(row.active),
+            monthly_target=row.monthly_target,
+            created_at=to_api(row.created_at),
+            row=row,
+        )
+
+    @strawberry.field
+    async def teams(self, info: Info) -> list[Team]:
+        memberships = await info.context.loaders.memberships_of_employee.load(self.row.id)
+        teams = await info.context.loaders.team.load_many([member.team_id for member in memberships])
+        return [Team.from_row(team) for team in teams if team is not None]
+
+    @strawberry.field(description="Team memberships with the employee's role in each.")
+    async def memberships(self, info: Info) -> list[TeamMember]:
+        memberships = await info.context.loaders.memberships_of_employee.load(self.row.id)
+        return [TeamMember.from_row(row) for row in memberships]
+
+    @strawberry.field(description="The customers this employee manages.")
+    async def customers(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        order_by: CustomerOrder = CustomerOrder.NAME_ASC,
+    ) -> Connection[Customer]:
+        return await _child_connection(
+            info,
+            CUSTOMERS_OF_MANAGER,
+            self.row.id,
+            CUSTOMER_ORDERINGS[order_by],
+            first,
+            after,
+            _customer_converter(info),
+        )
+
+    @strawberry.field
+    async def stats(self, info: Info) -> EmployeeStats:
+        loaders = info.context.loaders
+        stats = await loaders.manager_stats.load(self.row.id)
+        capacity = self.row.capacity
+        return EmployeeStats(
+            **CustomerGroupStats.fields_of(stats),
+            capacity=capacity,
+            free_capacity=None if capacity is None else max(capacity - stats.customer_count, 0),
+            interactions_handled=await loaders.interactions_by_employee.load(self.row.id),
+            feedback_received=await loaders.feedback_by_employee.load(self.row.id),
+            monthly_target=self.row.monthly_target,
+        )
+
+
+@strawberry.type
+class Segment:
+    id: strawberry.ID
+    key: str
+    name: str
+    description: str | None
+    kind: SegmentKind | None
+    created_at: datetime | None
+    row: strawberry.Private[models.Segment]
+
+    @classmethod
+    def from_row(cls, row: models.Segment) -> Segment:
+        return cls(
+            id=strawberry.ID(encode_id("Segment", row.id)),
+            key=row.key,
+            name=row.name,
+            description=row.description,
+            kind=to_enum(SegmentKind, row.kind),
+            created_at=to_api(row.created_at),
+            row=row,
+        )
+
+    @strawberry.field(description="Number of customers in the segment.")
+    async def size(self, info: Info) -> int:
+        return await info.context.loaders.count_of(CUSTOMERS_OF_SEGMENT).load(self.row.id)
+
+    @strawberry.field
+    async def customers(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        order_by: CustomerOrder = CustomerOrder.NAME_ASC,
+    ) -> Connection[Customer]:
+        return await _child_connection(
+            info,
+            CUSTOMERS_OF_SEGMENT,
+            self.row.id,
+            CUSTOMER_ORDERINGS[order_by],
+            first,
+            after,
+            _customer_converter(info),
+        )
+
+    @strawberry.field
+    async def stats(self, info: Info) -> CustomerGroupStats:
+        return CustomerGroupStats.from_stats(await info.context.loaders.segment_stats.load(self.row.id))
+
+
+async def _customer_of(info: Info, customer_id: int) -> Customer:
+    found = await info.context.loaders.customer.load(customer_id)
+    return Customer.from_row(found, info.context.now)
+
+
+async def _employee_of(info: Info, employee_id: int | None) -> Employee | None:
+    if employee_id is None:
+        return None
+    found = await info.context.loaders.employee.load(employee_id)
+    return Employee.from_row(found) if found is not None else None
+
+
+@strawberry.type
+class Purchase:
+    id: strawberry.ID
+    amount: float
+    category: str | None
+    product: str | None
+    channel: str | None
+    purchased_at: datetime | None
+    row: strawberry.Private[models.Purchase]
+
+    @classmethod
+    def from_row(cls, row: models.Purchase) -> Purchase:
+        return cls(
+            id=strawberry.ID(encode_id("Purchase", row.id)),
+            amount=row.amount,
+            category=row.category,
+            product=row.product,
+            channel=row.channel,
+            purchased_at=to_api(row.purchased_at),
+            row=row,
+        )
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer:
+        return await _customer_of(info, self.row.customer_id)
+
+
+@strawberry.type
+class Interaction:
+    id: strawberry.ID
+    kind: InteractionKind | None
+    occurred_at: datetime | None
+    summary: str | None
+    row: strawberry.Private[models.Interaction]
+
+    @classmethod
+    def from_row(cls, row: models.Interaction) -> Interaction:
+        return cls(
+            id=strawberry.ID(encode_id("Interaction", row.id)),
+            kind=to_enum(InteractionKind, row.kind),
+            occurred_at=to_api(row.occurred_at),
+            summary=row.summary,
+            row=row,
+        )
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer:
+        return await _customer_of(info, self.row.customer_id)
+
+    @strawberry.field
+    async def employee(self, info: Info) -> Employee | None:
+        return await _employee_of(info, self.row.employee_id)
+
+
+@strawberry.type
+class Feedback:
+    id: strawberry.ID
+    kind: FeedbackKind | None
+    score: float | None = strawberry.field(description="Survey 1–5, NPS 0–10, otherwise null.")
+    comment: str | None
+    channel: str | None
+    status: FeedbackStatus | None
+    status_note: str | None
+    created_at: datetime | None
+    resolved_at: datetime | None
+    row: strawberry.Private[models.Feedback]
+
+    @classmethod
+    def from_row(cls, row: models.Feedback) -> Feedback:
+        return cls(
+            id=strawberry.ID(encode_id("Feedback", row.id)),
+            kind=to_enum(FeedbackKind, row.kind),
+            score=row.score,
+            comment=row.comment,
+            channel=row.channel,
+            status=to_enum(FeedbackStatus, row.status),
+            status_note=row.status_note,
+            created_at=to_api(row.created_at),
+            resolved_at=to_api(row.resolved_at),
+            row=row,
+        )
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer:
+        return await _customer_of(info, self.row.customer_id)
+
+    @strawberry.field
+    async def employee(self, info: Info) -> Employee | None:
+        return await _employee_of(info, self.row.employee_id)
+
+
+@strawberry.type(description="One change of a customer's team or manager.")
+class AssignmentChange:
+    id: strawberry.ID
+    cause: AssignmentCause | None
+    rule: str | None = strawberry.field(description="The deciding rule, when a rule made the change.")
+    run_id: strawberry.ID | None = strawberry.field(description="The evaluation run, when a run made the change.")
+    changed_at: datetime | None
+    row: strawberry.Private[models.AssignmentHistory]
+
+    @classmethod
+    def from_row(cls, row: models.AssignmentHistory) -> AssignmentChange:
+        return cls(
+            id=strawberry.ID(encode_id("AssignmentChange", row.id)),
+            cause=to_enum(AssignmentCause, row.cause),
+            rule=row.rule,
+            run_id=strawberry.ID(encode_id("EvaluationRun", row.run_id)) if row.run_id is not None else None,
+            changed_at=to_api(row.changed_at),
+            row=row,
+        )
+
+    @strawberry.field
+    async def team_before(self, info: Info) -> Team | None:
+        return await _team_of(info, self.row.team_before_id)
+
+    @strawberry.field
+    async def team_after(self, info: Info) -> Team | None:
+        return await _team_of(info, self.row.team_after_id)
+
+    @strawberry.field
+    async def manager_before(self, info: Info) -> Employee | None:
+        return await _employee_of(info, self.row.manager_before_id)
+
+    @strawberry.field
+    async def manager_after(self, info: Info) -> Employee | None:
+        return await _employee_of(info, self.row.manager_after_id)
+
+
+async def _team_of(info: Info, team_id: int | None) -> Team | None:
+    if team_id is None:
+        return None
+    found = await info.context.loaders.team.load(team_id)
+    return Team.from_row(found) if found is not None else None

@@ -1,0 +1,74 @@
+"""`customers(where: "…")`: a rule-language condition as an SQL filter.
+
+A bare identifier names a segment stored in the database (manual or dynamic),
+so `where: "high_value and region = east"` works.  Errors come back as one
+GraphQL error with `extensions.code = INVALID_CONDITION` and the located
+diagnostics (line, column, hint) in `extensions.diagnostics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from graphql import GraphQLError
+from sqlalchemy import ColumnElement, exists, select
+
+from dsl.ast import And, Condition, Not, Or, SegmentRef
+from dsl.diagnostics import Diagnostic, RuleError
+from dsl.parser import parse_condition
+from schema.serial import SerialSession
+from storage import models
+from storage.rule_fields import customers_where
+
+INVALID_CONDITION = "INVALID_CONDITION"
+MAX_CONDITION_LENGTH = 10_000
+
+
+def condition_error(diagnostics: list[Diagnostic]) -> GraphQLError:
+    errors = [diagnostic for diagnostic in diagnostics if diagnostic.is_error] or diagnostics
+    first = errors[0]
+    message = f"invalid `where` condition at line {first.line}, column {first.column}: {first.message}"
+    if first.hint:
+        message += f" ({first.hint})"
+    return GraphQLError(
+        message,
+        extensions={"code": INVALID_CONDITION, "diagnostics": [diagnostic.to_dict() for diagnostic in errors]},
+    )
+
+
+def segment_names(condition: Condition) -> Iterator[str]:
+    if isinstance(condition, SegmentRef):
+        yield condition.name
+    elif isinstance(condition, Not):
+        yield from segment_names(condition.operand)
+    elif isinstance(condition, And | Or):
+        for operand in condition.operands:
+            yield from segment_names(operand)
+
+
+def _member_of(segment_id: int) -> ColumnElement[bool]:
+    return exists().where(
+        models.SegmentMember.customer_id == models.Customer.id, models.SegmentMember.segment_id == segment_id
+    )
+
+
+async def where_condition(db: SerialSession, text: str, as_of: datetime) -> ColumnElement[bool]:
+    """The SQL filter of a condition; raises a GraphQLError with diagnostics when the text is not a valid condition."""
+    if len(text) > MAX_CONDITION_LENGTH:
+        raise GraphQLError(
+            f"`where` condition too long ({len(text)} characters; at most {MAX_CONDITION_LENGTH})",
+            extensions={"code": INVALID_CONDITION, "diagnostics": []},
+        )
+    condition, diagnostics = parse_condition(text)
+    if condition is None or any(diagnostic.is_error for diagnostic in diagnostics):
+        raise condition_error(diagnostics)
+    names = set(segment_names(condition))
+    segments: dict[str, ColumnElement[bool]] = {}
+    if names:
+        rows = await db.execute(select(models.Segment.key, models.Segment.id).where(models.Segment.key.in_(names)))
+        segments = {key: _member_of(segment_id) for key, segment_id in rows.tuples()}
+    try:
+        return customers_where(condition, as_of, segments)
+    except RuleError as error:
+        raise condition_error(error.diagnostics) from error
