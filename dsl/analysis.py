@@ -1,0 +1,739 @@
+"""Static analysis of a checked rule file: shadowed rules, contradictions, overlaps.
+
+Conditions are put into disjunctive normal form over *literals* (a predicate or its
+exact complement; SPEC §3 makes `not p` the complement of `p`, missing values
+included).  Each conjunction keeps, per field, the exact set of values the field may
+still take:
+
+* numbers: a union of intervals over the reals (open or closed ends);
+* dates: a union of day intervals (calendar days are discrete);
+* text and ordered fields: a finite set of words, or "anything but" a finite set
+  (an ordered comparison is the finite set of words of qualifying rank, so a
+  stored word outside the declared order is handled exactly);
+* custom attributes: a text part and a number part;
+* set fields: words it must and must not contain, and presence;
+* and whether the value may be missing.
+
+A conjunction is unsatisfiable when some field has no value left; fields are
+treated as independent, which only ever adds customers, so "unsatisfiable" is
+certain.  What cannot be decided exactly (text ordering, `like` patterns against an
+open set of words, fields derived from each other) is UNKNOWN, and the analysis then
+says nothing.  Normal forms and the total work are capped; beyond the caps, also nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date
+from enum import Enum
+from typing import Any
+
+from dsl import ast
+from dsl.diagnostics import Diagnostic
+from dsl.fields import FieldSpec, lookup, rank
+from dsl.python_compiler import like_regex, pattern_text
+
+MAX_CONJUNCTIONS = 64
+MAX_WORK = 300_000
+
+# Fields whose values depend on each other (all measured from the same records):
+# a conjunction constraining two of one group could be impossible in real data.
+_DEPENDENT_GROUPS = (
+    frozenset({"purchase_count", "total_spent", "avg_order_value", "first_purchase_at", "last_purchase_at",
+               "days_since_purchase", "product_categories"}),
+    frozenset({"avg_satisfaction", "nps", "feedback_count", "complaint_count", "open_complaints"}),
+    frozenset({"interaction_count", "days_since_contact"}),
+    frozenset({"created_at", "tenure_days"}),
+    frozenset({"birthday", "days_to_birthday"}),
+)
+_GROUP_OF = {name: index for index, group in enumerate(_DEPENDENT_GROUPS) for name in group}
+
+
+class Sat(Enum):
+    UNSAT = 0
+    UNKNOWN = 1
+    SAT = 2
+
+
+# ---------------------------------------------------------------------------
+# Value sets.
+# ---------------------------------------------------------------------------
+
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    low_closed: bool
+    high: float
+    high_closed: bool
+
+    @property
+    def empty(self) -> bool:
+        return self.low > self.high or (self.low == self.high and not (self.low_closed and self.high_closed))
+
+
+# Numbers range over the extended reals (a float may be infinite); days over the
+# ordinals of datetime.date.min .. datetime.date.max.
+_NUMBER_LINE = Interval(-INF, True, INF, True)
+_DAY_LINE = Interval(float(date.min.toordinal()), True, float(date.max.toordinal()), True)
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """A union of disjoint intervals, sorted; `discrete` for whole days (closed integer bounds)."""
+
+    parts: tuple[Interval, ...]
+    discrete: bool
+
+    @classmethod
+    def everything(cls, discrete: bool) -> Intervals:
+        return cls((_DAY_LINE if discrete else _NUMBER_LINE,), discrete)
+
+    @classmethod
+    def of(cls, interval: Interval, discrete: bool) -> Intervals:
+        return cls((interval,), discrete).intersect(cls.everything(discrete))
+
+    @property
+    def empty(self) -> bool:
+        return not self.parts
+
+    def intersect(self, other: Intervals) -> Intervals:
+        parts = []
+        for a in self.parts:
+            for b in other.parts:
+                low, low_open = max((a.low, not a.low_closed), (b.low, not b.low_closed))
+                high, high_closed = min((a.high, a.high_closed), (b.high, b.high_closed))
+                piece = Interval(low, not low_open, high, high_closed)
+                if self.discrete:
+                    piece = _closed_integers(piece)
+                if not piece.empty:
+                    parts.append(piece)
+        parts.sort(key=lambda p: (p.low, not p.low_closed))
+        return Intervals(tuple(parts), self.discrete)
+
+    def complement(self) -> Intervals:
+        line = _DAY_LINE if self.discrete else _NUMBER_LINE
+        gaps = []
+        low, low_closed = line.low, True
+        for part in self.parts:
+            gaps.append(Interval(low, low_closed, part.low, not part.low_closed))
+            low, low_closed = part.high, not part.high_closed
+        gaps.append(Interval(low, low_closed, line.high, True))
+        pieces = [_closed_integers(g) if self.discrete else g for g in gaps]
+        return Intervals(tuple(p for p in pieces if not p.empty), self.discrete)
+
+
+def _closed_integers(interval: Interval) -> Interval:
+    low = interval.low if interval.low_closed or math.isinf(interval.low) else interval.low + 1
+    high = interval.high if interval.high_closed or math.isinf(interval.high) else interval.high - 1
+    return Interval(low, True, high, True)
+
+
+@dataclass(frozen=True)
+class Words:
+    """A set of text values: exactly `values` (finite) or everything but `values`."""
+
+    finite: bool
+    values: frozenset[str]
+
+    @property
+    def empty(self) -> bool:
+        return self.finite and not self.values
+
+    def intersect(self, other: Words) -> Words:
+        if self.finite and other.finite:
+            return Words(True, self.values & other.values)
+        if self.finite:
+            return Words(True, self.values - other.values)
+        if other.finite:
+            return Words(True, other.values - self.values)
+        return Words(False, self.values | other.values)
+
+    def complement(self) -> Words:
+        return Words(not self.finite, self.values)
+
+
+ALL_WORDS = Words(False, frozenset())
+NO_WORDS = Words(True, frozenset())
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values a scalar field may take; a part is None when the field has no such values."""
+
+    missing: bool
+    words: Words | None = None
+    numbers: Intervals | None = None
+    days: Intervals | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.missing and all(p is None or p.empty for p in (self.words, self.numbers, self.days))
+
+    def intersect(self, other: Domain) -> Domain:
+        return Domain(
+            self.missing and other.missing,
+            _both(self.words, other.words, Words.intersect),
+            _both(self.numbers, other.numbers, Intervals.intersect),
+            _both(self.days, other.days, Intervals.intersect),
+        )
+
+    def complement(self) -> Domain:
+        return Domain(
+            not self.missing,
+            None if self.words is None else self.words.complement(),
+            None if self.numbers is None else self.numbers.complement(),
+            None if self.days is None else self.days.complement(),
+        )
+
+    def has_non_text_value(self) -> bool:
+        return self.missing or any(p is not None and not p.empty for p in (self.numbers, self.days))
+
+
+def _both(a: Any, b: Any, combine: Callable[[Any, Any], Any]) -> Any:
+    return None if a is None or b is None else combine(a, b)
+
+
+def universe(spec: FieldSpec) -> Domain:
+    if spec.kind in ("text", "ordered"):
+        return Domain(True, words=ALL_WORDS)
+    if spec.kind == "number":
+        return Domain(True, numbers=Intervals.everything(False))
+    if spec.kind == "date":
+        return Domain(True, days=Intervals.everything(True))
+    return Domain(True, words=ALL_WORDS, numbers=Intervals.everything(False))  # custom attribute
+
+
+def _nothing(spec: FieldSpec) -> Domain:
+    whole = universe(spec)
+    return Domain(
+        False,
+        None if whole.words is None else NO_WORDS,
+        None if whole.numbers is None else Intervals((), False),
+        None if whole.days is None else Intervals((), True),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Per-field state inside a conjunction.
+# ---------------------------------------------------------------------------
+
+TextTest = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class ScalarState:
+    domain: Domain
+    # Undecidable text tests (text ordering, wildcard patterns): (test, wanted result).
+    tests: tuple[tuple[TextTest, bool], ...] = ()
+
+    def sat(self) -> Sat:
+        if self.domain.empty:
+            return Sat.UNSAT
+        if not self.tests or self.domain.has_non_text_value():
+            return Sat.SAT
+        words = self.domain.words
+        if words is None or not words.finite:
+            return Sat.UNKNOWN
+        fits = any(all(test(word) == wanted for test, wanted in self.tests) for word in words.values)
+        return Sat.SAT if fits else Sat.UNSAT
+
+    def merge(self, other: ScalarState) -> ScalarState:
+        return ScalarState(self.domain.intersect(other.domain), self.tests + other.tests)
+
+
+@dataclass(frozen=True)
+class SetState:
+    """A set field: members it must / must not have; `missing` True/False when required, None when free."""
+
+    must: frozenset[str] = frozenset()
+    must_not: frozenset[str] = frozenset()
+    missing: bool | None = None
+    conflict: bool = False
+
+    def sat(self) -> Sat:
+        if self.conflict or self.must & self.must_not or (self.missing is True and self.must):
+            return Sat.UNSAT
+        return Sat.SAT
+
+    def merge(self, other: SetState) -> SetState:
+        conflict = self.conflict or other.conflict
+        missing = self.missing
+        if other.missing is not None:
+            if missing is not None and missing != other.missing:
+                conflict = True
+            missing = other.missing
+        return SetState(self.must | other.must, self.must_not | other.must_not, missing, conflict)
+
+
+FieldState = ScalarState | SetState
+
+
+@dataclass(frozen=True)
+class Conjunction:
+    fields: dict[str, FieldState] = field(default_factory=dict)
+    status: Sat = Sat.SAT
+
+    def merge(self, other: Conjunction) -> Conjunction:
+        if self.status is Sat.UNSAT or other.status is Sat.UNSAT:
+            return UNSAT_CONJUNCTION
+        merged = dict(self.fields)
+        for name, state in other.fields.items():
+            if name in merged:
+                merged[name] = merged[name].merge(state)  # type: ignore[arg-type]
+        merged.update({name: state for name, state in other.fields.items() if name not in self.fields})
+        return Conjunction(merged, _status(merged))
+
+
+UNSAT_CONJUNCTION = Conjunction({}, Sat.UNSAT)
+TOP = Conjunction({}, Sat.SAT)
+
+
+def _status(fields: dict[str, FieldState]) -> Sat:
+    status = Sat.SAT
+    groups: set[int] = set()
+    for name, state in fields.items():
+        result = state.sat()
+        if result is Sat.UNSAT:
+            return Sat.UNSAT
+        if result is Sat.UNKNOWN:
+            status = Sat.UNKNOWN
+        group = _GROUP_OF.get(name)
+        if group is not None:
+            if group in groups:
+                status = Sat.UNKNOWN
+            groups.add(group)
+    return status
+
+
+# ---------------------------------------------------------------------------
+# Literals: a predicate, or its complement, as a one-field conjunction.
+# ---------------------------------------------------------------------------
+
+
+def _number_interval(op: str, value: float) -> Interval:
+    return {
+        "=": Interval(value, True, value, True),
+        "<": Interval(-INF, True, value, False),
+        "<=": Interval(-INF, True, value, True),
+        ">": Interval(value, False, INF, True),
+        ">=": Interval(value, True, INF, True),
+    }[op]
+
+
+def _literal_domain(spec: FieldSpec, op: str, literal: ast.Value) -> Domain | TextTest:
+    """Values satisfying `field op literal` (op never `!=`), or a text test when not decidable."""
+    whole = universe(spec)
+    nothing = _nothing(spec)
+    if spec.kind == "ordered" and op != "=":
+        position = rank(spec, literal.value) if literal.kind == "text" else None  # type: ignore[arg-type]
+        if position is None:
+            return nothing
+        compare = {"<": int.__lt__, "<=": int.__le__, ">": int.__gt__, ">=": int.__ge__}[op]
+        words = frozenset(w for i, w in enumerate(spec.values) if compare(i, position))
+        return replace(nothing, words=Words(True, words))
+    if literal.kind == "text":
+        if whole.words is None:
+            return nothing
+        if op == "=":
+            return replace(nothing, words=Words(True, frozenset({literal.value})))  # type: ignore[arg-type]
+        bound: str = literal.value  # type: ignore[assignment]
+        return {"<": lambda s: s < bound, "<=": lambda s: s <= bound, ">": lambda s: s > bound, ">=": lambda s: s >= bound}[op]
+    if literal.kind == "number":
+        if whole.numbers is None:
+            return nothing
+        return replace(nothing, numbers=Intervals.of(_number_interval(op, float(literal.value)), False))  # type: ignore[arg-type]
+    if literal.kind == "date":
+        if whole.days is None:
+            return nothing
+        ordinal = float(literal.value.toordinal())  # type: ignore[union-attr]
+        return replace(nothing, days=Intervals.of(_number_interval(op, ordinal), True))
+    return nothing  # no field holds booleans
+
+
+def _between_domain(spec: FieldSpec, between: ast.Between) -> Domain | TextTest:
+    low, high = between.low, between.high
+    nothing = _nothing(spec)
+    if low.kind != high.kind:
+        return nothing
+    if spec.kind == "ordered":
+        low_rank = rank(spec, low.value) if low.kind == "text" else None  # type: ignore[arg-type]
+        high_rank = rank(spec, high.value) if high.kind == "text" else None  # type: ignore[arg-type]
+        if low_rank is None or high_rank is None:
+            return nothing
+        words = frozenset(w for i, w in enumerate(spec.values) if low_rank <= i <= high_rank)
+        return replace(nothing, words=Words(True, words))
+    above = _literal_domain(spec, ">=", low)
+    below = _literal_domain(spec, "<=", high)
+    if isinstance(above, Domain) and isinstance(below, Domain):
+        return above.intersect(below)
+    if low.kind == "text":
+        lo, hi = str(low.value), str(high.value)
+        return lambda s: lo <= s <= hi
+    return nothing
+
+
+def _in_domain(spec: FieldSpec, in_list: ast.InList) -> Domain:
+    result = _nothing(spec)
+    for value in in_list.values:
+        member = _literal_domain(spec, "=", value)
+        assert isinstance(member, Domain)
+        result = _union(result, member)
+    return result
+
+
+def _union(a: Domain, b: Domain) -> Domain:
+    return a.complement().intersect(b.complement()).complement()
+
+
+def _scalar_literal(spec: FieldSpec, satisfying: Domain | TextTest, positive: bool) -> ScalarState:
+    if isinstance(satisfying, Domain):
+        return ScalarState(satisfying if positive else satisfying.complement())
+    # An undecidable text test: when positive the value must be text that passes it.
+    if positive:
+        return ScalarState(replace(_nothing(spec), words=ALL_WORDS), ((satisfying, True),))
+    return ScalarState(universe(spec), ((satisfying, False),))
+
+
+def literal_conjunction(predicate: ast.Predicate, positive: bool) -> Conjunction:
+    name = predicate.field.name
+    spec = lookup(name)
+    if spec is None:
+        raise ValueError(f"unknown field {name!r}")
+    state: FieldState
+    if spec.kind == "set":
+        if isinstance(predicate, ast.Contains):
+            member = str(predicate.value.value)
+            state = SetState(must=frozenset({member})) if positive else SetState(must_not=frozenset({member}))
+        elif isinstance(predicate, ast.Presence):
+            state = SetState(missing=(predicate.present != positive))
+        else:  # any other comparison on a set is false for every customer
+            state = SetState(conflict=True) if positive else SetState()
+    elif isinstance(predicate, ast.Presence):
+        missing_only = replace(_nothing(spec), missing=True)
+        wants_missing = (not predicate.present) == positive
+        state = ScalarState(missing_only if wants_missing else missing_only.complement())
+    elif isinstance(predicate, ast.Contains):
+        state = ScalarState(_nothing(spec) if positive else universe(spec))
+    elif isinstance(predicate, ast.Comparison):
+        if predicate.op == "!=":
+            positive = not positive
+        op = "=" if predicate.op == "!=" else predicate.op
+        state = _scalar_literal(spec, _literal_domain(spec, op, predicate.value), positive)
+    elif isinstance(predicate, ast.InList):
+        state = _scalar_literal(spec, _in_domain(spec, predicate), positive != predicate.negated)
+    elif isinstance(predicate, ast.Between):
+        state = _scalar_literal(spec, _between_domain(spec, predicate), positive)
+    else:  # Like
+        pattern = pattern_text(predicate.pattern)
+        if "*" not in pattern and "?" not in pattern:
+            satisfying: Domain | TextTest = replace(_nothing(spec), words=Words(True, frozenset({pattern})))
+        else:
+            matcher = like_regex(pattern).fullmatch
+            satisfying = lambda s: matcher(s) is not None  # noqa: E731
+        if spec.kind not in ("text", "ordered", "attribute"):
+            satisfying = _nothing(spec)
+        state = _scalar_literal(spec, satisfying, positive)
+    fields = {name: state}
+    return Conjunction(fields, _status(fields))
+
+
+# ---------------------------------------------------------------------------
+# Normal forms.
+# ---------------------------------------------------------------------------
+
+
+class TooBig(Exception):
+    """A normal form or the analysis as a whole went over its cap."""
+
+
+DNF = list[Conjunction]
+
+
+@dataclass
+class _Normalizer:
+    segments: dict[str, ast.Condition]
+    work: int = 0
+    _cache: dict[tuple[int, bool], DNF] = field(default_factory=dict)
+
+    def spend(self, amount: int) -> None:
+        self.work += amount
+        if self.work > MAX_WORK:
+            raise TooBig("analysis budget spent")
+
+    def dnf(self, condition: ast.Condition, positive: bool = True) -> DNF:
+        key = (id(condition), positive)
+        if key not in self._cache:
+            self._cache[key] = self._dnf(condition, positive)
+        return self._cache[key]
+
+    def _dnf(self, condition: ast.Condition, positive: bool) -> DNF:
+        if isinstance(condition, ast.BoolConst):
+            return [TOP] if condition.value == positive else []
+        if isinstance(condition, ast.Not):
+            return self.dnf(condition.operand, not positive)
+        if isinstance(condition, ast.SegmentRef):
+            return self.dnf(self.segments[condition.name], positive)
+        if isinstance(condition, (ast.And, ast.Or)):
+            conjunctive = isinstance(condition, ast.And) == positive
+            parts = [self.dnf(op, positive) for op in condition.operands]
+            if conjunctive:
+                result: DNF = [TOP]
+                for part in parts:
+                    result = self.product(result, part)
+                return result
+            union = [c for part in parts for c in part]
+            if len(union) > MAX_CONJUNCTIONS:
+                raise TooBig("normal form too large")
+            return union
+        conjunction = literal_conjunction(condition, positive)
+        return [] if conjunction.status is Sat.UNSAT else [conjunction]
+
+    def product(self, left: DNF, right: DNF) -> DNF:
+        self.spend(len(left) * len(right))
+        result = []
+        for a in left:
+            for b in right:
+                merged = a.merge(b)
+                if merged.status is not Sat.UNSAT:
+                    result.append(merged)
+                    if len(result) > MAX_CONJUNCTIONS:
+                        raise TooBig("normal form too large")
+        return result
+
+    def satisfiability(self, left: DNF, right: DNF) -> Sat:
+        """Of (left and right): SAT if some pair surely is, UNSAT if every pair surely is not."""
+        self.spend(len(left) * len(right))
+        status = Sat.UNSAT
+        for a in left:
+            for b in right:
+                result = a.merge(b).status
+                if result is Sat.SAT:
+                    return Sat.SAT
+                if result is Sat.UNKNOWN:
+                    status = Sat.UNKNOWN
+        return status
+
+
+# ---------------------------------------------------------------------------
+# The analysis.
+# ---------------------------------------------------------------------------
+
+
+def _name(rule: ast.Rule) -> str:
+    if rule.label is not None:
+        return f"`{rule.label}` (line {rule.span.line})"
+    if rule.is_otherwise:
+        return f"`otherwise` on line {rule.span.line}"
+    return f"the rule on line {rule.span.line}"
+
+
+def _names(rules: list[ast.Rule]) -> str:
+    listed = [_name(r) for r in rules]
+    if len(listed) > 3:
+        listed = listed[:3] + [f"{len(listed) - 3} more"]
+    return ", ".join(listed[:-1]) + " and " + listed[-1] if len(listed) > 1 else listed[0]
+
+
+def _span_of(condition: ast.Condition, fallback: ast.Span) -> ast.Span:
+    return condition.span if condition.span.line else fallback
+
+
+Signature = dict[str, frozenset[str]]
+
+
+def _signature(positive: DNF | None) -> Signature:
+    """Fields the condition pins to a finite set of words in every conjunction (a cheap disjointness test)."""
+    if not positive:
+        return {}
+    signature: Signature = {}
+    first, rest = positive[0], positive[1:]
+    for name, state in first.fields.items():
+        words: set[str] = set()
+        for conjunction in (first, *rest):
+            pinned = _pinned_words(conjunction.fields.get(name))
+            if pinned is None:
+                break
+            words |= pinned
+        else:
+            signature[name] = frozenset(words)
+    return signature
+
+
+def _pinned_words(state: FieldState | None) -> frozenset[str] | None:
+    if not isinstance(state, ScalarState) or state.domain.has_non_text_value():
+        return None
+    words = state.domain.words
+    return words.values if words is not None and words.finite else None
+
+
+@dataclass
+class _TeamRule:
+    rule: ast.Rule
+    positive: DNF | None
+    negative: DNF | None
+    contradictory: bool
+    shadowed: bool = False
+    signature: Signature = field(default_factory=dict)
+
+    def surely_disjoint(self, other: _TeamRule) -> bool:
+        return any(name in other.signature and not words & other.signature[name] for name, words in self.signature.items())
+
+
+@dataclass
+class _Index:
+    """Earlier team rules by the words their signature pins, to skip surely disjoint pairs."""
+
+    rules: list[_TeamRule] = field(default_factory=list)
+    by_word: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    unpinned: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, team_rule: _TeamRule) -> None:
+        position = len(self.rules)
+        self.rules.append(team_rule)
+        for name in set(self.by_word) | set(team_rule.signature):
+            if name not in self.by_word:  # a field no earlier rule pinned: all of them are unpinned on it
+                self.by_word[name] = {}
+                self.unpinned[name] = list(range(position))
+            if name in team_rule.signature:
+                for word in team_rule.signature[name]:
+                    self.by_word[name].setdefault(word, []).append(position)
+            else:
+                self.unpinned.setdefault(name, []).append(position)
+
+    def candidates(self, later: _TeamRule) -> list[_TeamRule]:
+        """Earlier (non-contradictory) rules that may match a customer `later` matches, in file order."""
+        pinned = [name for name in later.signature if name in self.by_word]
+        if pinned:
+            name = min(pinned, key=lambda n: len(later.signature[n]))
+            positions = set(self.unpinned.get(name, ()))
+            for word in later.signature[name]:
+                positions.update(self.by_word[name].get(word, ()))
+            chosen = [self.rules[p] for p in sorted(positions)]
+        else:
+            chosen = list(self.rules)
+        return [r for r in chosen if not r.contradictory and not later.surely_disjoint(r)]
+
+
+def analyse(rule_file: ast.RuleFile) -> list[Diagnostic]:
+    """Warnings `contradiction` and `shadowed-rule`, infos `overlap`, for a file without errors."""
+    segments = {s.name: s.condition for s in rule_file.statements if isinstance(s, ast.SegmentDef)}
+    normalizer = _Normalizer(segments)
+    diagnostics: list[Diagnostic] = []
+    try:
+        team_rules = _contradictions(rule_file, normalizer, diagnostics)
+        _shadowing_and_overlaps(team_rules, normalizer, diagnostics)
+    except TooBig:
+        pass  # what was found before the budget ran out is certain; the rest goes unsaid
+    diagnostics.sort(key=lambda d: (d.line, d.column))
+    return diagnostics
+
+
+def _normal_forms(normalizer: _Normalizer, condition: ast.Condition) -> tuple[DNF | None, DNF | None]:
+    forms: list[DNF | None] = []
+    for positive in (True, False):
+        try:
+            forms.append(normalizer.dnf(condition, positive))
+        except TooBig:
+            if normalizer.work > MAX_WORK:
+                raise
+            forms.append(None)
+    return forms[0], forms[1]
+
+
+def _contradictions(rule_file: ast.RuleFile, normalizer: _Normalizer, diagnostics: list[Diagnostic]) -> list[_TeamRule]:
+    team_rules: list[_TeamRule] = []
+    for statement in rule_file.statements:
+        condition = statement.condition
+        if condition is None:  # otherwise
+            assert isinstance(statement, ast.Rule)
+            if statement.team is not None:
+                team_rules.append(_TeamRule(statement, [TOP], [], False))
+            continue
+        positive, negative = _normal_forms(normalizer, condition)
+        contradictory = positive == [] and not (isinstance(condition, ast.BoolConst) and not condition.value)
+        if contradictory:
+            what = statement.display_name if isinstance(statement, ast.SegmentDef) else _name(statement)
+            diagnostics.append(
+                Diagnostic.at(
+                    _span_of(condition, statement.span),
+                    "warning",
+                    "contradiction",
+                    f"the condition of {what} can never hold: no customer satisfies all of it",
+                    hint="check the ranges and values combined with `and`",
+                )
+            )
+        if isinstance(statement, ast.Rule) and statement.team is not None:
+            team_rules.append(_TeamRule(statement, positive, negative, positive == []))
+    return team_rules
+
+
+def _shadowing_and_overlaps(team_rules: list[_TeamRule], normalizer: _Normalizer, diagnostics: list[Diagnostic]) -> None:
+    remaining: DNF | None = [TOP]  # customers no earlier team rule takes
+    index = _Index()
+    for later in team_rules:
+        later.signature = _signature(later.positive)
+        if not later.contradictory and later.positive is not None and index.rules:
+            pairs = [
+                (r, Sat.UNKNOWN if r.positive is None else normalizer.satisfiability(later.positive, r.positive))
+                for r in index.candidates(later)
+            ]
+            candidates = [r for r, status in pairs if status is not Sat.UNSAT]
+            covering = _covering(later, candidates, remaining, normalizer)
+            if covering is not None:
+                later.shadowed = True
+                names, verb = covering
+                diagnostics.append(
+                    Diagnostic.at(
+                        later.rule.span,
+                        "warning",
+                        "shadowed-rule",
+                        f"{_name(later.rule)} can never decide a team: {names} already {verb} every customer it could match",
+                        hint="move it above the rule that covers it, or narrow that rule",
+                    )
+                )
+            elif not later.rule.is_otherwise:
+                _overlap(later, [r for r, status in pairs if status is Sat.SAT], diagnostics)
+        if remaining is not None:
+            try:
+                remaining = None if later.negative is None else normalizer.product(remaining, later.negative)
+            except TooBig:
+                if normalizer.work > MAX_WORK:
+                    raise
+                remaining = None
+        index.add(later)
+
+
+def _covering(
+    later: _TeamRule, candidates: list[_TeamRule], remaining: DNF | None, normalizer: _Normalizer
+) -> tuple[str, str] | None:
+    """Who takes every customer `later` could match (names, verb), or None when not certain."""
+    assert later.positive is not None
+    if not candidates:
+        return None
+    for candidate in candidates:
+        if candidate.negative is not None and normalizer.satisfiability(later.positive, candidate.negative) is Sat.UNSAT:
+            return _name(candidate.rule), "takes"
+    if remaining is not None and normalizer.satisfiability(later.positive, remaining) is Sat.UNSAT:
+        return "together " + _names([c.rule for c in candidates]), "take"
+    return None
+
+
+def _overlap(later: _TeamRule, surely_overlapping: list[_TeamRule], diagnostics: list[Diagnostic]) -> None:
+    overlapping = [r for r in surely_overlapping if not r.shadowed and r.rule.team != later.rule.team]
+    if overlapping:
+        first = overlapping[0]
+        others = f" (and {len(overlapping) - 1} more earlier rule(s))" if len(overlapping) > 1 else ""
+        diagnostics.append(
+            Diagnostic.at(
+                later.rule.span,
+                "info",
+                "overlap",
+                f"{_name(later.rule)} (team {later.rule.team}) and {_name(first.rule)} (team {first.rule.team}) "
+                f"can match the same customer{others}; the earlier rule wins for those customers",
+            )
+        )
