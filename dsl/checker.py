@@ -254,7 +254,9 @@ class _Checker:
             return True
         wanted = " or ".join(_KIND_WORDS[k] for k in kinds)
         hint = None
-        if "text" in kinds and value.kind in ("number", "date", "bool"):
+        if spec.kind == "ordered":
+            hint = "compare with its words: " + " < ".join(spec.values)
+        elif "text" in kinds and value.kind in ("number", "date", "bool"):
             hint = f'quote it to compare as text: "{value.raw}"'
         elif "date" in kinds:
             hint = "dates are written YYYY-MM-DD, e.g. 2026-01-31"
