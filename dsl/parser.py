@@ -20,6 +20,7 @@ from typing import Any
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedToken
+from lark.parsers.lalr_analysis import Shift
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from dsl.ast import (
@@ -515,9 +516,21 @@ class _Parser:
                 if (_END in choices and index > start and token.type in _STATEMENT_STARTS
                         and token.line > (tokens[index - 1].end_line or 0)):
                     fallback = (parser.copy(deepcopy_values=False), index)
-                parser.feed_token(token)
-                index += 1
-                continue
+                if choices[token.type][0] is Shift:
+                    parser.feed_token(token)
+                    index += 1
+                    continue
+                # A reduction can still fail (LALR merges lookaheads): try it on a copy,
+                # so the parser stays intact for the error message.
+                attempt = parser.copy(deepcopy_values=False)
+                try:
+                    attempt.feed_token(token)
+                except UnexpectedToken:
+                    pass
+                else:
+                    parser = attempt
+                    index += 1
+                    continue
             if _END in choices and index > start:
                 finished = self._finish(parser.copy(deepcopy_values=False), tokens[index - 1])
                 if finished is not None:
