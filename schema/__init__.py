@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
-from schema.errors import ErrorCodes
+from schema.errors import ErrorCodes, is_unexpected, logger
 from schema.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, MaxQueryBytes
 from schema.mutations import DataMutation
 from schema.permissions import Authentication
@@ -15,7 +17,15 @@ from schema.queries import DataQuery
 Query = merge_types("Query", (DataQuery,))
 Mutation = merge_types("Mutation", (DataMutation,))
 
-schema = strawberry.Schema(
+class SegmentaSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Log only what the client did not cause; bad input is answered, not logged."""
+        for error in errors:
+            if is_unexpected(error):
+                logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
+
+
+schema = SegmentaSchema(
     query=Query,
     mutation=Mutation,
     extensions=[
@@ -24,9 +34,9 @@ schema = strawberry.Schema(
         Authentication,
         MaxQueryBytes,
         ErrorCodes,
-        MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        QueryDepthLimiter(max_depth=MAX_DEPTH),
-        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
     ],
 )
 

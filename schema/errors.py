@@ -28,6 +28,12 @@ def client_error(message: str, code: str = BAD_USER_INPUT, **extensions: Any) ->
     return GraphQLError(message, extensions={"code": code, **extensions})
 
 
+def is_unexpected(error: GraphQLError) -> bool:
+    """True for an exception the client did not cause (a bug or an outage): it is logged and masked."""
+    original = error.original_error
+    return original is not None and not isinstance(original, (GraphQLError, *_BAD_INPUT_TYPES))
+
+
 def _with_code(error: GraphQLError) -> GraphQLError:
     if error.extensions and "code" in error.extensions:
         return error
@@ -39,7 +45,6 @@ def _with_code(error: GraphQLError) -> GraphQLError:
     elif isinstance(original, GraphQLError):
         code = BAD_USER_INPUT
     else:
-        logger.error("unexpected error in %s", error.path, exc_info=original)
         return GraphQLError(
             "internal error (logged on the server)",
             nodes=error.nodes,

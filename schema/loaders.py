@@ -169,7 +169,7 @@ class Loaders:
             .where(models.SegmentMember.customer_id.in_(set(keys)))
             .order_by(models.Segment.key)
         )
-        return _grouped(keys, (await self.db.execute(statement)).tuples())
+        return _grouped(keys, (await self.db.execute(statement)).all())
 
     async def _tags_of_customers(self, keys: list[int]) -> list[list[models.CustomerTag]]:
         statement = (
@@ -177,7 +177,7 @@ class Loaders:
             .where(models.CustomerTag.customer_id.in_(set(keys)))
             .order_by(models.CustomerTag.tag, models.CustomerTag.source)
         )
-        return _grouped(keys, (await self.db.execute(statement)).tuples())
+        return _grouped(keys, (await self.db.execute(statement)).all())
 
     async def _attributes_of_customers(self, keys: list[int]) -> list[dict[str, Any]]:
         attribute = models.CustomerAttribute
@@ -187,7 +187,7 @@ class Loaders:
             .order_by(attribute.key)
         )
         found: dict[int, dict[str, Any]] = defaultdict(dict)
-        for customer_id, key, text_value, number_value in (await self.db.execute(statement)).tuples():
+        for customer_id, key, text_value, number_value in (await self.db.execute(statement)).all():
             found[customer_id][key] = _attribute_value(text_value, number_value)
         return [dict(found.get(key, {})) for key in keys]
 
@@ -199,7 +199,7 @@ class Loaders:
             .distinct()
             .order_by(purchase.customer_id, purchase.category)
         )
-        return _grouped(keys, (await self.db.execute(statement)).tuples())
+        return _grouped(keys, (await self.db.execute(statement)).all())
 
     async def _history_of_customers(self, keys: list[int]) -> list[list[models.AssignmentHistory]]:
         history = models.AssignmentHistory
@@ -208,7 +208,7 @@ class Loaders:
             .where(history.customer_id.in_(set(keys)))
             .order_by(history.changed_at.desc(), history.id.desc())
         )
-        return _grouped(keys, (await self.db.execute(statement)).tuples())
+        return _grouped(keys, (await self.db.execute(statement)).all())
 
     async def _members_of_teams(self, keys: list[int]) -> list[list[models.TeamMember]]:
         member = models.TeamMember
@@ -217,14 +217,14 @@ class Loaders:
             .where(member.team_id.in_(set(keys)))
             .order_by(member.role, member.joined_at, member.id)
         )
-        return _grouped(keys, (await self.db.execute(statement)).tuples())
+        return _grouped(keys, (await self.db.execute(statement)).all())
 
     async def _memberships_of_employees(self, keys: list[int]) -> list[list[models.TeamMember]]:
         member = models.TeamMember
         statement = (
             select(member.employee_id, member).where(member.employee_id.in_(set(keys))).order_by(member.id)
         )
-        return _grouped(keys, (await self.db.execute(statement)).tuples())
+        return _grouped(keys, (await self.db.execute(statement)).all())
 
     def _grouped_stats(
         self,
@@ -246,7 +246,7 @@ class Loaders:
             statement = (
                 select(group_column, func.count(model.id)).where(group_column.in_(set(keys))).group_by(group_column)
             )
-            found = dict((await self.db.execute(statement)).tuples().all())
+            found = dict((await self.db.execute(statement)).all())
             return [int(found.get(key, 0)) for key in keys]
 
         return DataLoader(load)
@@ -279,7 +279,7 @@ class Loaders:
             .where(numbered.c.position <= first + 1)
             .order_by(numbered.c.parent_key, numbered.c.position)
         )
-        return split_pages((await self.db.execute(statement)).tuples().all(), first, after)
+        return split_pages((await self.db.execute(statement)).all(), first, after)
 
     async def _child_counts(self, children: ChildList, keys: list[int]) -> list[int]:
         statement = (
@@ -287,7 +287,7 @@ class Loaders:
             .where(children.parent_column.in_(set(keys)))
             .group_by(children.parent_column)
         )
-        found = dict((await self.db.execute(statement)).tuples().all())
+        found = dict((await self.db.execute(statement)).all())
         return [int(found.get(key, 0)) for key in keys]
 
 

@@ -34,7 +34,7 @@ async def _count(info: Info, model: type[Any], *conditions: Any) -> int:
 
 async def _by_column(info: Info, column: Any) -> list[ValueCount]:
     statement = select(column, func.count()).group_by(column).order_by(func.count().desc(), column)
-    rows = (await info.context.db.execute(statement)).tuples().all()
+    rows = (await info.context.db.execute(statement)).all()
     return [ValueCount(value=value, count=count) for value, count in rows]
 
 
@@ -94,7 +94,7 @@ class Stats:
     async def by_team(self, info: Info) -> list[TeamCount]:
         column = models.Customer.team_id
         statement = select(column, func.count()).group_by(column).order_by(func.count().desc(), column)
-        rows = (await info.context.db.execute(statement)).tuples().all()
+        rows = (await info.context.db.execute(statement)).all()
         teams = await info.context.loaders.team.load_many([team_id for team_id, _ in rows if team_id is not None])
         by_id = {team.id: team for team in teams if team is not None}
         return [

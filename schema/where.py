@@ -67,7 +67,7 @@ async def where_condition(db: SerialSession, text: str, as_of: datetime) -> Colu
     segments: dict[str, ColumnElement[bool]] = {}
     if names:
         rows = await db.execute(select(models.Segment.key, models.Segment.id).where(models.Segment.key.in_(names)))
-        segments = {key: _member_of(segment_id) for key, segment_id in rows.tuples()}
+        segments = {key: _member_of(segment_id) for key, segment_id in rows.all()}
     try:
         return customers_where(condition, as_of, segments)
     except RuleError as error:

@@ -1,0 +1,118 @@
+"""Mutations on employees and teams."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlalchemy import select
+
+from domain import staff
+from domain.errors import UserError as DomainUserError
+from schema.context import Info
+from schema.enums import TeamRole
+from schema.inputs import EmployeeInput, EmployeePatch, TeamInput, TeamPatch, as_create_data, as_patch
+from schema.payloads import EmployeePayload, TeamMemberPayload, TeamPayload, UserError, in_transaction, input_id
+from schema.permissions import CanManageStaff
+from schema.types import Employee, Team
+from storage import models
+
+
+def _employee(row: models.Employee | None) -> Employee | None:
+    return Employee.from_row(row) if row is not None else None
+
+
+def _team(row: models.Team | None) -> Team | None:
+    return Team.from_row(row) if row is not None else None
+
+
+async def _team_key(info: Info, key: str | None, id: strawberry.ID | None) -> str:
+    """The key of the team named by exactly one of `key` and `id`."""
+    if (key is None) == (id is None):
+        raise DomainUserError("give exactly one of `key` and `id`", field="key", code="invalid")
+    if key is not None:
+        return key
+    assert id is not None
+    row = await info.context.session.get(models.Team, input_id(id, "Team", "id"))
+    if row is None:
+        raise DomainUserError(f"team {id!r} does not exist", field="id", code="not_found")
+    return row.key
+
+
+@strawberry.type
+class StaffMutation:
+    @strawberry.mutation(permission_classes=[CanManageStaff])
+    async def create_employee(self, info: Info, input: EmployeeInput) -> EmployeePayload:
+        session = info.context.session
+        row, errors = await in_transaction(
+            info, lambda: staff.create_employee(session, as_create_data(input)), prefix="input"
+        )
+        return EmployeePayload(employee=_employee(row), user_errors=errors)
+
+    @strawberry.mutation(permission_classes=[CanManageStaff])
+    async def update_employee(self, info: Info, id: strawberry.ID, input: EmployeePatch) -> EmployeePayload:
+        session = info.context.session
+
+        async def work() -> models.Employee:
+            return await staff.update_employee(session, input_id(id, "Employee", "id"), as_patch(input))
+
+        row, errors = await in_transaction(info, work, prefix="input", arguments={"id"})
+        return EmployeePayload(employee=_employee(row), user_errors=errors)
+
+    @strawberry.mutation(permission_classes=[CanManageStaff])
+    async def create_team(self, info: Info, input: TeamInput) -> TeamPayload:
+        session = info.context.session
+        row, errors = await in_transaction(
+            info, lambda: staff.create_team(session, as_create_data(input)), prefix="input"
+        )
+        return TeamPayload(team=_team(row), user_errors=errors)
+
+    @strawberry.mutation(permission_classes=[CanManageStaff], description="Name the team by `key` or by `id`.")
+    async def update_team(
+        self, info: Info, input: TeamPatch, key: str | None = None, id: strawberry.ID | None = None
+    ) -> TeamPayload:
+        session = info.context.session
+
+        async def work() -> models.Team:
+            return await staff.update_team(session, await _team_key(info, key, id), as_patch(input))
+
+        row, errors = await in_transaction(info, work, prefix="input", arguments={"id", "key"})
+        return TeamPayload(team=_team(row), user_errors=errors)
+
+    @strawberry.mutation(permission_classes=[CanManageStaff], description="Adding an existing member changes its role.")
+    async def add_team_member(
+        self, info: Info, team_key: str, employee_id: strawberry.ID, role: TeamRole = TeamRole.MEMBER
+    ) -> TeamMemberPayload:
+        session = info.context.session
+
+        async def work() -> models.TeamMember:
+            return await staff.add_team_member(
+                session, team_key, input_id(employee_id, "Employee", "employee_id"), role.value
+            )
+
+        member, errors = await in_transaction(info, work)
+        return await _member_payload(info, member, errors)
+
+    @strawberry.mutation(permission_classes=[CanManageStaff])
+    async def remove_team_member(self, info: Info, team_key: str, employee_id: strawberry.ID) -> TeamMemberPayload:
+        session = info.context.session
+
+        async def work() -> tuple[str, int]:
+            employee = input_id(employee_id, "Employee", "employee_id")
+            await staff.remove_team_member(session, team_key, employee)
+            return team_key, employee
+
+        done, errors = await in_transaction(info, work)
+        if done is None:
+            return TeamMemberPayload(team=None, employee=None, user_errors=errors)
+        team = await info.context.db.scalar(select(models.Team).where(models.Team.key == done[0]))
+        employee_row = await info.context.loaders.employee.load(done[1])
+        return TeamMemberPayload(team=_team(team), employee=_employee(employee_row), user_errors=errors)
+
+
+async def _member_payload(
+    info: Info, member: models.TeamMember | None, errors: list[UserError]
+) -> TeamMemberPayload:
+    if member is None:
+        return TeamMemberPayload(team=None, employee=None, user_errors=errors)
+    team = await info.context.loaders.team.load(member.team_id)
+    employee = await info.context.loaders.employee.load(member.employee_id)
+    return TeamMemberPayload(team=_team(team), employee=_employee(employee), user_errors=errors)

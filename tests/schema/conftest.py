@@ -1,0 +1,43 @@
+"""Fixtures for the GraphQL tests: the app over the test database, a client per role."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.tokens import create_token
+from server import create_app
+from storage.engine import session_factory
+from tests.schema.helpers import Api, World, build_world
+
+ROLES = ("admin", "manager", "agent", "viewer")
+
+
+@pytest.fixture
+async def http(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(engine=engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://segmenta.test") as client:
+        yield client
+
+
+@pytest.fixture
+async def tokens(engine: AsyncEngine) -> dict[str, str]:
+    async with session_factory(engine)() as session:
+        created = {role: await create_token(session, role, label=f"test {role}") for role in ROLES}
+        await session.commit()
+    return created
+
+
+@pytest.fixture
+def api(http: httpx.AsyncClient, tokens: dict[str, str]) -> Api:
+    """Calls as admin unless a call passes another token."""
+    return Api(http, tokens["admin"])
+
+
+@pytest.fixture
+async def world(engine: AsyncEngine) -> World:
+    async with session_factory(engine)() as session:
+        return await build_world(session)

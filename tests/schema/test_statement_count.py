@@ -1,0 +1,70 @@
+"""A page of customers with their related objects costs a constant number of SQL statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.engine import session_factory
+from tests.schema.helpers import Api, build_world
+
+PAGE_QUERY = """
+query Page($first: Int!) {
+  customers(first: $first, orderBy: CODE_ASC) {
+    totalCount
+    edges {
+      node {
+        code
+        team { key stats { customerCount memberCount } members { role employee { name } } }
+        manager { name stats { customerCount freeCapacity interactionsHandled } teams { key } }
+        segments { key size }
+        tags
+        manualTags
+        attributes
+        metrics { totalSpent avgOrderValue daysSincePurchase productCategories }
+        purchases(first: 2) { totalCount edges { node { amount } } }
+        assignmentHistory { cause }
+      }
+    }
+  }
+}
+"""
+
+
+@contextmanager
+def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_page_of_10_and_page_of_100_run_the_same_small_number_of_statements(
+    api: Api, engine: AsyncEngine
+) -> None:
+    async with session_factory(engine)() as session:
+        await build_world(session, customer_count=120)
+
+    counts = {}
+    for first in (10, 100):
+        with counted_statements(engine) as statements:
+            data = await api.data(PAGE_QUERY, {"first": first})
+        assert len(data["customers"]["edges"]) == first
+        assert data["customers"]["totalCount"] == 120
+        counts[first] = len([s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))])
+
+    print(f"statements per page: {counts}")
+    assert counts[10] == counts[100], counts
+    # authentication, page, count, team, team stats, members, employees, manager stats, interactions,
+    # memberships, segments, segment sizes, tags, attributes, categories, purchases page and count, history
+    assert counts[100] <= 20, counts
