@@ -16,14 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import false, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import NotFound, UserError
 from dsl.pipeline import CheckResult, check_source
 from storage.catalog import load_known
-from storage.models import Ruleset, utcnow
+from storage.models import Ruleset, Team, utcnow
 
 RULESET_STATUSES = ("draft", "active", "archived")
 MAX_NAME_LENGTH = 200
@@ -31,10 +31,15 @@ MAX_NAME_LENGTH = 200
 _ACTIVATION_LOCK_KEY = 0x5E6_AC71
 
 
-async def check_rules(session: AsyncSession | None, source: str) -> CheckResult:
-    """Check a rule file; with a session, also against the database (teams, known values)."""
+async def check_rules(session: AsyncSession | None, source: str, *, values: bool = True) -> CheckResult:
+    """Check a rule file; with a session, also against the database: team keys and,
+    when `values`, the values seen in the data (warnings only, but a scan of every
+    customer — runs skip it)."""
     if session is None:
         return check_source(source)
+    if not values:
+        team_keys = set((await session.scalars(select(Team.key))).all())
+        return check_source(source, known_teams=team_keys)
     team_keys, known_values = await load_known(session)
     return check_source(source, known_teams=team_keys, known_values=known_values)
 
@@ -108,11 +113,14 @@ async def _serialise_activation(session: AsyncSession) -> None:
     """Make concurrent activations take turns.
 
     PostgreSQL: a transaction-scoped advisory lock (row locks cannot guard the
-    case where no ruleset is active yet).  SQLite: the archiving UPDATE that
-    follows takes the database write lock, which serialises writers already.
+    case where no ruleset is active yet).  SQLite: a write as the transaction's
+    first statement takes the database write lock before anything is read (a
+    read first would leave a stale snapshot that cannot be upgraded to a write).
     """
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ACTIVATION_LOCK_KEY})
+    else:
+        await session.execute(update(Ruleset).where(false()).values(status=Ruleset.status))
 
 
 async def refresh_diagnostics(session: AsyncSession, ruleset: Ruleset) -> CheckResult:

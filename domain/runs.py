@@ -154,7 +154,7 @@ async def plan_run(
             )
         source = ruleset.source
     assert source is not None
-    result = await check_rules(session, source)
+    result = await check_rules(session, source, values=False)
     if not result.ok or result.rule_file is None:
         raise UserError(_error_summary(result.diagnostics), field="source" if ruleset_id is None else "id", code="has_errors")
     rule_file = result.rule_file
