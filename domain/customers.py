@@ -1,0 +1,265 @@
+"""Customers: create, update, delete, and the batched reads of their tags and attributes.
+
+Every function validates its whole input before the first statement (see
+domain/validation.py) and flushes without committing: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from datetime import date
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain import validation as v
+from domain.errors import Conflict, NotFound, UserError
+from dsl.fields import CUSTOMER_KINDS, LIFECYCLES, PURCHASING_POWERS, SIZES
+from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase, utcnow
+
+MANUAL = "manual"
+RULE = "rule"
+# Keeps `IN (...)` lists far below the bound-parameter limits of SQLite and asyncpg.
+ID_CHUNK = 5000
+
+_T = TypeVar("_T")
+
+
+def chunked(items: Sequence[_T], size: int = ID_CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _length(column: str) -> int | None:
+    return v.column_length(Customer, column)
+
+
+def _free_text(column: str) -> Callable[[Any], Any]:
+    return lambda value: v.text(value, column, max_length=_length(column))
+
+
+def _birthday(value: Any) -> date | None:
+    birthday = v.calendar_date(value, "birthday")
+    if birthday is not None and birthday > utcnow().date():
+        raise UserError(f"birthday {birthday.isoformat()} is in the future", field="birthday")
+    return birthday
+
+
+# Field → validator returning the normalised column value.  `tags` and `attributes`
+# are not columns; they are split off before the row is written.
+_VALIDATORS: dict[str, Callable[[Any], Any]] = {
+    "code": lambda value: v.required_text(value, "code", max_length=_length("code")),
+    "name": lambda value: v.required_text(value, "name", max_length=_length("name")),
+    "kind": lambda value: v.word(value, "kind", CUSTOMER_KINDS),
+    "size": lambda value: v.word(value, "size", SIZES),
+    "lifecycle": lambda value: v.word(value, "lifecycle", LIFECYCLES),
+    "purchasing_power": lambda value: v.word(value, "purchasing_power", PURCHASING_POWERS),
+    "industry": _free_text("industry"),
+    "region": _free_text("region"),
+    "city": _free_text("city"),
+    "country": _free_text("country"),
+    "channel": _free_text("channel"),
+    "phone": _free_text("phone"),
+    "address": _free_text("address"),
+    "gender": _free_text("gender"),
+    "occupation": _free_text("occupation"),
+    "email": lambda value: v.email(value, "email", max_length=_length("email")),
+    "age": lambda value: v.number(value, "age", minimum=0, maximum=150),
+    "income": lambda value: v.number(value, "income", minimum=0),
+    "birthday": _birthday,
+    "created_at": lambda value: v.timestamp(value, "created_at"),
+    "tags": lambda value: v.string_list(value, "tags", max_length=v.column_length(CustomerTag, "tag")),
+    "attributes": lambda value: v.attributes(
+        value, "attributes", key_length=v.column_length(CustomerAttribute, "key")
+    ),
+}
+CUSTOMER_FIELDS: tuple[str, ...] = tuple(_VALIDATORS)
+REQUIRED_FIELDS = ("code", "name")
+
+
+def birthday_md(birthday: date | None) -> int | None:
+    """month * 100 + day, the indexed form days_to_birthday is computed from."""
+    return None if birthday is None else birthday.month * 100 + birthday.day
+
+
+def _validate(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise UserError("customer input must be an object")
+    v.reject_unknown_keys(data, CUSTOMER_FIELDS)
+    if creating:
+        for field in REQUIRED_FIELDS:
+            if data.get(field) is None:
+                raise UserError(f"{field} is required", field=field, code="required")
+    values = {field: _VALIDATORS[field](value) for field, value in data.items()}
+    if not creating and "created_at" in values and values["created_at"] is None:
+        raise UserError("created_at cannot be cleared", field="created_at")
+    return values
+
+
+async def _ensure_code_free(session: AsyncSession, code: str, *, except_id: int | None = None) -> None:
+    query = select(Customer.id).where(Customer.code == code)
+    if except_id is not None:
+        query = query.where(Customer.id != except_id)
+    if (await session.execute(query.limit(1))).first() is not None:
+        raise Conflict(f"a customer with code {code!r} already exists", field="code")
+
+
+def _attribute_row(customer_id: int, key: str, value: str | float) -> CustomerAttribute:
+    if isinstance(value, str):
+        return CustomerAttribute(customer_id=customer_id, key=key, text_value=value, number_value=None)
+    return CustomerAttribute(customer_id=customer_id, key=key, text_value=None, number_value=value)
+
+
+async def create_customer(session: AsyncSession, data: Mapping[str, Any]) -> Customer:
+    values = _validate(data, creating=True)
+    tags: list[str] = values.pop("tags", [])
+    attributes: dict[str, str | float | None] = values.pop("attributes", {})
+    if values.get("created_at") is None:
+        values.pop("created_at", None)
+    await _ensure_code_free(session, values["code"])
+
+    customer = Customer(**values, birthday_md=birthday_md(values.get("birthday")))
+    session.add(customer)
+    await v.flush_or_conflict(session, "code", f"a customer with code {values['code']!r} already exists")
+    session.add_all(CustomerTag(customer_id=customer.id, tag=tag, source=MANUAL) for tag in tags)
+    session.add_all(
+        _attribute_row(customer.id, key, value) for key, value in attributes.items() if value is not None
+    )
+    await session.flush()
+    return customer
+
+
+async def get_customer(session: AsyncSession, customer_id: int, *, field: str = "id") -> Customer:
+    customer = await session.get(Customer, v.identifier(customer_id, field))
+    if customer is None:
+        raise NotFound("customer", customer_id, field=field)
+    return customer
+
+
+async def get_customer_by_code(session: AsyncSession, code: str) -> Customer | None:
+    return (await session.execute(select(Customer).where(Customer.code == code))).scalar_one_or_none()
+
+
+async def update_customer(session: AsyncSession, customer_id: int, patch: Mapping[str, Any]) -> Customer:
+    values = _validate(patch, creating=False)
+    customer = await get_customer(session, customer_id)
+    replace_tags = "tags" in values
+    tags: list[str] = values.pop("tags", [])
+    attributes: dict[str, str | float | None] = values.pop("attributes", {})
+    if "code" in values and values["code"] != customer.code:
+        await _ensure_code_free(session, values["code"], except_id=customer.id)
+
+    for field, value in values.items():
+        setattr(customer, field, value)
+    if "birthday" in values:
+        customer.birthday_md = birthday_md(values["birthday"])
+    if replace_tags:
+        await _replace_manual_tags(session, customer.id, tags)
+    if attributes:
+        await _merge_attributes(session, customer.id, attributes)
+    await v.flush_or_conflict(session, "code", f"a customer with code {customer.code!r} already exists")
+    return customer
+
+
+async def _replace_manual_tags(session: AsyncSession, customer_id: int, tags: list[str]) -> None:
+    existing = set(
+        (
+            await session.execute(
+                select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id, CustomerTag.source == MANUAL)
+            )
+        ).scalars()
+    )
+    removed = existing.difference(tags)
+    if removed:
+        await session.execute(
+            delete(CustomerTag).where(
+                CustomerTag.customer_id == customer_id,
+                CustomerTag.source == MANUAL,
+                CustomerTag.tag.in_(removed),
+            )
+        )
+    session.add_all(
+        CustomerTag(customer_id=customer_id, tag=tag, source=MANUAL) for tag in tags if tag not in existing
+    )
+
+
+async def _merge_attributes(
+    session: AsyncSession, customer_id: int, attributes: Mapping[str, str | float | None]
+) -> None:
+    rows = {
+        row.key: row
+        for row in (
+            await session.execute(
+                select(CustomerAttribute).where(
+                    CustomerAttribute.customer_id == customer_id, CustomerAttribute.key.in_(list(attributes))
+                )
+            )
+        ).scalars()
+    }
+    for key, value in attributes.items():
+        row = rows.get(key)
+        if value is None:
+            if row is not None:
+                await session.delete(row)
+        elif row is None:
+            session.add(_attribute_row(customer_id, key, value))
+        elif isinstance(value, str):
+            row.text_value, row.number_value = value, None
+        else:
+            row.text_value, row.number_value = None, value
+
+
+async def delete_customer(session: AsyncSession, customer_id: int) -> None:
+    """Delete the customer; its purchases, feedback, interactions, tags and memberships go with it."""
+    customer = await get_customer(session, customer_id)
+    await session.delete(customer)
+    await session.flush()
+
+
+async def get_customer_tags(
+    session: AsyncSession, customer_ids: Collection[int], *, source: str | None = MANUAL
+) -> dict[int, list[str]]:
+    """Tags per customer, sorted; `source` 'manual' (default), 'rule', or None for both."""
+    ids = list(dict.fromkeys(customer_ids))
+    result: dict[int, list[str]] = {customer_id: [] for customer_id in ids}
+    for chunk in chunked(ids):
+        query = select(CustomerTag.customer_id, CustomerTag.tag).where(CustomerTag.customer_id.in_(chunk))
+        if source is not None:
+            query = query.where(CustomerTag.source == source)
+        for customer_id, tag in await session.execute(query.order_by(CustomerTag.customer_id, CustomerTag.tag)):
+            if tag not in result[customer_id]:
+                result[customer_id].append(tag)
+    return result
+
+
+async def get_customer_attributes(
+    session: AsyncSession, customer_ids: Collection[int]
+) -> dict[int, dict[str, str | float]]:
+    ids = list(dict.fromkeys(customer_ids))
+    result: dict[int, dict[str, str | float]] = {customer_id: {} for customer_id in ids}
+    for chunk in chunked(ids):
+        query = select(
+            CustomerAttribute.customer_id,
+            CustomerAttribute.key,
+            CustomerAttribute.text_value,
+            CustomerAttribute.number_value,
+        ).where(CustomerAttribute.customer_id.in_(chunk))
+        for customer_id, key, text_value, number_value in await session.execute(query):
+            result[customer_id][key] = text_value if text_value is not None else number_value
+    return result
+
+
+async def get_customer_categories(session: AsyncSession, customer_ids: Collection[int]) -> dict[int, set[str]]:
+    """The distinct product categories each customer bought (the `product_categories` metric)."""
+    ids = list(dict.fromkeys(customer_ids))
+    result: dict[int, set[str]] = {customer_id: set() for customer_id in ids}
+    for chunk in chunked(ids):
+        query = (
+            select(Purchase.customer_id, Purchase.category)
+            .where(Purchase.customer_id.in_(chunk), Purchase.category.is_not(None))
+            .distinct()
+        )
+        for customer_id, category in await session.execute(query):
+            result[customer_id].add(category)
+    return result
