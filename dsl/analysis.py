@@ -64,7 +64,7 @@ class Sat(Enum):
 INF = math.inf
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Interval:
     low: float
     low_closed: bool
@@ -82,7 +82,7 @@ _NUMBER_LINE = Interval(-INF, True, INF, True)
 _DAY_LINE = Interval(float(date.min.toordinal()), True, float(date.max.toordinal()), True)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Intervals:
     """A union of disjoint intervals, sorted; `discrete` for whole days (closed integer bounds)."""
 
@@ -102,17 +102,27 @@ class Intervals:
         return not self.parts
 
     def intersect(self, other: Intervals) -> Intervals:
+        mine, theirs = self.parts, other.parts
+        if mine is theirs:
+            return self
         parts = []
-        for a in self.parts:
-            for b in other.parts:
-                low, low_open = max((a.low, not a.low_closed), (b.low, not b.low_closed))
-                high, high_closed = min((a.high, a.high_closed), (b.high, b.high_closed))
-                piece = Interval(low, not low_open, high, high_closed)
+        for a in mine:
+            for b in theirs:
+                if a.low > b.low or (a.low == b.low and not a.low_closed):
+                    low, low_closed = a.low, a.low_closed
+                else:
+                    low, low_closed = b.low, b.low_closed
+                if a.high < b.high or (a.high == b.high and not a.high_closed):
+                    high, high_closed = a.high, a.high_closed
+                else:
+                    high, high_closed = b.high, b.high_closed
+                piece = Interval(low, low_closed, high, high_closed)
                 if self.discrete:
                     piece = _closed_integers(piece)
                 if not piece.empty:
                     parts.append(piece)
-        parts.sort(key=lambda p: (p.low, not p.low_closed))
+        if len(parts) > 1:
+            parts.sort(key=lambda p: (p.low, not p.low_closed))
         return Intervals(tuple(parts), self.discrete)
 
     def complement(self) -> Intervals:
@@ -133,7 +143,7 @@ def _closed_integers(interval: Interval) -> Interval:
     return Interval(low, True, high, True)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Words:
     """A set of text values: exactly `values` (finite) or everything but `values`."""
 
@@ -161,7 +171,7 @@ ALL_WORDS = Words(False, frozenset())
 NO_WORDS = Words(True, frozenset())
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Domain:
     """The values a scalar field may take; a part is None when the field has no such values."""
 
@@ -172,14 +182,21 @@ class Domain:
 
     @property
     def empty(self) -> bool:
-        return not self.missing and all(p is None or p.empty for p in (self.words, self.numbers, self.days))
+        if self.missing:
+            return False
+        words, numbers, days = self.words, self.numbers, self.days
+        return (
+            (words is None or (words.finite and not words.values))
+            and (numbers is None or not numbers.parts)
+            and (days is None or not days.parts)
+        )
 
     def intersect(self, other: Domain) -> Domain:
         return Domain(
             self.missing and other.missing,
-            _both(self.words, other.words, Words.intersect),
-            _both(self.numbers, other.numbers, Intervals.intersect),
-            _both(self.days, other.days, Intervals.intersect),
+            None if self.words is None or other.words is None else self.words.intersect(other.words),
+            None if self.numbers is None or other.numbers is None else self.numbers.intersect(other.numbers),
+            None if self.days is None or other.days is None else self.days.intersect(other.days),
         )
 
     def complement(self) -> Domain:
@@ -194,28 +211,38 @@ class Domain:
         return self.missing or any(p is not None and not p.empty for p in (self.numbers, self.days))
 
 
-def _both(a: Any, b: Any, combine: Callable[[Any, Any], Any]) -> Any:
-    return None if a is None or b is None else combine(a, b)
-
-
 def universe(spec: FieldSpec) -> Domain:
-    if spec.kind in ("text", "ordered"):
+    return _UNIVERSES[spec.kind]
+
+
+def _nothing(spec: FieldSpec) -> Domain:
+    return _NOTHINGS[spec.kind]
+
+
+def _make_universe(kind: str) -> Domain:
+    if kind in ("text", "ordered"):
         return Domain(True, words=ALL_WORDS)
-    if spec.kind == "number":
+    if kind == "number":
         return Domain(True, numbers=Intervals.everything(False))
-    if spec.kind == "date":
+    if kind == "date":
         return Domain(True, days=Intervals.everything(True))
     return Domain(True, words=ALL_WORDS, numbers=Intervals.everything(False))  # custom attribute
 
 
-def _nothing(spec: FieldSpec) -> Domain:
-    whole = universe(spec)
+def _make_nothing(kind: str) -> Domain:
+    whole = _make_universe(kind)
     return Domain(
         False,
         None if whole.words is None else NO_WORDS,
         None if whole.numbers is None else Intervals((), False),
         None if whole.days is None else Intervals((), True),
     )
+
+
+# Shared, never mutated.
+_KINDS = ("text", "ordered", "number", "date", "attribute", "set")
+_UNIVERSES = {kind: _make_universe(kind) for kind in _KINDS}
+_NOTHINGS = {kind: _make_nothing(kind) for kind in _KINDS}
 
 
 # ---------------------------------------------------------------------------
@@ -225,7 +252,7 @@ def _nothing(spec: FieldSpec) -> Domain:
 TextTest = Callable[[str], bool]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ScalarState:
     domain: Domain
     # Undecidable text tests (text ordering, wildcard patterns): (test, wanted result).
@@ -246,7 +273,7 @@ class ScalarState:
         return ScalarState(self.domain.intersect(other.domain), self.tests + other.tests)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SetState:
     """A set field: members it must / must not have; `missing` True/False when required, None when free."""
 
@@ -273,31 +300,78 @@ class SetState:
 FieldState = ScalarState | SetState
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Conjunction:
     fields: dict[str, FieldState] = field(default_factory=dict)
+    statuses: dict[str, Sat] = field(default_factory=dict)
     status: Sat = Sat.SAT
+
+    @classmethod
+    def of(cls, fields: dict[str, FieldState]) -> Conjunction:
+        statuses = {name: state.sat() for name, state in fields.items()}
+        return cls(fields, statuses, _status(statuses))
 
     def merge(self, other: Conjunction) -> Conjunction:
         if self.status is Sat.UNSAT or other.status is Sat.UNSAT:
             return UNSAT_CONJUNCTION
-        merged = dict(self.fields)
+        if not other.fields:
+            return self
+        if not self.fields:
+            return other
+        fields = dict(self.fields)
+        statuses = dict(self.statuses)
         for name, state in other.fields.items():
-            if name in merged:
-                merged[name] = merged[name].merge(state)  # type: ignore[arg-type]
-        merged.update({name: state for name, state in other.fields.items() if name not in self.fields})
-        return Conjunction(merged, _status(merged))
+            mine = fields.get(name)
+            if mine is None:
+                fields[name] = state
+                statuses[name] = other.statuses[name]
+            else:
+                merged = mine.merge(state)  # type: ignore[arg-type]
+                status = merged.sat()
+                if status is Sat.UNSAT:
+                    return UNSAT_CONJUNCTION
+                fields[name] = merged
+                statuses[name] = status
+        return Conjunction(fields, statuses, _status(statuses))
 
 
-UNSAT_CONJUNCTION = Conjunction({}, Sat.UNSAT)
-TOP = Conjunction({}, Sat.SAT)
+    def status_with(self, other: Conjunction) -> Sat:
+        """The status `merge` would give, without building the merged conjunction."""
+        if self.status is Sat.UNSAT or other.status is Sat.UNSAT:
+            return Sat.UNSAT
+        status = Sat.SAT
+        groups: dict[int, str] = {}
+        for name, state in other.fields.items():
+            mine = self.fields.get(name)
+            result = other.statuses[name] if mine is None else mine.merge(state).sat()  # type: ignore[arg-type]
+            if result is Sat.UNSAT:
+                return Sat.UNSAT
+            if result is Sat.UNKNOWN:
+                status = Sat.UNKNOWN
+            group = _GROUP_OF.get(name)
+            if group is not None:
+                if groups.setdefault(group, name) != name:
+                    status = Sat.UNKNOWN
+        for name, result in self.statuses.items():
+            if name in other.fields:
+                continue
+            if result is Sat.UNKNOWN:
+                status = Sat.UNKNOWN
+            group = _GROUP_OF.get(name)
+            if group is not None:
+                if groups.setdefault(group, name) != name:
+                    status = Sat.UNKNOWN
+        return status
 
 
-def _status(fields: dict[str, FieldState]) -> Sat:
+UNSAT_CONJUNCTION = Conjunction({}, {}, Sat.UNSAT)
+TOP = Conjunction({}, {}, Sat.SAT)
+
+
+def _status(statuses: dict[str, Sat]) -> Sat:
     status = Sat.SAT
     groups: set[int] = set()
-    for name, state in fields.items():
-        result = state.sat()
+    for name, result in statuses.items():
         if result is Sat.UNSAT:
             return Sat.UNSAT
         if result is Sat.UNKNOWN:
@@ -316,13 +390,15 @@ def _status(fields: dict[str, FieldState]) -> Sat:
 
 
 def _number_interval(op: str, value: float) -> Interval:
-    return {
-        "=": Interval(value, True, value, True),
-        "<": Interval(-INF, True, value, False),
-        "<=": Interval(-INF, True, value, True),
-        ">": Interval(value, False, INF, True),
-        ">=": Interval(value, True, INF, True),
-    }[op]
+    if op == "=":
+        return Interval(value, True, value, True)
+    if op == "<":
+        return Interval(-INF, True, value, False)
+    if op == "<=":
+        return Interval(-INF, True, value, True)
+    if op == ">":
+        return Interval(value, False, INF, True)
+    return Interval(value, True, INF, True)
 
 
 def _literal_domain(spec: FieldSpec, op: str, literal: ast.Value) -> Domain | TextTest:
@@ -438,8 +514,7 @@ def literal_conjunction(predicate: ast.Predicate, positive: bool) -> Conjunction
         if spec.kind not in ("text", "ordered", "attribute"):
             satisfying = _nothing(spec)
         state = _scalar_literal(spec, satisfying, positive)
-    fields = {name: state}
-    return Conjunction(fields, _status(fields))
+    return Conjunction.of({name: state})
 
 
 # ---------------------------------------------------------------------------
@@ -511,7 +586,7 @@ class _Normalizer:
         status = Sat.UNSAT
         for a in left:
             for b in right:
-                result = a.merge(b).status
+                result = a.status_with(b)
                 if result is Sat.SAT:
                     return Sat.SAT
                 if result is Sat.UNKNOWN:
@@ -733,7 +808,7 @@ def _overlap(later: _TeamRule, surely_overlapping: list[_TeamRule], diagnostics:
                 later.rule.span,
                 "info",
                 "overlap",
-                f"{_name(later.rule)} (team {later.rule.team}) and {_name(first.rule)} (team {first.rule.team}) "
-                f"can match the same customer{others}; the earlier rule wins for those customers",
+                f"{_name(later.rule)} (team {later.rule.team}) can match the same customers as "
+                f"{_name(first.rule)} (team {first.rule.team}){others}; the earlier rule decides for them",
             )
         )
