@@ -13,9 +13,10 @@ from schema.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, MaxQueryBytes
 from schema.mutations import DataMutation
 from schema.permissions import Authentication
 from schema.queries import DataQuery
+from schema.routing import RoutingMutation, RoutingQuery
 
-Query = merge_types("Query", (DataQuery,))
-Mutation = merge_types("Mutation", (DataMutation,))
+Query = merge_types("Query", (DataQuery, RoutingQuery))
+Mutation = merge_types("Mutation", (DataMutation, RoutingMutation))
 
 class SegmentaSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
