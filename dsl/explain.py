@@ -119,6 +119,25 @@ def _literal(value: ast.Value) -> str:
     return value.raw if value.raw else format_value(value.value)
 
 
+def _balanced(text: str) -> bool:
+    """Whether the parentheses outside quoted strings pair up (a slice cut mid-group does not)."""
+    depth = 0
+    quote: str | None = None
+    for char in text:
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
 class _Renderer:
     """Condition text: the source slice when the file's source is at hand, else rebuilt from the tree."""
 
@@ -139,7 +158,8 @@ class _Renderer:
             parts += self.lines[span.line : span.end_line - 1]
             parts.append(self.lines[span.end_line - 1][: span.end_column - 1])
             text = " ".join(part.strip() for part in parts)
-        return text.strip() or None
+        text = text.strip()
+        return text if text and _balanced(text) else None
 
     def _rebuild(self, condition: ast.Condition) -> str:
         if isinstance(condition, ast.Comparison):
@@ -160,7 +180,9 @@ class _Renderer:
         if isinstance(condition, ast.BoolConst):
             return "true" if condition.value else "false"
         if isinstance(condition, ast.Not):
-            return f"not {self._grouped(condition.operand)}"
+            operand = self.render(condition.operand)
+            simple = isinstance(condition.operand, (ast.SegmentRef, ast.BoolConst)) or operand.startswith("(")
+            return f"not {operand}" if simple else f"not ({operand})"
         if isinstance(condition, ast.And):
             return " and ".join(self._grouped(op, inside_and=True) for op in condition.operands)
         return " or ".join(self._grouped(op) for op in condition.operands)
