@@ -10,10 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.tokens import create_token
 from server import create_app
+from storage import models
 from storage.engine import session_factory
 from tests.schema.helpers import Api, World, build_world
 
-ROLES = ("admin", "manager", "agent", "viewer")
+ROLES = ("admin", "manager", "viewer")
 
 
 @pytest.fixture
@@ -29,6 +30,17 @@ async def tokens(engine: AsyncEngine) -> dict[str, str]:
         created = {role: await create_token(session, role, label=f"test {role}") for role in ROLES}
         await session.commit()
     return created
+
+
+@pytest.fixture
+async def agent_token(engine: AsyncEngine) -> str:
+    """An agent token; agents are bound to an employee (`agent@example.com`, created here)."""
+    async with session_factory(engine)() as session:
+        session.add(models.Employee(name="Agent Smith", email="agent@example.com"))
+        await session.flush()
+        token = await create_token(session, "agent", employee_email="agent@example.com", label="test agent")
+        await session.commit()
+    return token
 
 
 @pytest.fixture
