@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import select
@@ -32,6 +32,12 @@ from storage import models
 from storage.catalog import load_known
 
 MAX_SOURCE_LENGTH = 200_000
+# Strawberry's permission extension takes a parameter called `source`, so the
+# resolvers name the `source` argument differently in Python.
+SourceArgument = Annotated[str, strawberry.argument(name="source", description="The rule file text.")]
+OptionalSourceArgument = Annotated[
+    str | None, strawberry.argument(name="source", description="Unsaved rule file text (instead of `id`).")
+]
 
 
 @strawberry.enum(description="DRAFT when saved, ACTIVE when activated (one at a time), ARCHIVED when replaced.")
@@ -444,12 +450,12 @@ class RoutingMutation:
         permission_classes=[CanManageRules],
         description="Save a rule file as the next version of `name` (a DRAFT; saved even with errors, see diagnostics).",
     )
-    async def save_ruleset(self, info: Info, name: str, source: str) -> RulesetPayload:
+    async def save_ruleset(self, info: Info, name: str, rule_source: SourceArgument) -> RulesetPayload:
         session = info.context.session
 
         async def work() -> models.Ruleset:
-            _source_problem(source)
-            return await ruleset_service.save_ruleset(session, name, source)
+            _source_problem(rule_source)
+            return await ruleset_service.save_ruleset(session, name, rule_source)
 
         row, errors = await in_transaction(info, work, arguments={"name", "source"})
         return RulesetPayload(ruleset=Ruleset.from_row(row) if row is not None else None, user_errors=errors)
@@ -472,15 +478,19 @@ class RoutingMutation:
         description="Evaluate a saved ruleset (`id`) or unsaved rules (`source`) for every customer; changes nothing.",
     )
     async def preview_ruleset(
-        self, info: Info, id: strawberry.ID | None = None, source: str | None = None, as_of: datetime | None = None
+        self,
+        info: Info,
+        id: strawberry.ID | None = None,
+        rule_source: OptionalSourceArgument = None,
+        as_of: datetime | None = None,
     ) -> RunPayload:
         session = info.context.session
 
         async def work() -> models.EvaluationRun:
-            if source is not None:
-                _source_problem(source)
+            if rule_source is not None:
+                _source_problem(rule_source)
             ruleset_id = input_id(id, "Ruleset", "id") if id is not None else None
-            return await run_service.preview_ruleset(session, ruleset_id, source, as_of=to_storage(as_of))
+            return await run_service.preview_ruleset(session, ruleset_id, rule_source, as_of=to_storage(as_of))
 
         row, errors = await in_transaction(info, work, arguments={"id", "source", "as_of"})
         return RunPayload(run=EvaluationRun.from_row(row) if row is not None else None, user_errors=errors)
