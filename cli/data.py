@@ -1,5 +1,263 @@
-"""Commands registered on the root group."""
+"""Data commands: `segmenta seed`, `segmenta import`, `segmenta export`, `segmenta token create`.
+
+Each command creates or upgrades the schema first, so a new database file just works.
+Progress bars and messages go to stderr; stdout carries only the data a command
+produces (the CSV of `export -`, the token of `token create`, the import summary).
+"""
 
 from __future__ import annotations
 
-from cli.app import main  # noqa: F401
+import asyncio
+import io
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import IO, BinaryIO, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cli.app import main
+from domain.csv_io import ImportReport, count_customers, export_customers, import_customers
+from domain.errors import UserError
+from domain.seed import SeedSummary, seed_database
+from domain.tokens import ROLES, create_token
+from storage.engine import create_engine, database_url, session_factory
+from storage.migrate import upgrade
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+database_url_option = click.option(
+    "--database-url",
+    "url",
+    default=None,
+    metavar="URL",
+    help="Database to use (default: SEGMENTA_DATABASE_URL, else ./segmenta.db).",
+)
+
+
+@asynccontextmanager
+async def migrated_engine(url: str | None) -> AsyncIterator[AsyncEngine]:
+    """An engine on the configured database, schema created or upgraded, disposed afterwards."""
+    engine = create_engine(database_url(url))
+    try:
+        await upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def progress_bar(transient: bool = True) -> Iterator[Progress]:
+    """A rich progress display on stderr (drawn only on a terminal)."""
+    with Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=transient,
+        disable=not stderr.is_terminal,
+    ) as progress:
+        yield progress
+
+
+def step_progress(progress: Progress) -> Callable[[str, int, int], None]:
+    """Adapts a domain (step, done, total) callback to one bar per step."""
+    tasks: dict[str, TaskID] = {}
+
+    def report(step: str, done: int, total: int) -> None:
+        if step not in tasks:
+            tasks[step] = progress.add_task(step, total=total or 1)
+        progress.update(tasks[step], completed=done if total else 1, total=total or 1)
+
+    return report
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print an error on stderr and leave with `code`."""
+    stderr.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise SystemExit(code)
+
+
+# -- seed --------------------------------------------------------------------------------------
+
+
+async def run_seed(
+    url: str | None, *, customers: int, random_seed: int, force: bool, progress: Progress | None = None
+) -> SeedSummary:
+    async with migrated_engine(url) as engine:
+        async with session_factory(engine)() as session:
+            async with session.begin():
+                return await seed_database(
+                    session,
+                    customers=customers,
+                    seed=random_seed,
+                    force=force,
+                    progress=step_progress(progress) if progress is not None else None,
+                )
+
+
+def describe_seed(summary: SeedSummary) -> str:
+    return (
+        f"seeded {summary.customers} customers, {summary.purchases} purchases, {summary.feedback} feedback, "
+        f"{summary.interactions} interactions, {summary.employees} employees, {summary.teams} teams, "
+        f"{summary.segments} manual segments"
+    )
+
+
+@main.command()
+@database_url_option
+@click.option("--customers", default=5000, show_default=True, type=click.IntRange(min=0), help="How many customers.")
+@click.option("--seed", "random_seed", default=42, show_default=True, type=int, help="Random seed (same seed, same data).")
+@click.option("--force", is_flag=True, help="Wipe a non-empty database first.")
+def seed(url: str | None, customers: int, random_seed: int, force: bool) -> None:
+    """Create the schema and fill it with a realistic demo dataset."""
+    try:
+        with progress_bar() as progress:
+            summary = asyncio.run(
+                run_seed(url, customers=customers, random_seed=random_seed, force=force, progress=progress)
+            )
+    except UserError as error:
+        fail(error.message)
+    stderr.print(describe_seed(summary))
+
+
+# -- import ------------------------------------------------------------------------------------
+
+
+def _open_input(path: str) -> BinaryIO:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror}")
+
+
+def _tracked_lines(binary: BinaryIO, progress: Progress) -> Iterator[str]:
+    """Decoded lines (UTF-8, optional BOM), moving the bar by bytes read."""
+    try:
+        total: int | None = Path(binary.name).stat().st_size if isinstance(binary.name, str) else None
+    except OSError:
+        total = None
+    task = progress.add_task("importing", total=total)
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    seekable = binary.seekable()
+    for line in text:
+        yield line
+        if seekable:
+            progress.update(task, completed=binary.tell())
+
+
+def print_import_report(report: ImportReport, source: str, *, mode: str) -> None:
+    for error in report.errors:
+        column = f" [{error.column}]" if error.column else ""
+        click.echo(f"{source}:{error.line}:{column} {error.message}", err=True)
+    if mode == "strict" and not report.committed and report.skipped:
+        click.echo(f"strict mode: nothing imported, {report.skipped} bad row(s)")
+    else:
+        click.echo(f"imported {report.imported}, updated {report.updated}, skipped {report.skipped}")
+
+
+async def run_import(url: str | None, lines: Iterator[str], *, mode: str, update: bool) -> ImportReport:
+    async with migrated_engine(url) as engine:
+        async with session_factory(engine)() as session:
+            return await import_customers(session, lines, mode=mode, update=update)  # type: ignore[arg-type]
+
+
+@main.command("import")
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--mode",
+    type=click.Choice(["skip", "strict"]),
+    default="skip",
+    show_default=True,
+    help="skip: import the good rows, report the bad; strict: import nothing if any row is bad.",
+)
+@click.option("--update", is_flag=True, help="Update customers whose code exists (else a duplicate is an error).")
+@database_url_option
+def import_command(file: str, mode: str, update: bool, url: str | None) -> None:
+    """Import customers from a CSV FILE (`-` for stdin); exit code 1 if any row failed."""
+    binary = _open_input(file)
+    source = "<stdin>" if file == "-" else file
+    try:
+        with progress_bar() as progress:
+            report = asyncio.run(run_import(url, _tracked_lines(binary, progress), mode=mode, update=update))
+    except UnicodeDecodeError as error:
+        fail(f"{source} is not UTF-8 text (byte {error.start} of a read block): save it as UTF-8 and retry; nothing was imported")
+    except UserError as error:
+        fail(f"{source}: {error.message}; nothing was imported")
+    finally:
+        if binary is not sys.stdin.buffer:
+            binary.close()
+    print_import_report(report, source, mode=mode)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+async def run_export(url: str | None, out: IO[str], progress: Progress) -> int:
+    async with migrated_engine(url) as engine:
+        async with session_factory(engine)() as session:
+            total = await count_customers(session)
+            task = progress.add_task("exporting", total=total)
+            return await export_customers(
+                session, out, progress=lambda written: progress.update(task, completed=written)
+            )
+
+
+@main.command("export")
+@click.argument("file", metavar="[FILE|-]", default="-")
+@database_url_option
+def export_command(file: str, url: str | None) -> None:
+    """Export every customer as CSV to FILE, or to stdout with `-` (the default)."""
+    if file == "-":
+        out: IO[str] = click.get_text_stream("stdout", encoding="utf-8")
+        with progress_bar() as progress:
+            written = asyncio.run(run_export(url, out, progress))
+        out.flush()
+        stderr.print(f"exported {written} customers")
+        return
+    try:
+        handle = open(file, "w", encoding="utf-8", newline="")
+    except OSError as error:
+        fail(f"cannot write {file}: {error.strerror}")
+    with handle, progress_bar() as progress:
+        written = asyncio.run(run_export(url, handle, progress))
+    stderr.print(f"exported {written} customers to {file}")
+
+
+# -- token -------------------------------------------------------------------------------------
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+async def run_create_token(url: str | None, role: str, employee: str | None, label: str | None) -> str:
+    async with migrated_engine(url) as engine:
+        async with session_factory(engine)() as session:
+            async with session.begin():
+                return await create_token(session, role, employee_email=employee, label=label)
+
+
+@token.command("create")
+@click.option("--role", required=True, type=click.Choice(list(ROLES)), help="admin, manager, agent or viewer.")
+@click.option("--employee", metavar="EMAIL", default=None, help="Bind the token to this employee (required for agent).")
+@click.option("--label", metavar="TEXT", default=None, help="A note to recognise the token by.")
+@database_url_option
+def token_create(role: str, employee: str | None, label: str | None, url: str | None) -> None:
+    """Create an API token and print it alone on stdout (it is shown only this once)."""
+    try:
+        new_token = asyncio.run(run_create_token(url, role, employee, label))
+    except UserError as error:
+        fail(error.message, code=2)
+    click.echo(new_token)
+

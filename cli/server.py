@@ -1,5 +1,143 @@
-"""Commands registered on the root group."""
+"""Server commands: `segmenta serve` and `segmenta demo`."""
 
 from __future__ import annotations
 
-from cli.app import main  # noqa: F401
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import click
+import uvicorn
+from rich.progress import Progress
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cli.app import main
+from cli.data import database_url_option, describe_seed, migrated_engine, progress_bar, stderr, step_progress
+from domain.runs import RunProgress, apply_ruleset
+from domain.rulesets import activate_ruleset, save_ruleset
+from domain.seed import SAMPLE_RULES_PATH, sample_rules, seed_database
+from domain.tokens import create_token
+from storage.engine import create_engine, database_url, session_factory
+from storage.migrate import upgrade
+from storage.models import Customer
+
+SAMPLE_RULESET_NAME = "sample"
+CURL_QUERY = '{"query": "{ customers(first: 3) { totalCount edges { node { code name } } } }"}'
+
+
+async def migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def run_server(url: str, host: str, port: int) -> None:
+    # Imported here: building the GraphQL schema is the slow part of start-up, and
+    # only the server commands need it.
+    from server import create_app
+
+    uvicorn.run(create_app(url), host=host, port=port)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@database_url_option
+def serve(host: str, port: int, url: str | None) -> None:
+    """Create or upgrade the schema, then serve the GraphQL API (GraphiQL at /graphql)."""
+    resolved = database_url(url)
+    asyncio.run(migrate(resolved))
+    run_server(resolved, host, port)
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    token: str
+    seeded: str | None  # what seeding created, None when the database already had customers
+    routing: str | None  # what applying the sample rules did
+
+
+async def _has_customers(session: AsyncSession) -> bool:
+    return bool((await session.execute(select(exists().select_from(Customer)))).scalar())
+
+
+def _run_progress(progress: Progress) -> Callable[[RunProgress], None]:
+    report = step_progress(progress)
+
+    def on_run(update: RunProgress) -> None:
+        report(f"routing: {update.step}", update.done, update.total)
+
+    return on_run
+
+
+async def prepare_demo(url: str, progress: Progress | None = None) -> DemoSetup:
+    """Migrate; on an empty customer base seed it and route it with the sample rules; make an admin token."""
+    seeded: str | None = None
+    routing: str | None = None
+    async with migrated_engine(url) as engine:
+        sessions = session_factory(engine)
+        async with sessions() as session:
+            async with session.begin():
+                if not await _has_customers(session):
+                    summary = await seed_database(
+                        session, force=True, progress=step_progress(progress) if progress else None
+                    )
+                    seeded = describe_seed(summary)
+                    ruleset = await save_ruleset(session, SAMPLE_RULESET_NAME, sample_rules())
+                    await activate_ruleset(session, ruleset.id)
+                    ruleset_id = ruleset.id
+            if seeded is not None:
+                run = await apply_ruleset(
+                    session, ruleset_id, progress=_run_progress(progress) if progress else None
+                )
+                if run.status == "succeeded":
+                    routing = f"routed {run.summary.get('evaluated', 0)} customers with the sample rules (run {run.id})"
+                else:
+                    routing = f"routing with the sample rules failed: {run.error}"
+            async with session.begin():
+                token = await create_token(session, "admin", label="segmenta demo")
+    return DemoSetup(token=token, seeded=seeded, routing=routing)
+
+
+def demo_instructions(setup: DemoSetup, host: str, port: int) -> str:
+    base = f"http://{host}:{port}/graphql"
+    return "\n".join(
+        [
+            "",
+            "Segmenta demo is ready.",
+            "",
+            f"  GraphiQL (token pre-filled):  {base}?token={setup.token}",
+            f"  Admin token:                  {setup.token}",
+            "",
+            "  Try it from a shell:",
+            f"    curl -s {base} \\",
+            f"      -H 'Authorization: Bearer {setup.token}' \\",
+            "      -H 'Content-Type: application/json' \\",
+            f"      -d '{CURL_QUERY}'",
+            "",
+            f"  Sample rules (active): segmenta check {SAMPLE_RULES_PATH}",
+            "",
+        ]
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@database_url_option
+@click.option("--no-serve", is_flag=True, help="Prepare the data and token, print them, and exit.")
+def demo(host: str, port: int, url: str | None, no_serve: bool) -> None:
+    """Sample data, an admin token and the server: everything to try Segmenta in GraphiQL."""
+    resolved = database_url(url)
+    with progress_bar() as progress:
+        setup = asyncio.run(prepare_demo(resolved, progress))
+    if setup.seeded:
+        stderr.print(setup.seeded)
+    if setup.routing:
+        stderr.print(setup.routing)
+    click.echo(demo_instructions(setup, host, port))
+    if not no_serve:
+        run_server(resolved, host, port)
