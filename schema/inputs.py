@@ -173,15 +173,21 @@ class EmployeePatch:
 @strawberry.input
 class TeamInput:
     key: str = strawberry.field(description="The name rules use: a bare word such as `senior_sales`.")
-    name: str
+    name: str | None = strawberry.field(default=None, description="Default: the key.")
     description: str | None = None
-    kind: TeamKind | None = None
-    strategy: TeamStrategy | None = None
+    kind: TeamKind | None = strawberry.field(default=None, description="Default GENERAL.")
+    strategy: TeamStrategy | None = strawberry.field(default=None, description="Default ROUND_ROBIN.")
     monthly_target: float | None = None
 
 
-@strawberry.input(description="Changes to a team: fields not given stay; `null` clears a nullable field.")
+@strawberry.input(
+    description=(
+        "Changes to a team: fields not given stay; `null` clears a nullable field. A new `key` renames the "
+        "team (rules naming the old key then report unknown-team)."
+    )
+)
 class TeamPatch:
+    key: str | None = UNSET
     name: str | None = UNSET
     description: str | None = UNSET
     kind: TeamKind | None = UNSET

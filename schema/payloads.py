@@ -18,6 +18,7 @@ from domain.errors import UserError as DomainUserError
 from schema.context import Info
 from schema.ids import InvalidId, decode_id
 from schema.types import Customer, Employee, Feedback, Interaction, Purchase, Segment, Team
+from storage.models import utcnow
 
 ResultT = TypeVar("ResultT")
 
@@ -89,6 +90,8 @@ async def in_transaction(
     # Later reads (the payload, the next mutation) must see the database as committed, not cached rows.
     session.expunge_all()
     info.context.loaders.clear()
+    # Day-based metrics in the payload are measured after the write, not before it.
+    info.context.now = utcnow()
     return result, []
 
 
