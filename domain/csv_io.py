@@ -21,18 +21,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, TextIO
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.customers import (
+    MANUAL,
+    birthday_md,
     create_customer,
     get_customer_attributes,
     get_customer_tags,
     update_customer,
 )
+from domain.customers import _validate as validate_customer_input  # the services' own rules, see report
 from domain.errors import UserError
-from storage.models import Customer, CustomerAttribute, Employee, Team
+from storage.models import Customer, CustomerAttribute, CustomerTag, Employee, Team, utcnow
 
 ImportMode = Literal["skip", "strict"]
 
@@ -285,14 +288,100 @@ async def _write_row(
         known[customer.code] = customer.id  # a later row with this code updates it (or is a duplicate)
 
 
+@dataclass(frozen=True)
+class _NewCustomer:
+    line: int
+    values: dict[str, Any]  # validated by the customer service's own validation
+
+
+def _validated_new(header: Sequence[str], row: _Row, report: ImportReport) -> _NewCustomer | None:
+    try:
+        data = parse_cells(header, row.cells, patch=False)
+        values = validate_customer_input(data, creating=True)
+    except _CellError as error:
+        _fail(report, row.line, error.column or None, error.message)
+        return None
+    except UserError as error:
+        _fail(report, row.line, _column_of(error, header), error.message)
+        return None
+    return _NewCustomer(row.line, values)
+
+
+async def _insert_new(session: AsyncSession, new: list[_NewCustomer]) -> dict[str, int] | None:
+    """Bulk-insert validated new customers in one SAVEPOINT; None (nothing written) if the database refuses."""
+    if not new:
+        return {}
+    now = utcnow()
+    customers = [
+        {
+            **{column: item.values.get(column) for column in FIELD_COLUMNS},
+            "created_at": item.values.get("created_at") or now,
+            "updated_at": now,
+            "birthday_md": birthday_md(item.values.get("birthday")),
+        }
+        for item in new
+    ]
+    try:
+        async with session.begin_nested():
+            await session.execute(insert(Customer.__table__), customers)
+            ids = await _existing_ids(session, [item.values["code"] for item in new])
+            tags = [
+                {"customer_id": ids[item.values["code"]], "tag": tag, "source": MANUAL}
+                for item in new
+                for tag in item.values.get("tags", [])
+            ]
+            attributes = [
+                {
+                    "customer_id": ids[item.values["code"]],
+                    "key": key,
+                    "text_value": value if isinstance(value, str) else None,
+                    "number_value": None if isinstance(value, str) else value,
+                }
+                for item in new
+                for key, value in item.values.get("attributes", {}).items()
+                if value is not None
+            ]
+            if tags:
+                await session.execute(insert(CustomerTag.__table__), tags)
+            if attributes:
+                await session.execute(insert(CustomerAttribute.__table__), attributes)
+    except DBAPIError:
+        return None
+    return ids
+
+
 async def _write_chunk(
     session: AsyncSession, rows: list[_Row], header: Sequence[str], *, update: bool, report: ImportReport
 ) -> None:
-    known: dict[str, int] = {}
-    if update:
-        known = await _existing_ids(session, sorted({_code_cell(header, row.cells) for row in rows} - {""}))
+    """New, valid rows go in one bulk insert; the rest (existing codes, repeats) one by one through the services.
+
+    Rows taking the one-by-one path get exactly the services' behaviour: update, or the
+    duplicate-code Conflict.  If the database refuses the bulk insert, every row of it
+    is retried one by one, so the refusal is reported on the row that caused it.
+    """
+    existing = await _existing_ids(session, sorted({_code_cell(header, row.cells) for row in rows} - {""}))
+    claimed: set[str] = set()
+    new: list[_NewCustomer] = []
+    one_by_one: list[_Row] = []
+    by_line = {row.line: row for row in rows}
     for row in rows:
-        await _write_row(session, row, header, update=update, known=known, report=report)
+        code = _code_cell(header, row.cells)
+        if not code or code in existing or code in claimed:
+            one_by_one.append(row)
+            continue
+        validated = _validated_new(header, row, report)
+        if validated is not None:
+            claimed.add(code)
+            new.append(validated)
+    inserted = await _insert_new(session, new)
+    if inserted is None:
+        one_by_one.extend(by_line[item.line] for item in new)
+        one_by_one.sort(key=lambda row: row.line)
+    else:
+        report.imported += len(inserted)
+        existing.update(inserted)
+    for row in one_by_one:
+        await _write_row(session, row, header, update=update, known=existing, report=report)
 
 
 async def import_customers(
@@ -335,9 +424,11 @@ async def import_customers(
         raise
     if mode == "strict" and not report.ok:
         await session.rollback()
+        report.errors.sort(key=lambda error: error.line)
         report.imported = report.updated = 0
         return report
     await session.commit()
+    report.errors.sort(key=lambda error: error.line)
     report.committed = True
     return report
 
