@@ -51,6 +51,10 @@ def field_path(field: str | None, prefix: str | None, arguments: Collection[str]
     return f"{prefix}.{path}"
 
 
+class ArgumentError(DomainUserError):
+    """A user error about an argument of the mutation itself (never prefixed with the input's name)."""
+
+
 def input_id(value: str, type_name: str, field: str) -> int:
     """The key of a global ID given in a mutation argument; a malformed one is a user error on `field`."""
     try:
@@ -81,7 +85,9 @@ async def in_transaction(
     except DomainUserError as error:
         await session.rollback()
         problem = UserError(
-            field=field_path(error.field, prefix, arguments), message=error.message, code=error.code.upper()
+            field=field_path(error.field, None if isinstance(error, ArgumentError) else prefix, arguments),
+            message=error.message,
+            code=error.code.upper(),
         )
         return None, [problem]
     except BaseException:

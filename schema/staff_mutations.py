@@ -10,7 +10,15 @@ from domain.errors import UserError as DomainUserError
 from schema.context import Info
 from schema.enums import TeamRole
 from schema.inputs import EmployeeInput, EmployeePatch, TeamInput, TeamPatch, as_create_data, as_patch
-from schema.payloads import EmployeePayload, TeamMemberPayload, TeamPayload, UserError, in_transaction, input_id
+from schema.payloads import (
+    ArgumentError,
+    EmployeePayload,
+    TeamMemberPayload,
+    TeamPayload,
+    UserError,
+    in_transaction,
+    input_id,
+)
 from schema.permissions import CanManageStaff
 from schema.types import Employee, Team
 from storage import models
@@ -25,16 +33,24 @@ def _team(row: models.Team | None) -> Team | None:
 
 
 async def _team_key(info: Info, key: str | None, id: strawberry.ID | None) -> str:
-    """The key of the team named by exactly one of `key` and `id`."""
+    """The key of the existing team named by exactly one of the arguments `key` and `id`."""
     if (key is None) == (id is None):
-        raise DomainUserError("give exactly one of `key` and `id`", field="key", code="invalid")
+        raise ArgumentError("give exactly one of `key` and `id`", field="key", code="invalid")
+    session = info.context.session
     if key is not None:
-        return key
+        row = await session.scalar(select(models.Team).where(models.Team.key == key))
+        if row is None:
+            raise ArgumentError(f"team {key!r} does not exist", field="key", code="not_found")
+        return row.key
     assert id is not None
-    row = await info.context.session.get(models.Team, input_id(id, "Team", "id"))
-    if row is None:
-        raise DomainUserError(f"team {id!r} does not exist", field="id", code="not_found")
-    return row.key
+    try:
+        team_id = input_id(id, "Team", "id")
+    except DomainUserError as error:
+        raise ArgumentError(error.message, field="id", code=error.code) from error
+    found = await session.get(models.Team, team_id)
+    if found is None:
+        raise ArgumentError(f"team {id!r} does not exist", field="id", code="not_found")
+    return found.key
 
 
 @strawberry.type
@@ -74,7 +90,7 @@ class StaffMutation:
         async def work() -> models.Team:
             return await staff.update_team(session, await _team_key(info, key, id), as_patch(input))
 
-        row, errors = await in_transaction(info, work, prefix="input", arguments={"id", "key"})
+        row, errors = await in_transaction(info, work, prefix="input")
         return TeamPayload(team=_team(row), user_errors=errors)
 
     @strawberry.mutation(permission_classes=[CanManageStaff], description="Adding an existing member changes its role.")
