@@ -393,39 +393,61 @@ def compile_rule_file(rule_file: ast.RuleFile) -> CompiledRules:
     repeated_segments = _repeated(segment_targets)
     repeated_tags = _repeated(tag_targets)
 
-    body: list[str] = []
-    for index, statement in enumerate(rule_file.statements):
+    statements = rule_file.statements
+    contributes = [isinstance(s, ast.SegmentDef) or any(a.kind != "team" for a in s.actions) for s in statements]
+    contributes_from = [any(contributes[i:]) for i in range(len(statements))] + [False]
+    result = "team, rule, tuple(segments), tuple(tags)" if any(contributes) else "team, rule, (), ()"
+    # Field loads go just before the first statement that reads them, and a rule that
+    # decides the team returns at once when nothing after it can add segments or tags:
+    # a customer decided early never pays for the fields of later rules.
+    body: list[str] = ["team = None", "rule = None"]
+    if any(contributes):
+        body += ["segments = []", "tags = []"]
+    team_may_be_set = False
+    for index, statement in enumerate(statements):
+        if team_may_be_set and not contributes_from[index]:
+            body.append(f"if team is not None: return {result}")
+            team_may_be_set = False  # from here on, team is None whenever a rule is reached
+        loads_start = len(locals_.preamble)
+        condition = None if statement.condition is None else conditions.compile(statement.condition)
+        body += locals_.preamble[loads_start:]
+        body += conditions.take_hoisted()
         if isinstance(statement, ast.SegmentDef):
             local = f"s{index}"
-            expression = conditions.compile(statement.condition)
-            body += conditions.take_hoisted()
-            body.append(f"{local} = {expression}")
+            body.append(f"{local} = {condition}")
             body.append(f"if {local}:")
             body.append(_collector("segments", statement.name, constants, repeated_segments, "    "))
             conditions.segments[statement.name] = local
             continue
         team = statement.team
         others = [a for a in statement.actions if a.kind != "team"]
-        if statement.is_otherwise:
-            guard = "team is None"
-        else:
-            condition = conditions.compile(statement.condition)  # type: ignore[arg-type]
-            body += conditions.take_hoisted()
-            guard = f"team is None and {condition}" if team is not None and not others else condition
-        body.append(f"if {guard}:")
+        if condition is None:  # otherwise
+            condition = "team is None" if team_may_be_set else "True"
+        elif team is not None and not others and team_may_be_set:
+            condition = f"team is None and {condition}"
+        lines: list[str] = []
         if team is not None:
             decide = f"team = {constants.name(team)}; rule = {constants.name(statement.display_name)}"
-            if statement.is_otherwise or not others:
-                body.append(f"    {decide}")
+            if team_may_be_set and others and not statement.is_otherwise:
+                lines.append(f"if team is None: {decide}")
             else:
-                body.append(f"    if team is None: {decide}")
+                lines.append(decide)
         for action in others:
-            if action.kind == "segment":
-                body.append(_collector("segments", action.target, constants, repeated_segments, "    "))
+            name = "segments" if action.kind == "segment" else "tags"
+            repeated = repeated_segments if action.kind == "segment" else repeated_tags
+            lines.append(_collector(name, action.target, constants, repeated, ""))
+        if team is not None:
+            if contributes_from[index + 1]:
+                team_may_be_set = True
             else:
-                body.append(_collector("tags", action.target, constants, repeated_tags, "    "))
-        if team is None and not others:
-            body.append("    pass")
+                lines.append(f"return {result}")
+        if not lines:
+            lines.append("pass")
+        if condition == "True":
+            body += lines
+        else:
+            body.append(f"if {condition}:")
+            body += ["    " + line for line in lines]
 
     helpers = {
         "_as_number": as_number,
@@ -436,18 +458,17 @@ def compile_rule_file(rule_file: ast.RuleFile) -> CompiledRules:
         "_derive_metric": derive_metric,
         "_naive_utc": naive_utc,
     }
-    lines = ["def _factory(K, H):"]
+    source_lines: list[str] = ["def _factory(K, H):"]
     if constants.values:
         names = ", ".join(f"K{i}" for i in range(len(constants.values)))
-        lines.append(f"    {names}, = K")
-    lines.append("    " + ", ".join(helpers) + ", = H")
-    lines.append("    def _evaluate(c, as_of=None):")
-    lines.append("        _get = c.get")
-    inner = locals_.preamble + ["team = None", "rule = None", "segments = []", "tags = []"] + body
-    lines += ["        " + line for line in inner]
-    lines.append("        return team, rule, tuple(segments), tuple(tags)")
-    lines.append("    return _evaluate")
-    source_code = "\n".join(lines) + "\n"
+        source_lines.append(f"    {names}, = K")
+    source_lines.append("    " + ", ".join(helpers) + ", = H")
+    source_lines.append("    def _evaluate(c, as_of=None):")
+    source_lines.append("        _get = c.get")
+    source_lines += ["        " + line for line in body]
+    source_lines.append(f"        return {result}")
+    source_lines.append("    return _evaluate")
+    source_code = "\n".join(source_lines) + "\n"
 
     namespace: dict[str, Any] = {"__builtins__": {"tuple": tuple, "float": float, "int": int, "str": str}}
     exec(compile(source_code, "<segmenta rules>", "exec"), namespace)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from dsl import ast
 from dsl.diagnostics import Diagnostic, RuleError
@@ -13,11 +12,11 @@ from dsl.explain import Explanation, explain
 from dsl.python_compiler import CompiledRules, Decision, compile_rule_file
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """Where one customer lands: `rule` is the deciding rule's label (`line N` when unlabelled).
 
     `segments` and `tags` are the rule-made ones, in the order the file first contributes them.
+    (A named tuple: built once per customer, it must be cheap.)
     """
 
     team: str | None
@@ -56,7 +55,7 @@ class Ruleset:
         return self.compiled.function(customer, as_of)
 
     def evaluate(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> Outcome:
-        return Outcome(*self.compiled.function(customer, as_of))
+        return Outcome._make(self.compiled.function(customer, as_of))
 
     def explain(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> Explanation:
         return explain(self.rule_file, customer, as_of)
