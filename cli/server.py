@@ -9,18 +9,15 @@ from dataclasses import dataclass
 import click
 import uvicorn
 from rich.progress import Progress
-from sqlalchemy import exists, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from cli.app import main
 from cli.data import database_url_option, describe_seed, migrated_engine, progress_bar, stderr, step_progress
 from domain.runs import RunProgress, apply_ruleset
 from domain.rulesets import activate_ruleset, save_ruleset
-from domain.seed import SAMPLE_RULES_PATH, sample_rules, seed_database
+from domain.seed import SAMPLE_RULES_PATH, database_is_empty, sample_rules, seed_database
 from domain.tokens import create_token
 from storage.engine import create_engine, database_url, session_factory
 from storage.migrate import upgrade
-from storage.models import Customer
 
 SAMPLE_RULESET_NAME = "sample"
 CURL_QUERY = '{"query": "{ customers(first: 3) { totalCount edges { node { code name } } } }"}'
@@ -56,12 +53,8 @@ def serve(host: str, port: int, url: str | None) -> None:
 @dataclass(frozen=True)
 class DemoSetup:
     token: str
-    seeded: str | None  # what seeding created, None when the database already had customers
+    seeded: str | None  # what seeding created, None when the database already held data
     routing: str | None  # what applying the sample rules did
-
-
-async def _has_customers(session: AsyncSession) -> bool:
-    return bool((await session.execute(select(exists().select_from(Customer)))).scalar())
 
 
 def _run_progress(progress: Progress) -> Callable[[RunProgress], None]:
@@ -73,26 +66,23 @@ def _run_progress(progress: Progress) -> Callable[[RunProgress], None]:
     return on_run
 
 
-async def prepare_demo(url: str, progress: Progress | None = None) -> DemoSetup:
-    """Migrate; on an empty customer base seed it and route it with the sample rules; make an admin token."""
+async def prepare_demo(url: str, *, customers: int = 5000, progress: Progress | None = None) -> DemoSetup:
+    """Migrate; seed an empty database and route it with the sample rules; make an admin token."""
     seeded: str | None = None
     routing: str | None = None
     async with migrated_engine(url) as engine:
-        sessions = session_factory(engine)
-        async with sessions() as session:
+        async with session_factory(engine)() as session:
             async with session.begin():
-                if not await _has_customers(session):
+                empty = await database_is_empty(session)
+                if empty:
                     summary = await seed_database(
-                        session, force=True, progress=step_progress(progress) if progress else None
+                        session, customers=customers, progress=step_progress(progress) if progress else None
                     )
                     seeded = describe_seed(summary)
                     ruleset = await save_ruleset(session, SAMPLE_RULESET_NAME, sample_rules())
                     await activate_ruleset(session, ruleset.id)
-                    ruleset_id = ruleset.id
-            if seeded is not None:
-                run = await apply_ruleset(
-                    session, ruleset_id, progress=_run_progress(progress) if progress else None
-                )
+            if empty:
+                run = await apply_ruleset(session, ruleset.id, progress=_run_progress(progress) if progress else None)
                 if run.status == "succeeded":
                     routing = f"routed {run.summary.get('evaluated', 0)} customers with the sample rules (run {run.id})"
                 else:
@@ -128,14 +118,19 @@ def demo_instructions(setup: DemoSetup, host: str, port: int) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
 @database_url_option
+@click.option(
+    "--customers", default=5000, show_default=True, type=click.IntRange(min=0), help="Sample customers to create."
+)
 @click.option("--no-serve", is_flag=True, help="Prepare the data and token, print them, and exit.")
-def demo(host: str, port: int, url: str | None, no_serve: bool) -> None:
+def demo(host: str, port: int, url: str | None, customers: int, no_serve: bool) -> None:
     """Sample data, an admin token and the server: everything to try Segmenta in GraphiQL."""
     resolved = database_url(url)
     with progress_bar() as progress:
-        setup = asyncio.run(prepare_demo(resolved, progress))
+        setup = asyncio.run(prepare_demo(resolved, customers=customers, progress=progress))
     if setup.seeded:
         stderr.print(setup.seeded)
+    else:
+        stderr.print("the database already holds data: kept as it is (segmenta seed --force starts over)")
     if setup.routing:
         stderr.print(setup.routing)
     click.echo(demo_instructions(setup, host, port))

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.errors import Conflict, UserError
 from domain.metrics import recompute_metrics
 from storage.models import (
+    ApiToken,
     Base,
     Customer,
     CustomerAttribute,
@@ -30,6 +31,7 @@ from storage.models import (
     Feedback,
     Interaction,
     Purchase,
+    SchedulerLock,
     Segment,
     SegmentMember,
     Team,
@@ -547,9 +549,16 @@ def generate_dataset(customers: int = 5000, seed: int = 42, as_of: datetime | No
     return generator.data
 
 
+# Credentials and scheduler bookkeeping are not business data: a database holding only
+# those (say, after `segmenta token create`) still counts as empty.
+NOT_DATA_TABLES = frozenset({ApiToken.__tablename__, SchedulerLock.__tablename__})
+
+
 async def database_is_empty(session: AsyncSession) -> bool:
-    """True when no table holding user data has a row (the migration bookkeeping does not count)."""
+    """True when no table holding business data has a row."""
     for table in Base.metadata.sorted_tables:
+        if table.name in NOT_DATA_TABLES:
+            continue
         if (await session.execute(select(exists().select_from(table)))).scalar():
             return False
     return True
