@@ -24,8 +24,8 @@ says nothing.  Normal forms and the total work are capped; beyond the caps, also
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
 from typing import Any
@@ -55,6 +55,10 @@ class Sat(Enum):
     UNSAT = 0
     UNKNOWN = 1
     SAT = 2
+
+
+# Module-level aliases: the hot loops read these instead of the enum's class attributes.
+_UNSAT, _UNKNOWN, _SAT = Sat.UNSAT, Sat.UNKNOWN, Sat.SAT
 
 
 # ---------------------------------------------------------------------------
@@ -260,14 +264,14 @@ class ScalarState:
 
     def sat(self) -> Sat:
         if self.domain.empty:
-            return Sat.UNSAT
+            return _UNSAT
         if not self.tests or self.domain.has_non_text_value():
-            return Sat.SAT
+            return _SAT
         words = self.domain.words
         if words is None or not words.finite:
-            return Sat.UNKNOWN
+            return _UNKNOWN
         fits = any(all(test(word) == wanted for test, wanted in self.tests) for word in words.values)
-        return Sat.SAT if fits else Sat.UNSAT
+        return _SAT if fits else _UNSAT
 
     def merge(self, other: ScalarState) -> ScalarState:
         return ScalarState(self.domain.intersect(other.domain), self.tests + other.tests)
@@ -284,8 +288,8 @@ class SetState:
 
     def sat(self) -> Sat:
         if self.conflict or self.must & self.must_not or (self.missing is True and self.must):
-            return Sat.UNSAT
-        return Sat.SAT
+            return _UNSAT
+        return _SAT
 
     def merge(self, other: SetState) -> SetState:
         conflict = self.conflict or other.conflict
@@ -304,7 +308,7 @@ FieldState = ScalarState | SetState
 class Conjunction:
     fields: dict[str, FieldState] = field(default_factory=dict)
     statuses: dict[str, Sat] = field(default_factory=dict)
-    status: Sat = Sat.SAT
+    status: Sat = _SAT
 
     @classmethod
     def of(cls, fields: dict[str, FieldState]) -> Conjunction:
@@ -312,7 +316,7 @@ class Conjunction:
         return cls(fields, statuses, _status(statuses))
 
     def merge(self, other: Conjunction) -> Conjunction:
-        if self.status is Sat.UNSAT or other.status is Sat.UNSAT:
+        if self.status is _UNSAT or other.status is _UNSAT:
             return UNSAT_CONJUNCTION
         if not other.fields:
             return self
@@ -328,7 +332,7 @@ class Conjunction:
             else:
                 merged = mine.merge(state)  # type: ignore[arg-type]
                 status = merged.sat()
-                if status is Sat.UNSAT:
+                if status is _UNSAT:
                     return UNSAT_CONJUNCTION
                 fields[name] = merged
                 statuses[name] = status
@@ -337,49 +341,49 @@ class Conjunction:
 
     def status_with(self, other: Conjunction) -> Sat:
         """The status `merge` would give, without building the merged conjunction."""
-        if self.status is Sat.UNSAT or other.status is Sat.UNSAT:
-            return Sat.UNSAT
-        status = Sat.SAT
+        if self.status is _UNSAT or other.status is _UNSAT:
+            return _UNSAT
+        status = _SAT
         groups: dict[int, str] = {}
         for name, state in other.fields.items():
             mine = self.fields.get(name)
             result = other.statuses[name] if mine is None else mine.merge(state).sat()  # type: ignore[arg-type]
-            if result is Sat.UNSAT:
-                return Sat.UNSAT
-            if result is Sat.UNKNOWN:
-                status = Sat.UNKNOWN
+            if result is _UNSAT:
+                return _UNSAT
+            if result is _UNKNOWN:
+                status = _UNKNOWN
             group = _GROUP_OF.get(name)
             if group is not None:
                 if groups.setdefault(group, name) != name:
-                    status = Sat.UNKNOWN
+                    status = _UNKNOWN
         for name, result in self.statuses.items():
             if name in other.fields:
                 continue
-            if result is Sat.UNKNOWN:
-                status = Sat.UNKNOWN
+            if result is _UNKNOWN:
+                status = _UNKNOWN
             group = _GROUP_OF.get(name)
             if group is not None:
                 if groups.setdefault(group, name) != name:
-                    status = Sat.UNKNOWN
+                    status = _UNKNOWN
         return status
 
 
-UNSAT_CONJUNCTION = Conjunction({}, {}, Sat.UNSAT)
-TOP = Conjunction({}, {}, Sat.SAT)
+UNSAT_CONJUNCTION = Conjunction({}, {}, _UNSAT)
+TOP = Conjunction({}, {}, _SAT)
 
 
 def _status(statuses: dict[str, Sat]) -> Sat:
-    status = Sat.SAT
+    status = _SAT
     groups: set[int] = set()
     for name, result in statuses.items():
-        if result is Sat.UNSAT:
-            return Sat.UNSAT
-        if result is Sat.UNKNOWN:
-            status = Sat.UNKNOWN
+        if result is _UNSAT:
+            return _UNSAT
+        if result is _UNKNOWN:
+            status = _UNKNOWN
         group = _GROUP_OF.get(name)
         if group is not None:
             if group in groups:
-                status = Sat.UNKNOWN
+                status = _UNKNOWN
             groups.add(group)
     return status
 
@@ -411,23 +415,23 @@ def _literal_domain(spec: FieldSpec, op: str, literal: ast.Value) -> Domain | Te
             return nothing
         compare = {"<": int.__lt__, "<=": int.__le__, ">": int.__gt__, ">=": int.__ge__}[op]
         words = frozenset(w for i, w in enumerate(spec.values) if compare(i, position))
-        return replace(nothing, words=Words(True, words))
+        return _with(nothing, words=Words(True, words))
     if literal.kind == "text":
         if whole.words is None:
             return nothing
         if op == "=":
-            return replace(nothing, words=Words(True, frozenset({literal.value})))  # type: ignore[arg-type]
+            return _with(nothing, words=Words(True, frozenset({literal.value})))  # type: ignore[arg-type]
         bound: str = literal.value  # type: ignore[assignment]
         return {"<": lambda s: s < bound, "<=": lambda s: s <= bound, ">": lambda s: s > bound, ">=": lambda s: s >= bound}[op]
     if literal.kind == "number":
         if whole.numbers is None:
             return nothing
-        return replace(nothing, numbers=Intervals.of(_number_interval(op, float(literal.value)), False))  # type: ignore[arg-type]
+        return _with(nothing, numbers=Intervals.of(_number_interval(op, float(literal.value)), False))  # type: ignore[arg-type]
     if literal.kind == "date":
         if whole.days is None:
             return nothing
         ordinal = float(literal.value.toordinal())  # type: ignore[union-attr]
-        return replace(nothing, days=Intervals.of(_number_interval(op, ordinal), True))
+        return _with(nothing, days=Intervals.of(_number_interval(op, ordinal), True))
     return nothing  # no field holds booleans
 
 
@@ -442,7 +446,7 @@ def _between_domain(spec: FieldSpec, between: ast.Between) -> Domain | TextTest:
         if low_rank is None or high_rank is None:
             return nothing
         words = frozenset(w for i, w in enumerate(spec.values) if low_rank <= i <= high_rank)
-        return replace(nothing, words=Words(True, words))
+        return _with(nothing, words=Words(True, words))
     above = _literal_domain(spec, ">=", low)
     below = _literal_domain(spec, "<=", high)
     if isinstance(above, Domain) and isinstance(below, Domain):
@@ -462,6 +466,16 @@ def _in_domain(spec: FieldSpec, in_list: ast.InList) -> Domain:
     return result
 
 
+def _with(base: Domain, **parts: Any) -> Domain:
+    """`base` with some parts replaced (dataclasses.replace, without its overhead)."""
+    return Domain(
+        parts.get("missing", base.missing),
+        parts.get("words", base.words),
+        parts.get("numbers", base.numbers),
+        parts.get("days", base.days),
+    )
+
+
 def _union(a: Domain, b: Domain) -> Domain:
     return a.complement().intersect(b.complement()).complement()
 
@@ -471,7 +485,7 @@ def _scalar_literal(spec: FieldSpec, satisfying: Domain | TextTest, positive: bo
         return ScalarState(satisfying if positive else satisfying.complement())
     # An undecidable text test: when positive the value must be text that passes it.
     if positive:
-        return ScalarState(replace(_nothing(spec), words=ALL_WORDS), ((satisfying, True),))
+        return ScalarState(_with(_nothing(spec), words=ALL_WORDS), ((satisfying, True),))
     return ScalarState(universe(spec), ((satisfying, False),))
 
 
@@ -490,7 +504,7 @@ def literal_conjunction(predicate: ast.Predicate, positive: bool) -> Conjunction
         else:  # any other comparison on a set is false for every customer
             state = SetState(conflict=True) if positive else SetState()
     elif isinstance(predicate, ast.Presence):
-        missing_only = replace(_nothing(spec), missing=True)
+        missing_only = _with(_nothing(spec), missing=True)
         wants_missing = (not predicate.present) == positive
         state = ScalarState(missing_only if wants_missing else missing_only.complement())
     elif isinstance(predicate, ast.Contains):
@@ -507,7 +521,7 @@ def literal_conjunction(predicate: ast.Predicate, positive: bool) -> Conjunction
     else:  # Like
         pattern = pattern_text(predicate.pattern)
         if "*" not in pattern and "?" not in pattern:
-            satisfying: Domain | TextTest = replace(_nothing(spec), words=Words(True, frozenset({pattern})))
+            satisfying: Domain | TextTest = _with(_nothing(spec), words=Words(True, frozenset({pattern})))
         else:
             matcher = like_regex(pattern).fullmatch
             satisfying = lambda s: matcher(s) is not None  # noqa: E731
@@ -534,6 +548,7 @@ class _Normalizer:
     segments: dict[str, ast.Condition]
     work: int = 0
     _cache: dict[tuple[int, bool], DNF] = field(default_factory=dict)
+    _literals: dict[tuple[ast.Predicate, bool], Conjunction] = field(default_factory=dict)
 
     def spend(self, amount: int) -> None:
         self.work += amount
@@ -565,8 +580,11 @@ class _Normalizer:
             if len(union) > MAX_CONJUNCTIONS:
                 raise TooBig("normal form too large")
             return union
-        conjunction = literal_conjunction(condition, positive)
-        return [] if conjunction.status is Sat.UNSAT else [conjunction]
+        literal_key = (condition, positive)
+        conjunction = self._literals.get(literal_key)
+        if conjunction is None:
+            conjunction = self._literals[literal_key] = literal_conjunction(condition, positive)
+        return [] if conjunction.status is _UNSAT else [conjunction]
 
     def product(self, left: DNF, right: DNF) -> DNF:
         self.spend(len(left) * len(right))
@@ -574,7 +592,7 @@ class _Normalizer:
         for a in left:
             for b in right:
                 merged = a.merge(b)
-                if merged.status is not Sat.UNSAT:
+                if merged.status is not _UNSAT:
                     result.append(merged)
                     if len(result) > MAX_CONJUNCTIONS:
                         raise TooBig("normal form too large")
@@ -583,14 +601,14 @@ class _Normalizer:
     def satisfiability(self, left: DNF, right: DNF) -> Sat:
         """Of (left and right): SAT if some pair surely is, UNSAT if every pair surely is not."""
         self.spend(len(left) * len(right))
-        status = Sat.UNSAT
+        status = _UNSAT
         for a in left:
             for b in right:
                 result = a.status_with(b)
-                if result is Sat.SAT:
-                    return Sat.SAT
-                if result is Sat.UNKNOWN:
-                    status = Sat.UNKNOWN
+                if result is _SAT:
+                    return _SAT
+                if result is _UNKNOWN:
+                    status = _UNKNOWN
         return status
 
 
@@ -754,10 +772,10 @@ def _shadowing_and_overlaps(team_rules: list[_TeamRule], normalizer: _Normalizer
         later.signature = _signature(later.positive)
         if not later.contradictory and later.positive is not None and index.rules:
             pairs = [
-                (r, Sat.UNKNOWN if r.positive is None else normalizer.satisfiability(later.positive, r.positive))
+                (r, _UNKNOWN if r.positive is None else normalizer.satisfiability(later.positive, r.positive))
                 for r in index.candidates(later)
             ]
-            candidates = [r for r, status in pairs if status is not Sat.UNSAT]
+            candidates = [r for r, status in pairs if status is not _UNSAT]
             covering = _covering(later, candidates, remaining, normalizer)
             if covering is not None:
                 later.shadowed = True
@@ -772,7 +790,7 @@ def _shadowing_and_overlaps(team_rules: list[_TeamRule], normalizer: _Normalizer
                     )
                 )
             elif not later.rule.is_otherwise:
-                _overlap(later, [r for r, status in pairs if status is Sat.SAT], diagnostics)
+                _overlap(later, [r for r, status in pairs if status is _SAT], diagnostics)
         if remaining is not None:
             try:
                 remaining = None if later.negative is None else normalizer.product(remaining, later.negative)
@@ -791,9 +809,9 @@ def _covering(
     if not candidates:
         return None
     for candidate in candidates:
-        if candidate.negative is not None and normalizer.satisfiability(later.positive, candidate.negative) is Sat.UNSAT:
+        if candidate.negative is not None and normalizer.satisfiability(later.positive, candidate.negative) is _UNSAT:
             return _name(candidate.rule), "takes"
-    if remaining is not None and normalizer.satisfiability(later.positive, remaining) is Sat.UNSAT:
+    if remaining is not None and normalizer.satisfiability(later.positive, remaining) is _UNSAT:
         return "together " + _names([c.rule for c in candidates]), "take"
     return None
 
