@@ -140,8 +140,9 @@ def _open_input(path: str) -> BinaryIO:
 
 def _tracked_lines(binary: BinaryIO, progress: Progress) -> Iterator[str]:
     """Decoded lines (UTF-8, optional BOM), moving the bar by bytes read."""
+    name = getattr(binary, "name", None)
     try:
-        total: int | None = Path(binary.name).stat().st_size if isinstance(binary.name, str) else None
+        total: int | None = Path(name).stat().st_size if isinstance(name, str) else None
     except OSError:
         total = None
     task = progress.add_task("importing", total=total)
@@ -218,10 +219,15 @@ async def run_export(url: str | None, out: IO[str], progress: Progress) -> int:
 def export_command(file: str, url: str | None) -> None:
     """Export every customer as CSV to FILE, or to stdout with `-` (the default)."""
     if file == "-":
-        out: IO[str] = click.get_text_stream("stdout", encoding="utf-8")
-        with progress_bar() as progress:
-            written = asyncio.run(run_export(url, out, progress))
-        out.flush()
+        sys.stdout.flush()
+        # UTF-8 whatever the locale says; csv needs newline="" to write its own line ends.
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+        try:
+            with progress_bar() as progress:
+                written = asyncio.run(run_export(url, out, progress))
+            out.flush()
+        finally:
+            out.detach()
         stderr.print(f"exported {written} customers")
         return
     try:
