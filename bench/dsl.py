@@ -280,7 +280,7 @@ def main() -> int:
         baseline = results["hand-written lambdas (baseline)"]
         print(
             f"{name:<40} {seconds * 1000:>10.1f} {seconds / len(customers) * 1e6:>12.2f} "
-            f"{baseline / seconds:>16.2f}x {'yes' if disagreements == 0 else f'{disagreements} differ':>7}"
+            f"{baseline / seconds:>16.3g}x {'yes' if disagreements == 0 else f'{disagreements} differ':>7}"
         )
     print("\nNotes: the third-party engines have no declared orders, so `size >= large` is written as")
     print("membership in (large, enterprise), and missing values need explicit null / has() guards.")
