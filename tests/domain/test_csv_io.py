@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import csv_io
@@ -126,6 +126,42 @@ async def test_without_update_an_existing_code_is_a_duplicate(engine: AsyncEngin
     assert await codes(engine) == ["D1", "D2"]
 
 
+_REFUSE_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON customers WHEN NEW.name = 'boom' "
+        "BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_boom() RETURNS trigger AS $$ BEGIN IF NEW.name = 'boom' THEN "
+        "RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
+    ],
+}
+_DROP_TRIGGER = {
+    "sqlite": ["DROP TRIGGER refuse_boom"],
+    "postgresql": ["DROP TRIGGER refuse_boom ON customers", "DROP FUNCTION refuse_boom()"],
+}
+
+
+async def test_a_row_the_database_refuses_is_reported_and_the_others_kept(engine: AsyncEngine) -> None:
+    """A database rule the validation does not know (here a trigger) fails the bulk insert;
+    the chunk is retried row by row, so only the offending row is lost, with its line."""
+    dialect = engine.dialect.name
+    async with engine.begin() as connection:
+        for statement in _REFUSE_TRIGGER[dialect]:
+            await connection.execute(text(statement))
+    try:
+        report = await run_import(engine, "code,name,tags\nK1,fine,a\nK2,boom,b\nK3,also fine,c\n")
+    finally:
+        async with engine.begin() as connection:
+            for statement in _DROP_TRIGGER[dialect]:
+                await connection.execute(text(statement))
+    assert report.committed and report.imported == 2
+    assert [error.line for error in report.errors] == [3]
+    assert await codes(engine) == ["K1", "K3"]
+    assert await count(engine, CustomerTag) == 2
+
+
 async def test_export_lists_fields_tags_attributes_and_assignment(engine: AsyncEngine) -> None:
     async with session_factory(engine)() as session:
         team = Team(key="east_team", name="East")
@@ -199,7 +235,7 @@ async def _wipe(engine: AsyncEngine) -> None:
             await connection.execute(table.delete())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(customers=st.lists(_customer, min_size=1, max_size=5))
 async def test_export_then_import_round_trips(engine: AsyncEngine, customers: list[dict[str, Any]]) -> None:
     await _wipe(engine)
