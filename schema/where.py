@@ -15,6 +15,7 @@ from graphql import GraphQLError
 from sqlalchemy import ColumnElement, exists, select
 
 from dsl.ast import And, Condition, Not, Or, SegmentRef
+from dsl.checker import check_condition
 from dsl.diagnostics import Diagnostic, RuleError
 from dsl.parser import parse_condition
 from schema.serial import SerialSession
@@ -64,10 +65,14 @@ async def where_condition(db: SerialSession, text: str, as_of: datetime) -> Colu
     if condition is None or any(diagnostic.is_error for diagnostic in diagnostics):
         raise condition_error(diagnostics)
     names = set(segment_names(condition))
-    segments: dict[str, ColumnElement[bool]] = {}
+    stored: dict[str, int] = {}
     if names:
-        rows = await db.execute(select(models.Segment.key, models.Segment.id).where(models.Segment.key.in_(names)))
-        segments = {key: _member_of(segment_id) for key, segment_id in rows.all()}
+        # Every key, not only the named ones: an unknown name gets a "did you mean" hint.
+        stored = {key: segment_id for key, segment_id in (await db.execute(select(models.Segment.key, models.Segment.id))).all()}
+    problems = check_condition(condition, segments=stored.keys())
+    if any(diagnostic.is_error for diagnostic in problems):
+        raise condition_error(problems)
+    segments = {name: _member_of(stored[name]) for name in names if name in stored}
     try:
         return customers_where(condition, as_of, segments)
     except RuleError as error:

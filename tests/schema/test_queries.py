@@ -183,6 +183,7 @@ async def test_where_takes_a_rule_condition(api: Api, world: World) -> None:
         ("size >= and region = east", "syntax", 9),
         ("regoin = east", "unknown-field", 1),
         ("region = east and no_such_segment", "unknown-segment", 19),
+        ("size > 5", "type-mismatch", 8),
     ],
 )
 async def test_a_bad_where_condition_is_a_located_error(
@@ -196,6 +197,12 @@ async def test_a_bad_where_condition_is_a_located_error(
     assert diagnostic["code"] == code
     assert (diagnostic["line"], diagnostic["column"]) == (1, column)
     assert f"line 1, column {column}" in error["message"]
+
+
+async def test_a_misspelt_segment_gets_a_hint(api: Api, world: World) -> None:
+    [error] = await api.errors('{ customers(where: "region = east and vipp") { totalCount } }')
+    assert error["extensions"]["diagnostics"][0]["hint"] == "did you mean `vip`?"
+    assert "did you mean `vip`?" in error["message"]
 
 
 async def test_segments_teams_and_employees(api: Api, world: World) -> None:
