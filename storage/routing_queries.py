@@ -271,8 +271,9 @@ async def compute_labels(session: AsyncSession, tables: WorkTables) -> None:
         select(work.c.customer_id, literal(TAG), literal(key)).where(column.is_(True))
         for key, column in tables.tag_columns.items()
     ]
-    for part in parts:
-        await session.execute(insert(tables.labels).from_select(["customer_id", "kind", "key"], part))
+    if parts:
+        wanted = parts[0] if len(parts) == 1 else union_all(*parts)
+        await session.execute(insert(tables.labels).from_select(["customer_id", "kind", "key"], wanted))
     diff_columns = ["customer_id", "kind", "key", "added"]
     added = except_(_wanted_labels(tables), _current_labels()).subquery()
     removed = except_(_current_labels(), _wanted_labels(tables)).subquery()
