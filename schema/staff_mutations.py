@@ -93,15 +93,15 @@ class StaffMutation:
         row, errors = await in_transaction(info, work, prefix="input")
         return TeamPayload(team=_team(row), user_errors=errors)
 
-    @strawberry.mutation(permission_classes=[CanManageStaff], description="Adding an existing member changes its role.")
+    @strawberry.mutation(permission_classes=[CanManageStaff], description="Adding an existing member changes its role; role defaults to MEMBER.")
     async def add_team_member(
-        self, info: Info, team_key: str, employee_id: strawberry.ID, role: TeamRole = TeamRole.MEMBER
+        self, info: Info, team_key: str, employee_id: strawberry.ID, role: TeamRole | None = None
     ) -> TeamMemberPayload:
         session = info.context.session
 
         async def work() -> models.TeamMember:
             return await staff.add_team_member(
-                session, team_key, input_id(employee_id, "Employee", "employee_id"), role.value
+                session, team_key, input_id(employee_id, "Employee", "employee_id"), (role or TeamRole.MEMBER).value
             )
 
         member, errors = await in_transaction(info, work)
