@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.activity import (
@@ -295,3 +296,29 @@ async def test_purchase_rows_are_linked(session: AsyncSession) -> None:
     await record_purchase(session, customer_id=customer.id, amount=3, category="a")
     rows = (await session.execute(select(Purchase.customer_id, Purchase.amount))).all()
     assert [tuple(row) for row in rows] == [(customer.id, 3.0)]
+
+
+async def test_concurrent_closes_of_one_complaint_count_it_once(engine: Any) -> None:
+    """The feedback row is locked FOR UPDATE: two writers closing the same complaint decrement once."""
+    factory = async_sessionmaker(engine, expire_on_commit=False)
+    async with factory() as setup:
+        customer = await _customer(setup, "RACE")
+        complaints = [await submit_feedback(setup, customer_id=customer.id, kind="complaint") for _ in range(2)]
+        await setup.commit()
+
+    async def close(status: str) -> None:
+        async with factory() as writer:
+            await update_feedback_status(writer, complaints[0].id, status)
+            await asyncio.sleep(0)
+            await writer.commit()
+
+    outcomes = await asyncio.gather(close("closed"), close("closed"), return_exceptions=True)
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if engine.dialect.name == "postgresql":
+        assert failures == []
+    else:
+        # SQLite refuses the second writer outright ("database is locked"); it wrote nothing.
+        assert all(isinstance(failure, OperationalError) for failure in failures)
+    async with factory() as check:
+        stored = await check.get(Customer, customer.id)
+        assert stored is not None and stored.open_complaints == 1
