@@ -111,6 +111,15 @@ def _text_of(token: Token) -> str:
     return _unescape(raw[1:-1]) if token.type == "STRING" else raw
 
 
+def _append(children: list[Any]) -> list[Any]:
+    """`item` starts a list, `list SEP item` appends in place (the parser drops the old reference)."""
+    if len(children) == 1:
+        return [children[0]]
+    items = children[0]
+    items.append(children[2])
+    return items  # type: ignore[no-any-return]
+
+
 class _AstBuilder(Transformer[Token, Any]):
     """Runs inside the LALR parser (bottom-up, no recursion), building dsl.ast nodes."""
 
@@ -121,38 +130,41 @@ class _AstBuilder(Transformer[Token, Any]):
     def rule(self, children: list[Any]) -> Rule:
         if isinstance(children[0], _Label):
             label, _colon, condition, _arrow, actions = children
-            return Rule(condition, actions, label.text, label.span, label.span.cover(actions[-1].span))
+            return Rule(condition, tuple(actions), label.text, label.span, label.span.cover(actions[-1].span))
         condition, _arrow, actions = children
-        return Rule(condition, actions, None, None, condition.span.cover(actions[-1].span))
+        return Rule(condition, tuple(actions), None, None, condition.span.cover(actions[-1].span))
 
     def otherwise_rule(self, children: list[Any]) -> Rule:
         keyword, _arrow, actions = children
-        return Rule(None, actions, None, None, span_of(keyword).cover(actions[-1].span))
+        return Rule(None, tuple(actions), None, None, span_of(keyword).cover(actions[-1].span))
 
     def label(self, children: list[Token]) -> _Label:
         return _Label(_text_of(children[0]), span_of(children[0]))
 
-    def actions(self, children: list[Any]) -> tuple[Action, ...]:
-        return tuple(child for child in children if isinstance(child, Action))
+    def actions(self, children: list[Any]) -> list[Action]:
+        return _append(children)
 
     def action(self, children: list[Token]) -> Action:
         keyword, target = children
         return Action(keyword.type.lower(), _text_of(target), span_of(keyword).cover(span_of(target)))  # type: ignore[arg-type]
 
-    def condition(self, children: list[Any]) -> Condition:
-        return children[0]  # type: ignore[no-any-return]
-
-    def or_cond(self, children: list[Any]) -> Condition:
-        operands = tuple(child for child in children if not isinstance(child, Token))
+    def condition(self, children: list[list[Condition]]) -> Condition:
+        operands = children[0]
         if len(operands) == 1:
-            return operands[0]  # type: ignore[no-any-return]
-        return Or(operands, operands[0].span.cover(operands[-1].span))
+            return operands[0]
+        return Or(tuple(operands), operands[0].span.cover(operands[-1].span))
 
-    def and_cond(self, children: list[Any]) -> Condition:
-        operands = tuple(child for child in children if not isinstance(child, Token))
+    def or_chain(self, children: list[Any]) -> list[Condition]:
+        return _append(children)
+
+    def and_cond(self, children: list[list[Condition]]) -> Condition:
+        operands = children[0]
         if len(operands) == 1:
-            return operands[0]  # type: ignore[no-any-return]
-        return And(operands, operands[0].span.cover(operands[-1].span))
+            return operands[0]
+        return And(tuple(operands), operands[0].span.cover(operands[-1].span))
+
+    def and_chain(self, children: list[Any]) -> list[Condition]:
+        return _append(children)
 
     def not_cond(self, children: list[Any]) -> Condition:
         if len(children) == 1:
@@ -179,8 +191,10 @@ class _AstBuilder(Transformer[Token, Any]):
         return _value_of(children[0])
 
     def value_list(self, children: list[Any]) -> tuple[tuple[Value, ...], Span]:
-        values = tuple(child for child in children if isinstance(child, Value))
-        return values, span_of(children[-1])
+        return tuple(children[1]), span_of(children[2])
+
+    def values(self, children: list[Any]) -> list[Value]:
+        return _append(children)
 
     def comparison(self, children: list[Any]) -> Comparison:
         field, op, value = children
@@ -223,15 +237,19 @@ _LARK = Lark.open(
 
 
 def _master_pattern() -> re.Pattern[str]:
-    """One alternation of the grammar's terminals, highest priority (then longest literal) first."""
+    """One alternation of the grammar's terminals, highest priority (then longest literal) first.
+
+    Whitespace goes first: it is the most frequent match and can be confused with nothing."""
     terminals = sorted(
         _LARK.terminals,
-        key=lambda t: (-t.priority, t.pattern.type != "str", -len(t.pattern.value)),
+        key=lambda t: (t.name != "WS", -t.priority, t.pattern.type != "str", -len(t.pattern.value)),
     )
     return re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals))
 
 
 _PATTERN = _master_pattern()
+# Characters that cannot begin any token: a run of them is reported as one error.
+_NO_TOKEN_START = re.compile(r"""[^\w\s#"'()=!<>:,\-]+""")
 _SKIPPED = {"WS", "COMMENT"}
 
 
@@ -279,12 +297,16 @@ class _Tokenizer:
                     self.line += newlines
                     self.line_start = position + text.rindex("\n") + 1
             else:
-                yield self._checked(self._token(kind, text, position))
+                if kind == "WORD":
+                    lowered = text.lower()
+                    if lowered in KEYWORDS:
+                        kind = lowered.upper()
+                column = position - self.line_start + 1
+                token = Token(kind, text, position, self.line, column, self.line, column + len(text), match.end())
+                yield token if kind not in ("DATE", "NUMBER") else self._checked(token)
             position = match.end()
 
     def _checked(self, token: Token) -> Token:
-        if token.type == "WORD" and token.lower() in KEYWORDS:
-            return Token.new_borrow_pos(token.lower().upper(), str(token), token)
         if token.type == "DATE":
             try:
                 date.fromisoformat(str(token))
@@ -310,9 +332,8 @@ class _Tokenizer:
             return self._report(start, self._bad_end, f"`{source[start:self._bad_end]}` is not a number",
                                 "numbers are digits with an optional suffix k, m, 万 or 亿 (100k, 1.5m, 10万), "
                                 "dates are YYYY-MM-DD; quote other text")
-        end = start + 1
-        while end < line_end and _PATTERN.match(source, end) is None:
-            end += 1
+        run = _NO_TOKEN_START.match(source, start + 1, line_end)
+        end = run.end() if run else start + 1
         self._bad_end = end
         shown = ", ".join(dict.fromkeys(_show_char(c) for c in source[start:end][:5]))
         plural = "s" if end - start > 1 else ""
@@ -478,6 +499,47 @@ class _Parser:
 
     def parse_one(self, start: int, symbol: str) -> tuple[Any | None, int]:
         """Parse the statement (or condition) beginning at token `start`; return it (None if broken) and where the next begins."""
+        parsed = self._parse_fast(start, symbol)
+        if isinstance(parsed, tuple):
+            return parsed
+        return self._parse_careful(start, symbol, trusted_until=parsed)
+
+    def _parse_fast(self, start: int, symbol: str) -> tuple[Any, int] | int:
+        """The common case, a well-formed statement, without the bookkeeping error messages need.
+
+        On any trouble, returns the index of the token where it began: every token before
+        it was accepted, so the careful pass need not guard those."""
+        tokens, count = self.tokens, len(self.tokens)
+        state = _LARK.parse_interactive(start=symbol).parser_state
+        states = state.parse_conf.parse_table.states
+        fallback: tuple[Any, int] | None = None
+        depth = 0
+        index = start
+        while True:
+            token = tokens[index] if index < count else None
+            table = states[state.position]
+            kind = token.type if token is not None else _END
+            if token is None or kind not in table or (index > start and index + 1 < count and tokens[index + 1].type == "COLON"):
+                for saved, resume in ((state, index), fallback or (None, 0)):
+                    if saved is not None and resume > start:
+                        try:
+                            return saved.feed_token(Token.new_borrow_pos(_END, "", tokens[resume - 1]), True), resume
+                        except UnexpectedToken:
+                            pass
+                return index
+            if kind == "LPAR":
+                depth += 1
+                if depth > MAX_NESTING:
+                    return index
+            elif kind == "NOT" and _END in table and index > start and token.line > tokens[index - 1].end_line:  # type: ignore[union-attr,operator]
+                fallback = (state.copy(), index)  # deep: reading on may append to shared lists
+            try:
+                state.feed_token(token)
+            except UnexpectedToken:
+                return index
+            index += 1
+
+    def _parse_careful(self, start: int, symbol: str, trusted_until: int) -> tuple[Any | None, int]:
         tokens = self.tokens
         parser = _LARK.parse_interactive(start=symbol)
         depth = 0
@@ -515,8 +577,8 @@ class _Parser:
                     depth -= 1
                 if (_END in choices and index > start and token.type in _STATEMENT_STARTS
                         and token.line > (tokens[index - 1].end_line or 0)):
-                    fallback = (parser.copy(deepcopy_values=False), index)
-                if choices[token.type][0] is Shift:
+                    fallback = (parser.copy(), index)  # deep: reading on may append to shared lists
+                if choices[token.type][0] is Shift or index < trusted_until:
                     parser.feed_token(token)
                     index += 1
                     continue
