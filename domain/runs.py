@@ -24,6 +24,7 @@ other than the change rows and the run itself.
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -86,6 +87,18 @@ class RunPlan:
     team_rule_labels: tuple[str, ...]
     new_segment_keys: tuple[str, ...]
 
+    team_rules: tuple[tuple[str, str], ...] = ()  # (label, team key) of every team rule, in file order
+
+    @property
+    def team_by_rule(self) -> dict[str, int] | None:
+        """Team id by deciding-rule label; None when two team rules share a label (unlabelled on one line)."""
+        mapping: dict[str, int] = {}
+        for label, team_key in self.team_rules:
+            if label in mapping:
+                return None
+            mapping[label] = self.teams[team_key].id
+        return mapping
+
     @property
     def automatic_team_ids(self) -> list[int]:
         return sorted(team.id for team in self.teams.values() if team.strategy in assignment.AUTOMATIC_STRATEGIES)
@@ -108,12 +121,14 @@ def _error_summary(diagnostics: Sequence[Any]) -> str:
     )
 
 
-def _outputs(rule_file: RuleFile) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Segment keys, tags, team keys and team-rule labels, in file order."""
+def _outputs(
+    rule_file: RuleFile,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Segment keys, tags, team keys and (label, team) of the team rules, in file order."""
     segment_keys: dict[str, None] = {}
     tags: dict[str, None] = {}
     teams: dict[str, None] = {}
-    labels: list[str] = []
+    team_rules: list[tuple[str, str]] = []
     for statement in rule_file.statements:
         if isinstance(statement, SegmentDef):
             segment_keys[statement.name] = None
@@ -127,8 +142,8 @@ def _outputs(rule_file: RuleFile) -> tuple[tuple[str, ...], tuple[str, ...], tup
             elif action.kind == "team":
                 teams[action.target] = None
         if statement.team is not None:
-            labels.append(statement.display_name)
-    return tuple(segment_keys), tuple(tags), tuple(teams), tuple(labels)
+            team_rules.append((statement.display_name, statement.team))
+    return tuple(segment_keys), tuple(tags), tuple(teams), tuple(team_rules)
 
 
 async def plan_run(
@@ -158,7 +173,7 @@ async def plan_run(
     if not result.ok or result.rule_file is None:
         raise UserError(_error_summary(result.diagnostics), field="source" if ruleset_id is None else "id", code="has_errors")
     rule_file = result.rule_file
-    segment_keys, tag_keys, team_keys, labels = _outputs(rule_file)
+    segment_keys, tag_keys, team_keys, team_rules = _outputs(rule_file)
 
     team_rows = (
         await session.execute(select(Team.id, Team.key, Team.strategy).where(Team.key.in_(team_keys)))
@@ -190,7 +205,8 @@ async def plan_run(
         teams=teams,
         segment_keys=segment_keys,
         tag_keys=tag_keys,
-        team_rule_labels=labels,
+        team_rule_labels=tuple(dict.fromkeys(label for label, _ in team_rules)),
+        team_rules=team_rules,
         new_segment_keys=tuple(key for key in segment_keys if key not in kinds),
     )
 
@@ -246,36 +262,47 @@ async def _assign_managers(
 
 
 async def _summary(session: AsyncSession, tables: queries.WorkTables, plan: RunPlan) -> dict[str, Any]:
+    groups = await queries.outcome_groups(session, tables, plan.automatic_team_ids)
+    labels = await queries.label_counts(session, tables)
     key_by_id = {team.id: team.key for team in plan.teams.values()}
-    extra_ids = set()
-    team_counts_by_id = await queries.team_counts(session, tables)
-    moves = await queries.moves(session, tables)
-    extra_ids.update(team_counts_by_id)
-    extra_ids.update(team_id for before, after, _ in moves for team_id in (before, after) if team_id is not None)
-    unknown = sorted(team_id for team_id in extra_ids if team_id not in key_by_id)
-    if unknown:
-        rows = await session.execute(select(Team.id, Team.key).where(Team.id.in_(unknown)))
-        key_by_id.update(dict(rows.all()))  # type: ignore[arg-type]
-    evaluated, unmatched, locked = await queries.headline_counts(session, tables)
-    hits = await queries.rule_hits(session, tables)
-    segment_counts = await queries.label_counts(session, tables, queries.SEGMENT)
-    tag_counts = await queries.label_counts(session, tables, queries.TAG)
-    unassigned = await queries.unassigned_counts(session, tables, plan.automatic_team_ids)
+    # Teams the rules do not name can still appear: locked customers' and movers' old teams.
+    other_ids = sorted(
+        {team for group in groups for team in (group.team_before, group.rule_team) if team is not None} - set(key_by_id)
+    )
+    if other_ids:
+        rows = await session.execute(select(Team.id, Team.key).where(Team.id.in_(other_ids)))
+        key_by_id.update({team_id: key for team_id, key in rows.all()})
+
+    def key(team_id: int | None) -> str | None:
+        return None if team_id is None else key_by_id.get(team_id, f"#{team_id}")
+
+    team_counts: Counter[str] = Counter()
+    rule_hits: Counter[str] = Counter()
+    unassigned: Counter[str] = Counter()
+    moves: Counter[tuple[str | None, str | None]] = Counter()
+    for group in groups:
+        final_team = group.team_before if group.locked else group.rule_team
+        if final_team is not None:
+            team_counts[key(final_team) or ""] += group.count
+        if group.rule is not None:
+            rule_hits[group.rule] += group.count
+        if group.unassigned and group.rule_team is not None:
+            unassigned[key(group.rule_team) or ""] += group.count
+        if not group.locked and group.team_before != group.rule_team:
+            moves[(key(group.team_before), key(group.rule_team))] += group.count
     return {
-        "evaluated": evaluated,
-        "changed": await queries.count_changed(session, tables),
-        "unmatched": unmatched,
-        "locked": locked,
-        "team_counts": {key_by_id[team_id]: count for team_id, count in sorted(team_counts_by_id.items())},
-        "rule_hits": {label: hits.get(label, 0) for label in plan.team_rule_labels},
-        "segment_counts": {key: segment_counts.get(key, 0) for key in plan.segment_keys},
-        "tag_counts": {key: tag_counts.get(key, 0) for key in plan.tag_keys},
-        "unassigned_by_team": {key_by_id[team_id]: count for team_id, count in sorted(unassigned.items())},
+        "evaluated": sum(group.count for group in groups),
+        "changed": sum(group.count for group in groups if group.assignment_changed or group.labels_changed),
+        "unmatched": sum(group.count for group in groups if group.rule is None),
+        "locked": sum(group.count for group in groups if group.locked),
+        "team_counts": dict(sorted(team_counts.items())),
+        "rule_hits": {label: rule_hits.get(label, 0) for label in plan.team_rule_labels},
+        "segment_counts": {k: labels.get((queries.SEGMENT, k), 0) for k in plan.segment_keys},
+        "tag_counts": {k: labels.get((queries.TAG, k), 0) for k in plan.tag_keys},
+        "unassigned_by_team": dict(sorted(unassigned.items())),
         "moves": [
-            {"from": key_by_id.get(before) if before is not None else None,
-             "to": key_by_id.get(after) if after is not None else None,
-             "count": count}
-            for before, after, count in sorted(moves, key=lambda move: (-move[2], move[0] or 0, move[1] or 0))
+            {"from": before, "to": after, "count": count}
+            for (before, after), count in sorted(moves.items(), key=lambda item: (-item[1], item[0][0] or "", item[0][1] or ""))
         ],
     }
 
@@ -285,7 +312,7 @@ async def _execute(
 ) -> dict[str, Any]:
     """The whole run in the current transaction (the caller commits or rolls back)."""
     now = utcnow()
-    tables = queries.build_work_tables(plan.segment_keys, plan.tag_keys)
+    tables = queries.build_work_tables(plan.segment_keys, plan.tag_keys, plan.team_by_rule)
     await queries.create_work_tables(session, tables)
     team_ids = {key: team.id for key, team in plan.teams.items()}
 

@@ -91,6 +91,21 @@ class WorkTables:
     label_json: Table
     segment_columns: dict[str, Column[Any]]
     tag_columns: dict[str, Column[Any]]
+    # Team id by deciding-rule label.  When the labels name the teams unambiguously the
+    # team is derived from the stored label, so the rules' conditions are evaluated once
+    # per customer (for the label) instead of twice (label and team); otherwise None and
+    # the team is evaluated into the `rule_team` column.
+    team_by_rule: dict[str, int] | None = None
+
+    @property
+    def rule_team(self) -> ColumnElement[Any]:
+        """The team the rules chose (NULL: no team rule matched)."""
+        work = self.work.c
+        if self.team_by_rule is None:
+            return work.rule_team
+        if not self.team_by_rule:
+            return null()
+        return case(self.team_by_rule, value=work.rule, else_=null())
 
     @property
     def all(self) -> tuple[Table, ...]:
@@ -101,8 +116,7 @@ class WorkTables:
     @property
     def team_changes(self) -> ColumnElement[bool]:
         """The rules put the customer in another team (for a locked customer: would have)."""
-        work = self.work.c
-        return work.rule_team.is_distinct_from(work.team_before)
+        return self.rule_team.is_distinct_from(self.work.c.team_before)
 
     @property
     def kept_manager(self) -> ColumnElement[Any]:
@@ -110,7 +124,7 @@ class WorkTables:
         work = self.work.c
         return case(
             (work.locked, work.manager_before),
-            (work.rule_team.is_not_distinct_from(work.team_before), work.manager_before),
+            (self.rule_team.is_not_distinct_from(work.team_before), work.manager_before),
             else_=null(),
         )
 
@@ -121,7 +135,7 @@ class WorkTables:
     @property
     def team_after(self) -> ColumnElement[Any]:
         work = self.work.c
-        return case((work.locked, work.team_before), else_=work.rule_team)
+        return case((work.locked, work.team_before), else_=self.rule_team)
 
     def needs_manager(self, automatic_team_ids: Sequence[int]) -> ColumnElement[bool]:
         work = self.work.c
@@ -129,7 +143,7 @@ class WorkTables:
             return literal(False)
         return and_(
             not_(work.locked),
-            work.rule_team.in_(list(automatic_team_ids)),
+            self.rule_team.in_(list(automatic_team_ids)),
             self.kept_manager.is_(None),
         )
 
@@ -142,7 +156,9 @@ class WorkTables:
         )
 
 
-def build_work_tables(segment_keys: Sequence[str], tag_keys: Sequence[str]) -> WorkTables:
+def build_work_tables(
+    segment_keys: Sequence[str], tag_keys: Sequence[str], team_by_rule: dict[str, int] | None = None
+) -> WorkTables:
     metadata = MetaData()
     temporary: dict[str, Any] = {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
     segment_columns = {key: Column(f"segment_{index}", Boolean) for index, key in enumerate(segment_keys)}
@@ -188,7 +204,7 @@ def build_work_tables(segment_keys: Sequence[str], tag_keys: Sequence[str]) -> W
         Column("tags_removed", JSON),
         **temporary,
     )
-    return WorkTables(work, labels, label_diff, label_json, segment_columns, tag_columns)
+    return WorkTables(work, labels, label_diff, label_json, segment_columns, tag_columns, team_by_rule)
 
 
 async def create_work_tables(session: AsyncSession, tables: WorkTables) -> None:
@@ -219,19 +235,18 @@ async def evaluate_chunk(
     high: int,
 ) -> None:
     """Evaluate the customers with low <= id < high into the work table (one INSERT … SELECT)."""
-    rule_team: ColumnElement[Any] = (
-        case(dict(team_ids), value=compiled.team, else_=null()) if team_ids else null()
-    )
     work = tables.work
-    columns = ["customer_id", "locked", "team_before", "manager_before", "rule_team", "rule"]
+    columns = ["customer_id", "locked", "team_before", "manager_before", "rule"]
     selected: list[ColumnElement[Any]] = [
         customers.c.id,
         func.coalesce(customers.c.assignment_locked, literal(False)),
         customers.c.team_id,
         customers.c.manager_id,
-        rule_team,
         compiled.rule,
     ]
+    if tables.team_by_rule is None:
+        columns.append("rule_team")
+        selected.append(case(dict(team_ids), value=compiled.team, else_=null()) if team_ids else null())
     for key, column in tables.segment_columns.items():
         columns.append(column.name)
         selected.append(compiled.segments[key])
@@ -327,8 +342,10 @@ def _label_json_select(session: AsyncSession, tables: WorkTables) -> Any:
 
 async def loads_after_departures(session: AsyncSession, tables: WorkTables) -> dict[int, int]:
     """Customers per manager once this run's moves have released their managers."""
-    kept = tables.kept_manager
-    rows = await session.execute(select(kept, func.count()).where(kept.is_not(None)).group_by(kept))
+    kept = select(tables.kept_manager.label("manager_id")).subquery()
+    rows = await session.execute(
+        select(kept.c.manager_id, func.count()).where(kept.c.manager_id.is_not(None)).group_by(kept.c.manager_id)
+    )
     return {manager_id: count for manager_id, count in rows.all()}
 
 
@@ -337,7 +354,7 @@ async def teams_needing_managers(
 ) -> list[int]:
     work = tables.work
     rows = await session.execute(
-        select(work.c.rule_team).where(tables.needs_manager(automatic_team_ids)).group_by(work.c.rule_team)
+        select(tables.rule_team).where(tables.needs_manager(automatic_team_ids)).distinct()
     )
     return sorted(team_id for (team_id,) in rows.all())
 
@@ -358,7 +375,7 @@ async def candidates_chunk(
     """(customer id, team id, industry, region) of the next customers needing a manager, by id."""
     work = tables.work
     rows = await session.execute(
-        select(work.c.customer_id, work.c.rule_team, customers.c.industry, customers.c.region)
+        select(work.c.customer_id, tables.rule_team, customers.c.industry, customers.c.region)
         .join(customers, customers.c.id == work.c.customer_id)
         .where(tables.needs_manager(automatic_team_ids), work.c.customer_id > after_customer_id)
         .order_by(work.c.customer_id)
@@ -431,7 +448,7 @@ async def insert_change_rows(session: AsyncSession, tables: WorkTables, run_id: 
             literal(run_id),
             work.c.customer_id,
             work.c.team_before,
-            work.c.rule_team,
+            tables.rule_team,
             work.c.manager_before,
             tables.manager_after,
             func.coalesce(label_json.c.segments_added, empty),
@@ -466,73 +483,59 @@ async def insert_change_rows(session: AsyncSession, tables: WorkTables, run_id: 
     return result.rowcount
 
 
-async def count_changed(session: AsyncSession, tables: WorkTables) -> int:
-    """Customers this run changes (a locked customer only through segments and tags)."""
-    statement = (
-        select(func.count())
-        .select_from(_changed_rows(tables))
-        .where(or_(tables.assignment_changes, tables.label_json.c.customer_id.is_not(None)))
-    )
-    return await session.scalar(statement) or 0
+@dataclass(frozen=True)
+class OutcomeGroup:
+    """Customers sharing one combination of what a run decided (a row of `outcome_groups`)."""
+
+    rule: str | None
+    team_before: int | None
+    rule_team: int | None
+    locked: bool
+    assignment_changed: bool
+    labels_changed: bool
+    unassigned: bool
+    count: int
 
 
-async def headline_counts(session: AsyncSession, tables: WorkTables) -> tuple[int, int, int]:
-    """(evaluated, unmatched, locked)."""
-    work = tables.work
-    row = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(case((work.c.rule.is_(None), 1), else_=0)), 0),
-                func.coalesce(func.sum(case((work.c.locked, 1), else_=0)), 0),
-            )
-        )
-    ).one()
-    return int(row[0]), int(row[1]), int(row[2])
-
-
-async def grouped_counts(session: AsyncSession, key: ColumnElement[Any], where: ColumnElement[bool] | None = None) -> dict[Any, int]:
-    statement = select(key, func.count()).group_by(key)
-    if where is not None:
-        statement = statement.where(where)
-    return {value: int(count) for value, count in (await session.execute(statement)).all()}
-
-
-async def team_counts(session: AsyncSession, tables: WorkTables) -> dict[int, int]:
-    team_after = tables.team_after
-    return await grouped_counts(session, team_after, team_after.is_not(None))
-
-
-async def rule_hits(session: AsyncSession, tables: WorkTables) -> dict[str, int]:
-    rule = tables.work.c.rule
-    return await grouped_counts(session, rule, rule.is_not(None))
-
-
-async def label_counts(session: AsyncSession, tables: WorkTables, kind: str) -> dict[str, int]:
-    labels = tables.labels
-    return await grouped_counts(session, labels.c.key, labels.c.kind == kind)
-
-
-async def unassigned_counts(
+async def outcome_groups(
     session: AsyncSession, tables: WorkTables, automatic_team_ids: Sequence[int]
-) -> dict[int, int]:
-    work = tables.work
-    return await grouped_counts(
-        session,
-        work.c.rule_team,
-        and_(tables.needs_manager(automatic_team_ids), work.c.assigned_manager.is_(None)),
+) -> list[OutcomeGroup]:
+    """Every summary figure in one GROUP BY over the work table (a few hundred rows at most)."""
+    work, label_json = tables.work, tables.label_json
+
+    def flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return case((condition, 1), else_=0)
+
+    # Labelled in a subquery and grouped by name: PostgreSQL would not match a grouped
+    # expression that carries bound parameters with the same expression in the select list.
+    per_customer = (
+        select(
+            work.c.rule.label("rule"),
+            work.c.team_before.label("team_before"),
+            tables.rule_team.label("rule_team"),
+            flag(work.c.locked.is_(True)).label("locked"),
+            flag(tables.assignment_changes).label("assignment_changed"),
+            flag(label_json.c.customer_id.is_not(None)).label("labels_changed"),
+            flag(and_(tables.needs_manager(automatic_team_ids), work.c.assigned_manager.is_(None))).label("unassigned"),
+        )
+        .select_from(_changed_rows(tables))
+        .subquery()
     )
+    keys = list(per_customer.c)
+    statement = select(*keys, func.count()).group_by(*keys)
+    return [
+        OutcomeGroup(rule, before, after, bool(locked), bool(changed), bool(labels), bool(unassigned), int(count))
+        for rule, before, after, locked, changed, labels, unassigned, count in (await session.execute(statement)).all()
+    ]
 
 
-async def moves(session: AsyncSession, tables: WorkTables) -> list[tuple[int | None, int | None, int]]:
-    """(team before, team after, customers) for every actual team change."""
-    work = tables.work
+async def label_counts(session: AsyncSession, tables: WorkTables) -> dict[tuple[str, str], int]:
+    """Customers per (kind, key) the rules want."""
+    labels = tables.labels
     rows = await session.execute(
-        select(work.c.team_before, work.c.rule_team, func.count())
-        .where(not_(work.c.locked), tables.team_changes)
-        .group_by(work.c.team_before, work.c.rule_team)
+        select(labels.c.kind, labels.c.key, func.count()).group_by(labels.c.kind, labels.c.key)
     )
-    return [(before, after, int(count)) for before, after, count in rows.all()]
+    return {(kind, key): int(count) for kind, key, count in rows.all()}
 
 
 # -- applying -------------------------------------------------------------------------------
@@ -553,7 +556,7 @@ async def update_customers(session: AsyncSession, tables: WorkTables, now: datet
             ),
         )
         .values(
-            team_id=work.c.rule_team,
+            team_id=tables.rule_team,
             manager_id=tables.manager_after,
             deciding_rule=work.c.rule,
             updated_at=now,
@@ -567,7 +570,7 @@ async def insert_history(session: AsyncSession, tables: WorkTables, run_id: int,
     source = select(
         work.c.customer_id,
         work.c.team_before,
-        work.c.rule_team,
+        tables.rule_team,
         work.c.manager_before,
         tables.manager_after,
         literal("run"),

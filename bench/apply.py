@@ -1,0 +1,254 @@
+"""Benchmark: applying a ~6-rule ruleset to N customers versus one hand-written SQL statement.
+
+    .venv/bin/python bench/apply.py --customers 1000000 --purchases 3000000 [--postgres URL]
+
+Builds the data set inside the database (recursive CTE on SQLite, generate_series
+on PostgreSQL; metrics as one aggregate UPDATE), then, in the same process:
+
+1. `hand`: one hand-written statement computing every customer's team
+   (CREATE TABLE … AS SELECT id, CASE … END FROM customers);
+2. `first apply`: domain.runs.apply_ruleset from a database where nobody has a
+   team yet (every customer changes: teams, managers, segments, tags, change
+   rows, history);
+3. `re-apply`: the same ruleset again (nothing changes; what a scheduled daily
+   run costs);
+4. `preview`: a preview of the same ruleset (nothing changes).
+
+It checks that the apply produced exactly the hand-written teams, and prints the
+times, the ratios to `hand` and the peak resident memory (ru_maxrss).
+Targets: re-apply ≤ 3 × hand; peak memory < 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
+
+from domain import runs  # noqa: E402
+from domain.rulesets import activate_ruleset, save_ruleset  # noqa: E402
+from storage.engine import create_engine, session_factory  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+
+AS_OF = datetime(2026, 6, 1)
+RULES = """
+segment high_value = total_spent >= 5000 or purchase_count >= 8
+segment lapsing    = purchase_count > 0 and days_since_purchase > 180
+key_accounts: size >= large and high_value -> team senior_sales, tag key_account
+recovery: lapsing and lifecycle in (at_risk, churned) -> team customer_success, tag needs_call
+east: region in (east, north_east) -> team east_region
+finance: industry = finance -> team finance_desk
+standard: size in (small, medium) -> team standard_service
+otherwise -> team general_pool
+"""
+# team key, strategy, members, capacity per member
+TEAMS = [
+    ("senior_sales", "round_robin", 5, None),
+    ("customer_success", "least_loaded", 4, 100_000),
+    ("east_region", "round_robin", 8, None),
+    ("finance_desk", "manual", 3, None),
+    ("standard_service", "round_robin", 10, 60_000),
+    ("general_pool", "manual", 2, None),
+]
+HAND_WRITTEN = """
+CREATE TABLE bench_hand_teams AS
+SELECT c.id AS customer_id,
+       CASE
+         WHEN c.size IN ('large', 'enterprise') AND (c.total_spent >= 5000 OR c.purchase_count >= 8)
+           THEN (SELECT id FROM teams WHERE key = 'senior_sales')
+         WHEN c.purchase_count > 0 AND c.last_purchase_at <= :lapsed_before AND c.lifecycle IN ('at_risk', 'churned')
+           THEN (SELECT id FROM teams WHERE key = 'customer_success')
+         WHEN c.region IN ('east', 'north_east') THEN (SELECT id FROM teams WHERE key = 'east_region')
+         WHEN c.industry = 'finance' THEN (SELECT id FROM teams WHERE key = 'finance_desk')
+         WHEN c.size IN ('small', 'medium') THEN (SELECT id FROM teams WHERE key = 'standard_service')
+         ELSE (SELECT id FROM teams WHERE key = 'general_pool')
+       END AS team_id
+FROM customers c
+"""
+
+
+def _numbers(dialect: str, count: int) -> str:
+    """A row source `n(i)` of 1..count."""
+    if dialect == "postgresql":
+        return f"(SELECT generate_series(1, {count}) AS i) AS n"
+    return f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s) AS n"
+
+
+def _pick(dialect: str, expression: str, words: list[str]) -> str:
+    """SQL choosing words[expression % len(words)]; NULL for the word None."""
+    whens = " ".join(
+        f"WHEN {index} THEN {'NULL' if word is None else repr(word)}" for index, word in enumerate(words)
+    )
+    return f"CASE ({expression}) % {len(words)} {whens} END"
+
+
+async def build(engine: AsyncEngine, customers: int, purchases: int) -> None:
+    dialect = engine.dialect.name
+    started = time.perf_counter()
+    async with engine.begin() as connection:
+        now = "CURRENT_TIMESTAMP"
+        sizes = _pick(dialect, "i * 7", ["small", "medium", "large", "enterprise", "small", "medium", None])
+        regions = _pick(dialect, "i * 13", ["east", "west", "north", "south", "north_east", "华东", None])
+        industries = _pick(dialect, "i * 3", ["finance", "retail", "technology", "manufacturing", "health"])
+        lifecycles = _pick(dialect, "i * 11", ["new", "active", "loyal", "at_risk", "churned", "prospect"])
+        await connection.execute(
+            text(
+                "INSERT INTO customers (id, code, name, kind, size, region, industry, lifecycle, created_at, updated_at, "
+                "assignment_locked, purchase_count, total_spent, survey_count, survey_sum, nps_count, nps_sum, "
+                "feedback_count, complaint_count, open_complaints, interaction_count) "
+                f"SELECT i, 'C' || i, 'Customer ' || i, 'company', {sizes}, {regions}, {industries}, {lifecycles}, "
+                f"{now}, {now}, {'false' if dialect == 'postgresql' else '0'}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 "
+                f"FROM {_numbers(dialect, customers)}"
+            )
+        )
+        day = "make_interval(days => (i * 37) % 400)" if dialect == "postgresql" else None
+        stamp = (
+            f"(TIMESTAMP '2026-06-01 00:00:00' - {day})"
+            if dialect == "postgresql"
+            else "datetime('2026-06-01', '-' || ((i * 37) % 400) || ' days')"
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO purchases (customer_id, amount, category, purchased_at) "
+                f"SELECT 1 + (i * 7919) % {customers}, ((i * 31) % 2000) + 0.5, "
+                f"{_pick(dialect, 'i', ['software', 'hardware', 'services', 'support'])}, {stamp} "
+                f"FROM {_numbers(dialect, purchases)}"
+            )
+        )
+        await connection.execute(
+            text(
+                "UPDATE customers SET purchase_count = agg.n, total_spent = agg.total, "
+                "first_purchase_at = agg.first_at, last_purchase_at = agg.last_at "
+                "FROM (SELECT customer_id, count(*) AS n, sum(amount) AS total, min(purchased_at) AS first_at, "
+                "max(purchased_at) AS last_at FROM purchases GROUP BY customer_id) AS agg "
+                "WHERE customers.id = agg.customer_id"
+            )
+        )
+        employee = 0
+        for key, strategy, members, capacity in TEAMS:
+            team_id = (
+                await connection.execute(
+                    text(
+                        "INSERT INTO teams (key, name, kind, strategy, round_robin_position, created_at) "
+                        "VALUES (:key, :key, 'general', :strategy, 0, CURRENT_TIMESTAMP) RETURNING id"
+                    ),
+                    {"key": key, "strategy": strategy},
+                )
+            ).scalar_one()
+            for _ in range(members):
+                employee += 1
+                employee_id = (
+                    await connection.execute(
+                        text(
+                            "INSERT INTO employees (name, email, level, specialties, regions, capacity, active, created_at) "
+                            "VALUES (:name, :email, 'senior', :specialties, :regions, :capacity, true, CURRENT_TIMESTAMP) "
+                            "RETURNING id"
+                        ),
+                        {
+                            "name": f"Employee {employee}",
+                            "email": f"e{employee}@bench.example",
+                            "specialties": '["finance"]' if employee % 3 == 0 else "[]",
+                            "regions": '["east"]' if employee % 4 == 0 else "[]",
+                            "capacity": capacity,
+                        },
+                    )
+                ).scalar_one()
+                await connection.execute(
+                    text(
+                        "INSERT INTO team_members (team_id, employee_id, role, joined_at) "
+                        "VALUES (:team, :employee, 'member', CURRENT_TIMESTAMP)"
+                    ),
+                    {"team": team_id, "employee": employee_id},
+                )
+        if dialect == "postgresql":
+            await connection.execute(text("ANALYZE"))
+        else:
+            await connection.execute(text("ANALYZE"))
+    print(f"built {customers:,} customers and {purchases:,} purchases in {time.perf_counter() - started:.1f} s")
+
+
+async def timed(label: str, work: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = await work
+    elapsed = time.perf_counter() - started
+    print(f"{label:<14} {elapsed:8.2f} s")
+    return elapsed, result
+
+
+async def hand_written(session: AsyncSession) -> None:
+    await session.execute(text("DROP TABLE IF EXISTS bench_hand_teams"))
+    await session.execute(text(HAND_WRITTEN), {"lapsed_before": AS_OF - timedelta(days=181)})
+    await session.commit()
+
+
+async def mismatches(session: AsyncSession) -> int:
+    statement = text(
+        "SELECT count(*) FROM customers c JOIN bench_hand_teams h ON h.customer_id = c.id "
+        "WHERE c.team_id IS NULL OR c.team_id <> h.team_id"
+    )
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def main(arguments: argparse.Namespace) -> None:
+    if arguments.postgres:
+        url = arguments.postgres
+        engine = create_engine(url)
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    else:
+        directory = Path(arguments.directory or tempfile.mkdtemp(prefix="segmenta-bench-"))
+        path = directory / "bench.db"
+        path.unlink(missing_ok=True)
+        url = f"sqlite+aiosqlite:///{path}"
+        engine = create_engine(url)
+    await upgrade(engine)
+    print(f"database: {engine.dialect.name}")
+    await build(engine, arguments.customers, arguments.purchases)
+    factory = session_factory(engine)
+    async with factory() as session:
+        ruleset = await save_ruleset(session, "bench", RULES)
+        assert not ruleset.has_errors, ruleset.diagnostics
+        await activate_ruleset(session, ruleset.id)
+        await session.commit()
+
+        hand, _ = await timed("hand-written", hand_written(session))
+        first, first_run = await timed("first apply", runs.apply_ruleset(session, ruleset.id, as_of=AS_OF))
+        assert first_run.status == "succeeded", first_run.error
+        wrong = await mismatches(session)
+        again, second_run = await timed("re-apply", runs.apply_ruleset(session, ruleset.id, as_of=AS_OF))
+        assert second_run.status == "succeeded", second_run.error
+        preview, _ = await timed("preview", runs.preview_ruleset(session, ruleset.id, as_of=AS_OF))
+    await engine.dispose()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    summary = first_run.summary
+    print()
+    print(f"teams differing from the hand-written statement: {wrong}")
+    print(f"first apply: {summary['changed']:,} changed, unassigned {summary['unassigned_by_team']}")
+    print(f"re-apply: {second_run.summary['changed']:,} changed")
+    print(f"ratio first apply / hand-written: {first / hand:.1f}x")
+    print(f"ratio re-apply / hand-written:    {again / hand:.1f}x  (target <= 3x)")
+    print(f"ratio preview / hand-written:     {preview / hand:.1f}x")
+    print(f"peak memory (ru_maxrss): {peak_mb:.0f} MB (target < 1024 MB)")
+    if wrong:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--purchases", type=int, default=300_000)
+    parser.add_argument("--postgres", help="PostgreSQL URL (its public schema is dropped and rebuilt!)")
+    parser.add_argument("--directory", help="where to put the SQLite file (default: a new temporary directory)")
+    asyncio.run(main(parser.parse_args()))
