@@ -27,6 +27,8 @@ RATIO_METRICS: dict[str, tuple[str, str]] = {
     "nps": ("nps_sum", "nps_count"),
 }
 
+ID_CHUNK = 10_000
+
 _attributes = CustomerAttribute.__table__
 _tags = CustomerTag.__table__
 _purchases = Purchase.__table__
@@ -125,19 +127,24 @@ async def evaluate_in_database(
         *[compiled.segments[key].label(f"segment_{index}") for index, key in enumerate(segment_keys)],
         *[compiled.tags[key].label(f"tag_{index}") for index, key in enumerate(tag_keys)],
     )
-    if customer_ids is not None:
-        statement = statement.where(fields.customers.c.id.in_(list(customer_ids)))
-    result = await session.execute(statement)
+    if customer_ids is None:
+        statements = [statement]
+    else:
+        # Bound-parameter limits (SQLite 32766, asyncpg 32767): one statement per chunk of ids.
+        ids = list(customer_ids)
+        chunks = [ids[start : start + ID_CHUNK] for start in range(0, len(ids), ID_CHUNK)]
+        statements = [statement.where(fields.customers.c.id.in_(chunk)) for chunk in chunks]
     outcomes: dict[int, DatabaseOutcome] = {}
     first_segment = 3
     first_tag = first_segment + len(segment_keys)
-    for row in result:
-        outcomes[row[0]] = DatabaseOutcome(
-            team=row[1],
-            rule=row[2],
-            segments=frozenset(key for index, key in enumerate(segment_keys) if row[first_segment + index]),
-            tags=frozenset(key for index, key in enumerate(tag_keys) if row[first_tag + index]),
-        )
+    for chunk_statement in statements:
+        for row in await session.execute(chunk_statement):
+            outcomes[row[0]] = DatabaseOutcome(
+                team=row[1],
+                rule=row[2],
+                segments=frozenset(key for index, key in enumerate(segment_keys) if row[first_segment + index]),
+                tags=frozenset(key for index, key in enumerate(tag_keys) if row[first_tag + index]),
+            )
     return outcomes
 
 

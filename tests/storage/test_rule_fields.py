@@ -140,3 +140,18 @@ def test_non_scalar_fields_are_not_columns() -> None:
             fields.column(name)
     with pytest.raises(KeyError):
         fields.set_present("region")
+
+
+async def test_long_id_lists_are_split_into_chunks(session: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    import storage.rule_fields
+
+    ids = await insert_people(session, PEOPLE)
+    monkeypatch.setattr(storage.rule_fields, "ID_CHUNK", 2)
+    rule_file, _ = parse(RULES)
+    wanted = [ids["big-east"], ids["small-east"], ids["west"]]
+    with counting_statements(session) as statements:
+        outcome = await evaluate_in_database(session, rule_file, AS_OF, customer_ids=wanted)
+    assert len(statements) == 2
+    assert {customer_id: result.team for customer_id, result in outcome.items()} == {
+        ids["big-east"]: "senior_sales", ids["small-east"]: "east_standard", ids["west"]: "customer_success"
+    }
