@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from domain import validation as v
+from domain.customers import reevaluate
 from domain.errors import NotFound, UserError
 from storage.models import Customer, Employee, Feedback, Interaction, Purchase, utcnow
 
@@ -131,6 +132,7 @@ async def record_purchase(
     )
     session.add(purchase)
     await session.flush()
+    await reevaluate(session, checked_customer)
     return purchase
 
 
@@ -162,6 +164,7 @@ async def record_interaction(
     )
     session.add(interaction)
     await session.flush()
+    await reevaluate(session, checked_customer)
     return interaction
 
 
@@ -223,6 +226,7 @@ async def submit_feedback(
     )
     session.add(feedback)
     await session.flush()
+    await reevaluate(session, checked_customer)
     return feedback
 
 
@@ -267,6 +271,7 @@ async def update_feedback_status(
                     session, feedback.customer_id, {"open_complaints": _plus("open_complaints", delta)}
                 )
     await session.flush()
+    await reevaluate(session, feedback.customer_id)
     return feedback
 
 

@@ -127,7 +127,16 @@ async def create_customer(session: AsyncSession, data: Mapping[str, Any]) -> Cus
         _attribute_row(customer.id, key, value) for key, value in attributes.items() if value is not None
     )
     await session.flush()
+    await reevaluate(session, customer.id)
     return customer
+
+
+async def reevaluate(session: AsyncSession, customer_id: int) -> None:
+    """Real-time routing of the changed customer with the active ruleset (domain/realtime.py)."""
+    # Imported here: domain.realtime imports this module.
+    from domain.realtime import reevaluate_customer
+
+    await reevaluate_customer(session, customer_id)
 
 
 async def get_customer(session: AsyncSession, customer_id: int, *, field: str = "id") -> Customer:
@@ -159,6 +168,7 @@ async def update_customer(session: AsyncSession, customer_id: int, patch: Mappin
     if attributes:
         await _merge_attributes(session, customer.id, attributes)
     await v.flush_or_conflict(session, "code", f"a customer with code {customer.code!r} already exists")
+    await reevaluate(session, customer.id)
     return customer
 
 
