@@ -27,7 +27,7 @@ import inspect
 from collections import Counter
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -88,6 +88,7 @@ class RunPlan:
     new_segment_keys: tuple[str, ...]
 
     team_rules: tuple[tuple[str, str], ...] = ()  # (label, team key) of every team rule, in file order
+    dynamic_segment_ids: dict[str, int] = field(default_factory=dict)  # the ruleset's segments that exist
 
     @property
     def team_by_rule(self) -> dict[str, int] | None:
@@ -183,8 +184,8 @@ async def plan_run(
     if missing:
         raise UserError(f"unknown team(s): {', '.join(missing)}", field="source", code="unknown_team")
 
-    kinds = await queries.existing_segments(session, segment_keys)
-    manual = sorted(key for key, kind in kinds.items() if kind != "dynamic")
+    existing = await queries.existing_segments(session, segment_keys)
+    manual = sorted(key for key, (_, kind) in existing.items() if kind != "dynamic")
     if manual:
         raise UserError(
             f"segment(s) {', '.join(manual)} are manual segments; a rule cannot maintain them (rename the rule segment)",
@@ -207,7 +208,8 @@ async def plan_run(
         tag_keys=tag_keys,
         team_rule_labels=tuple(dict.fromkeys(label for label, _ in team_rules)),
         team_rules=team_rules,
-        new_segment_keys=tuple(key for key in segment_keys if key not in kinds),
+        new_segment_keys=tuple(key for key in segment_keys if key not in existing),
+        dynamic_segment_ids={key: segment_id for key, (segment_id, _) in existing.items()},
     )
 
 
@@ -287,12 +289,12 @@ async def _summary(session: AsyncSession, tables: queries.WorkTables, plan: RunP
         if group.rule is not None:
             rule_hits[group.rule] += group.count
         if group.unassigned and group.rule_team is not None:
-            unassigned[key(group.rule_team) or ""] += group.count
+            unassigned[key(group.rule_team) or ""] += group.unassigned
         if not group.locked and group.team_before != group.rule_team:
             moves[(key(group.team_before), key(group.rule_team))] += group.count
     return {
         "evaluated": sum(group.count for group in groups),
-        "changed": sum(group.count for group in groups if group.assignment_changed or group.labels_changed),
+        "changed": sum(group.changed for group in groups),
         "unmatched": sum(group.count for group in groups if group.rule is None),
         "locked": sum(group.count for group in groups if group.locked),
         "team_counts": dict(sorted(team_counts.items())),
@@ -321,7 +323,9 @@ async def _execute(
         low, high = id_range
         total = high - low + 1
         for start in range(low, high + 1, EVALUATION_CHUNK):
-            await queries.evaluate_chunk(session, tables, plan.compiled, team_ids, start, start + EVALUATION_CHUNK)
+            await queries.evaluate_chunk(
+                session, tables, plan.compiled, team_ids, plan.dynamic_segment_ids, start, start + EVALUATION_CHUNK
+            )
             await _report(progress, run_id, "evaluate", min(start + EVALUATION_CHUNK, high + 1) - low, total)
 
     if plan.mode == "apply":

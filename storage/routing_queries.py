@@ -1,12 +1,12 @@
 """Set-based SQL of an evaluation run (preview or apply), for SQLite and PostgreSQL.
 
 A run evaluates the compiled ruleset for every customer inside the database into
-a temporary *work* table (one row per customer: team before, team the rules
-chose, deciding rule, one boolean per segment and tag), and then derives
-everything else from it with set-based statements:
+a temporary *work* table (one row per customer: team before, deciding rule —
+the team follows from it —, and for every segment and tag of the ruleset
+whether the rules want it and whether the customer has it now), and then
+derives everything else from it with set-based statements:
 
-* ``labels``     — the segment memberships and rule tags the rules want;
-* ``label_diff`` — wanted minus current (added) and current minus wanted (removed);
+* ``label_diff`` — the segments and rule tags each customer gains or loses;
 * ``label_json`` — the per-customer lists of added/removed segments and tags;
 * the change rows, the customers' new team/manager, the assignment history,
   segment members and rule tags are each one ``INSERT … SELECT``/``UPDATE``/
@@ -37,7 +37,6 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
-    except_,
     exists,
     func,
     insert,
@@ -48,7 +47,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
@@ -86,11 +84,13 @@ class WorkTables:
     """The temporary tables of one run; `segment_columns`/`tag_columns` map keys to work columns."""
 
     work: Table
-    labels: Table
     label_diff: Table
     label_json: Table
     segment_columns: dict[str, Column[Any]]
     tag_columns: dict[str, Column[Any]]
+    # Whether the customer is in the segment / has the rule tag now (before the run).
+    had_segment_columns: dict[str, Column[Any]]
+    had_tag_columns: dict[str, Column[Any]]
     # Team id by deciding-rule label.  When the labels name the teams unambiguously the
     # team is derived from the stored label, so the rules' conditions are evaluated once
     # per customer (for the label) instead of twice (label and team); otherwise None and
@@ -109,7 +109,7 @@ class WorkTables:
 
     @property
     def all(self) -> tuple[Table, ...]:
-        return (self.work, self.labels, self.label_diff, self.label_json)
+        return (self.work, self.label_diff, self.label_json)
 
     # -- derived values of a work row ------------------------------------------------
 
@@ -163,6 +163,8 @@ def build_work_tables(
     temporary: dict[str, Any] = {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
     segment_columns = {key: Column(f"segment_{index}", Boolean) for index, key in enumerate(segment_keys)}
     tag_columns = {key: Column(f"tag_{index}", Boolean) for index, key in enumerate(tag_keys)}
+    had_segment_columns = {key: Column(f"had_segment_{index}", Boolean) for index, key in enumerate(segment_keys)}
+    had_tag_columns = {key: Column(f"had_tag_{index}", Boolean) for index, key in enumerate(tag_keys)}
     work = Table(
         "segmenta_run_work",
         metadata,
@@ -175,14 +177,8 @@ def build_work_tables(
         Column("assigned_manager", Integer),
         *segment_columns.values(),
         *tag_columns.values(),
-        **temporary,
-    )
-    labels = Table(
-        "segmenta_run_labels",
-        metadata,
-        Column("customer_id", Integer, nullable=False),
-        Column("kind", String(10), nullable=False),
-        Column("key", String(100), nullable=False),
+        *had_segment_columns.values(),
+        *had_tag_columns.values(),
         **temporary,
     )
     label_diff = Table(
@@ -204,7 +200,9 @@ def build_work_tables(
         Column("tags_removed", JSON),
         **temporary,
     )
-    return WorkTables(work, labels, label_diff, label_json, segment_columns, tag_columns, team_by_rule)
+    return WorkTables(
+        work, label_diff, label_json, segment_columns, tag_columns, had_segment_columns, had_tag_columns, team_by_rule
+    )
 
 
 async def create_work_tables(session: AsyncSession, tables: WorkTables) -> None:
@@ -231,6 +229,7 @@ async def evaluate_chunk(
     tables: WorkTables,
     compiled: SqlRuleset,
     team_ids: Mapping[str, int],
+    dynamic_segment_ids: Mapping[str, int],
     low: int,
     high: int,
 ) -> None:
@@ -253,55 +252,55 @@ async def evaluate_chunk(
     for key, column in tables.tag_columns.items():
         columns.append(column.name)
         selected.append(compiled.tags[key])
+    # Current state, probed through the unique indexes of segment_members and customer_tags.
+    for key, column in tables.had_segment_columns.items():
+        columns.append(column.name)
+        segment_id = dynamic_segment_ids.get(key)
+        selected.append(
+            literal(False)
+            if segment_id is None
+            else exists().where(
+                segment_members.c.segment_id == segment_id, segment_members.c.customer_id == customers.c.id
+            )
+        )
+    for key, column in tables.had_tag_columns.items():
+        columns.append(column.name)
+        selected.append(
+            exists().where(
+                customer_tags.c.customer_id == customers.c.id,
+                customer_tags.c.tag == key,
+                customer_tags.c.source == "rule",
+            )
+        )
     source = select(*selected).where(customers.c.id >= low, customers.c.id < high)
     await session.execute(insert(work).from_select(columns, source))
 
 
-def _current_labels() -> Any:
-    """The dynamic-segment memberships and rule tags stored now, as (customer_id, kind, key)."""
-    dynamic = (
-        select(segment_members.c.customer_id, literal(SEGMENT).label("kind"), segments.c.key)
-        .join(segments, segments.c.id == segment_members.c.segment_id)
-        .where(segments.c.kind == "dynamic")
-    )
-    rule_tags = select(
-        customer_tags.c.customer_id, literal(TAG).label("kind"), customer_tags.c.tag.label("key")
-    ).where(customer_tags.c.source == "rule")
-    current = union_all(dynamic, rule_tags).subquery()
-    return select(current.c.customer_id, current.c.kind, current.c.key)
-
-
-def _wanted_labels(tables: WorkTables) -> Any:
-    labels = tables.labels
-    return select(labels.c.customer_id, labels.c.kind, labels.c.key)
-
-
 async def compute_labels(session: AsyncSession, tables: WorkTables) -> None:
-    """Fill `labels` (wanted), `label_diff` (added/removed) and `label_json` (per customer)."""
+    """Fill `label_diff` (segments and rule tags gained or lost) and `label_json` (per customer)."""
     work = tables.work
-    parts = [
-        select(work.c.customer_id, literal(SEGMENT), literal(key)).where(column.is_(True))
-        for key, column in tables.segment_columns.items()
-    ] + [
-        select(work.c.customer_id, literal(TAG), literal(key)).where(column.is_(True))
-        for key, column in tables.tag_columns.items()
-    ]
-    if parts:
-        wanted = parts[0] if len(parts) == 1 else union_all(*parts)
-        await session.execute(insert(tables.labels).from_select(["customer_id", "kind", "key"], wanted))
     diff_columns = ["customer_id", "kind", "key", "added"]
-    added = except_(_wanted_labels(tables), _current_labels()).subquery()
-    removed = except_(_current_labels(), _wanted_labels(tables)).subquery()
-    await session.execute(
-        insert(tables.label_diff).from_select(
-            diff_columns, select(added.c.customer_id, added.c.kind, added.c.key, literal(True))
+    parts = [
+        select(work.c.customer_id, literal(kind), literal(key), wanted)
+        .where(wanted != had)
+        for kind, wanted_columns, had_columns in (
+            (SEGMENT, tables.segment_columns, tables.had_segment_columns),
+            (TAG, tables.tag_columns, tables.had_tag_columns),
         )
+        for key, wanted in wanted_columns.items()
+        for had in (had_columns[key],)
+    ]
+    # Segments and rule tags the ruleset no longer produces lose all their members.
+    orphan_segments = (
+        select(segment_members.c.customer_id, literal(SEGMENT), segments.c.key, literal(False))
+        .join(segments, segments.c.id == segment_members.c.segment_id)
+        .where(segments.c.kind == "dynamic", segments.c.key.not_in(list(tables.segment_columns)))
     )
-    await session.execute(
-        insert(tables.label_diff).from_select(
-            diff_columns, select(removed.c.customer_id, removed.c.kind, removed.c.key, literal(False))
-        )
+    orphan_tags = select(customer_tags.c.customer_id, literal(TAG), customer_tags.c.tag, literal(False)).where(
+        customer_tags.c.source == "rule", customer_tags.c.tag.not_in(list(tables.tag_columns))
     )
+    for part in [*parts, orphan_segments, orphan_tags]:
+        await session.execute(insert(tables.label_diff).from_select(diff_columns, part))
     await session.execute(
         insert(tables.label_json).from_select(
             ["customer_id", "segments_added", "segments_removed", "tags_added", "tags_removed"],
@@ -485,57 +484,69 @@ async def insert_change_rows(session: AsyncSession, tables: WorkTables, run_id: 
 
 @dataclass(frozen=True)
 class OutcomeGroup:
-    """Customers sharing one combination of what a run decided (a row of `outcome_groups`)."""
+    """Customers sharing a deciding rule, a team before and a lock (a row of `outcome_groups`)."""
 
     rule: str | None
     team_before: int | None
     rule_team: int | None
     locked: bool
-    assignment_changed: bool
-    labels_changed: bool
-    unassigned: bool
     count: int
+    changed: int  # of them, customers whose team, manager, segments or tags change
+    unassigned: int  # of them, customers left without a manager for want of capacity
 
 
 async def outcome_groups(
     session: AsyncSession, tables: WorkTables, automatic_team_ids: Sequence[int]
 ) -> list[OutcomeGroup]:
-    """Every summary figure in one GROUP BY over the work table (a few hundred rows at most)."""
+    """Every summary figure from one GROUP BY over the work table (a few hundred groups at most).
+
+    The grouping keys are plain columns (the team follows from the rule, see
+    WorkTables.team_by_rule), and the per-customer flags are summed, which keeps
+    the sort small.
+    """
     work, label_json = tables.work, tables.label_json
 
-    def flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
-        return case((condition, 1), else_=0)
+    def total(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    # Labelled in a subquery and grouped by name: PostgreSQL would not match a grouped
-    # expression that carries bound parameters with the same expression in the select list.
-    per_customer = (
+    keys: list[ColumnElement[Any]] = [work.c.rule, work.c.team_before, work.c.locked]
+    if tables.team_by_rule is None:
+        keys.append(work.c.rule_team)
+    statement = (
         select(
-            work.c.rule.label("rule"),
-            work.c.team_before.label("team_before"),
-            tables.rule_team.label("rule_team"),
-            flag(work.c.locked.is_(True)).label("locked"),
-            flag(tables.assignment_changes).label("assignment_changed"),
-            flag(label_json.c.customer_id.is_not(None)).label("labels_changed"),
-            flag(and_(tables.needs_manager(automatic_team_ids), work.c.assigned_manager.is_(None))).label("unassigned"),
+            *keys,
+            func.count(),
+            total(or_(tables.assignment_changes, label_json.c.customer_id.is_not(None))),
+            total(and_(tables.needs_manager(automatic_team_ids), work.c.assigned_manager.is_(None))),
         )
         .select_from(_changed_rows(tables))
-        .subquery()
+        .group_by(*keys)
     )
-    keys = list(per_customer.c)
-    statement = select(*keys, func.count()).group_by(*keys)
-    return [
-        OutcomeGroup(rule, before, after, bool(locked), bool(changed), bool(labels), bool(unassigned), int(count))
-        for rule, before, after, locked, changed, labels, unassigned, count in (await session.execute(statement)).all()
-    ]
+    groups = []
+    for row in (await session.execute(statement)).all():
+        rule, before, locked = row[0], row[1], bool(row[2])
+        if tables.team_by_rule is None:
+            rule_team, count, changed, unassigned = row[3:]
+        else:
+            rule_team = None if rule is None else tables.team_by_rule.get(rule)
+            count, changed, unassigned = row[3:]
+        groups.append(OutcomeGroup(rule, before, rule_team, locked, int(count), int(changed), int(unassigned)))
+    return groups
 
 
 async def label_counts(session: AsyncSession, tables: WorkTables) -> dict[tuple[str, str], int]:
-    """Customers per (kind, key) the rules want."""
-    labels = tables.labels
-    rows = await session.execute(
-        select(labels.c.kind, labels.c.key, func.count()).group_by(labels.c.kind, labels.c.key)
-    )
-    return {(kind, key): int(count) for kind, key, count in rows.all()}
+    """Customers per (kind, key) the rules want, in one scan."""
+    columns = [(SEGMENT, key, column) for key, column in tables.segment_columns.items()] + [
+        (TAG, key, column) for key, column in tables.tag_columns.items()
+    ]
+    if not columns:
+        return {}
+    row = (
+        await session.execute(
+            select(*[func.coalesce(func.sum(case((column.is_(True), 1), else_=0)), 0) for _, _, column in columns])
+        )
+    ).one()
+    return {(kind, key): int(count) for (kind, key, _), count in zip(columns, row)}
 
 
 # -- applying -------------------------------------------------------------------------------
@@ -596,13 +607,15 @@ async def insert_history(session: AsyncSession, tables: WorkTables, run_id: int,
     )
 
 
-async def existing_segments(session: AsyncSession, keys: Iterable[str]) -> dict[str, str]:
-    """kind by key, for the given segment keys that exist."""
+async def existing_segments(session: AsyncSession, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """(id, kind) by key, for the given segment keys that exist."""
     key_list = sorted(set(keys))
     if not key_list:
         return {}
-    rows = await session.execute(select(segments.c.key, segments.c.kind).where(segments.c.key.in_(key_list)))
-    return {key: kind for key, kind in rows.all()}
+    rows = await session.execute(
+        select(segments.c.key, segments.c.id, segments.c.kind).where(segments.c.key.in_(key_list))
+    )
+    return {key: (segment_id, kind) for key, segment_id, kind in rows.all()}
 
 
 async def create_dynamic_segments(session: AsyncSession, keys: Sequence[str], now: datetime) -> None:
@@ -617,21 +630,22 @@ async def create_dynamic_segments(session: AsyncSession, keys: Sequence[str], no
 
 
 async def apply_label_changes(session: AsyncSession, tables: WorkTables, now: datetime) -> None:
-    """Segment members and rule tags to what the rules want: delete removed, insert added."""
+    """Segment members and rule tags to what the rules want: delete removed, insert added.
+
+    Every statement is driven by `label_diff`, so a run that changes little touches little.
+    """
     diff = tables.label_diff
-    await session.execute(
-        delete(segment_members).where(
-            exists()
-            .where(
-                diff.c.kind == SEGMENT,
-                diff.c.added.is_(False),
-                diff.c.customer_id == segment_members.c.customer_id,
-                segments.c.key == diff.c.key,
-                segments.c.id == segment_members.c.segment_id,
-                segments.c.kind == "dynamic",
-            )
+    removed_members = (
+        select(segment_members.c.id)
+        .select_from(diff)
+        .join(segments, and_(segments.c.key == diff.c.key, segments.c.kind == "dynamic"))
+        .join(
+            segment_members,
+            and_(segment_members.c.segment_id == segments.c.id, segment_members.c.customer_id == diff.c.customer_id),
         )
+        .where(diff.c.kind == SEGMENT, diff.c.added.is_(False))
     )
+    await session.execute(delete(segment_members).where(segment_members.c.id.in_(removed_members)))
     await session.execute(
         insert(segment_members).from_select(
             ["segment_id", "customer_id", "added_at"],
@@ -640,17 +654,20 @@ async def apply_label_changes(session: AsyncSession, tables: WorkTables, now: da
             .where(diff.c.kind == SEGMENT, diff.c.added.is_(True)),
         )
     )
-    await session.execute(
-        delete(customer_tags).where(
-            customer_tags.c.source == "rule",
-            exists().where(
-                diff.c.kind == TAG,
-                diff.c.added.is_(False),
-                diff.c.customer_id == customer_tags.c.customer_id,
-                diff.c.key == customer_tags.c.tag,
+    removed_tags = (
+        select(customer_tags.c.id)
+        .select_from(diff)
+        .join(
+            customer_tags,
+            and_(
+                customer_tags.c.customer_id == diff.c.customer_id,
+                customer_tags.c.tag == diff.c.key,
+                customer_tags.c.source == "rule",
             ),
         )
+        .where(diff.c.kind == TAG, diff.c.added.is_(False))
     )
+    await session.execute(delete(customer_tags).where(customer_tags.c.id.in_(removed_tags)))
     await session.execute(
         insert(customer_tags).from_select(
             ["customer_id", "tag", "source"],
