@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,3 +33,9 @@ class SerialSession:
     async def scalar(self, statement: Any) -> Any:
         async with self._lock:
             return await self.session.scalar(statement)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[AsyncSession]:
+        """The raw session, alone, for a domain call that runs several statements."""
+        async with self._lock:
+            yield self.session
