@@ -52,6 +52,7 @@ RUN_STATUSES = ("running", "succeeded", "failed")
 # bounds statement size and lets the progress bar move.
 EVALUATION_CHUNK = 100_000
 ASSIGNMENT_CHUNK = 20_000
+MAX_ERROR_LENGTH = 2_000
 
 
 @dataclass(frozen=True)
@@ -369,7 +370,8 @@ async def execute_run(
         run = await session.get(EvaluationRun, run_id, populate_existing=True)
         assert run is not None
         run.status = "failed"
-        run.error = f"{type(error).__name__}: {error}"
+        # Database errors carry the whole statement; the start says what went wrong.
+        run.error = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
         run.finished_at = utcnow()
         await session.commit()
     await _report(progress, run_id, "done", 1, 1)
