@@ -13,10 +13,11 @@ from schema.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, MaxQueryBytes
 from schema.mutations import DataMutation
 from schema.permissions import Authentication
 from schema.queries import DataQuery
+from schema.assignment import AssignmentMutation, AssignmentQuery
 from schema.routing import RoutingMutation, RoutingQuery
 
-Query = merge_types("Query", (DataQuery, RoutingQuery))
-Mutation = merge_types("Mutation", (DataMutation, RoutingMutation))
+Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery))
+Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation))
 
 class SegmentaSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:

@@ -1,0 +1,191 @@
+"""Manual assignment and explanations in GraphQL (SPEC §5): `AssignmentQuery` (`explain`) and
+`AssignmentMutation` (`assignManager`, `unlockAssignment`), merged into the root types by
+schema/__init__.py.  Thin over domain.manual_assignment and domain.explanations.
+
+Roles: assigning and unlocking need admin or manager.  `explain` is a read: every role
+may call it, an agent only for a customer they manage or one of their teams' customers.
+"""
+
+from __future__ import annotations
+
+import strawberry
+from sqlalchemy import exists, or_, select
+
+from domain import explanations as explanation_service
+from domain import manual_assignment
+from domain.errors import UserError as DomainUserError
+from schema.context import Info
+from schema.errors import FORBIDDEN, client_error
+from schema.payloads import UserError, in_transaction, input_id, input_ids
+from schema.permissions import CanAssign
+from schema.ids import decode_id
+from schema.routing import MAX_SOURCE_LENGTH, OptionalSourceArgument
+from schema.types import Customer, Employee, Team
+from storage import models
+
+RULE_ERRORS = "RULE_ERRORS"
+
+
+@strawberry.type(description="One statement of the rule file for the customer.")
+class RuleExplanation:
+    label: str = strawberry.field(description="The rule's label, `line N` when unlabelled, or `segment K`.")
+    line: int
+    matched: bool
+    detail: str = strawberry.field(
+        description="Why it matched, or the first comparison that failed with the actual value."
+    )
+    kind: str = strawberry.field(description="`segment` for a segment definition, `rule` otherwise.")
+    decided: bool = strawberry.field(description="This rule decided the team.")
+
+
+@strawberry.type(description="Why a customer lands where it does under a ruleset.")
+class Explanation:
+    deciding_rule: str | None = strawberry.field(description="The label of the rule that decides the team, or `line N`.")
+    segments: list[str] = strawberry.field(description="The dynamic segments the rules give, by key.")
+    tags: list[str] = strawberry.field(description="The tags the rules give.")
+    notes: list[str] = strawberry.field(
+        description="Current assignment and the lock, strategy and capacity effects on the manager."
+    )
+    text: str = strawberry.field(description="The whole explanation as readable lines.")
+    rules: list[RuleExplanation]
+    rule_team_key: str | None = strawberry.field(description="The team the rules choose (a locked customer keeps its own).")
+    result: strawberry.Private[explanation_service.CustomerExplanation]
+
+    @strawberry.field(description="The team the customer ends up in (a locked customer keeps its team).")
+    def team(self) -> Team | None:
+        return Team.from_row(self.result.team) if self.result.team is not None else None
+
+    @strawberry.field(description="The manager the customer keeps or would get; null when none.")
+    def manager(self) -> Employee | None:
+        return Employee.from_row(self.result.manager) if self.result.manager is not None else None
+
+    @strawberry.field
+    def customer(self, info: Info) -> Customer:
+        return Customer.from_row(self.result.customer, info.context.now)
+
+    @classmethod
+    def from_result(cls, result: explanation_service.CustomerExplanation) -> Explanation:
+        return cls(
+            deciding_rule=result.deciding_rule,
+            segments=list(result.segments),
+            tags=list(result.tags),
+            notes=list(result.notes),
+            text=result.text,
+            rules=[
+                RuleExplanation(
+                    label=trace.label,
+                    line=trace.line,
+                    matched=trace.matched,
+                    detail=trace.detail,
+                    kind=trace.kind,
+                    decided=trace.decided,
+                )
+                for trace in result.rules
+            ],
+            rule_team_key=result.rule_team_key,
+            result=result,
+        )
+
+
+async def _agent_may_see(info: Info, customer_id: int) -> bool:
+    """An agent sees the customers they manage and the customers of their teams."""
+    principal = info.context.principal
+    if principal is None or principal.role != "agent":
+        return True
+    employee_id = principal.employee_id
+    if employee_id is None:
+        return False
+    member_of_team = exists().where(
+        models.TeamMember.team_id == models.Customer.team_id, models.TeamMember.employee_id == employee_id
+    )
+    found = await info.context.db.scalar(
+        select(models.Customer.id).where(
+            models.Customer.id == customer_id, or_(models.Customer.manager_id == employee_id, member_of_team)
+        )
+    )
+    return found is not None
+
+
+@strawberry.type
+class AssignmentQuery:
+    @strawberry.field(
+        description=(
+            "Explain a customer's routing: with the saved ruleset `rulesetId`, the unsaved rules `source`, "
+            "or (default) the active ruleset. Null when there is no such customer. Rules with errors give an "
+            "error with code RULE_ERRORS and the diagnostics in its extensions."
+        )
+    )
+    async def explain(
+        self,
+        info: Info,
+        customer_id: strawberry.ID,
+        ruleset_id: strawberry.ID | None = None,
+        rule_source: OptionalSourceArgument = None,
+    ) -> Explanation | None:
+        customer_key = decode_id(customer_id, "Customer")
+        ruleset_key = decode_id(ruleset_id, "Ruleset") if ruleset_id is not None else None
+        if rule_source is not None and len(rule_source) > MAX_SOURCE_LENGTH:
+            raise client_error(f"rule source too long ({len(rule_source)} characters; at most {MAX_SOURCE_LENGTH})")
+        if not await _agent_may_see(info, customer_key):
+            raise client_error("forbidden: an agent can explain only their own and their teams' customers", FORBIDDEN)
+        try:
+            async with info.context.db.exclusive() as session:
+                result = await explanation_service.explain_customer(
+                    session, customer_key, ruleset_id=ruleset_key, source=rule_source, as_of=info.context.now
+                )
+        except explanation_service.RulesHaveErrors as error:
+            raise client_error(
+                error.message, RULE_ERRORS, diagnostics=[d.to_dict() for d in error.diagnostics], field=error.field
+            ) from None
+        except DomainUserError as error:
+            if error.code == "not_found" and error.field == "customer_id":
+                return None
+            raise client_error(error.message, field=error.field, reason=error.code.upper()) from None
+        return Explanation.from_result(result)
+
+
+@strawberry.type
+class AssignmentPayload:
+    customers: list[Customer]
+    user_errors: list[UserError]
+
+
+def _customers(info: Info, rows: list[models.Customer] | None) -> list[Customer]:
+    return [Customer.from_row(row, info.context.now) for row in rows or []]
+
+
+@strawberry.type
+class AssignmentMutation:
+    @strawberry.mutation(
+        permission_classes=[CanAssign],
+        description=(
+            "Make an employee the account manager of the customers. A customer outside the employee's teams moves "
+            "to the employee's home team (the team they lead, else their first). `lock` (default true) keeps the "
+            "assignment through rule runs and real-time routing. Refused for an inactive employee or beyond capacity."
+        ),
+    )
+    async def assign_manager(
+        self, info: Info, customer_ids: list[strawberry.ID], employee_id: strawberry.ID, lock: bool = True
+    ) -> AssignmentPayload:
+        session = info.context.session
+
+        async def work() -> list[models.Customer]:
+            ids = input_ids(customer_ids, "Customer", "customer_ids")
+            employee = input_id(employee_id, "Employee", "employee_id")
+            return await manual_assignment.assign_manager(session, ids, employee, lock=lock)
+
+        rows, errors = await in_transaction(info, work, arguments={"customer_ids", "employee_id", "lock"})
+        return AssignmentPayload(customers=_customers(info, rows), user_errors=errors)
+
+    @strawberry.mutation(
+        permission_classes=[CanAssign],
+        description="Let the rules route these customers again, from their next change or the next run.",
+    )
+    async def unlock_assignment(self, info: Info, customer_ids: list[strawberry.ID]) -> AssignmentPayload:
+        session = info.context.session
+
+        async def work() -> list[models.Customer]:
+            return await manual_assignment.unlock_assignment(session, input_ids(customer_ids, "Customer", "customer_ids"))
+
+        rows, errors = await in_transaction(info, work, arguments={"customer_ids"})
+        return AssignmentPayload(customers=_customers(info, rows), user_errors=errors)
