@@ -247,6 +247,9 @@ def _master_pattern() -> re.Pattern[str]:
     return re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals))
 
 
+# Starting a parse from a copy of a fresh state is much cheaper than asking Lark for a new one.
+_FRESH_PARSERS = {symbol: _LARK.parse_interactive(start=symbol) for symbol in ("statement", "condition")}
+_FRESH_STATES = {symbol: parser.parser_state for symbol, parser in _FRESH_PARSERS.items()}
 _PATTERN = _master_pattern()
 # Characters that cannot begin any token: a run of them is reported as one error.
 _NO_TOKEN_START = re.compile(r"""[^\w\s#"'()=!<>:,\-]+""")
@@ -510,7 +513,7 @@ class _Parser:
         On any trouble, returns the index of the token where it began: every token before
         it was accepted, so the careful pass need not guard those."""
         tokens, count = self.tokens, len(self.tokens)
-        state = _LARK.parse_interactive(start=symbol).parser_state
+        state = _FRESH_STATES[symbol].copy(deepcopy_values=False)
         states = state.parse_conf.parse_table.states
         fallback: tuple[Any, int] | None = None
         depth = 0
@@ -541,7 +544,8 @@ class _Parser:
 
     def _parse_careful(self, start: int, symbol: str, trusted_until: int) -> tuple[Any | None, int]:
         tokens = self.tokens
-        parser = _LARK.parse_interactive(start=symbol)
+        fresh = _FRESH_PARSERS[symbol]
+        parser = InteractiveParser(fresh.parser, _FRESH_STATES[symbol].copy(), fresh.lexer_thread)
         depth = 0
         # The latest line start where the statement could have ended, to back off to
         # when reading on fails (`segment a = b` then a rule starting with `not`).

@@ -18,6 +18,8 @@ _BOLD = "\033[1m"
 _DIM = "\033[2m"
 _COLOURS = {"error": "\033[1;31m", "warning": "\033[1;33m", "info": "\033[1;36m"}
 _GUTTER = "\033[1;34m"
+_CONTEXT = 60  # characters of a long line shown on each side of the span
+_MAX_UNDERLINE = 80
 
 
 def _printable(text: str) -> str:
@@ -37,12 +39,18 @@ def render_diagnostic(diagnostic: Diagnostic, lines: list[str], path: str = "<ru
     header += f"{paint(f'[{diagnostic.code}]', _DIM)}: {_printable(diagnostic.message)}"
     out = [header]
     if 1 <= diagnostic.line <= len(lines):
-        text = _printable(lines[diagnostic.line - 1])
+        line = lines[diagnostic.line - 1]
+        start = max(diagnostic.column - 1, 0)
+        end = diagnostic.end_column - 1 if diagnostic.end_line == diagnostic.line else len(line)
+        end = max(end, start + 1)
+        # A window of a long line around the span, so huge lines stay readable (and cheap).
+        shown_from = max(0, start - _CONTEXT)
+        shown_to = min(len(line), max(end, start + 1) + _CONTEXT, start + _CONTEXT + _MAX_UNDERLINE)
+        prefix = "..." if shown_from > 0 else ""
+        text = prefix + _printable(line[shown_from:shown_to]) + ("..." if shown_to < len(line) else "")
+        start, end = start - shown_from + len(prefix), min(end, shown_to) - shown_from + len(prefix)
         number = str(diagnostic.line)
         pad = " " * len(number)
-        start = max(diagnostic.column - 1, 0)
-        end = diagnostic.end_column - 1 if diagnostic.end_line == diagnostic.line else len(text)
-        end = max(end, start + 1)
         caret = " " * display_width(text[:start]) + "^" * max(display_width(text[start:end]), 1)
         out.append(f"{paint(f' {number} |', _GUTTER)} {text}")
         out.append(f"{paint(f' {pad} |', _GUTTER)} {paint(caret, _COLOURS[diagnostic.severity])}")

@@ -72,7 +72,7 @@ def test_syntax_errors_are_raised_not_formatted() -> None:
     assert raised.value.diagnostics[0].code == "syntax"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(statements, max_size=5))
 def test_generated_trees_survive_formatting(generated: list[Statement]) -> None:
     text = "\n".join(format_statement(statement) for statement in generated)
