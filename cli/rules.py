@@ -80,8 +80,7 @@ def check(file: str, output_format: str, use_db: bool, database_url: str | None,
         payload = {"ok": result.ok, "diagnostics": [d.to_dict() for d in result.diagnostics]}
         click.echo(json.dumps(payload, ensure_ascii=False))
     else:
-        stdout = click.get_text_stream("stdout")
-        colored = _use_color(stdout.isatty()) if color is None else color
+        colored = _use_color(sys.stdout.isatty()) if color is None else color
         click.echo(render(result.diagnostics, source, file, color=colored), nl=False, color=colored)
     sys.exit(EXIT_OK if result.ok else EXIT_ERRORS)
 
