@@ -29,7 +29,6 @@ from dsl.ast import (
     Not,
     Or,
     Presence,
-    Rule,
     SegmentDef,
     SegmentRef,
     Span,

@@ -29,7 +29,6 @@ from dsl.ast import (
 from dsl.fields import FIELDS
 from dsl.parser import NUMBER_SUFFIXES, is_bare_word, parse_number, quote
 
-_WORD_CHARS = st.sampled_from(list("abcxyz_ÉéЖ华东区") )
 bare_words = (
     st.tuples(
         st.text(alphabet=st.sampled_from(list("abqz_éЖ华")), min_size=1, max_size=1),
