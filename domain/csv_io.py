@@ -35,6 +35,7 @@ from domain.customers import (
 )
 from domain.customers import _validate as validate_customer_input  # the services' own rules, see report
 from domain.errors import UserError
+from domain.realtime import reevaluate_customers
 from storage.models import Customer, CustomerAttribute, CustomerTag, Employee, Team, utcnow
 
 ImportMode = Literal["skip", "strict"]
@@ -345,6 +346,8 @@ async def _insert_new(session: AsyncSession, new: list[_NewCustomer]) -> dict[st
                 await session.execute(insert(CustomerTag.__table__), tags)
             if attributes:
                 await session.execute(insert(CustomerAttribute.__table__), attributes)
+            # What create_customer does last, for the whole batch: real-time routing.
+            await reevaluate_customers(session, list(ids.values()))
     except DBAPIError:
         return None
     return ids

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain import csv_io
 from domain.csv_io import ImportReport, export_customers, import_customers
 from domain.customers import create_customer
+from domain.rulesets import activate_ruleset, save_ruleset
+from domain.staff import create_team
 from storage.engine import session_factory
 from storage.models import Base, Customer, CustomerAttribute, CustomerTag, Employee, Team
 
@@ -160,6 +162,31 @@ async def test_a_row_the_database_refuses_is_reported_and_the_others_kept(engine
     assert [error.line for error in report.errors] == [3]
     assert await codes(engine) == ["K1", "K3"]
     assert await count(engine, CustomerTag) == 2
+
+
+async def test_imported_customers_are_routed_by_the_active_ruleset(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session:
+        await create_team(session, {"key": "east_desk", "name": "East desk"})
+        ruleset = await save_ruleset(session, "import-routing", "east: region = east -> team east_desk, tag eastern\n")
+        await activate_ruleset(session, ruleset.id)
+        await session.commit()
+    report = await run_import(
+        engine, "code,name,region\nW1,West,west\nE1,East,east\nE2,East two,east\nE1,Again,east\n", update=True
+    )
+    assert report.ok and (report.imported, report.updated) == (3, 1)
+    async with session_factory(engine)() as session:
+        rows = (
+            await session.execute(
+                select(Customer.code, Team.key, Customer.deciding_rule)
+                .outerjoin(Team, Team.id == Customer.team_id)
+                .order_by(Customer.code)
+            )
+        ).all()
+        rule_tags = (
+            await session.execute(select(CustomerTag.tag).where(CustomerTag.source == "rule"))
+        ).scalars().all()
+    assert [tuple(row) for row in rows] == [("E1", "east_desk", "east"), ("E2", "east_desk", "east"), ("W1", None, None)]
+    assert rule_tags == ["eastern", "eastern"]
 
 
 async def test_export_lists_fields_tags_attributes_and_assignment(engine: AsyncEngine) -> None:
