@@ -27,11 +27,11 @@ import inspect
 from collections import Counter
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import assignment
@@ -86,10 +86,8 @@ class RunPlan:
     segment_keys: tuple[str, ...]
     tag_keys: tuple[str, ...]
     team_rule_labels: tuple[str, ...]
-    new_segment_keys: tuple[str, ...]
 
     team_rules: tuple[tuple[str, str], ...] = ()  # (label, team key) of every team rule, in file order
-    dynamic_segment_ids: dict[str, int] = field(default_factory=dict)  # the ruleset's segments that exist
 
     @property
     def team_by_rule(self) -> dict[str, int] | None:
@@ -209,8 +207,6 @@ async def plan_run(
         tag_keys=tag_keys,
         team_rule_labels=tuple(dict.fromkeys(label for label, _ in team_rules)),
         team_rules=team_rules,
-        new_segment_keys=tuple(key for key in segment_keys if key not in existing),
-        dynamic_segment_ids={key: segment_id for key, (segment_id, _) in existing.items()},
     )
 
 
@@ -310,14 +306,43 @@ async def _summary(session: AsyncSession, tables: queries.WorkTables, plan: RunP
     }
 
 
+# Names the advisory lock that lets one apply at a time run on a PostgreSQL database.
+_APPLY_LOCK_KEY = 0x5E6_A991
+
+
+async def _serialise_applies(session: AsyncSession, run_id: int) -> None:
+    """One apply at a time, across processes: a second waits, then sees the first's result.
+
+    PostgreSQL: a transaction-scoped advisory lock.  SQLite: a write as the first
+    statement takes the database write lock for the whole run.
+    """
+    if queries.dialect_name(session) == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK_KEY})
+    else:
+        await session.execute(update(EvaluationRun).where(EvaluationRun.id == run_id).values(status="running"))
+
+
 async def _execute(
     session: AsyncSession, plan: RunPlan, run_id: int, progress: ProgressCallback | None
 ) -> dict[str, Any]:
     """The whole run in the current transaction (the caller commits or rolls back)."""
+    if plan.mode == "apply":
+        await _serialise_applies(session, run_id)
     now = utcnow()
     tables = queries.build_work_tables(plan.segment_keys, plan.tag_keys, plan.team_by_rule)
     await queries.create_work_tables(session, tables)
     team_ids = {key: team.id for key, team in plan.teams.items()}
+
+    # Read inside the run's transaction (after the apply lock): the plan may be stale.
+    existing = await queries.existing_segments(session, plan.segment_keys)
+    manual = sorted(key for key, (_, kind) in existing.items() if kind != "dynamic")
+    if manual:
+        raise UserError(f"segment(s) {', '.join(manual)} became manual segments", field="source", code="manual_segment")
+    if plan.mode == "apply":
+        missing = [key for key in plan.segment_keys if key not in existing]
+        await queries.create_dynamic_segments(session, missing, now)
+        existing = await queries.existing_segments(session, plan.segment_keys)
+    segment_ids = {key: segment_id for key, (segment_id, _) in existing.items()}
 
     id_range = await queries.customer_id_range(session)
     if id_range is not None:
@@ -325,13 +350,10 @@ async def _execute(
         total = high - low + 1
         for start in range(low, high + 1, EVALUATION_CHUNK):
             await queries.evaluate_chunk(
-                session, tables, plan.compiled, team_ids, plan.dynamic_segment_ids, start, start + EVALUATION_CHUNK
+                session, tables, plan.compiled, team_ids, segment_ids, start, start + EVALUATION_CHUNK
             )
             await _report(progress, run_id, "evaluate", min(start + EVALUATION_CHUNK, high + 1) - low, total)
 
-    if plan.mode == "apply":
-        # Before the comparison, so new dynamic segments join the stored state.
-        await queries.create_dynamic_segments(session, plan.new_segment_keys, now)
     await _report(progress, run_id, "compare", 0, 1)
     await queries.compute_labels(session, tables)
     await _report(progress, run_id, "compare", 1, 1)

@@ -415,3 +415,27 @@ async def test_an_empty_database_runs_cleanly(session: AsyncSession) -> None:
     run = await apply(session, "segment any = true\notherwise -> team general, tag t\n")
     assert run.summary["evaluated"] == 0 and run.summary["team_counts"] == {}
     assert run.summary["segment_counts"] == {"any": 0} and run.summary["rule_hits"] == {"line 2": 0}
+
+
+async def test_concurrent_applies_run_one_after_the_other(session: AsyncSession) -> None:
+    import asyncio
+
+    from storage.engine import session_factory
+
+    staff = [await add_employee(session, name) for name in ("Ann", "Bob")]
+    await add_team(session, "desk", members=staff)
+    for index in range(20):
+        await add_customer(session, f"c{index}", total_spent=index * 100)
+    await session.commit()
+    ruleset_id = await activate(session, "segment big = total_spent >= 1000\nr: big -> tag rich\notherwise -> team desk\n")
+    factory = session_factory(session.bind)
+
+    async def apply_once() -> EvaluationRun:
+        async with factory() as own:
+            return await runs.apply_ruleset(own, ruleset_id, as_of=AS_OF)
+
+    results = await asyncio.gather(apply_once(), apply_once())
+    assert sorted(run.status for run in results) == ["succeeded", "succeeded"]
+    assert sorted(run.summary["changed"] for run in results) == [0, 20]
+    managers = Counter(manager for _, manager in (await customer_state(session)).values())
+    assert sorted(managers.values()) == [10, 10]
