@@ -207,18 +207,28 @@ async def main(arguments: argparse.Namespace) -> None:
     if arguments.postgres:
         url = arguments.postgres
         engine = create_engine(url)
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
+        if not arguments.reuse:
+            async with engine.begin() as connection:
+                await connection.execute(text("DROP SCHEMA public CASCADE"))
+                await connection.execute(text("CREATE SCHEMA public"))
     else:
         directory = Path(arguments.directory or tempfile.mkdtemp(prefix="segmenta-bench-"))
         path = directory / "bench.db"
-        path.unlink(missing_ok=True)
+        if not arguments.reuse:
+            path.unlink(missing_ok=True)
         url = f"sqlite+aiosqlite:///{path}"
         engine = create_engine(url)
     await upgrade(engine)
     print(f"database: {engine.dialect.name}")
-    await build(engine, arguments.customers, arguments.purchases)
+    if arguments.reuse:
+        # Back to "nobody routed yet", keeping the generated customers and purchases.
+        async with engine.begin() as connection:
+            for table in ("evaluation_changes", "assignment_history", "segment_members", "customer_tags", "evaluation_runs", "rulesets"):
+                await connection.execute(text(f"DELETE FROM {table}"))
+            await connection.execute(text("UPDATE customers SET team_id = NULL, manager_id = NULL, deciding_rule = NULL"))
+            await connection.execute(text("DELETE FROM segments"))
+    else:
+        await build(engine, arguments.customers, arguments.purchases)
     factory = session_factory(engine)
     async with factory() as session:
         ruleset = await save_ruleset(session, "bench", RULES)
@@ -254,4 +264,5 @@ if __name__ == "__main__":
     parser.add_argument("--purchases", type=int, default=300_000)
     parser.add_argument("--postgres", help="PostgreSQL URL (its public schema is dropped and rebuilt!)")
     parser.add_argument("--directory", help="where to put the SQLite file (default: a new temporary directory)")
+    parser.add_argument("--reuse", action="store_true", help="reuse the data set built by an earlier run (SQLite --directory, or --postgres)")
     asyncio.run(main(parser.parse_args()))

@@ -174,6 +174,7 @@ def build_work_tables(
         Column("manager_before", Integer),
         Column("rule_team", Integer),
         Column("rule", String(200)),
+        Column("rule_before", String(200)),
         Column("assigned_manager", Integer),
         *segment_columns.values(),
         *tag_columns.values(),
@@ -235,12 +236,13 @@ async def evaluate_chunk(
 ) -> None:
     """Evaluate the customers with low <= id < high into the work table (one INSERT … SELECT)."""
     work = tables.work
-    columns = ["customer_id", "locked", "team_before", "manager_before", "rule"]
+    columns = ["customer_id", "locked", "team_before", "manager_before", "rule_before", "rule"]
     selected: list[ColumnElement[Any]] = [
         customers.c.id,
         func.coalesce(customers.c.assignment_locked, literal(False)),
         customers.c.team_id,
         customers.c.manager_id,
+        customers.c.deciding_rule,
         compiled.rule,
     ]
     if tables.team_by_rule is None:
@@ -553,25 +555,33 @@ async def label_counts(session: AsyncSession, tables: WorkTables) -> dict[tuple[
 
 
 async def update_customers(session: AsyncSession, tables: WorkTables, now: datetime) -> None:
-    """New team, manager and deciding rule onto every unlocked customer whose values differ."""
+    """New team, manager and deciding rule onto every unlocked customer whose values differ.
+
+    The rows to write are chosen on the work table alone (it holds the values before),
+    so the join with `customers` only touches the customers that change.
+    """
     work = tables.work
-    statement = (
-        update(customers)
+    changing = (
+        select(
+            work.c.customer_id.label("customer_id"),
+            tables.rule_team.label("team_id"),
+            tables.manager_after.label("manager_id"),
+            work.c.rule.label("rule"),
+        )
         .where(
-            customers.c.id == work.c.customer_id,
             not_(work.c.locked),
             or_(
                 tables.team_changes,
                 tables.manager_after.is_distinct_from(work.c.manager_before),
-                customers.c.deciding_rule.is_distinct_from(work.c.rule),
+                work.c.rule_before.is_distinct_from(work.c.rule),
             ),
         )
-        .values(
-            team_id=tables.rule_team,
-            manager_id=tables.manager_after,
-            deciding_rule=work.c.rule,
-            updated_at=now,
-        )
+        .subquery()
+    )
+    statement = (
+        update(customers)
+        .where(customers.c.id == changing.c.customer_id)
+        .values(team_id=changing.c.team_id, manager_id=changing.c.manager_id, deciding_rule=changing.c.rule, updated_at=now)
     )
     await session.execute(statement)
 
