@@ -125,19 +125,28 @@ def compile_condition(
 def compile_ruleset(rule_file: RuleFile, fields: SqlFieldSource, *, as_of: datetime) -> SqlRuleset:
     """Team, deciding rule, segments and tags of a whole (checked) rule file."""
     segment_conditions: dict[str, ColumnElement[bool]] = {}
+    lean_segment_conditions: dict[str, ColumnElement[bool]] = {}
     segment_parts: dict[str, list[ColumnElement[bool]]] = {}
     tag_parts: dict[str, list[ColumnElement[bool]]] = {}
     team_whens: list[tuple[ColumnElement[bool], str, str]] = []
     otherwise_outcome: tuple[str, str] | None = None
     earlier_team_conditions: list[ColumnElement[bool]] = []
+    strict = _ConditionCompiler(fields, as_of, segment_conditions)
+    lean = _ConditionCompiler(fields, as_of, lean_segment_conditions, strict=strict)
 
     for statement in rule_file.statements:
         if isinstance(statement, SegmentDef):
-            condition = compile_condition(statement.condition, fields, as_of=as_of, segments=segment_conditions)
+            condition = strict.compile(statement.condition)
+            lean_segment_conditions[statement.name] = lean.compile(statement.condition)
             segment_conditions[statement.name] = condition
             segment_parts.setdefault(statement.name, []).append(condition)
             continue
-        condition = _rule_condition(statement, fields, as_of, segment_conditions, earlier_team_conditions)
+        if statement.condition is not None:
+            condition = strict.compile(statement.condition)
+        elif earlier_team_conditions:  # `otherwise`: exactly the customers no earlier team rule took
+            condition = not_(or_(*earlier_team_conditions))
+        else:
+            condition = true()
         for action in statement.actions:
             if action.kind == "segment":
                 segment_parts.setdefault(action.target, []).append(condition)
@@ -150,7 +159,8 @@ def compile_ruleset(rule_file: RuleFile, fields: SqlFieldSource, *, as_of: datet
             if statement.is_otherwise:
                 otherwise_outcome = (team, statement.display_name)
             else:
-                team_whens.append((condition, team, statement.display_name))
+                # Only CASE reads this one, and CASE takes NULL as not matched: the lean form suffices.
+                team_whens.append((lean.compile(statement.condition), team, statement.display_name))  # type: ignore[arg-type]
         earlier_team_conditions.append(condition)
 
     return SqlRuleset(
@@ -159,21 +169,6 @@ def compile_ruleset(rule_file: RuleFile, fields: SqlFieldSource, *, as_of: datet
         segments={key: _any(parts) for key, parts in segment_parts.items()},
         tags={key: _any(parts) for key, parts in tag_parts.items()},
     )
-
-
-def _rule_condition(
-    rule: Rule,
-    fields: SqlFieldSource,
-    as_of: datetime,
-    segments: Mapping[str, ColumnElement[bool]],
-    earlier_team_conditions: Sequence[ColumnElement[bool]],
-) -> ColumnElement[bool]:
-    if rule.condition is not None:
-        return compile_condition(rule.condition, fields, as_of=as_of, segments=segments)
-    # `otherwise` matches exactly the customers no earlier team rule took.
-    if not earlier_team_conditions:
-        return true()
-    return not_(or_(*earlier_team_conditions))
 
 
 def _first_match(
@@ -280,7 +275,7 @@ def _compile_codepoint_postgresql(element: CodepointText, compiler: SQLCompiler,
 
 # Whole days that can separate two datetimes (year 1 to 9999), with margin; clamping
 # literals to this range keeps floor/ceil and timedelta finite without changing results.
-_DAY_LIMIT = 10_000_000
+_DAY_LIMIT = 10_000_000.0
 
 IntInterval = tuple[int | None, int | None]  # inclusive; None is unbounded
 
@@ -388,16 +383,35 @@ _TEXT_OPS: dict[str, Callable[[ColumnElement[Any], ColumnElement[Any]], ColumnEl
 
 
 class _ConditionCompiler:
-    def __init__(self, fields: SqlFieldSource, as_of: datetime, segments: Mapping[str, ColumnElement[bool]]) -> None:
+    """Compiles conditions; two-valued unless given a `strict` partner.
+
+    A lean compiler (one with a strict partner) leaves out the `IS NOT NULL` guards
+    where no negation is above them.  With only AND and OR above, a NULL operand can
+    make the result NULL only where it would be FALSE with the operand FALSE, so a
+    context that takes NULL as not matched (CASE WHEN, WHERE) sees the same result.
+    Every negated operand is compiled by the strict partner.
+    """
+
+    def __init__(
+        self,
+        fields: SqlFieldSource,
+        as_of: datetime,
+        segments: Mapping[str, ColumnElement[bool]],
+        strict: _ConditionCompiler | None = None,
+    ) -> None:
         self._fields = fields
         self._as_of = _naive(as_of)
         self._segments = segments
+        self._strict = strict if strict is not None else self
+
+    def _guard(self, value: ColumnElement[Any], predicate: ColumnElement[bool]) -> ColumnElement[bool]:
+        return _present_and(value, predicate) if self._strict is self else predicate
 
     def compile(self, condition: Condition) -> ColumnElement[bool]:
         if isinstance(condition, BoolConst):
             return true() if condition.value else false()
         if isinstance(condition, Not):
-            return not_(self.compile(condition.operand))
+            return not_(self._strict.compile(condition.operand))
         if isinstance(condition, And):
             return and_(*[self.compile(operand) for operand in condition.operands])
         if isinstance(condition, Or):
@@ -411,11 +425,12 @@ class _ConditionCompiler:
             return present if condition.present else not_(present)
         if isinstance(condition, Comparison):
             if condition.op == "!=":
-                return not_(self._predicate(condition.field, "=", [condition.value]))
+                return not_(self._strict._predicate(condition.field, "=", [condition.value]))
             return self._predicate(condition.field, condition.op, [condition.value])
         if isinstance(condition, InList):
-            matches = self._predicate(condition.field, "in", list(condition.values))
-            return not_(matches) if condition.negated else matches
+            if condition.negated:
+                return not_(self._strict._predicate(condition.field, "in", list(condition.values)))
+            return self._predicate(condition.field, "in", list(condition.values))
         if isinstance(condition, Between):
             return self._predicate(condition.field, "between", [condition.low, condition.high])
         if isinstance(condition, Like):
@@ -491,24 +506,24 @@ class _ConditionCompiler:
         self, column: ColumnElement[Any], op: str, values: list[Value], pattern: str = ""
     ) -> ColumnElement[bool]:
         if op == "like":
-            return _present_and(column, CaseSensitiveMatch(column, pattern))
+            return self._guard(column, CaseSensitiveMatch(column, pattern))
         if op == "=":
-            return _present_and(column, column == _bind(values[0]))
+            return self._guard(column, column == _bind(values[0]))
         if op == "in":
-            return _present_and(column, column.in_([str(value.value) for value in values]))
+            return self._guard(column, column.in_([str(value.value) for value in values]))
         ordered = CodepointText(column)
         if op == "between":
-            return _present_and(column, and_(ordered >= _bind(values[0]), ordered <= _bind(values[1])))
-        return _present_and(column, _TEXT_OPS[op](ordered, _bind(values[0])))
+            return self._guard(column, and_(ordered >= _bind(values[0]), ordered <= _bind(values[1])))
+        return self._guard(column, _TEXT_OPS[op](ordered, _bind(values[0])))
 
     def _number(self, column: ColumnElement[Any], op: str, values: list[Value]) -> ColumnElement[bool]:
         if op == "in":
-            return _present_and(column, or_(*[column == _bind(value) for value in values]))
+            return self._guard(column, or_(*[column == _bind(value) for value in values]))
         if op == "between":
-            return _present_and(column, and_(column >= _bind(values[0]), column <= _bind(values[1])))
+            return self._guard(column, and_(column >= _bind(values[0]), column <= _bind(values[1])))
         if op == "=":
-            return _present_and(column, column == _bind(values[0]))
-        return _present_and(column, _TEXT_OPS[op](column, _bind(values[0])))
+            return self._guard(column, column == _bind(values[0]))
+        return self._guard(column, _TEXT_OPS[op](column, _bind(values[0])))
 
     def _ordered(self, spec: FieldSpec, column: ColumnElement[Any], op: str, values: list[Value]) -> ColumnElement[bool]:
         """An order comparison as the IN-list of qualifying words (an index serves it)."""
@@ -521,7 +536,7 @@ class _ConditionCompiler:
             qualifying = [word for index, word in enumerate(spec.values) if _ORDER_TESTS[op](index, ranks[0])]  # type: ignore[arg-type]
         if not qualifying:
             return false()
-        return _present_and(column, column.in_(qualifying))
+        return self._guard(column, column.in_(qualifying))
 
     def _dates(self, column: ColumnElement[Any], op: str, values: list[Value]) -> ColumnElement[bool]:
         days = [value.value for value in values]
@@ -556,7 +571,7 @@ class _ConditionCompiler:
             tests.append(column >= bound(start))
         if end is not None:
             tests.append(column < bound(end))
-        return _present_and(column, and_(*tests)) if tests else column.is_not(None)
+        return self._guard(column, and_(*tests)) if tests else column.is_not(None)
 
     # -- day-based metrics ------------------------------------------------------
 
@@ -596,7 +611,7 @@ class _ConditionCompiler:
                         continue
                 else:
                     tests.append(source > self._instant(earliest, as_date))
-            alternatives.append(_present_and(source, and_(*tests)) if tests else source.is_not(None))
+            alternatives.append(self._guard(source, and_(*tests)) if tests else source.is_not(None))
         if not alternatives:
             return false()
         return alternatives[0] if len(alternatives) == 1 else or_(*alternatives)
@@ -627,7 +642,7 @@ class _ConditionCompiler:
             column == literal(first, Integer) if first == last else column.between(literal(first, Integer), literal(last, Integer))
             for first, last in runs
         ]
-        return _present_and(column, tests[0] if len(tests) == 1 else or_(*tests))
+        return self._guard(column, tests[0] if len(tests) == 1 else or_(*tests))
 
     # -- attributes and sets ------------------------------------------------------
 

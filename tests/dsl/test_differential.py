@@ -10,6 +10,7 @@ customer, team, deciding rule, segments and tags must be identical.
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -43,7 +44,7 @@ from dsl.formatter import format_statement
 from dsl.parser import parse, parse_number, quote
 from dsl.ruleset import Ruleset
 from storage.rule_fields import RATIO_METRICS, evaluate_in_database
-from tests.dsl.test_sql_compiler import Person, insert_people, remove_everyone
+from tests.dsl.test_sql_compiler import Person, customer_row, insert_people, remove_everyone
 
 AS_OFS = [
     datetime(2026, 3, 1, 12, 0),
@@ -123,18 +124,16 @@ def _person(data: st.DataObject, index: int, as_of: datetime) -> Person:
 
 
 def evaluator_mapping(person: Person) -> dict[str, Any]:
-    """The customer as the Python evaluator reads it: field values by rule-language name."""
-    mapping = {name: value for name, value in person.columns.items() if value is not None}
+    """The customer as the Python evaluator reads it: the stored row's values by rule-language name."""
+    row = customer_row(person)
+    mapping = {name: value for name, value in row.items() if value is not None}
     for metric, (total, count) in RATIO_METRICS.items():
-        counted = person.columns.get(count, 0)
-        if counted:
-            mapping[metric] = person.columns.get(total, 0.0) / counted
+        if row[count]:
+            mapping[metric] = row[total] / row[count]
     mapping["tags"] = frozenset(person.tags)
     mapping["product_categories"] = frozenset(category for category in person.categories if category is not None)
     for key, value in person.attributes.items():
         mapping[f"attr.{key}"] = value
-    for count in ("feedback_count", "interaction_count", "purchase_count", "total_spent", "complaint_count"):
-        mapping.setdefault(count, 0)
     return mapping
 
 
@@ -255,7 +254,11 @@ def _rule_file(data: st.DataObject, as_of: datetime) -> list[Statement]:
 # ---------------------------------------------------------------------------
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+# A longer soak: SEGMENTA_DIFFERENTIAL_EXAMPLES=2000 pytest tests/dsl/test_differential.py
+EXAMPLES = int(os.environ.get("SEGMENTA_DIFFERENTIAL_EXAMPLES", "50"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(data=st.data())
 async def test_sql_and_python_agree_for_every_customer(session: AsyncSession, data: st.DataObject) -> None:

@@ -728,3 +728,30 @@ async def test_malicious_value_in_source_text_is_a_bound_parameter(session: Asyn
     assert "1=1" not in str(compiled.team.compile(bind=session.bind))
     outcome = await evaluate_in_database(session, rule_file, AS_OF)
     assert sorted((o.team, o.rule) for o in outcome.values() if o.team) == [("audit", "evil")]
+
+
+async def test_day_metric_literals_beyond_any_date_span(session: AsyncSession) -> None:
+    await insert_people(session, DAY_PEOPLE)
+    dated = {p.code for p in DAY_PEOPLE if p.columns}
+    assert await matching(session, cmp("days_since_purchase", "=", 1e12)) == set()
+    assert await matching(session, cmp("days_since_purchase", "<=", 1e12)) == dated
+    assert await matching(session, between("days_since_purchase", -1e12, 1e12)) == dated
+    assert await matching(session, in_list("days_since_purchase", -1e12, 180)) == {"d180", "d180-late"}
+    assert await matching(session, cmp("days_to_birthday", "<", 1e12)) == set()
+
+
+async def test_team_case_is_lean_but_negations_keep_their_guards(session: AsyncSession) -> None:
+    ids = await insert_people(session, TEXT_PEOPLE)
+    rule_file = RuleFile((
+        _rule(And((cmp("size", ">=", "large"), cmp("region", "=", "east"))), ("team", "big_east"), line=1),
+        _rule(And((cmp("region", "!=", "west"), Not(cmp("age", ">", 40)))), ("team", "not_west_young"), line=2),
+        _rule(in_list("region", "west", negated=True), ("team", "other_not_west"), line=3),
+    ))
+    compiled = compile_ruleset(rule_file, CustomerFields(), as_of=AS_OF)
+    first_when = str(compiled.team.compile(bind=session.bind)).split("WHEN")[1]
+    assert "IS NOT NULL" not in first_when
+    outcome = await evaluate_in_database(session, compiled, AS_OF)
+    teams = {code: outcome[customer_id].team for code, customer_id in ids.items()}
+    # c has no region (so `!= west` holds) but is 45.5 (so `not age > 40` fails); f is 1e12; d and e are young.
+    assert teams == {"a": "big_east", "b": None, "c": "other_not_west", "d": "not_west_young",
+                     "e": "not_west_young", "f": "other_not_west"}
