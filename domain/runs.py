@@ -51,7 +51,7 @@ RUN_STATUSES = ("running", "succeeded", "failed")
 # Customers evaluated per INSERT … SELECT (by id range) and assigned per chunk:
 # bounds statement size and lets the progress bar move.
 EVALUATION_CHUNK = 100_000
-ASSIGNMENT_CHUNK = 20_000
+ASSIGNMENT_CHUNK = 100_000
 MAX_ERROR_LENGTH = 2_000
 
 
@@ -354,8 +354,10 @@ async def _execute(
             )
             await _report(progress, run_id, "evaluate", min(start + EVALUATION_CHUNK, high + 1) - low, total)
 
+    await queries.analyze(session, tables.work)
     await _report(progress, run_id, "compare", 0, 1)
     await queries.compute_labels(session, tables)
+    await queries.analyze(session, tables.label_diff, tables.label_json)
     await _report(progress, run_id, "compare", 1, 1)
 
     assigners = await _assign_managers(session, tables, plan, run_id, progress)

@@ -217,6 +217,13 @@ async def drop_work_tables(session: AsyncSession, tables: WorkTables) -> None:
         await session.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
 
 
+async def analyze(session: AsyncSession, *tables: Table) -> None:
+    """Give PostgreSQL's planner row counts for freshly filled temporary tables (never auto-analysed)."""
+    if dialect_name(session) == "postgresql":
+        for table in tables:
+            await session.execute(text(f"ANALYZE {table.name}"))
+
+
 # -- evaluation -------------------------------------------------------------------------
 
 
