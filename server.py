@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from domain.scheduler import scheduler_from_environment
 from domain.tokens import authenticate
 from schema import schema
 from schema.context import Context
@@ -93,9 +94,13 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "database": engine.dialect.name})
 
 
-def create_app(database_url: str | None = None, *, engine: AsyncEngine | None = None) -> Starlette:
+def create_app(
+    database_url: str | None = None, *, engine: AsyncEngine | None = None, schedule: bool = True
+) -> Starlette:
     """The app over `engine` (left as it is), or over a new engine for `database_url` (default
-    SEGMENTA_DATABASE_URL), which is migrated at startup and disposed at shutdown."""
+    SEGMENTA_DATABASE_URL), which is migrated at startup and disposed at shutdown.  With
+    `schedule`, the lifespan also runs the scheduled apply (domain/scheduler.py) unless
+    SEGMENTA_SCHEDULE_INTERVAL is off."""
     owns_engine = engine is None
     active_engine = engine if engine is not None else create_engine(database_url)
     graphql = SegmentaGraphQL(session_factory(active_engine))
@@ -105,7 +110,13 @@ def create_app(database_url: str | None = None, *, engine: AsyncEngine | None = 
         if owns_engine:
             # `uvicorn server:app` on a new database just works: create or upgrade the schema first.
             await upgrade(active_engine)
+        # Scheduled re-application of the active ruleset (SEGMENTA_SCHEDULE_INTERVAL; "off" disables it).
+        scheduler = scheduler_from_environment(session_factory(active_engine)) if schedule else None
+        if scheduler is not None:
+            scheduler.start()
         yield
+        if scheduler is not None:
+            await scheduler.stop()
         if owns_engine:
             await active_engine.dispose()
 
