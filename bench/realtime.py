@@ -1,0 +1,189 @@
+"""Real-time routing cost: createCustomer with an active 50-rule ruleset vs. with none, one run.
+
+    .venv/bin/python bench/realtime.py [--customers 400] [--rounds 5] [--existing 5000]
+
+On a fresh SQLite file (teams, 30 employees, `--existing` customers already routed),
+creates customers through the domain service, each in its own transaction
+(`async with session.begin(): create_customer(...)`, commit included), alternating
+rounds with no active ruleset and with the 50-rule ruleset active, so both modes
+see the same database growth.  Prints per-call times and the ratio (target ≤ 1.5×).
+With the ruleset active every created customer is routed: team, manager by the
+team's strategy, dynamic segments, rule tags, history and the realtime run's change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import func, insert, select, update  # noqa: E402
+
+from domain.customers import create_customer  # noqa: E402
+from domain.rulesets import activate_ruleset, save_ruleset  # noqa: E402
+from storage.engine import create_engine, session_factory  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+from storage.models import AssignmentHistory, Customer, Employee, Ruleset, Team, TeamMember  # noqa: E402
+
+REGIONS = ["east", "west", "north", "south", "central"]
+INDUSTRIES = ["finance", "retail", "tech", "health", "energy", "media"]
+SIZES = ["small", "medium", "large", "enterprise"]
+LIFECYCLES = ["prospect", "new", "active", "loyal", "at_risk"]
+TEAMS = [f"team_{region}_{tier}" for region in REGIONS for tier in ("key", "std")]
+
+
+def fifty_rules() -> str:
+    """10 segments, 34 team rules, 5 tag rules and `otherwise`: 50 statements."""
+    lines = [
+        "segment big = size >= large",
+        "segment rich = income >= 200k",
+        "segment mature = age >= 45",
+        "segment young = age < 30",
+        "segment fin = industry in (finance, insurance)",
+        "segment techy = industry = tech",
+        "segment fresh = lifecycle in (prospect, new)",
+        "segment risky = lifecycle = at_risk",
+        "segment buyer = purchase_count >= 1",
+        "segment eastern = region in (east, central)",
+    ]
+    count = 0
+    for region in REGIONS:
+        for industry in INDUSTRIES[:3]:
+            lines.append(
+                f"r{count}: region = {region} and industry = {industry} and big -> team team_{region}_key, tag key_{industry}"
+            )
+            count += 1
+        lines.append(f"r{count}: region = {region} and rich -> team team_{region}_key")
+        count += 1
+        lines.append(f"r{count}: region = {region} and (mature or fresh) and not risky -> team team_{region}_std")
+        count += 1
+        lines.append(f"r{count}: region = {region} and size = medium and income between 50k and 150k -> team team_{region}_std")
+        count += 1
+    for region in REGIONS[:4]:
+        lines.append(f"r{count}: region = {region} -> team team_{region}_std")
+        count += 1
+    lines += [
+        "t1: risky -> tag save_me",
+        "t2: young and techy -> tag early_adopter",
+        "t3: fin and rich -> tag private_banking",
+        "t4: eastern and big -> tag east_key",
+        "t5: city like \"New*\" -> tag new_city",
+        "otherwise -> team team_central_std",
+    ]
+    assert len(lines) == 50, len(lines)
+    return "\n".join(lines) + "\n"
+
+
+def customer_data(rng: random.Random, code: str) -> dict[str, Any]:
+    return {
+        "code": code,
+        "name": f"Customer {code}",
+        "kind": "company",
+        "industry": rng.choice(INDUSTRIES),
+        "size": rng.choice(SIZES),
+        "region": rng.choice(REGIONS),
+        "city": rng.choice(["New York", "Shanghai", "Paris", "Newcastle"]),
+        "lifecycle": rng.choice(LIFECYCLES),
+        "age": rng.randint(20, 70),
+        "income": rng.randint(10, 400) * 1000,
+        "tags": rng.sample(["newsletter", "vip", "partner"], rng.randint(0, 2)),
+    }
+
+
+async def prepare(url: str, existing: int) -> int:
+    engine = create_engine(url)
+    await upgrade(engine)
+    rng = random.Random(7)
+    async with session_factory(engine)() as session:
+        employees = [
+            Employee(name=f"E{i}", email=f"e{i}@example.com", capacity=rng.choice([None, 2000]), regions=[REGIONS[i % 5]])
+            for i in range(30)
+        ]
+        teams = [Team(key=key, name=key, strategy=("round_robin" if i % 2 else "least_loaded")) for i, key in enumerate(TEAMS)]
+        session.add_all(employees + teams)
+        await session.flush()
+        for index, team in enumerate(teams):
+            for offset in range(3):
+                session.add(TeamMember(team_id=team.id, employee_id=employees[(index * 3 + offset) % 30].id))
+        rows = []
+        for index in range(existing):
+            data = customer_data(rng, f"old{index}")
+            data.pop("tags")
+            rows.append({**data, "team_id": rng.choice(teams).id, "manager_id": rng.choice(employees).id})
+        if rows:
+            await session.execute(insert(Customer), rows)
+        ruleset = await save_ruleset(session, "bench", fifty_rules())
+        assert not ruleset.has_errors, ruleset.diagnostics
+        await session.commit()
+        ruleset_id = ruleset.id
+    await engine.dispose()
+    return ruleset_id
+
+
+async def set_active(session: Any, ruleset_id: int, active: bool) -> None:
+    async with session.begin():
+        if active:
+            await activate_ruleset(session, ruleset_id)
+        else:
+            await session.execute(update(Ruleset).values(status="archived"))
+
+
+async def measure(url: str, ruleset_id: int, per_round: int, rounds: int) -> dict[str, list[float]]:
+    engine = create_engine(url)
+    rng = random.Random(11)
+    times: dict[str, list[float]] = {"no active ruleset": [], "active 50-rule ruleset": []}
+    serial = 0
+    async with session_factory(engine)() as session:
+        for round_index in range(rounds):
+            for mode, active in (("no active ruleset", False), ("active 50-rule ruleset", True)):
+                await set_active(session, ruleset_id, active)
+                for _ in range(per_round):
+                    serial += 1
+                    data = customer_data(rng, f"new{serial}")
+                    started = time.perf_counter()
+                    async with session.begin():
+                        await create_customer(session, data)
+                    times[mode].append(time.perf_counter() - started)
+                    session.expunge_all()
+        routed = await session.scalar(select(func.count()).select_from(AssignmentHistory))
+    await engine.dispose()
+    expected = per_round * rounds
+    if not routed or routed < expected * 0.9:
+        raise SystemExit(f"only {routed} of {expected} customers were routed in real time: the benchmark is wrong")
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=400, help="customers created per mode (default 400)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    parser.add_argument("--existing", type=int, default=5000, help="customers in the database first (default 5000)")
+    args = parser.parse_args()
+    per_round = max(1, args.customers // args.rounds)
+    with tempfile.TemporaryDirectory() as directory:
+        url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
+        ruleset_id = asyncio.run(prepare(url, args.existing))
+        times = asyncio.run(measure(url, ruleset_id, per_round, args.rounds))
+    print(f"createCustomer (domain call + commit, SQLite, {args.existing} existing customers), "
+          f"{per_round * args.rounds} calls per mode in {args.rounds} alternating rounds")
+    medians = {}
+    for mode, samples in times.items():
+        # The first calls of a round warm caches (compilation, statement cache): report both.
+        median = statistics.median(samples)
+        medians[mode] = median
+        print(f"  {mode:<24} median {median * 1000:7.3f} ms   mean {statistics.fmean(samples) * 1000:7.3f} ms   "
+              f"p95 {sorted(samples)[int(len(samples) * 0.95)] * 1000:7.3f} ms")
+    ratio = medians["active 50-rule ruleset"] / medians["no active ruleset"]
+    print(f"  ratio active / none (median): {ratio:.2f}x   (target <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
