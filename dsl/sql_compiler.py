@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from sqlalchemy import Boolean, Date, DateTime, Float, Integer, String, and_, case, false, literal, not_, null, or_, true
+from sqlalchemy import Boolean, Date, DateTime, Float, Integer, String, and_, case, cast, false, literal, not_, null, or_, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -174,7 +174,8 @@ def compile_ruleset(rule_file: RuleFile, fields: SqlFieldSource, *, as_of: datet
 def _first_match(
     whens: Sequence[tuple[ColumnElement[bool], str, str]], index: int, otherwise: tuple[str, str] | None
 ) -> ColumnElement[Any]:
-    fallback: ColumnElement[Any] = null() if otherwise is None else literal(otherwise[index - 1], String)
+    # A typed NULL: PostgreSQL cannot infer a type for a bare NULL in some contexts (e.g. a CASE of NULLs).
+    fallback: ColumnElement[Any] = cast(null(), String) if otherwise is None else literal(otherwise[index - 1], String)
     if not whens:
         return fallback
     return case(*[(when[0], literal(when[index], String)) for when in whens], else_=fallback)
