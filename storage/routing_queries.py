@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    cast,
     JSON,
     Boolean,
     Column,
@@ -65,6 +66,8 @@ from storage.models import (
 )
 
 customers = Customer.__table__
+# A team id no rule chose; typed, so PostgreSQL does not take a bare NULL for text.
+NO_TEAM = cast(null(), Integer)
 segments = Segment.__table__
 segment_members = SegmentMember.__table__
 customer_tags = CustomerTag.__table__
@@ -104,8 +107,8 @@ class WorkTables:
         if self.team_by_rule is None:
             return work.rule_team
         if not self.team_by_rule:
-            return null()
-        return case(self.team_by_rule, value=work.rule, else_=null())
+            return NO_TEAM
+        return case(self.team_by_rule, value=work.rule, else_=NO_TEAM)
 
     @property
     def all(self) -> tuple[Table, ...]:
@@ -254,7 +257,7 @@ async def evaluate_chunk(
     ]
     if tables.team_by_rule is None:
         columns.append("rule_team")
-        selected.append(case(dict(team_ids), value=compiled.team, else_=null()) if team_ids else null())
+        selected.append(case(dict(team_ids), value=compiled.team, else_=NO_TEAM) if team_ids else NO_TEAM)
     for key, column in tables.segment_columns.items():
         columns.append(column.name)
         selected.append(compiled.segments[key])
