@@ -18,6 +18,7 @@ from domain.errors import UserError as DomainUserError
 from schema.context import Info
 from schema.ids import InvalidId, decode_id
 from schema.types import Customer, Employee, Feedback, Interaction, Purchase, Segment, Team
+from storage.engine import begin_writer
 from storage.models import utcnow
 
 ResultT = TypeVar("ResultT")
@@ -80,6 +81,7 @@ async def in_transaction(
         # Reads earlier in the request are not part of this mutation's transaction.
         await session.commit()
     try:
+        await begin_writer(session)
         result = await work()
         await session.commit()
     except DomainUserError as error:

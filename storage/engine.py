@@ -47,8 +47,23 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+WRITER_OPTION = "segmenta_writer"
+
+
 def _begin_sqlite(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A deferred transaction that reads, then writes fails at once with "database is locked"
+    # when another connection committed in between (busy_timeout cannot help a stale
+    # snapshot); a writer therefore takes the write lock up front.
+    writer = connection.get_execution_options().get(WRITER_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+
+async def begin_writer(session: AsyncSession) -> None:
+    """Start the session's next transaction as a writer (on SQLite: BEGIN IMMEDIATE).
+
+    Call it before a transaction that may read before it writes; PostgreSQL needs nothing.
+    """
+    await session.connection(execution_options={WRITER_OPTION: True})
 
 
 def create_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
