@@ -33,7 +33,7 @@ from domain.customers import (
     get_customer_tags,
     update_customer,
 )
-from domain.customers import _validate as validate_customer_input  # the services' own rules, see report
+from domain.customers import validate_customer_input
 from domain.errors import UserError
 from domain.realtime import reevaluate_customers
 from storage.models import Customer, CustomerAttribute, CustomerTag, Employee, Team, utcnow

@@ -83,7 +83,7 @@ def birthday_md(birthday: date | None) -> int | None:
     return None if birthday is None else birthday.month * 100 + birthday.day
 
 
-def _validate(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+def validate_customer_input(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise UserError("customer input must be an object")
     v.reject_unknown_keys(data, CUSTOMER_FIELDS)
@@ -112,7 +112,7 @@ def _attribute_row(customer_id: int, key: str, value: str | float) -> CustomerAt
 
 
 async def create_customer(session: AsyncSession, data: Mapping[str, Any]) -> Customer:
-    values = _validate(data, creating=True)
+    values = validate_customer_input(data, creating=True)
     tags: list[str] = values.pop("tags", [])
     attributes: dict[str, str | float | None] = values.pop("attributes", {})
     if values.get("created_at") is None:
@@ -151,7 +151,7 @@ async def get_customer_by_code(session: AsyncSession, code: str) -> Customer | N
 
 
 async def update_customer(session: AsyncSession, customer_id: int, patch: Mapping[str, Any]) -> Customer:
-    values = _validate(patch, creating=False)
+    values = validate_customer_input(patch, creating=False)
     customer = await get_customer(session, customer_id)
     replace_tags = "tags" in values
     tags: list[str] = values.pop("tags", [])
