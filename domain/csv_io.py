@@ -35,33 +35,14 @@ from domain.customers import (
 )
 from domain.customers import validate_customer_input
 from domain.errors import UserError
+from domain.metrics import PROFILE_FIELDS
 from domain.realtime import reevaluate_customers
 from storage.models import Customer, CustomerAttribute, CustomerTag, Employee, Team, utcnow
 
 ImportMode = Literal["skip", "strict"]
 
-FIELD_COLUMNS: tuple[str, ...] = (
-    "code",
-    "name",
-    "kind",
-    "industry",
-    "size",
-    "region",
-    "city",
-    "country",
-    "lifecycle",
-    "purchasing_power",
-    "channel",
-    "email",
-    "phone",
-    "address",
-    "age",
-    "gender",
-    "income",
-    "occupation",
-    "birthday",
-    "created_at",
-)
+# The profile columns of SPEC §2, in the order the rule language lists them.
+FIELD_COLUMNS: tuple[str, ...] = PROFILE_FIELDS
 TAGS_COLUMN = "tags"
 TAG_SEPARATOR = ";"
 ASSIGNMENT_COLUMNS: tuple[str, ...] = ("team", "manager", "assignment_locked")

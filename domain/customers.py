@@ -84,6 +84,7 @@ def birthday_md(birthday: date | None) -> int | None:
 
 
 def validate_customer_input(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+    """The cleaned column values of a customer input; raises UserError before anything is written."""
     if not isinstance(data, Mapping):
         raise UserError("customer input must be an object")
     v.reject_unknown_keys(data, CUSTOMER_FIELDS)
