@@ -27,7 +27,7 @@ from schema.pagination import Connection, Ordering, counter, fetch_page, page_si
 from schema.payloads import UserError, in_transaction, input_id
 from schema.permissions import CanManageRules, CanPreviewRules
 from schema.timestamps import to_api, to_storage
-from schema.types import Customer, Employee, Segment, Team
+from schema.types import Customer, Employee, Segment, Team, TeamAndManagerMove
 from storage import models
 from storage.catalog import load_known
 
@@ -255,22 +255,8 @@ class RunSummary:
         )
 
 
-async def _team_of(info: Info, team_id: int | None) -> Team | None:
-    if team_id is None:
-        return None
-    row = await info.context.loaders.team.load(team_id)
-    return Team.from_row(row) if row is not None else None
-
-
-async def _employee_of(info: Info, employee_id: int | None) -> Employee | None:
-    if employee_id is None:
-        return None
-    row = await info.context.loaders.employee.load(employee_id)
-    return Employee.from_row(row) if row is not None else None
-
-
 @strawberry.type(description="What a run changes (or, for a locked customer, would have changed) for one customer.")
-class EvaluationChange:
+class EvaluationChange(TeamAndManagerMove):
     id: strawberry.ID
     segments_added: list[str]
     segments_removed: list[str]
@@ -301,22 +287,6 @@ class EvaluationChange:
             return None
         row = await info.context.loaders.customer.load(self.row.customer_id)
         return Customer.from_row(row, info.context.now) if row is not None else None
-
-    @strawberry.field
-    async def team_before(self, info: Info) -> Team | None:
-        return await _team_of(info, self.row.team_before_id)
-
-    @strawberry.field
-    async def team_after(self, info: Info) -> Team | None:
-        return await _team_of(info, self.row.team_after_id)
-
-    @strawberry.field
-    async def manager_before(self, info: Info) -> Employee | None:
-        return await _employee_of(info, self.row.manager_before_id)
-
-    @strawberry.field
-    async def manager_after(self, info: Info) -> Employee | None:
-        return await _employee_of(info, self.row.manager_after_id)
 
 
 CHANGE_ORDER = Ordering(models.EvaluationChange.id, models.EvaluationChange.id, "number")

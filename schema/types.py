@@ -510,7 +510,7 @@ async def _customer_of(info: Info, customer_id: int) -> Customer:
     return Customer.from_row(found, info.context.now)
 
 
-async def _employee_of(info: Info, employee_id: int | None) -> Employee | None:
+async def employee_of(info: Info, employee_id: int | None) -> Employee | None:
     if employee_id is None:
         return None
     found = await info.context.loaders.employee.load(employee_id)
@@ -568,7 +568,7 @@ class Interaction:
 
     @strawberry.field
     async def employee(self, info: Info) -> Employee | None:
-        return await _employee_of(info, self.row.employee_id)
+        return await employee_of(info, self.row.employee_id)
 
 
 @strawberry.type
@@ -605,11 +605,34 @@ class Feedback:
 
     @strawberry.field
     async def employee(self, info: Info) -> Employee | None:
-        return await _employee_of(info, self.row.employee_id)
+        return await employee_of(info, self.row.employee_id)
+
+
+@strawberry.type
+class TeamAndManagerMove:
+    """Team and manager before and after, read from a row with *_before_id / *_after_id columns."""
+
+    row: strawberry.Private[Any]
+
+    @strawberry.field
+    async def team_before(self, info: Info) -> Team | None:
+        return await team_of(info, self.row.team_before_id)
+
+    @strawberry.field
+    async def team_after(self, info: Info) -> Team | None:
+        return await team_of(info, self.row.team_after_id)
+
+    @strawberry.field
+    async def manager_before(self, info: Info) -> Employee | None:
+        return await employee_of(info, self.row.manager_before_id)
+
+    @strawberry.field
+    async def manager_after(self, info: Info) -> Employee | None:
+        return await employee_of(info, self.row.manager_after_id)
 
 
 @strawberry.type(description="One change of a customer's team or manager.")
-class AssignmentChange:
+class AssignmentChange(TeamAndManagerMove):
     id: strawberry.ID
     cause: AssignmentCause | None
     rule: str | None = strawberry.field(description="The deciding rule, when a rule made the change.")
@@ -628,24 +651,9 @@ class AssignmentChange:
             row=row,
         )
 
-    @strawberry.field
-    async def team_before(self, info: Info) -> Team | None:
-        return await _team_of(info, self.row.team_before_id)
-
-    @strawberry.field
-    async def team_after(self, info: Info) -> Team | None:
-        return await _team_of(info, self.row.team_after_id)
-
-    @strawberry.field
-    async def manager_before(self, info: Info) -> Employee | None:
-        return await _employee_of(info, self.row.manager_before_id)
-
-    @strawberry.field
-    async def manager_after(self, info: Info) -> Employee | None:
-        return await _employee_of(info, self.row.manager_after_id)
 
 
-async def _team_of(info: Info, team_id: int | None) -> Team | None:
+async def team_of(info: Info, team_id: int | None) -> Team | None:
     if team_id is None:
         return None
     found = await info.context.loaders.team.load(team_id)
