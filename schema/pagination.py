@@ -30,7 +30,7 @@ SortKind = Literal["text", "number", "datetime"]
 
 
 class PageSizeError(ValueError):
-    pass
+    """`first` outside 0..100: reported to the client as a GraphQL error."""
 
 
 def page_size(first: int | None) -> int:
