@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import assignment
+from domain import assignment, events
 from domain.errors import NotFound, UserError
 from domain.rulesets import check_rules, get_ruleset
 from dsl.ast import Rule, RuleFile, SegmentDef
@@ -219,7 +219,10 @@ async def start_run(session: AsyncSession, plan: RunPlan) -> EvaluationRun:
     return run
 
 
-async def _report(progress: ProgressCallback | None, run_id: int, step: str, done: int, total: int) -> None:
+async def _report(
+    progress: ProgressCallback | None, run_id: int, step: str, done: int, total: int, status: str = "running"
+) -> None:
+    events.publish_run_progress(run_id, step, done, total, status)  # subscribers (schema/subscriptions.py)
     if progress is None:
         return
     outcome = progress(RunProgress(run_id, step, done, total))
@@ -398,7 +401,7 @@ async def execute_run(
         run.error = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
         run.finished_at = utcnow()
         await session.commit()
-    await _report(progress, run_id, "done", 1, 1)
+    await _report(progress, run_id, "done", 1, 1, run.status)
     return run
 
 
