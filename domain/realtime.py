@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, literal, select, union_all, update
+from sqlalchemy import Row, bindparam, delete, func, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -155,6 +155,79 @@ def compiled_rules(ruleset_id: int, version: int, source: str) -> CompiledRules:
     return compiled
 
 
+@dataclass(frozen=True)
+class _SingleCustomerRead:
+    """What the first statement of a single-customer re-evaluation reads, besides the ruleset."""
+
+    row: Mapping[str, Any] | None
+    has_labels: bool
+    day_run_id: int | None
+
+
+async def _active_rules_and_customer(
+    session: AsyncSession, customer_id: int, now: datetime
+) -> tuple[CompiledRules, _SingleCustomerRead] | None:
+    """The active ruleset, the customer's row, whether it has rule outputs, and the day's realtime run.
+
+    One statement, so that routing one customer costs no more round trips for these
+    than the "is a ruleset active?" check does; None (and nothing else read) when no
+    ruleset is active.
+    """
+    dynamic_memberships = (
+        select(func.count())
+        .select_from(SegmentMember)
+        .join(Segment, Segment.id == SegmentMember.segment_id)
+        .where(Segment.kind == "dynamic", SegmentMember.customer_id == _customers.c.id)
+        .scalar_subquery()
+    )
+    rule_tags = (
+        select(func.count())
+        .select_from(CustomerTag)
+        .where(CustomerTag.source == RULE, CustomerTag.customer_id == _customers.c.id)
+        .scalar_subquery()
+    )
+    day_run = (
+        select(EvaluationRun.id)
+        .where(
+            EvaluationRun.mode == REALTIME,
+            EvaluationRun.ruleset_id == Ruleset.id,
+            EvaluationRun.as_of == _day_start(now),
+        )
+        .order_by(EvaluationRun.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    found: Row[Any] | None = (
+        await session.execute(
+            select(
+                Ruleset.id.label("active_ruleset_id"),
+                Ruleset.version.label("active_ruleset_version"),
+                Ruleset.source.label("active_ruleset_source"),
+                day_run.label("day_run_id"),
+                (dynamic_memberships + rule_tags).label("label_count"),
+                _customers,
+            )
+            .select_from(Ruleset)
+            .outerjoin(_customers, _customers.c.id == customer_id)
+            .where(Ruleset.status == "active")
+            .order_by(Ruleset.id)
+            .limit(1)
+        )
+    ).first()
+    if found is None:
+        return None
+    mapping = found._mapping
+    rules = compiled_rules(
+        mapping["active_ruleset_id"], mapping["active_ruleset_version"], mapping["active_ruleset_source"]
+    )
+    if mapping[_customers.c.id] is None:
+        return rules, _SingleCustomerRead(row=None, has_labels=False, day_run_id=mapping["day_run_id"])
+    row = {column.name: mapping[column] for column in _customers.c}
+    return rules, _SingleCustomerRead(
+        row=row, has_labels=bool(mapping["label_count"]), day_run_id=mapping["day_run_id"]
+    )
+
+
 async def active_rules(session: AsyncSession) -> CompiledRules | None:
     """The active ruleset, compiled (cached); None when no ruleset is active."""
     row = (
@@ -176,13 +249,17 @@ async def active_rules(session: AsyncSession) -> CompiledRules | None:
 
 
 async def _load_values(
-    session: AsyncSession, customer_ids: Sequence[int], rules: CompiledRules
+    session: AsyncSession,
+    customer_ids: Sequence[int],
+    rules: CompiledRules,
+    rows: dict[int, Mapping[str, Any]] | None = None,
 ) -> tuple[dict[int, Mapping[str, Any]], dict[int, dict[str, Any]]]:
-    """The customers' rows and rule values; tags, attributes and categories only when the rules read them."""
-    rows: dict[int, Mapping[str, Any]] = {}
-    for chunk in chunked(list(customer_ids)):
-        for row in await session.execute(select(_customers).where(_customers.c.id.in_(chunk))):
-            rows[row.id] = row._mapping
+    """The customers' rows (read unless given) and rule values; tags, attributes and categories only when the rules read them."""
+    if rows is None:
+        rows = {}
+        for chunk in chunked(list(customer_ids)):
+            for row in await session.execute(select(_customers).where(_customers.c.id.in_(chunk))):
+                rows[row.id] = row._mapping
     found = list(rows)
     tags = await get_customer_tags(session, found, source=MANUAL) if rules.reads_tags else {}
     attributes = await get_customer_attributes(session, found) if rules.reads_attributes else {}
@@ -305,9 +382,13 @@ async def _assign_new_managers(
 
 
 async def _decide(
-    session: AsyncSession, rules: CompiledRules, customer_ids: Sequence[int], as_of: datetime
+    session: AsyncSession,
+    rules: CompiledRules,
+    customer_ids: Sequence[int],
+    as_of: datetime,
+    rows: dict[int, Mapping[str, Any]] | None = None,
 ) -> list[_Decision]:
-    rows, values = await _load_values(session, customer_ids, rules)
+    rows, values = await _load_values(session, customer_ids, rules, rows)
     decisions: list[_Decision] = []
     for customer_id in customer_ids:
         if customer_id not in values:
@@ -347,13 +428,18 @@ def _day_start(moment: datetime) -> datetime:
     return datetime.combine(moment.date(), time.min)
 
 
-async def realtime_run_id(session: AsyncSession, ruleset_id: int, now: datetime) -> int:
+async def realtime_run_id(
+    session: AsyncSession, ruleset_id: int, now: datetime, *, known: int | None = None
+) -> int:
     """The realtime run of `ruleset_id` for the UTC day of `now`, created on first use.
 
-    Two transactions that both make the day's first change at the same instant
-    may each create one (there is no unique key to arbitrate); both rows are then
-    valid realtime runs of that day.
+    `known` is the run id the caller already read in this transaction (it is then
+    returned as is).  Two transactions that both make the day's first change at the
+    same instant may each create one (there is no unique key to arbitrate); both rows
+    are then valid realtime runs of that day.
     """
+    if known is not None:
+        return known
     day = _day_start(now)
     found = await session.scalar(
         select(EvaluationRun.id)
@@ -476,9 +562,14 @@ async def _write_customers(session: AsyncSession, decisions: Sequence[_Decision]
 
 
 async def _record(
-    session: AsyncSession, changes: Sequence[RealtimeChange], ruleset_id: int, cause: str, now: datetime
+    session: AsyncSession,
+    changes: Sequence[RealtimeChange],
+    ruleset_id: int,
+    cause: str,
+    now: datetime,
+    known_run_id: int | None = None,
 ) -> None:
-    run_id = await realtime_run_id(session, ruleset_id, now)
+    run_id = await realtime_run_id(session, ruleset_id, now, known=known_run_id)
     for change in changes:
         change.run_id = run_id
     await session.execute(
@@ -536,12 +627,27 @@ async def reevaluate_customers(
     ids = list(dict.fromkeys(customer_ids))
     if not ids:
         return []
-    rules = await active_rules(session)
-    if rules is None:
-        return []
     now = utcnow()
-    decisions = await _decide(session, rules, ids, now)
-    labels = await current_labels(session, [d.customer_id for d in decisions])
+    known_run_id: int | None = None
+    if len(ids) == 1:
+        found = await _active_rules_and_customer(session, ids[0], now)
+        if found is None:
+            return []
+        rules, single = found
+        if single.row is None:
+            return []
+        known_run_id = single.day_run_id
+        decisions = await _decide(session, rules, ids, now, {ids[0]: single.row})
+        if single.has_labels:
+            labels = await current_labels(session, ids)
+        else:
+            labels = {ids[0]: (set(), set())}
+    else:
+        rules = await active_rules(session)
+        if rules is None:
+            return []
+        decisions = await _decide(session, rules, ids, now)
+        labels = await current_labels(session, [d.customer_id for d in decisions])
     changes: list[RealtimeChange] = []
     for decision in decisions:
         row = decision.row
@@ -567,7 +673,7 @@ async def reevaluate_customers(
     await _write_customers(session, decisions, now)
     if changes:
         await _write_labels(session, changes, now)
-        await _record(session, changes, rules.ruleset_id, cause, now)
+        await _record(session, changes, rules.ruleset_id, cause, now, known_run_id)
     await session.flush()
     return changes
 
