@@ -21,6 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.types.unset import UnsetType
 
 from domain.scheduler import scheduler_from_environment
 from domain.tokens import authenticate
@@ -79,6 +80,25 @@ class SegmentaGraphQL(GraphQL[Context, None]):
         if context.principal is None:
             context.auth_problem = "the token is unknown or revoked"
         return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """A websocket may also send its token in the `connection_init` payload: `{"Authorization": "Bearer …"}`.
+
+        The connection is accepted either way; without a valid token every operation on it gets
+        UNAUTHENTICATED (schema/permissions.py), as over HTTP."""
+        params = context.connection_params or {}
+        value = next((item for key, item in params.items() if key.lower() == "authorization"), None)
+        if context.principal is None and value is not None:
+            token = bearer_token({"authorization": value}) if isinstance(value, str) else None
+            if token is None:
+                context.auth_problem = "the connection_init Authorization is not `Bearer TOKEN`"
+            else:
+                try:
+                    context.principal = await authenticate(context.session, token)
+                finally:
+                    await context.session.commit()
+                context.auth_problem = None if context.principal is not None else "the token is unknown or revoked"
+        return await super().on_ws_connect(context)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(GRAPHIQL_PAGE.read_text(encoding="utf-8"))

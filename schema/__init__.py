@@ -15,6 +15,7 @@ from schema.permissions import Authentication
 from schema.queries import DataQuery
 from schema.assignment import AssignmentMutation, AssignmentQuery
 from schema.routing import RoutingMutation, RoutingQuery
+from schema.subscriptions import Subscription
 
 Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery))
 Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation))
@@ -30,6 +31,7 @@ class SegmentaSchema(strawberry.Schema):
 schema = SegmentaSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     extensions=[
         # Order matters: authentication first (nothing else runs for an anonymous call), then the
         # cheap size checks before parsing, then the limits that need the parsed document.

@@ -36,6 +36,8 @@ class Context:
     now: datetime = field(default_factory=utcnow)
     # Why authentication failed, for the error message (None when it succeeded or was not tried).
     auth_problem: str | None = None
+    # The websocket `connection_init` payload (strawberry fills it in; server.py reads the token from it).
+    connection_params: dict[str, Any] | None = None
 
     @property
     def db(self) -> SerialSession:

@@ -1,0 +1,223 @@
+"""GraphQL subscriptions (SPEC §5): `evaluationRunProgress(runId)` and `assignmentChanged(customerId)`.
+
+Both read the in-process hub of domain/events.py, so a subscriber sees what its
+own server process does (see that module).  Authentication is the schema's
+(schema/permissions.py `Authentication`): over a websocket the token comes from
+the upgrade request's Authorization header or the `connection_init` payload
+(server.py); without one the subscription gets one UNAUTHENTICATED error.
+
+Database reads here use a short session of their own: a subscription lives as
+long as the connection, and must not hold a transaction open meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+import strawberry
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, hub
+from schema.context import Info
+from schema.enums import AssignmentCause, to_enum
+from schema.ids import decode_id, encode_id
+from schema.routing import EvaluationRun, RunStatus
+from schema.timestamps import to_api
+from schema.types import Customer, TeamAndManagerMove
+from storage import models
+from storage.engine import session_factory
+
+# History rows of a finished apply run read per query.
+HISTORY_PAGE = 1000
+
+First = TypeVar("First")
+Second = TypeVar("Second")
+
+
+def _engine(info: Info) -> AsyncEngine:
+    return cast(AsyncEngine, info.context.session.bind)
+
+
+@strawberry.type(description="How far an evaluation run has got; the last event has a status other than RUNNING.")
+class EvaluationRunProgress:
+    run_id: strawberry.ID
+    step: str = strawberry.field(description="evaluate, compare, assign, write, or done.")
+    done: int = strawberry.field(description="Units of this step done so far.")
+    total: int = strawberry.field(description="Units of this step in all.")
+    status: RunStatus | None
+    row_id: strawberry.Private[int]
+
+    @classmethod
+    def from_event(cls, progress: RunProgressEvent) -> EvaluationRunProgress:
+        return cls(
+            run_id=strawberry.ID(encode_id("EvaluationRun", progress.run_id)),
+            step=progress.step,
+            done=progress.done,
+            total=progress.total,
+            status=to_enum(RunStatus, progress.status),
+            row_id=progress.run_id,
+        )
+
+    @strawberry.field(description="The run as stored now (its summary once it has finished).")
+    async def run(self, info: Info) -> EvaluationRun | None:
+        async with session_factory(_engine(info))() as session:
+            row = await session.get(models.EvaluationRun, self.row_id)
+        return EvaluationRun.from_row(row) if row is not None else None
+
+
+@strawberry.type(description="A committed change of a customer's team or manager.")
+class AssignmentChangeNotice(TeamAndManagerMove):
+    customer_id: strawberry.ID
+    cause: AssignmentCause | None
+    rule: str | None = strawberry.field(description="The deciding rule, when a rule made the change.")
+    run_id: strawberry.ID | None = strawberry.field(description="The evaluation run, when a run made the change.")
+    changed_at: datetime | None
+    row: strawberry.Private[AssignmentChangeEvent]
+
+    @classmethod
+    def from_event(cls, change: AssignmentChangeEvent) -> AssignmentChangeNotice:
+        return cls(
+            customer_id=strawberry.ID(encode_id("Customer", change.customer_id)),
+            cause=to_enum(AssignmentCause, change.cause),
+            rule=change.rule,
+            run_id=strawberry.ID(encode_id("EvaluationRun", change.run_id)) if change.run_id is not None else None,
+            changed_at=to_api(change.changed_at),
+            row=change,
+        )
+
+    @strawberry.field(description="Null when the customer has been deleted since.")
+    async def customer(self, info: Info) -> Customer | None:
+        async with session_factory(_engine(info))() as session:
+            row = await session.get(models.Customer, self.row.customer_id)
+        return Customer.from_row(row, info.context.now) if row is not None else None
+
+
+async def _either(first: Subscriber[First], second: Subscriber[Second]) -> AsyncIterator[First | Second]:
+    """Events of two subscribers as they come."""
+    waiting: dict[asyncio.Task[Any], Subscriber[Any]] = {}
+    try:
+        while True:
+            for subscriber in (first, second):
+                if subscriber not in waiting.values():
+                    waiting[asyncio.ensure_future(subscriber.get())] = subscriber
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                del waiting[task]
+                yield task.result()
+    finally:
+        for task in waiting:
+            task.cancel()
+
+
+class Audience:
+    """Which assignment changes the caller may see: all, or (an agent) their own and their teams' customers."""
+
+    def __init__(self, employee_id: int | None, team_ids: frozenset[int] | None) -> None:
+        self.employee_id = employee_id
+        self.team_ids = team_ids
+
+    @classmethod
+    async def of(cls, info: Info) -> Audience:
+        principal = info.context.principal
+        if principal is None or principal.role != "agent":
+            return cls(None, None)
+        if principal.employee_id is None:
+            return cls(None, frozenset())
+        async with session_factory(_engine(info))() as session:
+            rows = await session.scalars(
+                select(models.TeamMember.team_id).where(models.TeamMember.employee_id == principal.employee_id)
+            )
+            return cls(principal.employee_id, frozenset(rows.all()))
+
+    def sees(self, change: AssignmentChangeEvent) -> bool:
+        if self.team_ids is None:
+            return True
+        if self.employee_id is not None and self.employee_id in (change.manager_before_id, change.manager_after_id):
+            return True
+        return bool({change.team_before_id, change.team_after_id} & self.team_ids)
+
+
+async def _run_history(info: Info, run_id: int, customer_id: int | None) -> AsyncIterator[AssignmentChangeEvent]:
+    """The assignment changes of a finished apply run (written by INSERT … SELECT, so read back), in pages."""
+    history = models.AssignmentHistory
+    factory = session_factory(_engine(info))
+    async with factory() as session:
+        mode = await session.scalar(select(models.EvaluationRun.mode).where(models.EvaluationRun.id == run_id))
+    if mode != "apply":
+        return
+    last_id = 0
+    while True:
+        statement = (
+            select(history)
+            .where(history.run_id == run_id, history.cause == "run", history.id > last_id)
+            .order_by(history.id)
+            .limit(HISTORY_PAGE)
+        )
+        if customer_id is not None:
+            statement = statement.where(history.customer_id == customer_id)
+        async with factory() as session:
+            rows = (await session.scalars(statement)).all()
+        for row in rows:
+            yield AssignmentChangeEvent(
+                customer_id=row.customer_id,
+                team_before_id=row.team_before_id,
+                team_after_id=row.team_after_id,
+                manager_before_id=row.manager_before_id,
+                manager_after_id=row.manager_after_id,
+                cause=row.cause,
+                rule=row.rule,
+                run_id=row.run_id,
+                changed_at=row.changed_at,
+            )
+        if len(rows) < HISTORY_PAGE:
+            return
+        last_id = rows[-1].id
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Progress of one run, ending with its final status; a finished run yields its final state once."
+    )
+    async def evaluation_run_progress(
+        self, info: Info, run_id: strawberry.ID
+    ) -> AsyncGenerator[EvaluationRunProgress, None]:
+        key = decode_id(run_id, "EvaluationRun")
+        # Subscribe before reading the run, so an end between the read and the wait is not missed.
+        with hub.run_progress.subscribe() as progress:
+            async with session_factory(_engine(info))() as session:
+                row = await session.get(models.EvaluationRun, key)
+            if row is None:
+                return
+            if row.status != "running":
+                yield EvaluationRunProgress.from_event(RunProgressEvent(key, "done", 1, 1, row.status))
+                return
+            async for item in progress:
+                if item.run_id != key:
+                    continue
+                yield EvaluationRunProgress.from_event(item)
+                if item.finished:
+                    return
+
+    @strawberry.subscription(
+        description="Committed team or manager changes (real-time, manual, apply runs); optionally of one customer."
+    )
+    async def assignment_changed(
+        self, info: Info, customer_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[AssignmentChangeNotice, None]:
+        wanted = decode_id(customer_id, "Customer") if customer_id is not None else None
+        audience = await Audience.of(info)
+        with hub.assignments.subscribe() as changes, hub.run_progress.subscribe() as progress:
+            async for item in _either(changes, progress):
+                if isinstance(item, RunProgressEvent):
+                    if item.status != "succeeded":
+                        continue
+                    async for change in _run_history(info, item.run_id, wanted):
+                        if audience.sees(change):
+                            yield AssignmentChangeNotice.from_event(change)
+                elif (wanted is None or item.customer_id == wanted) and audience.sees(item):
+                    yield AssignmentChangeNotice.from_event(item)

@@ -1,0 +1,115 @@
+"""The event hub: bounded per-subscriber queues, and assignment changes published only after commit."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain import customers, manual_assignment, runs
+from domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, Topic, hub
+from domain.rulesets import activate_ruleset, save_ruleset
+from tests.domain.routing_support import add_customer, add_employee, add_team
+
+RULES = """
+small: size = small -> team standard
+rest: true -> team general
+"""
+
+
+def drain(subscriber: Subscriber[AssignmentChangeEvent]) -> list[AssignmentChangeEvent]:
+    items = []
+    while subscriber.pending():
+        items.append(subscriber._queue.get_nowait())
+    return items
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(min_value=1, max_value=20), count=st.integers(min_value=0, max_value=60))
+def test_a_slow_subscriber_keeps_the_newest_events(size: int, count: int) -> None:
+    topic: Topic[int] = Topic(size)
+    with topic.subscribe() as subscriber:
+        for number in range(count):
+            topic.publish(number)
+        kept = [subscriber._queue.get_nowait() for _ in range(subscriber.pending())]
+    assert kept == list(range(max(0, count - size), count))
+    assert subscriber.dropped == max(0, count - size)
+    assert topic.subscriber_count == 0
+
+
+def test_every_subscriber_gets_every_event_and_leaving_stops_delivery() -> None:
+    topic: Topic[str] = Topic(10)
+    with topic.subscribe() as first:
+        with topic.subscribe() as second:
+            topic.publish("a")
+        topic.publish("b")
+    topic.publish("c")
+    assert [first._queue.get_nowait() for _ in range(first.pending())] == ["a", "b"]
+    assert [second._queue.get_nowait() for _ in range(second.pending())] == ["a"]
+
+
+async def _routing_world(session: AsyncSession) -> dict[str, int]:
+    ann = await add_employee(session, "Ann")
+    bob = await add_employee(session, "Bob")
+    standard = await add_team(session, "standard", members=[ann])
+    general = await add_team(session, "general", members=[bob])
+    ruleset = await save_ruleset(session, "events", RULES)
+    await activate_ruleset(session, ruleset.id)
+    await session.commit()
+    return {"ann": ann.id, "bob": bob.id, "standard": standard.id, "general": general.id, "ruleset": ruleset.id}
+
+
+async def test_realtime_change_is_published_after_commit_only(session: AsyncSession) -> None:
+    world = await _routing_world(session)
+    with hub.assignments.subscribe() as subscriber:
+        customer = await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})
+        await session.flush()
+        assert drain(subscriber) == []  # written, not yet committed
+        await session.commit()
+        published = drain(subscriber)
+    assert [(e.customer_id, e.team_before_id, e.team_after_id, e.manager_after_id, e.cause, e.rule) for e in published] == [
+        (customer.id, None, world["standard"], world["ann"], "realtime", "small")
+    ]
+
+
+async def test_rolled_back_changes_are_never_published(session: AsyncSession) -> None:
+    await _routing_world(session)
+    with hub.assignments.subscribe() as subscriber:
+        await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})
+        await session.rollback()
+        await session.commit()  # an empty commit after the rollback must not resurrect them
+        assert drain(subscriber) == []
+
+
+async def test_a_rolled_back_savepoint_publishes_nothing_a_released_one_does(session: AsyncSession) -> None:
+    world = await _routing_world(session)
+    first = await add_customer(session, "c1", size="small")
+    second = await add_customer(session, "c2", size="small")
+    await session.commit()
+    with hub.assignments.subscribe() as subscriber:
+        with pytest.raises(RuntimeError):
+            async with session.begin_nested():
+                await manual_assignment.assign_manager(session, [first.id], world["bob"])
+                raise RuntimeError("undo")
+        async with session.begin_nested():
+            await manual_assignment.assign_manager(session, [second.id], world["bob"])
+        assert drain(subscriber) == []
+        await session.commit()
+        published = drain(subscriber)
+    assert [(e.customer_id, e.manager_after_id, e.team_after_id, e.cause) for e in published] == [
+        (second.id, world["bob"], world["general"], "manual")
+    ]
+
+
+async def test_run_progress_is_published_and_ends_with_the_final_status(session: AsyncSession) -> None:
+    await _routing_world(session)
+    await add_customer(session, "c1", size="small")
+    await session.commit()
+    with hub.run_progress.subscribe() as subscriber:
+        run = await runs.preview_ruleset(session, source=RULES)
+        events: list[RunProgressEvent] = [subscriber._queue.get_nowait() for _ in range(subscriber.pending())]
+    assert {event.run_id for event in events} == {run.id}
+    assert [event.step for event in events][0] == "evaluate"
+    assert all(event.status == "running" for event in events[:-1])
+    assert (events[-1].step, events[-1].status) == ("done", "succeeded")
