@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
@@ -15,7 +17,7 @@ from schema.permissions import Authentication
 from schema.queries import DataQuery
 from schema.assignment import AssignmentMutation, AssignmentQuery
 from schema.routing import RoutingMutation, RoutingQuery
-from schema.subscriptions import Subscription
+from schema.subscriptions import Subscription, refusals_as_results
 
 Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery))
 Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation))
@@ -26,6 +28,10 @@ class SegmentaSchema(strawberry.Schema):
         for error in errors:
             if is_unexpected(error):
                 logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """Subscriptions (and websocket operations) refused by Authentication get an error result."""
+        return refusals_as_results(await super().stream(*args, **kwargs))
 
 
 schema = SegmentaSchema(

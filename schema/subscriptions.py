@@ -18,8 +18,10 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import strawberry
-from sqlalchemy import or_, select
+from graphql import GraphQLError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.types.execution import PreExecutionError
 
 from domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, hub
 from schema.context import Info
@@ -221,3 +223,20 @@ class Subscription:
                             yield AssignmentChangeNotice.from_event(change)
                 elif (wanted is None or item.customer_id == wanted) and audience.sees(item):
                     yield AssignmentChangeNotice.from_event(item)
+
+
+async def refusals_as_results(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    """Strawberry's `stream` lets an error raised in a schema extension's `on_operation` (our
+    Authentication refusal) escape instead of yielding it; turn it into one error result with no
+    data, which the websocket protocols send to the client as the operation's error."""
+    delivered = False
+    try:
+        async for result in results:
+            delivered = True
+            yield result
+    except GraphQLError as error:
+        if delivered:
+            raise
+        yield PreExecutionError(data=None, errors=[error])
+    finally:
+        await results.aclose()

@@ -1,0 +1,179 @@
+"""GraphQL subscriptions through `schema.subscribe`: run progress, committed assignment changes, authentication."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from graphql import ExecutionResult
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from domain import customers, runs
+from domain.events import hub
+from domain.rulesets import activate_ruleset, save_ruleset
+from domain.tokens import authenticate, create_token
+from schema import schema
+from schema.context import Context
+from schema.loaders import Loaders
+from storage import models
+from storage.engine import session_factory
+from tests.domain.routing_support import add_customer, add_employee, add_team
+from tests.schema.helpers import global_id, key_of
+
+RULES = """
+small: size = small -> team standard
+rest: true -> team general
+"""
+
+PROGRESS = """subscription ($id: ID!) {
+  evaluationRunProgress(runId: $id) { runId step done total status run { status summary { evaluated } } }
+}"""
+CHANGES = """subscription ($customer: ID) {
+  assignmentChanged(customerId: $customer) {
+    customerId cause rule teamBefore { key } teamAfter { key } managerAfter { name }
+  }
+}"""
+
+
+async def _context(session: AsyncSession, token: str | None) -> Context:
+    principal = await authenticate(session, token) if token is not None else None
+    await session.commit()
+    return Context(session=session, principal=principal, loaders=Loaders(session))
+
+
+async def _admin_token(engine: AsyncEngine) -> str:
+    async with session_factory(engine)() as session:
+        token = await create_token(session, "admin", label="subscriber")
+        await session.commit()
+    return token
+
+
+async def _world(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session:
+        ann = await add_employee(session, "Ann")
+        bob = await add_employee(session, "Bob")
+        await add_team(session, "standard", members=[ann])
+        await add_team(session, "general", members=[bob])
+        for number in range(5):
+            await add_customer(session, f"c{number}", size="small" if number % 2 else "large")
+        ruleset = await save_ruleset(session, "subscribed", RULES)
+        await activate_ruleset(session, ruleset.id)
+        await session.commit()
+
+
+async def _subscribe(query: str, context: Context, variables: dict[str, Any]) -> AsyncIterator[ExecutionResult]:
+    stream = await schema.subscribe(query, variable_values=variables, context_value=context)
+    assert not isinstance(stream, ExecutionResult), stream.errors
+    return stream  # type: ignore[return-value]
+
+
+async def _until_subscribed(topic: Any, before: int) -> None:
+    # The subscription registers with the hub when its generator first runs; yield to it until it has.
+    for _ in range(1000):
+        if topic.subscriber_count > before:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the subscription never subscribed")
+
+
+async def test_progress_of_a_preview_run_arrives_and_ends_with_its_final_status(engine: AsyncEngine) -> None:
+    await _world(engine)
+    token = await _admin_token(engine)
+    async with session_factory(engine)() as runner:
+        plan = await runs.plan_run(runner, "preview", source=RULES)
+        run = await runs.start_run(runner, plan)
+        async with session_factory(engine)() as session:
+            stream = await _subscribe(PROGRESS, await _context(session, token), {"id": global_id("EvaluationRun", run.id)})
+            before = hub.run_progress.subscriber_count
+            collected = asyncio.ensure_future(_all(stream))
+            await _until_subscribed(hub.run_progress, before)
+            await runs.execute_run(runner, plan, run.id)
+            results = await asyncio.wait_for(collected, 30)
+    assert all(result.errors is None for result in results), [result.errors for result in results]
+    events = [result.data["evaluationRunProgress"] for result in results if result.data]
+    assert {key_of(event["runId"]) for event in events} == {run.id}
+    assert "evaluate" in [event["step"] for event in events]
+    assert all(event["status"] == "RUNNING" for event in events[:-1])
+    assert (events[-1]["step"], events[-1]["status"]) == ("done", "SUCCEEDED")
+    assert events[-1]["run"] == {"status": "SUCCEEDED", "summary": {"evaluated": 5}}
+
+
+async def test_a_finished_run_yields_its_final_state_once(engine: AsyncEngine) -> None:
+    await _world(engine)
+    token = await _admin_token(engine)
+    async with session_factory(engine)() as session:
+        run = await runs.preview_ruleset(session, source=RULES)
+        stream = await _subscribe(PROGRESS, await _context(session, token), {"id": global_id("EvaluationRun", run.id)})
+        results = await asyncio.wait_for(_all(stream), 30)
+    assert [result.data["evaluationRunProgress"]["status"] for result in results if result.data] == ["SUCCEEDED"]
+
+
+async def _all(stream: AsyncIterator[ExecutionResult]) -> list[ExecutionResult]:
+    return [result async for result in stream]
+
+
+async def _first(stream: AsyncIterator[ExecutionResult]) -> ExecutionResult:
+    return await stream.__anext__()
+
+
+async def test_assignment_changed_gets_a_committed_realtime_change_and_nothing_rolled_back(engine: AsyncEngine) -> None:
+    await _world(engine)
+    token = await _admin_token(engine)
+    async with session_factory(engine)() as session:
+        stream = await _subscribe(CHANGES, await _context(session, token), {})
+        before = hub.assignments.subscriber_count
+        first = asyncio.ensure_future(_first(stream))
+        await _until_subscribed(hub.assignments, before)
+        async with session_factory(engine)() as writer:
+            await customers.create_customer(writer, {"code": "undone", "name": "Undone", "size": "small"})
+            await writer.rollback()
+            created = await customers.create_customer(writer, {"code": "kept", "name": "Kept", "size": "small"})
+            await writer.commit()
+        result = await asyncio.wait_for(first, 30)
+        await stream.aclose()  # type: ignore[attr-defined]
+    assert result.errors is None, result.errors
+    assert result.data == {
+        "assignmentChanged": {
+            "customerId": global_id("Customer", created.id),
+            "cause": "REALTIME",
+            "rule": "small",
+            "teamBefore": None,
+            "teamAfter": {"key": "standard"},
+            "managerAfter": {"name": "Ann"},
+        }
+    }
+
+
+async def test_assignment_changed_filters_by_customer_and_reports_apply_runs(engine: AsyncEngine) -> None:
+    await _world(engine)
+    token = await _admin_token(engine)
+    async with session_factory(engine)() as session:
+        active = await session.scalar(select(models.Ruleset.id).where(models.Ruleset.status == "active"))
+        wanted = await session.scalar(select(models.Customer.id).where(models.Customer.code == "c1"))
+        assert active is not None and wanted is not None
+        stream = await _subscribe(CHANGES, await _context(session, token), {"customer": global_id("Customer", wanted)})
+        before = hub.assignments.subscriber_count
+        first = asyncio.ensure_future(_first(stream))
+        await _until_subscribed(hub.assignments, before)
+        async with session_factory(engine)() as runner:
+            await runs.apply_ruleset(runner, active)
+        result = await asyncio.wait_for(first, 30)
+        await stream.aclose()  # type: ignore[attr-defined]
+    assert result.errors is None, result.errors
+    change = result.data["assignmentChanged"]
+    assert (change["customerId"], change["cause"], change["rule"], change["teamAfter"]) == (
+        global_id("Customer", wanted), "RUN", "small", {"key": "standard"}
+    )
+
+
+async def test_a_subscription_without_a_valid_token_is_refused(engine: AsyncEngine) -> None:
+    await _world(engine)
+    async with session_factory(engine)() as session:
+        for context in (await _context(session, None), await _context(session, "not-a-token")):
+            outcome = await schema.subscribe(CHANGES, context_value=context)
+            results = [outcome] if isinstance(outcome, ExecutionResult) else await _all(outcome)  # type: ignore[arg-type]
+            assert len(results) == 1
+            assert results[0].data is None
+            assert [error.extensions["code"] for error in results[0].errors or []] == ["UNAUTHENTICATED"]
