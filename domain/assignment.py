@@ -25,10 +25,11 @@ other and never both fill the last free slot of an employee.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Customer, Employee, Team, TeamMember
@@ -156,6 +157,9 @@ async def load_team_assigners(
     """
     if not team_ids:
         return {}
+    if not _has_row_locks(session):
+        teams, member_rows, stored_loads = await _read_teams_in_one_statement(session, team_ids, loads is None)
+        return _build_assigners(teams, member_rows, stored_loads if loads is None else loads)
     teams = (
         await session.execute(
             select(Team.id, Team.strategy, Team.round_robin_position)
@@ -186,6 +190,60 @@ async def load_team_assigners(
         )
     if loads is None:
         loads = await current_loads(session, employee_ids)
+    return _build_assigners(teams, member_rows, loads)
+
+
+def _has_row_locks(session: AsyncSession) -> bool:
+    # SQLite has no row locks (FOR UPDATE compiles to nothing): a writer holds the
+    # whole database, so the lock statements would be round trips that lock nothing.
+    return session.sync_session.get_bind().dialect.name != "sqlite"
+
+
+_TeamRow = tuple[int, str, int | None]
+_MemberRow = tuple[int, int, int | None, Sequence[str] | None, Sequence[str] | None]
+
+
+async def _read_teams_in_one_statement(
+    session: AsyncSession, team_ids: Collection[int], with_loads: bool
+) -> tuple[list[_TeamRow], list[_MemberRow], dict[int, int]]:
+    """Teams, their active members (employee-id order) and, when asked, the members' stored loads."""
+    load = (
+        select(func.count()).select_from(Customer).where(Customer.manager_id == Employee.id).scalar_subquery()
+        if with_loads
+        else literal(0)
+    )
+    rows = await session.execute(
+        select(
+            Team.id,
+            Team.strategy,
+            Team.round_robin_position,
+            Employee.id,
+            Employee.capacity,
+            Employee.specialties,
+            Employee.regions,
+            load,
+        )
+        .select_from(Team)
+        .outerjoin(TeamMember, TeamMember.team_id == Team.id)
+        .outerjoin(Employee, and_(Employee.id == TeamMember.employee_id, Employee.active.is_(True)))
+        .where(Team.id.in_(sorted(team_ids)))
+        .order_by(Team.id, Employee.id)
+    )
+    teams: dict[int, _TeamRow] = {}
+    members: list[_MemberRow] = []
+    loads: dict[int, int] = {}
+    for team_id, strategy, position, employee_id, capacity, specialties, regions, stored_load in rows:
+        teams.setdefault(team_id, (team_id, strategy, position))
+        if employee_id is not None:
+            members.append((team_id, employee_id, capacity, specialties, regions))
+            if stored_load:
+                loads[employee_id] = stored_load
+    return list(teams.values()), members, loads
+
+
+def _build_assigners(
+    teams: Iterable[Sequence[Any]], member_rows: Iterable[Sequence[Any]], loads: Mapping[int, int]
+) -> dict[int, TeamAssigner]:
     # One MemberState per employee, shared by every team they belong to, so a load
     # taken in one team counts against their capacity in the others.
     states: dict[int, MemberState] = {}
