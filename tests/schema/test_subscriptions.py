@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from graphql import ExecutionResult
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.testclient import TestClient
 
 from domain import customers, runs
 from domain.events import hub
@@ -17,8 +19,10 @@ from domain.tokens import authenticate, create_token
 from schema import schema
 from schema.context import Context
 from schema.loaders import Loaders
+from server import create_app
 from storage import models
-from storage.engine import session_factory
+from storage.engine import create_engine, session_factory
+from storage.migrate import upgrade
 from tests.domain.routing_support import add_customer, add_employee, add_team
 from tests.schema.helpers import global_id, key_of
 
@@ -177,3 +181,39 @@ async def test_a_subscription_without_a_valid_token_is_refused(engine: AsyncEngi
             assert len(results) == 1
             assert results[0].data is None
             assert [error.extensions["code"] for error in results[0].errors or []] == ["UNAUTHENTICATED"]
+
+
+def test_websocket_token_from_connection_init_and_refusal_without_one(tmp_path: Path) -> None:
+    """The real transport (graphql-transport-ws): a token in `connection_init` authenticates; none is refused."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ws.db'}"
+
+    async def prepare() -> tuple[str, int]:
+        engine = create_engine(url)
+        await upgrade(engine)
+        async with session_factory(engine)() as session:
+            token = await create_token(session, "viewer", label="websocket")
+            await add_customer(session, "c1", size="small")
+            await session.commit()
+            run = await runs.preview_ruleset(session, source="rest: true -> tag seen")
+        await engine.dispose()
+        return token, run.id
+
+    token, run_id = asyncio.run(prepare())
+    subscribe = {"query": PROGRESS, "variables": {"id": global_id("EvaluationRun", run_id)}}
+    with TestClient(create_app(url, schedule=False)) as client:
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
+            socket.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+            assert socket.receive_json()["type"] == "connection_ack"
+            socket.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            message = socket.receive_json()
+            assert message["type"] == "next", message
+            assert message["payload"]["data"]["evaluationRunProgress"]["status"] == "SUCCEEDED"
+            assert socket.receive_json() == {"id": "1", "type": "complete"}
+        for payload in ({}, {"Authorization": "Bearer wrong"}):
+            with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
+                socket.send_json({"type": "connection_init", "payload": payload})
+                assert socket.receive_json()["type"] == "connection_ack"
+                socket.send_json({"id": "2", "type": "subscribe", "payload": subscribe})
+                message = socket.receive_json()
+                assert message["type"] == "error", message
+                assert [error["extensions"]["code"] for error in message["payload"]] == ["UNAUTHENTICATED"]
