@@ -353,13 +353,13 @@ async def _execute(
         total = high - low + 1
         for start in range(low, high + 1, EVALUATION_CHUNK):
             await queries.evaluate_chunk(
-                session, tables, plan.compiled, team_ids, segment_ids, start, start + EVALUATION_CHUNK
+                session, tables, plan.compiled, team_ids, start, start + EVALUATION_CHUNK
             )
             await _report(progress, run_id, "evaluate", min(start + EVALUATION_CHUNK, high + 1) - low, total)
 
     await queries.analyze(session, tables.work)
     await _report(progress, run_id, "compare", 0, 1)
-    await queries.compute_labels(session, tables)
+    await queries.compute_labels(session, tables, segment_ids)
     await queries.analyze(session, tables.label_diff, tables.label_json)
     await _report(progress, run_id, "compare", 1, 1)
 

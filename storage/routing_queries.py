@@ -3,10 +3,11 @@
 A run evaluates the compiled ruleset for every customer inside the database into
 a temporary *work* table (one row per customer: team before, deciding rule —
 the team follows from it —, and for every segment and tag of the ruleset
-whether the rules want it and whether the customer has it now), and then
-derives everything else from it with set-based statements:
+whether the rules want it), and then derives everything else from it with
+set-based statements:
 
-* ``label_diff`` — the segments and rule tags each customer gains or loses;
+* ``label_diff`` — the segments and rule tags each customer gains or loses
+  (the work table joined with the current members and rule tags);
 * ``label_json`` — the per-customer lists of added/removed segments and tags;
 * the change rows, the customers' new team/manager, the assignment history,
   segment members and rule tags are each one ``INSERT … SELECT``/``UPDATE``/
@@ -91,9 +92,6 @@ class WorkTables:
     label_json: Table
     segment_columns: dict[str, Column[Any]]
     tag_columns: dict[str, Column[Any]]
-    # Whether the customer is in the segment / has the rule tag now (before the run).
-    had_segment_columns: dict[str, Column[Any]]
-    had_tag_columns: dict[str, Column[Any]]
     # Team id by deciding-rule label.  When the labels name the teams unambiguously the
     # team is derived from the stored label, so the rules' conditions are evaluated once
     # per customer (for the label) instead of twice (label and team); otherwise None and
@@ -166,8 +164,6 @@ def build_work_tables(
     temporary: dict[str, Any] = {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
     segment_columns = {key: Column(f"segment_{index}", Boolean) for index, key in enumerate(segment_keys)}
     tag_columns = {key: Column(f"tag_{index}", Boolean) for index, key in enumerate(tag_keys)}
-    had_segment_columns = {key: Column(f"had_segment_{index}", Boolean) for index, key in enumerate(segment_keys)}
-    had_tag_columns = {key: Column(f"had_tag_{index}", Boolean) for index, key in enumerate(tag_keys)}
     work = Table(
         "segmenta_run_work",
         metadata,
@@ -181,8 +177,6 @@ def build_work_tables(
         Column("assigned_manager", Integer),
         *segment_columns.values(),
         *tag_columns.values(),
-        *had_segment_columns.values(),
-        *had_tag_columns.values(),
         **temporary,
     )
     label_diff = Table(
@@ -204,9 +198,7 @@ def build_work_tables(
         Column("tags_removed", JSON),
         **temporary,
     )
-    return WorkTables(
-        work, label_diff, label_json, segment_columns, tag_columns, had_segment_columns, had_tag_columns, team_by_rule
-    )
+    return WorkTables(work, label_diff, label_json, segment_columns, tag_columns, team_by_rule)
 
 
 async def create_work_tables(session: AsyncSession, tables: WorkTables) -> None:
@@ -240,7 +232,6 @@ async def evaluate_chunk(
     tables: WorkTables,
     compiled: SqlRuleset,
     team_ids: Mapping[str, int],
-    dynamic_segment_ids: Mapping[str, int],
     low: int,
     high: int,
 ) -> None:
@@ -264,44 +255,51 @@ async def evaluate_chunk(
     for key, column in tables.tag_columns.items():
         columns.append(column.name)
         selected.append(compiled.tags[key])
-    # Current state, probed through the unique indexes of segment_members and customer_tags.
-    for key, column in tables.had_segment_columns.items():
-        columns.append(column.name)
-        segment_id = dynamic_segment_ids.get(key)
-        selected.append(
-            literal(False)
-            if segment_id is None
-            else exists().where(
-                segment_members.c.segment_id == segment_id, segment_members.c.customer_id == customers.c.id
-            )
-        )
-    for key, column in tables.had_tag_columns.items():
-        columns.append(column.name)
-        selected.append(
-            exists().where(
-                customer_tags.c.customer_id == customers.c.id,
-                customer_tags.c.tag == key,
-                customer_tags.c.source == "rule",
-            )
-        )
     source = select(*selected).where(customers.c.id >= low, customers.c.id < high)
     await session.execute(insert(work).from_select(columns, source))
 
 
-async def compute_labels(session: AsyncSession, tables: WorkTables) -> None:
-    """Fill `label_diff` (segments and rule tags gained or lost) and `label_json` (per customer)."""
+async def compute_labels(
+    session: AsyncSession, tables: WorkTables, dynamic_segment_ids: Mapping[str, int]
+) -> None:
+    """Fill `label_diff` (segments and rule tags gained or lost) and `label_json` (per customer).
+
+    Set-based against the current state: a gain is a wanted label the customer lacks
+    (probed only for the customers who want it), a loss is a current member or tag
+    holder the rules no longer want (driven by the members of that segment or tag), so
+    the cost follows the labelled customers, not every customer times every label.
+    """
     work = tables.work
     diff_columns = ["customer_id", "kind", "key", "added"]
-    parts = [
-        select(work.c.customer_id, literal(kind), literal(key), wanted)
-        .where(wanted != had)
-        for kind, wanted_columns, had_columns in (
-            (SEGMENT, tables.segment_columns, tables.had_segment_columns),
-            (TAG, tables.tag_columns, tables.had_tag_columns),
+    parts: list[Any] = []
+    for key, wanted in tables.segment_columns.items():
+        segment_id = dynamic_segment_ids.get(key)
+        if segment_id is None:  # the segment does not exist yet (preview): nobody is in it
+            parts.append(select(work.c.customer_id, literal(SEGMENT), literal(key), literal(True)).where(wanted.is_(True)))
+            continue
+        member = and_(segment_members.c.segment_id == segment_id, segment_members.c.customer_id == work.c.customer_id)
+        parts.append(
+            select(work.c.customer_id, literal(SEGMENT), literal(key), literal(True)).where(
+                wanted.is_(True), not_(exists().where(member))
+            )
         )
-        for key, wanted in wanted_columns.items()
-        for had in (had_columns[key],)
-    ]
+        parts.append(
+            select(work.c.customer_id, literal(SEGMENT), literal(key), literal(False))
+            .select_from(segment_members.join(work, work.c.customer_id == segment_members.c.customer_id))
+            .where(segment_members.c.segment_id == segment_id, wanted.is_(False))
+        )
+    for key, wanted in tables.tag_columns.items():
+        tagged = and_(customer_tags.c.tag == key, customer_tags.c.source == "rule")
+        parts.append(
+            select(work.c.customer_id, literal(TAG), literal(key), literal(True)).where(
+                wanted.is_(True), not_(exists().where(tagged, customer_tags.c.customer_id == work.c.customer_id))
+            )
+        )
+        parts.append(
+            select(work.c.customer_id, literal(TAG), literal(key), literal(False))
+            .select_from(customer_tags.join(work, work.c.customer_id == customer_tags.c.customer_id))
+            .where(tagged, wanted.is_(False))
+        )
     # Segments and rule tags the ruleset no longer produces lose all their members.
     orphan_segments = (
         select(segment_members.c.customer_id, literal(SEGMENT), segments.c.key, literal(False))
@@ -586,6 +584,9 @@ async def update_customers(session: AsyncSession, tables: WorkTables, now: datet
                 work.c.rule_before.is_distinct_from(work.c.rule),
             ),
         )
+        # Keeps SQLite from flattening the subquery into a scan of every customer probing
+        # the work table: it scans the work table and probes customers by primary key.
+        .order_by(work.c.customer_id)
         .subquery()
     )
     statement = (
