@@ -338,12 +338,38 @@ class _Decision:
     manager_after: int | None = None
 
 
-async def _teams_by_key(session: AsyncSession, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
-    rows = await session.execute(select(Team.key, Team.id, Team.strategy).where(Team.key.in_(wanted)))
-    return {key: (team_id, strategy) for key, team_id, strategy in rows.all()}
+SegmentRow = tuple[str, int, str]
+"""(key, id, kind) of a stored segment."""
+
+
+async def _teams_and_segments_by_key(
+    session: AsyncSession, team_keys: Iterable[str], segment_keys: Iterable[str]
+) -> tuple[dict[str, tuple[int, str]], list[SegmentRow]]:
+    """Teams (id, strategy) and segments (key, id, kind) by key, in one statement."""
+    teams_wanted, segments_wanted = sorted(set(team_keys)), sorted(set(segment_keys))
+    parts = []
+    if teams_wanted:
+        parts.append(
+            select(literal("team").label("what"), Team.key, Team.id, Team.strategy.label("detail")).where(
+                Team.key.in_(teams_wanted)
+            )
+        )
+    if segments_wanted:
+        parts.append(
+            select(literal("segment").label("what"), Segment.key, Segment.id, Segment.kind.label("detail")).where(
+                Segment.key.in_(segments_wanted)
+            )
+        )
+    if not parts:
+        return {}, []
+    teams: dict[str, tuple[int, str]] = {}
+    segments: list[SegmentRow] = []
+    for what, key, found_id, detail in await session.execute(parts[0] if len(parts) == 1 else union_all(*parts)):
+        if what == "team":
+            teams[key] = (found_id, detail)
+        else:
+            segments.append((key, found_id, detail))
+    return teams, segments
 
 
 async def _assign_new_managers(
@@ -386,8 +412,10 @@ async def _decide(
     rules: CompiledRules,
     customer_ids: Sequence[int],
     as_of: datetime,
+    labels: Mapping[int, tuple[set[str], set[str]]],
     rows: dict[int, Mapping[str, Any]] | None = None,
-) -> list[_Decision]:
+) -> tuple[list[_Decision], list[SegmentRow]]:
+    """The decisions, and the stored segments any of them may join or leave (read with the teams)."""
     rows, values = await _load_values(session, customer_ids, rules, rows)
     decisions: list[_Decision] = []
     for customer_id in customer_ids:
@@ -395,7 +423,12 @@ async def _decide(
             continue
         team, rule, segments, tags = rules.rules.decide(values[customer_id], as_of)
         decisions.append(_Decision(customer_id, rows[customer_id], team, rule, segments, tags))
-    teams = await _teams_by_key(session, (d.team_key for d in decisions if d.team_key is not None))
+    # Segments joined are among the rules' outputs, segments left among the stored memberships.
+    segment_keys = {key for d in decisions for key in d.segments}
+    segment_keys.update(key for d in decisions for key in labels[d.customer_id][0])
+    teams, segments = await _teams_and_segments_by_key(
+        session, (d.team_key for d in decisions if d.team_key is not None), segment_keys
+    )
     strategies: dict[int, str] = {}
     for decision in decisions:
         row = decision.row
@@ -416,7 +449,7 @@ async def _decide(
         elif decision.rule_team == row["team_id"]:
             decision.manager_after = row["manager_id"]
     await _assign_new_managers(session, decisions, strategies)
-    return decisions
+    return decisions, segments
 
 
 # ---------------------------------------------------------------------------
@@ -457,14 +490,18 @@ async def realtime_run_id(
     return run.id
 
 
-async def _dynamic_segment_ids(session: AsyncSession, keys: Collection[str], now: datetime) -> dict[str, int]:
+async def _dynamic_segment_ids(
+    session: AsyncSession, keys: Collection[str], now: datetime, known: Sequence[SegmentRow]
+) -> dict[str, int]:
     """Ids of the dynamic segments `keys`, creating the missing ones (as apply does).
 
-    A key that names a manual segment is left out: rules never maintain manual segments.
+    `known` are the stored segments read earlier in this transaction for a superset
+    of `keys`.  A key that names a manual segment is left out: rules never maintain
+    manual segments.
     """
     if not keys:
         return {}
-    rows = (await session.execute(select(Segment.key, Segment.id, Segment.kind).where(Segment.key.in_(sorted(keys))))).all()
+    rows = [row for row in known if row[0] in keys]
     ids = {key: segment_id for key, segment_id, kind in rows if kind == "dynamic"}
     manual = sorted(key for key, _, kind in rows if kind != "dynamic")
     if manual:
@@ -478,11 +515,13 @@ async def _dynamic_segment_ids(session: AsyncSession, keys: Collection[str], now
     return ids
 
 
-async def _write_labels(session: AsyncSession, changes: Sequence[RealtimeChange], now: datetime) -> None:
+async def _write_labels(
+    session: AsyncSession, changes: Sequence[RealtimeChange], now: datetime, known_segments: Sequence[SegmentRow]
+) -> None:
     removed_segments = [(c.customer_id, key) for c in changes for key in c.segments_removed]
     added_segments = [(c.customer_id, key) for c in changes for key in c.segments_added]
     segment_ids = await _dynamic_segment_ids(
-        session, {key for _, key in removed_segments + added_segments}, now
+        session, {key for _, key in removed_segments + added_segments}, now, known_segments
     )
     removed_rows = [(customer, segment_ids[key]) for customer, key in removed_segments if key in segment_ids]
     if removed_rows:
@@ -637,17 +676,17 @@ async def reevaluate_customers(
         if single.row is None:
             return []
         known_run_id = single.day_run_id
-        decisions = await _decide(session, rules, ids, now, {ids[0]: single.row})
         if single.has_labels:
             labels = await current_labels(session, ids)
         else:
             labels = {ids[0]: (set(), set())}
+        decisions, segments = await _decide(session, rules, ids, now, labels, {ids[0]: single.row})
     else:
         rules = await active_rules(session)
         if rules is None:
             return []
-        decisions = await _decide(session, rules, ids, now)
-        labels = await current_labels(session, [d.customer_id for d in decisions])
+        labels = await current_labels(session, ids)
+        decisions, segments = await _decide(session, rules, ids, now, labels)
     changes: list[RealtimeChange] = []
     for decision in decisions:
         row = decision.row
@@ -672,7 +711,7 @@ async def reevaluate_customers(
             changes.append(change)
     await _write_customers(session, decisions, now)
     if changes:
-        await _write_labels(session, changes, now)
+        await _write_labels(session, changes, now, segments)
         await _record(session, changes, rules.ruleset_id, cause, now, known_run_id)
     await session.flush()
     return changes
