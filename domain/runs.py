@@ -238,10 +238,11 @@ async def _assign_managers(
     progress: ProgressCallback | None,
 ) -> list[assignment.TeamAssigner]:
     automatic = plan.automatic_team_ids
-    team_ids = await queries.teams_needing_managers(session, tables, automatic)
-    if not team_ids:
+    needing = await queries.needing_managers_by_team(session, tables, automatic)
+    if not needing:
         return []
-    total = await queries.count_needing_managers(session, tables, automatic)
+    team_ids = sorted(needing)
+    total = sum(needing.values())
     loads = await queries.loads_after_departures(session, tables)
     assigners = await assignment.load_team_assigners(session, team_ids, loads=loads)
     done = 0

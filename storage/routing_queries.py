@@ -358,20 +358,17 @@ async def loads_after_departures(session: AsyncSession, tables: WorkTables) -> d
     return {manager_id: count for manager_id, count in rows.all()}
 
 
-async def teams_needing_managers(
+async def needing_managers_by_team(
     session: AsyncSession, tables: WorkTables, automatic_team_ids: Sequence[int]
-) -> list[int]:
-    work = tables.work
+) -> dict[int, int]:
+    """Customers needing a new manager, by the team they go to (one scan of the work table)."""
+    if not automatic_team_ids:
+        return {}
+    team = tables.rule_team.label("team_id")
     rows = await session.execute(
-        select(tables.rule_team).where(tables.needs_manager(automatic_team_ids)).distinct()
+        select(team, func.count()).where(tables.needs_manager(automatic_team_ids)).group_by(team)
     )
-    return sorted(team_id for (team_id,) in rows.all())
-
-
-async def count_needing_managers(
-    session: AsyncSession, tables: WorkTables, automatic_team_ids: Sequence[int]
-) -> int:
-    return await session.scalar(select(func.count()).where(tables.needs_manager(automatic_team_ids))) or 0
+    return {team_id: int(count) for team_id, count in rows.all()}
 
 
 async def candidates_chunk(
@@ -511,14 +508,19 @@ async def outcome_groups(
     """Every summary figure from one GROUP BY over the work table (a few hundred groups at most).
 
     The grouping keys are plain columns (the team follows from the rule, see
-    WorkTables.team_by_rule), and the per-customer flags are summed, which keeps
-    the sort small.
+    WorkTables.team_by_rule), so whether the group's customers move is known per
+    group; the aggregates are plain column tests, and the per-group figures follow
+    in Python from the same definitions as `assignment_changes` and `needs_manager`:
+    a customer who moves team changes; one who stays keeps a manager they have and
+    changes only when given one (or when their segments or tags change).
     """
     work, label_json = tables.work, tables.label_json
 
     def total(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
+    labelled = label_json.c.customer_id.is_not(None)
+    given_manager = and_(work.c.manager_before.is_(None), work.c.assigned_manager.is_not(None))
     keys: list[ColumnElement[Any]] = [work.c.rule, work.c.team_before, work.c.locked]
     if tables.team_by_rule is None:
         keys.append(work.c.rule_team)
@@ -526,20 +528,30 @@ async def outcome_groups(
         select(
             *keys,
             func.count(),
-            total(or_(tables.assignment_changes, label_json.c.customer_id.is_not(None))),
-            total(and_(tables.needs_manager(automatic_team_ids), work.c.assigned_manager.is_(None))),
+            total(labelled),
+            total(or_(labelled, given_manager)),
+            total(work.c.assigned_manager.is_(None)),
+            total(and_(work.c.assigned_manager.is_(None), work.c.manager_before.is_(None))),
         )
         .select_from(_changed_rows(tables))
         .group_by(*keys)
     )
+    automatic = set(automatic_team_ids)
     groups = []
     for row in (await session.execute(statement)).all():
         rule, before, locked = row[0], row[1], bool(row[2])
         if tables.team_by_rule is None:
-            rule_team, count, changed, unassigned = row[3:]
+            rule_team, count, labelled_count, staying_changed, unmanaged, unmanaged_before = row[3:]
         else:
             rule_team = None if rule is None else tables.team_by_rule.get(rule)
-            count, changed, unassigned = row[3:]
+            count, labelled_count, staying_changed, unmanaged, unmanaged_before = row[3:]
+        moves = rule_team != before
+        if locked:
+            changed, unassigned = labelled_count, 0
+        elif moves:
+            changed, unassigned = count, unmanaged if rule_team in automatic else 0
+        else:
+            changed, unassigned = staying_changed, unmanaged_before if rule_team in automatic else 0
         groups.append(OutcomeGroup(rule, before, rule_team, locked, int(count), int(changed), int(unassigned)))
     return groups
 
