@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import false, func, select, text, update
+from sqlalchemy import false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import NotFound, UserError
 from dsl.pipeline import CheckResult, check_source
 from storage.catalog import load_known
+from storage.locks import hold_exclusive
 from storage.models import Ruleset, Team, utcnow
 
 RULESET_STATUSES = ("draft", "active", "archived")
@@ -110,17 +111,10 @@ async def active_ruleset(session: AsyncSession) -> Ruleset | None:
 
 
 async def _serialise_activation(session: AsyncSession) -> None:
-    """Make concurrent activations take turns.
-
-    PostgreSQL: a transaction-scoped advisory lock (row locks cannot guard the
-    case where no ruleset is active yet).  SQLite: a write as the transaction's
-    first statement takes the database write lock before anything is read (a
-    read first would leave a stale snapshot that cannot be upgraded to a write).
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ACTIVATION_LOCK_KEY})
-    else:
-        await session.execute(update(Ruleset).where(false()).values(status=Ruleset.status))
+    """Make concurrent activations take turns (see storage.locks.hold_exclusive)."""
+    await hold_exclusive(
+        session, _ACTIVATION_LOCK_KEY, sqlite_first_write=update(Ruleset).where(false()).values(status=Ruleset.status)
+    )
 
 
 async def refresh_diagnostics(session: AsyncSession, ruleset: Ruleset) -> CheckResult:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import assignment, events
@@ -41,6 +41,7 @@ from dsl.ast import Rule, RuleFile, SegmentDef
 from dsl.diagnostics import RuleError
 from dsl.sql_compiler import SqlRuleset, compile_ruleset
 from storage import routing_queries as queries
+from storage.locks import hold_exclusive
 from storage.models import EvaluationRun, Team, utcnow
 from storage.rule_fields import CustomerFields
 
@@ -315,15 +316,12 @@ _APPLY_LOCK_KEY = 0x5E6_A991
 
 
 async def _serialise_applies(session: AsyncSession, run_id: int) -> None:
-    """One apply at a time, across processes: a second waits, then sees the first's result.
-
-    PostgreSQL: a transaction-scoped advisory lock.  SQLite: a write as the first
-    statement takes the database write lock for the whole run.
-    """
-    if queries.dialect_name(session) == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK_KEY})
-    else:
-        await session.execute(update(EvaluationRun).where(EvaluationRun.id == run_id).values(status="running"))
+    """One apply at a time, across processes: a second waits, then sees the first's result."""
+    await hold_exclusive(
+        session,
+        _APPLY_LOCK_KEY,
+        sqlite_first_write=update(EvaluationRun).where(EvaluationRun.id == run_id).values(status="running"),
+    )
 
 
 async def _execute(
