@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UnsetType
 
+from domain.run_tasks import RunLauncher, wait_from_environment
 from domain.scheduler import scheduler_from_environment
 from domain.tokens import authenticate
 from schema import schema
@@ -49,9 +50,10 @@ def bearer_token(headers: Any) -> str | None:
 class SegmentaGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with a per-request database session, principal and DataLoaders."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], runs: RunLauncher) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self.sessions = sessions
+        self.runs = runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope.setdefault("state", {})
@@ -64,7 +66,9 @@ class SegmentaGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         session = self.sessions()
-        context = Context(session=session, principal=None, loaders=Loaders(session), request=request, response=response)
+        context = Context(
+            session=session, principal=None, loaders=Loaders(session), request=request, response=response, runs=self.runs
+        )
         request.scope["state"][CONTEXT_KEY] = context
         token = bearer_token(request.headers)
         if token is None:
@@ -115,15 +119,24 @@ async def health(request: Request) -> Response:
 
 
 def create_app(
-    database_url: str | None = None, *, engine: AsyncEngine | None = None, schedule: bool = True
+    database_url: str | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    schedule: bool = True,
+    run_wait: float | None = None,
 ) -> Starlette:
     """The app over `engine` (left as it is), or over a new engine for `database_url` (default
     SEGMENTA_DATABASE_URL), which is migrated at startup and disposed at shutdown.  With
     `schedule`, the lifespan also runs the scheduled apply (domain/scheduler.py) unless
-    SEGMENTA_SCHEDULE_INTERVAL is off."""
+    SEGMENTA_SCHEDULE_INTERVAL is off.  Preview and apply runs execute in background tasks;
+    the API waits up to `run_wait` seconds (default SEGMENTA_RUN_WAIT) before returning a
+    run that is still running (domain/run_tasks.py)."""
     owns_engine = engine is None
     active_engine = engine if engine is not None else create_engine(database_url)
-    graphql = SegmentaGraphQL(session_factory(active_engine))
+    launcher = RunLauncher(
+        session_factory(active_engine), wait=run_wait if run_wait is not None else wait_from_environment()
+    )
+    graphql = SegmentaGraphQL(session_factory(active_engine), launcher)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -137,6 +150,7 @@ def create_app(
         yield
         if scheduler is not None:
             await scheduler.stop()
+        await launcher.shutdown()
         if owns_engine:
             await active_engine.dispose()
 
@@ -149,6 +163,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.engine = active_engine
+    app.state.runs = launcher
     return app
 
 

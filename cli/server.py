@@ -11,7 +11,9 @@ import uvicorn
 from rich.progress import Progress
 
 from cli.app import main
-from cli.data import database_url_option, describe_seed, migrated_engine, progress_bar, stderr, step_progress
+from cli.data import database_url_option, describe_seed, fail, migrated_engine, progress_bar, stderr, step_progress
+from domain.errors import UserError
+from domain.run_tasks import wait_from_environment
 from domain.runs import RunProgress, apply_ruleset
 from domain.rulesets import activate_ruleset, save_ruleset
 from domain.seed import SAMPLE_RULES_PATH, database_is_empty, sample_rules, seed_database
@@ -32,6 +34,10 @@ async def migrate(url: str) -> None:
 
 
 def run_server(url: str, host: str, port: int) -> None:
+    try:
+        wait_from_environment()  # a bad setting stops here with its name, not in a traceback
+    except UserError as error:
+        fail(error.message)
     # Imported here: building the GraphQL schema is the slow part of start-up, and
     # only the server commands need it.
     from server import create_app

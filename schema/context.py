@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.run_tasks import RunLauncher
 from schema.loaders import Loaders
 from schema.serial import SerialSession
 from storage.models import utcnow
@@ -38,6 +39,8 @@ class Context:
     auth_problem: str | None = None
     # The websocket `connection_init` payload (strawberry fills it in; server.py reads the token from it).
     connection_params: dict[str, Any] | None = None
+    # Executes preview/apply runs in the background (None: they run inside the request).
+    runs: RunLauncher | None = None
 
     @property
     def db(self) -> SerialSession:

@@ -2,13 +2,15 @@
 merged into the root types by schema/__init__.py.
 
 Thin over domain.rulesets and domain.runs.  Preview is allowed to admins and
-managers; saving, activating and applying to admins.  Runs are returned at once
-with their status; a client polls `evaluationRun(id)` while it is RUNNING.
+managers; saving, activating and applying to admins.  Runs execute in the
+background (domain.run_tasks) and are returned at once with their status: finished
+when the run ended within SEGMENTA_RUN_WAIT, otherwise RUNNING, and a client polls
+`evaluationRun(id)` or subscribes to `evaluationRunProgress`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -414,6 +416,34 @@ def _source_problem(source: str) -> None:
         )
 
 
+async def _start_run(
+    info: Info, plan: Callable[[], Awaitable[run_service.RunPlan]], *, arguments: set[str]
+) -> RunPayload:
+    """Validate (a user error writes nothing), commit the run as RUNNING, execute it in the
+    background and return it: finished when it ended within the launcher's wait."""
+    session = info.context.session
+    plans: list[run_service.RunPlan] = []
+
+    async def work() -> models.EvaluationRun:
+        plans.append(await plan())
+        return await run_service.start_run(session, plans[0])
+
+    row, errors = await in_transaction(info, work, arguments=arguments)
+    if row is None:
+        return RunPayload(run=None, user_errors=errors)
+    launcher = info.context.runs
+    if launcher is None:
+        row = await run_service.execute_run(session, plans[0], row.id)
+    else:
+        await launcher.launch(plans[0], row.id)
+        # The run's own task wrote it in another session: read what is committed now.
+        fresh = await session.get(models.EvaluationRun, row.id, populate_existing=True)
+        assert fresh is not None
+        row = fresh
+    session.expunge_all()
+    return RunPayload(run=EvaluationRun.from_row(row), user_errors=[])
+
+
 @strawberry.type
 class RoutingMutation:
     @strawberry.mutation(
@@ -456,14 +486,15 @@ class RoutingMutation:
     ) -> RunPayload:
         session = info.context.session
 
-        async def work() -> models.EvaluationRun:
+        async def plan() -> run_service.RunPlan:
             if rule_source is not None:
                 _source_problem(rule_source)
             ruleset_id = input_id(id, "Ruleset", "id") if id is not None else None
-            return await run_service.preview_ruleset(session, ruleset_id, rule_source, as_of=to_storage(as_of))
+            return await run_service.plan_run(
+                session, "preview", ruleset_id=ruleset_id, source=rule_source, as_of=to_storage(as_of)
+            )
 
-        row, errors = await in_transaction(info, work, arguments={"id", "source", "as_of"})
-        return RunPayload(run=EvaluationRun.from_row(row) if row is not None else None, user_errors=errors)
+        return await _start_run(info, plan, arguments={"id", "source", "as_of"})
 
     @strawberry.mutation(
         permission_classes=[CanManageRules],
@@ -475,8 +506,9 @@ class RoutingMutation:
     async def apply_ruleset(self, info: Info, id: strawberry.ID, as_of: datetime | None = None) -> RunPayload:
         session = info.context.session
 
-        async def work() -> models.EvaluationRun:
-            return await run_service.apply_ruleset(session, input_id(id, "Ruleset", "id"), as_of=to_storage(as_of))
+        async def plan() -> run_service.RunPlan:
+            return await run_service.plan_run(
+                session, "apply", ruleset_id=input_id(id, "Ruleset", "id"), as_of=to_storage(as_of)
+            )
 
-        row, errors = await in_transaction(info, work, arguments={"id", "as_of"})
-        return RunPayload(run=EvaluationRun.from_row(row) if row is not None else None, user_errors=errors)
+        return await _start_run(info, plan, arguments={"id", "as_of"})

@@ -104,3 +104,13 @@ def test_serve_migrates_a_new_database_then_runs_the_app(tmp_path: Path, served:
     body = graphql(call["app"], token, "{ customers(first: 1) { totalCount } }")
     assert body["data"]["customers"]["totalCount"] == 0
     assert "errors" in graphql(call["app"], "sgm_not-a-token", "{ customers(first: 1) { totalCount } }")
+
+
+def test_serve_refuses_a_bad_run_wait_setting_by_name(
+    tmp_path: Path, served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGMENTA_RUN_WAIT", "soon")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    result = CliRunner().invoke(main, ["serve", "--database-url", url])
+    assert result.exit_code == 1 and served == []
+    assert "SEGMENTA_RUN_WAIT must be a number of seconds" in result.output

@@ -19,7 +19,8 @@ ROLES = ("admin", "manager", "viewer")
 
 @pytest.fixture
 async def http(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(engine=engine))
+    # Runs on these tiny worlds finish at once; a long wait keeps the payloads deterministic under load.
+    transport = httpx.ASGITransport(app=create_app(engine=engine, run_wait=60))
     async with httpx.AsyncClient(transport=transport, base_url="http://segmenta.test") as client:
         yield client
 
