@@ -3,13 +3,12 @@
 schema/__init__.py.  Thin over domain.manual_assignment and domain.explanations.
 
 Roles: assigning and unlocking need admin or manager.  `explain` is a read: every role
-may call it, an agent only for a customer they manage or one of their teams' customers.
+may call it, an agent only for a customer in their scope (domain.access).
 """
 
 from __future__ import annotations
 
 import strawberry
-from sqlalchemy import exists, or_, select
 
 from domain import explanations as explanation_service
 from domain import manual_assignment
@@ -17,7 +16,7 @@ from domain.errors import UserError as DomainUserError
 from schema.context import Info
 from schema.errors import FORBIDDEN, client_error
 from schema.payloads import UserError, in_transaction, input_id, input_ids
-from schema.permissions import CanAssign
+from schema.permissions import CanAssign, scope
 from schema.ids import decode_id
 from schema.routing import MAX_SOURCE_LENGTH, OptionalSourceArgument
 from schema.types import Customer, Employee, Team
@@ -87,23 +86,12 @@ class Explanation:
         )
 
 
-async def _agent_may_see(info: Info, customer_id: int) -> bool:
-    """An agent sees the customers they manage and the customers of their teams."""
-    principal = info.context.principal
-    if principal is None or principal.role != "agent":
+async def _may_see(info: Info, customer_id: int) -> bool:
+    """The caller's scope covers the customer (the scoped customer loader finds it); always true for
+    the roles that see every customer, so for them a missing customer still reads as null."""
+    if not scope(info).restricted:
         return True
-    employee_id = principal.employee_id
-    if employee_id is None:
-        return False
-    member_of_team = exists().where(
-        models.TeamMember.team_id == models.Customer.team_id, models.TeamMember.employee_id == employee_id
-    )
-    found = await info.context.db.scalar(
-        select(models.Customer.id).where(
-            models.Customer.id == customer_id, or_(models.Customer.manager_id == employee_id, member_of_team)
-        )
-    )
-    return found is not None
+    return await info.context.loaders.customer.load(customer_id) is not None
 
 
 @strawberry.type
@@ -126,7 +114,7 @@ class AssignmentQuery:
         ruleset_key = decode_id(ruleset_id, "Ruleset") if ruleset_id is not None else None
         if rule_source is not None and len(rule_source) > MAX_SOURCE_LENGTH:
             raise client_error(f"rule source too long ({len(rule_source)} characters; at most {MAX_SOURCE_LENGTH})")
-        if not await _agent_may_see(info, customer_key):
+        if not await _may_see(info, customer_key):
             raise client_error("forbidden: an agent can explain only their own and their teams' customers", FORBIDDEN)
         try:
             async with info.context.db.exclusive() as session:

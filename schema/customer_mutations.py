@@ -1,10 +1,15 @@
-"""Mutations on customers and their activity: purchases, interactions, feedback."""
+"""Mutations on customers and their activity: purchases, interactions, feedback.
+
+Recording activity also needs the customer to be in the caller's scope (domain.access): an
+agent recording for a customer that is not theirs gets a userError with code FORBIDDEN on
+`input.customerId`, checked inside the mutation's transaction before anything is written."""
 
 from __future__ import annotations
 
 import strawberry
 
 from domain import activity, customers
+from domain.access import ensure_may_act_on
 from schema.context import Info
 from schema.enums import FeedbackStatus
 from schema.ids import encode_id
@@ -26,7 +31,7 @@ from schema.payloads import (
     in_transaction,
     input_id,
 )
-from schema.permissions import CanHandleFeedback, CanRecordActivity, CanWriteCustomers
+from schema.permissions import CanHandleFeedback, CanRecordActivity, CanWriteCustomers, scope
 from schema.timestamps import to_storage
 from schema.types import Customer, Feedback, Interaction, Purchase
 from storage import models
@@ -34,6 +39,13 @@ from storage import models
 
 def _customer(info: Info, row: models.Customer | None) -> Customer | None:
     return Customer.from_row(row, info.context.now) if row is not None else None
+
+
+async def _customer_to_act_on(info: Info, value: strawberry.ID) -> int:
+    """The customer an activity is recorded for, refused when outside the caller's scope."""
+    customer_id = input_id(value, "Customer", "customer_id")
+    await ensure_may_act_on(info.context.session, scope(info), customer_id)
+    return customer_id
 
 
 @strawberry.type
@@ -81,7 +93,7 @@ class CustomerMutation:
         async def work() -> models.Purchase:
             return await activity.record_purchase(
                 session,
-                customer_id=input_id(input.customer_id, "Customer", "customer_id"),
+                customer_id=await _customer_to_act_on(info, input.customer_id),
                 amount=input.amount,
                 category=input.category,
                 product=input.product,
@@ -99,7 +111,7 @@ class CustomerMutation:
         async def work() -> models.Interaction:
             return await activity.record_interaction(
                 session,
-                customer_id=input_id(input.customer_id, "Customer", "customer_id"),
+                customer_id=await _customer_to_act_on(info, input.customer_id),
                 employee_id=input_id(input.employee_id, "Employee", "employee_id") if input.employee_id else None,
                 kind=input.kind.value,
                 occurred_at=to_storage(input.occurred_at),
@@ -120,7 +132,7 @@ class CustomerMutation:
         async def work() -> models.Feedback:
             return await activity.submit_feedback(
                 session,
-                customer_id=input_id(input.customer_id, "Customer", "customer_id"),
+                customer_id=await _customer_to_act_on(info, input.customer_id),
                 employee_id=input_id(input.employee_id, "Employee", "employee_id") if input.employee_id else None,
                 kind=input.kind.value,
                 score=input.score,

@@ -1,6 +1,14 @@
 """Per-request DataLoaders: every related object or list is fetched for a whole
 page of parents in one SQL statement, so the statement count of a query does
-not grow with the page size (see tests/schema/test_statement_count.py)."""
+not grow with the page size (see tests/schema/test_statement_count.py).
+
+Customers are scoped here (domain.access): `Loaders.scope` is the caller's scope,
+bound by the Authentication extension before any resolver runs.  The customer
+by-id loader, every customer child list (pages and counts) and every aggregate
+over customer rows add its predicate to their one statement, so an agent gets
+null, a shorter list, or a smaller figure, never another agent's customer.  It
+starts as "no customer at all": a Loaders that was never bound shows nothing.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from strawberry.dataloader import DataLoader
 
+from domain.access import Scope
 from storage import models
 from schema.pagination import Ordering, Page, split_pages
 from schema.serial import SerialSession
@@ -100,10 +109,15 @@ def _stats_from_row(values: Sequence[Any]) -> GroupStats:
 
 
 async def overall_stats(db: SerialSession, where: ColumnElement[bool] | None = None) -> GroupStats:
-    statement = select(*_stats_columns())
+    statement = select(*_stats_columns()).select_from(models.Customer)
     if where is not None:
         statement = statement.where(where)
     return _stats_from_row((await db.execute(statement)).one())
+
+
+def restricted(statement: Select[Any], predicate: ColumnElement[bool] | None) -> Select[Any]:
+    """`statement` with the scope predicate added; unchanged for a caller who sees everything."""
+    return statement if predicate is None else statement.where(predicate)
 
 
 class Loaders:
@@ -111,7 +125,9 @@ class Loaders:
 
     def __init__(self, session: AsyncSession) -> None:
         self.db = SerialSession(session)
-        self.customer = self._by_id(models.Customer)
+        # Fail closed until Authentication binds the caller's scope.
+        self.scope = Scope(restricted=True)
+        self.customer = self._by_id(models.Customer, scoped=True)
         self.team = self._by_id(models.Team)
         self.employee = self._by_id(models.Employee)
         self.segment = self._by_id(models.Segment)
@@ -126,6 +142,7 @@ class Loaders:
         self.memberships_of_employee: DataLoader[int, list[models.TeamMember]] = DataLoader(
             self._memberships_of_employees
         )
+        self.managed_count = self._grouped_count(models.Customer, models.Customer.manager_id, scoped=False)
         self.team_stats = self._grouped_stats(models.Customer.team_id)
         self.manager_stats = self._grouped_stats(models.Customer.manager_id)
         self.segment_stats = self._grouped_stats(models.SegmentMember.segment_id, _join_segment_members)
@@ -154,9 +171,12 @@ class Loaders:
 
     # -- loaders -----------------------------------------------------------------------------
 
-    def _by_id(self, model: type[Any]) -> DataLoader[int, Any]:
+    def _by_id(self, model: type[Any], scoped: bool = False) -> DataLoader[int, Any]:
         async def load(keys: list[int]) -> list[Any]:
-            rows = await self.db.scalars(select(model).where(model.id.in_(set(keys))))
+            statement = select(model).where(model.id.in_(set(keys)))
+            if scoped:
+                statement = restricted(statement, self.scope.customers())
+            rows = await self.db.scalars(statement)
             found = {row.id: row for row in rows}
             return [found.get(key) for key in keys]
 
@@ -235,17 +255,23 @@ class Loaders:
             statement = select(group_column, *_stats_columns()).select_from(models.Customer)
             if join is not None:
                 statement = join(statement)
-            statement = statement.where(group_column.in_(set(keys))).group_by(group_column)
+            statement = restricted(statement.where(group_column.in_(set(keys))), self.scope.customers())
+            statement = statement.group_by(group_column)
             found = {row[0]: _stats_from_row(row[1:]) for row in (await self.db.execute(statement)).all()}
             return [found.get(key, GroupStats()) for key in keys]
 
         return DataLoader(load)
 
-    def _grouped_count(self, model: type[Any], group_column: InstrumentedAttribute[Any]) -> DataLoader[int, int]:
+    def _grouped_count(
+        self, model: type[Any], group_column: InstrumentedAttribute[Any], scoped: bool = True
+    ) -> DataLoader[int, int]:
+        """Rows of `model` per group; `scoped`: only rows of visible customers (`model` has `customer_id`)."""
+
         async def load(keys: list[int]) -> list[int]:
-            statement = (
-                select(group_column, func.count(model.id)).where(group_column.in_(set(keys))).group_by(group_column)
-            )
+            statement = select(group_column, func.count(model.id)).where(group_column.in_(set(keys)))
+            if scoped:
+                statement = restricted(statement, self.scope.owned_by_visible(model.customer_id))
+            statement = statement.group_by(group_column)
             found = dict((await self.db.execute(statement)).all())
             return [int(found.get(key, 0)) for key in keys]
 
@@ -270,6 +296,7 @@ class Loaders:
         inner = children.joined(
             select(children.entity, children.parent_column.label("parent_key"), position.label("position"))
         ).where(children.parent_column.in_(set(parents)))
+        inner = restricted(inner, self._visible(children))
         if after is not None:
             inner = inner.where(ordering.after(after))
         numbered = inner.subquery()
@@ -285,10 +312,15 @@ class Loaders:
         statement = (
             children.joined(select(children.parent_column, func.count()).select_from(children.entity))
             .where(children.parent_column.in_(set(keys)))
-            .group_by(children.parent_column)
         )
+        statement = restricted(statement, self._visible(children)).group_by(children.parent_column)
         found = dict((await self.db.execute(statement)).all())
         return [int(found.get(key, 0)) for key in keys]
+
+    def _visible(self, children: ChildList) -> ColumnElement[bool] | None:
+        """The scope predicate for a list of customers.  Lists of a customer's own rows (purchases, …)
+        need none: their parent is a customer the caller was allowed to reach."""
+        return self.scope.customers() if children.entity is models.Customer else None
 
 
 def _grouped(keys: Sequence[KeyT], pairs: Iterable[tuple[KeyT, ValueT]]) -> list[list[ValueT]]:

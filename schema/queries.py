@@ -1,4 +1,5 @@
-"""The data queries of SPEC §5."""
+"""The data queries of SPEC §5.  Customers and feedback are limited to the caller's scope
+(schema/permissions.py `scope`, domain.access) in the statement that reads them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from schema.context import Info
 from schema.filters import CustomerFilter, FeedbackFilter, customer_conditions, feedback_conditions, filtered
 from schema.ids import decode_id
 from schema.orderings import CUSTOMER_ORDERINGS, NEWEST_FEEDBACK, CustomerOrder
+from schema.loaders import restricted
 from schema.pagination import Connection, counter, fetch_page, page_size, to_connection
+from schema.permissions import scope
 from schema.stats import Stats
 from schema.types import Customer, Employee, Feedback, Segment, Team
 from schema.where import where_condition
@@ -37,7 +40,7 @@ class DataQuery:
         conditions = customer_conditions(filter)
         if where is not None:
             conditions.append(await where_condition(info.context.db, where, info.context.now))
-        statement = filtered(select(models.Customer), conditions)
+        statement = restricted(filtered(select(models.Customer), conditions), scope(info).customers())
         ordering = CUSTOMER_ORDERINGS[order_by]
         db = info.context.db
         page = await fetch_page(db, statement, ordering, size, after)
@@ -46,14 +49,17 @@ class DataQuery:
         now = info.context.now
         return to_connection(page, ordering, lambda row: Customer.from_row(row, now), counter(db, statement))
 
-    @strawberry.field(description="The customer with this ID, or null.")
+    @strawberry.field(description="The customer with this ID, or null (also when the caller may not see it).")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         row = await info.context.loaders.customer.load(decode_id(id, "Customer"))
         return Customer.from_row(row, info.context.now) if row is not None else None
 
-    @strawberry.field(description="The customer with this external code, or null.")
+    @strawberry.field(
+        description="The customer with this external code, or null (also when the caller may not see it)."
+    )
     async def customer_by_code(self, info: Info, code: str) -> Customer | None:
-        row = await info.context.db.scalar(select(models.Customer).where(models.Customer.code == code))
+        statement = restricted(select(models.Customer).where(models.Customer.code == code), scope(info).customers())
+        row = await info.context.db.scalar(statement)
         return Customer.from_row(row, info.context.now) if row is not None else None
 
     @strawberry.field(description="Every segment, by key.")
@@ -89,7 +95,7 @@ class DataQuery:
         row = await info.context.loaders.employee.load(decode_id(id, "Employee"))
         return Employee.from_row(row) if row is not None else None
 
-    @strawberry.field(description="Feedback, newest first. `first` ≤ 100.")
+    @strawberry.field(description="Feedback, newest first (an agent: of their customers only). `first` ≤ 100.")
     async def feedback(
         self,
         info: Info,
@@ -98,11 +104,14 @@ class DataQuery:
         after: str | None = None,
     ) -> Connection[Feedback]:
         size = page_size(first)
-        statement = filtered(select(models.Feedback), feedback_conditions(filter))
+        statement = restricted(
+            filtered(select(models.Feedback), feedback_conditions(filter)),
+            scope(info).owned_by_visible(models.Feedback.customer_id),
+        )
         db = info.context.db
         page = await fetch_page(db, statement, NEWEST_FEEDBACK, size, after)
         return to_connection(page, NEWEST_FEEDBACK, Feedback.from_row, counter(db, statement))
 
-    @strawberry.field(description="Figures over the whole customer base.")
+    @strawberry.field(description="Figures over the whole customer base (an agent: over their customers).")
     def stats(self) -> Stats:
         return Stats()

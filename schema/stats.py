@@ -1,4 +1,8 @@
-"""The `stats` query: figures over the whole customer base, each computed only when selected."""
+"""The `stats` query: figures over the whole customer base, each computed only when selected.
+
+Figures made from customer rows (and `openFeedback`) are over the caller's scope (domain.access):
+an agent's are over their own customers; employee, team and segment counts are not customer data
+and stay global."""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import strawberry
 from sqlalchemy import func, select
 
 from schema.context import Info
-from schema.loaders import overall_stats
+from schema.loaders import overall_stats, restricted
+from schema.permissions import scope
 from schema.types import CustomerGroupStats, Team
 from storage import models
 
@@ -32,31 +37,41 @@ async def _count(info: Info, model: type[Any], *conditions: Any) -> int:
     return int((await info.context.db.execute(statement)).scalar_one())
 
 
+async def _count_customers(info: Info, *conditions: Any) -> int:
+    visible = scope(info).customers()
+    return await _count(info, models.Customer, *conditions, *([] if visible is None else [visible]))
+
+
+def _grouped_customers(info: Info, column: Any) -> Any:
+    """Visible customers per value of `column`, largest group first."""
+    statement = restricted(select(column, func.count()).select_from(models.Customer), scope(info).customers())
+    return statement.group_by(column).order_by(func.count().desc(), column)
+
+
 async def _by_column(info: Info, column: Any) -> list[ValueCount]:
-    statement = select(column, func.count()).group_by(column).order_by(func.count().desc(), column)
-    rows = (await info.context.db.execute(statement)).all()
+    rows = (await info.context.db.execute(_grouped_customers(info, column))).all()
     return [ValueCount(value=value, count=count) for value, count in rows]
 
 
-@strawberry.type(description="Figures over all customers, employees, teams and feedback.")
+@strawberry.type(
+    description="Figures over all customers, employees, teams and feedback (an agent: over their customers)."
+)
 class Stats:
     @strawberry.field(description="Aggregated metrics of every customer.")
     async def customers(self, info: Info) -> CustomerGroupStats:
-        return CustomerGroupStats.from_stats(await overall_stats(info.context.db))
+        return CustomerGroupStats.from_stats(await overall_stats(info.context.db, scope(info).customers()))
 
     @strawberry.field
     async def customer_count(self, info: Info) -> int:
-        return await _count(info, models.Customer)
+        return await _count_customers(info)
 
     @strawberry.field(description="Customers without a team.")
     async def unassigned_customers(self, info: Info) -> int:
-        return await _count(info, models.Customer, models.Customer.team_id.is_(None))
+        return await _count_customers(info, models.Customer.team_id.is_(None))
 
     @strawberry.field(description="Customers with a team but no account manager.")
     async def customers_without_manager(self, info: Info) -> int:
-        return await _count(
-            info, models.Customer, models.Customer.team_id.is_not(None), models.Customer.manager_id.is_(None)
-        )
+        return await _count_customers(info, models.Customer.team_id.is_not(None), models.Customer.manager_id.is_(None))
 
     @strawberry.field
     async def employee_count(self, info: Info) -> int:
@@ -72,7 +87,9 @@ class Stats:
 
     @strawberry.field(description="Feedback still OPEN or IN_PROGRESS.")
     async def open_feedback(self, info: Info) -> int:
-        return await _count(info, models.Feedback, models.Feedback.status.in_(["open", "in_progress"]))
+        visible = scope(info).owned_by_visible(models.Feedback.customer_id)
+        conditions = [models.Feedback.status.in_(["open", "in_progress"])] + ([] if visible is None else [visible])
+        return await _count(info, models.Feedback, *conditions)
 
     @strawberry.field
     async def by_lifecycle(self, info: Info) -> list[ValueCount]:
@@ -92,9 +109,7 @@ class Stats:
 
     @strawberry.field(description="Customers per team, largest first.")
     async def by_team(self, info: Info) -> list[TeamCount]:
-        column = models.Customer.team_id
-        statement = select(column, func.count()).group_by(column).order_by(func.count().desc(), column)
-        rows = (await info.context.db.execute(statement)).all()
+        rows = (await info.context.db.execute(_grouped_customers(info, models.Customer.team_id))).all()
         teams = await info.context.loaders.team.load_many([team_id for team_id, _ in rows if team_id is not None])
         by_id = {team.id: team for team in teams if team is not None}
         return [

@@ -8,6 +8,12 @@ the upgrade request's Authorization header or the `connection_init` payload
 
 Database reads here use a short session of their own: a subscription lives as
 long as the connection, and must not hold a transaction open meanwhile.
+
+An agent receives only the assignment changes of customers that were theirs
+before the change or are theirs after it (domain.access `Scope.change`): the
+pages of a finished apply run carry that predicate in their one statement; a
+real-time change is checked by one statement that evaluates the same rule over
+the change's values (team membership as it is now), only for agents.
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types.execution import PreExecutionError
 
+from domain.access import Scope, change_is_visible
 from domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, hub
 from schema.context import Info
 from schema.enums import AssignmentCause, to_enum
 from schema.ids import decode_id, encode_id
+from schema.loaders import restricted
+from schema.permissions import scope
 from schema.routing import EvaluationRun, RunStatus
 from schema.timestamps import to_api
 from schema.types import Customer, TeamAndManagerMove
@@ -91,10 +100,11 @@ class AssignmentChangeNotice(TeamAndManagerMove):
             row=change,
         )
 
-    @strawberry.field(description="Null when the customer has been deleted since.")
+    @strawberry.field(description="Null when the customer has been deleted since, or is no longer the agent's.")
     async def customer(self, info: Info) -> Customer | None:
+        statement = select(models.Customer).where(models.Customer.id == self.row.customer_id)
         async with session_factory(_engine(info))() as session:
-            row = await session.get(models.Customer, self.row.customer_id)
+            row = await session.scalar(restricted(statement, scope(info).customers()))
         return Customer.from_row(row, info.context.now) if row is not None else None
 
 
@@ -115,36 +125,26 @@ async def _either(first: Subscriber[First], second: Subscriber[Second]) -> Async
             task.cancel()
 
 
-class Audience:
-    """Which assignment changes the caller may see: all, or (an agent) their own and their teams' customers."""
-
-    def __init__(self, employee_id: int | None, team_ids: frozenset[int] | None) -> None:
-        self.employee_id = employee_id
-        self.team_ids = team_ids
-
-    @classmethod
-    async def of(cls, info: Info) -> Audience:
-        principal = info.context.principal
-        if principal is None or principal.role != "agent":
-            return cls(None, None)
-        if principal.employee_id is None:
-            return cls(None, frozenset())
-        async with session_factory(_engine(info))() as session:
-            rows = await session.scalars(
-                select(models.TeamMember.team_id).where(models.TeamMember.employee_id == principal.employee_id)
-            )
-            return cls(principal.employee_id, frozenset(rows.all()))
-
-    def sees(self, change: AssignmentChangeEvent) -> bool:
-        if self.team_ids is None:
-            return True
-        if self.employee_id is not None and self.employee_id in (change.manager_before_id, change.manager_after_id):
-            return True
-        return bool({change.team_before_id, change.team_after_id} & self.team_ids)
+async def _sees(info: Info, audience: Scope, change: AssignmentChangeEvent) -> bool:
+    """Whether a real-time change concerns the caller (no statement for a caller who sees everything)."""
+    if not audience.restricted:
+        return True
+    async with session_factory(_engine(info))() as session:
+        return await change_is_visible(
+            session,
+            audience,
+            change.team_before_id,
+            change.manager_before_id,
+            change.team_after_id,
+            change.manager_after_id,
+        )
 
 
-async def _run_history(info: Info, run_id: int, customer_id: int | None) -> AsyncIterator[AssignmentChangeEvent]:
-    """The assignment changes of a finished apply run (written by INSERT … SELECT, so read back), in pages."""
+async def _run_history(
+    info: Info, run_id: int, customer_id: int | None, audience: Scope
+) -> AsyncIterator[AssignmentChangeEvent]:
+    """The assignment changes of a finished apply run (written by INSERT … SELECT, so read back), in pages,
+    limited to the caller's scope."""
     history = models.AssignmentHistory
     factory = session_factory(_engine(info))
     async with factory() as session:
@@ -161,6 +161,12 @@ async def _run_history(info: Info, run_id: int, customer_id: int | None) -> Asyn
         )
         if customer_id is not None:
             statement = statement.where(history.customer_id == customer_id)
+        statement = restricted(
+            statement,
+            audience.change(
+                history.team_before_id, history.manager_before_id, history.team_after_id, history.manager_after_id
+            ),
+        )
         async with factory() as session:
             rows = (await session.scalars(statement)).all()
         for row in rows:
@@ -206,22 +212,24 @@ class Subscription:
                     return
 
     @strawberry.subscription(
-        description="Committed team or manager changes (real-time, manual, apply runs); optionally of one customer."
+        description=(
+            "Committed team or manager changes (real-time, manual, apply runs); optionally of one customer. "
+            "An agent gets the changes of customers that were theirs before or are theirs after the change."
+        )
     )
     async def assignment_changed(
         self, info: Info, customer_id: strawberry.ID | None = None
     ) -> AsyncGenerator[AssignmentChangeNotice, None]:
         wanted = decode_id(customer_id, "Customer") if customer_id is not None else None
-        audience = await Audience.of(info)
+        audience = scope(info)
         with hub.assignments.subscribe() as changes, hub.run_progress.subscribe() as progress:
             async for item in _either(changes, progress):
                 if isinstance(item, RunProgressEvent):
                     if item.status != "succeeded":
                         continue
-                    async for change in _run_history(info, item.run_id, wanted):
-                        if audience.sees(change):
-                            yield AssignmentChangeNotice.from_event(change)
-                elif (wanted is None or item.customer_id == wanted) and audience.sees(item):
+                    async for change in _run_history(info, item.run_id, wanted, audience):
+                        yield AssignmentChangeNotice.from_event(change)
+                elif (wanted is None or item.customer_id == wanted) and await _sees(info, audience, item):
                     yield AssignmentChangeNotice.from_event(item)
 
 

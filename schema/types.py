@@ -1,5 +1,7 @@
 """GraphQL object types (SPEC §5).  Each is built from its storage row with
-`from_row`; related objects and lists come through the request's DataLoaders."""
+`from_row`; related objects and lists come through the request's DataLoaders,
+which apply the caller's customer scope (schema/permissions.py): a Customer
+reached from another object is null when the caller may not see it."""
 
 from __future__ import annotations
 
@@ -129,7 +131,7 @@ class CustomerMetrics:
         )
 
 
-@strawberry.type(description="Aggregates over a group of customers.")
+@strawberry.type(description="Aggregates over a group of customers (an agent: only their customers in it).")
 class CustomerGroupStats:
     customer_count: int
     total_spent: float
@@ -446,10 +448,13 @@ class Employee:
         loaders = info.context.loaders
         stats = await loaders.manager_stats.load(self.row.id)
         capacity = self.row.capacity
+        # The figures are over the caller's scope, but free capacity is about every customer the employee has.
+        # (Awaited for every employee alike, so the loads of a page still batch into one statement each.)
+        managed = await loaders.managed_count.load(self.row.id) if loaders.scope.restricted else stats.customer_count
         return EmployeeStats(
             **CustomerGroupStats.fields_of(stats),
             capacity=capacity,
-            free_capacity=None if capacity is None else max(capacity - stats.customer_count, 0),
+            free_capacity=None if capacity is None else max(capacity - managed, 0),
             interactions_handled=await loaders.interactions_by_employee.load(self.row.id),
             feedback_received=await loaders.feedback_by_employee.load(self.row.id),
             monthly_target=self.row.monthly_target,
@@ -478,7 +483,7 @@ class Segment:
             row=row,
         )
 
-    @strawberry.field(description="Number of customers in the segment.")
+    @strawberry.field(description="Number of customers in the segment (an agent: of their customers).")
     async def size(self, info: Info) -> int:
         return await info.context.loaders.count_of(CUSTOMERS_OF_SEGMENT).load(self.row.id)
 
@@ -505,9 +510,12 @@ class Segment:
         return CustomerGroupStats.from_stats(await info.context.loaders.segment_stats.load(self.row.id))
 
 
-async def _customer_of(info: Info, customer_id: int) -> Customer:
+async def _customer_of(info: Info, customer_id: int) -> Customer | None:
     found = await info.context.loaders.customer.load(customer_id)
-    return Customer.from_row(found, info.context.now)
+    return Customer.from_row(found, info.context.now) if found is not None else None
+
+
+OUT_OF_SCOPE_CUSTOMER = "The customer; null when the caller may not see it (an agent's scope)."
 
 
 async def employee_of(info: Info, employee_id: int | None) -> Employee | None:
@@ -539,8 +547,8 @@ class Purchase:
             row=row,
         )
 
-    @strawberry.field
-    async def customer(self, info: Info) -> Customer:
+    @strawberry.field(description=OUT_OF_SCOPE_CUSTOMER)
+    async def customer(self, info: Info) -> Customer | None:
         return await _customer_of(info, self.row.customer_id)
 
 
@@ -562,8 +570,8 @@ class Interaction:
             row=row,
         )
 
-    @strawberry.field
-    async def customer(self, info: Info) -> Customer:
+    @strawberry.field(description=OUT_OF_SCOPE_CUSTOMER)
+    async def customer(self, info: Info) -> Customer | None:
         return await _customer_of(info, self.row.customer_id)
 
     @strawberry.field
@@ -599,8 +607,8 @@ class Feedback:
             row=row,
         )
 
-    @strawberry.field
-    async def customer(self, info: Info) -> Customer:
+    @strawberry.field(description=OUT_OF_SCOPE_CUSTOMER)
+    async def customer(self, info: Info) -> Customer | None:
         return await _customer_of(info, self.row.customer_id)
 
     @strawberry.field

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schema.permissions import AUTHENTICATION_REQUIRED
+from storage import models
+from storage.engine import session_factory
 from tests.schema.helpers import Api, World, snapshot
 
 CUSTOMERS = "{ customers(first: 5) { totalCount edges { node { code } } } }"
@@ -59,7 +62,10 @@ async def test_every_role_can_read(
     api: Api, tokens: dict[str, str], agent_token: str, world: World, role: str
 ) -> None:
     data = await api.data(CUSTOMERS, token=agent_token if role == "agent" else tokens[role])
-    assert data["customers"]["totalCount"] == len(world.customers)
+    # The fixture's agent manages no customer and is in no team: their scope is empty
+    # (tests/schema/test_agent_scope.py covers the scope itself).
+    expected = 0 if role == "agent" else len(world.customers)
+    assert data["customers"]["totalCount"] == expected
 
 
 @pytest.mark.parametrize("role", ["viewer", "agent"])
@@ -86,6 +92,12 @@ async def test_an_agent_records_activity_but_a_viewer_does_not(
     api: Api, tokens: dict[str, str], agent_token: str, world: World, engine: AsyncEngine
 ) -> None:
     customer = (await api.data('{ customerByCode(code: "C000") { id } }'))["customerByCode"]["id"]
+    # The agent records for a customer of their team (C000 is an east_sales customer).
+    async with session_factory(engine)() as session:
+        agent = await session.scalar(select(models.Employee.id).where(models.Employee.email == "agent@example.com"))
+        assert agent is not None
+        session.add(models.TeamMember(team_id=world.teams["east_sales"], employee_id=agent))
+        await session.commit()
     mutation = """
     mutation($customer: ID!) { recordPurchase(input: {customerId: $customer, amount: 12.5}) {
       purchase { amount } userErrors { field message } } }

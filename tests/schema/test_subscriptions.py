@@ -217,3 +217,82 @@ def test_websocket_token_from_connection_init_and_refusal_without_one(tmp_path: 
                 message = socket.receive_json()
                 assert message["type"] == "error", message
                 assert [error["extensions"]["code"] for error in message["payload"]] == ["UNAUTHENTICATED"]
+
+
+AGENT_CHANGES = """subscription {
+  assignmentChanged { customerId cause teamBefore { key } teamAfter { key } customer { code } }
+}"""
+
+
+async def _agent_token(engine: AsyncEngine, email: str) -> str:
+    async with session_factory(engine)() as session:
+        token = await create_token(session, "agent", employee_email=email, label="agent subscriber")
+        await session.commit()
+    return token
+
+
+async def _take(stream: AsyncIterator[ExecutionResult], count: int) -> list[ExecutionResult]:
+    taken = [await stream.__anext__() for _ in range(count)]
+    await stream.aclose()  # type: ignore[attr-defined]
+    return taken
+
+
+async def test_an_agent_gets_only_the_realtime_changes_of_their_customers(engine: AsyncEngine) -> None:
+    """Ann (an agent, in team standard) gets the change that brings a customer to her and the one that
+    takes it away (its `customer` then null: no longer hers), never the change of Bob's customer."""
+    await _world(engine)
+    token = await _agent_token(engine, "ann@example.com")
+    async with session_factory(engine)() as session:
+        stream = await _subscribe(AGENT_CHANGES, await _context(session, token), {})
+        before = hub.assignments.subscriber_count
+        first = asyncio.ensure_future(_first(stream))
+        await _until_subscribed(hub.assignments, before)
+        async with session_factory(engine)() as writer:
+            # Bob's customer comes first: were it delivered, it would be the first notice.
+            big = await customers.create_customer(writer, {"code": "big", "name": "Big", "size": "large"})
+            await writer.commit()
+            little = await customers.create_customer(writer, {"code": "little", "name": "Little", "size": "small"})
+            await writer.commit()
+            arrived = await asyncio.wait_for(first, 30)
+            second = asyncio.ensure_future(_first(stream))
+            await customers.update_customer(writer, little.id, {"size": "large"})
+            await writer.commit()
+            left = await asyncio.wait_for(second, 30)
+        await stream.aclose()  # type: ignore[attr-defined]
+    assert (arrived.errors, left.errors) == (None, None)
+    assert big.id != little.id
+    assert arrived.data == {"assignmentChanged": {
+        "customerId": global_id("Customer", little.id), "cause": "REALTIME", "teamBefore": None,
+        "teamAfter": {"key": "standard"}, "customer": {"code": "little"},
+    }}
+    assert left.data == {"assignmentChanged": {
+        "customerId": global_id("Customer", little.id), "cause": "REALTIME", "teamBefore": {"key": "standard"},
+        "teamAfter": {"key": "general"}, "customer": None,
+    }}
+
+
+async def test_an_agent_gets_only_their_customers_changes_of_an_apply_run(engine: AsyncEngine) -> None:
+    """The apply run routes c1, c3 (small) to Ann's team and c0, c2, c4 to Bob's: Ann's subscription gets
+    c1 and c3, then the real-time change that follows; none of Bob's customers."""
+    await _world(engine)
+    token = await _agent_token(engine, "ann@example.com")
+    async with session_factory(engine)() as session:
+        active = await session.scalar(select(models.Ruleset.id).where(models.Ruleset.status == "active"))
+        by_code = {code: key for code, key in (await session.execute(select(models.Customer.code, models.Customer.id))).all()}
+        assert active is not None
+        stream = await _subscribe(AGENT_CHANGES, await _context(session, token), {})
+        before = hub.assignments.subscriber_count
+        collected = asyncio.ensure_future(_take(stream, 3))
+        await _until_subscribed(hub.assignments, before)
+        async with session_factory(engine)() as runner:
+            await runs.apply_ruleset(runner, active)
+        async with session_factory(engine)() as writer:
+            last = await customers.create_customer(writer, {"code": "last", "name": "Last", "size": "small"})
+            await writer.commit()
+        results = await asyncio.wait_for(collected, 30)
+    assert all(result.errors is None for result in results), [result.errors for result in results]
+    notices = [result.data["assignmentChanged"] for result in results if result.data]
+    by_id = {global_id("Customer", key): code for code, key in {**by_code, "last": last.id}.items()}
+    assert sorted(by_id[notice["customerId"]] for notice in notices) == ["c1", "c3", "last"]
+    assert all(notice["teamAfter"] == {"key": "standard"} for notice in notices)
+    assert sorted(notice["customer"]["code"] for notice in notices) == ["c1", "c3", "last"]
