@@ -25,9 +25,10 @@ from dsl.pipeline import check_source
 from schema.context import Info
 from schema.enums import to_enum
 from schema.ids import decode_id, encode_id
+from schema.loaders import restricted
 from schema.pagination import Connection, Ordering, counter, fetch_page, page_size, to_connection
 from schema.payloads import UserError, in_transaction, input_id
-from schema.permissions import CanManageRules, CanPreviewRules
+from schema.permissions import CanManageRules, CanPreviewRules, scope
 from schema.timestamps import to_api, to_storage
 from schema.types import Customer, Employee, Segment, Team, TeamAndManagerMove
 from storage import models
@@ -328,10 +329,15 @@ class EvaluationRun:
         row = await RoutingLoaders.of(info).ruleset.load(self.row.ruleset_id)
         return Ruleset.from_row(row) if row is not None else None
 
-    @strawberry.field(description="The customers this run changes, in customer order of the run. `first` ≤ 100.")
+    @strawberry.field(
+        description="The customers this run changes, in customer order of the run (an agent: only their customers). `first` ≤ 100."
+    )
     async def changes(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[EvaluationChange]:
         size = page_size(first)
-        statement = select(models.EvaluationChange).where(models.EvaluationChange.run_id == self.row.id)
+        statement = restricted(
+            select(models.EvaluationChange).where(models.EvaluationChange.run_id == self.row.id),
+            scope(info).owned_by_visible(models.EvaluationChange.customer_id),
+        )
         db = info.context.db
         page = await fetch_page(db, statement, CHANGE_ORDER, size, after)
         return to_connection(page, CHANGE_ORDER, EvaluationChange.from_row, counter(db, statement))
