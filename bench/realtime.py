@@ -1,9 +1,10 @@
 """Real-time routing cost: createCustomer with an active 50-rule ruleset vs. with none, one run.
 
-    .venv/bin/python bench/realtime.py [--customers 400] [--rounds 5] [--existing 5000]
+    .venv/bin/python bench/realtime.py [--customers 400] [--rounds 5] [--existing 5000] [--database-url URL]
 
-On a fresh SQLite file (teams, 30 employees, `--existing` customers already routed),
-creates customers through the domain service, each in its own transaction
+On a fresh SQLite file (or, with `--database-url postgresql://...`, in a schema of its
+own in that PostgreSQL database, created for the run and dropped after it) with 10
+teams, 30 employees and `--existing` customers already routed, creates customers through the domain service, each in its own transaction
 (`async with session.begin(): create_customer(...)`, commit included), alternating
 rounds with no active ruleset and with the 50-rule ruleset active, so both modes
 see the same database growth.  Prints per-call times and the ratio (target ≤ 1.5×).
@@ -20,16 +21,20 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select, update  # noqa: E402
+from sqlalchemy import func, insert, select, text, update  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from domain.customers import create_customer  # noqa: E402
 from domain.rulesets import activate_ruleset, save_ruleset  # noqa: E402
-from storage.engine import create_engine, session_factory  # noqa: E402
+from storage.engine import create_engine, normalize_url, session_factory  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import AssignmentHistory, Customer, Employee, Ruleset, Team, TeamMember  # noqa: E402
 
@@ -98,8 +103,29 @@ def customer_data(rng: random.Random, code: str) -> dict[str, Any]:
     }
 
 
-async def prepare(url: str, existing: int) -> int:
-    engine = create_engine(url)
+@asynccontextmanager
+async def scratch_schema(url: str) -> AsyncIterator[str]:
+    """A PostgreSQL schema of its own for the run (dropped after it): the database's data is never touched."""
+    schema = f"bench_realtime_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url)
+    try:
+        async with admin.begin() as connection:
+            await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield schema
+    finally:
+        async with admin.begin() as connection:
+            await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+def bench_engine(url: str, schema: str | None) -> AsyncEngine:
+    if schema is None:
+        return create_engine(url)
+    return create_engine(url, connect_args={"server_settings": {"search_path": schema}})
+
+
+async def prepare(url: str, schema: str | None, existing: int) -> int:
+    engine = bench_engine(url, schema)
     await upgrade(engine)
     rng = random.Random(7)
     async with session_factory(engine)() as session:
@@ -136,8 +162,10 @@ async def set_active(session: Any, ruleset_id: int, active: bool) -> None:
             await session.execute(update(Ruleset).values(status="archived"))
 
 
-async def measure(url: str, ruleset_id: int, per_round: int, rounds: int) -> dict[str, list[float]]:
-    engine = create_engine(url)
+async def measure(
+    url: str, schema: str | None, ruleset_id: int, per_round: int, rounds: int
+) -> dict[str, list[float]]:
+    engine = bench_engine(url, schema)
     rng = random.Random(11)
     times: dict[str, list[float]] = {"no active ruleset": [], "active 50-rule ruleset": []}
     serial = 0
@@ -161,18 +189,37 @@ async def measure(url: str, ruleset_id: int, per_round: int, rounds: int) -> dic
     return times
 
 
+async def run_postgres(url: str, existing: int, per_round: int, rounds: int) -> dict[str, list[float]]:
+    async with scratch_schema(url) as schema:
+        ruleset_id = await prepare(url, schema, existing)
+        return await measure(url, schema, ruleset_id, per_round, rounds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=400, help="customers created per mode (default 400)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     parser.add_argument("--existing", type=int, default=5000, help="customers in the database first (default 5000)")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL URL to measure there instead of a temporary SQLite file "
+        "(the run works in a schema of its own, dropped at the end)",
+    )
     args = parser.parse_args()
     per_round = max(1, args.customers // args.rounds)
-    with tempfile.TemporaryDirectory() as directory:
-        url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
-        ruleset_id = asyncio.run(prepare(url, args.existing))
-        times = asyncio.run(measure(url, ruleset_id, per_round, args.rounds))
-    print(f"createCustomer (domain call + commit, SQLite, {args.existing} existing customers), "
+    if args.database_url:
+        url = normalize_url(args.database_url)
+        if not url.startswith("postgresql"):
+            parser.error("--database-url must be a PostgreSQL URL (SQLite runs on a temporary file by default)")
+        times = asyncio.run(run_postgres(url, args.existing, per_round, args.rounds))
+        backend = "PostgreSQL"
+    else:
+        with tempfile.TemporaryDirectory() as directory:
+            url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
+            ruleset_id = asyncio.run(prepare(url, None, args.existing))
+            times = asyncio.run(measure(url, None, ruleset_id, per_round, args.rounds))
+        backend = "SQLite"
+    print(f"createCustomer (domain call + commit, {backend}, {args.existing} existing customers), "
           f"{per_round * args.rounds} calls per mode in {args.rounds} alternating rounds")
     medians = {}
     for mode, samples in times.items():

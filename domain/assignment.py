@@ -157,9 +157,9 @@ async def load_team_assigners(
     """
     if not team_ids:
         return {}
-    if not _has_row_locks(session):
+    if not has_row_locks(session):
         teams, member_rows, stored_loads = await _read_teams_in_one_statement(session, team_ids, loads is None)
-        return _build_assigners(teams, member_rows, stored_loads if loads is None else loads)
+        return build_assigners(teams, member_rows, stored_loads if loads is None else loads)
     teams = (
         await session.execute(
             select(Team.id, Team.strategy, Team.round_robin_position)
@@ -190,10 +190,11 @@ async def load_team_assigners(
         )
     if loads is None:
         loads = await current_loads(session, employee_ids)
-    return _build_assigners(teams, member_rows, loads)
+    return build_assigners(teams, member_rows, loads)
 
 
-def _has_row_locks(session: AsyncSession) -> bool:
+def has_row_locks(session: AsyncSession) -> bool:
+    """Whether the session's database has row locks (PostgreSQL) or not (SQLite)."""
     # SQLite has no row locks (FOR UPDATE compiles to nothing): a writer holds the
     # whole database, so the lock statements would be round trips that lock nothing.
     return session.sync_session.get_bind().dialect.name != "sqlite"
@@ -241,9 +242,11 @@ async def _read_teams_in_one_statement(
     return list(teams.values()), members, loads
 
 
-def _build_assigners(
+def build_assigners(
     teams: Iterable[Sequence[Any]], member_rows: Iterable[Sequence[Any]], loads: Mapping[int, int]
 ) -> dict[int, TeamAssigner]:
+    """Assigners from rows already read: teams (id, strategy, position), members
+    (team id, employee id, capacity, specialties, regions) in employee-id order, loads by employee."""
     # One MemberState per employee, shared by every team they belong to, so a load
     # taken in one team counts against their capacity in the others.
     states: dict[int, MemberState] = {}

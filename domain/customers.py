@@ -113,23 +113,19 @@ def _attribute_row(customer_id: int, key: str, value: str | float) -> CustomerAt
 
 
 async def create_customer(session: AsyncSession, data: Mapping[str, Any]) -> Customer:
+    """Validate and insert a customer, routed by the active ruleset in the same transaction.
+
+    The routing is decided before the INSERT and written with it (domain/realtime_create.py).
+    """
     values = validate_customer_input(data, creating=True)
     tags: list[str] = values.pop("tags", [])
     attributes: dict[str, str | float | None] = values.pop("attributes", {})
     if values.get("created_at") is None:
         values.pop("created_at", None)
-    await _ensure_code_free(session, values["code"])
+    # Imported here: domain.realtime_create imports this module.
+    from domain.realtime_create import insert_customer
 
-    customer = Customer(**values, birthday_md=birthday_md(values.get("birthday")))
-    session.add(customer)
-    await v.flush_or_conflict(session, "code", f"a customer with code {values['code']!r} already exists")
-    session.add_all(CustomerTag(customer_id=customer.id, tag=tag, source=MANUAL) for tag in tags)
-    session.add_all(
-        _attribute_row(customer.id, key, value) for key, value in attributes.items() if value is not None
-    )
-    await session.flush()
-    await reevaluate(session, customer.id)
-    return customer
+    return await insert_customer(session, values, tags, attributes)
 
 
 async def reevaluate(session: AsyncSession, customer_id: int) -> None:

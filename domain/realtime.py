@@ -125,6 +125,15 @@ class CompiledRules:
 
 
 _cache: OrderedDict[tuple[int, int, str], CompiledRules] = OrderedDict()
+# The ruleset this process looked up last: what a new customer's routing is decided
+# with *before* the statement that reads the active ruleset (domain/realtime_create.py),
+# which then checks the guess.  Only ever a guess: never used unchecked.
+_last_used: CompiledRules | None = None
+
+
+def last_used_rules() -> CompiledRules | None:
+    """The compiled ruleset of the last `compiled_rules` call in this process (a guess of the active one)."""
+    return _last_used
 
 
 def compiled_rules(ruleset_id: int, version: int, source: str) -> CompiledRules:
@@ -134,10 +143,12 @@ def compiled_rules(ruleset_id: int, version: int, source: str) -> CompiledRules:
     process may serve several databases (tests do).  Raises dsl.RuleError when the
     source has errors (an active ruleset never has).
     """
+    global _last_used
     key = (ruleset_id, version, source)
     found = _cache.get(key)
     if found is not None:
         _cache.move_to_end(key)
+        _last_used = found
         return found
     rules = compile_rules(source)
     names = fields_read(rules.rule_file)
@@ -152,6 +163,7 @@ def compiled_rules(ruleset_id: int, version: int, source: str) -> CompiledRules:
     _cache[key] = compiled
     while len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
+    _last_used = compiled
     return compiled
 
 

@@ -6,10 +6,10 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import customers as customer_service
+from domain import realtime_create
 from domain.customers import (
     create_customer,
     delete_customer,
@@ -133,14 +133,12 @@ async def test_create_customer_duplicate_code_conflicts(session: AsyncSession) -
 async def test_unique_violation_lost_to_a_race_becomes_conflict(
     session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When a concurrent writer takes the code after the pre-check, the flush error is a Conflict too."""
+    """When a concurrent writer takes the code after the pre-check, the INSERT's error is a Conflict too."""
     await create_customer(session, {"code": "RACE", "name": "First"})
     await session.commit()
 
-    async def no_precheck(*_args: Any, **_kwargs: Any) -> None:
-        return None
-
-    monkeypatch.setattr(customer_service, "_ensure_code_free", no_precheck)
+    # create_customer's pre-check is part of its first read (domain/realtime_create.py).
+    monkeypatch.setattr(realtime_create, "_code_taken", lambda _code: literal(False))
     with pytest.raises(Conflict) as raised:
         await create_customer(session, {"code": "RACE", "name": "Second"})
     assert raised.value.field == "code"

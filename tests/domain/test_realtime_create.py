@@ -1,0 +1,338 @@
+"""Creating a customer decides its routing before the INSERT (domain/realtime_create.py).
+
+The reference is the general path: insert the customer as it is, then re-evaluate it
+(domain.realtime.reevaluate_customer).  Both must leave exactly the same rows.  The
+ruleset a process used last is only a guess checked by the first statement: a wrong
+or missing guess, a ruleset activated by another session, or a guess from another
+database with the same ruleset id and version must all route by the active ruleset.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+import domain.realtime as realtime
+import domain.realtime_create as realtime_create
+from domain import customers
+from domain.customers import MANUAL, birthday_md, validate_customer_input
+from domain.errors import Conflict
+from domain.events import hub
+from domain.rulesets import activate_ruleset, save_ruleset
+from storage.engine import session_factory
+from storage.models import (
+    AssignmentHistory,
+    Base,
+    Customer,
+    CustomerAttribute,
+    CustomerTag,
+    EvaluationChange,
+    EvaluationRun,
+    Ruleset,
+    Segment,
+    SegmentMember,
+    Team,
+    TeamMember,
+)
+from tests.domain.routing_support import add_customer, add_employee, add_team
+from tests.domain.test_routing_property import INDUSTRIES, REGIONS, SIZES, rule_files
+
+_customers = Customer.__table__
+
+
+async def create_then_reevaluate(session: AsyncSession, data: dict[str, Any]) -> Customer:
+    """The reference: what create_customer did before deciding first — insert, then re-evaluate."""
+    values = validate_customer_input(data, creating=True)
+    tags: list[str] = values.pop("tags", [])
+    attributes: dict[str, Any] = values.pop("attributes", {})
+    customer = Customer(**values, birthday_md=birthday_md(values.get("birthday")))
+    session.add(customer)
+    await session.flush()
+    session.add_all(CustomerTag(customer_id=customer.id, tag=tag, source=MANUAL) for tag in tags)
+    session.add_all(
+        CustomerAttribute(customer_id=customer.id, key=key, text_value=value, number_value=None)
+        for key, value in attributes.items()
+        if value is not None
+    )
+    await session.flush()
+    await realtime.reevaluate_customer(session, customer.id)
+    return customer
+
+
+async def outcome(session: AsyncSession, code: str) -> dict[str, Any]:
+    """Everything a creation writes, without generated ids and timestamps."""
+    row = (await session.execute(select(_customers).where(_customers.c.code == code))).one()._mapping
+    customer_id = row["id"]
+    ignored = {"id", "created_at", "updated_at"}
+
+    async def rows(statement: Any) -> list[tuple[Any, ...]]:
+        return sorted((tuple(r) for r in (await session.execute(statement)).all()), key=repr)
+
+    run = EvaluationRun.__table__
+    return {
+        "customer": {key: value for key, value in row.items() if key not in ignored},
+        "tags": await rows(select(CustomerTag.tag, CustomerTag.source).where(CustomerTag.customer_id == customer_id)),
+        "attributes": await rows(
+            select(CustomerAttribute.key, CustomerAttribute.text_value).where(CustomerAttribute.customer_id == customer_id)
+        ),
+        "memberships": await rows(
+            select(Segment.key, Segment.kind)
+            .join(SegmentMember, SegmentMember.segment_id == Segment.id)
+            .where(SegmentMember.customer_id == customer_id)
+        ),
+        "segments": await rows(select(Segment.key, Segment.name, Segment.kind, Segment.description)),
+        "changes": await rows(
+            select(
+                *[c for c in EvaluationChange.__table__.c if c.name not in ("id", "run_id", "customer_id")],
+                run.c.mode,
+                run.c.ruleset_id,
+                run.c.as_of,
+            )
+            .join(run, run.c.id == EvaluationChange.run_id)
+            .where(EvaluationChange.customer_id == customer_id)
+        ),
+        "history": await rows(
+            select(
+                *[c for c in AssignmentHistory.__table__.c if c.name not in ("id", "run_id", "customer_id", "changed_at")],
+                run.c.mode,
+                run.c.ruleset_id,
+            )
+            .outerjoin(run, run.c.id == AssignmentHistory.run_id)
+            .where(AssignmentHistory.customer_id == customer_id)
+        ),
+        "teams": await rows(select(Team.id, Team.round_robin_position)),
+        "realtime runs": await session.scalar(select(func.count()).select_from(run).where(run.c.mode == "realtime")),
+    }
+
+
+new_customers = st.fixed_dictionaries(
+    {
+        "name": st.just("New"),
+        "region": st.none() | st.sampled_from(REGIONS),
+        "size": st.none() | st.sampled_from(SIZES),
+        "industry": st.none() | st.sampled_from(INDUSTRIES),
+        "age": st.none() | st.sampled_from([17, 18, 40, 64.5]),
+        "tags": st.lists(st.sampled_from(["a", "b"]), unique=True),
+        "attributes": st.sampled_from([{}, {"tier": "gold"}, {"tier": "silver"}, {"tier": None}]),
+    }
+)
+
+
+async def world(engine: AsyncEngine, source: str, bob_load: int, drop_t3: bool) -> int:
+    """Four teams (round robin, least loaded, manual, no members), Bob with `bob_load` of capacity 2; `source` active."""
+    async with session_factory(engine)() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            await session.execute(table.delete())
+        ann = await add_employee(session, "Ann", regions=["east"])
+        bob = await add_employee(session, "Bob", capacity=2, specialties=["finance"])
+        cid = await add_employee(session, "Cid", active=False)
+        await add_team(session, "t0", members=[ann, bob], position=1)
+        await add_team(session, "t1", strategy="least_loaded", members=[bob, cid])
+        await add_team(session, "t2", strategy="manual", members=[ann])
+        t3 = await add_team(session, "t3")
+        for index in range(bob_load):
+            await add_customer(session, f"bob{index}", manager_id=bob.id)
+        session.add(Segment(key="s_b", name="S B", kind="manual"))
+        ruleset = await save_ruleset(session, "property", source)
+        assert not ruleset.has_errors, (source, ruleset.diagnostics)
+        await activate_ruleset(session, ruleset.id)
+        if drop_t3:
+            # A team deleted after activation: the customer keeps no team (logged), labels still follow.
+            await session.execute(TeamMember.__table__.delete().where(TeamMember.team_id == t3.id))
+            await session.execute(Team.__table__.delete().where(Team.id == t3.id))
+        await session.commit()
+        return ruleset.id
+
+
+def set_guess(kind: str, ruleset_id: int, source: str) -> None:
+    if kind == "none":
+        realtime._last_used = None
+    elif kind == "other ruleset":
+        realtime._last_used = realtime.compiled_rules(ruleset_id + 1000, 1, "otherwise -> team t2, tag other\n")
+    elif kind == "same id, other source":  # another database whose ruleset has this id and version
+        realtime._last_used = realtime.compiled_rules(ruleset_id, 1, "otherwise -> team t0, tag elsewhere\n")
+    else:
+        realtime._last_used = realtime.compiled_rules(ruleset_id, 1, source)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    source=rule_files(),
+    people=st.lists(new_customers, min_size=1, max_size=3),
+    guesses=st.lists(st.sampled_from(["right", "none", "other ruleset", "same id, other source"]), min_size=3, max_size=3),
+    bob_load=st.integers(0, 2),
+    drop_t3=st.booleans(),
+)
+async def test_create_writes_what_insert_then_reevaluate_writes(
+    engine: AsyncEngine,
+    source: str,
+    people: list[dict[str, Any]],
+    guesses: list[str],
+    bob_load: int,
+    drop_t3: bool,
+) -> None:
+    ruleset_id = await world(engine, source, bob_load, drop_t3)
+    factory = session_factory(engine)
+    for index, (person, guess) in enumerate(zip(people, guesses)):
+        data = {**person, "code": f"n{index}"}
+        async with factory() as session:
+            reference = await create_then_reevaluate(session, data)
+            expected = await outcome(session, data["code"])
+            await session.rollback()
+        async with factory() as session:
+            set_guess(guess, ruleset_id, source)
+            created = await customers.create_customer(session, data)
+            # The returned object shows what was written (the API payload reads it).
+            assert (created.team_id, created.manager_id, created.deciding_rule) == (
+                expected["customer"]["team_id"],
+                expected["customer"]["manager_id"],
+                expected["customer"]["deciding_rule"],
+            )
+            assert await outcome(session, data["code"]) == expected, (source, data, guess)
+            # Kept, so that the next customer meets the loads and positions this one left.
+            await session.commit()
+        assert reference.code == data["code"]
+
+
+async def test_activation_by_another_session_routes_the_next_customer_by_the_new_ruleset(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session:
+        await add_team(session, "one")
+        await add_team(session, "two")
+        first = await save_ruleset(session, "rules", "otherwise -> team one, tag first\n")
+        await activate_ruleset(session, first.id)
+        await session.commit()
+    factory = session_factory(engine)
+    async with factory() as ours, factory() as theirs:
+        before = await customers.create_customer(ours, {"code": "c1", "name": "C1"})
+        await ours.commit()
+        # Another session (another server process, as far as the database knows) activates a new version.
+        second = await save_ruleset(theirs, "rules", "otherwise -> team two, tag second\n")
+        await activate_ruleset(theirs, second.id)
+        await theirs.commit()
+        after = await customers.create_customer(ours, {"code": "c2", "name": "C2"})
+        await ours.commit()
+        teams = dict((await ours.execute(select(Team.id, Team.key))).all())
+        tags = dict((await ours.execute(select(CustomerTag.customer_id, CustomerTag.tag))).all())
+        runs = dict((await ours.execute(select(AssignmentHistory.customer_id, EvaluationRun.ruleset_id).join(
+            EvaluationRun, EvaluationRun.id == AssignmentHistory.run_id))).all())
+    assert (teams[before.team_id], tags[before.id], runs[before.id]) == ("one", "first", first.id)
+    assert (teams[after.team_id], tags[after.id], runs[after.id]) == ("two", "second", second.id)
+    assert realtime.last_used_rules() is not None and realtime.last_used_rules().ruleset_id == second.id
+
+
+async def test_deactivation_by_another_session_stops_routing(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session:
+        await add_team(session, "one")
+        ruleset = await save_ruleset(session, "rules", "otherwise -> team one\n")
+        await activate_ruleset(session, ruleset.id)
+        await session.commit()
+    factory = session_factory(engine)
+    async with factory() as ours, factory() as theirs:
+        routed = await customers.create_customer(ours, {"code": "c1", "name": "C1"})
+        await ours.commit()
+        await theirs.execute(update(Ruleset).where(Ruleset.status == "active").values(status="archived"))
+        await theirs.commit()
+        unrouted = await customers.create_customer(ours, {"code": "c2", "name": "C2"})
+        await ours.commit()
+        history = (await ours.scalars(select(AssignmentHistory.customer_id))).all()
+    assert routed.team_id is not None and unrouted.team_id is None
+    assert history == [routed.id]
+
+
+async def test_a_routed_create_takes_a_fixed_small_number_of_statements(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session:
+        ann = await add_employee(session, "Ann")
+        await add_team(session, "one", members=[ann])
+        ruleset = await save_ruleset(session, "rules", "segment adult = age >= 18\notherwise -> team one, tag t\n")
+        await activate_ruleset(session, ruleset.id)
+        await session.commit()
+        await customers.create_customer(session, {"code": "warm", "name": "Warm", "age": 30})  # the day's run, the segment
+        await session.commit()
+        statements: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement.split(None, 1)[0].upper())
+
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+        try:
+            created = await customers.create_customer(session, {"code": "c1", "name": "C1", "age": 40, "tags": ["m"]})
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)
+        await session.commit()
+    assert created.team_id is not None and created.manager_id == ann.id
+    # The read (+ the loads after the locks on PostgreSQL), then customer, tags, membership, change, history.
+    reads = 2 if engine.dialect.name == "postgresql" else 1
+    assert statements.count("INSERT") == 5, statements
+    assert len([s for s in statements if s in ("SELECT", "WITH")]) == reads, statements
+    assert "UPDATE" not in statements  # round robin over one member: position stays 0
+
+
+async def test_round_robin_position_is_stored_with_the_creation(session: AsyncSession) -> None:
+    ann = await add_employee(session, "Ann")
+    bob = await add_employee(session, "Bob")
+    team = await add_team(session, "one", members=[ann, bob])
+    ruleset = await save_ruleset(session, "rules", "otherwise -> team one\n")
+    await activate_ruleset(session, ruleset.id)
+    await session.commit()
+    managers = [(await customers.create_customer(session, {"code": f"c{n}", "name": "C"})).manager_id for n in range(3)]
+    await session.commit()
+    assert managers == [ann.id, bob.id, ann.id]
+    assert await session.scalar(select(Team.round_robin_position).where(Team.id == team.id)) == 1
+
+
+async def test_the_history_row_is_announced_after_the_commit_only(session: AsyncSession) -> None:
+    team_id = (await add_team(session, "one")).id
+    ruleset = await save_ruleset(session, "rules", "otherwise -> team one\n")
+    await activate_ruleset(session, ruleset.id)
+    await session.commit()
+    with hub.assignments.subscribe() as events:
+        rolled_back = await customers.create_customer(session, {"code": "c1", "name": "C1"})
+        assert rolled_back.team_id == team_id
+        await session.rollback()
+        created = await customers.create_customer(session, {"code": "c2", "name": "C2"})
+        assert events.pending() == 0
+        await session.commit()
+        assert events.pending() == 1
+        announced = await events.get()
+    assert (announced.customer_id, announced.team_after_id, announced.cause) == (created.id, team_id, "realtime")
+
+
+async def test_a_duplicate_code_lost_to_a_race_is_a_conflict_and_routes_nothing(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_team(session, "one")
+    ruleset = await save_ruleset(session, "rules", "otherwise -> team one\n")
+    await activate_ruleset(session, ruleset.id)
+    await customers.create_customer(session, {"code": "RACE", "name": "First"})
+    await session.commit()
+    # The code check of the first read said "free": a concurrent writer took it since.
+    monkeypatch.setattr(realtime_create, "_code_taken", lambda code: literal(False))
+    with pytest.raises(Conflict) as raised:
+        await customers.create_customer(session, {"code": "RACE", "name": "Second"})
+    assert raised.value.field == "code"
+    await session.rollback()
+    assert (await session.scalars(select(Customer.code))).all() == ["RACE"]
+    assert await session.scalar(select(func.count()).select_from(AssignmentHistory)) == 1
+
+
+async def test_a_team_deleted_after_activation_is_logged_and_leaves_the_new_customer_unassigned(
+    session: AsyncSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = await add_team(session, "gone")
+    ruleset = await save_ruleset(session, "rules", "segment adult = age >= 18\notherwise -> team gone, tag t\n")
+    await activate_ruleset(session, ruleset.id)
+    await session.execute(Team.__table__.delete().where(Team.id == gone.id))
+    await session.commit()
+    with caplog.at_level(logging.WARNING, logger="domain.realtime_create"):
+        created = await customers.create_customer(session, {"code": "c1", "name": "C1", "age": 30})
+    assert (created.team_id, created.manager_id, created.deciding_rule) == (None, None, None)
+    assert "'gone'" in caplog.text
+    tags = (await session.scalars(select(CustomerTag.tag).where(CustomerTag.source == "rule"))).all()
+    assert tags == ["t"]
+    assert await session.scalar(select(func.count()).select_from(AssignmentHistory)) == 0
