@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from sqlalchemy import Boolean, Date, DateTime, Float, Integer, String, and_, case, cast, false, literal, not_, null, or_, true
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Integer, String, and_, case, cast, false, literal, not_, null, or_, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -124,22 +124,65 @@ def compile_condition(
 
 def compile_ruleset(rule_file: RuleFile, fields: SqlFieldSource, *, as_of: datetime) -> SqlRuleset:
     """Team, deciding rule, segments and tags of a whole (checked) rule file."""
+    parts = _compile_parts(rule_file, fields, as_of)
+    whens = [(when.lean, when.team, when.rule) for when in parts.team_whens]
+    return SqlRuleset(
+        team=_first_match(whens, 1, parts.otherwise),
+        rule=_first_match(whens, 2, parts.otherwise),
+        segments={key: _any(conditions) for key, conditions in parts.segment_parts.items()},
+        tags={key: _any(conditions) for key, conditions in parts.tag_parts.items()},
+    )
+
+
+@dataclass(frozen=True)
+class _TeamWhen:
+    lean: ColumnElement[bool]
+    team: str
+    rule: str
+    position: int  # of the statement in the file
+
+
+@dataclass(frozen=True)
+class _LabelSource:
+    """A statement that gives a segment or tag, and what the first-match CASE tells about it.
+
+    `when`: the index of the team WHEN whose condition this is; `otherwise_position`:
+    set for `otherwise` statements (their condition is "no earlier team rule matched",
+    known in every branch); otherwise the lean condition must be evaluated.
+    """
+
+    lean: ColumnElement[bool] | None
+    when: int | None = None
+    otherwise_position: int | None = None
+
+
+@dataclass
+class _Parts:
+    team_whens: list[_TeamWhen] = field(default_factory=list)
+    otherwise: tuple[str, str] | None = None  # (team, display name) of the first team `otherwise`
+    otherwise_position: int | None = None
+    segment_parts: dict[str, list[ColumnElement[bool]]] = field(default_factory=dict)  # strict conditions
+    tag_parts: dict[str, list[ColumnElement[bool]]] = field(default_factory=dict)
+    label_sources: dict[tuple[str, str], list[_LabelSource]] = field(default_factory=dict)
+
+
+def _compile_parts(rule_file: RuleFile, fields: SqlFieldSource, as_of: datetime) -> _Parts:
+    parts = _Parts()
     segment_conditions: dict[str, ColumnElement[bool]] = {}
     lean_segment_conditions: dict[str, ColumnElement[bool]] = {}
-    segment_parts: dict[str, list[ColumnElement[bool]]] = {}
-    tag_parts: dict[str, list[ColumnElement[bool]]] = {}
-    team_whens: list[tuple[ColumnElement[bool], str, str]] = []
-    otherwise_outcome: tuple[str, str] | None = None
     earlier_team_conditions: list[ColumnElement[bool]] = []
     strict = _ConditionCompiler(fields, as_of, segment_conditions)
     lean = _ConditionCompiler(fields, as_of, lean_segment_conditions, strict=strict)
 
-    for statement in rule_file.statements:
+    for position, statement in enumerate(rule_file.statements):
         if isinstance(statement, SegmentDef):
             condition = strict.compile(statement.condition)
             lean_segment_conditions[statement.name] = lean.compile(statement.condition)
             segment_conditions[statement.name] = condition
-            segment_parts.setdefault(statement.name, []).append(condition)
+            parts.segment_parts.setdefault(statement.name, []).append(condition)
+            parts.label_sources.setdefault(("segment", statement.name), []).append(
+                _LabelSource(lean_segment_conditions[statement.name])
+            )
             continue
         if statement.condition is not None:
             condition = strict.compile(statement.condition)
@@ -147,27 +190,184 @@ def compile_ruleset(rule_file: RuleFile, fields: SqlFieldSource, *, as_of: datet
             condition = not_(or_(*earlier_team_conditions))
         else:
             condition = true()
-        for action in statement.actions:
-            if action.kind == "segment":
-                segment_parts.setdefault(action.target, []).append(condition)
-            elif action.kind == "tag":
-                tag_parts.setdefault(action.target, []).append(condition)
         team = statement.team
+        deciding = team is not None and parts.otherwise is None and statement.condition is not None
+        if deciding:
+            # Only CASE reads this one, and CASE takes NULL as not matched: the lean form suffices.
+            parts.team_whens.append(
+                _TeamWhen(lean.compile(statement.condition), team, statement.display_name, position)  # type: ignore[arg-type]
+            )
+        labels = [(action.kind, action.target) for action in statement.actions if action.kind in ("segment", "tag")]
+        if labels:
+            if statement.condition is None:
+                source = _LabelSource(None, otherwise_position=position)
+            elif deciding:
+                source = _LabelSource(parts.team_whens[-1].lean, when=len(parts.team_whens) - 1)
+            else:
+                source = _LabelSource(lean.compile(statement.condition))
+            for kind, target in labels:
+                (parts.segment_parts if kind == "segment" else parts.tag_parts).setdefault(target, []).append(condition)
+                parts.label_sources.setdefault((kind, target), []).append(source)
         if team is None:
             continue
-        if otherwise_outcome is None:
-            if statement.is_otherwise:
-                otherwise_outcome = (team, statement.display_name)
-            else:
-                # Only CASE reads this one, and CASE takes NULL as not matched: the lean form suffices.
-                team_whens.append((lean.compile(statement.condition), team, statement.display_name))  # type: ignore[arg-type]
+        if parts.otherwise is None and statement.is_otherwise:
+            parts.otherwise = (team, statement.display_name)
+            parts.otherwise_position = position
         earlier_team_conditions.append(condition)
+    return parts
 
-    return SqlRuleset(
-        team=_first_match(team_whens, 1, otherwise_outcome),
-        rule=_first_match(team_whens, 2, otherwise_outcome),
-        segments={key: _any(parts) for key, parts in segment_parts.items()},
-        tags={key: _any(parts) for key, parts in tag_parts.items()},
+
+# ---------------------------------------------------------------------------
+# Every output of a rule file as one integer per customer
+# ---------------------------------------------------------------------------
+
+# Bits per code column: SQLite and PostgreSQL (BIGINT) integers are signed 64-bit.
+CODE_BITS = 62
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A team rule that can decide: its team key and display name."""
+
+    team: str
+    rule: str
+
+
+@dataclass(frozen=True)
+class BitPosition:
+    column: int  # index into PackedOutcome.codes
+    mask: int
+
+
+@dataclass(frozen=True)
+class PackedOutcome:
+    """Team decision, segments and tags of a rule file packed into integers (one per customer).
+
+    `codes[0]` is ``extra + (decision << extra_bits) + label bits``: `decision` is
+    0 when no team rule decides, else the 1-based index into `decisions`; `extra`
+    is the caller's per-decision value (see `compile_packed`).  Labels that do not
+    fit into `codes[0]` continue in `codes[1]`, … (label bits only).  Every code is
+    one first-match CASE over the team rules: in the branch of rule k, the
+    conditions of the team rules before k are known false and k's known true, so a
+    tag or segment given by a team rule costs nothing there, and every other
+    condition is evaluated at most once per customer.
+    """
+
+    codes: tuple[ColumnElement[int], ...]
+    decisions: tuple[Decision, ...]
+    extra_bits: int
+    decision_bits: int
+    segments: dict[str, BitPosition]
+    tags: dict[str, BitPosition]
+
+    def decision(self, code: int) -> int:
+        return (code >> self.extra_bits) & ((1 << self.decision_bits) - 1)
+
+    def extra(self, code: int) -> int:
+        return code & ((1 << self.extra_bits) - 1)
+
+    def decision_of(self, decision: int) -> Decision | None:
+        return None if decision == 0 else self.decisions[decision - 1]
+
+    @staticmethod
+    def has(codes: Sequence[int], position: BitPosition) -> bool:
+        return bool(codes[position.column] & position.mask)
+
+
+def compile_packed(
+    rule_file: RuleFile,
+    fields: SqlFieldSource,
+    *,
+    as_of: datetime,
+    extra: Callable[[int], ColumnElement[int]] | None = None,
+    extra_bits: int = 0,
+) -> PackedOutcome:
+    """The rule file's outcome as `PackedOutcome` codes.
+
+    `extra(decision)`, when given, is an integer expression in [0, 2**extra_bits)
+    added to `codes[0]` in the branch where `decision` decides (0: no team rule):
+    the caller can compare the customer's stored state with that decision at no
+    extra evaluation of the rules.
+    """
+    if extra is not None and extra_bits <= 0:
+        raise ValueError("extra needs extra_bits > 0")
+    parts = _compile_parts(rule_file, fields, as_of)
+    decisions = [Decision(when.team, when.rule) for when in parts.team_whens]
+    if parts.otherwise is not None:
+        decisions.append(Decision(*parts.otherwise))
+    decision_bits = len(decisions).bit_length()
+    labels = list(parts.label_sources)
+    first_free = extra_bits + decision_bits
+    if first_free >= CODE_BITS:
+        raise ValueError("too many team rules to pack")
+    positions: dict[tuple[str, str], BitPosition] = {}
+    column, bit = 0, first_free
+    for label in labels:
+        if bit == CODE_BITS:
+            column, bit = column + 1, 0
+        positions[label] = BitPosition(column, 1 << bit)
+        bit += 1
+    codes = []
+    for index in range(column + 1):
+        in_column = [(parts.label_sources[label], positions[label].mask) for label in labels if positions[label].column == index]
+        codes.append(_packed_code(parts, in_column, extra if index == 0 else None, extra_bits if index == 0 else None))
+    return PackedOutcome(
+        codes=tuple(codes),
+        decisions=tuple(decisions),
+        extra_bits=extra_bits,
+        decision_bits=decision_bits,
+        segments={key: position for (kind, key), position in positions.items() if kind == "segment"},
+        tags={key: position for (kind, key), position in positions.items() if kind == "tag"},
+    )
+
+
+def _known(parts: _Parts, source: _LabelSource, branch: int | None) -> bool | None:
+    """The source's condition in the branch where team WHEN `branch` matched (None: no WHEN matched)."""
+    if source.when is not None:
+        if branch is None or source.when < branch:
+            return False
+        return True if source.when == branch else None
+    if source.otherwise_position is not None:
+        if branch is None:  # no team rule matched, unless an earlier `otherwise` took the customer
+            return parts.otherwise_position is None or parts.otherwise_position >= source.otherwise_position
+        # The deciding rule is a team rule before this `otherwise` (then it does not apply) or after it.
+        return parts.team_whens[branch].position > source.otherwise_position
+    return None
+
+
+def _packed_code(
+    parts: _Parts,
+    labels: Sequence[tuple[list[_LabelSource], int]],
+    extra: Callable[[int], ColumnElement[int]] | None,
+    extra_bits: int | None,
+) -> ColumnElement[int]:
+    def branch_value(branch: int | None) -> ColumnElement[int]:
+        constant = 0
+        terms: list[ColumnElement[int]] = []
+        if extra_bits is not None:
+            decision = (len(parts.team_whens) + 1 if parts.otherwise is not None else 0) if branch is None else branch + 1
+            constant = decision << extra_bits
+            if extra is not None:
+                terms.append(extra(decision))
+        for sources, mask in labels:
+            known = [_known(parts, source, branch) for source in sources]
+            if any(value is True for value in known):
+                constant |= mask
+                continue
+            unknown = [source.lean for source, value in zip(sources, known) if value is None]
+            if unknown:
+                # CASE WHEN takes a NULL lean condition as not matched, exactly as FALSE.
+                terms.append(case((_any(unknown), literal(mask, BigInteger)), else_=literal(0, BigInteger)))  # type: ignore[arg-type]
+        value: ColumnElement[int] = literal(constant, BigInteger)
+        for term in terms:
+            value = value + term
+        return value
+
+    if not parts.team_whens:
+        return branch_value(None)
+    return case(
+        *[(when.lean, branch_value(index)) for index, when in enumerate(parts.team_whens)],
+        else_=branch_value(None),
     )
 
 
