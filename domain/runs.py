@@ -265,9 +265,12 @@ async def _assign_managers(
     return list(assigners.values())
 
 
-async def _summary(session: AsyncSession, tables: queries.WorkTables, plan: RunPlan) -> dict[str, Any]:
-    groups = await queries.outcome_groups(session, tables, plan.automatic_team_ids)
-    labels = await queries.label_counts(session, tables)
+async def _summary(
+    session: AsyncSession, tables: queries.WorkTables, plan: RunPlan, census: queries.Census
+) -> dict[str, Any]:
+    """Settled customers' figures come from the census, the unsettled ones' from the subjects."""
+    groups = await queries.outcome_groups(session, tables, plan.automatic_team_ids) if census.unsettled else []
+    settled_changed = await queries.settled_label_changes(session, tables)
     key_by_id = {team.id: team.key for team in plan.teams.values()}
     # Teams the rules do not name can still appear: locked customers' and movers' old teams.
     other_ids = sorted(
@@ -284,25 +287,31 @@ async def _summary(session: AsyncSession, tables: queries.WorkTables, plan: RunP
     rule_hits: Counter[str] = Counter()
     unassigned: Counter[str] = Counter()
     moves: Counter[tuple[str | None, str | None]] = Counter()
+    for decision, count in census.by_decision.items():
+        rule = tables.rule_by_decision[decision]
+        if rule is not None:
+            rule_hits[rule] += count
+    for decision, count in census.settled_by_decision.items():
+        team = tables.team_by_decision[decision]  # a settled customer is in the decision's team already
+        if team is not None:
+            team_counts[key(team) or ""] += count
     for group in groups:
         final_team = group.team_before if group.locked else group.rule_team
         if final_team is not None:
             team_counts[key(final_team) or ""] += group.count
-        if group.rule is not None:
-            rule_hits[group.rule] += group.count
         if group.unassigned and group.rule_team is not None:
             unassigned[key(group.rule_team) or ""] += group.unassigned
         if not group.locked and group.team_before != group.rule_team:
             moves[(key(group.team_before), key(group.rule_team))] += group.count
     return {
-        "evaluated": sum(group.count for group in groups),
-        "changed": sum(group.changed for group in groups),
-        "unmatched": sum(group.count for group in groups if group.rule is None),
+        "evaluated": census.evaluated,
+        "changed": sum(group.changed for group in groups) + settled_changed,
+        "unmatched": census.by_decision.get(0, 0),
         "locked": sum(group.count for group in groups if group.locked),
         "team_counts": dict(sorted(team_counts.items())),
         "rule_hits": {label: rule_hits.get(label, 0) for label in plan.team_rule_labels},
-        "segment_counts": {k: labels.get((queries.SEGMENT, k), 0) for k in plan.segment_keys},
-        "tag_counts": {k: labels.get((queries.TAG, k), 0) for k in plan.tag_keys},
+        "segment_counts": {k: census.wanted.get((queries.SEGMENT, k), 0) for k in plan.segment_keys},
+        "tag_counts": {k: census.wanted.get((queries.TAG, k), 0) for k in plan.tag_keys},
         "unassigned_by_team": dict(sorted(unassigned.items())),
         "moves": [
             {"from": before, "to": after, "count": count}
@@ -331,9 +340,9 @@ async def _execute(
     if plan.mode == "apply":
         await _serialise_applies(session, run_id)
     now = utcnow()
-    tables = queries.build_work_tables(plan.segment_keys, plan.tag_keys, plan.team_by_rule)
-    await queries.create_work_tables(session, tables)
     team_ids = {key: team.id for key, team in plan.teams.items()}
+    tables = queries.build_work_tables(plan.rule_file, plan.as_of, team_ids, plan.automatic_team_ids)
+    await queries.create_work_tables(session, tables)
 
     # Read inside the run's transaction (after the apply lock): the plan may be stale.
     existing = await queries.existing_segments(session, plan.segment_keys)
@@ -351,29 +360,35 @@ async def _execute(
         low, high = id_range
         total = high - low + 1
         for start in range(low, high + 1, EVALUATION_CHUNK):
-            await queries.evaluate_chunk(
-                session, tables, plan.compiled, team_ids, start, start + EVALUATION_CHUNK
-            )
+            await queries.evaluate_chunk(session, tables, start, start + EVALUATION_CHUNK)
             await _report(progress, run_id, "evaluate", min(start + EVALUATION_CHUNK, high + 1) - low, total)
 
-    await queries.analyze(session, tables.work)
     await _report(progress, run_id, "compare", 0, 1)
-    await queries.compute_labels(session, tables, segment_ids)
-    await queries.analyze(session, tables.label_diff, tables.label_json)
+    census = await queries.census(session, tables)
+    await queries.analyze(session, tables.work)
+    labelled = await queries.compute_labels(session, tables, segment_ids, census.wanted)
+    # Steady state (nothing unsettled, no label changes): the subjects stay empty and
+    # every statement below reads an empty table.
+    await queries.collect_subjects(session, tables, unsettled=census.unsettled > 0, labelled=labelled > 0)
+    await queries.analyze(session, tables.subjects, tables.label_json)
     await _report(progress, run_id, "compare", 1, 1)
 
-    assigners = await _assign_managers(session, tables, plan, run_id, progress)
+    assigners = await _assign_managers(session, tables, plan, run_id, progress) if census.unsettled else []
 
     await _report(progress, run_id, "write", 0, 1)
-    await queries.insert_change_rows(session, tables, run_id)
+    reported = census.unsettled > 0 or labelled > 0
+    if reported:
+        await queries.insert_change_rows(session, tables, run_id)
     if plan.mode == "apply":
-        await queries.insert_history(session, tables, run_id, now)
-        await queries.update_customers(session, tables, now)
-        await queries.apply_label_changes(session, tables, now)
+        if census.unsettled:
+            await queries.insert_history(session, tables, run_id, now)
+            await queries.update_customers(session, tables, now)
+        if labelled:
+            await queries.apply_label_changes(session, tables, now)
         await assignment.save_positions(session, assigners)
     await _report(progress, run_id, "write", 1, 1)
 
-    summary = await _summary(session, tables, plan)
+    summary = await _summary(session, tables, plan, census)
     await queries.drop_work_tables(session, tables)
     return summary
 

@@ -279,15 +279,15 @@ def compile_packed(
     fields: SqlFieldSource,
     *,
     as_of: datetime,
-    extra: Callable[[int], ColumnElement[int]] | None = None,
+    extra: Callable[[Decision | None], ColumnElement[int]] | None = None,
     extra_bits: int = 0,
 ) -> PackedOutcome:
     """The rule file's outcome as `PackedOutcome` codes.
 
     `extra(decision)`, when given, is an integer expression in [0, 2**extra_bits)
-    added to `codes[0]` in the branch where `decision` decides (0: no team rule):
-    the caller can compare the customer's stored state with that decision at no
-    extra evaluation of the rules.
+    added to `codes[0]` in the branch where `decision` decides (None: no team rule
+    decides): the caller can compare the customer's stored state with that outcome
+    without evaluating the rules again.
     """
     if extra is not None and extra_bits <= 0:
         raise ValueError("extra needs extra_bits > 0")
@@ -310,7 +310,9 @@ def compile_packed(
     codes = []
     for index in range(column + 1):
         in_column = [(parts.label_sources[label], positions[label].mask) for label in labels if positions[label].column == index]
-        codes.append(_packed_code(parts, in_column, extra if index == 0 else None, extra_bits if index == 0 else None))
+        codes.append(
+            _packed_code(parts, decisions, in_column, extra if index == 0 else None, extra_bits if index == 0 else None)
+        )
     return PackedOutcome(
         codes=tuple(codes),
         decisions=tuple(decisions),
@@ -337,8 +339,9 @@ def _known(parts: _Parts, source: _LabelSource, branch: int | None) -> bool | No
 
 def _packed_code(
     parts: _Parts,
+    decisions: Sequence[Decision],
     labels: Sequence[tuple[list[_LabelSource], int]],
-    extra: Callable[[int], ColumnElement[int]] | None,
+    extra: Callable[[Decision | None], ColumnElement[int]] | None,
     extra_bits: int | None,
 ) -> ColumnElement[int]:
     def branch_value(branch: int | None) -> ColumnElement[int]:
@@ -348,7 +351,7 @@ def _packed_code(
             decision = (len(parts.team_whens) + 1 if parts.otherwise is not None else 0) if branch is None else branch + 1
             constant = decision << extra_bits
             if extra is not None:
-                terms.append(extra(decision))
+                terms.append(extra(decisions[decision - 1] if decision else None))
         for sources, mask in labels:
             known = [_known(parts, source, branch) for source in sources]
             if any(value is True for value in known):

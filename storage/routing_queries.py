@@ -1,17 +1,23 @@
 """Set-based SQL of an evaluation run (preview or apply), for SQLite and PostgreSQL.
 
-A run evaluates the compiled ruleset for every customer inside the database into
-a temporary *work* table (one row per customer: team before, deciding rule —
-the team follows from it —, and for every segment and tag of the ruleset
-whether the rules want it), and then derives everything else from it with
-set-based statements:
+A run evaluates the rule file for every customer inside the database, once, into a
+temporary *work* table: one row per customer holding the values before (team,
+manager, deciding rule, lock) and the rules' whole outcome packed into integer
+codes (dsl.sql_compiler.compile_packed): the deciding team rule, every segment and
+tag, and an *unsettled* bit computed in the same expression — set when the
+customer is locked or when the stored team, deciding rule or manager may change
+(the stored values differ from the decision, or the customer has no manager in a
+team that assigns them).  Everything else is derived from it with set-based
+statements, and the cost of a run that changes little is that of one evaluation:
 
-* ``label_diff`` — the segments and rule tags each customer gains or loses
-  (the work table joined with the current members and rule tags);
-* ``label_json`` — the per-customer lists of added/removed segments and tags;
-* the change rows, the customers' new team/manager, the assignment history,
-  segment members and rule tags are each one ``INSERT … SELECT``/``UPDATE``/
-  ``DELETE`` over those tables.
+* the *census* (one GROUP BY over the codes) gives every summary figure of the
+  settled customers: per decision, per segment and tag;
+* the current members of each segment and holders of each rule tag are counted
+  against the work table in one statement per kind; a label needs its gains
+  (or losses) inserted into ``label_diff`` only when the counts say it has any;
+* ``subjects`` holds only the unsettled customers and those whose labels change,
+  with the team and deciding rule already decoded; manager assignment, the change
+  rows, the history, the customers UPDATE and the rest of the summary read it.
 
 Only customers who need a new manager pass through Python (in keyset chunks),
 because capacity and preference make assignment sequential.
@@ -27,8 +33,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    cast,
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Integer,
@@ -38,6 +44,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     delete,
     exists,
     func,
@@ -49,6 +56,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
@@ -56,7 +64,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
 
-from dsl.sql_compiler import SqlRuleset
+from dsl.ast import RuleFile
+from dsl.sql_compiler import BitPosition, Decision, PackedOutcome, compile_packed
 from storage.models import (
     AssignmentHistory,
     Customer,
@@ -65,10 +74,12 @@ from storage.models import (
     Segment,
     SegmentMember,
 )
+from storage.rule_fields import CustomerFields
 
 customers = Customer.__table__
 # A team id no rule chose; typed, so PostgreSQL does not take a bare NULL for text.
 NO_TEAM = cast(null(), Integer)
+NO_RULE = cast(null(), String)
 segments = Segment.__table__
 segment_members = SegmentMember.__table__
 customer_tags = CustomerTag.__table__
@@ -77,74 +88,94 @@ history = AssignmentHistory.__table__
 
 SEGMENT = "segment"
 TAG = "tag"
+# The lowest bit of code_0 (compile_packed's `extra`): the customer is unsettled.
+UNSETTLED = 1
 
 
 def dialect_name(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
+def _bits(column: ColumnElement[int], mask: int) -> ColumnElement[int]:
+    return column.op("&")(literal(mask, BigInteger))
+
+
+def _has(column: ColumnElement[int], mask: int) -> ColumnElement[bool]:
+    return _bits(column, mask) != 0
+
+
 @dataclass(frozen=True)
 class WorkTables:
-    """The temporary tables of one run; `segment_columns`/`tag_columns` map keys to work columns."""
+    """The temporary tables of one run and how to read the work table's codes."""
 
     work: Table
+    subjects: Table
     label_diff: Table
     label_json: Table
-    segment_columns: dict[str, Column[Any]]
-    tag_columns: dict[str, Column[Any]]
-    # Team id by deciding-rule label.  When the labels name the teams unambiguously the
-    # team is derived from the stored label, so the rules' conditions are evaluated once
-    # per customer (for the label) instead of twice (label and team); otherwise None and
-    # the team is evaluated into the `rule_team` column.
-    team_by_rule: dict[str, int] | None = None
-
-    @property
-    def rule_team(self) -> ColumnElement[Any]:
-        """The team the rules chose (NULL: no team rule matched)."""
-        work = self.work.c
-        if self.team_by_rule is None:
-            return work.rule_team
-        if not self.team_by_rule:
-            return NO_TEAM
-        return case(self.team_by_rule, value=work.rule, else_=NO_TEAM)
+    packed: PackedOutcome
+    # By decision (0: no team rule decides): the team id and the deciding rule's display name.
+    team_by_decision: tuple[int | None, ...]
+    rule_by_decision: tuple[str | None, ...]
 
     @property
     def all(self) -> tuple[Table, ...]:
-        return (self.work, self.label_diff, self.label_json)
+        return (self.work, self.subjects, self.label_diff, self.label_json)
 
-    # -- derived values of a work row ------------------------------------------------
+    def code(self, position: BitPosition) -> ColumnElement[int]:
+        return self.work.c[f"code_{position.column}"]
+
+    def wanted(self, position: BitPosition) -> ColumnElement[bool]:
+        return _has(self.code(position), position.mask)
+
+    @property
+    def unsettled(self) -> ColumnElement[bool]:
+        return _has(self.work.c.code_0, UNSETTLED)
+
+    @property
+    def decision(self) -> ColumnElement[int]:
+        shifted = self.work.c.code_0.op(">>")(literal(self.packed.extra_bits, Integer))
+        return _bits(shifted, (1 << self.packed.decision_bits) - 1)
+
+    def _by_decision(self, values: Sequence[Any], null: ColumnElement[Any]) -> ColumnElement[Any]:
+        whens = {decision: value for decision, value in enumerate(values) if value is not None}
+        return case(whens, value=self.decision, else_=null) if whens else null
+
+    @property
+    def rule_team(self) -> ColumnElement[Any]:
+        return self._by_decision(self.team_by_decision, NO_TEAM)
+
+    @property
+    def rule(self) -> ColumnElement[Any]:
+        return self._by_decision(self.rule_by_decision, NO_RULE)
+
+    # -- derived values of a subject row ---------------------------------------------
 
     @property
     def team_changes(self) -> ColumnElement[bool]:
         """The rules put the customer in another team (for a locked customer: would have)."""
-        return self.rule_team.is_distinct_from(self.work.c.team_before)
+        return self.subjects.c.rule_team.is_distinct_from(self.subjects.c.team_before)
 
     @property
     def kept_manager(self) -> ColumnElement[Any]:
         """The manager a customer keeps: locked, or staying in the same team."""
-        work = self.work.c
+        subject = self.subjects.c
         return case(
-            (work.locked, work.manager_before),
-            (self.rule_team.is_not_distinct_from(work.team_before), work.manager_before),
+            (subject.locked, subject.manager_before),
+            (subject.rule_team.is_not_distinct_from(subject.team_before), subject.manager_before),
             else_=null(),
         )
 
     @property
     def manager_after(self) -> ColumnElement[Any]:
-        return func.coalesce(self.kept_manager, self.work.c.assigned_manager)
-
-    @property
-    def team_after(self) -> ColumnElement[Any]:
-        work = self.work.c
-        return case((work.locked, work.team_before), else_=self.rule_team)
+        return func.coalesce(self.kept_manager, self.subjects.c.assigned_manager)
 
     def needs_manager(self, automatic_team_ids: Sequence[int]) -> ColumnElement[bool]:
-        work = self.work.c
+        subject = self.subjects.c
         if not automatic_team_ids:
             return literal(False)
         return and_(
-            not_(work.locked),
-            self.rule_team.in_(list(automatic_team_ids)),
+            not_(subject.locked),
+            subject.rule_team.in_(list(automatic_team_ids)),
             self.kept_manager.is_(None),
         )
 
@@ -152,31 +183,68 @@ class WorkTables:
     def assignment_changes(self) -> ColumnElement[bool]:
         """Team or manager actually changes (never for a locked customer)."""
         return and_(
-            not_(self.work.c.locked),
-            or_(self.team_changes, self.manager_after.is_distinct_from(self.work.c.manager_before)),
+            not_(self.subjects.c.locked),
+            or_(self.team_changes, self.manager_after.is_distinct_from(self.subjects.c.manager_before)),
         )
 
 
+def _settled_check(team_ids: Mapping[str, int], automatic_team_ids: Iterable[int]) -> Any:
+    """compile_packed's `extra`: 0 when the customer's stored assignment already is the decision's.
+
+    Settled: not locked, the stored team and deciding rule are the decision's, and the
+    customer has a manager unless the team assigns none (manual strategy or no team) —
+    then nothing about the assignment can change.  Anything else is 1 (unsettled).
+    """
+    automatic = set(automatic_team_ids)
+    row = customers.c
+
+    def check(decision: Decision | None) -> ColumnElement[int]:
+        team_id = None if decision is None else team_ids[decision.team]
+        rule = None if decision is None else decision.rule
+        settled = [
+            row.team_id.is_(None) if team_id is None else row.team_id == literal(team_id, Integer),
+            row.deciding_rule.is_(None) if rule is None else row.deciding_rule == literal(rule, String),
+            not_(func.coalesce(row.assignment_locked, literal(False))),
+        ]
+        if team_id in automatic:
+            settled.append(row.manager_id.is_not(None))
+        return case((and_(*settled), literal(0, BigInteger)), else_=literal(UNSETTLED, BigInteger))
+
+    return check
+
+
 def build_work_tables(
-    segment_keys: Sequence[str], tag_keys: Sequence[str], team_by_rule: dict[str, int] | None = None
+    rule_file: RuleFile, as_of: datetime, team_ids: Mapping[str, int], automatic_team_ids: Iterable[int]
 ) -> WorkTables:
+    """Compile the rule file into work-table codes and declare the run's temporary tables."""
+    packed = compile_packed(
+        rule_file, CustomerFields(), as_of=as_of, extra=_settled_check(team_ids, automatic_team_ids), extra_bits=1
+    )
     metadata = MetaData()
     temporary: dict[str, Any] = {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
-    segment_columns = {key: Column(f"segment_{index}", Boolean) for index, key in enumerate(segment_keys)}
-    tag_columns = {key: Column(f"tag_{index}", Boolean) for index, key in enumerate(tag_keys)}
     work = Table(
         "segmenta_run_work",
         metadata,
-        Column("customer_id", Integer, primary_key=True),
+        Column("customer_id", Integer, primary_key=True, autoincrement=False),
+        *[Column(f"code_{index}", BigInteger, nullable=False) for index in range(len(packed.codes))],
         Column("locked", Boolean, nullable=False),
         Column("team_before", Integer),
         Column("manager_before", Integer),
+        Column("rule_before", String(200)),
+        **temporary,
+    )
+    subjects = Table(
+        "segmenta_run_subjects",
+        metadata,
+        Column("customer_id", Integer, primary_key=True, autoincrement=False),
+        Column("unsettled", Boolean, nullable=False),
+        Column("locked", Boolean, nullable=False),
+        Column("team_before", Integer),
+        Column("manager_before", Integer),
+        Column("rule_before", String(200)),
         Column("rule_team", Integer),
         Column("rule", String(200)),
-        Column("rule_before", String(200)),
         Column("assigned_manager", Integer),
-        *segment_columns.values(),
-        *tag_columns.values(),
         **temporary,
     )
     label_diff = Table(
@@ -191,14 +259,16 @@ def build_work_tables(
     label_json = Table(
         "segmenta_run_label_json",
         metadata,
-        Column("customer_id", Integer, primary_key=True),
+        Column("customer_id", Integer, primary_key=True, autoincrement=False),
         Column("segments_added", JSON),
         Column("segments_removed", JSON),
         Column("tags_added", JSON),
         Column("tags_removed", JSON),
         **temporary,
     )
-    return WorkTables(work, label_diff, label_json, segment_columns, tag_columns, team_by_rule)
+    team_by_decision = (None, *[team_ids[decision.team] for decision in packed.decisions])
+    rule_by_decision = (None, *[decision.rule for decision in packed.decisions])
+    return WorkTables(work, subjects, label_diff, label_json, packed, team_by_decision, rule_by_decision)
 
 
 async def create_work_tables(session: AsyncSession, tables: WorkTables) -> None:
@@ -223,100 +293,170 @@ async def analyze(session: AsyncSession, *tables: Table) -> None:
 
 
 async def customer_id_range(session: AsyncSession) -> tuple[int, int] | None:
-    low, high = (await session.execute(select(func.min(customers.c.id), func.max(customers.c.id)))).one()
+    # Two scalar subqueries: SQLite answers min() or max() alone from the index end, not both together.
+    low, high = (
+        await session.execute(select(select(func.min(customers.c.id)).scalar_subquery(), select(func.max(customers.c.id)).scalar_subquery()))
+    ).one()
     return None if low is None else (low, high)
 
 
-async def evaluate_chunk(
-    session: AsyncSession,
-    tables: WorkTables,
-    compiled: SqlRuleset,
-    team_ids: Mapping[str, int],
-    low: int,
-    high: int,
-) -> None:
+async def evaluate_chunk(session: AsyncSession, tables: WorkTables, low: int, high: int) -> None:
     """Evaluate the customers with low <= id < high into the work table (one INSERT … SELECT)."""
-    work = tables.work
-    columns = ["customer_id", "locked", "team_before", "manager_before", "rule_before", "rule"]
-    selected: list[ColumnElement[Any]] = [
+    codes = [f"code_{index}" for index in range(len(tables.packed.codes))]
+    source = select(
         customers.c.id,
+        *tables.packed.codes,
         func.coalesce(customers.c.assignment_locked, literal(False)),
         customers.c.team_id,
         customers.c.manager_id,
         customers.c.deciding_rule,
-        compiled.rule,
+    ).where(customers.c.id >= low, customers.c.id < high)
+    await session.execute(
+        insert(tables.work).from_select(
+            ["customer_id", *codes, "locked", "team_before", "manager_before", "rule_before"], source
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Census:
+    """What the codes of every customer add up to (one GROUP BY over the work table)."""
+
+    evaluated: int
+    by_decision: dict[int, int]  # customers per decision (0: no team rule decides)
+    settled_by_decision: dict[int, int]  # of them, settled: stored team, rule and manager stay, not locked
+    unsettled: int
+    wanted: dict[tuple[str, str], int]  # customers per (kind, key) the rules give
+
+
+async def census(session: AsyncSession, tables: WorkTables) -> Census:
+    work = tables.work
+    codes = [work.c[f"code_{index}"] for index in range(len(tables.packed.codes))]
+    rows = (await session.execute(select(*codes, func.count()).group_by(*codes))).all()
+    packed = tables.packed
+    labels = [((SEGMENT, key), position) for key, position in packed.segments.items()] + [
+        ((TAG, key), position) for key, position in packed.tags.items()
     ]
-    if tables.team_by_rule is None:
-        columns.append("rule_team")
-        selected.append(case(dict(team_ids), value=compiled.team, else_=NO_TEAM) if team_ids else NO_TEAM)
-    for key, column in tables.segment_columns.items():
-        columns.append(column.name)
-        selected.append(compiled.segments[key])
-    for key, column in tables.tag_columns.items():
-        columns.append(column.name)
-        selected.append(compiled.tags[key])
-    source = select(*selected).where(customers.c.id >= low, customers.c.id < high)
-    await session.execute(insert(work).from_select(columns, source))
+    by_decision: dict[int, int] = {}
+    settled: dict[int, int] = {}
+    wanted = {label: 0 for label, _ in labels}
+    unsettled = 0
+    for row in rows:
+        row_codes, count = tuple(row[:-1]), int(row[-1])
+        decision = packed.decision(row_codes[0])
+        by_decision[decision] = by_decision.get(decision, 0) + count
+        if packed.extra(row_codes[0]) & UNSETTLED:
+            unsettled += count
+        else:
+            settled[decision] = settled.get(decision, 0) + count
+        for label, position in labels:
+            if packed.has(row_codes, position):
+                wanted[label] += count
+    return Census(sum(by_decision.values()), by_decision, settled, unsettled, wanted)
+
+
+# -- segments and rule tags ---------------------------------------------------------------
+
+
+async def _holders(
+    session: AsyncSession, tables: WorkTables, kind: str, ids: Mapping[str, Any]
+) -> dict[str, tuple[int, int]]:
+    """(current holders, of them still wanted) per key: one statement per kind, driven by the holders."""
+    if not ids:
+        return {}
+    work = tables.work
+    positions = tables.packed.segments if kind == SEGMENT else tables.packed.tags
+    if kind == SEGMENT:
+        holder, key_column = segment_members, segment_members.c.segment_id
+        condition = segment_members.c.segment_id.in_(list(ids.values()))
+    else:
+        holder, key_column = customer_tags, customer_tags.c.tag
+        condition = and_(customer_tags.c.source == "rule", customer_tags.c.tag.in_(list(ids)))
+    still_wanted = case(
+        *[(key_column == ids[key], case((tables.wanted(positions[key]), 1), else_=0)) for key in ids],
+        else_=0,
+    )
+    rows = await session.execute(
+        select(key_column, func.count(), func.coalesce(func.sum(still_wanted), 0))
+        .select_from(holder.join(work, work.c.customer_id == holder.c.customer_id))
+        .where(condition)
+        .group_by(key_column)
+    )
+    key_by_id = {identifier: key for key, identifier in ids.items()}
+    return {key_by_id[identifier]: (int(count), int(kept)) for identifier, count, kept in rows.all()}
 
 
 async def compute_labels(
-    session: AsyncSession, tables: WorkTables, dynamic_segment_ids: Mapping[str, int]
-) -> None:
-    """Fill `label_diff` (segments and rule tags gained or lost) and `label_json` (per customer).
+    session: AsyncSession, tables: WorkTables, dynamic_segment_ids: Mapping[str, int], wanted: Mapping[tuple[str, str], int]
+) -> int:
+    """Fill `label_diff` (segments and rule tags gained or lost) and `label_json`; the customers in it.
 
-    Set-based against the current state: a gain is a wanted label the customer lacks
-    (probed only for the customers who want it), a loss is a current member or tag
-    holder the rules no longer want (driven by the members of that segment or tag), so
-    the cost follows the labelled customers, not every customer times every label.
+    Gains and losses follow from counts: with H current holders of a label of whom K
+    are still wanted and W customers wanted, H − K are lost and W − K gained.  Only
+    the labels with some are probed — a gain is a wanted customer lacking the label,
+    a loss a holder no longer wanted — so a run that changes nothing reads the
+    holders once and never scans the work table for labels.
     """
     work = tables.work
     diff_columns = ["customer_id", "kind", "key", "added"]
+    segment_ids = {key: dynamic_segment_ids[key] for key in tables.packed.segments if key in dynamic_segment_ids}
+    holders = {
+        SEGMENT: await _holders(session, tables, SEGMENT, segment_ids),
+        TAG: await _holders(session, tables, TAG, {key: key for key in tables.packed.tags}),
+    }
     parts: list[Any] = []
-    for key, wanted in tables.segment_columns.items():
-        segment_id = dynamic_segment_ids.get(key)
-        if segment_id is None:  # the segment does not exist yet (preview): nobody is in it
-            parts.append(select(work.c.customer_id, literal(SEGMENT), literal(key), literal(True)).where(wanted.is_(True)))
-            continue
-        member = and_(segment_members.c.segment_id == segment_id, segment_members.c.customer_id == work.c.customer_id)
-        parts.append(
-            select(work.c.customer_id, literal(SEGMENT), literal(key), literal(True)).where(
-                wanted.is_(True), not_(exists().where(member))
-            )
-        )
-        parts.append(
-            select(work.c.customer_id, literal(SEGMENT), literal(key), literal(False))
-            .select_from(segment_members.join(work, work.c.customer_id == segment_members.c.customer_id))
-            .where(segment_members.c.segment_id == segment_id, wanted.is_(False))
-        )
-    for key, wanted in tables.tag_columns.items():
-        tagged = and_(customer_tags.c.tag == key, customer_tags.c.source == "rule")
-        parts.append(
-            select(work.c.customer_id, literal(TAG), literal(key), literal(True)).where(
-                wanted.is_(True), not_(exists().where(tagged, customer_tags.c.customer_id == work.c.customer_id))
-            )
-        )
-        parts.append(
-            select(work.c.customer_id, literal(TAG), literal(key), literal(False))
-            .select_from(customer_tags.join(work, work.c.customer_id == customer_tags.c.customer_id))
-            .where(tagged, wanted.is_(False))
-        )
+    for kind, positions in ((SEGMENT, tables.packed.segments), (TAG, tables.packed.tags)):
+        for key, position in positions.items():
+            held, kept = holders[kind].get(key, (0, 0))
+            wants = tables.wanted(position)
+            if kind == SEGMENT:
+                segment_id = segment_ids.get(key)
+                holding = (
+                    None
+                    if segment_id is None  # the segment does not exist yet (preview): nobody is in it
+                    else and_(segment_members.c.segment_id == segment_id, segment_members.c.customer_id == work.c.customer_id)
+                )
+                holder = segment_members
+                holder_filter = segment_members.c.segment_id == segment_id
+            else:
+                holding = and_(
+                    customer_tags.c.tag == key, customer_tags.c.source == "rule", customer_tags.c.customer_id == work.c.customer_id
+                )
+                holder = customer_tags
+                holder_filter = and_(customer_tags.c.tag == key, customer_tags.c.source == "rule")
+            if wanted.get((kind, key), 0) > kept:
+                gained = select(work.c.customer_id, literal(kind), literal(key), literal(True)).where(wants)
+                parts.append(gained if holding is None else gained.where(not_(exists().where(holding))))
+            if held > kept:
+                parts.append(
+                    select(work.c.customer_id, literal(kind), literal(key), literal(False))
+                    .select_from(holder.join(work, work.c.customer_id == holder.c.customer_id))
+                    .where(holder_filter, not_(wants))
+                )
     # Segments and rule tags the ruleset no longer produces lose all their members.
-    orphan_segments = (
+    parts.append(
         select(segment_members.c.customer_id, literal(SEGMENT), segments.c.key, literal(False))
         .join(segments, segments.c.id == segment_members.c.segment_id)
-        .where(segments.c.kind == "dynamic", segments.c.key.not_in(list(tables.segment_columns)))
+        .where(segments.c.kind == "dynamic", segments.c.key.not_in(list(tables.packed.segments)))
     )
-    orphan_tags = select(customer_tags.c.customer_id, literal(TAG), customer_tags.c.tag, literal(False)).where(
-        customer_tags.c.source == "rule", customer_tags.c.tag.not_in(list(tables.tag_columns))
+    parts.append(
+        select(customer_tags.c.customer_id, literal(TAG), customer_tags.c.tag, literal(False)).where(
+            customer_tags.c.source == "rule", customer_tags.c.tag.not_in(list(tables.packed.tags))
+        )
     )
-    for part in [*parts, orphan_segments, orphan_tags]:
-        await session.execute(insert(tables.label_diff).from_select(diff_columns, part))
-    await session.execute(
+    rows = 0
+    for part in parts:
+        result = await session.execute(insert(tables.label_diff).from_select(diff_columns, part))
+        rows += max(result.rowcount, 0)
+    if not rows:
+        return 0
+    result = await session.execute(
         insert(tables.label_json).from_select(
             ["customer_id", "segments_added", "segments_removed", "tags_added", "tags_removed"],
             _label_json_select(session, tables),
         )
     )
+    return max(result.rowcount, 0)
 
 
 def _label_json_select(session: AsyncSession, tables: WorkTables) -> Any:
@@ -346,25 +486,67 @@ def _label_json_select(session: AsyncSession, tables: WorkTables) -> Any:
     ).group_by(source.c.customer_id)
 
 
+# -- subjects -------------------------------------------------------------------------------
+
+
+async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettled: bool, labelled: bool) -> None:
+    """Copy the unsettled customers and those whose labels change into `subjects`, decoded."""
+    work, label_json = tables.work, tables.label_json
+    columns = ["customer_id", "unsettled", "locked", "team_before", "manager_before", "rule_before", "rule_team", "rule"]
+
+    def rows(flag: bool) -> Any:
+        return select(
+            work.c.customer_id,
+            literal(flag),
+            work.c.locked,
+            work.c.team_before,
+            work.c.manager_before,
+            work.c.rule_before,
+            tables.rule_team,
+            tables.rule,
+        )
+
+    if unsettled:
+        await session.execute(insert(tables.subjects).from_select(columns, rows(True).where(tables.unsettled)))
+    if labelled:
+        settled_labelled = (
+            rows(False).select_from(label_json.join(work, work.c.customer_id == label_json.c.customer_id)).where(not_(tables.unsettled))
+        )
+        await session.execute(insert(tables.subjects).from_select(columns, settled_labelled))
+
+
 # -- manager assignment -------------------------------------------------------------------
 
 
 async def loads_after_departures(session: AsyncSession, tables: WorkTables) -> dict[int, int]:
-    """Customers per manager once this run's moves have released their managers."""
-    kept = select(tables.kept_manager.label("manager_id")).subquery()
-    rows = await session.execute(
-        select(kept.c.manager_id, func.count()).where(kept.c.manager_id.is_not(None)).group_by(kept.c.manager_id)
+    """Customers per manager once this run's moves have released their managers.
+
+    A settled customer keeps their manager, so the loads are today's (read from the
+    index on customers.manager_id) with each unsettled customer's manager before
+    replaced by the one they keep (none when they move team).
+    """
+    subject = tables.subjects.c
+    today = select(customers.c.manager_id.label("manager_id"), func.count().label("n")).where(
+        customers.c.manager_id.is_not(None)
+    ).group_by(customers.c.manager_id)
+    leaving = select(subject.manager_before, -func.count()).where(subject.unsettled, subject.manager_before.is_not(None)).group_by(
+        subject.manager_before
     )
-    return {manager_id: count for manager_id, count in rows.all()}
+    kept = select(tables.kept_manager.label("manager_id"), func.count()).where(subject.unsettled).group_by(tables.kept_manager)
+    moves = union_all(today, leaving, kept).subquery()
+    rows = await session.execute(
+        select(moves.c.manager_id, func.sum(moves.c.n)).where(moves.c.manager_id.is_not(None)).group_by(moves.c.manager_id)
+    )
+    return {manager_id: int(count) for manager_id, count in rows.all() if count}
 
 
 async def needing_managers_by_team(
     session: AsyncSession, tables: WorkTables, automatic_team_ids: Sequence[int]
 ) -> dict[int, int]:
-    """Customers needing a new manager, by the team they go to (one scan of the work table)."""
+    """Customers needing a new manager, by the team they go to (one scan of the subjects)."""
     if not automatic_team_ids:
         return {}
-    team = tables.rule_team.label("team_id")
+    team = tables.subjects.c.rule_team
     rows = await session.execute(
         select(team, func.count()).where(tables.needs_manager(automatic_team_ids)).group_by(team)
     )
@@ -379,12 +561,12 @@ async def candidates_chunk(
     limit: int,
 ) -> list[tuple[int, int, str | None, str | None]]:
     """(customer id, team id, industry, region) of the next customers needing a manager, by id."""
-    work = tables.work
+    subject = tables.subjects.c
     rows = await session.execute(
-        select(work.c.customer_id, tables.rule_team, customers.c.industry, customers.c.region)
-        .join(customers, customers.c.id == work.c.customer_id)
-        .where(tables.needs_manager(automatic_team_ids), work.c.customer_id > after_customer_id)
-        .order_by(work.c.customer_id)
+        select(subject.customer_id, subject.rule_team, customers.c.industry, customers.c.region)
+        .join(customers, customers.c.id == subject.customer_id)
+        .where(tables.needs_manager(automatic_team_ids), subject.customer_id > after_customer_id)
+        .order_by(subject.customer_id)
         .limit(limit)
     )
     return [tuple(row) for row in rows.all()]  # type: ignore[misc]
@@ -393,16 +575,16 @@ async def candidates_chunk(
 async def store_assigned_managers(
     session: AsyncSession, tables: WorkTables, assignments: Sequence[tuple[int, int]]
 ) -> None:
-    """Write (customer id, manager id) pairs into the work table."""
+    """Write (customer id, manager id) pairs into the subjects table."""
     if not assignments:
         return
-    work = tables.work
+    subjects = tables.subjects
     if dialect_name(session) == "postgresql":
         # One statement per chunk: two arrays unnested side by side.
         statement = text(
-            f"UPDATE {work.name} SET assigned_manager = pairs.manager_id "
+            f"UPDATE {subjects.name} SET assigned_manager = pairs.manager_id "
             "FROM unnest(:customer_ids, :manager_ids) AS pairs(customer_id, manager_id) "
-            f"WHERE {work.name}.customer_id = pairs.customer_id"
+            f"WHERE {subjects.name}.customer_id = pairs.customer_id"
         ).bindparams(
             bindparam("customer_ids", type_=ARRAY(Integer)),
             bindparam("manager_ids", type_=ARRAY(Integer)),
@@ -416,8 +598,8 @@ async def store_assigned_managers(
         )
         return
     await session.execute(
-        update(work)
-        .where(work.c.customer_id == bindparam("target_customer"))
+        update(subjects)
+        .where(subjects.c.customer_id == bindparam("target_customer"))
         .values(assigned_manager=bindparam("target_manager")),
         [{"target_customer": customer, "target_manager": manager} for customer, manager in assignments],
     )
@@ -432,39 +614,38 @@ def _empty_json_array(session: AsyncSession) -> ColumnElement[Any]:
     return literal("[]")
 
 
-def _changed_rows(tables: WorkTables) -> Any:
-    """work LEFT JOIN label_json, restricted to customers with something to report."""
-    work, label_json = tables.work, tables.label_json
-    return work.outerjoin(label_json, label_json.c.customer_id == work.c.customer_id)
+def _with_labels(tables: WorkTables) -> Any:
+    subjects, label_json = tables.subjects, tables.label_json
+    return subjects.outerjoin(label_json, label_json.c.customer_id == subjects.c.customer_id)
 
 
 def _reported(tables: WorkTables) -> ColumnElement[bool]:
     return or_(
         tables.team_changes,
-        tables.manager_after.is_distinct_from(tables.work.c.manager_before),
+        tables.manager_after.is_distinct_from(tables.subjects.c.manager_before),
         tables.label_json.c.customer_id.is_not(None),
     )
 
 
 async def insert_change_rows(session: AsyncSession, tables: WorkTables, run_id: int) -> int:
-    work, label_json = tables.work, tables.label_json
+    subject, label_json = tables.subjects.c, tables.label_json
     empty = _empty_json_array(session)
     source = (
         select(
             literal(run_id),
-            work.c.customer_id,
-            work.c.team_before,
-            tables.rule_team,
-            work.c.manager_before,
+            subject.customer_id,
+            subject.team_before,
+            subject.rule_team,
+            subject.manager_before,
             tables.manager_after,
             func.coalesce(label_json.c.segments_added, empty),
             func.coalesce(label_json.c.segments_removed, empty),
             func.coalesce(label_json.c.tags_added, empty),
             func.coalesce(label_json.c.tags_removed, empty),
-            work.c.rule,
-            work.c.locked,
+            subject.rule,
+            subject.locked,
         )
-        .select_from(_changed_rows(tables))
+        .select_from(_with_labels(tables))
         .where(_reported(tables))
     )
     result = await session.execute(
@@ -491,7 +672,7 @@ async def insert_change_rows(session: AsyncSession, tables: WorkTables, run_id: 
 
 @dataclass(frozen=True)
 class OutcomeGroup:
-    """Customers sharing a deciding rule, a team before and a lock (a row of `outcome_groups`)."""
+    """Unsettled customers sharing a deciding rule, a team before and a lock (a row of `outcome_groups`)."""
 
     rule: str | None
     team_before: int | None
@@ -505,46 +686,40 @@ class OutcomeGroup:
 async def outcome_groups(
     session: AsyncSession, tables: WorkTables, automatic_team_ids: Sequence[int]
 ) -> list[OutcomeGroup]:
-    """Every summary figure from one GROUP BY over the work table (a few hundred groups at most).
+    """The summary figures of the unsettled customers, from one GROUP BY over the subjects.
 
-    The grouping keys are plain columns (the team follows from the rule, see
-    WorkTables.team_by_rule), so whether the group's customers move is known per
-    group; the aggregates are plain column tests, and the per-group figures follow
-    in Python from the same definitions as `assignment_changes` and `needs_manager`:
-    a customer who moves team changes; one who stays keeps a manager they have and
-    changes only when given one (or when their segments or tags change).
+    Whether a group's customers move is known per group, so the aggregates are plain
+    column tests, and the per-group figures follow in Python from the same
+    definitions as `assignment_changes` and `needs_manager`: a customer who moves
+    team changes; one who stays keeps a manager they have and changes only when
+    given one (or when their segments or tags change).
     """
-    work, label_json = tables.work, tables.label_json
+    subject, label_json = tables.subjects.c, tables.label_json
 
     def total(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     labelled = label_json.c.customer_id.is_not(None)
-    given_manager = and_(work.c.manager_before.is_(None), work.c.assigned_manager.is_not(None))
-    keys: list[ColumnElement[Any]] = [work.c.rule, work.c.team_before, work.c.locked]
-    if tables.team_by_rule is None:
-        keys.append(work.c.rule_team)
+    given_manager = and_(subject.manager_before.is_(None), subject.assigned_manager.is_not(None))
+    keys: list[ColumnElement[Any]] = [subject.rule, subject.team_before, subject.locked, subject.rule_team]
     statement = (
         select(
             *keys,
             func.count(),
             total(labelled),
             total(or_(labelled, given_manager)),
-            total(work.c.assigned_manager.is_(None)),
-            total(and_(work.c.assigned_manager.is_(None), work.c.manager_before.is_(None))),
+            total(subject.assigned_manager.is_(None)),
+            total(and_(subject.assigned_manager.is_(None), subject.manager_before.is_(None))),
         )
-        .select_from(_changed_rows(tables))
+        .select_from(_with_labels(tables))
+        .where(subject.unsettled)
         .group_by(*keys)
     )
     automatic = set(automatic_team_ids)
     groups = []
     for row in (await session.execute(statement)).all():
-        rule, before, locked = row[0], row[1], bool(row[2])
-        if tables.team_by_rule is None:
-            rule_team, count, labelled_count, staying_changed, unmanaged, unmanaged_before = row[3:]
-        else:
-            rule_team = None if rule is None else tables.team_by_rule.get(rule)
-            count, labelled_count, staying_changed, unmanaged, unmanaged_before = row[3:]
+        rule, before, locked, rule_team = row[0], row[1], bool(row[2]), row[3]
+        count, labelled_count, staying_changed, unmanaged, unmanaged_before = row[4:]
         moves = rule_team != before
         if locked:
             changed, unassigned = labelled_count, 0
@@ -556,49 +731,42 @@ async def outcome_groups(
     return groups
 
 
-async def label_counts(session: AsyncSession, tables: WorkTables) -> dict[tuple[str, str], int]:
-    """Customers per (kind, key) the rules want, in one scan."""
-    columns = [(SEGMENT, key, column) for key, column in tables.segment_columns.items()] + [
-        (TAG, key, column) for key, column in tables.tag_columns.items()
-    ]
-    if not columns:
-        return {}
-    row = (
-        await session.execute(
-            select(*[func.coalesce(func.sum(case((column.is_(True), 1), else_=0)), 0) for _, _, column in columns])
-        )
-    ).one()
-    return {(kind, key): int(count) for (kind, key, _), count in zip(columns, row)}
+async def settled_label_changes(session: AsyncSession, tables: WorkTables) -> int:
+    """Settled customers whose segments or tags change (they change nothing else)."""
+    return int(
+        await session.scalar(select(func.count()).select_from(tables.subjects).where(not_(tables.subjects.c.unsettled))) or 0
+    )
 
 
 # -- applying -------------------------------------------------------------------------------
 
 
 async def update_customers(session: AsyncSession, tables: WorkTables, now: datetime) -> None:
-    """New team, manager and deciding rule onto every unlocked customer whose values differ.
+    """New team, manager and deciding rule onto every unlocked subject whose values differ.
 
-    The rows to write are chosen on the work table alone (it holds the values before),
+    The rows to write are chosen on the subjects table alone (it holds the values before),
     so the join with `customers` only touches the customers that change.
     """
-    work = tables.work
+    subject = tables.subjects.c
     changing = (
         select(
-            work.c.customer_id.label("customer_id"),
-            tables.rule_team.label("team_id"),
+            subject.customer_id.label("customer_id"),
+            subject.rule_team.label("team_id"),
             tables.manager_after.label("manager_id"),
-            work.c.rule.label("rule"),
+            subject.rule.label("rule"),
         )
         .where(
-            not_(work.c.locked),
+            subject.unsettled,
+            not_(subject.locked),
             or_(
                 tables.team_changes,
-                tables.manager_after.is_distinct_from(work.c.manager_before),
-                work.c.rule_before.is_distinct_from(work.c.rule),
+                tables.manager_after.is_distinct_from(subject.manager_before),
+                subject.rule_before.is_distinct_from(subject.rule),
             ),
         )
         # Keeps SQLite from flattening the subquery into a scan of every customer probing
-        # the work table: it scans the work table and probes customers by primary key.
-        .order_by(work.c.customer_id)
+        # the subjects: it scans the subjects and probes customers by primary key.
+        .order_by(subject.customer_id)
         .subquery()
     )
     statement = (
@@ -610,18 +778,18 @@ async def update_customers(session: AsyncSession, tables: WorkTables, now: datet
 
 
 async def insert_history(session: AsyncSession, tables: WorkTables, run_id: int, now: datetime) -> None:
-    work = tables.work
+    subject = tables.subjects.c
     source = select(
-        work.c.customer_id,
-        work.c.team_before,
-        tables.rule_team,
-        work.c.manager_before,
+        subject.customer_id,
+        subject.team_before,
+        subject.rule_team,
+        subject.manager_before,
         tables.manager_after,
         literal("run"),
         literal(run_id),
-        work.c.rule,
+        subject.rule,
         literal(now),
-    ).where(tables.assignment_changes)
+    ).where(subject.unsettled, tables.assignment_changes)
     await session.execute(
         insert(history).from_select(
             [

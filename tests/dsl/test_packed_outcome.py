@@ -25,7 +25,7 @@ from dsl import sql_compiler
 from dsl.parser import parse
 from dsl.formatter import format_statement
 from dsl.ruleset import Ruleset
-from dsl.sql_compiler import PackedOutcome, compile_packed
+from dsl.sql_compiler import Decision, PackedOutcome, compile_packed
 from storage.models import Customer
 from storage.rule_fields import CustomerFields
 from tests.dsl.test_differential import AS_OFS, _person, _rule_file, evaluator_mapping
@@ -54,8 +54,9 @@ async def decoded(
     return outcomes
 
 
-def decision_parity(decision: int) -> Any:
-    return literal(decision % 4, Integer)
+def rule_length(decision: Decision | None) -> Any:
+    """A per-decision value for the `extra` bits: the deciding rule's name length mod 4."""
+    return literal(0 if decision is None else len(decision.rule) % 4, Integer)
 
 
 EXAMPLES = int(os.environ.get("SEGMENTA_DIFFERENTIAL_EXAMPLES", "40"))
@@ -78,18 +79,16 @@ async def test_decoded_codes_agree_with_the_python_evaluator(
 
     await remove_everyone(session)
     ids = await insert_people(session, people)
-    packed = compile_packed(rule_file, CustomerFields(), as_of=as_of, extra=decision_parity, extra_bits=2)
+    packed = compile_packed(rule_file, CustomerFields(), as_of=as_of, extra=rule_length, extra_bits=2)
     outcomes = await decoded(session, packed)
     ruleset = Ruleset(rule_file)
-    decisions = list(packed.decisions)
     for person in people:
         expected = ruleset.evaluate(evaluator_mapping(person), as_of)
         team, rule, segments, tags, extra = outcomes[ids[person.code]]
         assert (team, rule, segments, tags) == (
             expected.team, expected.rule, frozenset(expected.segments), frozenset(expected.tags)
         ), f"customer {person}\nrules:\n{source}"
-        decision = 0 if rule is None else decisions.index(next(d for d in decisions if d.rule == rule and d.team == team)) + 1
-        assert extra == decision % 4
+        assert extra == (0 if rule is None else len(rule) % 4)
 
 
 def _people(*rows: dict[str, Any]) -> list[Person]:
@@ -157,8 +156,10 @@ async def test_the_extra_value_is_added_in_the_deciding_branch_only(session: Asy
     await remove_everyone(session)
     ids = await insert_people(session, _people({"name": "a", "region": "east"}, {"name": "b", "region": "west"},
                                                {"name": "c", "region": None}))
+    values = {None: 3, "east": 2, "west": 1}
     packed = compile_packed(
-        rule_file, CustomerFields(), as_of=AS_OF, extra=lambda decision: literal(3 - decision, Integer), extra_bits=2
+        rule_file, CustomerFields(), as_of=AS_OF,
+        extra=lambda decision: literal(values[None if decision is None else decision.rule], Integer), extra_bits=2,
     )
     outcomes = await decoded(session, packed)
     assert [outcomes[ids[code]][4] for code in ("c0", "c1", "c2")] == [2, 1, 3]
@@ -172,7 +173,7 @@ def test_one_code_column_until_the_labels_no_longer_fit(monkeypatch: pytest.Monk
     packed = compile_packed(rule_file, CustomerFields(), as_of=AS_OF)
     assert len(packed.codes) == 1 and packed.decision_bits == 4  # 10 decisions need 4 bits
     monkeypatch.setattr(sql_compiler, "CODE_BITS", 8)
-    spilled = compile_packed(rule_file, CustomerFields(), as_of=AS_OF, extra=decision_parity, extra_bits=2)
+    spilled = compile_packed(rule_file, CustomerFields(), as_of=AS_OF, extra=rule_length, extra_bits=2)
     # 2 extra + 4 decision bits leave 2 labels in the first column, then 8 per column.
     assert [position.column for position in spilled.tags.values()] == [0, 0, 1, 1, 1, 1, 1, 1, 1, 1]
     assert len(spilled.codes) == 2
@@ -181,4 +182,4 @@ def test_one_code_column_until_the_labels_no_longer_fit(monkeypatch: pytest.Monk
 def test_extra_needs_bits() -> None:
     rule_file, _ = parse("east: region = east -> team east_desk\n")
     with pytest.raises(ValueError):
-        compile_packed(rule_file, CustomerFields(), as_of=AS_OF, extra=decision_parity)
+        compile_packed(rule_file, CustomerFields(), as_of=AS_OF, extra=rule_length)
