@@ -170,10 +170,19 @@ def _collect_history_rows(state: ORMExecuteState) -> None:
     values = [dict(row) for row in rows if "customer_id" in row]
     if not values:
         return  # INSERT … SELECT (apply runs): announced by the run's final progress event.
-    transaction = _innermost_transaction(state.session)
+    remember_assignment_changes(state.session, values)
+
+
+def remember_assignment_changes(session: Session, values: list[dict[str, Any]]) -> None:
+    """Announce these assignment_history rows when the session's current transaction commits.
+
+    For rows written where the hook above cannot see them (a history INSERT inside a
+    larger statement: domain/realtime_create.py on PostgreSQL).
+    """
+    transaction = _innermost_transaction(session)
     if transaction is None:
         return
-    _pending(state.session).setdefault(transaction, []).extend(AssignmentChangeEvent.from_values(v) for v in values)
+    _pending(session).setdefault(transaction, []).extend(AssignmentChangeEvent.from_values(v) for v in values)
 
 
 @event.listens_for(Session, "after_commit")

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import literal, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import realtime_create
@@ -23,6 +23,7 @@ from domain.activity import record_purchase
 from domain.errors import Conflict, NotFound, UserError
 from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
 from tests.domain.helpers import database_snapshot
+from tests.domain.test_realtime_create import racing_read
 
 FULL_INPUT: dict[str, Any] = {
     "code": "  C-001 ",
@@ -138,7 +139,7 @@ async def test_unique_violation_lost_to_a_race_becomes_conflict(
     await session.commit()
 
     # create_customer's pre-check is part of its first read (domain/realtime_create.py).
-    monkeypatch.setattr(realtime_create, "_code_taken", lambda _code: literal(False))
+    monkeypatch.setattr(realtime_create, "_read", racing_read(realtime_create._read))
     with pytest.raises(Conflict) as raised:
         await create_customer(session, {"code": "RACE", "name": "Second"})
     assert raised.value.field == "code"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, func, literal, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 import domain.realtime as realtime
@@ -25,6 +25,7 @@ from domain.customers import MANUAL, birthday_md, validate_customer_input
 from domain.errors import Conflict
 from domain.events import hub
 from domain.rulesets import activate_ruleset, save_ruleset
+from storage import sqlite_direct
 from storage.engine import session_factory
 from storage.models import (
     AssignmentHistory,
@@ -245,7 +246,9 @@ async def test_deactivation_by_another_session_stops_routing(engine: AsyncEngine
     assert history == [routed.id]
 
 
-async def test_a_routed_create_takes_a_fixed_small_number_of_statements(engine: AsyncEngine) -> None:
+async def test_a_routed_create_takes_a_fixed_small_number_of_statements(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with session_factory(engine)() as session:
         ann = await add_employee(session, "Ann")
         await add_team(session, "one", members=[ann])
@@ -259,6 +262,15 @@ async def test_a_routed_create_takes_a_fixed_small_number_of_statements(engine: 
         def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
             statements.append(statement.split(None, 1)[0].upper())
 
+        direct: list[str] = []
+        original = sqlite_direct.write
+
+        async def spy(session: AsyncSession, statement: Any, rows: Any) -> None:
+            if rows:
+                direct.append(statement.table.name)
+            await original(session, statement, rows)
+
+        monkeypatch.setattr(sqlite_direct, "write", spy)
         event.listen(engine.sync_engine, "before_cursor_execute", record)
         try:
             created = await customers.create_customer(session, {"code": "c1", "name": "C1", "age": 40, "tags": ["m"]})
@@ -266,11 +278,14 @@ async def test_a_routed_create_takes_a_fixed_small_number_of_statements(engine: 
             event.remove(engine.sync_engine, "before_cursor_execute", record)
         await session.commit()
     assert created.team_id is not None and created.manager_id == ann.id
-    # The read (+ the loads after the locks on PostgreSQL), then customer, tags, membership, change, history.
-    reads = 2 if engine.dialect.name == "postgresql" else 1
-    assert statements.count("INSERT") == 5, statements
-    assert len([s for s in statements if s in ("SELECT", "WITH")]) == reads, statements
-    assert "UPDATE" not in statements  # round robin over one member: position stays 0
+    if engine.dialect.name == "postgresql":
+        # The read (locks included), the loads after the locks, then every write in one statement.
+        assert (statements, direct) == (["WITH", "SELECT", "WITH"], [])
+    else:
+        # The read and the customer's INSERT … RETURNING, then straight to the driver: tags (manual
+        # and rule), membership, change, history.  Round robin over one member: the position stays.
+        assert statements == ["BEGIN", "WITH", "INSERT"], statements
+        assert direct == ["customer_tags", "segment_members", "evaluation_changes", "assignment_history"]
 
 
 async def test_round_robin_position_is_stored_with_the_creation(session: AsyncSession) -> None:
@@ -303,6 +318,17 @@ async def test_the_history_row_is_announced_after_the_commit_only(session: Async
     assert (announced.customer_id, announced.team_after_id, announced.cause) == (created.id, team_id, "realtime")
 
 
+def racing_read(read: Any) -> Any:
+    """The first read, as if the code was taken by a concurrent writer right after it."""
+
+    async def racing(*args: Any, **kwargs: Any) -> Any:
+        result = await read(*args, **kwargs)
+        result.code_taken = False
+        return result
+
+    return racing
+
+
 async def test_a_duplicate_code_lost_to_a_race_is_a_conflict_and_routes_nothing(
     session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -312,7 +338,7 @@ async def test_a_duplicate_code_lost_to_a_race_is_a_conflict_and_routes_nothing(
     await customers.create_customer(session, {"code": "RACE", "name": "First"})
     await session.commit()
     # The code check of the first read said "free": a concurrent writer took it since.
-    monkeypatch.setattr(realtime_create, "_code_taken", lambda code: literal(False))
+    monkeypatch.setattr(realtime_create, "_read", racing_read(realtime_create._read))
     with pytest.raises(Conflict) as raised:
         await customers.create_customer(session, {"code": "RACE", "name": "Second"})
     assert raised.value.field == "code"
