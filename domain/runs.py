@@ -49,8 +49,9 @@ logger = logging.getLogger(__name__)
 
 RUN_MODES = ("preview", "apply", "realtime")
 RUN_STATUSES = ("running", "succeeded", "failed")
-# Customers evaluated per INSERT … SELECT (by id range) and assigned per chunk:
-# bounds statement size and lets the progress bar move.
+# Customers evaluated per INSERT … SELECT (by id range, on SQLite; see
+# routing_queries.evaluates_in_chunks) and assigned per chunk: bounds statement
+# size and lets the progress bar move.
 EVALUATION_CHUNK = 100_000
 ASSIGNMENT_CHUNK = 100_000
 MAX_ERROR_LENGTH = 2_000
@@ -341,7 +342,7 @@ async def _execute(
         await _serialise_applies(session, run_id)
     now = utcnow()
     team_ids = {key: team.id for key, team in plan.teams.items()}
-    tables = queries.build_work_tables(plan.rule_file, plan.as_of, team_ids, plan.automatic_team_ids)
+    tables = queries.build_work_tables(session, plan.rule_file, plan.as_of, team_ids, plan.automatic_team_ids)
     await queries.create_work_tables(session, tables)
 
     # Read inside the run's transaction (after the apply lock): the plan may be stale.
@@ -359,18 +360,19 @@ async def _execute(
     if id_range is not None:
         low, high = id_range
         total = high - low + 1
-        for start in range(low, high + 1, EVALUATION_CHUNK):
-            await queries.evaluate_chunk(session, tables, start, start + EVALUATION_CHUNK)
-            await _report(progress, run_id, "evaluate", min(start + EVALUATION_CHUNK, high + 1) - low, total)
+        chunk = EVALUATION_CHUNK if queries.evaluates_in_chunks(session) else total
+        for start in range(low, high + 1, chunk):
+            await queries.evaluate_chunk(session, tables, start, start + chunk)
+            await _report(progress, run_id, "evaluate", min(start + chunk, high + 1) - low, total)
 
     await _report(progress, run_id, "compare", 0, 1)
     census = await queries.census(session, tables)
-    await queries.analyze(session, tables.work)
     labelled = await queries.compute_labels(session, tables, segment_ids, census.wanted)
     # Steady state (nothing unsettled, no label changes): the subjects stay empty and
-    # every statement below reads an empty table.
+    # the statements below are skipped or read an empty table.
     await queries.collect_subjects(session, tables, unsettled=census.unsettled > 0, labelled=labelled > 0)
-    await queries.analyze(session, tables.subjects, tables.label_json)
+    if census.unsettled or labelled:
+        await queries.analyze(session, tables.subjects, tables.label_json)
     await _report(progress, run_id, "compare", 1, 1)
 
     assigners = await _assign_managers(session, tables, plan, run_id, progress) if census.unsettled else []

@@ -214,7 +214,11 @@ def _settled_check(team_ids: Mapping[str, int], automatic_team_ids: Iterable[int
 
 
 def build_work_tables(
-    rule_file: RuleFile, as_of: datetime, team_ids: Mapping[str, int], automatic_team_ids: Iterable[int]
+    session: AsyncSession,
+    rule_file: RuleFile,
+    as_of: datetime,
+    team_ids: Mapping[str, int],
+    automatic_team_ids: Iterable[int],
 ) -> WorkTables:
     """Compile the rule file into work-table codes and declare the run's temporary tables."""
     packed = compile_packed(
@@ -222,10 +226,13 @@ def build_work_tables(
     )
     metadata = MetaData()
     temporary: dict[str, Any] = {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
+    # On SQLite the key is the table's rowid (lookups by customer for free); PostgreSQL
+    # joins the work table by hashing, and an index would only slow its filling down.
+    keyed = dialect_name(session) != "postgresql"
     work = Table(
         "segmenta_run_work",
         metadata,
-        Column("customer_id", Integer, primary_key=True, autoincrement=False),
+        Column("customer_id", Integer, primary_key=keyed, nullable=False, autoincrement=False),
         *[Column(f"code_{index}", BigInteger, nullable=False) for index in range(len(packed.codes))],
         Column("locked", Boolean, nullable=False),
         Column("team_before", Integer),
@@ -298,6 +305,16 @@ async def customer_id_range(session: AsyncSession) -> tuple[int, int] | None:
         await session.execute(select(select(func.min(customers.c.id)).scalar_subquery(), select(func.max(customers.c.id)).scalar_subquery()))
     ).one()
     return None if low is None else (low, high)
+
+
+def evaluates_in_chunks(session: AsyncSession) -> bool:
+    """Whether to evaluate by id ranges (progress as it goes) or in one statement.
+
+    SQLite reads an id range from the table's b-tree directly.  PostgreSQL may plan a
+    range of a large share of the table as a scan of all of it (once per chunk), and
+    one INSERT … SELECT is a single sequential scan: there, one statement.
+    """
+    return dialect_name(session) != "postgresql"
 
 
 async def evaluate_chunk(session: AsyncSession, tables: WorkTables, low: int, high: int) -> None:
