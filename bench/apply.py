@@ -20,7 +20,8 @@ Targets: apply ≤ 3 × hand; peak memory < 1 GB.
 
 Options: `--directory DIR --reuse` (SQLite) or `--postgres URL --reuse` times a data
 set built by an earlier run again (it is reset to "nobody routed yet" first);
-`--repeat N` times hand-written, re-apply and preview N times and reports the best;
+`--repeat N` times hand-written, re-apply and preview N times and reports the best,
+`--repeat-first N` the first apply (undone in between, untimed);
 `--profile` prints, per phase, the statements that took the most time (wall time
 of the driver's execute, summed by statement).
 """
@@ -230,6 +231,16 @@ async def timed(label: str, work: Any) -> tuple[float, Any]:
     return elapsed, result
 
 
+async def unroute(engine: AsyncEngine) -> None:
+    """Back to "nobody routed yet", keeping the generated customers and purchases (not timed)."""
+    async with engine.begin() as connection:
+        for table in ("evaluation_changes", "assignment_history", "segment_members", "customer_tags", "evaluation_runs"):
+            await connection.execute(text(f"DELETE FROM {table}"))
+        await connection.execute(text("UPDATE customers SET team_id = NULL, manager_id = NULL, deciding_rule = NULL"))
+        await connection.execute(text("DELETE FROM segments"))
+        await connection.execute(text("UPDATE teams SET round_robin_position = 0"))
+
+
 async def hand_written(session: AsyncSession) -> None:
     await session.execute(text("DROP TABLE IF EXISTS bench_hand_teams"))
     await session.execute(text(HAND_WRITTEN), {"lapsed_before": AS_OF - timedelta(days=181)})
@@ -262,12 +273,9 @@ async def main(arguments: argparse.Namespace) -> None:
     await upgrade(engine)
     print(f"database: {engine.dialect.name}")
     if arguments.reuse:
-        # Back to "nobody routed yet", keeping the generated customers and purchases.
+        await unroute(engine)
         async with engine.begin() as connection:
-            for table in ("evaluation_changes", "assignment_history", "segment_members", "customer_tags", "evaluation_runs", "rulesets"):
-                await connection.execute(text(f"DELETE FROM {table}"))
-            await connection.execute(text("UPDATE customers SET team_id = NULL, manager_id = NULL, deciding_rule = NULL"))
-            await connection.execute(text("DELETE FROM segments"))
+            await connection.execute(text("DELETE FROM rulesets"))
     else:
         await build(engine, arguments.customers, arguments.purchases)
     PROFILE.attach(engine)
@@ -279,8 +287,14 @@ async def main(arguments: argparse.Namespace) -> None:
         await session.commit()
 
         hand, _ = await timed("hand-written", hand_written(session))
-        first, first_run = await timed("first apply", runs.apply_ruleset(session, ruleset.id, as_of=AS_OF))
-        assert first_run.status == "succeeded", first_run.error
+        firsts = []
+        for attempt in range(arguments.repeat_first):
+            if attempt:
+                await unroute(engine)
+            elapsed, first_run = await timed("first apply", runs.apply_ruleset(session, ruleset.id, as_of=AS_OF))
+            assert first_run.status == "succeeded", first_run.error
+            firsts.append(elapsed)
+        first = min(firsts)
         wrong = await mismatches(session)
         hands, agains, previews = [hand], [], []
         for _ in range(arguments.repeat):
@@ -303,8 +317,11 @@ async def main(arguments: argparse.Namespace) -> None:
     print(f"teams differing from the hand-written statement: {wrong}")
     print(f"first apply: {summary['changed']:,} changed, unassigned {summary['unassigned_by_team']}")
     print(f"re-apply: {second_run.summary['changed']:,} changed")
-    if arguments.repeat > 1:
-        print(f"best of {arguments.repeat}: hand-written {hand:.2f} s, re-apply {again:.2f} s, preview {preview:.2f} s")
+    if arguments.repeat > 1 or arguments.repeat_first > 1:
+        print(
+            f"best of {arguments.repeat_first} first applies: {first:.2f} s; best of {arguments.repeat}: "
+            f"hand-written {hand:.2f} s, re-apply {again:.2f} s, preview {preview:.2f} s"
+        )
     print(f"ratio first apply / hand-written: {first / hand:.1f}x  (target <= 3x)")
     print(f"ratio re-apply / hand-written:    {again / hand:.1f}x  (target <= 3x)")
     print(f"ratio preview / hand-written:     {preview / hand:.1f}x")
@@ -321,5 +338,6 @@ if __name__ == "__main__":
     parser.add_argument("--directory", help="where to put the SQLite file (default: a new temporary directory)")
     parser.add_argument("--reuse", action="store_true", help="reuse the data set built by an earlier run (SQLite --directory, or --postgres)")
     parser.add_argument("--repeat", type=int, default=1, help="time re-apply, preview and hand-written N times; report the best")
+    parser.add_argument("--repeat-first", type=int, default=1, help="time the first apply N times (undoing it in between); report the best")
     parser.add_argument("--profile", action="store_true", help="print the slowest statements of each phase")
     asyncio.run(main(parser.parse_args()))

@@ -1,13 +1,12 @@
 """Set-based SQL of an evaluation run (preview or apply), for SQLite and PostgreSQL.
 
 A run evaluates the rule file for every customer inside the database, once, into a
-temporary *work* table: one row per customer holding the values before (team,
-manager, deciding rule, lock) and the rules' whole outcome packed into integer
-codes (dsl.sql_compiler.compile_packed): the deciding team rule, every segment and
-tag, and an *unsettled* bit computed in the same expression — set when the
-customer is locked or when the stored team, deciding rule or manager may change
-(the stored values differ from the decision, or the customer has no manager in a
-team that assigns them).  Everything else is derived from it with set-based
+temporary *work* table: one row per customer holding the rules' whole outcome
+packed into integer codes (dsl.sql_compiler.compile_packed): the deciding team
+rule, every segment and tag, and an *unsettled* bit computed in the same
+expression — set when the customer is locked or when the stored team, deciding
+rule or manager may change (the stored values differ from the decision, or the
+customer has no manager in a team that assigns them).  Everything else is derived from it with set-based
 statements, and the cost of a run that changes little is that of one evaluation:
 
 * the *census* (one GROUP BY over the codes) gives every summary figure of the
@@ -16,8 +15,9 @@ statements, and the cost of a run that changes little is that of one evaluation:
   against the work table in one statement per kind; a label needs its gains
   (or losses) inserted into ``label_diff`` only when the counts say it has any;
 * ``subjects`` holds only the unsettled customers and those whose labels change,
-  with the team and deciding rule already decoded; manager assignment, the change
-  rows, the history, the customers UPDATE and the rest of the summary read it.
+  with their values before and the team and deciding rule already decoded; manager
+  assignment, the change rows, the history, the customers UPDATE and the rest of
+  the summary read it.
 
 Only customers who need a new manager pass through Python (in keyset chunks),
 because capacity and preference make assignment sequential.
@@ -234,10 +234,6 @@ def build_work_tables(
         metadata,
         Column("customer_id", Integer, primary_key=keyed, nullable=False, autoincrement=False),
         *[Column(f"code_{index}", BigInteger, nullable=False) for index in range(len(packed.codes))],
-        Column("locked", Boolean, nullable=False),
-        Column("team_before", Integer),
-        Column("manager_before", Integer),
-        Column("rule_before", String(200)),
         **temporary,
     )
     subjects = Table(
@@ -320,19 +316,8 @@ def evaluates_in_chunks(session: AsyncSession) -> bool:
 async def evaluate_chunk(session: AsyncSession, tables: WorkTables, low: int, high: int) -> None:
     """Evaluate the customers with low <= id < high into the work table (one INSERT … SELECT)."""
     codes = [f"code_{index}" for index in range(len(tables.packed.codes))]
-    source = select(
-        customers.c.id,
-        *tables.packed.codes,
-        func.coalesce(customers.c.assignment_locked, literal(False)),
-        customers.c.team_id,
-        customers.c.manager_id,
-        customers.c.deciding_rule,
-    ).where(customers.c.id >= low, customers.c.id < high)
-    await session.execute(
-        insert(tables.work).from_select(
-            ["customer_id", *codes, "locked", "team_before", "manager_before", "rule_before"], source
-        )
-    )
+    source = select(customers.c.id, *tables.packed.codes).where(customers.c.id >= low, customers.c.id < high)
+    await session.execute(insert(tables.work).from_select(["customer_id", *codes], source))
 
 
 @dataclass(frozen=True)
@@ -507,7 +492,11 @@ def _label_json_select(session: AsyncSession, tables: WorkTables) -> Any:
 
 
 async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettled: bool, labelled: bool) -> None:
-    """Copy the unsettled customers and those whose labels change into `subjects`, decoded."""
+    """Copy the unsettled customers and those whose labels change into `subjects`, decoded.
+
+    Their values before are read from `customers` here, not copied for every customer
+    during the evaluation: only the subjects need them.
+    """
     work, label_json = tables.work, tables.label_json
     columns = ["customer_id", "unsettled", "locked", "team_before", "manager_before", "rule_before", "rule_team", "rule"]
 
@@ -515,20 +504,18 @@ async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettl
         return select(
             work.c.customer_id,
             literal(flag),
-            work.c.locked,
-            work.c.team_before,
-            work.c.manager_before,
-            work.c.rule_before,
+            func.coalesce(customers.c.assignment_locked, literal(False)),
+            customers.c.team_id,
+            customers.c.manager_id,
+            customers.c.deciding_rule,
             tables.rule_team,
             tables.rule,
-        )
+        ).join_from(work, customers, customers.c.id == work.c.customer_id)
 
     if unsettled:
         await session.execute(insert(tables.subjects).from_select(columns, rows(True).where(tables.unsettled)))
     if labelled:
-        settled_labelled = (
-            rows(False).select_from(label_json.join(work, work.c.customer_id == label_json.c.customer_id)).where(not_(tables.unsettled))
-        )
+        settled_labelled = rows(False).join(label_json, label_json.c.customer_id == work.c.customer_id).where(not_(tables.unsettled))
         await session.execute(insert(tables.subjects).from_select(columns, settled_labelled))
 
 
