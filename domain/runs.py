@@ -340,6 +340,7 @@ async def _execute(
     """The whole run in the current transaction (the caller commits or rolls back)."""
     if plan.mode == "apply":
         await _serialise_applies(session, run_id)
+    await queries.tune_for_run(session)
     now = utcnow()
     team_ids = {key: team.id for key, team in plan.teams.items()}
     tables = queries.build_work_tables(session, plan.rule_file, plan.as_of, team_ids, plan.automatic_team_ids)
