@@ -36,6 +36,8 @@ from storage.models import Customer, Employee, Team, TeamMember
 
 STRATEGIES = ("round_robin", "least_loaded", "manual")
 AUTOMATIC_STRATEGIES = ("round_robin", "least_loaded")
+# Strategies that compare every member's load; round_robin only checks a load against a capacity.
+EVERY_LOAD_STRATEGIES = ("least_loaded",)
 
 
 @dataclass(frozen=True)

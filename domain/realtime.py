@@ -136,6 +136,12 @@ def last_used_rules() -> CompiledRules | None:
     return _last_used
 
 
+def saw_no_active_ruleset() -> None:
+    """No ruleset is active now: guess none until one is looked up again."""
+    global _last_used
+    _last_used = None
+
+
 def compiled_rules(ruleset_id: int, version: int, source: str) -> CompiledRules:
     """The compiled form of a saved ruleset; compiled on first use, then cached.
 

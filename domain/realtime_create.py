@@ -13,21 +13,26 @@ Statements, with a ruleset active (without one: 1 and the customer's INSERTs):
 
 1. one SELECT reads whether the code is taken, the active ruleset, the day's
    realtime run and — decided with the ruleset this process used last, a guess
-   the same statement checks — the chosen team with its active members (their
-   loads on SQLite) and the segments the customer joins.  On PostgreSQL the team
-   row and then the members' employee rows are locked here (``FOR UPDATE`` in
-   CTEs, employees in id order), and only when the active ruleset is the guessed
-   one, so a wrong guess never holds locks out of order.  A wrong guess (a
-   process's first customer, or a ruleset activated since, by any process) costs
-   one more read of the same kind, never a wrong decision;
-2. PostgreSQL only: the members' loads, read after the locks were granted (a
-   statement that waited for a lock still reads its own older snapshot);
-3. the writes: the customer (RETURNING its row), its tags (manual and rule ones
+   the same statement checks — the chosen team with its active members and the
+   segments the customer joins.  A wrong guess (a process's first customer, or a
+   ruleset activated since, by any process) costs one more read of the same kind,
+   never a wrong decision;
+2. the writes: the customer (RETURNING its row), its tags (manual and rule ones
    together), attributes, dynamic-segment memberships, the change row in the day's
-   realtime run, the history row, the round-robin position (when it moved) — one
-   statement per table on SQLite, one statement in all on PostgreSQL.  The day's
-   run and missing dynamic segments are created first when needed, as in
+   realtime run, the history row, the round-robin position (when it moved).  The
+   day's run and missing dynamic segments are created first when needed, as in
    domain/realtime.py.
+
+The manager: on SQLite the read brings the members' loads (those that can matter:
+all under least_loaded, those of members with a capacity under round_robin; a writer
+holds the whole database) and domain.assignment picks in Python; the writes are one
+statement per table.  On PostgreSQL the read locks the team row and then its
+members' employee rows (in id order, as every assignment does, and only when the
+active ruleset is the guessed one, so a wrong guess never holds locks out of order),
+and the writes are one statement that also picks the manager
+(storage.new_customer_queries.ManagerPick): its loads are counted after the locks
+were granted — a statement that waited for a lock still reads its own older
+snapshot, so the read could not count them — without a statement in between.
 
 The statements themselves are in storage/new_customer_queries.py.
 """
@@ -52,6 +57,7 @@ from storage.models import Customer, utcnow
 from storage.new_customer_queries import (
     Guess,
     NewCustomerRead,
+    ManagerPick,
     NewCustomerWrites,
     history_values,
     insert_new_customer,
@@ -119,6 +125,7 @@ async def _read(
         with_loads=with_loads,
         realtime_mode=REALTIME,
         automatic_strategies=assignment.AUTOMATIC_STRATEGIES,
+        every_load_strategies=assignment.EVERY_LOAD_STRATEGIES,
     )
 
 
@@ -146,7 +153,9 @@ async def insert_customer(
     if read.code_taken:
         raise code_conflict(row["code"])
     routing: _Routing | None = None
-    if read.ruleset is not None:
+    if read.ruleset is None:
+        realtime.saw_no_active_ruleset()  # the next read carries no guessed team and segments
+    else:
         rules = realtime.compiled_rules(*read.ruleset)
         if plan is None or plan.rules is not rules:
             plan = _decide(rules, rule_input, now)
@@ -155,9 +164,7 @@ async def insert_customer(
             if plan.team_key is not None or plan.segments:
                 read = await _read(session, plan, head=None, with_loads=not row_locks)
                 read.day_run_id = day_run_id
-        if row_locks and read.members:
-            read.loads = await assignment.current_loads(session, [member[1] for member in read.members])
-        routing = _route(plan, read, row)
+        routing = _route(plan, read, row, pick_in_write=row_locks)
     writes = NewCustomerWrites(
         row=row,
         tags=[(tag, MANUAL) for tag in tags],
@@ -169,12 +176,14 @@ async def insert_customer(
     if routing is not None:
         await _add_routing(session, writes, routing, now)
     try:
-        customer = await insert_new_customer(session, writes)
+        customer = await insert_new_customer(
+            session, writes, every_load_strategies=assignment.EVERY_LOAD_STRATEGIES
+        )
     except IntegrityError as error:
         if is_code_conflict(error):
             raise code_conflict(row["code"]) from error
         raise
-    history = history_values(writes, customer.id)
+    history = history_values(writes, customer)
     if history is not None:
         # Not written through session.execute: the hook in domain/events.py does not see it.
         events.remember_assignment_changes(session.sync_session, [dict(history)])
@@ -191,18 +200,24 @@ class _Routing:
     segments: list[tuple[str, int, str]]
     assigner: assignment.TeamAssigner | None = None
     stored_position: int | None = None
+    pick: ManagerPick | None = None
 
     @property
     def assignment_changed(self) -> bool:
-        return self.team_id is not None or self.manager_id is not None
+        # A manager only ever comes with a team (and a picked one with the team it was picked in).
+        return self.team_id is not None
 
     @property
     def labels_changed(self) -> bool:
         return bool(self.plan.segments or self.plan.tags)
 
 
-def _route(plan: _Plan, read: NewCustomerRead, row: Mapping[str, Any]) -> _Routing:
-    """Team and manager for the new customer, as domain/realtime.py decides them for a customer with none."""
+def _route(plan: _Plan, read: NewCustomerRead, row: Mapping[str, Any], *, pick_in_write: bool) -> _Routing:
+    """Team and manager for the new customer, as domain/realtime.py decides them for a customer with none.
+
+    `pick_in_write` (PostgreSQL): the manager is left to the write (ManagerPick), which
+    counts the loads after the read's locks; here only who is preferred is worked out.
+    """
     routing = _Routing(plan, None, None, True, read.day_run_id, read.segments)
     if plan.team_key is None:
         return routing
@@ -215,9 +230,20 @@ def _route(plan: _Plan, read: NewCustomerRead, row: Mapping[str, Any]) -> _Routi
     routing.team_id = team_id
     if strategy in assignment.AUTOMATIC_STRATEGIES:
         assigner = assignment.build_assigners([read.team], read.members, read.loads)[team_id]
-        routing.manager_id = assigner.assign(assignment.Candidate(0, row["industry"], row["region"]))
-        routing.assigner = assigner
-        routing.stored_position = position
+        candidate = assignment.Candidate(0, row["industry"], row["region"])
+        if pick_in_write:
+            routing.pick = ManagerPick(
+                team_id=team_id,
+                strategy=strategy,
+                employee_ids=[member.employee_id for member in assigner.members],
+                capacities=[member.capacity for member in assigner.members],
+                preferred=[member.prefers(candidate) for member in assigner.members],
+                position=assigner.position,
+            )
+        else:
+            routing.manager_id = assigner.assign(candidate)
+            routing.assigner = assigner
+            routing.stored_position = position
     return routing
 
 
@@ -236,8 +262,9 @@ async def _add_routing(session: AsyncSession, writes: NewCustomerWrites, routing
     segment_ids = await realtime._dynamic_segment_ids(session, set(joined), now, routing.segments)
     writes.segment_ids = [segment_ids[key] for key in joined if key in segment_ids]
     writes.added_at = now
+    writes.pick = routing.pick
     team_after = routing.team_id if routing.team_known else None
-    manager_after = routing.manager_id if routing.team_known else None
+    manager_after = routing.manager_id if routing.team_known else None  # or whom `pick` picks
     writes.change = {
         "run_id": run_id,
         "team_before_id": None,
@@ -251,7 +278,7 @@ async def _add_routing(session: AsyncSession, writes: NewCustomerWrites, routing
         "deciding_rule": plan.rule,
         "locked": False,
     }
-    if team_after is not None or manager_after is not None:
+    if team_after is not None:  # a manager only ever comes with a team
         writes.history = {
             "team_before_id": None,
             "team_after_id": team_after,

@@ -32,11 +32,13 @@ from sqlalchemy import (
     String,
     Text,
     bindparam,
+    case,
     exists,
     func,
     insert,
     literal,
     null,
+    or_,
     select,
     true,
     union_all,
@@ -146,8 +148,13 @@ def _head_arms(realtime_mode: str) -> list[Select[Any]]:
     ]
 
 
-def _team_arms(automatic: Sequence[str], *, with_loads: bool, guarded: bool) -> list[Select[Any]]:
+def _team_arms(
+    automatic: Sequence[str], every_load: Sequence[str], *, with_loads: bool, guarded: bool
+) -> list[Select[Any]]:
     """The team `team_key` and, when its strategy is in `automatic`, its active members, locked.
+
+    `with_loads`: with the members' loads — those that can matter: every member's
+    under a strategy in `every_load`, otherwise only those of members with a capacity.
 
     `guarded`: only when the active ruleset is `guess_id`, `guess_version`,
     `guess_source` (what the caller decided with before reading), so that a guess
@@ -174,7 +181,7 @@ def _team_arms(automatic: Sequence[str], *, with_loads: bool, guarded: bool) -> 
     # routers never deadlock.  A locked row is read in its latest committed version.
     # (FOR UPDATE compiles to nothing on SQLite, where a writer holds the database.)
     locked = (
-        select(Team.id, Team.round_robin_position)
+        select(Team.id, Team.strategy, Team.round_robin_position)
         .where(Team.id == select(team.c.id).scalar_subquery(), Team.strategy.in_(list(automatic)))
         .with_for_update()
         .cte("locked_team")
@@ -188,7 +195,16 @@ def _team_arms(automatic: Sequence[str], *, with_loads: bool, guarded: bool) -> 
         .cte("routed_members")
     )
     load = (
-        select(func.count()).select_from(_customers).where(_customers.c.manager_id == members.c.id).scalar_subquery()
+        case(
+            (
+                or_(
+                    select(locked.c.strategy).scalar_subquery().in_(list(every_load)),
+                    members.c.capacity.is_not(None),
+                ),
+                _load_of(members.c.id),
+            ),
+            else_=null(),
+        )
         if with_loads
         else null().cast(Integer())
     )
@@ -210,10 +226,17 @@ def _team_arms(automatic: Sequence[str], *, with_loads: bool, guarded: bool) -> 
     ]
 
 
+def _load_of(employee_id: Any) -> Any:
+    # A scalar count per employee: an index-only scan each, cheaper than one GROUP BY
+    # over an IN list (a bitmap scan and a sort) for the few members of a team.
+    return select(func.count()).select_from(_customers).where(_customers.c.manager_id == employee_id).scalar_subquery()
+
+
 @functools.cache
 def _read_statement(
     realtime_mode: str,
     automatic: tuple[str, ...],
+    every_load: tuple[str, ...],
     *,
     head: bool,
     team: bool,
@@ -223,7 +246,7 @@ def _read_statement(
 ) -> Any:
     arms = _head_arms(realtime_mode) if head else []
     if team:
-        arms += _team_arms(automatic, with_loads=with_loads, guarded=guarded)
+        arms += _team_arms(automatic, every_load, with_loads=with_loads, guarded=guarded)
     if segments:
         arms.append(
             _arm("segment", segment_key=Segment.key, segment_id=Segment.id, segment_kind=Segment.kind).where(
@@ -249,7 +272,7 @@ class NewCustomerRead:
     members: list[MemberRow] = field(default_factory=list)
     """Its active members in employee-id order (only for a team whose strategy assigns managers)."""
     loads: dict[int, int] = field(default_factory=dict)
-    """Customers per member, when read with the members (SQLite)."""
+    """Customers per member whose load can matter, when read with the members (SQLite)."""
     segments: list[tuple[str, int, str]] = field(default_factory=list)
     """(key, id, kind) of the stored segments among `segment_keys`."""
 
@@ -273,11 +296,13 @@ async def read_new_customer(
     with_loads: bool,
     realtime_mode: str,
     automatic_strategies: Sequence[str],
+    every_load_strategies: Sequence[str],
 ) -> NewCustomerRead:
     """One statement: the head when `head` = (code, day start) is given, then the team and segments asked for."""
     statement = _read_statement(
         realtime_mode,
         tuple(automatic_strategies),
+        tuple(every_load_strategies),
         head=head is not None,
         team=team_key is not None,
         segments=bool(segment_keys),
@@ -306,7 +331,7 @@ async def read_new_customer(
             read.team = (row["team_id"], row["strategy"], row["position"])
         elif what == "member":
             members.append((0, row["employee_id"], row["capacity"], row["specialties"], row["regions"]))
-            if row["load"]:
+            if row["load"] is not None:
                 read.loads[row["employee_id"]] = row["load"]
         else:
             read.segments.append((row["segment_key"], row["segment_id"], row["segment_kind"]))
@@ -338,7 +363,32 @@ class NewCustomerWrites:
     history: dict[str, Any] | None = None
     """assignment_history values but customer_id."""
     position: tuple[int, int] | None = None
-    """(team id, round-robin position to store)."""
+    """(team id, round-robin position to store) — SQLite; on PostgreSQL `pick` decides it."""
+    pick: ManagerPick | None = None
+    """PostgreSQL: the manager is chosen inside the write (then `row`'s manager_id and the
+    change's and history's manager_after_id are whatever it chooses)."""
+
+
+@dataclass(frozen=True)
+class ManagerPick:
+    """One customer joining a team that assigns managers: what the write needs to choose the manager.
+
+    The choice is domain.assignment.TeamAssigner.assign for one customer, in SQL: members
+    with room (no capacity, or fewer customers than it), the preferred ones among them
+    if any, then least_loaded takes the fewest customers (ties: lowest employee id) and
+    round_robin the first at or after `position`, cyclically.  Done in the write because
+    there the loads are counted after the read locked the members, without a statement in
+    between.  tests/domain/test_realtime_create.py checks it against the Python assigner.
+    """
+
+    team_id: int
+    strategy: str
+    employee_ids: list[int]
+    """The team's active members, in employee-id order (the round-robin order)."""
+    capacities: list[int | None]
+    preferred: list[bool]
+    position: int
+    """The round-robin position, normalised to 0 <= position < len(employee_ids)."""
 
 
 # ORM-enabled INSERT … RETURNING: the session gets the persistent Customer without a flush.
@@ -356,14 +406,16 @@ _UPDATE_POSITION = (
 )
 
 
-async def insert_new_customer(session: AsyncSession, writes: NewCustomerWrites) -> Customer:
+async def insert_new_customer(
+    session: AsyncSession, writes: NewCustomerWrites, *, every_load_strategies: Sequence[str]
+) -> Customer:
     """Write it all in the session's transaction; the new customer, persistent in the session.
 
     No ORM execution event sees the history row (it is not written through
     ``session.execute``): the caller announces it (domain/events.py).
     """
     if session.get_bind().dialect.name == "postgresql":
-        return await _insert_in_one_statement(session, writes)
+        return await _insert_in_one_statement(session, writes, tuple(every_load_strategies))
     return await _insert_table_by_table(session, writes)
 
 
@@ -404,8 +456,9 @@ async def _insert_table_by_table(session: AsyncSession, writes: NewCustomerWrite
 
 # PostgreSQL: one statement.  The customer's INSERT is a CTE whose RETURNING feeds
 # the other INSERTs (they all see the same snapshot, and the foreign keys to the new
-# row are checked at the end of the statement).  Lists come as arrays and optional
-# rows as a boolean, so the statement has one shape whatever it carries.
+# row are checked at the end of the statement); its manager is picked in the statement
+# (ManagerPick).  Lists come as arrays and optional rows as a boolean, so the statement
+# has one shape whatever it carries.
 
 
 def _column_parameters(table: Any, prefix: str, skip: Sequence[str] = ()) -> dict[str, Any]:
@@ -424,14 +477,71 @@ def _unnest(*columns: tuple[str, Any]) -> Any:
     )
 
 
+def _chosen_manager(every_load: Sequence[str]) -> Any:
+    """The CTE with the chosen member's (id, ordinality) — no row when nobody is picked (see ManagerPick)."""
+    members = (
+        func.unnest(
+            bindparam("pick_ids", type_=ARRAY(Integer())),
+            bindparam("pick_capacities", type_=ARRAY(Integer())),
+            bindparam("pick_preferred", type_=ARRAY(Boolean())),
+        )
+        .table_valued("id", "capacity", "preferred", with_ordinality="ord")
+        .render_derived()
+    )
+    strategy = bindparam("pick_strategy", type_=String())
+    # Counted here, in the write's snapshot: taken after the read locked these employees.
+    # Only the loads that can matter (least_loaded compares all; round_robin only checks
+    # a load against a capacity).
+    load = case(
+        (or_(strategy.in_(list(every_load)), members.c.capacity.is_not(None)), _load_of(members.c.id)),
+        else_=literal(0),
+    )
+    loaded = select(members.c.id, members.c.capacity, members.c.preferred, members.c.ord, load.label("load")).cte(
+        "pick_loads"
+    )
+    room = select(loaded).where(or_(loaded.c.capacity.is_(None), loaded.c.load < loaded.c.capacity)).cte("pick_room")
+    other = room.alias("pick_room_preferred")
+    pool = select(room).where(or_(room.c.preferred, ~exists().where(other.c.preferred))).cte("pick_pool")
+    count = bindparam("pick_count", type_=Integer())
+    position = bindparam("pick_position", type_=Integer())
+    # round_robin: the distance from the position, cyclically (members are 1-based in `ord`).
+    distance = ((pool.c.ord - 1 - position) % count + count) % count
+    return (
+        select(pool.c.id, pool.c.ord)
+        .order_by(
+            case((strategy == "least_loaded", pool.c.load), else_=literal(0)),
+            case((strategy == "round_robin", distance), else_=literal(0)),
+            pool.c.id,
+        )
+        .limit(1)
+        .cte("pick_chosen")
+    )
+
+
 @functools.cache
-def _one_statement() -> Any:
-    new = insert(_customers).values(_column_parameters(_customers, "c_")).returning(*_customers.c).cte("new_customer")
+def _one_statement(every_load: tuple[str, ...]) -> Any:
+    chosen = _chosen_manager(every_load)
+    picked = select(chosen.c.id).scalar_subquery()
+    customer_values = _column_parameters(_customers, "c_", skip=("manager_id",))
+    new = (
+        insert(_customers)
+        .values({**customer_values, "manager_id": picked})
+        .returning(*_customers.c)
+        .cte("new_customer")
+    )
     tags = _unnest(("tag_names", String()), ("tag_sources", String()))
     attributes = _unnest(("attribute_keys", String()), ("attribute_texts", Text()), ("attribute_numbers", Float()))
     segments = _unnest(("segment_ids", Integer()))
-    change_values = _column_parameters(_changes, "ch_", skip=("customer_id",))
-    history_values = _column_parameters(_history, "h_", skip=("customer_id",))
+    # The manager after is the new customer's, whoever was picked.
+    change_values = {
+        **_column_parameters(_changes, "ch_", skip=("customer_id", "manager_after_id")),
+        "manager_after_id": new.c.manager_id,
+    }
+    history_values = {
+        **_column_parameters(_history, "h_", skip=("customer_id", "manager_after_id")),
+        "manager_after_id": new.c.manager_id,
+    }
+    new_position = (select(chosen.c.ord).scalar_subquery() % bindparam("pick_count", type_=Integer()))
     ctes = [
         insert(_tags)
         .from_select(
@@ -467,16 +577,22 @@ def _one_statement() -> Any:
             select(new.c.id, *history_values.values()).where(bindparam("write_history", type_=Boolean())),
         )
         .cte("new_history"),
+        # Round robin moves on past the member picked (stored only when that changes it).
         update(_teams)
-        .where(_teams.c.id == bindparam("position_team", type_=Integer()))
-        .values(round_robin_position=bindparam("position_value", type_=Integer()))
+        .where(
+            _teams.c.id == bindparam("pick_team", type_=Integer()),
+            bindparam("pick_strategy", type_=String()) == "round_robin",
+            exists(select(chosen.c.id)),
+            _teams.c.round_robin_position.is_distinct_from(new_position),
+        )
+        .values(round_robin_position=new_position)
         .cte("new_position"),
     ]
     return select(Customer).from_statement(select(new).add_cte(*ctes))
 
 
 def _one_statement_parameters(writes: NewCustomerWrites) -> dict[str, Any]:
-    parameters: dict[str, Any] = {f"c_{name}": value for name, value in writes.row.items()}
+    parameters: dict[str, Any] = {f"c_{name}": value for name, value in writes.row.items() if name != "manager_id"}
     parameters.update(
         tag_names=[tag for tag, _ in writes.tags],
         tag_sources=[source for _, source in writes.tags],
@@ -487,21 +603,35 @@ def _one_statement_parameters(writes: NewCustomerWrites) -> dict[str, Any]:
         added_at=writes.added_at,
         write_change=writes.change is not None,
         write_history=writes.history is not None,
-        position_team=writes.position[0] if writes.position else None,
-        position_value=writes.position[1] if writes.position else None,
+    )
+    pick = writes.pick
+    parameters.update(
+        pick_team=pick.team_id if pick else None,
+        pick_strategy=pick.strategy if pick else None,
+        pick_ids=pick.employee_ids if pick else [],
+        pick_capacities=pick.capacities if pick else [],
+        pick_preferred=pick.preferred if pick else [],
+        pick_count=max(len(pick.employee_ids), 1) if pick else 1,
+        pick_position=pick.position if pick else 0,
     )
     for prefix, values, table in (("ch_", writes.change, _changes), ("h_", writes.history, _history)):
         for column in table.c:
-            if not column.primary_key and column.name != "customer_id":
+            if not column.primary_key and column.name not in ("customer_id", "manager_after_id"):
                 parameters[f"{prefix}{column.name}"] = (values or {}).get(column.name)
     return parameters
 
 
-async def _insert_in_one_statement(session: AsyncSession, writes: NewCustomerWrites) -> Customer:
-    result = await session.scalars(_one_statement(), _one_statement_parameters(writes), execution_options=_POPULATE)
+async def _insert_in_one_statement(
+    session: AsyncSession, writes: NewCustomerWrites, every_load: tuple[str, ...]
+) -> Customer:
+    result = await session.scalars(
+        _one_statement(every_load), _one_statement_parameters(writes), execution_options=_POPULATE
+    )
     return result.one()
 
 
-def history_values(writes: NewCustomerWrites, customer_id: int) -> Mapping[str, Any] | None:
+def history_values(writes: NewCustomerWrites, customer: Customer) -> Mapping[str, Any] | None:
     """The history row as written (for announcing it), or None."""
-    return None if writes.history is None else {**writes.history, "customer_id": customer_id}
+    if writes.history is None:
+        return None
+    return {**writes.history, "customer_id": customer.id, "manager_after_id": customer.manager_id}
