@@ -110,6 +110,7 @@ class WorkTables:
 
     work: Table
     subjects: Table
+    assigned: Table  # managers given by this run's assignment step
     label_diff: Table
     label_json: Table
     packed: PackedOutcome
@@ -119,7 +120,7 @@ class WorkTables:
 
     @property
     def all(self) -> tuple[Table, ...]:
-        return (self.work, self.subjects, self.label_diff, self.label_json)
+        return (self.work, self.subjects, self.assigned, self.label_diff, self.label_json)
 
     def code(self, position: BitPosition) -> ColumnElement[int]:
         return self.work.c[f"code_{position.column}"]
@@ -166,8 +167,19 @@ class WorkTables:
         )
 
     @property
+    def assigned_manager(self) -> ColumnElement[Any]:
+        return self.assigned.c.manager_id
+
+    @property
     def manager_after(self) -> ColumnElement[Any]:
-        return func.coalesce(self.kept_manager, self.subjects.c.assigned_manager)
+        return func.coalesce(self.kept_manager, self.assigned_manager)
+
+    def subjects_with(self, labels: bool = False) -> Any:
+        """The subjects with the managers assigned to them (and their label changes): outer joins."""
+        joined = self.subjects.outerjoin(self.assigned, self.assigned.c.customer_id == self.subjects.c.customer_id)
+        if labels:
+            joined = joined.outerjoin(self.label_json, self.label_json.c.customer_id == self.subjects.c.customer_id)
+        return joined
 
     def needs_manager(self, automatic_team_ids: Sequence[int]) -> ColumnElement[bool]:
         subject = self.subjects.c
@@ -245,9 +257,19 @@ def build_work_tables(
         Column("team_before", Integer),
         Column("manager_before", Integer),
         Column("rule_before", String(200)),
+        Column("decision", Integer, nullable=False),
         Column("rule_team", Integer),
         Column("rule", String(200)),
-        Column("assigned_manager", Integer),
+        # What assignment preference reads, copied with the values before.
+        Column("industry", String(100)),
+        Column("region", String(100)),
+        **temporary,
+    )
+    assigned = Table(
+        "segmenta_run_assigned",
+        metadata,
+        Column("customer_id", Integer, primary_key=keyed, nullable=False, autoincrement=False),
+        Column("manager_id", Integer, nullable=False),
         **temporary,
     )
     label_diff = Table(
@@ -271,7 +293,7 @@ def build_work_tables(
     )
     team_by_decision = (None, *[team_ids[decision.team] for decision in packed.decisions])
     rule_by_decision = (None, *[decision.rule for decision in packed.decisions])
-    return WorkTables(work, subjects, label_diff, label_json, packed, team_by_decision, rule_by_decision)
+    return WorkTables(work, subjects, assigned, label_diff, label_json, packed, team_by_decision, rule_by_decision)
 
 
 async def create_work_tables(session: AsyncSession, tables: WorkTables) -> None:
@@ -299,12 +321,15 @@ async def tune_for_run(session: AsyncSession) -> None:
     """Settings for the run's transaction (PostgreSQL; they end with it).
 
     No JIT: compiling the large CASE of the rules costs more than it saves (0.8 s
-    against 2.1 s for a million customers, measured).  More work memory: the joins of
-    a million work rows with the current labels hash in memory instead of in batches.
+    against 2.1 s for a million customers, measured).  More work memory, and no merge
+    joins: the joins of the (unanalysed) work table with the current labels hash in
+    memory — right after a run rewrote the segment members their statistics are
+    stale, and the planner then chose to sort the million work rows on disk.
     """
     if dialect_name(session) == "postgresql":
         await session.execute(text("SET LOCAL jit = off"))
         await session.execute(text("SET LOCAL work_mem = '64MB'"))
+        await session.execute(text("SET LOCAL enable_mergejoin = off"))
 
 
 async def customer_id_range(session: AsyncSession) -> tuple[int, int] | None:
@@ -522,7 +547,10 @@ async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettl
     during the evaluation: only the subjects need them.
     """
     work, label_json = tables.work, tables.label_json
-    columns = ["customer_id", "unsettled", "locked", "team_before", "manager_before", "rule_before", "rule_team", "rule"]
+    columns = [
+        "customer_id", "unsettled", "locked", "team_before", "manager_before", "rule_before",
+        "decision", "rule_team", "rule", "industry", "region",
+    ]
 
     def rows(flag: bool) -> Any:
         return select(
@@ -532,8 +560,11 @@ async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettl
             customers.c.team_id,
             customers.c.manager_id,
             customers.c.deciding_rule,
+            tables.decision,
             tables.rule_team,
             tables.rule,
+            customers.c.industry,
+            customers.c.region,
         ).join_from(work, customers, customers.c.id == work.c.customer_id)
 
     if unsettled:
@@ -591,8 +622,7 @@ async def candidates_chunk(
     """(customer id, team id, industry, region) of the next customers needing a manager, by id."""
     subject = tables.subjects.c
     rows = await session.execute(
-        select(subject.customer_id, subject.rule_team, customers.c.industry, customers.c.region)
-        .join(customers, customers.c.id == subject.customer_id)
+        select(subject.customer_id, subject.rule_team, subject.industry, subject.region)
         .where(tables.needs_manager(automatic_team_ids), subject.customer_id > after_customer_id)
         .order_by(subject.customer_id)
         .limit(limit)
@@ -603,16 +633,14 @@ async def candidates_chunk(
 async def store_assigned_managers(
     session: AsyncSession, tables: WorkTables, assignments: Sequence[tuple[int, int]]
 ) -> None:
-    """Write (customer id, manager id) pairs into the subjects table."""
+    """Record (customer id, manager id) pairs (inserted: cheaper than updating the subjects)."""
     if not assignments:
         return
-    subjects = tables.subjects
     if dialect_name(session) == "postgresql":
         # One statement per chunk: two arrays unnested side by side.
         statement = text(
-            f"UPDATE {subjects.name} SET assigned_manager = pairs.manager_id "
-            "FROM unnest(:customer_ids, :manager_ids) AS pairs(customer_id, manager_id) "
-            f"WHERE {subjects.name}.customer_id = pairs.customer_id"
+            f"INSERT INTO {tables.assigned.name} (customer_id, manager_id) "
+            "SELECT * FROM unnest(:customer_ids, :manager_ids)"
         ).bindparams(
             bindparam("customer_ids", type_=ARRAY(Integer)),
             bindparam("manager_ids", type_=ARRAY(Integer)),
@@ -626,10 +654,8 @@ async def store_assigned_managers(
         )
         return
     await session.execute(
-        update(subjects)
-        .where(subjects.c.customer_id == bindparam("target_customer"))
-        .values(assigned_manager=bindparam("target_manager")),
-        [{"target_customer": customer, "target_manager": manager} for customer, manager in assignments],
+        insert(tables.assigned),
+        [{"customer_id": customer, "manager_id": manager} for customer, manager in assignments],
     )
 
 
@@ -640,11 +666,6 @@ def _empty_json_array(session: AsyncSession) -> ColumnElement[Any]:
     if dialect_name(session) == "postgresql":
         return literal_column("'[]'::json")
     return literal("[]")
-
-
-def _with_labels(tables: WorkTables) -> Any:
-    subjects, label_json = tables.subjects, tables.label_json
-    return subjects.outerjoin(label_json, label_json.c.customer_id == subjects.c.customer_id)
 
 
 def _reported(tables: WorkTables) -> ColumnElement[bool]:
@@ -673,7 +694,7 @@ async def insert_change_rows(session: AsyncSession, tables: WorkTables, run_id: 
             subject.rule,
             subject.locked,
         )
-        .select_from(_with_labels(tables))
+        .select_from(tables.subjects_with(labels=True))
         .where(_reported(tables))
     )
     result = await session.execute(
@@ -728,26 +749,28 @@ async def outcome_groups(
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     labelled = label_json.c.customer_id.is_not(None)
-    given_manager = and_(subject.manager_before.is_(None), subject.assigned_manager.is_not(None))
-    keys: list[ColumnElement[Any]] = [subject.rule, subject.team_before, subject.locked, subject.rule_team]
+    assigned = tables.assigned_manager
+    given_manager = and_(subject.manager_before.is_(None), assigned.is_not(None))
+    keys: list[ColumnElement[Any]] = [subject.decision, subject.team_before, subject.locked]
     statement = (
         select(
             *keys,
             func.count(),
             total(labelled),
             total(or_(labelled, given_manager)),
-            total(subject.assigned_manager.is_(None)),
-            total(and_(subject.assigned_manager.is_(None), subject.manager_before.is_(None))),
+            total(assigned.is_(None)),
+            total(and_(assigned.is_(None), subject.manager_before.is_(None))),
         )
-        .select_from(_with_labels(tables))
+        .select_from(tables.subjects_with(labels=True))
         .where(subject.unsettled)
         .group_by(*keys)
     )
     automatic = set(automatic_team_ids)
     groups = []
     for row in (await session.execute(statement)).all():
-        rule, before, locked, rule_team = row[0], row[1], bool(row[2]), row[3]
-        count, labelled_count, staying_changed, unmanaged, unmanaged_before = row[4:]
+        decision, before, locked = row[0], row[1], bool(row[2])
+        rule, rule_team = tables.rule_by_decision[decision], tables.team_by_decision[decision]
+        count, labelled_count, staying_changed, unmanaged, unmanaged_before = row[3:]
         moves = rule_team != before
         if locked:
             changed, unassigned = labelled_count, 0
@@ -783,6 +806,7 @@ async def update_customers(session: AsyncSession, tables: WorkTables, now: datet
             tables.manager_after.label("manager_id"),
             subject.rule.label("rule"),
         )
+        .select_from(tables.subjects_with())
         .where(
             subject.unsettled,
             not_(subject.locked),
@@ -807,17 +831,21 @@ async def update_customers(session: AsyncSession, tables: WorkTables, now: datet
 
 async def insert_history(session: AsyncSession, tables: WorkTables, run_id: int, now: datetime) -> None:
     subject = tables.subjects.c
-    source = select(
-        subject.customer_id,
-        subject.team_before,
-        subject.rule_team,
-        subject.manager_before,
-        tables.manager_after,
-        literal("run"),
-        literal(run_id),
-        subject.rule,
-        literal(now),
-    ).where(subject.unsettled, tables.assignment_changes)
+    source = (
+        select(
+            subject.customer_id,
+            subject.team_before,
+            subject.rule_team,
+            subject.manager_before,
+            tables.manager_after,
+            literal("run"),
+            literal(run_id),
+            subject.rule,
+            literal(now),
+        )
+        .select_from(tables.subjects_with())
+        .where(subject.unsettled, tables.assignment_changes)
+    )
     await session.execute(
         insert(history).from_select(
             [
