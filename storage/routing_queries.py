@@ -400,44 +400,58 @@ async def census(session: AsyncSession, tables: WorkTables) -> Census:
 async def _holders(
     session: AsyncSession, tables: WorkTables, segment_ids: Mapping[str, int]
 ) -> dict[tuple[str, str], tuple[int, int]]:
-    """(current holders, of them still wanted) per (kind, key), in one statement.
+    """(current holders, of them still wanted) per (kind, key), driven by the holders.
 
-    The holders (members of the rules' segments, holders of their rule tags) are
-    numbered by label and joined with the work table once: SQLite probes it by key per
-    holder, PostgreSQL hashes; either way the work table is not scanned per label.
+    PostgreSQL joins all holders (members of the rules' segments, holders of their
+    rule tags) with the work table in one statement, hashing them: the work table is
+    scanned once.  SQLite probes the work table by key per holder, one statement per
+    kind, grouping in the order of the holders' index (a union would be materialised
+    and sorted).
     """
     labels = [(SEGMENT, key, position) for key, position in tables.packed.segments.items() if key in segment_ids]
     labels += [(TAG, key, position) for key, position in tables.packed.tags.items()]
-    if not labels:
-        return {}
     segment_labels = {segment_ids[key]: index for index, (kind, key, _) in enumerate(labels) if kind == SEGMENT}
     tag_labels = {key: index for index, (kind, key, _) in enumerate(labels) if kind == TAG}
-    parts = []
+    kinds: list[tuple[Table, ColumnElement[Any], ColumnElement[bool], dict[Any, int]]] = []
     if segment_labels:
-        parts.append(
-            select(
-                segment_members.c.customer_id, case(segment_labels, value=segment_members.c.segment_id).label("label")
-            ).where(segment_members.c.segment_id.in_(list(segment_labels)))
-        )
+        column = segment_members.c.segment_id
+        kinds.append((segment_members, column, column.in_(list(segment_labels)), segment_labels))
     if tag_labels:
-        parts.append(
-            select(customer_tags.c.customer_id, case(tag_labels, value=customer_tags.c.tag).label("label")).where(
-                customer_tags.c.source == "rule", customer_tags.c.tag.in_(list(tag_labels))
-            )
-        )
-    holders = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+        column = customer_tags.c.tag
+        kinds.append((customer_tags, column, and_(customer_tags.c.source == "rule", column.in_(list(tag_labels))), tag_labels))
     work = tables.work
-    still_wanted = case(
-        {index: case((tables.wanted(position), 1), else_=0) for index, (_, _, position) in enumerate(labels)},
-        value=holders.c.label,
-        else_=0,
-    )
-    rows = await session.execute(
-        select(holders.c.label, func.count(), func.coalesce(func.sum(still_wanted), 0))
-        .select_from(holders.join(work, work.c.customer_id == holders.c.customer_id))
-        .group_by(holders.c.label)
-    )
-    return {(labels[index][0], labels[index][1]): (int(count), int(kept)) for index, count, kept in rows.all()}
+
+    def still_wanted(label: ColumnElement[Any], indexes: Mapping[Any, int]) -> ColumnElement[int]:
+        return case(
+            {value: case((tables.wanted(labels[index][2]), 1), else_=0) for value, index in indexes.items()},
+            value=label,
+            else_=0,
+        )
+
+    counts: dict[int, tuple[int, int]] = {}
+    if dialect_name(session) == "postgresql" and kinds:
+        parts = [
+            select(holder.c.customer_id, case(indexes, value=column).label("label")).where(condition)
+            for holder, column, condition, indexes in kinds
+        ]
+        holders = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+        every = {index: index for index in range(len(labels))}
+        rows = await session.execute(
+            select(holders.c.label, func.count(), func.coalesce(func.sum(still_wanted(holders.c.label, every)), 0))
+            .select_from(holders.join(work, work.c.customer_id == holders.c.customer_id))
+            .group_by(holders.c.label)
+        )
+        counts = {index: (int(count), int(kept)) for index, count, kept in rows.all()}
+    else:
+        for holder, column, condition, indexes in kinds:
+            rows = await session.execute(
+                select(column, func.count(), func.coalesce(func.sum(still_wanted(column, indexes)), 0))
+                .select_from(holder.join(work, work.c.customer_id == holder.c.customer_id))
+                .where(condition)
+                .group_by(column)
+            )
+            counts.update({indexes[value]: (int(count), int(kept)) for value, count, kept in rows.all()})
+    return {(labels[index][0], labels[index][1]): value for index, value in counts.items()}
 
 
 async def compute_labels(
