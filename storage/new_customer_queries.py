@@ -422,35 +422,32 @@ async def insert_new_customer(
 async def _insert_table_by_table(session: AsyncSession, writes: NewCustomerWrites) -> Customer:
     customer = (await session.scalars(_INSERT_CUSTOMER, [writes.row], execution_options=_POPULATE)).one()
     customer_id = customer.id
-    # The rest straight to the driver: one trip each instead of four (storage/sqlite_direct.py).
-    await sqlite_direct.write(
-        session,
-        _INSERT_TAGS,
-        [{"customer_id": customer_id, "tag": tag, "source": source} for tag, source in writes.tags],
-    )
-    await sqlite_direct.write(
-        session,
-        _INSERT_ATTRIBUTES,
-        [
-            {"customer_id": customer_id, "key": key, "text_value": text, "number_value": number}
-            for key, text, number in writes.attributes
-        ],
-    )
-    await sqlite_direct.write(
-        session,
-        _INSERT_MEMBERSHIPS,
-        [
-            {"segment_id": segment_id, "customer_id": customer_id, "added_at": writes.added_at}
-            for segment_id in writes.segment_ids
-        ],
-    )
+    # The rest straight to the driver, all in one trip (storage/sqlite_direct.py).
+    batch: list[tuple[Any, list[dict[str, Any]]]] = [
+        (_INSERT_TAGS, [{"customer_id": customer_id, "tag": tag, "source": source} for tag, source in writes.tags]),
+        (
+            _INSERT_ATTRIBUTES,
+            [
+                {"customer_id": customer_id, "key": key, "text_value": text, "number_value": number}
+                for key, text, number in writes.attributes
+            ],
+        ),
+        (
+            _INSERT_MEMBERSHIPS,
+            [
+                {"segment_id": segment_id, "customer_id": customer_id, "added_at": writes.added_at}
+                for segment_id in writes.segment_ids
+            ],
+        ),
+    ]
     if writes.change is not None:
-        await sqlite_direct.write(session, _INSERT_CHANGE, [{**writes.change, "customer_id": customer_id}])
+        batch.append((_INSERT_CHANGE, [{**writes.change, "customer_id": customer_id}]))
     if writes.history is not None:
-        await sqlite_direct.write(session, _INSERT_HISTORY, [{**writes.history, "customer_id": customer_id}])
+        batch.append((_INSERT_HISTORY, [{**writes.history, "customer_id": customer_id}]))
     if writes.position is not None:
         team_id, position = writes.position
-        await sqlite_direct.write(session, _UPDATE_POSITION, [{"target_team": team_id, "new_position": position}])
+        batch.append((_UPDATE_POSITION, [{"target_team": team_id, "new_position": position}]))
+    await sqlite_direct.write_all(session, batch)
     return customer
 
 

@@ -2,9 +2,9 @@
 
 Why: through SQLAlchemy's aiosqlite adapter one statement costs four trips to the
 driver's thread (create cursor, execute, fetch, close) plus an execution context;
-aiosqlite's own ``executemany`` costs one trip.  On a busy machine a trip is 20–100 µs,
-so for the few small INSERTs after a new customer's row (domain/realtime_create.py)
-the trips were most of the time.
+here a whole batch of statements costs one trip (:func:`write_all`).  On a busy
+machine a trip is 20–100 µs, so for the few small INSERTs after a new customer's row
+(domain/realtime_create.py) the trips were most of the time.
 
 Only for statements whose result nobody reads — INSERT without RETURNING, UPDATE
 whose row count is not needed — in the session's current transaction (and savepoint).
@@ -21,7 +21,7 @@ the session's Core connection instead — still not through the ORM events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,26 +67,85 @@ def _prepare(statement: UpdateBase, keys: tuple[str, ...], dialect: Dialect) -> 
 
 async def write(session: AsyncSession, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> None:
     """Execute `statement` once per row of `rows` (every row with the same keys) in the session's transaction."""
-    if not rows:
+    await write_all(session, [(statement, rows)])
+
+
+async def write_all(session: AsyncSession, batch: Sequence[tuple[UpdateBase, Sequence[Mapping[str, Any]]]]) -> None:
+    """`write` for several statements, in order, in one trip to the driver's thread.
+
+    Statements without rows are skipped.  A failing statement raises (SQLAlchemy's
+    exception for it) and the ones after it are not run; as with any failed statement,
+    the caller rolls back (the transaction or a savepoint).
+    """
+    work = [(statement, rows) for statement, rows in batch if rows]
+    if not work:
         return
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     if not isinstance(driver, aiosqlite.Connection):
-        await connection.execute(statement, list(rows))
+        for statement, rows in work:
+            await connection.execute(statement, list(rows))
         return
     dialect = connection.dialect
-    prepared = _prepare(statement, tuple(rows[0]), dialect)
-    parameters = [
-        tuple(
-            row[name] if processor is None else processor(row[name])
-            for name, processor in zip(prepared.names, prepared.processors)
+    prepared: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for statement, rows in work:
+        found = _prepare(statement, tuple(rows[0]), dialect)
+        prepared.append(
+            (
+                found.sql,
+                [
+                    tuple(
+                        row[name] if processor is None else processor(row[name])
+                        for name, processor in zip(found.names, found.processors)
+                    )
+                    for row in rows
+                ],
+            )
         )
-        for row in rows
-    ]
+    run_in_driver_thread = _one_trip(driver)
     try:
-        await driver.executemany(prepared.sql, parameters)
-    except dialect.loaded_dbapi.Error as error:
-        raise DBAPIError.instance(
-            prepared.sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
-        ) from error
+        if run_in_driver_thread is None:
+            for index, (sql, parameters) in enumerate(prepared):
+                try:
+                    await driver.executemany(sql, parameters)
+                except Exception as error:
+                    raise _Failed(index, error) from error
+        else:
+            await run_in_driver_thread(_execute_in_order, driver, prepared)
+    except _Failed as failed:
+        sql, parameters = prepared[failed.index]
+        if isinstance(failed.error, dialect.loaded_dbapi.Error):
+            raise DBAPIError.instance(
+                sql, parameters, failed.error, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from failed.error
+        raise failed.error from None
+
+
+class _Failed(Exception):
+    """Which statement of a batch failed, and how."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+def _one_trip(driver: aiosqlite.Connection) -> Callable[..., Awaitable[Any]] | None:
+    """aiosqlite's way to run a function in its thread (what its own methods use), if this version has it.
+
+    Not public API (SQLAlchemy's adapter reaches into the same internals); without it
+    every statement is a trip of its own, through the public ``executemany``.
+    """
+    run = getattr(driver, "_execute", None)
+    return run if callable(run) else None
+
+
+def _execute_in_order(driver: aiosqlite.Connection, prepared: Sequence[tuple[str, list[tuple[Any, ...]]]]) -> None:
+    # Runs in the driver's thread, the only one that may use its sqlite3 connection.
+    connection = driver._conn
+    for index, (sql, parameters) in enumerate(prepared):
+        try:
+            connection.executemany(sql, parameters).close()
+        except Exception as error:
+            raise _Failed(index, error) from error

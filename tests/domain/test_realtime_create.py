@@ -266,15 +266,14 @@ async def test_a_routed_create_takes_a_fixed_small_number_of_statements(
         def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
             statements.append(statement.split(None, 1)[0].upper())
 
-        direct: list[str] = []
-        original = sqlite_direct.write
+        direct: list[list[str]] = []
+        original = sqlite_direct.write_all
 
-        async def spy(session: AsyncSession, statement: Any, rows: Any) -> None:
-            if rows:
-                direct.append(statement.table.name)
-            await original(session, statement, rows)
+        async def spy(session: AsyncSession, batch: Any) -> None:
+            direct.append([statement.table.name for statement, rows in batch if rows])
+            await original(session, batch)
 
-        monkeypatch.setattr(sqlite_direct, "write", spy)
+        monkeypatch.setattr(sqlite_direct, "write_all", spy)
         event.listen(engine.sync_engine, "before_cursor_execute", record)
         try:
             created = await customers.create_customer(session, {"code": "c1", "name": "C1", "age": 40, "tags": ["m"]})
@@ -286,10 +285,11 @@ async def test_a_routed_create_takes_a_fixed_small_number_of_statements(
         # The read (locks included), then every write in one statement, the manager's pick included.
         assert (statements, direct) == (["WITH", "WITH"], [])
     else:
-        # The read and the customer's INSERT … RETURNING, then straight to the driver: tags (manual
-        # and rule), membership, change, history.  Round robin over one member: the position stays.
+        # The read and the customer's INSERT … RETURNING, then straight to the driver in one batch:
+        # tags (manual and rule), membership, change, history.  Round robin over one member: the
+        # position stays.
         assert statements == ["BEGIN", "WITH", "INSERT"], statements
-        assert direct == ["customer_tags", "segment_members", "evaluation_changes", "assignment_history"]
+        assert direct == [["customer_tags", "segment_members", "evaluation_changes", "assignment_history"]]
 
 
 async def test_round_robin_position_is_stored_with_the_creation(session: AsyncSession) -> None:
