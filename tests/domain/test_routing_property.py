@@ -172,3 +172,7 @@ async def test_bulk_apply_agrees_with_the_python_evaluator(engine: AsyncEngine, 
 
         again = await runs.apply_ruleset(session, ruleset.id, as_of=AS_OF)
         assert again.status == "succeeded" and again.summary["changed"] == 0, (source, again.summary)
+        # The second run counts settled customers from its census, the first from its subjects.
+        figures = ("evaluated", "unmatched", "locked", "team_counts", "rule_hits", "segment_counts", "tag_counts",
+                   "unassigned_by_team")
+        assert {key: again.summary[key] for key in figures} == {key: run.summary[key] for key in figures}, source

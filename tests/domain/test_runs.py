@@ -13,7 +13,7 @@ from domain import runs
 from domain.errors import UserError
 from domain.rulesets import activate_ruleset, save_ruleset
 from storage import routing_queries
-from storage.models import AssignmentHistory, EvaluationChange, EvaluationRun, Segment, Team
+from storage.models import AssignmentHistory, Customer, EvaluationChange, EvaluationRun, Segment, Team
 from tests.domain.routing_support import (
     add_customer,
     add_employee,
@@ -439,3 +439,87 @@ async def test_concurrent_applies_run_one_after_the_other(session: AsyncSession)
     assert sorted(run.summary["changed"] for run in results) == [0, 20]
     managers = Counter(manager for _, manager in (await customer_state(session)).values())
     assert sorted(managers.values()) == [10, 10]
+
+
+# -- the set-based evaluation (storage/routing_queries.py): settled customers, label counts, codes --
+
+
+async def test_labels_trading_places_with_equal_counts_are_both_changed(session: AsyncSession) -> None:
+    # Gains and losses are derived from counts: one member leaves and another joins,
+    # so the number of members is the same before and after — both must still change.
+    await teams(session, "general")
+    a = await add_customer(session, "a", total_spent=2000)
+    b = await add_customer(session, "b", total_spent=10)
+    await session.commit()
+    first = await apply(session, "segment big = total_spent >= 1000\nr: big -> tag rich\notherwise -> team general\n")
+    assert (await dynamic_segments_by_code(session), await rule_tags_by_code(session)) == ({"a": {"big"}}, {"a": {"rich"}})
+    a.total_spent, b.total_spent = 10, 2000
+    await session.commit()
+
+    again = await runs.apply_ruleset(session, first.ruleset_id, as_of=AS_OF)
+    assert (await dynamic_segments_by_code(session), await rule_tags_by_code(session)) == ({"b": {"big"}}, {"b": {"rich"}})
+    assert again.summary["changed"] == 2
+    assert (again.summary["segment_counts"], again.summary["tag_counts"]) == ({"big": 1}, {"rich": 1})
+    changes = {c.customer_id: c for c in await run_changes(session, again.id)}
+    assert (changes[a.id].segments_removed, changes[a.id].tags_removed) == (["big"], ["rich"])
+    assert (changes[b.id].segments_added, changes[b.id].tags_added) == (["big"], ["rich"])
+    assert changes[a.id].team_before_id == changes[a.id].team_after_id  # labels only: the team stays
+    assert await session.scalar(select(func.count()).select_from(AssignmentHistory)) == 2  # the first apply's
+
+
+async def test_a_renamed_rule_is_stored_as_the_deciding_rule_without_a_change_or_history(session: AsyncSession) -> None:
+    await teams(session, "east_desk")
+    await add_customer(session, "c", region="east")
+    await session.commit()
+    await apply(session, "east: region = east -> team east_desk\n")
+    renamed = await apply(session, "eastern: region = east -> team east_desk\n")
+    assert renamed.summary["changed"] == 0 and renamed.summary["rule_hits"] == {"eastern": 1}
+    assert await run_changes(session, renamed.id) == []
+    assert await session.scalar(select(Customer.deciding_rule)) == "eastern"
+    assert await session.scalar(select(func.count()).select_from(AssignmentHistory)) == 1
+
+
+async def test_a_re_apply_reports_the_same_counts_as_the_apply_before_it(session: AsyncSession) -> None:
+    # The second run's figures come from the census of settled customers, the first's
+    # from the subjects: they must agree.
+    only = await add_employee(session, "Only", capacity=1)
+    await add_team(session, "senior", members=[await add_employee(session, "Sue")])
+    await add_team(session, "east_desk", strategy="least_loaded", members=[only])
+    await teams(session, "general")
+    general = await session.scalar(select(Team.id).where(Team.key == "general"))
+    for index in range(8):
+        await add_customer(session, f"c{index}", region="east" if index % 2 else "west", total_spent=index * 300)
+    await add_customer(session, "locked", region="east", total_spent=5000, team_id=general, assignment_locked=True)
+    await session.commit()
+    first = await apply(session, ROUTING)
+    second = await runs.apply_ruleset(session, first.ruleset_id, as_of=AS_OF)
+    figures = ("evaluated", "unmatched", "locked", "team_counts", "rule_hits", "segment_counts", "tag_counts", "unassigned_by_team")
+    assert {key: second.summary[key] for key in figures} == {key: first.summary[key] for key in figures}
+    assert first.summary["unassigned_by_team"] == {"east_desk": 1}  # c1 and c3 (not big) for one place
+    # Only the customer without a manager (and the locked one's would-be move) are looked at again.
+    assert second.summary["changed"] == 0 and second.summary["moves"] == []
+    assert len(await run_changes(session, second.id)) == 1
+
+
+async def test_many_labels_spill_into_further_code_columns(session: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dsl import sql_compiler
+
+    # 1 unsettled bit + 2 decision bits leave one label in the first 4-bit code column.
+    monkeypatch.setattr(sql_compiler, "CODE_BITS", 4)
+    await teams(session, "big", "small")
+    await add_customer(session, "rich", total_spent=5000, region="east")
+    await add_customer(session, "poor", total_spent=5, region="west")
+    await session.commit()
+    source = (
+        "segment spender = total_spent >= 100\n"
+        "big: spender -> team big, tag t1, tag t2, segment s1\n"
+        "east: region = east -> tag t3, tag t4, segment s2\n"
+        "otherwise -> team small, tag t5, segment s3\n"
+    )
+    first = await apply(session, source)
+    assert await dynamic_segments_by_code(session) == {"rich": {"spender", "s1", "s2"}, "poor": {"s3"}}
+    assert await rule_tags_by_code(session) == {"rich": {"t1", "t2", "t3", "t4"}, "poor": {"t5"}}
+    assert await team_keys_by_code(session) == {"rich": "big", "poor": "small"}
+    again = await runs.apply_ruleset(session, first.ruleset_id, as_of=AS_OF)
+    assert again.summary["changed"] == 0
+    assert again.summary["tag_counts"] == {"t1": 1, "t2": 1, "t3": 1, "t4": 1, "t5": 1}
