@@ -5,9 +5,9 @@
   members (locked on PostgreSQL; their loads on SQLite) and the segments joined;
 * :func:`insert_new_customer` — the customer, its tags, attributes, segment
   memberships, change row, history row and round-robin position: on PostgreSQL one
-  statement (data-modifying CTEs fed by arrays); on SQLite the customer's INSERT …
-  RETURNING, then one statement per table sent straight to the driver
-  (storage/sqlite_direct.py).
+  statement (data-modifying CTEs fed by arrays) that also picks the manager
+  (:class:`ManagerPick`); on SQLite the customer's INSERT … RETURNING, then the
+  other statements straight to the driver in one trip (storage/sqlite_direct.py).
 
 Every statement is built once per process and executed with bound parameters: an
 executed statement object keeps its cache key, so a call costs neither compilation
