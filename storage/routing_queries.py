@@ -132,22 +132,14 @@ class WorkTables:
     def unsettled(self) -> ColumnElement[bool]:
         return _has(self.work.c.code_0, UNSETTLED)
 
-    @property
-    def decision(self) -> ColumnElement[int]:
-        shifted = self.work.c.code_0.op(">>")(literal(self.packed.extra_bits, Integer))
+    def decision_of(self, code_0: ColumnElement[int]) -> ColumnElement[int]:
+        shifted = code_0.op(">>")(literal(self.packed.extra_bits, Integer))
         return _bits(shifted, (1 << self.packed.decision_bits) - 1)
 
-    def _by_decision(self, values: Sequence[Any], null: ColumnElement[Any]) -> ColumnElement[Any]:
+    def by_decision(self, code_0: ColumnElement[int], values: Sequence[Any], null: ColumnElement[Any]) -> ColumnElement[Any]:
+        """values[decision] for the decision in `code_0` (a team id, a rule name)."""
         whens = {decision: value for decision, value in enumerate(values) if value is not None}
-        return case(whens, value=self.decision, else_=null) if whens else null
-
-    @property
-    def rule_team(self) -> ColumnElement[Any]:
-        return self._by_decision(self.team_by_decision, NO_TEAM)
-
-    @property
-    def rule(self) -> ColumnElement[Any]:
-        return self._by_decision(self.rule_by_decision, NO_RULE)
+        return case(whens, value=self.decision_of(code_0), else_=null) if whens else null
 
     # -- derived values of a subject row ---------------------------------------------
 
@@ -566,7 +558,11 @@ async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettl
         "decision", "rule_team", "rule", "industry", "region",
     ]
 
-    def rows(flag: bool) -> Any:
+    def rows(driver: Any, flag: bool) -> Any:
+        # Outer joins from the driving table fix the join order on SQLite: it reads the
+        # (few) chosen rows and probes the others by key, instead of scanning every
+        # customer.  Every work row has its customer, so nothing is added.
+        code = work.c.code_0
         return select(
             work.c.customer_id,
             literal(flag),
@@ -574,18 +570,20 @@ async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettl
             customers.c.team_id,
             customers.c.manager_id,
             customers.c.deciding_rule,
-            tables.decision,
-            tables.rule_team,
-            tables.rule,
+            tables.decision_of(code),
+            tables.by_decision(code, tables.team_by_decision, NO_TEAM),
+            tables.by_decision(code, tables.rule_by_decision, NO_RULE),
             customers.c.industry,
             customers.c.region,
-        ).join_from(work, customers, customers.c.id == work.c.customer_id)
+        ).select_from(driver.outerjoin(customers, customers.c.id == work.c.customer_id))
 
     if unsettled:
-        await session.execute(insert(tables.subjects).from_select(columns, rows(True).where(tables.unsettled)))
+        await session.execute(insert(tables.subjects).from_select(columns, rows(work, True).where(tables.unsettled)))
     if labelled:
-        settled_labelled = rows(False).join(label_json, label_json.c.customer_id == work.c.customer_id).where(not_(tables.unsettled))
-        await session.execute(insert(tables.subjects).from_select(columns, settled_labelled))
+        # The rest of the customers whose labels change: those not already in (unsettled).
+        already = exists().where(tables.subjects.c.customer_id == label_json.c.customer_id)
+        driver = label_json.outerjoin(work, work.c.customer_id == label_json.c.customer_id)
+        await session.execute(insert(tables.subjects).from_select(columns, rows(driver, False).where(not_(already))))
 
 
 # -- manager assignment -------------------------------------------------------------------
