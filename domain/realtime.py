@@ -34,6 +34,7 @@ ruleset is compiled once per process, not per event.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, insert, literal, select, union_all, update
+from sqlalchemy import DateTime, Integer, Row, bindparam, delete, func, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -182,15 +183,10 @@ class _SingleCustomerRead:
     day_run_id: int | None
 
 
-async def _active_rules_and_customer(
-    session: AsyncSession, customer_id: int, now: datetime
-) -> tuple[CompiledRules, _SingleCustomerRead] | None:
-    """The active ruleset, the customer's row, whether it has rule outputs, and the day's realtime run.
-
-    One statement, so that routing one customer costs no more round trips for these
-    than the "is a ruleset active?" check does; None (and nothing else read) when no
-    ruleset is active.
-    """
+@functools.cache
+def _active_rules_and_customer_statement() -> Any:
+    """Built once: constructing it (and its cache key) per call cost more than running it."""
+    customer_id = bindparam("customer_id", type_=Integer())
     dynamic_memberships = (
         select(func.count())
         .select_from(SegmentMember)
@@ -209,27 +205,41 @@ async def _active_rules_and_customer(
         .where(
             EvaluationRun.mode == REALTIME,
             EvaluationRun.ruleset_id == Ruleset.id,
-            EvaluationRun.as_of == _day_start(now),
+            EvaluationRun.as_of == bindparam("day", type_=DateTime()),
         )
         .order_by(EvaluationRun.id)
         .limit(1)
         .scalar_subquery()
     )
+    return (
+        select(
+            Ruleset.id.label("active_ruleset_id"),
+            Ruleset.version.label("active_ruleset_version"),
+            Ruleset.source.label("active_ruleset_source"),
+            day_run.label("day_run_id"),
+            (dynamic_memberships + rule_tags).label("label_count"),
+            _customers,
+        )
+        .select_from(Ruleset)
+        .outerjoin(_customers, _customers.c.id == customer_id)
+        .where(Ruleset.status == "active")
+        .order_by(Ruleset.id)
+        .limit(1)
+    )
+
+
+async def _active_rules_and_customer(
+    session: AsyncSession, customer_id: int, now: datetime
+) -> tuple[CompiledRules, _SingleCustomerRead] | None:
+    """The active ruleset, the customer's row, whether it has rule outputs, and the day's realtime run.
+
+    One statement, so that routing one customer costs no more round trips for these
+    than the "is a ruleset active?" check does; None (and nothing else read) when no
+    ruleset is active.
+    """
     found: Row[Any] | None = (
         await session.execute(
-            select(
-                Ruleset.id.label("active_ruleset_id"),
-                Ruleset.version.label("active_ruleset_version"),
-                Ruleset.source.label("active_ruleset_source"),
-                day_run.label("day_run_id"),
-                (dynamic_memberships + rule_tags).label("label_count"),
-                _customers,
-            )
-            .select_from(Ruleset)
-            .outerjoin(_customers, _customers.c.id == customer_id)
-            .where(Ruleset.status == "active")
-            .order_by(Ruleset.id)
-            .limit(1)
+            _active_rules_and_customer_statement(), {"customer_id": customer_id, "day": _day_start(now)}
         )
     ).first()
     if found is None:
