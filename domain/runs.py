@@ -373,7 +373,7 @@ async def _execute(
     # the statements below are skipped or read an empty table.
     await queries.collect_subjects(session, tables, unsettled=census.unsettled > 0, labelled=labelled > 0)
     if census.unsettled or labelled:
-        await queries.analyze(session, tables.subjects, tables.label_json)
+        await queries.analyze(session, tables.subjects)
     await _report(progress, run_id, "compare", 1, 1)
 
     assigners = await _assign_managers(session, tables, plan, run_id, progress) if census.unsettled else []

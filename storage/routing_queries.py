@@ -130,7 +130,9 @@ class WorkTables:
 
     @property
     def unsettled(self) -> ColumnElement[bool]:
-        return _has(self.work.c.code_0, UNSETTLED)
+        # `= 1`, not `!= 0`: PostgreSQL guesses that an equality keeps few rows (true in a
+        # steady state) and probes customers by key; for `!=` it hashed every customer.
+        return _bits(self.work.c.code_0, UNSETTLED) == UNSETTLED
 
     def decision_of(self, code_0: ColumnElement[int]) -> ColumnElement[int]:
         shifted = code_0.op(">>")(literal(self.packed.extra_bits, Integer))
@@ -580,6 +582,8 @@ async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettl
     if unsettled:
         await session.execute(insert(tables.subjects).from_select(columns, rows(work, True).where(tables.unsettled)))
     if labelled:
+        # Without statistics PostgreSQL took work rows to repeat per customer and hashed every customer.
+        await analyze(session, label_json, work)
         # The rest of the customers whose labels change: those not already in (unsettled).
         already = exists().where(tables.subjects.c.customer_id == label_json.c.customer_id)
         driver = label_json.outerjoin(work, work.c.customer_id == label_json.c.customer_id)
