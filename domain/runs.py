@@ -245,7 +245,7 @@ async def _assign_managers(
         return []
     team_ids = sorted(needing)
     total = sum(needing.values())
-    loads = await queries.loads_after_departures(session, tables)
+    loads = await queries.loads_after_departures(session, tables, team_ids)
     assigners = await assignment.load_team_assigners(session, team_ids, loads=loads)
     done = 0
     last_customer = 0

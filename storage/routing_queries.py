@@ -73,6 +73,7 @@ from storage.models import (
     EvaluationChange,
     Segment,
     SegmentMember,
+    TeamMember,
 )
 from storage.rule_fields import CustomerFields
 
@@ -83,6 +84,7 @@ NO_RULE = cast(null(), String)
 segments = Segment.__table__
 segment_members = SegmentMember.__table__
 customer_tags = CustomerTag.__table__
+team_members = TeamMember.__table__
 changes = EvaluationChange.__table__
 history = AssignmentHistory.__table__
 
@@ -593,17 +595,21 @@ async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettl
 # -- manager assignment -------------------------------------------------------------------
 
 
-async def loads_after_departures(session: AsyncSession, tables: WorkTables) -> dict[int, int]:
-    """Customers per manager once this run's moves have released their managers.
+async def loads_after_departures(session: AsyncSession, tables: WorkTables, team_ids: Sequence[int]) -> dict[int, int]:
+    """Customers per member of the given teams once this run's moves have released their managers.
 
     A settled customer keeps their manager, so the loads are today's (read from the
-    index on customers.manager_id) with each unsettled customer's manager before
-    replaced by the one they keep (none when they move team).
+    index on customers.manager_id, for those members only: nobody else is assigned)
+    with each unsettled customer's manager before replaced by the one they keep
+    (none when they move team).
     """
     subject = tables.subjects.c
-    today = select(customers.c.manager_id.label("manager_id"), func.count().label("n")).where(
-        customers.c.manager_id.is_not(None)
-    ).group_by(customers.c.manager_id)
+    members = select(team_members.c.employee_id).where(team_members.c.team_id.in_(list(team_ids)))
+    today = (
+        select(customers.c.manager_id.label("manager_id"), func.count().label("n"))
+        .where(customers.c.manager_id.in_(members))
+        .group_by(customers.c.manager_id)
+    )
     leaving = select(subject.manager_before, -func.count()).where(subject.unsettled, subject.manager_before.is_not(None)).group_by(
         subject.manager_before
     )
