@@ -5,10 +5,15 @@ cell separated by `;`, and one `attr.KEY` column per custom attribute.  Export a
 `team` (team key), `manager` (manager e-mail) and `assignment_locked`; import accepts
 and ignores those three, because assignment is the rules' (or assignManager's) job.
 
-Import streams the file row by row, validates every row with the very validation of
-`domain.customers.create_customer` / `update_customer` (it calls them), and writes
-each row inside a SAVEPOINT, so a bad row leaves nothing behind.  Mode `skip` keeps
-the good rows; mode `strict` keeps nothing when any row is bad.
+Import streams the file in chunks of IMPORT_CHUNK rows and validates every row with
+the very validation of `domain.customers.create_customer` / `update_customer` before
+writing it, so a bad row is reported (line, column) and leaves nothing behind.  The
+valid new rows of a chunk are inserted together, the valid `--update` rows updated
+together (domain/customer_batch.py: the effect of update_customer row by row, routing
+included), each group in a SAVEPOINT; a group the database refuses is undone and
+retried row by row through the services, each row in its own SAVEPOINT, so a row is
+always all or nothing.  Mode `skip` keeps the good rows; mode `strict` keeps nothing
+when any row is bad.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.customer_batch import update_customers
 from domain.customers import (
     MANUAL,
     birthday_md,
@@ -32,8 +38,8 @@ from domain.customers import (
     get_customer_attributes,
     get_customer_tags,
     update_customer,
+    validate_customer_input,
 )
-from domain.customers import validate_customer_input
 from domain.errors import UserError
 from domain.metrics import PROFILE_FIELDS
 from domain.realtime import reevaluate_customers
@@ -334,14 +340,88 @@ async def _insert_new(session: AsyncSession, new: list[_NewCustomer]) -> dict[st
     return ids
 
 
+@dataclass(frozen=True)
+class _Update:
+    row: _Row
+    customer_id: int
+    values: dict[str, Any]  # validated by the customer service's own validation
+
+
+def _validated_update(header: Sequence[str], row: _Row, customer_id: int, report: ImportReport) -> _Update | None:
+    """What update_customer would validate first; a bad row is reported (line, column) and left out."""
+    try:
+        data = parse_cells(header, row.cells, patch=True)
+        values = validate_customer_input(data, creating=False)
+    except _CellError as error:
+        _fail(report, row.line, error.column or None, error.message)
+        return None
+    except UserError as error:
+        _fail(report, row.line, _column_of(error, header), error.message)
+        return None
+    return _Update(row, customer_id, values)
+
+
+async def _write_updates(
+    session: AsyncSession, batch: list[_Update], header: Sequence[str], *, known: dict[str, int], report: ImportReport
+) -> None:
+    """Valid update rows (distinct customers, in line order) in one SAVEPOINT, routed together.
+
+    If the database refuses the batch, nothing of it is kept and its rows are retried
+    one by one, so the refusal is reported on the row that caused it.
+    """
+    if not batch:
+        return
+    try:
+        async with session.begin_nested():
+            await update_customers(session, [(item.customer_id, item.values) for item in batch])
+    except DBAPIError:
+        for item in batch:
+            await _write_row(session, item.row, header, update=True, known=known, report=report)
+        return
+    report.updated += len(batch)
+
+
+async def _update_rows(
+    session: AsyncSession, rows: list[_Row], header: Sequence[str], *, known: dict[str, int], report: ImportReport
+) -> None:
+    """`--update` rows of existing codes: validated first, then written in batches (domain/customer_batch.py).
+
+    A batch ends before a row whose customer it already holds, so a code repeated in
+    the file is updated in line order, each time routed on what the row before wrote.
+    Bad rows are reported and left out; the others are written as update_customer
+    would write them one by one.
+    """
+    batch: list[_Update] = []
+    in_batch: set[int] = set()
+    for row in rows:
+        code = _code_cell(header, row.cells)
+        customer_id = known.get(code)
+        if customer_id is None:  # no code: the service reports it, writing nothing
+            await _write_row(session, row, header, update=True, known=known, report=report)
+            continue
+        item = _validated_update(header, row, customer_id, report)
+        if item is None:
+            continue
+        renames = item.values.get("code", code) != code  # cannot happen from a CSV cell; kept exact anyway
+        if customer_id in in_batch or renames:
+            await _write_updates(session, batch, header, known=known, report=report)
+            batch, in_batch = [], set()
+        if renames:
+            await _write_row(session, row, header, update=True, known=known, report=report)
+            continue
+        batch.append(item)
+        in_batch.add(customer_id)
+    await _write_updates(session, batch, header, known=known, report=report)
+
+
 async def _write_chunk(
     session: AsyncSession, rows: list[_Row], header: Sequence[str], *, update: bool, report: ImportReport
 ) -> None:
-    """New, valid rows go in one bulk insert; the rest (existing codes, repeats) one by one through the services.
+    """New, valid rows go in one bulk insert; with `update` the rest in update batches, else one by one.
 
-    Rows taking the one-by-one path get exactly the services' behaviour: update, or the
-    duplicate-code Conflict.  If the database refuses the bulk insert, every row of it
-    is retried one by one, so the refusal is reported on the row that caused it.
+    Rows taking the one-by-one path get exactly the services' behaviour (here: the
+    duplicate-code Conflict).  If the database refuses the bulk insert, every row of
+    the chunk is written one by one, so the refusal is reported on the row that caused it.
     """
     existing = await _existing_ids(session, sorted({_code_cell(header, row.cells) for row in rows} - {""}))
     claimed: set[str] = set()
@@ -364,6 +444,9 @@ async def _write_chunk(
     else:
         report.imported += len(inserted)
         existing.update(inserted)
+        if update:
+            await _update_rows(session, one_by_one, header, known=existing, report=report)
+            return
     for row in one_by_one:
         await _write_row(session, row, header, update=update, known=existing, report=report)
 

@@ -416,22 +416,23 @@ async def _assign_new_managers(
     if not needing:
         return
     assigners = await assignment.load_team_assigners(session, sorted({d.rule_team for d in needing if d.rule_team}))
-    # Movers release their old manager: the stored loads still count them.
-    released = [
-        d.row["manager_id"]
-        for d in decisions
-        if not d.row["assignment_locked"] and d.row["manager_id"] is not None and d.manager_after is None
-    ]
     states = {id(m): m for a in assigners.values() for m in a.members}
     by_employee = {m.employee_id: m for m in states.values()}
-    for manager_id in released:
-        member = by_employee.get(manager_id)
-        if member is not None and member.load > 0:
-            member.load -= 1
-    for decision in needing:
-        assert decision.rule_team is not None
-        candidate = assignment.Candidate(decision.customer_id, decision.row["industry"], decision.row["region"])
-        decision.manager_after = assigners[decision.rule_team].assign(candidate)
+    needs_manager = {id(d) for d in needing}
+    # In the customers' order, each mover first releases its old manager (the stored
+    # loads still count it), then gets its new one: several customers re-routed in one
+    # call get exactly the managers they would get re-routed one after the other (the
+    # CSV import's batched updates rely on it).
+    for decision in decisions:
+        manager_id = decision.row["manager_id"]
+        if not decision.row["assignment_locked"] and manager_id is not None and decision.manager_after is None:
+            member = by_employee.get(manager_id)
+            if member is not None and member.load > 0:
+                member.load -= 1
+        if id(decision) in needs_manager:
+            assert decision.rule_team is not None
+            candidate = assignment.Candidate(decision.customer_id, decision.row["industry"], decision.row["region"])
+            decision.manager_after = assigners[decision.rule_team].assign(candidate)
     await assignment.save_positions(session, assigners.values())
 
 

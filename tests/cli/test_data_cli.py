@@ -1,23 +1,34 @@
 """`segmenta seed`, `import`, `export` and `token create` through the command line (SQLite files).
 
 The command-line layer is the same on both back ends; the domain tests under
-tests/domain cover PostgreSQL for the logic these commands call."""
+tests/domain cover PostgreSQL for the logic these commands call, and the `import
+--update` tests at the end run the command on PostgreSQL too."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
 import io
+import sys
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+import cli.data as cli_data
 from cli import main
+from domain.customers import create_customer
+from domain.rulesets import activate_ruleset, save_ruleset
 from domain.tokens import Principal, authenticate
-from storage.engine import create_engine, session_factory
-from storage.models import Customer, CustomerTag, Employee
+from storage.engine import create_engine, normalize_url, session_factory
+from storage.migrate import upgrade
+from storage.models import AssignmentHistory, Customer, CustomerTag, Employee, Team, TeamMember
+from tests.conftest import BACKENDS, POSTGRES_URL
 
 
 @pytest.fixture
@@ -188,3 +199,116 @@ def test_agent_token_is_bound_to_its_employee(db_url: str) -> None:
 def test_token_create_errors_go_to_stderr_with_exit_code_2(db_url: str, args: list[str], message: str) -> None:
     result = invoke("token", "create", *args, "--database-url", db_url)
     assert result.exit_code == 2 and result.stdout == "" and message in result.stderr
+
+
+# -- import --update, on both back ends ---------------------------------------------------------
+#
+# The command as users run it, on SQLite and (with SEGMENTA_TEST_POSTGRES_URL) on PostgreSQL,
+# in a schema of its own that the command's engine reaches through search_path.
+
+
+def _schema_engine_factory(schema: str) -> Callable[..., AsyncEngine]:
+    original = create_engine  # this module's name gets patched to the factory's result
+
+    def in_schema(url: str | None = None, **kwargs: Any) -> AsyncEngine:
+        return original(url, connect_args={"server_settings": {"search_path": schema}}, **kwargs)
+
+    return in_schema
+
+
+def _run_on_admin(statement: str) -> None:
+    async def run() -> None:
+        assert POSTGRES_URL is not None
+        admin = create_engine(normalize_url(POSTGRES_URL))
+        try:
+            async with admin.begin() as connection:
+                await connection.execute(text(statement))
+        finally:
+            await admin.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(params=BACKENDS)
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+        return
+    assert POSTGRES_URL is not None
+    schema = f"segmenta_cli_{uuid.uuid4().hex[:12]}"
+    _run_on_admin(f'CREATE SCHEMA "{schema}"')
+    in_schema = _schema_engine_factory(schema)
+    monkeypatch.setattr(cli_data, "create_engine", in_schema)
+    monkeypatch.setattr(sys.modules[__name__], "create_engine", in_schema)  # query() and _set_up_routing()
+    try:
+        yield normalize_url(POSTGRES_URL)
+    finally:
+        monkeypatch.undo()
+        _run_on_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _set_up_routing(url: str) -> None:
+    """Team east_desk (Ann) for region east, active; customers U1..U4 in the west (unassigned)."""
+
+    async def run() -> None:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine)
+            async with session_factory(engine)() as session:
+                ann = Employee(name="Ann", email="ann@example.com")
+                team = Team(key="east_desk", name="East desk")
+                session.add_all([ann, team])
+                await session.flush()
+                session.add(TeamMember(team_id=team.id, employee_id=ann.id))
+                ruleset = await save_ruleset(session, "cli", "east: region = east -> team east_desk\n")
+                await activate_ruleset(session, ruleset.id)
+                for index in range(1, 5):
+                    await create_customer(session, {"code": f"U{index}", "name": "Old", "region": "west"})
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+UPDATE_WITH_A_BAD_ROW = "code,name,region,age\nU1,New,east,30\nU2,New,east,30\nU3,New,east,old\nU4,New,east,\n"
+
+
+def _assignments(url: str) -> list[tuple[object, ...]]:
+    rows = query(
+        url,
+        select(Customer.code, Customer.name, Team.key, Employee.name)
+        .outerjoin(Team, Team.id == Customer.team_id)
+        .outerjoin(Employee, Employee.id == Customer.manager_id)
+        .order_by(Customer.code),
+    )
+    return [tuple(row) for row in rows]  # type: ignore[arg-type]
+
+
+def test_import_update_reports_a_bad_row_of_a_batch_and_updates_the_rest(tmp_path: Path, any_db_url: str) -> None:
+    _set_up_routing(any_db_url)
+    path = tmp_path / "update.csv"
+    path.write_text(UPDATE_WITH_A_BAD_ROW, encoding="utf-8")
+    result = invoke("import", str(path), "--update", "--database-url", any_db_url)
+    assert result.exit_code == 1
+    assert result.stdout.strip() == "imported 0, updated 3, skipped 1"
+    assert f"{path}:4: [age] age must be a number, got 'old'" in result.stderr
+    assert _assignments(any_db_url) == [
+        ("U1", "New", "east_desk", "Ann"),
+        ("U2", "New", "east_desk", "Ann"),
+        ("U3", "Old", None, None),
+        ("U4", "New", "east_desk", "Ann"),
+    ]
+    history = query(any_db_url, select(AssignmentHistory.cause))
+    assert [cause for (cause,) in history] == ["realtime"] * 3  # type: ignore[misc]
+
+
+def test_import_update_strict_writes_nothing_when_a_row_of_a_batch_is_bad(tmp_path: Path, any_db_url: str) -> None:
+    _set_up_routing(any_db_url)
+    path = tmp_path / "update.csv"
+    path.write_text(UPDATE_WITH_A_BAD_ROW, encoding="utf-8")
+    result = invoke("import", str(path), "--update", "--mode", "strict", "--database-url", any_db_url)
+    assert result.exit_code == 1
+    assert "nothing imported, 1 bad row(s)" in result.stdout and f"{path}:4: [age]" in result.stderr
+    assert _assignments(any_db_url) == [(f"U{index}", "Old", None, None) for index in range(1, 5)]
+    assert query(any_db_url, select(func.count()).select_from(AssignmentHistory))[0][0] == 0  # type: ignore[index]
