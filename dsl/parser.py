@@ -22,6 +22,7 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedToken
 from lark.parsers.lalr_analysis import Shift
 from lark.parsers.lalr_interactive_parser import InteractiveParser
+from lark.parsers.lalr_parser_state import ParserState
 
 from dsl.ast import (
     Action,
@@ -109,6 +110,15 @@ def _value_of(token: Token) -> Value:
 def _text_of(token: Token) -> str:
     raw = str(token)
     return _unescape(raw[1:-1]) if token.type == "STRING" else raw
+
+
+def _snapshot(state: ParserState[Any]) -> ParserState[Any]:
+    """A copy of `state` that reading on cannot change: the lists `_append` grows in place are copied.
+
+    Not lark's deep copy: it rebuilds every Token without its end line and column."""
+    copied = state.copy(deepcopy_values=False)
+    copied.value_stack = [list(value) if isinstance(value, list) else value for value in copied.value_stack]
+    return copied
 
 
 def _append(children: list[Any]) -> list[Any]:
@@ -535,7 +545,7 @@ class _Parser:
                 if depth > MAX_NESTING:
                     return index
             elif kind == "NOT" and _END in table and index > start and token.line > tokens[index - 1].end_line:  # type: ignore[union-attr,operator]
-                fallback = (state.copy(), index)  # deep: reading on may append to shared lists
+                fallback = (_snapshot(state), index)
             try:
                 state.feed_token(token)
             except UnexpectedToken:
@@ -581,7 +591,7 @@ class _Parser:
                     depth -= 1
                 if (_END in choices and index > start and token.type in _STATEMENT_STARTS
                         and token.line > (tokens[index - 1].end_line or 0)):
-                    fallback = (parser.copy(), index)  # deep: reading on may append to shared lists
+                    fallback = (InteractiveParser(parser.parser, _snapshot(parser.parser_state), parser.lexer_thread), index)
                 if choices[token.type][0] is Shift or index < trusted_until:
                     parser.feed_token(token)
                     index += 1

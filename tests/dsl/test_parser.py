@@ -260,3 +260,13 @@ def test_parse_condition_rejects_trailing_text() -> None:
     condition, diagnostics = parse_condition("region = east west")
     assert condition is None
     assert diagnostics[0].message == "unexpected `west` after the condition"
+
+
+def test_a_rule_starting_with_not_after_a_segment_keeps_every_span() -> None:
+    # Backing off at `not` on a new line once copied tokens without their end positions (crash in Span.cover).
+    source = "segment s = address = x and y\nnot address = z -> team t\n"
+    rule_file, diagnostics = parse(source)
+    assert diagnostics == []
+    assert [statement.span for statement in rule_file.statements] == [Span(1, 1, 1, 30), Span(2, 1, 2, 26)]
+    condition = rule_file.statements[0].condition
+    assert condition.span == Span(1, 13, 1, 30)
