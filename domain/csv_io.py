@@ -282,17 +282,21 @@ class _NewCustomer:
     values: dict[str, Any]  # validated by the customer service's own validation
 
 
-def _validated_new(header: Sequence[str], row: _Row, report: ImportReport) -> _NewCustomer | None:
+def _validated_values(header: Sequence[str], row: _Row, report: ImportReport, *, creating: bool) -> dict[str, Any] | None:
+    """The row's values as the customer service validates them; a bad row is reported (line, column): None."""
     try:
-        data = parse_cells(header, row.cells, patch=False)
-        values = validate_customer_input(data, creating=True)
+        data = parse_cells(header, row.cells, patch=not creating)
+        return validate_customer_input(data, creating=creating)
     except _CellError as error:
         _fail(report, row.line, error.column or None, error.message)
-        return None
     except UserError as error:
         _fail(report, row.line, _column_of(error, header), error.message)
-        return None
-    return _NewCustomer(row.line, values)
+    return None
+
+
+def _validated_new(header: Sequence[str], row: _Row, report: ImportReport) -> _NewCustomer | None:
+    values = _validated_values(header, row, report, creating=True)
+    return None if values is None else _NewCustomer(row.line, values)
 
 
 async def _insert_new(session: AsyncSession, new: list[_NewCustomer]) -> dict[str, int] | None:
@@ -349,16 +353,8 @@ class _Update:
 
 def _validated_update(header: Sequence[str], row: _Row, customer_id: int, report: ImportReport) -> _Update | None:
     """What update_customer would validate first; a bad row is reported (line, column) and left out."""
-    try:
-        data = parse_cells(header, row.cells, patch=True)
-        values = validate_customer_input(data, creating=False)
-    except _CellError as error:
-        _fail(report, row.line, error.column or None, error.message)
-        return None
-    except UserError as error:
-        _fail(report, row.line, _column_of(error, header), error.message)
-        return None
-    return _Update(row, customer_id, values)
+    values = _validated_values(header, row, report, creating=False)
+    return None if values is None else _Update(row, customer_id, values)
 
 
 async def _write_updates(
