@@ -25,6 +25,7 @@ other and never both fill the last free slot of an employee.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,10 +62,8 @@ class MemberState:
     def has_room(self) -> bool:
         return self.capacity is None or self.load < self.capacity
 
-    def prefers(self, candidate: Candidate) -> bool:
-        return (candidate.industry is not None and candidate.industry in self.specialties) or (
-            candidate.region is not None and candidate.region in self.regions
-        )
+    def prefers(self, industry: str | None, region: str | None) -> bool:
+        return (industry is not None and industry in self.specialties) or (region is not None and region in self.regions)
 
 
 @dataclass
@@ -95,9 +94,21 @@ class TeamAssigner:
 
     def assign(self, candidate: Candidate) -> int | None:
         """The manager for `candidate` (and count it in that member's load), or None."""
-        if not self.automatic:
+        return self.pick(candidate.industry, candidate.region)
+
+    def pick(self, industry: str | None, region: str | None) -> int | None:
+        """`assign` for a customer given by the two fields the preference reads.
+
+        A bulk run calls this once per customer needing a manager (a million on a
+        first apply), so it avoids building a candidate and a list per call.
+        """
+        if not self.automatic or not self.members:
             return None
-        preferred = self._preferred(candidate)
+        key = (industry, region)
+        preferred = self._preferred_cache.get(key)
+        if preferred is None:
+            preferred = tuple(i for i, member in enumerate(self.members) if member.prefers(industry, region))
+            self._preferred_cache[key] = preferred
         chosen = self._choose(preferred) if preferred else None
         if chosen is None:
             chosen = self._choose(range(len(self.members)))
@@ -114,23 +125,26 @@ class TeamAssigner:
     def assign_all(self, candidates: Iterable[Candidate]) -> dict[int, int | None]:
         return {candidate.customer_id: self.assign(candidate) for candidate in candidates}
 
-    def _preferred(self, candidate: Candidate) -> tuple[int, ...]:
-        key = (candidate.industry, candidate.region)
-        cached = self._preferred_cache.get(key)
-        if cached is None:
-            cached = tuple(i for i, member in enumerate(self.members) if member.prefers(candidate))
-            self._preferred_cache[key] = cached
-        return cached
-
-    def _choose(self, indexes: Iterable[int]) -> int | None:
-        with_room = [i for i in indexes if self.members[i].has_room]
-        if not with_room:
-            return None
+    def _choose(self, indexes: Sequence[int]) -> int | None:
+        """Among `indexes` (ascending) of members with room: the least loaded (ties: lowest
+        employee id, i.e. lowest index), or for round robin the first at or after the
+        current position, cyclically."""
+        members = self.members
         if self.strategy == "least_loaded":
-            return min(with_room, key=lambda i: (self.members[i].load, self.members[i].employee_id))
-        count = len(self.members)
-        # The first member with room at or after the current position, cyclically.
-        return min(with_room, key=lambda i: (i - self.position) % count)
+            best: int | None = None
+            best_load = 0
+            for i in indexes:
+                member = members[i]
+                if member.has_room and (best is None or member.load < best_load):
+                    best, best_load = i, member.load
+            return best
+        start = bisect_left(indexes, self.position)
+        count = len(indexes)
+        for offset in range(count):
+            i = indexes[(start + offset) % count]
+            if members[i].has_room:
+                return i
+        return None
 
 
 async def current_loads(session: AsyncSession, employee_ids: Collection[int]) -> dict[int, int]:

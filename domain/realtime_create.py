@@ -237,7 +237,7 @@ def _route(plan: _Plan, read: NewCustomerRead, row: Mapping[str, Any], *, pick_i
                 strategy=strategy,
                 employee_ids=[member.employee_id for member in assigner.members],
                 capacities=[member.capacity for member in assigner.members],
-                preferred=[member.prefers(candidate) for member in assigner.members],
+                preferred=[member.prefers(candidate.industry, candidate.region) for member in assigner.members],
                 position=assigner.position,
             )
         else:

@@ -255,7 +255,7 @@ async def _assign_managers(
             break
         assigned: list[tuple[int, int]] = []
         for customer_id, team_id, industry, region in chunk:
-            manager_id = assigners[team_id].assign(assignment.Candidate(customer_id, industry, region))
+            manager_id = assigners[team_id].pick(industry, region)
             if manager_id is not None:
                 assigned.append((customer_id, manager_id))
         # Keyset paging only moves forward, so rows written here are never read again.

@@ -675,9 +675,11 @@ async def store_assigned_managers(
             },
         )
         return
-    await session.execute(
-        insert(tables.assigned),
-        [{"customer_id": customer, "manager_id": manager} for customer, manager in assignments],
+    # SQLite: the driver's executemany with plain tuples (through SQLAlchemy's insert()
+    # each row's parameters are processed in Python: 0.54 s against 0.19 s per 100,000).
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        f"INSERT INTO {tables.assigned.name} (customer_id, manager_id) VALUES (?, ?)", list(assignments)
     )
 
 

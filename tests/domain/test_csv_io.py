@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import string
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any
 
@@ -145,36 +147,44 @@ async def test_without_update_an_existing_code_is_a_duplicate(engine: AsyncEngin
     assert await codes(engine) == ["D1", "D2"]
 
 
-_REFUSE_TRIGGER = {
-    "sqlite": [
-        "CREATE TRIGGER refuse_boom BEFORE INSERT ON customers WHEN NEW.name = 'boom' "
-        "BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION refuse_boom() RETURNS trigger AS $$ BEGIN IF NEW.name = 'boom' THEN "
-        "RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse_boom BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
-    ],
-}
-_DROP_TRIGGER = {
-    "sqlite": ["DROP TRIGGER refuse_boom"],
-    "postgresql": ["DROP TRIGGER refuse_boom ON customers", "DROP FUNCTION refuse_boom()"],
-}
+@asynccontextmanager
+async def refusing_boom(engine: AsyncEngine, operation: str) -> AsyncIterator[None]:
+    """A trigger refusing any customer named 'boom' on `operation` (INSERT or UPDATE): a database
+    rule the validation cannot know about."""
+    name = f"refuse_boom_{operation.lower()}"
+    create, drop = {
+        "sqlite": (
+            [
+                f"CREATE TRIGGER {name} BEFORE {operation} ON customers WHEN NEW.name = 'boom' "
+                "BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
+            ],
+            [f"DROP TRIGGER {name}"],
+        ),
+        "postgresql": (
+            [
+                f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN IF NEW.name = 'boom' THEN "
+                "RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+                f"CREATE TRIGGER {name} BEFORE {operation} ON customers FOR EACH ROW EXECUTE FUNCTION {name}()",
+            ],
+            [f"DROP TRIGGER {name} ON customers", f"DROP FUNCTION {name}()"],
+        ),
+    }[engine.dialect.name]
+    async with engine.begin() as connection:
+        for statement in create:
+            await connection.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with engine.begin() as connection:
+            for statement in drop:
+                await connection.execute(text(statement))
 
 
 async def test_a_row_the_database_refuses_is_reported_and_the_others_kept(engine: AsyncEngine) -> None:
     """A database rule the validation does not know (here a trigger) fails the bulk insert;
     the chunk is retried row by row, so only the offending row is lost, with its line."""
-    dialect = engine.dialect.name
-    async with engine.begin() as connection:
-        for statement in _REFUSE_TRIGGER[dialect]:
-            await connection.execute(text(statement))
-    try:
+    async with refusing_boom(engine, "INSERT"):
         report = await run_import(engine, "code,name,tags\nK1,fine,a\nK2,boom,b\nK3,also fine,c\n")
-    finally:
-        async with engine.begin() as connection:
-            for statement in _DROP_TRIGGER[dialect]:
-                await connection.execute(text(statement))
     assert report.committed and report.imported == 2
     assert [error.line for error in report.errors] == [3]
     assert await codes(engine) == ["K1", "K3"]
@@ -634,37 +644,12 @@ async def test_a_bad_update_row_in_a_batch_keeps_everything_out_in_strict_mode(e
     assert await count(engine, AssignmentHistory) == 0
 
 
-_REFUSE_UPDATE_TRIGGER = {
-    "sqlite": [
-        "CREATE TRIGGER refuse_boom_update BEFORE UPDATE ON customers WHEN NEW.name = 'boom' "
-        "BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION refuse_boom_update() RETURNS trigger AS $$ BEGIN IF NEW.name = 'boom' THEN "
-        "RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse_boom_update BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION refuse_boom_update()",
-    ],
-}
-_DROP_UPDATE_TRIGGER = {
-    "sqlite": ["DROP TRIGGER refuse_boom_update"],
-    "postgresql": ["DROP TRIGGER refuse_boom_update ON customers", "DROP FUNCTION refuse_boom_update()"],
-}
-
-
 async def test_an_update_row_the_database_refuses_fails_alone(engine: AsyncEngine) -> None:
     """The database refuses the batch (a trigger the validation cannot know): the batch is undone
     and retried row by row, so only the offending row is lost, reported with its line."""
     await _routed_world(engine, 3)
-    dialect = engine.dialect.name
-    async with engine.begin() as connection:
-        for statement in _REFUSE_UPDATE_TRIGGER[dialect]:
-            await connection.execute(text(statement))
-    try:
+    async with refusing_boom(engine, "UPDATE"):
         report = await run_import(engine, "code,name,region\nB0,New 0,east\nB1,boom,east\nB2,New 2,east\n", update=True)
-    finally:
-        async with engine.begin() as connection:
-            for statement in _DROP_UPDATE_TRIGGER[dialect]:
-                await connection.execute(text(statement))
     assert report.committed and report.updated == 2
     # The message is update_customer's own for a refused flush (on SQLite a trigger's abort is an
     # IntegrityError, which it reports as a code conflict): the row-by-row retry keeps it exactly.
