@@ -48,6 +48,84 @@ def test_round_robin_balances_within_one(member_count: int, customers: int, star
     assert sum(per_member) == customers
 
 
+def reference_choice(
+    strategy: str, states: list[MemberState], position: int, industry: str | None, region: str | None
+) -> int | None:
+    """SPEC §4 read literally: the preferred members with room first, then every member with
+    room; least_loaded takes the fewest customers (ties: lowest id), round_robin the first
+    member at or after the position, cyclically.  The index of the chosen member, or None."""
+
+    def pick(pool: list[int]) -> int | None:
+        room = [i for i in pool if states[i].capacity is None or states[i].load < (states[i].capacity or 0)]
+        if not room:
+            return None
+        if strategy == "least_loaded":
+            return min(room, key=lambda i: (states[i].load, states[i].employee_id))
+        return min(room, key=lambda i: (i - position) % len(states))
+
+    preferred = [
+        i
+        for i, state in enumerate(states)
+        if (industry is not None and industry in state.specialties)
+        or (region is not None and region in state.regions)
+    ]
+    chosen = pick(preferred) if preferred else None
+    return chosen if chosen is not None else pick(list(range(len(states))))
+
+
+_labels = st.sampled_from(["tech", "retail", "east", "west"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    strategy=st.sampled_from(["round_robin", "least_loaded"]),
+    team=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(0, 6)),  # capacity
+            st.integers(0, 5),  # customers already managed
+            st.frozensets(_labels, max_size=2),  # specialties
+            st.frozensets(_labels, max_size=2),  # regions
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    start=st.integers(0, 10),
+    customers=st.lists(st.tuples(st.one_of(st.none(), _labels), st.one_of(st.none(), _labels)), max_size=40),
+)
+def test_the_assigner_agrees_with_the_rules_read_literally(
+    strategy: str,
+    team: list[tuple[int | None, int, frozenset[str], frozenset[str]]],
+    start: int,
+    customers: list[tuple[str | None, str | None]],
+) -> None:
+    """The fast path (`pick`) against a plain reading of SPEC §4, customer after customer,
+    with capacities, existing loads, specialties and regions drawn at random."""
+
+    def states() -> list[MemberState]:
+        return [
+            MemberState(i + 1, capacity, load, specialties=specialties, regions=regions)
+            for i, (capacity, load, specialties, regions) in enumerate(team)
+        ]
+
+    assigner = TeamAssigner(1, strategy, states(), position=start)
+    model = states()
+    position = start % len(model)
+    nobody = 0
+    for industry, region in customers:
+        expected = reference_choice(strategy, model, position, industry, region)
+        chosen = assigner.pick(industry, region)
+        if expected is None:
+            assert chosen is None
+            nobody += 1
+            continue
+        assert chosen == model[expected].employee_id
+        model[expected].load += 1
+        if strategy == "round_robin":
+            position = (expected + 1) % len(model)
+    assert [m.load for m in assigner.members] == [m.load for m in model]
+    assert (assigner.assigned, assigner.unassigned) == (len(customers) - nobody, nobody)
+
+
 def test_round_robin_skips_members_without_capacity() -> None:
     assigner = TeamAssigner(1, "round_robin", members(1, None, 0))
     assert [assigner.assign(c) for c in candidates(4)] == [1, 2, 2, 2]
