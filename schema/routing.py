@@ -19,6 +19,7 @@ import strawberry
 from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
+from domain import realtime_summary
 from domain import rulesets as ruleset_service
 from domain import runs as run_service
 from dsl.pipeline import check_source
@@ -151,7 +152,13 @@ class RoutingLoaders:
             rows = {row.id: row for row in await db.scalars(statement)}
             return [rows.get(key) for key in keys]
 
+        async def realtime_summaries(run_ids: list[int]) -> list[dict[str, Any]]:
+            async with db.exclusive() as session:
+                summaries = await realtime_summary.realtime_summaries(session, run_ids)
+            return [summaries[run_id] for run_id in run_ids]
+
         self.team_by_key: DataLoader[str, models.Team | None] = DataLoader(teams)
+        self.realtime_summary: DataLoader[int, dict[str, Any]] = DataLoader(realtime_summaries)
         self.segment_by_key: DataLoader[str, models.Segment | None] = DataLoader(segments)
         self.ruleset: DataLoader[int, models.Ruleset | None] = DataLoader(rulesets)
 
@@ -305,7 +312,6 @@ class EvaluationRun:
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
-    summary: RunSummary
     row: strawberry.Private[models.EvaluationRun]
 
     @classmethod
@@ -318,9 +324,21 @@ class EvaluationRun:
             started_at=to_api(row.started_at),
             finished_at=to_api(row.finished_at),
             error=row.error,
-            summary=RunSummary.from_json(row.summary or {}),
             row=row,
         )
+
+    @strawberry.field(
+        description=(
+            "What the run found. A REALTIME run's summary is computed from its changes when read: "
+            "evaluated and changed count the customers changed that day, ruleHits, moves and "
+            "unassignedByTeam count change events, and the totals over every customer (teamCounts, "
+            "segmentCounts, tagCounts) are empty."
+        )
+    )
+    async def summary(self, info: Info) -> RunSummary:
+        if self.row.mode == "realtime":
+            return RunSummary.from_json(await RoutingLoaders.of(info).realtime_summary.load(self.row.id))
+        return RunSummary.from_json(self.row.summary or {})
 
     @strawberry.field(description="The ruleset evaluated; null for a preview of unsaved source.")
     async def ruleset(self, info: Info) -> Ruleset | None:

@@ -178,3 +178,26 @@ async def test_create_customer_is_routed_in_real_time(api: Api, world: World, en
     customer = data["createCustomer"]["customer"]
     assert customer["team"] == {"key": "east_sales"} and customer["decidingRule"] == "big"
     assert customer["manager"] is not None and customer["tags"] == ["big"]
+
+
+async def test_a_realtime_runs_summary_is_computed_from_its_changes(api: Api, world: World, engine: AsyncEngine) -> None:
+    await activate(engine)
+    create = "mutation($input: CustomerInput!) { createCustomer(input: $input) { userErrors { code } } }"
+    for code, size in (("N1", "LARGE"), ("N2", "SMALL"), ("N3", "ENTERPRISE")):
+        data = await api.data(create, {"input": {"code": code, "name": code, "size": size}})
+        assert data["createCustomer"]["userErrors"] == []
+    runs = await api.data(
+        """{ evaluationRuns(first: 5) { edges { node { mode changes(first: 1) { totalCount }
+             summary { evaluated changed unmatched locked ruleHits { label count } moves { from { key } to { key } count }
+                       teamCounts { count } } } } } }"""
+    )
+    (realtime,) = [edge["node"] for edge in runs["evaluationRuns"]["edges"] if edge["node"]["mode"] == "REALTIME"]
+    assert realtime["changes"]["totalCount"] == 3
+    summary = realtime["summary"]
+    assert (summary["evaluated"], summary["changed"], summary["unmatched"], summary["locked"]) == (3, 3, 0, 0)
+    assert summary["ruleHits"] == [{"label": "big", "count": 2}, {"label": "rest", "count": 1}]
+    assert summary["moves"] == [
+        {"from": None, "to": {"key": "east_sales"}, "count": 2},
+        {"from": None, "to": {"key": "west_sales"}, "count": 1},
+    ]
+    assert summary["teamCounts"] == []  # a total over every customer: not what a realtime run evaluates
