@@ -1,6 +1,7 @@
-"""Real-time routing cost: createCustomer with an active 50-rule ruleset vs. with none, one run.
+"""Real-time routing cost: a customer event with an active 50-rule ruleset vs. with none, one run.
 
-    .venv/bin/python bench/realtime.py [--customers 400] [--rounds 20] [--existing 5000] [--database-url URL]
+    .venv/bin/python bench/realtime.py [--event create|purchase|update] [--customers 400] [--rounds 20]
+        [--existing 5000] [--database-url URL]
 
 On a fresh SQLite file (or, with `--database-url postgresql://...`, in a schema of its
 own in that PostgreSQL database, created for the run and dropped after it) with 10
@@ -12,6 +13,14 @@ database growth (and, with many short rounds, the same bursts of load from whate
 else runs on the machine).  Prints per-call times and the ratio (target ≤ 1.5×).
 With the ruleset active every created customer is routed: team, manager by the
 team's strategy, dynamic segments, rule tags, history and the realtime run's change.
+
+`--event purchase` (record_purchase) and `--event update` (update_customer: new
+lifecycle, income and size) time that event instead, the same way, on existing
+customers: every call takes a customer no earlier call touched, so with the ruleset
+active each call is that customer's first real-time evaluation and moves it (the
+existing customers' teams and managers are random, not the rules'): team, manager,
+segments, tags, history and change, as for a created customer.  Needs `--existing`
+of at least twice `--customers`.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -34,17 +43,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, insert, select, text, update  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
-from domain.customers import create_customer  # noqa: E402
+from domain.activity import record_purchase  # noqa: E402
+from domain.customers import create_customer, update_customer  # noqa: E402
 from domain.rulesets import activate_ruleset, save_ruleset  # noqa: E402
 from storage.engine import create_engine, normalize_url, session_factory  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
-from storage.models import AssignmentHistory, Customer, Employee, Ruleset, Team, TeamMember  # noqa: E402
+from storage.models import AssignmentHistory, Customer, Employee, EvaluationChange, Ruleset, Team, TeamMember  # noqa: E402
 
 REGIONS = ["east", "west", "north", "south", "central"]
 INDUSTRIES = ["finance", "retail", "tech", "health", "energy", "media"]
 SIZES = ["small", "medium", "large", "enterprise"]
 LIFECYCLES = ["prospect", "new", "active", "loyal", "at_risk"]
 TEAMS = [f"team_{region}_{tier}" for region in REGIONS for tier in ("key", "std")]
+EVENTS = {"create": "createCustomer", "purchase": "recordPurchase", "update": "updateCustomer"}
 
 
 def fifty_rules() -> str:
@@ -164,26 +175,57 @@ async def set_active(session: Any, ruleset_id: int, active: bool) -> None:
             await session.execute(update(Ruleset).values(status="archived"))
 
 
+def event_calls(
+    event: str, rng: random.Random, existing_ids: list[int]
+) -> Callable[[int], Callable[[Any], Awaitable[Any]]]:
+    """For the `serial`-th event, its domain call (its data drawn before the clock starts): a new
+    customer, or an existing one no earlier call touched."""
+
+    def create(serial: int) -> Callable[[Any], Awaitable[Any]]:
+        data = customer_data(rng, f"new{serial}")
+        return lambda session: create_customer(session, data)
+
+    def purchase(serial: int) -> Callable[[Any], Awaitable[Any]]:
+        customer_id, amount = existing_ids[serial - 1], rng.randint(1, 5000)
+        return lambda session: record_purchase(session, customer_id=customer_id, amount=amount, category="bench")
+
+    def update(serial: int) -> Callable[[Any], Awaitable[Any]]:
+        customer_id = existing_ids[serial - 1]
+        patch = {"lifecycle": rng.choice(LIFECYCLES), "income": rng.randint(10, 400) * 1000, "size": rng.choice(SIZES)}
+        return lambda session: update_customer(session, customer_id, patch)
+
+    return {"create": create, "purchase": purchase, "update": update}[event]
+
+
 async def measure(
-    url: str, schema: str | None, ruleset_id: int, per_round: int, rounds: int
+    url: str, schema: str | None, ruleset_id: int, per_round: int, rounds: int, event: str = "create"
 ) -> dict[str, list[float]]:
     engine = bench_engine(url, schema)
     rng = random.Random(11)
     times: dict[str, list[float]] = {"no active ruleset": [], "active 50-rule ruleset": []}
     serial = 0
     async with session_factory(engine)() as session:
+        existing_ids: list[int] = []
+        if event != "create":
+            async with session.begin():
+                existing_ids = list((await session.scalars(select(Customer.id).order_by(Customer.id))).all())
+            random.Random(13).shuffle(existing_ids)
+        next_call = event_calls(event, rng, existing_ids)
         for round_index in range(rounds):
             for mode, active in (("no active ruleset", False), ("active 50-rule ruleset", True)):
                 await set_active(session, ruleset_id, active)
                 for _ in range(per_round):
                     serial += 1
-                    data = customer_data(rng, f"new{serial}")
+                    call = next_call(serial)
                     started = time.perf_counter()
                     async with session.begin():
-                        await create_customer(session, data)
+                        await call(session)
                     times[mode].append(time.perf_counter() - started)
                     session.expunge_all()
-        routed = await session.scalar(select(func.count()).select_from(AssignmentHistory))
+        # Every routed creation writes a history row; an existing customer's first evaluation
+        # always writes a change row, and a history row only when its team or manager moves.
+        routed_table = AssignmentHistory if event == "create" else EvaluationChange
+        routed = await session.scalar(select(func.count()).select_from(routed_table))
     await engine.dispose()
     expected = per_round * rounds
     if not routed or routed < expected * 0.9:
@@ -191,15 +233,18 @@ async def measure(
     return times
 
 
-async def run_postgres(url: str, existing: int, per_round: int, rounds: int) -> dict[str, list[float]]:
+async def run_postgres(url: str, existing: int, per_round: int, rounds: int, event: str) -> dict[str, list[float]]:
     async with scratch_schema(url) as schema:
         ruleset_id = await prepare(url, schema, existing)
-        return await measure(url, schema, ruleset_id, per_round, rounds)
+        return await measure(url, schema, ruleset_id, per_round, rounds, event)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=400, help="customers created per mode (default 400)")
+    parser.add_argument(
+        "--event", choices=list(EVENTS), default="create", help="the event timed (default create: a new customer)"
+    )
+    parser.add_argument("--customers", type=int, default=400, help="customers created (or events) per mode (default 400)")
     parser.add_argument("--rounds", type=int, default=20, help="alternating rounds (default 20)")
     parser.add_argument("--existing", type=int, default=5000, help="customers in the database first (default 5000)")
     parser.add_argument(
@@ -209,19 +254,21 @@ def main() -> None:
     )
     args = parser.parse_args()
     per_round = max(1, args.customers // args.rounds)
+    if args.event != "create" and args.existing < 2 * per_round * args.rounds:
+        parser.error("--existing must be at least twice --customers: each event takes a customer not touched before")
     if args.database_url:
         url = normalize_url(args.database_url)
         if not url.startswith("postgresql"):
             parser.error("--database-url must be a PostgreSQL URL (SQLite runs on a temporary file by default)")
-        times = asyncio.run(run_postgres(url, args.existing, per_round, args.rounds))
+        times = asyncio.run(run_postgres(url, args.existing, per_round, args.rounds, args.event))
         backend = "PostgreSQL"
     else:
         with tempfile.TemporaryDirectory() as directory:
             url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
             ruleset_id = asyncio.run(prepare(url, None, args.existing))
-            times = asyncio.run(measure(url, None, ruleset_id, per_round, args.rounds))
+            times = asyncio.run(measure(url, None, ruleset_id, per_round, args.rounds, args.event))
         backend = "SQLite"
-    print(f"createCustomer (domain call + commit, {backend}, {args.existing} existing customers), "
+    print(f"{EVENTS[args.event]} (domain call + commit, {backend}, {args.existing} existing customers), "
           f"{per_round * args.rounds} calls per mode in {args.rounds} alternating rounds")
     medians = {}
     for mode, samples in times.items():
