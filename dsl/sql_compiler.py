@@ -44,7 +44,6 @@ from dsl.ast import (
     Not,
     Or,
     Presence,
-    Rule,
     RuleFile,
     SegmentDef,
     SegmentRef,

@@ -31,7 +31,7 @@ from schema.pagination import Connection, Ordering, counter, fetch_page, page_si
 from schema.payloads import UserError, in_transaction, input_id
 from schema.permissions import CanManageRules, CanPreviewRules, scope
 from schema.timestamps import to_api, to_storage
-from schema.types import Customer, Employee, Segment, Team, TeamAndManagerMove
+from schema.types import Customer, Segment, Team, TeamAndManagerMove
 from storage import models
 from storage.catalog import load_known
 

@@ -15,7 +15,6 @@ from tests.dsl.test_python_compiler import (
     PROPERTY_SETTINGS,
     SIZE_WORDS,
     conditions,
-    number_values,
     text_values,
 )
 

@@ -33,7 +33,6 @@ from dsl.ast import (
     Or,
     Presence,
     Rule,
-    RuleFile,
     SegmentDef,
     SegmentRef,
     Statement,
