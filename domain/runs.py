@@ -396,6 +396,26 @@ async def _execute(
     return summary
 
 
+# Share of customers an apply must change before it refreshes the planner statistics:
+# PostgreSQL's own default for autovacuum's analyse (autovacuum_analyze_scale_factor).
+STATISTICS_REFRESH_SHARE = 0.1
+
+
+def _rewrote_much(summary: dict[str, Any]) -> bool:
+    evaluated = int(summary.get("evaluated", 0))
+    return evaluated > 0 and int(summary.get("changed", 0)) >= STATISTICS_REFRESH_SHARE * evaluated
+
+
+async def _refresh_statistics(session: AsyncSession) -> None:
+    """After the commit: the run has succeeded whatever happens here."""
+    try:
+        await queries.refresh_statistics(session)
+        await session.commit()
+    except Exception:  # noqa: BLE001 — stale statistics slow later runs down; they never make one wrong
+        logger.warning("refreshing the planner statistics after an apply failed", exc_info=True)
+        await session.rollback()
+
+
 async def execute_run(
     session: AsyncSession, plan: RunPlan, run_id: int, progress: ProgressCallback | None = None
 ) -> EvaluationRun:
@@ -408,6 +428,8 @@ async def execute_run(
         run.summary = summary
         run.finished_at = utcnow()
         await session.commit()
+        if plan.mode == "apply" and _rewrote_much(summary):
+            await _refresh_statistics(session)
     except Exception as error:  # noqa: BLE001 — any failure must leave a failed run, not a half-applied one
         logger.exception("evaluation run %s failed", run_id)
         await session.rollback()

@@ -310,6 +310,18 @@ async def analyze(session: AsyncSession, *tables: Table) -> None:
             await session.execute(text(f"ANALYZE {table.name}"))
 
 
+async def refresh_statistics(session: AsyncSession) -> None:
+    """PostgreSQL: fresh planner statistics for the tables an apply rewrites.
+
+    Autovacuum would analyse them eventually, but it may be off or behind, and until
+    then the planner keeps yesterday's picture — after a first apply it still believes
+    that nobody has a manager, and the next run's load count (customers per manager)
+    became a nested loop of index probes: 5–6 s instead of 0.7 s at a million customers.
+    """
+    if dialect_name(session) == "postgresql":
+        await session.execute(text("ANALYZE customers, segment_members, customer_tags"))
+
+
 # -- evaluation -------------------------------------------------------------------------
 
 

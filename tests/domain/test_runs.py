@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import runs
@@ -523,3 +523,44 @@ async def test_many_labels_spill_into_further_code_columns(session: AsyncSession
     again = await runs.apply_ruleset(session, first.ruleset_id, as_of=AS_OF)
     assert again.summary["changed"] == 0
     assert again.summary["tag_counts"] == {"t1": 1, "t2": 1, "t3": 1, "t4": 1, "t5": 1}
+
+
+async def test_an_apply_that_rewrites_many_customers_refreshes_the_planner_statistics(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL keeps yesterday's statistics until someone analyses: an apply that changed
+    at least a tenth of the customers does it (after its commit); one that changed little
+    leaves it to autovacuum; a failing refresh does not fail the run."""
+    await teams(session, "senior", "east_desk", "general")
+    for index in range(20):
+        await add_customer(session, f"c{index}", region="east" if index % 2 else "west", total_spent=index * 100)
+    await session.commit()
+    refreshes: list[int] = []
+    real_refresh = routing_queries.refresh_statistics
+
+    async def counted(inner: AsyncSession) -> None:
+        refreshes.append(1)
+        await real_refresh(inner)
+
+    monkeypatch.setattr(routing_queries, "refresh_statistics", counted)
+    first = await apply(session, ROUTING)
+    assert first.summary["changed"] == 20 and refreshes == [1]
+    if session.bind.dialect.name == "postgresql":
+        rows_known = await session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'customers'::regclass"))
+        assert rows_known == 20  # -1 until a table is first analysed
+
+    await session.execute(update(Customer).where(Customer.code == "c0").values(region="east"))
+    await session.commit()
+    second = await runs.apply_ruleset(session, first.ruleset_id, as_of=AS_OF)
+    assert second.summary["changed"] == 1 and refreshes == [1]  # 1 of 20: below a tenth
+
+    async def failing(_inner: AsyncSession) -> None:
+        raise RuntimeError("statistics unavailable")
+
+    monkeypatch.setattr(routing_queries, "refresh_statistics", failing)
+    await session.execute(update(Customer).values(region="west"))
+    await session.commit()
+    third = await runs.apply_ruleset(session, first.ruleset_id, as_of=AS_OF)
+    assert third.summary["changed"] == 11 and len(refreshes) == 1  # the ten easterners and c0
+    stored = await session.get(EvaluationRun, third.id, populate_existing=True)
+    assert stored is not None and stored.status == "succeeded"
