@@ -47,13 +47,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from domain import assignment
+from domain import assignment, events
 from domain.customers import MANUAL, RULE, chunked, get_customer_attributes, get_customer_categories, get_customer_tags
 from domain.metrics import rule_values
 from dsl import ast
 from dsl.fields import ATTRIBUTE_PREFIX
 from dsl.ruleset import Ruleset as CompiledRuleset
 from dsl.ruleset import compile_rules
+from storage import sqlite_direct
 from storage.models import (
     AssignmentHistory,
     Customer,
@@ -66,6 +67,7 @@ from storage.models import (
     Team,
     utcnow,
 )
+from storage.new_customer_queries import NewCustomerRead, read_new_customer
 
 logger = logging.getLogger(__name__)
 
@@ -256,16 +258,14 @@ async def _active_rules_and_customer(
     )
 
 
+_ACTIVE_RULESET = select(Ruleset.id, Ruleset.version, Ruleset.source).where(Ruleset.status == "active").order_by(
+    Ruleset.id
+).limit(1)
+
+
 async def active_rules(session: AsyncSession) -> CompiledRules | None:
     """The active ruleset, compiled (cached); None when no ruleset is active."""
-    row = (
-        await session.execute(
-            select(Ruleset.id, Ruleset.version, Ruleset.source)
-            .where(Ruleset.status == "active")
-            .order_by(Ruleset.id)
-            .limit(1)
-        )
-    ).first()
+    row = (await session.execute(_ACTIVE_RULESET)).first()
     if row is None:
         return None
     return compiled_rules(row.id, row.version, row.source)
@@ -273,7 +273,27 @@ async def active_rules(session: AsyncSession) -> CompiledRules | None:
 
 # ---------------------------------------------------------------------------
 # Reading the customers and their current rule outputs.
+#
+# Statements are built once per process, with bound parameters (IN lists as
+# expanding ones): building them and computing their cache keys per call cost more
+# than running them.
 # ---------------------------------------------------------------------------
+
+_CUSTOMERS_BY_ID = select(_customers).where(_customers.c.id.in_(bindparam("customer_ids", expanding=True)))
+
+
+@functools.cache
+def _labels_statement() -> Any:
+    customer_ids = bindparam("customer_ids", expanding=True)
+    segments = (
+        select(SegmentMember.customer_id, literal("segment").label("kind"), Segment.key.label("key"))
+        .join(Segment, Segment.id == SegmentMember.segment_id)
+        .where(Segment.kind == "dynamic", SegmentMember.customer_id.in_(customer_ids))
+    )
+    tags = select(CustomerTag.customer_id, literal("tag").label("kind"), CustomerTag.tag.label("key")).where(
+        CustomerTag.source == RULE, CustomerTag.customer_id.in_(customer_ids)
+    )
+    return union_all(segments, tags)
 
 
 async def _load_values(
@@ -286,7 +306,7 @@ async def _load_values(
     if rows is None:
         rows = {}
         for chunk in chunked(list(customer_ids)):
-            for row in await session.execute(select(_customers).where(_customers.c.id.in_(chunk))):
+            for row in await session.execute(_CUSTOMERS_BY_ID, {"customer_ids": list(chunk)}):
                 rows[row.id] = row._mapping
     found = list(rows)
     tags = await get_customer_tags(session, found, source=MANUAL) if rules.reads_tags else {}
@@ -307,15 +327,7 @@ async def current_labels(
     """(dynamic segment keys, rule tags) per customer, as stored now; one query per chunk."""
     result: dict[int, tuple[set[str], set[str]]] = {customer_id: (set(), set()) for customer_id in customer_ids}
     for chunk in chunked(list(customer_ids)):
-        segments = (
-            select(SegmentMember.customer_id, literal("segment").label("kind"), Segment.key.label("key"))
-            .join(Segment, Segment.id == SegmentMember.segment_id)
-            .where(Segment.kind == "dynamic", SegmentMember.customer_id.in_(chunk))
-        )
-        tags = select(CustomerTag.customer_id, literal("tag").label("kind"), CustomerTag.tag.label("key")).where(
-            CustomerTag.source == RULE, CustomerTag.customer_id.in_(chunk)
-        )
-        for customer_id, kind, key in await session.execute(union_all(segments, tags)):
+        for customer_id, kind, key in await session.execute(_labels_statement(), {"customer_ids": list(chunk)}):
             result[customer_id][0 if kind == "segment" else 1].add(key)
     return result
 
@@ -370,29 +382,38 @@ SegmentRow = tuple[str, int, str]
 """(key, id, kind) of a stored segment."""
 
 
+@functools.cache
+def _teams_and_segments_statement(teams: bool, segments: bool) -> Any:
+    parts = []
+    if teams:
+        parts.append(
+            select(literal("team").label("what"), Team.key, Team.id, Team.strategy.label("detail")).where(
+                Team.key.in_(bindparam("team_keys", expanding=True))
+            )
+        )
+    if segments:
+        parts.append(
+            select(literal("segment").label("what"), Segment.key, Segment.id, Segment.kind.label("detail")).where(
+                Segment.key.in_(bindparam("segment_keys", expanding=True))
+            )
+        )
+    return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
 async def _teams_and_segments_by_key(
     session: AsyncSession, team_keys: Iterable[str], segment_keys: Iterable[str]
 ) -> tuple[dict[str, tuple[int, str]], list[SegmentRow]]:
     """Teams (id, strategy) and segments (key, id, kind) by key, in one statement."""
     teams_wanted, segments_wanted = sorted(set(team_keys)), sorted(set(segment_keys))
-    parts = []
-    if teams_wanted:
-        parts.append(
-            select(literal("team").label("what"), Team.key, Team.id, Team.strategy.label("detail")).where(
-                Team.key.in_(teams_wanted)
-            )
-        )
-    if segments_wanted:
-        parts.append(
-            select(literal("segment").label("what"), Segment.key, Segment.id, Segment.kind.label("detail")).where(
-                Segment.key.in_(segments_wanted)
-            )
-        )
-    if not parts:
+    if not (teams_wanted or segments_wanted):
         return {}, []
     teams: dict[str, tuple[int, str]] = {}
     segments: list[SegmentRow] = []
-    for what, key, found_id, detail in await session.execute(parts[0] if len(parts) == 1 else union_all(*parts)):
+    rows = await session.execute(
+        _teams_and_segments_statement(bool(teams_wanted), bool(segments_wanted)),
+        {"team_keys": teams_wanted, "segment_keys": segments_wanted},
+    )
+    for what, key, found_id, detail in rows:
         if what == "team":
             teams[key] = (found_id, detail)
         else:
@@ -400,10 +421,61 @@ async def _teams_and_segments_by_key(
     return teams, segments
 
 
+async def _read_team(
+    session: AsyncSession, team_key: str | None, segment_keys: Collection[str], *, with_loads: bool
+) -> NewCustomerRead:
+    """The team `team_key` with its active members — locked on PostgreSQL, the team row first, then
+    the members' employee rows in id order (domain/assignment.py's order) — and the segments
+    `segment_keys`, in one statement (storage/new_customer_queries.py); with the members' loads
+    that can matter when `with_loads` (only where no lock is taken: a locked row's load must be
+    counted by a later statement, which sees what committed while waiting)."""
+    return await read_new_customer(
+        session,
+        head=None,
+        team_key=team_key,
+        segment_keys=sorted(segment_keys),
+        guess=None,
+        with_loads=with_loads,
+        realtime_mode=REALTIME,
+        automatic_strategies=assignment.AUTOMATIC_STRATEGIES,
+        every_load_strategies=assignment.EVERY_LOAD_STRATEGIES,
+    )
+
+
+_LOADS = (
+    select(Customer.manager_id, func.count())
+    .where(Customer.manager_id.in_(bindparam("employee_ids", expanding=True)))
+    .group_by(Customer.manager_id)
+)
+
+
+async def _lock_team_assigners(session: AsyncSession, needing: Sequence[_Decision]) -> dict[int, assignment.TeamAssigner]:
+    """The assigners of the teams `needing` join, locked and with their members' loads (as
+    domain.assignment.load_team_assigners builds them); in two statements when it is one team."""
+    team_ids = sorted({d.rule_team for d in needing if d.rule_team is not None})
+    if len(team_ids) == 1:
+        row_locks = assignment.has_row_locks(session)
+        read = await _read_team(session, needing[0].team_key, (), with_loads=not row_locks)
+        if read.team is not None and read.team[0] == team_ids[0]:
+            loads = read.loads
+            if row_locks and read.members:
+                employee_ids = sorted(member[1] for member in read.members)
+                loads = {manager: count for manager, count in await session.execute(_LOADS, {"employee_ids": employee_ids})}
+            return assignment.build_assigners([read.team], read.members, loads)
+    return await assignment.load_team_assigners(session, team_ids)
+
+
 async def _assign_new_managers(
-    session: AsyncSession, decisions: Sequence[_Decision], strategies: Mapping[int, str]
-) -> None:
-    """Managers for the unlocked customers who need one (new team, or same team without one)."""
+    session: AsyncSession,
+    decisions: Sequence[_Decision],
+    strategies: Mapping[int, str],
+    assigners: Mapping[int, assignment.TeamAssigner] | None,
+) -> list[assignment.TeamAssigner]:
+    """Managers for the unlocked customers who need one (new team, or same team without one).
+
+    `assigners`: those already read without locks (SQLite), when they cover the teams
+    joined.  Returns the assigners used (their round-robin positions are for the writes).
+    """
     needing = [
         d
         for d in decisions
@@ -414,8 +486,9 @@ async def _assign_new_managers(
         and d.manager_after is None
     ]
     if not needing:
-        return
-    assigners = await assignment.load_team_assigners(session, sorted({d.rule_team for d in needing if d.rule_team}))
+        return []
+    if assigners is None or any(d.rule_team not in assigners for d in needing):
+        assigners = await _lock_team_assigners(session, needing)
     states = {id(m): m for a in assigners.values() for m in a.members}
     by_employee = {m.employee_id: m for m in states.values()}
     needs_manager = {id(d) for d in needing}
@@ -433,7 +506,7 @@ async def _assign_new_managers(
             assert decision.rule_team is not None
             candidate = assignment.Candidate(decision.customer_id, decision.row["industry"], decision.row["region"])
             decision.manager_after = assigners[decision.rule_team].assign(candidate)
-    await assignment.save_positions(session, assigners.values())
+    return list(assigners.values())
 
 
 async def _decide(
@@ -443,8 +516,9 @@ async def _decide(
     as_of: datetime,
     labels: Mapping[int, tuple[set[str], set[str]]],
     rows: dict[int, Mapping[str, Any]] | None = None,
-) -> tuple[list[_Decision], list[SegmentRow]]:
-    """The decisions, and the stored segments any of them may join or leave (read with the teams)."""
+) -> tuple[list[_Decision], list[SegmentRow], list[assignment.TeamAssigner]]:
+    """The decisions, the stored segments any of them may join or leave (read with the teams),
+    and the assigners that handed out managers."""
     rows, values = await _load_values(session, customer_ids, rules, rows)
     decisions: list[_Decision] = []
     for customer_id in customer_ids:
@@ -455,9 +529,19 @@ async def _decide(
     # Segments joined are among the rules' outputs, segments left among the stored memberships.
     segment_keys = {key for d in decisions for key in d.segments}
     segment_keys.update(key for d in decisions for key in labels[d.customer_id][0])
-    teams, segments = await _teams_and_segments_by_key(
-        session, (d.team_key for d in decisions if d.team_key is not None), segment_keys
-    )
+    team_keys = {d.team_key for d in decisions if d.team_key is not None}
+    read_assigners: dict[int, assignment.TeamAssigner] | None = None
+    if len(decisions) == 1 and (team_keys or segment_keys) and not assignment.has_row_locks(session):
+        # One customer on SQLite (no locks to take): its team, the members with their loads
+        # (needed when it changes team) and the segments in one trip.
+        (team_key,) = team_keys or (None,)
+        read = await _read_team(session, team_key, segment_keys, with_loads=True)
+        teams = {team_key: read.team[:2]} if team_key is not None and read.team is not None else {}
+        segments = read.segments
+        if read.team is not None:
+            read_assigners = assignment.build_assigners([read.team], read.members, read.loads)
+    else:
+        teams, segments = await _teams_and_segments_by_key(session, team_keys, segment_keys)
     strategies: dict[int, str] = {}
     for decision in decisions:
         row = decision.row
@@ -477,8 +561,8 @@ async def _decide(
             decision.manager_after = row["manager_id"]
         elif decision.rule_team == row["team_id"]:
             decision.manager_after = row["manager_id"]
-    await _assign_new_managers(session, decisions, strategies)
-    return decisions, segments
+    assigners = await _assign_new_managers(session, decisions, strategies, read_assigners)
+    return decisions, segments, assigners
 
 
 # ---------------------------------------------------------------------------
@@ -488,6 +572,18 @@ async def _decide(
 
 def _day_start(moment: datetime) -> datetime:
     return datetime.combine(moment.date(), time.min)
+
+
+_DAY_RUN = (
+    select(EvaluationRun.id)
+    .where(
+        EvaluationRun.mode == REALTIME,
+        EvaluationRun.ruleset_id == bindparam("run_ruleset", type_=Integer()),
+        EvaluationRun.as_of == bindparam("day", type_=DateTime()),
+    )
+    .order_by(EvaluationRun.id)
+    .limit(1)
+)
 
 
 async def realtime_run_id(
@@ -503,12 +599,7 @@ async def realtime_run_id(
     if known is not None:
         return known
     day = _day_start(now)
-    found = await session.scalar(
-        select(EvaluationRun.id)
-        .where(EvaluationRun.mode == REALTIME, EvaluationRun.ruleset_id == ruleset_id, EvaluationRun.as_of == day)
-        .order_by(EvaluationRun.id)
-        .limit(1)
-    )
+    found = await session.scalar(_DAY_RUN, {"run_ruleset": ruleset_id, "day": day})
     if found is not None:
         return found
     run = EvaluationRun(
@@ -544,47 +635,42 @@ async def _dynamic_segment_ids(
     return ids
 
 
-async def _write_labels(
-    session: AsyncSession, changes: Sequence[RealtimeChange], now: datetime, known_segments: Sequence[SegmentRow]
-) -> None:
-    removed_segments = [(c.customer_id, key) for c in changes for key in c.segments_removed]
-    added_segments = [(c.customer_id, key) for c in changes for key in c.segments_added]
-    segment_ids = await _dynamic_segment_ids(
-        session, {key for _, key in removed_segments + added_segments}, now, known_segments
+# Every write below goes in one batch (storage/sqlite_direct.py: one trip to SQLite's
+# driver thread; on PostgreSQL one Core statement each), so none of them may have a
+# column default to compute or a result to read.
+_UPDATE_ASSIGNMENT = (
+    update(_customers)
+    .where(_customers.c.id == bindparam("target_id"))
+    .values(
+        team_id=bindparam("new_team"),
+        manager_id=bindparam("new_manager"),
+        deciding_rule=bindparam("new_rule"),
+        updated_at=bindparam("new_updated_at"),
     )
-    removed_rows = [(customer, segment_ids[key]) for customer, key in removed_segments if key in segment_ids]
-    if removed_rows:
-        await session.execute(
-            delete(_members).where(
-                _members.c.customer_id == bindparam("member_customer"),
-                _members.c.segment_id == bindparam("member_segment"),
-            ),
-            [{"member_customer": customer, "member_segment": segment} for customer, segment in removed_rows],
-        )
-    added_rows = [
-        {"segment_id": segment_ids[key], "customer_id": customer, "added_at": now}
-        for customer, key in added_segments
-        if key in segment_ids
-    ]
-    if added_rows:
-        await session.execute(insert(_members), added_rows)
-    removed_tags = [(c.customer_id, tag) for c in changes for tag in c.tags_removed]
-    if removed_tags:
-        await session.execute(
-            delete(_tags).where(
-                _tags.c.customer_id == bindparam("tag_customer"),
-                _tags.c.tag == bindparam("tag_name"),
-                _tags.c.source == RULE,
-            ),
-            [{"tag_customer": customer, "tag_name": tag} for customer, tag in removed_tags],
-        )
-    added_tags = [{"customer_id": c.customer_id, "tag": tag, "source": RULE} for c in changes for tag in c.tags_added]
-    if added_tags:
-        await session.execute(insert(_tags), added_tags)
+)
+_DELETE_MEMBERSHIP = delete(_members).where(
+    _members.c.customer_id == bindparam("member_customer"), _members.c.segment_id == bindparam("member_segment")
+)
+_INSERT_MEMBERSHIPS = insert(_members)
+_DELETE_TAG = delete(_tags).where(
+    _tags.c.customer_id == bindparam("tag_customer"),
+    _tags.c.tag == bindparam("tag_name"),
+    _tags.c.source == bindparam("tag_source"),
+)
+_INSERT_TAGS = insert(_tags)
+_INSERT_CHANGES = insert(EvaluationChange.__table__)
+_INSERT_HISTORY = insert(AssignmentHistory.__table__)
+_UPDATE_POSITION = (
+    update(Team.__table__)
+    .where(Team.__table__.c.id == bindparam("target_team"))
+    .values(round_robin_position=bindparam("new_position"))
+)
+
+Batch = list[tuple[Any, list[dict[str, Any]]]]
 
 
-async def _write_customers(session: AsyncSession, decisions: Sequence[_Decision], now: datetime) -> None:
-    """New team, manager and deciding rule onto the unlocked customers whose values differ."""
+def _assignment_updates(decisions: Sequence[_Decision]) -> list[_Decision]:
+    """The unlocked customers whose team, manager or deciding rule differ from the stored ones."""
     updates = []
     for decision in decisions:
         row = decision.row
@@ -596,28 +682,139 @@ async def _write_customers(session: AsyncSession, decisions: Sequence[_Decision]
             decision.rule,
         ):
             updates.append(decision)
-    if not updates:
-        return
-    await session.execute(
-        update(_customers)
-        .where(_customers.c.id == bindparam("target_id"))
-        .values(
-            team_id=bindparam("new_team"),
-            manager_id=bindparam("new_manager"),
-            deciding_rule=bindparam("new_rule"),
-            updated_at=bindparam("new_updated_at"),
-        ),
-        [
-            {
-                "target_id": d.customer_id,
-                "new_team": d.rule_team,
-                "new_manager": d.manager_after,
-                "new_rule": d.rule,
-                "new_updated_at": now,
-            }
-            for d in updates
-        ],
+    return updates
+
+
+async def _label_writes(
+    session: AsyncSession, changes: Sequence[RealtimeChange], now: datetime, known_segments: Sequence[SegmentRow]
+) -> Batch:
+    removed_segments = [(c.customer_id, key) for c in changes for key in c.segments_removed]
+    added_segments = [(c.customer_id, key) for c in changes for key in c.segments_added]
+    segment_ids = await _dynamic_segment_ids(
+        session, {key for _, key in removed_segments + added_segments}, now, known_segments
     )
+    return [
+        (
+            _DELETE_MEMBERSHIP,
+            [
+                {"member_customer": customer, "member_segment": segment_ids[key]}
+                for customer, key in removed_segments
+                if key in segment_ids
+            ],
+        ),
+        (
+            _INSERT_MEMBERSHIPS,
+            [
+                {"segment_id": segment_ids[key], "customer_id": customer, "added_at": now}
+                for customer, key in added_segments
+                if key in segment_ids
+            ],
+        ),
+        (
+            _DELETE_TAG,
+            [
+                {"tag_customer": c.customer_id, "tag_name": tag, "tag_source": RULE}
+                for c in changes
+                for tag in c.tags_removed
+            ],
+        ),
+        (_INSERT_TAGS, [{"customer_id": c.customer_id, "tag": tag, "source": RULE} for c in changes for tag in c.tags_added]),
+    ]
+
+
+def _change_rows(changes: Sequence[RealtimeChange], run_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run_id,
+            "customer_id": c.customer_id,
+            "team_before_id": c.team_before,
+            # As in apply runs: for a locked customer, the team the rules would have chosen.
+            "team_after_id": c.rule_team if c.locked else c.team_after,
+            "manager_before_id": c.manager_before,
+            "manager_after_id": c.manager_after,
+            "segments_added": c.segments_added,
+            "segments_removed": c.segments_removed,
+            "tags_added": c.tags_added,
+            "tags_removed": c.tags_removed,
+            "deciding_rule": c.rule,
+            "locked": c.locked,
+        }
+        for c in changes
+    ]
+
+
+def _history_rows(changes: Sequence[RealtimeChange], run_id: int, cause: str, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "customer_id": c.customer_id,
+            "team_before_id": c.team_before,
+            "team_after_id": c.team_after,
+            "manager_before_id": c.manager_before,
+            "manager_after_id": c.manager_after,
+            "cause": cause,
+            "run_id": run_id,
+            "rule": c.rule,
+            "changed_at": now,
+        }
+        for c in changes
+        if c.assignment_changed
+    ]
+
+
+async def _write(
+    session: AsyncSession,
+    decisions: Sequence[_Decision],
+    changes: Sequence[RealtimeChange],
+    assigners: Sequence[assignment.TeamAssigner],
+    *,
+    ruleset_id: int,
+    cause: str,
+    now: datetime,
+    known_segments: Sequence[SegmentRow],
+    known_run_id: int | None,
+) -> None:
+    """The new assignments, memberships, rule tags, change and history rows and round-robin positions."""
+    updates = _assignment_updates(decisions)
+    batch: Batch = [
+        (
+            _UPDATE_ASSIGNMENT,
+            [
+                {
+                    "target_id": d.customer_id,
+                    "new_team": d.rule_team,
+                    "new_manager": d.manager_after,
+                    "new_rule": d.rule,
+                    "new_updated_at": now,
+                }
+                for d in updates
+            ],
+        )
+    ]
+    history: list[dict[str, Any]] = []
+    if changes:
+        # Rarely anything to create (the day's first change, a segment the rules name for
+        # the first time): done first, since the batch refers to them.
+        batch += await _label_writes(session, changes, now, known_segments)
+        run_id = await realtime_run_id(session, ruleset_id, now, known=known_run_id)
+        for change in changes:
+            change.run_id = run_id
+        history = _history_rows(changes, run_id, cause, now)
+        batch += [(_INSERT_CHANGES, _change_rows(changes, run_id)), (_INSERT_HISTORY, history)]
+    # As domain.assignment.save_positions: a round-robin team that assigned stores its position.
+    batch.append(
+        (
+            _UPDATE_POSITION,
+            [
+                {"target_team": a.team_id, "new_position": a.position}
+                for a in assigners
+                if a.strategy == "round_robin" and a.assigned
+            ],
+        )
+    )
+    await sqlite_direct.write_all(session, batch)
+    if history:
+        # Not written through session.execute: the hook in domain/events.py does not see it.
+        events.remember_assignment_changes(session.sync_session, history)
     # Loaded Customer objects (the one a mutation returns) must show the new assignment.
     identity_map = session.sync_session.identity_map
     for decision in updates:
@@ -627,59 +824,6 @@ async def _write_customers(session: AsyncSession, decisions: Sequence[_Decision]
             set_committed_value(loaded, "manager_id", decision.manager_after)
             set_committed_value(loaded, "deciding_rule", decision.rule)
             set_committed_value(loaded, "updated_at", now)
-
-
-async def _record(
-    session: AsyncSession,
-    changes: Sequence[RealtimeChange],
-    ruleset_id: int,
-    cause: str,
-    now: datetime,
-    known_run_id: int | None = None,
-) -> None:
-    run_id = await realtime_run_id(session, ruleset_id, now, known=known_run_id)
-    for change in changes:
-        change.run_id = run_id
-    await session.execute(
-        insert(EvaluationChange.__table__),
-        [
-            {
-                "run_id": run_id,
-                "customer_id": c.customer_id,
-                "team_before_id": c.team_before,
-                # As in apply runs: for a locked customer, the team the rules would have chosen.
-                "team_after_id": c.rule_team if c.locked else c.team_after,
-                "manager_before_id": c.manager_before,
-                "manager_after_id": c.manager_after,
-                "segments_added": c.segments_added,
-                "segments_removed": c.segments_removed,
-                "tags_added": c.tags_added,
-                "tags_removed": c.tags_removed,
-                "deciding_rule": c.rule,
-                "locked": c.locked,
-            }
-            for c in changes
-        ],
-    )
-    moved = [c for c in changes if c.assignment_changed]
-    if moved:
-        await session.execute(
-            insert(AssignmentHistory.__table__),
-            [
-                {
-                    "customer_id": c.customer_id,
-                    "team_before_id": c.team_before,
-                    "team_after_id": c.team_after,
-                    "manager_before_id": c.manager_before,
-                    "manager_after_id": c.manager_after,
-                    "cause": cause,
-                    "run_id": run_id,
-                    "rule": c.rule,
-                    "changed_at": now,
-                }
-                for c in moved
-            ],
-        )
 
 
 async def reevaluate_customers(
@@ -709,13 +853,13 @@ async def reevaluate_customers(
             labels = await current_labels(session, ids)
         else:
             labels = {ids[0]: (set(), set())}
-        decisions, segments = await _decide(session, rules, ids, now, labels, {ids[0]: single.row})
+        decisions, segments, assigners = await _decide(session, rules, ids, now, labels, {ids[0]: single.row})
     else:
         rules = await active_rules(session)
         if rules is None:
             return []
         labels = await current_labels(session, ids)
-        decisions, segments = await _decide(session, rules, ids, now, labels)
+        decisions, segments, assigners = await _decide(session, rules, ids, now, labels)
     changes: list[RealtimeChange] = []
     for decision in decisions:
         row = decision.row
@@ -738,10 +882,17 @@ async def reevaluate_customers(
         )
         if change.assignment_changed or change.labels_changed:
             changes.append(change)
-    await _write_customers(session, decisions, now)
-    if changes:
-        await _write_labels(session, changes, now, segments)
-        await _record(session, changes, rules.ruleset_id, cause, now, known_run_id)
+    await _write(
+        session,
+        decisions,
+        changes,
+        assigners,
+        ruleset_id=rules.ruleset_id,
+        cause=cause,
+        now=now,
+        known_segments=segments,
+        known_run_id=known_run_id,
+    )
     await session.flush()
     return changes
 

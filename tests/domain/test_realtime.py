@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 import domain.realtime as realtime
-from domain import activity, customers, runs
+from domain import activity, assignment, customers, runs
 from domain.rulesets import activate_ruleset, save_ruleset
+from storage.engine import session_factory
 from storage.models import (
     AssignmentHistory,
     Customer,
+    Employee,
     EvaluationChange,
     EvaluationRun,
     Team,
     TeamMember,
 )
-from tests.domain.routing_support import add_employee, add_team, dynamic_segments_by_code, rule_tags_by_code
+from storage.new_customer_queries import NewCustomerRead
+from tests.domain.routing_support import add_customer, add_employee, add_team, dynamic_segments_by_code, rule_tags_by_code
+from tests.domain.test_realtime_create import outcome, world
+from tests.domain.test_routing_property import INDUSTRIES, REGIONS, SIZES, rule_files
 
 RULES = """
 segment high_value = total_spent >= 1000
@@ -267,3 +275,122 @@ async def test_capacity_counts_the_customer_leaving_its_old_manager(session: Asy
     # Dana is full, but the customer she has is the one moving: she takes it along.
     await customers.update_customer(session, customer.id, {"region": "b"})
     assert (customer.team_id, customer.manager_id) == (two.id, dana.id)
+
+
+async def _read_team_as_the_assignment_module_does(
+    session: AsyncSession, team_key: str | None, segment_keys: Any, *, with_loads: bool
+) -> NewCustomerRead:
+    """The reference for realtime._read_team: the segments and teams by key, then the team's
+    assigner as domain.assignment.load_team_assigners builds it (every member's stored load)."""
+    teams, segments = await realtime._teams_and_segments_by_key(session, [team_key] if team_key else [], segment_keys)
+    read = NewCustomerRead(segments=segments)
+    if team_key in teams:
+        team_id, strategy = teams[team_key]
+        assigner = (await assignment.load_team_assigners(session, [team_id]))[team_id]
+        read.team = (team_id, strategy, assigner.position)
+        read.members = [(team_id, m.employee_id, m.capacity, m.specialties, m.regions) for m in assigner.members]
+        read.loads = {m.employee_id: m.load for m in assigner.members}
+    return read
+
+
+async def _lock_team_assigners_in_the_assignment_module(
+    session: AsyncSession, needing: Any
+) -> dict[int, assignment.TeamAssigner]:
+    return await assignment.load_team_assigners(session, sorted({d.rule_team for d in needing}))
+
+
+PURCHASED_AT = datetime(2026, 1, 2, 3, 4, 5)
+people = st.lists(
+    st.fixed_dictionaries(
+        {
+            "team": st.none() | st.sampled_from(["t0", "t1", "t2", "t3"]),
+            "manager": st.none() | st.sampled_from(["Ann", "Bob", "Dee"]),
+            "locked": st.booleans(),
+            "region": st.none() | st.sampled_from(REGIONS),
+            "industry": st.none() | st.sampled_from(INDUSTRIES),
+        }
+    ),
+    min_size=1,
+    max_size=3,
+)
+events = st.lists(
+    st.tuples(
+        st.integers(0, 2),
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "region": st.none() | st.sampled_from(REGIONS),
+                    "size": st.none() | st.sampled_from(SIZES),
+                    "industry": st.none() | st.sampled_from(INDUSTRIES),
+                    "tags": st.lists(st.sampled_from(["a", "b"]), unique=True),
+                }
+            ),
+            st.sampled_from([10.0, 600.0]).map(lambda amount: {"purchase": amount}),
+        ),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    source=rule_files(),
+    people=people,
+    events=events,
+    loads=st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 1)),
+    drop_t3=st.booleans(),
+)
+async def test_one_customer_team_read_routes_as_the_assignment_module_would(
+    engine: AsyncEngine,
+    source: str,
+    people: list[dict[str, Any]],
+    events: list[tuple[int, dict[str, Any]]],
+    loads: tuple[int, int, int],
+    drop_t3: bool,
+) -> None:
+    """One customer's team, members, loads and segments are read in one statement
+    (storage/new_customer_queries.py): on SQLite with the segments, on PostgreSQL locked,
+    when the customer needs a manager.  Every event must route exactly as with the team
+    read, locked and loaded by domain.assignment."""
+    await world(engine, source, loads, drop_t3)
+    factory = session_factory(engine)
+    async with factory() as session:
+        employees = dict((await session.execute(select(Employee.name, Employee.id))).all())
+        teams = dict((await session.execute(select(Team.key, Team.id))).all())
+        for index, person in enumerate(people):
+            await add_customer(
+                session,
+                f"p{index}",
+                region=person["region"],
+                industry=person["industry"],
+                team_id=teams.get(person["team"]) if person["team"] else None,
+                manager_id=employees[person["manager"]] if person["manager"] else None,
+                assignment_locked=person["locked"],
+            )
+        await session.commit()
+        ids = [(await customers.get_customer_by_code(session, f"p{index}")).id for index in range(len(people))]
+
+    async def event(session: AsyncSession, customer_id: int, change: dict[str, Any]) -> None:
+        if "purchase" in change:
+            await activity.record_purchase(
+                session, customer_id=customer_id, amount=change["purchase"], purchased_at=PURCHASED_AT
+            )
+        else:
+            await customers.update_customer(session, customer_id, change)
+
+    for which, change in events:
+        customer_id = ids[which % len(ids)]
+        async with factory() as session:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(realtime, "_read_team", _read_team_as_the_assignment_module_does)
+                patch.setattr(realtime, "_lock_team_assigners", _lock_team_assigners_in_the_assignment_module)
+                await event(session, customer_id, change)
+            code = (await session.get(Customer, customer_id)).code
+            expected = await outcome(session, code)
+            await session.rollback()
+        async with factory() as session:
+            await event(session, customer_id, change)
+            assert await outcome(session, code) == expected, (source, people, change)
+            # Kept, so that the next event meets the loads, labels and positions this one left.
+            await session.commit()
