@@ -42,7 +42,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, Row, bindparam, delete, func, insert, literal, select, union_all, update
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Integer,
+    Row,
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -669,6 +685,107 @@ _UPDATE_POSITION = (
 Batch = list[tuple[Any, list[dict[str, Any]]]]
 
 
+def _array_of(name: str, type_: Any) -> Any:
+    return func.unnest(bindparam(name, type_=ARRAY(type_))).table_valued(name).render_derived()
+
+
+def _row_of(table: Any, prefix: str) -> dict[str, Any]:
+    return {
+        column.name: bindparam(f"{prefix}{column.name}", type_=column.type) for column in table.c if not column.primary_key
+    }
+
+
+@functools.cache
+def _one_customer_writes() -> Any:
+    """PostgreSQL: the batch of one customer as one statement (data-modifying CTEs fed by arrays;
+    a row that may be missing comes with a boolean), so that it costs one round trip."""
+    customer = bindparam("w_customer", type_=Integer())
+    joined = _array_of("w_joined", Integer())
+    added = _array_of("w_added", String())
+    change = _row_of(EvaluationChange.__table__, "ch_")
+    history = _row_of(AssignmentHistory.__table__, "h_")
+    ctes = [
+        update(_customers)
+        .where(_customers.c.id == customer, bindparam("w_moved", type_=Boolean()))
+        .values(
+            team_id=bindparam("w_team", type_=Integer()),
+            manager_id=bindparam("w_manager", type_=Integer()),
+            deciding_rule=bindparam("w_rule", type_=String()),
+            updated_at=bindparam("w_updated_at", type_=DateTime()),
+        )
+        .cte("moved_customer"),
+        delete(_members)
+        .where(_members.c.customer_id == customer, _members.c.segment_id == any_(bindparam("w_left", type_=ARRAY(Integer()))))
+        .cte("left_segments"),
+        insert(_members)
+        .from_select(
+            ["segment_id", "customer_id", "added_at"],
+            select(joined.c.w_joined, customer, bindparam("w_added_at", type_=DateTime())).select_from(joined),
+        )
+        .cte("joined_segments"),
+        delete(_tags)
+        .where(
+            _tags.c.customer_id == customer,
+            _tags.c.tag == any_(bindparam("w_removed", type_=ARRAY(String()))),
+            _tags.c.source == bindparam("w_source", type_=String()),
+        )
+        .cte("removed_tags"),
+        insert(_tags)
+        .from_select(
+            ["customer_id", "tag", "source"],
+            select(customer, added.c.w_added, bindparam("w_source", type_=String())).select_from(added),
+        )
+        .cte("added_tags"),
+        insert(EvaluationChange.__table__)
+        .from_select(list(change), select(*change.values()).where(bindparam("w_change", type_=Boolean())))
+        .cte("change_row"),
+        insert(AssignmentHistory.__table__)
+        .from_select(list(history), select(*history.values()).where(bindparam("w_history", type_=Boolean())))
+        .cte("history_row"),
+        update(Team.__table__)
+        .where(Team.__table__.c.id == bindparam("w_position_team", type_=Integer()))
+        .values(round_robin_position=bindparam("w_position", type_=Integer()))
+        .cte("stored_position"),
+    ]
+    return select(literal(1)).add_cte(*ctes)
+
+
+async def _write_one_customer(session: AsyncSession, customer_id: int, batch: Batch) -> None:
+    """`batch` (the writes of one customer, as _write builds it) in one statement (PostgreSQL)."""
+    rows = {statement: statement_rows for statement, statement_rows in batch}
+    moved = rows[_UPDATE_ASSIGNMENT][0] if rows[_UPDATE_ASSIGNMENT] else None
+    joined = rows.get(_INSERT_MEMBERSHIPS, [])
+    change = rows.get(_INSERT_CHANGES, [])
+    history = rows.get(_INSERT_HISTORY, [])
+    position = rows[_UPDATE_POSITION][0] if rows[_UPDATE_POSITION] else None
+    parameters: dict[str, Any] = {
+        "w_customer": customer_id,
+        "w_moved": moved is not None,
+        "w_team": moved and moved["new_team"],
+        "w_manager": moved and moved["new_manager"],
+        "w_rule": moved and moved["new_rule"],
+        "w_updated_at": moved and moved["new_updated_at"],
+        "w_left": [row["member_segment"] for row in rows.get(_DELETE_MEMBERSHIP, [])],
+        "w_joined": [row["segment_id"] for row in joined],
+        "w_added_at": joined[0]["added_at"] if joined else None,
+        "w_removed": [row["tag_name"] for row in rows.get(_DELETE_TAG, [])],
+        "w_added": [row["tag"] for row in rows.get(_INSERT_TAGS, [])],
+        "w_source": RULE,
+        "w_change": bool(change),
+        "w_history": bool(history),
+        "w_position_team": position and position["target_team"],
+        "w_position": position and position["new_position"],
+    }
+    for prefix, table, values in (
+        ("ch_", EvaluationChange.__table__, change),
+        ("h_", AssignmentHistory.__table__, history),
+    ):
+        for column in table.c:
+            if not column.primary_key:
+                parameters[f"{prefix}{column.name}"] = values[0][column.name] if values else None
+    await session.execute(_one_customer_writes(), parameters)
+
+
 def _assignment_updates(decisions: Sequence[_Decision]) -> list[_Decision]:
     """The unlocked customers whose team, manager or deciding rule differ from the stored ones."""
     updates = []
@@ -811,7 +928,11 @@ async def _write(
             ],
         )
     )
-    await sqlite_direct.write_all(session, batch)
+    if len(decisions) == 1 and assignment.has_row_locks(session):
+        if any(rows for _, rows in batch):
+            await _write_one_customer(session, decisions[0].customer_id, batch)
+    else:
+        await sqlite_direct.write_all(session, batch)
     if history:
         # Not written through session.execute: the hook in domain/events.py does not see it.
         events.remember_assignment_changes(session.sync_session, history)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 import domain.realtime as realtime
 from domain import activity, assignment, customers, runs
 from domain.rulesets import activate_ruleset, save_ruleset
+from storage import sqlite_direct
 from storage.engine import session_factory
 from storage.models import (
     AssignmentHistory,
@@ -299,6 +300,10 @@ async def _lock_team_assigners_in_the_assignment_module(
     return await assignment.load_team_assigners(session, sorted({d.rule_team for d in needing}))
 
 
+async def _write_statement_by_statement(session: AsyncSession, customer_id: int, batch: Any) -> None:
+    await sqlite_direct.write_all(session, batch)
+
+
 PURCHASED_AT = datetime(2026, 1, 2, 3, 4, 5)
 people = st.lists(
     st.fixed_dictionaries(
@@ -341,7 +346,7 @@ events = st.lists(
     loads=st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 1)),
     drop_t3=st.booleans(),
 )
-async def test_one_customer_team_read_routes_as_the_assignment_module_would(
+async def test_one_customer_routes_exactly_as_with_the_general_reads_and_writes(
     engine: AsyncEngine,
     source: str,
     people: list[dict[str, Any]],
@@ -351,8 +356,9 @@ async def test_one_customer_team_read_routes_as_the_assignment_module_would(
 ) -> None:
     """One customer's team, members, loads and segments are read in one statement
     (storage/new_customer_queries.py): on SQLite with the segments, on PostgreSQL locked,
-    when the customer needs a manager.  Every event must route exactly as with the team
-    read, locked and loaded by domain.assignment."""
+    when the customer needs a manager; on PostgreSQL its writes are one statement.  Every
+    event must route exactly as with the team read, locked and loaded by domain.assignment
+    and the writes made one statement each."""
     await world(engine, source, loads, drop_t3)
     factory = session_factory(engine)
     async with factory() as session:
@@ -385,6 +391,7 @@ async def test_one_customer_team_read_routes_as_the_assignment_module_would(
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(realtime, "_read_team", _read_team_as_the_assignment_module_does)
                 patch.setattr(realtime, "_lock_team_assigners", _lock_team_assigners_in_the_assignment_module)
+                patch.setattr(realtime, "_write_one_customer", _write_statement_by_statement)
                 await event(session, customer_id, change)
             code = (await session.get(Customer, customer_id)).code
             expected = await outcome(session, code)
