@@ -83,7 +83,7 @@ from storage.models import (
     Team,
     utcnow,
 )
-from storage.new_customer_queries import NewCustomerRead, read_new_customer
+from storage.new_customer_queries import ExistingCustomer, NewCustomerRead, read_new_customer
 
 logger = logging.getLogger(__name__)
 
@@ -438,13 +438,19 @@ async def _teams_and_segments_by_key(
 
 
 async def _read_team(
-    session: AsyncSession, team_key: str | None, segment_keys: Collection[str], *, with_loads: bool
+    session: AsyncSession,
+    team_key: str | None,
+    segment_keys: Collection[str],
+    *,
+    with_loads: bool,
+    existing: ExistingCustomer | None = None,
 ) -> NewCustomerRead:
     """The team `team_key` with its active members — locked on PostgreSQL, the team row first, then
-    the members' employee rows in id order (domain/assignment.py's order) — and the segments
-    `segment_keys`, in one statement (storage/new_customer_queries.py); with the members' loads
-    that can matter when `with_loads` (only where no lock is taken: a locked row's load must be
-    counted by a later statement, which sees what committed while waiting)."""
+    the members' employee rows in id order (domain/assignment.py's order); for an `existing`
+    customer only when it needs a manager — and the segments `segment_keys`, in one statement
+    (storage/new_customer_queries.py); with the members' loads that can matter when `with_loads`
+    (only where no lock is taken: a locked row's load must be counted by a later statement, which
+    sees what committed while waiting)."""
     return await read_new_customer(
         session,
         head=None,
@@ -455,6 +461,7 @@ async def _read_team(
         realtime_mode=REALTIME,
         automatic_strategies=assignment.AUTOMATIC_STRATEGIES,
         every_load_strategies=assignment.EVERY_LOAD_STRATEGIES,
+        existing=existing,
     )
 
 
@@ -473,12 +480,20 @@ async def _lock_team_assigners(session: AsyncSession, needing: Sequence[_Decisio
         row_locks = assignment.has_row_locks(session)
         read = await _read_team(session, needing[0].team_key, (), with_loads=not row_locks)
         if read.team is not None and read.team[0] == team_ids[0]:
-            loads = read.loads
-            if row_locks and read.members:
-                employee_ids = sorted(member[1] for member in read.members)
-                loads = {manager: count for manager, count in await session.execute(_LOADS, {"employee_ids": employee_ids})}
-            return assignment.build_assigners([read.team], read.members, loads)
+            return await _assigners_read(session, read, row_locks)
     return await assignment.load_team_assigners(session, team_ids)
+
+
+async def _assigners_read(
+    session: AsyncSession, read: NewCustomerRead, row_locks: bool
+) -> dict[int, assignment.TeamAssigner]:
+    """The assigner of the team `read` brought; its members' loads counted now when they were locked by it."""
+    assert read.team is not None
+    loads = read.loads
+    if row_locks and read.members:
+        employee_ids = sorted(member[1] for member in read.members)
+        loads = {manager: count for manager, count in await session.execute(_LOADS, {"employee_ids": employee_ids})}
+    return assignment.build_assigners([read.team], read.members, loads)
 
 
 async def _assign_new_managers(
@@ -489,7 +504,7 @@ async def _assign_new_managers(
 ) -> list[assignment.TeamAssigner]:
     """Managers for the unlocked customers who need one (new team, or same team without one).
 
-    `assigners`: those already read without locks (SQLite), when they cover the teams
+    `assigners`: those read with the team (one customer), when they cover the teams
     joined.  Returns the assigners used (their round-robin positions are for the writes).
     """
     needing = [
@@ -547,15 +562,21 @@ async def _decide(
     segment_keys.update(key for d in decisions for key in labels[d.customer_id][0])
     team_keys = {d.team_key for d in decisions if d.team_key is not None}
     read_assigners: dict[int, assignment.TeamAssigner] | None = None
-    if len(decisions) == 1 and (team_keys or segment_keys) and not assignment.has_row_locks(session):
-        # One customer on SQLite (no locks to take): its team, the members with their loads
-        # (needed when it changes team) and the segments in one trip.
+    if len(decisions) == 1 and (team_keys or segment_keys):
+        # One customer: its team (with the members, locked on PostgreSQL, when it needs a
+        # manager) and the segments in one statement.
+        row = decisions[0].row
+        existing = ExistingCustomer(
+            assignment_locked=bool(row["assignment_locked"]),
+            manager_kept_in=row["team_id"] if row["manager_id"] is not None else None,
+        )
+        row_locks = assignment.has_row_locks(session)
         (team_key,) = team_keys or (None,)
-        read = await _read_team(session, team_key, segment_keys, with_loads=True)
+        read = await _read_team(session, team_key, segment_keys, with_loads=not row_locks, existing=existing)
         teams = {team_key: read.team[:2]} if team_key is not None and read.team is not None else {}
         segments = read.segments
         if read.team is not None:
-            read_assigners = assignment.build_assigners([read.team], read.members, read.loads)
+            read_assigners = await _assigners_read(session, read, row_locks)
     else:
         teams, segments = await _teams_and_segments_by_key(session, team_keys, segment_keys)
     strategies: dict[int, str] = {}

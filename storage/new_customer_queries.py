@@ -149,9 +149,11 @@ def _head_arms(realtime_mode: str) -> list[Select[Any]]:
 
 
 def _team_arms(
-    automatic: Sequence[str], every_load: Sequence[str], *, with_loads: bool, guarded: bool
+    automatic: Sequence[str], every_load: Sequence[str], *, with_loads: bool, guarded: bool, existing: bool
 ) -> list[Select[Any]]:
     """The team `team_key` and, when its strategy is in `automatic`, its active members, locked.
+
+    `existing`: for an existing customer (ExistingCustomer), only when it needs a manager.
 
     `with_loads`: with the members' loads — those that can matter: every member's
     under a strategy in `every_load`, otherwise only those of members with a capacity.
@@ -180,9 +182,16 @@ def _team_arms(
     # in id order: the order every assignment locks in (domain/assignment.py), so
     # routers never deadlock.  A locked row is read in its latest committed version.
     # (FOR UPDATE compiles to nothing on SQLite, where a writer holds the database.)
+    needs_manager = [Team.id == select(team.c.id).scalar_subquery(), Team.strategy.in_(list(automatic))]
+    if existing:
+        kept_in = bindparam("manager_kept_in", type_=Integer())
+        needs_manager += [
+            bindparam("may_need_manager", type_=Boolean()),
+            or_(kept_in.is_(None), Team.id != kept_in),
+        ]
     locked = (
         select(Team.id, Team.strategy, Team.round_robin_position)
-        .where(Team.id == select(team.c.id).scalar_subquery(), Team.strategy.in_(list(automatic)))
+        .where(*needs_manager)
         .with_for_update()
         .cte("locked_team")
     )
@@ -243,10 +252,11 @@ def _read_statement(
     segments: bool,
     with_loads: bool,
     guarded: bool,
+    existing: bool,
 ) -> Any:
     arms = _head_arms(realtime_mode) if head else []
     if team:
-        arms += _team_arms(automatic, every_load, with_loads=with_loads, guarded=guarded)
+        arms += _team_arms(automatic, every_load, with_loads=with_loads, guarded=guarded, existing=existing)
     if segments:
         arms.append(
             _arm("segment", segment_key=Segment.key, segment_id=Segment.id, segment_kind=Segment.kind).where(
@@ -278,6 +288,16 @@ class NewCustomerRead:
 
 
 @dataclass(frozen=True)
+class ExistingCustomer:
+    """A customer being re-routed (domain/realtime.py) rather than created: it needs a manager
+    — and the team is locked and its members read — only when its assignment is not locked and
+    it joins a team other than `manager_kept_in` (its team, when it has a manager there)."""
+
+    assignment_locked: bool
+    manager_kept_in: int | None
+
+
+@dataclass(frozen=True)
 class Guess:
     """The ruleset the caller decided with before reading: team locks are only taken if it is the active one."""
 
@@ -297,6 +317,7 @@ async def read_new_customer(
     realtime_mode: str,
     automatic_strategies: Sequence[str],
     every_load_strategies: Sequence[str],
+    existing: ExistingCustomer | None = None,
 ) -> NewCustomerRead:
     """One statement: the head when `head` = (code, day start) is given, then the team and segments asked for."""
     statement = _read_statement(
@@ -308,12 +329,15 @@ async def read_new_customer(
         segments=bool(segment_keys),
         with_loads=with_loads,
         guarded=guess is not None,
+        existing=existing is not None,
     )
     parameters: dict[str, Any] = {}
     if head is not None:
         parameters.update(code=head[0], day=head[1])
     if team_key is not None:
         parameters["team_key"] = team_key
+        if existing is not None:
+            parameters.update(may_need_manager=not existing.assignment_locked, manager_kept_in=existing.manager_kept_in)
         if guess is not None:
             parameters.update(guess_id=guess.ruleset_id, guess_version=guess.version, guess_source=guess.source)
     if segment_keys:

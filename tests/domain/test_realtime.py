@@ -279,7 +279,7 @@ async def test_capacity_counts_the_customer_leaving_its_old_manager(session: Asy
 
 
 async def _read_team_as_the_assignment_module_does(
-    session: AsyncSession, team_key: str | None, segment_keys: Any, *, with_loads: bool
+    session: AsyncSession, team_key: str | None, segment_keys: Any, *, with_loads: bool, existing: Any = None
 ) -> NewCustomerRead:
     """The reference for realtime._read_team: the segments and teams by key, then the team's
     assigner as domain.assignment.load_team_assigners builds it (every member's stored load)."""
@@ -292,6 +292,12 @@ async def _read_team_as_the_assignment_module_does(
         read.members = [(team_id, m.employee_id, m.capacity, m.specialties, m.regions) for m in assigner.members]
         read.loads = {m.employee_id: m.load for m in assigner.members}
     return read
+
+
+async def _assigners_with_the_loads_read(
+    session: AsyncSession, read: NewCustomerRead, row_locks: bool
+) -> dict[int, assignment.TeamAssigner]:
+    return assignment.build_assigners([read.team], read.members, read.loads)
 
 
 async def _lock_team_assigners_in_the_assignment_module(
@@ -354,11 +360,11 @@ async def test_one_customer_routes_exactly_as_with_the_general_reads_and_writes(
     loads: tuple[int, int, int],
     drop_t3: bool,
 ) -> None:
-    """One customer's team, members, loads and segments are read in one statement
-    (storage/new_customer_queries.py): on SQLite with the segments, on PostgreSQL locked,
-    when the customer needs a manager; on PostgreSQL its writes are one statement.  Every
-    event must route exactly as with the team read, locked and loaded by domain.assignment
-    and the writes made one statement each."""
+    """One customer's team and segments are read in one statement, with the team's members
+    when it needs a manager (storage/new_customer_queries.py; locked on PostgreSQL, which then
+    counts their loads, with them on SQLite); on PostgreSQL its writes are one statement.
+    Every event must route exactly as with the team read, locked and loaded by
+    domain.assignment and the writes made one statement each."""
     await world(engine, source, loads, drop_t3)
     factory = session_factory(engine)
     async with factory() as session:
@@ -392,6 +398,7 @@ async def test_one_customer_routes_exactly_as_with_the_general_reads_and_writes(
                 patch.setattr(realtime, "_read_team", _read_team_as_the_assignment_module_does)
                 patch.setattr(realtime, "_lock_team_assigners", _lock_team_assigners_in_the_assignment_module)
                 patch.setattr(realtime, "_write_one_customer", _write_statement_by_statement)
+                patch.setattr(realtime, "_assigners_read", _assigners_with_the_loads_read)
                 await event(session, customer_id, change)
             code = (await session.get(Customer, customer_id)).code
             expected = await outcome(session, code)
