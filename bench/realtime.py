@@ -21,6 +21,8 @@ active each call is that customer's first real-time evaluation and moves it (the
 existing customers' teams and managers are random, not the rules'): team, manager,
 segments, tags, history and change, as for a created customer.  Needs `--existing`
 of at least twice `--customers`.
+
+Figures, before and after each change, with the commands: docs/routing.md, "Cost".
 """
 
 from __future__ import annotations

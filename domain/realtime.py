@@ -96,6 +96,9 @@ CACHE_SIZE = 8
 _customers = Customer.__table__
 _members = SegmentMember.__table__
 _tags = CustomerTag.__table__
+_changes = EvaluationChange.__table__
+_history = AssignmentHistory.__table__
+_teams = Team.__table__
 
 
 # ---------------------------------------------------------------------------
@@ -300,7 +303,7 @@ _CUSTOMERS_BY_ID = select(_customers).where(_customers.c.id.in_(bindparam("custo
 
 @functools.cache
 def _labels_statement() -> Any:
-    customer_ids = bindparam("customer_ids", expanding=True)
+    customer_ids: Any = bindparam("customer_ids", expanding=True)
     segments = (
         select(SegmentMember.customer_id, literal("segment").label("kind"), Segment.key.label("key"))
         .join(Segment, Segment.id == SegmentMember.segment_id)
@@ -492,7 +495,7 @@ async def _assigners_read(
     loads = read.loads
     if row_locks and read.members:
         employee_ids = sorted(member[1] for member in read.members)
-        loads = {manager: count for manager, count in await session.execute(_LOADS, {"employee_ids": employee_ids})}
+        loads = {row[0]: row[1] for row in await session.execute(_LOADS, {"employee_ids": employee_ids})}
     return assignment.build_assigners([read.team], read.members, loads)
 
 
@@ -574,11 +577,11 @@ async def _decide(
         (team_key,) = team_keys or (None,)
         read = await _read_team(session, team_key, segment_keys, with_loads=not row_locks, existing=existing)
         teams = {team_key: read.team[:2]} if team_key is not None and read.team is not None else {}
-        segments = read.segments
+        stored_segments = read.segments
         if read.team is not None:
             read_assigners = await _assigners_read(session, read, row_locks)
     else:
-        teams, segments = await _teams_and_segments_by_key(session, team_keys, segment_keys)
+        teams, stored_segments = await _teams_and_segments_by_key(session, team_keys, segment_keys)
     strategies: dict[int, str] = {}
     for decision in decisions:
         row = decision.row
@@ -599,7 +602,7 @@ async def _decide(
         elif decision.rule_team == row["team_id"]:
             decision.manager_after = row["manager_id"]
     assigners = await _assign_new_managers(session, decisions, strategies, read_assigners)
-    return decisions, segments, assigners
+    return decisions, stored_segments, assigners
 
 
 # ---------------------------------------------------------------------------
@@ -695,11 +698,11 @@ _DELETE_TAG = delete(_tags).where(
     _tags.c.source == bindparam("tag_source"),
 )
 _INSERT_TAGS = insert(_tags)
-_INSERT_CHANGES = insert(EvaluationChange.__table__)
-_INSERT_HISTORY = insert(AssignmentHistory.__table__)
+_INSERT_CHANGES = insert(_changes)
+_INSERT_HISTORY = insert(_history)
 _UPDATE_POSITION = (
-    update(Team.__table__)
-    .where(Team.__table__.c.id == bindparam("target_team"))
+    update(_teams)
+    .where(_teams.c.id == bindparam("target_team"))
     .values(round_robin_position=bindparam("new_position"))
 )
 
@@ -723,8 +726,8 @@ def _one_customer_writes() -> Any:
     customer = bindparam("w_customer", type_=Integer())
     joined = _array_of("w_joined", Integer())
     added = _array_of("w_added", String())
-    change = _row_of(EvaluationChange.__table__, "ch_")
-    history = _row_of(AssignmentHistory.__table__, "h_")
+    change = _row_of(_changes, "ch_")
+    history = _row_of(_history, "h_")
     ctes = [
         update(_customers)
         .where(_customers.c.id == customer, bindparam("w_moved", type_=Boolean()))
@@ -757,14 +760,14 @@ def _one_customer_writes() -> Any:
             select(customer, added.c.w_added, bindparam("w_source", type_=String())).select_from(added),
         )
         .cte("added_tags"),
-        insert(EvaluationChange.__table__)
+        insert(_changes)
         .from_select(list(change), select(*change.values()).where(bindparam("w_change", type_=Boolean())))
         .cte("change_row"),
-        insert(AssignmentHistory.__table__)
+        insert(_history)
         .from_select(list(history), select(*history.values()).where(bindparam("w_history", type_=Boolean())))
         .cte("history_row"),
-        update(Team.__table__)
-        .where(Team.__table__.c.id == bindparam("w_position_team", type_=Integer()))
+        update(_teams)
+        .where(_teams.c.id == bindparam("w_position_team", type_=Integer()))
         .values(round_robin_position=bindparam("w_position", type_=Integer()))
         .cte("stored_position"),
     ]
@@ -798,8 +801,8 @@ async def _write_one_customer(session: AsyncSession, customer_id: int, batch: Ba
         "w_position": position and position["new_position"],
     }
     for prefix, table, values in (
-        ("ch_", EvaluationChange.__table__, change),
-        ("h_", AssignmentHistory.__table__, history),
+        ("ch_", _changes, change),
+        ("h_", _history, history),
     ):
         for column in table.c:
             if not column.primary_key:

@@ -2,7 +2,10 @@
 
 * :func:`read_new_customer` — one UNION ALL: whether the code is taken, the active
   ruleset and the day's realtime run ("head"), the chosen team with its active
-  members (locked on PostgreSQL; their loads on SQLite) and the segments joined;
+  members (locked on PostgreSQL; their loads on SQLite) and the segments joined.
+  Re-routing one existing customer (domain/realtime.py) reads its team and segments
+  with it too, without the head, the members only when it needs a manager
+  (:class:`ExistingCustomer`);
 * :func:`insert_new_customer` — the customer, its tags, attributes, segment
   memberships, change row, history row and round-robin position: on PostgreSQL one
   statement (data-modifying CTEs fed by arrays) that also picks the manager
