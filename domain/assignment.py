@@ -92,6 +92,11 @@ class TeamAssigner:
     def automatic(self) -> bool:
         return self.strategy in AUTOMATIC_STRATEGIES
 
+    @property
+    def position_to_store(self) -> int | None:
+        """The round-robin position to write back once this assigner handed out a manager; else None."""
+        return self.position if self.strategy == "round_robin" and self.assigned else None
+
     def assign(self, candidate: Candidate) -> int | None:
         """The manager for `candidate` (and count it in that member's load), or None."""
         return self.pick(candidate.industry, candidate.region)
@@ -288,9 +293,9 @@ def build_assigners(
 async def save_positions(session: AsyncSession, assigners: Iterable[TeamAssigner]) -> None:
     """Store the round-robin positions the assigners reached (same transaction as the assignments)."""
     for assigner in assigners:
-        if assigner.strategy == "round_robin" and assigner.assigned:
+        if assigner.position_to_store is not None:
             await session.execute(
-                update(Team).where(Team.id == assigner.team_id).values(round_robin_position=assigner.position)
+                update(Team).where(Team.id == assigner.team_id).values(round_robin_position=assigner.position_to_store)
             )
 
 

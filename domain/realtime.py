@@ -941,14 +941,14 @@ async def _write(
             change.run_id = run_id
         history = _history_rows(changes, run_id, cause, now)
         batch += [(_INSERT_CHANGES, _change_rows(changes, run_id)), (_INSERT_HISTORY, history)]
-    # As domain.assignment.save_positions: a round-robin team that assigned stores its position.
+    # What domain.assignment.save_positions writes, in the batch.
     batch.append(
         (
             _UPDATE_POSITION,
             [
-                {"target_team": a.team_id, "new_position": a.position}
+                {"target_team": a.team_id, "new_position": a.position_to_store}
                 for a in assigners
-                if a.strategy == "round_robin" and a.assigned
+                if a.position_to_store is not None
             ],
         )
     )

@@ -291,13 +291,9 @@ async def _add_routing(session: AsyncSession, writes: NewCustomerWrites, routing
         }
     assigner = routing.assigner
     # Stored only when it moved (domain.assignment.save_positions stores it after any assignment).
-    if (
-        assigner is not None
-        and assigner.strategy == "round_robin"
-        and assigner.assigned
-        and assigner.position != routing.stored_position
-    ):
-        writes.position = (assigner.team_id, assigner.position)
+    position = assigner.position_to_store if assigner is not None else None
+    if assigner is not None and position is not None and position != routing.stored_position:
+        writes.position = (assigner.team_id, position)
 
 
 def is_code_conflict(error: IntegrityError) -> bool:
