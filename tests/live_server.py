@@ -1,0 +1,135 @@
+"""The real `segmenta serve` process, for tests that must see what a user runs.
+
+`LiveServer.start(...)` seeds a SQLite file with `segmenta seed`, makes tokens with
+`segmenta token create`, starts `segmenta serve` on a free port and waits for
+`/health`.  Everything goes through the installed console script, so a missing
+dependency (a websocket library, say) fails here as it would for a user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SEGMENTA = str(Path(sys.executable).with_name("segmenta"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def segmenta(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+    """Run a segmenta command to completion and return its stdout (raises on a non-zero exit)."""
+    completed = subprocess.run(
+        [SEGMENTA, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"segmenta {' '.join(args)} exited {completed.returncode}: {completed.stderr[-2000:]}")
+    return completed.stdout
+
+
+@dataclass
+class LiveServer:
+    url: str  # http://127.0.0.1:PORT
+    database_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def start(
+        cls,
+        tmp_path: Path,
+        *,
+        customers: int = 50,
+        env: dict[str, str] | None = None,
+        roles: tuple[str, ...] = ("admin", "viewer"),
+        database_url: str | None = None,
+        seed: bool = True,
+    ) -> LiveServer:
+        """Seed (unless `seed` is false), create one token per role, serve, wait until healthy."""
+        url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+        if seed:
+            segmenta("seed", "--customers", str(customers), "--database-url", url, env=env)
+        tokens = {
+            role: segmenta("token", "create", "--role", role, "--database-url", url, env=env).strip()
+            for role in roles
+        }
+        port = free_port()
+        log_path = tmp_path / f"serve-{port}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [SEGMENTA, "serve", "--port", str(port), "--database-url", url],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "SEGMENTA_SCHEDULE_INTERVAL": "off", **(env or {})},
+            )
+        server = cls(url=f"http://127.0.0.1:{port}", database_url=url, process=process, log_path=log_path, tokens=tokens)
+        server.wait_healthy()
+        return server
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"segmenta serve exited {self.process.returncode}: {self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"segmenta serve did not become healthy: {self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def post(
+        self,
+        body: bytes | dict[str, Any],
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> tuple[int, Any]:
+        """POST to /graphql; returns (status, parsed JSON body or raw text when it is not JSON)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(f"{self.url}/graphql", data=data, method="POST")
+        request.add_header("Content-Type", "application/json")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode("utf-8", errors="replace")
+
+    def query(self, query: str, variables: dict[str, Any] | None = None, *, role: str = "admin") -> tuple[int, Any]:
+        return self.post({"query": query, "variables": variables or {}}, token=self.tokens[role])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
