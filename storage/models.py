@@ -266,6 +266,9 @@ class EvaluationRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # evaluated, changed, unmatched, locked, team_counts, rule_hits, segment_counts, ...
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Which process executes a running run and when it last said so (domain/run_tasks.py).
+    owner: Mapped[str | None] = mapped_column(String(100))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class EvaluationChange(Base):
@@ -312,6 +315,7 @@ class ApiToken(Base):
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class SchedulerLock(Base):

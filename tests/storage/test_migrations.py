@@ -1,5 +1,8 @@
 from sqlalchemy import inspect, text
 
+from alembic.script import ScriptDirectory
+
+from storage.migrate import alembic_config
 from storage.models import Base
 
 
@@ -16,4 +19,13 @@ async def test_upgrade_is_idempotent(engine):
     await upgrade(engine)
     async with engine.connect() as connection:
         version = (await connection.execute(text("select version_num from alembic_version"))).scalar_one()
-    assert version == "0001"
+    assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def test_every_model_column_is_created_by_the_migrations(engine):
+    async with engine.connect() as connection:
+        columns = await connection.run_sync(
+            lambda sync: {(table, column["name"]) for table in Base.metadata.tables for column in inspect(sync).get_columns(table)}
+        )
+    expected = {(table.name, column.name) for table in Base.metadata.sorted_tables for column in table.columns}
+    assert expected <= columns
