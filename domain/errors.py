@@ -21,3 +21,31 @@ class NotFound(UserError):
 class Conflict(UserError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message, field=field, code="conflict")
+
+
+class Unavailable(Exception):
+    """The request was fine but could not be served now; the same request may succeed later.
+
+    Not a user error (nothing about the input is wrong) and not a bug: the API answers it
+    with `extensions.code` = `code` and `extensions.retryable` = true, never as an internal error.
+    """
+
+    code = "UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class Busy(Unavailable):
+    """The database could not give this write its lock in time, or the share of connections
+    for expensive reads is in use: retry after a short wait."""
+
+    code = "BUSY"
+
+
+class TimedOut(Unavailable):
+    """The request or one of its statements ran past its time limit and was stopped."""
+
+    code = "TIMEOUT"

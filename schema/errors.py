@@ -10,6 +10,7 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from domain.errors import Unavailable
 from schema.ids import InvalidCursor, InvalidId
 from schema.pagination import PageSizeError
 
@@ -31,7 +32,7 @@ def client_error(message: str, code: str = BAD_USER_INPUT, **extensions: Any) ->
 def is_unexpected(error: GraphQLError) -> bool:
     """True for an exception the client did not cause (a bug or an outage): it is logged and masked."""
     original = error.original_error
-    return original is not None and not isinstance(original, (GraphQLError, *_BAD_INPUT_TYPES))
+    return original is not None and not isinstance(original, (GraphQLError, Unavailable, *_BAD_INPUT_TYPES))
 
 
 def _with_code(error: GraphQLError) -> GraphQLError:
@@ -44,6 +45,17 @@ def _with_code(error: GraphQLError) -> GraphQLError:
         code = BAD_USER_INPUT
     elif isinstance(original, GraphQLError):
         code = BAD_USER_INPUT
+    elif isinstance(original, Unavailable):
+        retry = {} if original.retry_after is None else {"retryAfter": original.retry_after}
+        return GraphQLError(
+            original.message,
+            nodes=error.nodes,
+            positions=error.positions,
+            source=error.source,
+            path=error.path,
+            original_error=original,
+            extensions={"code": original.code, "retryable": True, **retry},
+        )
     else:
         return GraphQLError(
             "internal error (logged on the server)",
