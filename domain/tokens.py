@@ -3,16 +3,30 @@
 A token is 32 random bytes (``secrets.token_urlsafe``) behind the prefix ``sgm_``.
 Looking it up by its hash needs no constant-time comparison: the hash of a guess
 reveals nothing about stored hashes.  ``authenticate`` answers None for every kind
-of failure alike (malformed, unknown, revoked, agent without an active employee).
+of failure alike (malformed, unknown, revoked, expired, agent without an active
+employee).
+
+Managing tokens (issuing, listing, revoking) is an administrator's job: those
+functions take the acting role and refuse every other.  The command line acts as
+``OPERATOR``: whoever holds the database URL already holds every token's row.
+No function here ever returns a secret or a hash except ``issue_token``, once.
+
+Setting: ``SEGMENTA_TOKEN_RECHECK`` — seconds between two checks that a long-lived
+connection's token (a websocket) is still valid while it delivers subscription events.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import validation as v
@@ -25,30 +39,141 @@ _RANDOM_BYTES = 32
 # Generous bound on what authenticate bothers hashing; real tokens are 47 characters.
 _MAX_TOKEN_LENGTH = 200
 
+MANAGING_ROLE = "admin"
+# The command line: it runs with the database's own credentials.
+OPERATOR = MANAGING_ROLE
+FORBIDDEN = "forbidden"
+ALREADY_REVOKED = "already_revoked"
+
+# Durations: one or more NUMBER UNIT parts, e.g. `30d`, `12h`, `1d12h`, `90m`.
+_DURATION_PART = re.compile(r"(\d{1,6})([wdhm])")
+_DURATION_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+_MAX_DURATION_TEXT = 40
+# Far enough for any real credential, near enough that the date stays a valid datetime everywhere.
+MAX_LIFETIME = timedelta(days=3660)
+
+RECHECK_SETTING = "SEGMENTA_TOKEN_RECHECK"
+DEFAULT_RECHECK = 5.0
+MAX_RECHECK = 3600.0
+
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts as."""
+    """Who a request acts as.  `checked_at` (time.monotonic) is when the token was last found valid."""
 
     token_id: int
     role: str
     employee_id: int | None
+    checked_at: float = field(default=0.0, compare=False)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What may be shown about a stored token: never its secret nor its hash."""
+
+    id: int
+    role: str
+    employee_id: int | None
+    employee_email: str | None
+    label: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A token just issued: `secret` is the plaintext, shown this once and stored nowhere."""
+
+    token: TokenInfo
+    secret: str
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-async def create_token(
-    session: AsyncSession, role: str, employee_email: str | None = None, label: str | None = None
-) -> str:
-    """Store a new token and return its plaintext (shown once).
+def ensure_may_manage_tokens(acting_role: str | None) -> None:
+    """Refuse (code `forbidden`) anyone but an administrator."""
+    if acting_role != MANAGING_ROLE:
+        raise UserError(f"forbidden: managing API tokens needs the role {MANAGING_ROLE}", code=FORBIDDEN)
 
-    Agent tokens must name an active employee; other roles may name one too.
+
+def parse_duration(text: object, field_name: str = "expires_in") -> timedelta:
+    """A lifetime such as `30d`, `12h`, `2w`, `90m` or `1d12h`: positive, at most MAX_LIFETIME."""
+    if not isinstance(text, str) or not text.strip():
+        raise UserError("give a duration such as 30d, 12h, 2w or 90m", field=field_name, code="required")
+    compact = text.strip().lower()
+    shown = text if len(text) <= _MAX_DURATION_TEXT else text[:_MAX_DURATION_TEXT] + "…"
+    if len(compact) > _MAX_DURATION_TEXT or not re.fullmatch(f"(?:{_DURATION_PART.pattern})+", compact):
+        raise UserError(
+            f"{shown!r} is not a duration: use NUMBER and a unit w, d, h or m, e.g. 30d, 12h, 1d12h",
+            field=field_name,
+        )
+    total = sum((int(count) * _DURATION_UNITS[unit] for count, unit in _DURATION_PART.findall(compact)), timedelta())
+    if total <= timedelta(0):
+        raise UserError(f"{shown!r} is not a positive duration", field=field_name)
+    if total > MAX_LIFETIME:
+        raise UserError(f"{shown!r} is longer than {MAX_LIFETIME.days} days", field=field_name)
+    return total
+
+
+def expiry(
+    expires_at: datetime | None = None,
+    expires_in: str | None = None,
+    *,
+    now: datetime | None = None,
+    at_field: str = "expires_at",
+    in_field: str = "expires_in",
+) -> datetime | None:
+    """The naive-UTC expiry from an absolute time or a duration (at most one of them); None: never."""
+    if expires_at is not None and expires_in is not None:
+        raise UserError("give an expiry time or a duration, not both", field=in_field)
+    current = now or utcnow()
+    if expires_in is not None:
+        return current + parse_duration(expires_in, in_field)
+    if expires_at is None:
+        return None
+    moment = expires_at.astimezone(timezone.utc).replace(tzinfo=None) if expires_at.tzinfo else expires_at
+    if moment <= current:
+        raise UserError(f"the expiry {moment.isoformat()}Z is not in the future", field=at_field)
+    if moment - current > MAX_LIFETIME:
+        raise UserError(f"the expiry is more than {MAX_LIFETIME.days} days away", field=at_field)
+    return moment
+
+
+def _info(row: ApiToken, employee_email: str | None) -> TokenInfo:
+    return TokenInfo(
+        id=row.id,
+        role=row.role,
+        employee_id=row.employee_id,
+        employee_email=employee_email,
+        label=row.label,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+async def issue_token(
+    session: AsyncSession,
+    acting_role: str | None,
+    role: str,
+    employee_email: str | None = None,
+    label: str | None = None,
+    expires_at: datetime | None = None,
+) -> NewToken:
+    """Store a new token for an administrator and return it with its plaintext (shown once).
+
+    Agent tokens must name an active employee; other roles may name one too.  `expires_at`
+    (naive UTC, from `expiry`) must be in the future; None never expires.
     """
+    ensure_may_manage_tokens(acting_role)
     checked_role = v.required_word(role, "role", ROLES)
     checked_label = v.text(label, "label", max_length=v.column_length(ApiToken, "label"))
     email = v.email(employee_email, "employee_email", max_length=v.column_length(Employee, "email"))
+    if expires_at is not None:
+        expires_at = expiry(expires_at)
     if checked_role == "agent" and email is None:
         raise UserError("an agent token must be bound to an employee (--employee EMAIL)", field="employee_email",
                         code="required")
@@ -61,10 +186,69 @@ async def create_token(
             raise UserError(f"employee {email!r} is not active", field="employee_email")
         employee_id = employee.id
 
-    token = TOKEN_PREFIX + secrets.token_urlsafe(_RANDOM_BYTES)
-    session.add(ApiToken(token_hash=hash_token(token), role=checked_role, employee_id=employee_id, label=checked_label))
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(_RANDOM_BYTES)
+    row = ApiToken(
+        token_hash=hash_token(secret),
+        role=checked_role,
+        employee_id=employee_id,
+        label=checked_label,
+        expires_at=expires_at,
+        created_at=utcnow(),
+    )
+    session.add(row)
     await session.flush()
-    return token
+    return NewToken(token=_info(row, email), secret=secret)
+
+
+async def create_token(
+    session: AsyncSession,
+    role: str,
+    employee_email: str | None = None,
+    label: str | None = None,
+    expires_at: datetime | None = None,
+) -> str:
+    """The operator's shortcut (command line, set-up code): issue a token and return its plaintext."""
+    issued = await issue_token(session, OPERATOR, role, employee_email, label, expires_at)
+    return issued.secret
+
+
+async def list_tokens(session: AsyncSession, acting_role: str | None) -> list[TokenInfo]:
+    """Every token, oldest first, without secrets or hashes (revoked and expired ones too)."""
+    ensure_may_manage_tokens(acting_role)
+    rows = await session.execute(
+        select(ApiToken, Employee.email).outerjoin(Employee, Employee.id == ApiToken.employee_id).order_by(ApiToken.id)
+    )
+    return [_info(token, email) for token, email in rows]
+
+
+async def revoke_token(session: AsyncSession, acting_role: str | None, token_id: int) -> TokenInfo:
+    """Revoke a token; an unknown id is `not_found`, a token already revoked `already_revoked`."""
+    ensure_may_manage_tokens(acting_role)
+    key = v.identifier(token_id, "token_id")
+    row = (
+        await session.execute(
+            select(ApiToken, Employee.email)
+            .outerjoin(Employee, Employee.id == ApiToken.employee_id)
+            .where(ApiToken.id == key)
+            .with_for_update(of=ApiToken)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("token", token_id, field="token_id")
+    token, email = row
+    if token.revoked_at is not None:
+        raise UserError(
+            f"token {key} was already revoked at {token.revoked_at.isoformat(timespec='seconds')}Z",
+            field="token_id",
+            code=ALREADY_REVOKED,
+        )
+    token.revoked_at = utcnow()
+    await session.flush()
+    return _info(token, email)
+
+
+def _valid_now(now: datetime):  # type: ignore[no-untyped-def]
+    return (ApiToken.revoked_at.is_(None), or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
 
 
 async def authenticate(session: AsyncSession, token: object) -> Principal | None:
@@ -73,25 +257,41 @@ async def authenticate(session: AsyncSession, token: object) -> Principal | None
     candidate = token.strip()
     if not candidate.startswith(TOKEN_PREFIX) or len(candidate) > _MAX_TOKEN_LENGTH:
         return None
+    return await _principal(session, ApiToken.token_hash == hash_token(candidate))
+
+
+async def recheck(session: AsyncSession, principal: Principal) -> Principal | None:
+    """The principal again if its token is still valid (not revoked, not expired, agent still active)."""
+    return await _principal(session, ApiToken.id == principal.token_id)
+
+
+async def _principal(session: AsyncSession, which) -> Principal | None:  # type: ignore[no-untyped-def]
     row = (
         await session.execute(
             select(ApiToken.id, ApiToken.role, ApiToken.employee_id, Employee.active)
             .outerjoin(Employee, Employee.id == ApiToken.employee_id)
-            .where(ApiToken.token_hash == hash_token(candidate), ApiToken.revoked_at.is_(None))
+            .where(which, *_valid_now(utcnow()))
         )
     ).first()
     if row is None or row.role not in ROLES:
         return None
     if row.role == "agent" and (row.employee_id is None or not row.active):
         return None
-    return Principal(token_id=row.id, role=row.role, employee_id=row.employee_id)
+    return Principal(token_id=row.id, role=row.role, employee_id=row.employee_id, checked_at=time.monotonic())
 
 
-async def revoke_token(session: AsyncSession, token_id: int) -> None:
-    """Revoke a token; revoking twice is harmless."""
-    token = await session.get(ApiToken, v.identifier(token_id, "token_id"))
-    if token is None:
-        raise NotFound("token", token_id, field="token_id")
-    if token.revoked_at is None:
-        token.revoked_at = utcnow()
-    await session.flush()
+def recheck_interval(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds between two checks of a websocket's token while events flow (SEGMENTA_TOKEN_RECHECK)."""
+    raw = (environ if environ is not None else os.environ).get(RECHECK_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_RECHECK
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_RECHECK:
+        raise UserError(
+            f"{RECHECK_SETTING} must be a number of seconds from 0 to {MAX_RECHECK:g}, not {raw!r}",
+            field=RECHECK_SETTING,
+        )
+    return seconds

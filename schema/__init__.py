@@ -6,21 +6,21 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from schema.errors import ErrorCodes, is_unexpected, logger
-from schema.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, MaxQueryBytes
+from schema.limits import MaxQueryBytes, OperationLimits, token_limiter
 from schema.mutations import DataMutation
 from schema.permissions import Authentication
 from schema.queries import DataQuery
 from schema.assignment import AssignmentMutation, AssignmentQuery
 from schema.routing import RoutingMutation, RoutingQuery
 from schema.subscriptions import Subscription, refusals_as_results
+from schema.tokens import TokenMutation, TokenQuery
 
-Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery))
-Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation))
+Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery, TokenQuery))
+Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation, TokenMutation))
 
 class SegmentaSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
@@ -40,13 +40,13 @@ schema = SegmentaSchema(
     subscription=Subscription,
     extensions=[
         # Order matters: authentication first (nothing else runs for an anonymous call), then the
-        # cheap size checks before parsing, then the limits that need the parsed document.
+        # cheap size checks before parsing, then the limits that need the parsed document: one
+        # linear pass (schema/limits.py) that refuses an over-limit operation before validation.
         Authentication,
         MaxQueryBytes,
         ErrorCodes,
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        token_limiter,
+        OperationLimits,
     ],
 )
 

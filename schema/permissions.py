@@ -3,8 +3,17 @@
 Authentication runs once per operation, before parsing: an unauthenticated call
 gets HTTP 401 with one GraphQL error (`extensions.code = UNAUTHENTICATED`) and
 `data: null` — it never learns anything about the schema.  Role checks are
-permission classes on the mutation fields: a refused mutation gets a GraphQL
-error with `extensions.code = FORBIDDEN` and no data; nothing runs.
+permission classes on the root fields (RolePermission subclasses below).  They
+are checked twice: for the whole document before any field runs (the operation's
+root fields, through fragments and aliases; one refused field refuses the whole
+operation with FORBIDDEN naming the refused fields, so a document never
+half-runs), and again by each field itself.
+
+A websocket is long-lived, so its token is checked again: at every operation it
+starts, and while a subscription delivers events at most once every
+SEGMENTA_TOKEN_RECHECK seconds (domain/tokens.py).  A token found revoked or
+expired ends the subscription with one UNAUTHENTICATED error, then the socket is
+closed with code 4401.
 
 Roles: `admin` everything; `manager` reads everything and writes customers,
 feedback, segments and assignments; `agent` reads and records purchases,
@@ -42,25 +51,47 @@ gives it to resolvers.  Where it applies:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
-from graphql import GraphQLError
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLObjectType,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
+from graphql.utilities import get_operation_ast
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission
+from strawberry.types import ExecutionContext
 
 from domain.access import Scope, scope_of
+from domain.tokens import MANAGING_ROLE, recheck, recheck_interval
 from schema.context import Context, Info
 from schema.errors import FORBIDDEN, UNAUTHENTICATED
+from storage.engine import session_factory
 
 AUTHENTICATION_REQUIRED = "authentication required: send Authorization: Bearer TOKEN"
+TOKEN_NO_LONGER_VALID = "the token is unknown, revoked or expired"
+# graphql-transport-ws reserves 4401 for "Unauthorized".
+UNAUTHORIZED_CLOSE_CODE = 4401
 
 
 class Authentication(SchemaExtension):
-    """Refuses the whole operation unless the request carried a valid token."""
+    """Refuses the whole operation unless the request carried a valid token and its role may run
+    every root field the operation selects; keeps checking a websocket's token while it streams."""
 
-    def on_operation(self) -> Iterator[None]:
+    async def on_operation(self) -> AsyncIterator[None]:
         context = self.execution_context.context
+        if isinstance(context, Context) and context.principal is not None and _long_lived(context):
+            await _recheck(context)
         if not isinstance(context, Context) or context.principal is None:
             problem = context.auth_problem if isinstance(context, Context) else None
             message = f"{AUTHENTICATION_REQUIRED} ({problem})" if problem else AUTHENTICATION_REQUIRED
@@ -71,6 +102,125 @@ class Authentication(SchemaExtension):
             raise GraphQLError(message, extensions={"code": UNAUTHENTICATED})
         context.loaders.scope = customer_scope(context)
         yield
+
+    def on_execute(self) -> Iterator[None]:
+        # Runs after validation, before any resolver: a refusal here means nothing ran.
+        refused = refused_root_fields(self.execution_context)
+        if refused:
+            raise GraphQLError(forbidden_message(refused), extensions={"code": FORBIDDEN, "fields": _names(refused)})
+        yield
+
+    async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        revoked = False
+        if isinstance(context, Context) and context.principal is not None:
+            if time.monotonic() - context.principal.checked_at >= recheck_interval():
+                revoked = not await _recheck(context)
+        if revoked:
+            result.data = None
+            result.errors = [
+                GraphQLError(f"{AUTHENTICATION_REQUIRED} ({TOKEN_NO_LONGER_VALID})", extensions={"code": UNAUTHENTICATED})
+            ]
+        yield
+        if revoked and isinstance(context.request, WebSocket):
+            # The error has been sent; closing ends every operation still open on the socket.
+            await context.request.close(code=UNAUTHORIZED_CLOSE_CODE, reason=TOKEN_NO_LONGER_VALID)
+
+
+def _long_lived(context: Context) -> bool:
+    """A websocket: its principal was authenticated when it connected, maybe long ago."""
+    return isinstance(context.request, WebSocket)
+
+
+async def _recheck(context: Context) -> bool:
+    """Check the connection's token again (in a short session of its own: operations on one socket run
+    concurrently); on failure the connection is unauthenticated from now on."""
+    principal = context.principal
+    assert principal is not None
+    async with session_factory(context.session.bind)() as session:  # type: ignore[arg-type]
+        refreshed = await recheck(session, principal)  # type: ignore[arg-type]
+    context.principal = refreshed
+    if refreshed is None:
+        context.auth_problem = TOKEN_NO_LONGER_VALID
+    return refreshed is not None
+
+
+# -- authorising a whole document ------------------------------------------------------------
+
+RefusedField = tuple[str, str, "type[RolePermission]"]  # (response key, field name, permission)
+
+
+def refused_root_fields(execution_context: ExecutionContext) -> list[RefusedField]:
+    """The operation's root fields the caller's role may not run, in document order.
+
+    Every selected root field counts, whatever @skip/@include say: deciding those needs the
+    coerced variables, and refusing a document that merely could run a forbidden field is safe.
+    """
+    document = execution_context.graphql_document
+    context = execution_context.context
+    if document is None:
+        return []
+    operation = get_operation_ast(document, execution_context.operation_name)
+    if operation is None:
+        return []
+    root = execution_context.schema._schema.get_root_type(operation.operation)
+    if root is None:
+        return []
+    role = getattr(getattr(context, "principal", None), "role", None)
+    refused: list[RefusedField] = []
+    for key, name in _root_fields(document, operation):
+        for permission in _role_permissions(root, name):
+            if not permission.allows(role):
+                refused.append((key, name, permission))
+    return refused
+
+
+def _root_fields(document: DocumentNode, operation: OperationDefinitionNode) -> list[tuple[str, str]]:
+    """(response key, field name) of every field selected at the root, through fragments."""
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    found: list[tuple[str, str]] = []
+    entered: set[str] = set()
+
+    def walk(selection_set: SelectionSetNode) -> None:
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                name = selection.name.value
+                found.append((selection.alias.value if selection.alias else name, name))
+            elif isinstance(selection, InlineFragmentNode):
+                walk(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment_name = selection.name.value
+                # Validation rejects cycles and unknown fragments; the guard keeps this bounded regardless.
+                if fragment_name in entered or fragment_name not in fragments:
+                    continue
+                entered.add(fragment_name)
+                walk(fragments[fragment_name].selection_set)
+
+    walk(operation.selection_set)
+    return found
+
+
+def _role_permissions(root: GraphQLObjectType, name: str) -> list[type[RolePermission]]:
+    """The RolePermission classes the schema's field declares (none for __typename and the like)."""
+    field = root.fields.get(name)
+    definition = field.extensions.get("strawberry-definition") if field is not None and field.extensions else None
+    declared = getattr(definition, "permission_classes", None) or []
+    return [permission for permission in declared if isinstance(permission, type) and issubclass(permission, RolePermission)]
+
+
+def _names(refused: list[RefusedField]) -> list[str]:
+    return list(dict.fromkeys(name for _, name, _ in refused))
+
+
+def forbidden_message(refused: list[RefusedField]) -> str:
+    reasons = "; ".join(
+        f"{key if key == name else f'{key}: {name}'} ({permission.reason})" for key, name, permission in refused
+    )
+    return f"forbidden: nothing was run; the role may not run {reasons}"
 
 
 def customer_scope(context: Context) -> Scope:
@@ -91,15 +241,21 @@ class RolePermission(BasePermission):
 
     roles: ClassVar[tuple[str, ...]] = ()
     action: ClassVar[str] = ""
+    reason: ClassVar[str] = ""
     error_extensions = {"code": FORBIDDEN}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.message = f"forbidden: {cls.action} needs one of the roles {', '.join(cls.roles)}"
+        cls.reason = f"{cls.action} needs one of the roles {', '.join(cls.roles)}"
+        cls.message = f"forbidden: {cls.reason}"
+
+    @classmethod
+    def allows(cls, role: str | None) -> bool:
+        return role is not None and role in cls.roles
 
     def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
         principal = getattr(info.context, "principal", None)
-        return principal is not None and principal.role in self.roles
+        return self.allows(getattr(principal, "role", None))
 
 
 class CanWriteCustomers(RolePermission):
@@ -140,3 +296,9 @@ class CanPreviewRules(RolePermission):
 class CanManageRules(RolePermission):
     roles = ("admin",)
     action = "saving, activating and applying rules"
+
+
+class CanManageTokens(RolePermission):
+    # The same role domain.tokens.ensure_may_manage_tokens requires.
+    roles = (MANAGING_ROLE,)
+    action = "listing, creating and revoking API tokens"

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import fields
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import NotFound, UserError
 from domain.staff import create_employee, update_employee
-from domain.tokens import ROLES, Principal, authenticate, create_token, hash_token, revoke_token
-from storage.models import ApiToken
+from domain.tokens import (
+    MAX_LIFETIME,
+    OPERATOR,
+    ROLES,
+    Principal,
+    TokenInfo,
+    authenticate,
+    create_token,
+    expiry,
+    hash_token,
+    issue_token,
+    list_tokens,
+    parse_duration,
+    recheck,
+    recheck_interval,
+    revoke_token,
+)
+from storage.models import ApiToken, utcnow
 from tests.domain.helpers import database_snapshot
 
 
@@ -81,11 +101,143 @@ async def test_revoked_tokens_no_longer_authenticate(session: AsyncSession) -> N
     token = await create_token(session, "manager")
     principal = await authenticate(session, token)
     assert principal is not None
-    await revoke_token(session, principal.token_id)
-    await revoke_token(session, principal.token_id)  # twice is harmless
+    revoked = await revoke_token(session, OPERATOR, principal.token_id)
+    assert revoked.id == principal.token_id and revoked.revoked_at is not None
     assert await authenticate(session, token) is None
-    with pytest.raises(NotFound):
-        await revoke_token(session, 999999)
+    assert await recheck(session, principal) is None
+
+
+async def test_revoking_twice_or_an_unknown_token_is_a_clear_error(session: AsyncSession) -> None:
+    token = await create_token(session, "viewer")
+    principal = await authenticate(session, token)
+    assert principal is not None
+    await revoke_token(session, OPERATOR, principal.token_id)
+    before = await database_snapshot(session)
+    with pytest.raises(UserError) as twice:
+        await revoke_token(session, OPERATOR, principal.token_id)
+    assert (twice.value.code, twice.value.field) == ("already_revoked", "token_id")
+    assert "already revoked" in twice.value.message
+    with pytest.raises(NotFound) as unknown:
+        await revoke_token(session, OPERATOR, 999999)
+    assert (unknown.value.code, unknown.value.field) == ("not_found", "token_id")
+    with pytest.raises(UserError) as malformed:
+        await revoke_token(session, OPERATOR, "x")  # type: ignore[arg-type]
+    assert malformed.value.field == "token_id"
+    assert await database_snapshot(session) == before
+
+
+@pytest.mark.parametrize("role", ["manager", "agent", "viewer", None, "ADMIN"])
+async def test_only_an_admin_manages_tokens(session: AsyncSession, role: str | None) -> None:
+    token = await create_token(session, "viewer")
+    principal = await authenticate(session, token)
+    assert principal is not None
+    before = await database_snapshot(session)
+    for attempt in (
+        lambda: issue_token(session, role, "admin"),
+        lambda: list_tokens(session, role),
+        lambda: revoke_token(session, role, principal.token_id),
+    ):
+        with pytest.raises(UserError) as refused:
+            await attempt()
+        assert refused.value.code == "forbidden"
+    assert await database_snapshot(session) == before
+    assert await authenticate(session, token) is not None
+
+
+async def test_listing_shows_everything_but_the_secret(session: AsyncSession) -> None:
+    employee = await create_employee(session, {"name": "Agent", "email": "agent@example.com"})
+    first = await issue_token(session, "admin", "agent", employee_email="agent@example.com", label="desk")
+    later = utcnow() + timedelta(days=30)
+    second = await issue_token(session, "admin", "viewer", expires_at=later)
+    await revoke_token(session, "admin", second.token.id)
+    listed = await list_tokens(session, "admin")
+    assert [item.id for item in listed] == [first.token.id, second.token.id]
+    assert (listed[0].role, listed[0].employee_id, listed[0].employee_email, listed[0].label) == (
+        "agent", employee.id, "agent@example.com", "desk"
+    )
+    assert listed[0].expires_at is None and listed[0].revoked_at is None
+    assert listed[1].expires_at == later and listed[1].revoked_at is not None
+    shown = repr(listed)
+    for issued in (first, second):
+        assert issued.secret not in shown and hash_token(issued.secret) not in shown
+    assert "token_hash" not in {f.name for f in fields(TokenInfo)}
+
+
+async def test_expired_tokens_no_longer_authenticate(session: AsyncSession) -> None:
+    token = await create_token(session, "admin", expires_at=utcnow() + timedelta(hours=1))
+    principal = await authenticate(session, token)
+    assert principal is not None
+    row = (await session.execute(select(ApiToken))).scalar_one()
+    row.expires_at = utcnow() - timedelta(seconds=1)
+    await session.flush()
+    assert await authenticate(session, token) is None
+    assert await recheck(session, principal) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30d", timedelta(days=30)), ("12h", timedelta(hours=12)), ("2w", timedelta(weeks=2)),
+     ("90m", timedelta(minutes=90)), (" 1D12h ", timedelta(days=1, hours=12))],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "  ", "30", "d", "30 d", "-5d", "0d", "0h0m", "1y", "1.5d", "9999999d",
+                                 "3661d", "5d" * 30, None, 30])
+def test_bad_durations_are_clear_errors(bad: object) -> None:
+    with pytest.raises(UserError) as raised:
+        parse_duration(bad, "expires_in")
+    assert raised.value.field == "expires_in"
+    assert raised.value.code in ("invalid", "required")
+    assert len(raised.value.message) < 200
+
+
+@given(st.text(max_size=60))
+def test_any_text_is_a_duration_or_a_clear_error(text: str) -> None:
+    try:
+        lifetime = parse_duration(text)
+    except UserError as error:
+        assert error.field == "expires_in"
+        assert len(error.message) < 200
+    else:
+        assert timedelta(0) < lifetime <= MAX_LIFETIME
+
+
+def test_expiry_takes_a_time_or_a_duration() -> None:
+    now = datetime(2030, 1, 1, 12, 0)
+    assert expiry(None, None, now=now) is None
+    assert expiry(None, "1d", now=now) == datetime(2030, 1, 2, 12, 0)
+    aware = datetime(2030, 1, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    with pytest.raises(UserError) as past:
+        expiry(aware, None, now=now)  # 12:00 UTC: not in the future
+    assert past.value.field == "expires_at"
+    assert expiry(datetime(2030, 1, 1, 13, 0), None, now=now) == datetime(2030, 1, 1, 13, 0)
+    with pytest.raises(UserError) as both:
+        expiry(datetime(2031, 1, 1), "1d", now=now)
+    assert both.value.field == "expires_in"
+    with pytest.raises(UserError):
+        expiry(datetime(2045, 1, 1), None, now=now)
+
+
+async def test_issuing_an_expiry_in_the_past_writes_nothing(session: AsyncSession) -> None:
+    before = await database_snapshot(session)
+    with pytest.raises(UserError) as raised:
+        await issue_token(session, "admin", "viewer", expires_at=utcnow() - timedelta(minutes=1))
+    assert raised.value.field == "expires_at"
+    assert await database_snapshot(session) == before
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 5.0), ("", 5.0), ("0", 0.0), ("2.5", 2.5), ("3600", 3600.0)])
+def test_recheck_interval_setting(raw: str | None, expected: float) -> None:
+    assert recheck_interval({} if raw is None else {"SEGMENTA_TOKEN_RECHECK": raw}) == expected
+
+
+@pytest.mark.parametrize("raw", ["-1", "soon", "nan", "inf", "3601"])
+def test_bad_recheck_interval_names_the_setting(raw: str) -> None:
+    with pytest.raises(UserError) as raised:
+        recheck_interval({"SEGMENTA_TOKEN_RECHECK": raw})
+    assert "SEGMENTA_TOKEN_RECHECK" in raised.value.message and repr(raw) in raised.value.message
 
 
 def test_roles_are_the_spec_roles() -> None:

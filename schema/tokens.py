@@ -1,0 +1,147 @@
+"""API tokens over GraphQL, for administrators: `apiTokens`, `createApiToken`, `revokeApiToken`.
+
+A thin layer over domain/tokens.py, which refuses every role but admin itself; the
+permission class refuses earlier, for the whole document (schema/permissions.py).
+The plaintext secret appears once, in the `createApiToken` payload; nothing returns
+it again, and no type here has a field for the hash.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from domain import tokens
+from domain.errors import UserError as DomainUserError
+from schema.context import Info
+from schema.enums import Role, to_enum, to_word
+from schema.ids import encode_id
+from schema.payloads import ArgumentError, UserError, in_transaction, input_id
+from schema.permissions import CanManageTokens
+from schema.timestamps import to_api
+from schema.types import Employee
+from storage.models import utcnow
+
+TYPE_NAME = "ApiToken"
+
+
+@strawberry.type(description="An API token as stored. Its secret is never shown again after creation.")
+class ApiToken:
+    id: strawberry.ID
+    role: Role | None
+    label: str | None
+    created_at: datetime | None
+    expires_at: datetime | None = strawberry.field(description="Null: the token never expires.")
+    revoked_at: datetime | None
+    employee_email: str | None = strawberry.field(description="The employee the token is bound to, if any.")
+    employee_key: strawberry.Private[int | None]
+
+    @classmethod
+    def from_info(cls, info: tokens.TokenInfo) -> ApiToken:
+        return cls(
+            id=strawberry.ID(encode_id(TYPE_NAME, info.id)),
+            role=to_enum(Role, info.role),
+            label=info.label,
+            created_at=to_api(info.created_at),
+            expires_at=to_api(info.expires_at),
+            revoked_at=to_api(info.revoked_at),
+            employee_email=info.employee_email,
+            employee_key=info.employee_id,
+        )
+
+    @strawberry.field(description="True while the token authenticates: not revoked and not past its expiry.")
+    def active(self) -> bool:
+        expires = self.expires_at
+        return self.revoked_at is None and (expires is None or expires > to_api(utcnow()))  # type: ignore[operator]
+
+    @strawberry.field(description="The employee the token is bound to (agents always are).")
+    async def employee(self, info: Info) -> Employee | None:
+        if self.employee_key is None:
+            return None
+        row = await info.context.loaders.employee.load(self.employee_key)
+        return Employee.from_row(row) if row is not None else None
+
+
+@strawberry.input(description="A new token. Give at most one of `expiresAt` and `expiresIn`; neither: never expires.")
+class ApiTokenInput:
+    role: Role
+    employee_email: str | None = strawberry.field(
+        default=None, description="Bind the token to this employee (required for AGENT)."
+    )
+    label: str | None = strawberry.field(default=None, description="A note to recognise the token by.")
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="When the token stops working (ISO 8601; without a zone: UTC)."
+    )
+    expires_in: str | None = strawberry.field(
+        default=None, description="Lifetime from now: NUMBER and unit w, d, h or m, e.g. 30d, 12h, 1d12h."
+    )
+
+
+@strawberry.type
+class CreateApiTokenPayload:
+    api_token: ApiToken | None
+    secret: str | None = strawberry.field(
+        description="The token to send as `Authorization: Bearer …`. Shown only in this response; store it now."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class RevokeApiTokenPayload:
+    api_token: ApiToken | None
+    user_errors: list[UserError]
+
+
+def _acting_role(info: Info) -> str | None:
+    principal = info.context.principal
+    return principal.role if principal is not None else None
+
+
+@strawberry.type
+class TokenQuery:
+    @strawberry.field(
+        permission_classes=[CanManageTokens],
+        description="Every API token, oldest first, revoked and expired ones included (admin only). Never a secret.",
+    )
+    async def api_tokens(self, info: Info) -> list[ApiToken]:
+        listed = await tokens.list_tokens(info.context.session, _acting_role(info))
+        return [ApiToken.from_info(item) for item in listed]
+
+
+@strawberry.type
+class TokenMutation:
+    @strawberry.mutation(
+        permission_classes=[CanManageTokens],
+        description="Create an API token (admin only); the payload's `secret` is the only time it is shown.",
+    )
+    async def create_api_token(self, info: Info, input: ApiTokenInput) -> CreateApiTokenPayload:
+        session = info.context.session
+
+        async def work() -> tokens.NewToken:
+            expires_at = tokens.expiry(input.expires_at, input.expires_in)
+            return await tokens.issue_token(
+                session, _acting_role(info), to_word(input.role) or "", input.employee_email, input.label, expires_at
+            )
+
+        issued, errors = await in_transaction(info, work, prefix="input")
+        if issued is None:
+            return CreateApiTokenPayload(api_token=None, secret=None, user_errors=errors)
+        return CreateApiTokenPayload(api_token=ApiToken.from_info(issued.token), secret=issued.secret, user_errors=[])
+
+    @strawberry.mutation(
+        permission_classes=[CanManageTokens],
+        description="Revoke an API token (admin only): requests with it fail at once, open websockets within SEGMENTA_TOKEN_RECHECK seconds.",
+    )
+    async def revoke_api_token(self, info: Info, id: strawberry.ID) -> RevokeApiTokenPayload:
+        session = info.context.session
+
+        async def work() -> tokens.TokenInfo:
+            key = input_id(id, TYPE_NAME, "id")
+            try:
+                return await tokens.revoke_token(session, _acting_role(info), key)
+            except DomainUserError as error:
+                raise ArgumentError(error.message, field="id" if error.field else None, code=error.code) from error
+
+        revoked, errors = await in_transaction(info, work, arguments={"id"})
+        return RevokeApiTokenPayload(api_token=ApiToken.from_info(revoked) if revoked else None, user_errors=errors)
