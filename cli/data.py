@@ -1,4 +1,4 @@
-"""Data commands: `segmenta seed`, `segmenta import`, `segmenta export`, `segmenta token create`.
+"""Data commands: `segmenta seed`, `segmenta import`, `segmenta export`, `segmenta token create|list|revoke`.
 
 Each command creates or upgrades the schema first, so a new database file just works.
 Progress bars and messages go to stderr; stdout carries only the data a command
@@ -12,6 +12,7 @@ import io
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import IO, BinaryIO, NoReturn
 
@@ -24,7 +25,7 @@ from cli.app import main
 from domain.csv_io import ImportReport, count_customers, export_customers, import_customers
 from domain.errors import UserError
 from domain.seed import SeedSummary, seed_database
-from domain.tokens import ROLES, create_token
+from domain.tokens import OPERATOR, ROLES, TokenInfo, create_token, expiry, list_tokens, revoke_token
 from storage.engine import create_engine, database_url, session_factory
 from storage.migrate import upgrade
 
@@ -244,26 +245,108 @@ def export_command(file: str, url: str | None) -> None:
 
 @main.group()
 def token() -> None:
-    """API tokens."""
+    """API tokens: create, list, revoke."""
 
 
-async def run_create_token(url: str | None, role: str, employee: str | None, label: str | None) -> str:
+def _expires_at_option(value: str | None) -> datetime | None:
+    """--expires-at: an ISO 8601 date or date-time; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        fail(f"--expires-at {value[:40]!r} is not an ISO 8601 date-time (e.g. 2027-06-30T18:00:00Z)", code=2)
+
+
+async def run_create_token(
+    url: str | None,
+    role: str,
+    employee: str | None,
+    label: str | None,
+    expires_at: datetime | None = None,
+    expires_in: str | None = None,
+) -> str:
+    # The expiry is checked before the database is touched: a bad value changes nothing.
+    expires = expiry(expires_at, expires_in, at_field="--expires-at", in_field="--expires-in")
     async with migrated_engine(url) as engine:
         async with session_factory(engine)() as session:
             async with session.begin():
-                return await create_token(session, role, employee_email=employee, label=label)
+                return await create_token(session, role, employee_email=employee, label=label, expires_at=expires)
 
 
 @token.command("create")
 @click.option("--role", required=True, type=click.Choice(list(ROLES)), help="admin, manager, agent or viewer.")
 @click.option("--employee", metavar="EMAIL", default=None, help="Bind the token to this employee (required for agent).")
 @click.option("--label", metavar="TEXT", default=None, help="A note to recognise the token by.")
+@click.option("--expires-in", metavar="DURATION", default=None, help="Lifetime, e.g. 30d, 12h, 2w, 90m (default: never expires).")
+@click.option("--expires-at", metavar="TIME", default=None, help="Expiry as ISO 8601, e.g. 2027-06-30T18:00:00Z (UTC without a zone).")
 @database_url_option
-def token_create(role: str, employee: str | None, label: str | None, url: str | None) -> None:
+def token_create(
+    role: str, employee: str | None, label: str | None, expires_in: str | None, expires_at: str | None, url: str | None
+) -> None:
     """Create an API token and print it alone on stdout (it is shown only this once)."""
     try:
-        new_token = asyncio.run(run_create_token(url, role, employee, label))
+        new_token = asyncio.run(
+            run_create_token(url, role, employee, label, _expires_at_option(expires_at), expires_in)
+        )
     except UserError as error:
-        fail(error.message, code=2)
+        located = error.field is not None and error.field.startswith("--")
+        fail(f"{error.field}: {error.message}" if located else error.message, code=2)
     click.echo(new_token)
 
+
+async def run_list_tokens(url: str | None) -> list[TokenInfo]:
+    async with migrated_engine(url) as engine:
+        async with session_factory(engine)() as session:
+            return await list_tokens(session, OPERATOR)
+
+
+def _stamp(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.isoformat(timespec="seconds") + "Z"
+
+
+TOKEN_COLUMNS = ("id", "role", "employee", "label", "created", "expires", "revoked")
+
+
+def token_rows(listed: list[TokenInfo]) -> list[tuple[str, ...]]:
+    return [
+        (
+            str(item.id),
+            item.role,
+            item.employee_email or "-",
+            item.label or "-",
+            _stamp(item.created_at),
+            _stamp(item.expires_at),
+            _stamp(item.revoked_at),
+        )
+        for item in listed
+    ]
+
+
+@token.command("list")
+@database_url_option
+def token_list(url: str | None) -> None:
+    """List every token (tab-separated, with a header): never a secret or a hash."""
+    rows = token_rows(asyncio.run(run_list_tokens(url)))
+    for row in [TOKEN_COLUMNS, *rows]:
+        # Labels are free text: a tab or newline in one must not break the columns.
+        click.echo("\t".join(" ".join(cell.split()) or "-" for cell in row))
+
+
+async def run_revoke_token(url: str | None, token_id: int) -> TokenInfo:
+    async with migrated_engine(url) as engine:
+        async with session_factory(engine)() as session:
+            async with session.begin():
+                return await revoke_token(session, OPERATOR, token_id)
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID", type=int)
+@database_url_option
+def token_revoke(token_id: int, url: str | None) -> None:
+    """Revoke the token with this ID (from `segmenta token list`): it stops working at once."""
+    try:
+        revoked = asyncio.run(run_revoke_token(url, token_id))
+    except UserError as error:
+        fail(error.message, code=2)
+    stderr.print(f"revoked token {revoked.id} ({revoked.role}{', ' + revoked.label if revoked.label else ''})")
