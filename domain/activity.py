@@ -54,25 +54,38 @@ async def _ensure_employee(session: AsyncSession, employee_id: Any) -> int | Non
     return checked
 
 
-async def bump_metrics(session: AsyncSession, customer_id: int, changes: dict[str, ColumnElement[Any]]) -> None:
+async def bump_metrics(
+    session: AsyncSession,
+    customer_id: int,
+    changes: dict[str, ColumnElement[Any]],
+    *,
+    unless: tuple[ColumnElement[bool], UserError] | None = None,
+) -> None:
     """Apply SQL-expression `changes` to one customer's row; NotFound when there is no such customer.
 
-    The new values come back with RETURNING and are written into an already loaded
-    Customer object, so callers holding it see current metrics without a reload.
+    With `unless` (condition, error), a row for which the condition holds is left
+    alone and the error raised: the test is part of the UPDATE, so two concurrent
+    writers cannot both pass it.  The new values come back with RETURNING and are
+    written into an already loaded Customer object, so callers holding it see
+    current metrics without a reload.
     """
-    statement = (
-        update(_customers)
-        .where(_customers.c.id == customer_id)
-        .values(changes)
-        .returning(*(_customers.c[name] for name in changes))
-    )
+    statement = update(_customers).where(_customers.c.id == customer_id)
+    if unless is not None:
+        statement = statement.where(~unless[0])
+    statement = statement.values(changes).returning(*(_customers.c[name] for name in changes))
     row = (await session.execute(statement)).first()
     if row is None:
+        if unless is not None and await _exists(session, customer_id):
+            raise unless[1]
         raise NotFound("customer", customer_id, field="customer_id")
     loaded = session.sync_session.identity_map.get(identity_key(Customer, customer_id))
     if loaded is not None:
         for name, value in row._mapping.items():
             set_committed_value(loaded, name, value)
+
+
+async def _exists(session: AsyncSession, customer_id: int) -> bool:
+    return (await session.execute(select(_customers.c.id).where(_customers.c.id == customer_id))).first() is not None
 
 
 def _earliest(column: ColumnElement[Any], stamp: datetime) -> ColumnElement[Any]:
@@ -105,13 +118,17 @@ async def record_purchase(
     purchased_at: datetime | None = None,
 ) -> Purchase:
     checked_customer = _check_customer_id(customer_id)
-    checked_amount = v.number(amount, "amount", minimum=0, required=True)
-    assert checked_amount is not None
+    checked_amount = v.money(amount, "amount")
     category = v.text(category, "category", max_length=v.column_length(Purchase, "category"))
     product = v.text(product, "product", max_length=v.column_length(Purchase, "product"))
     channel = v.text(channel, "channel", max_length=v.column_length(Purchase, "channel"))
     at = v.timestamp(purchased_at, "purchased_at") or utcnow()
 
+    over_limit = UserError(
+        f"this purchase would take the customer's total spent past {v.MAX_TOTAL_SPENT:,}",
+        field="amount",
+        code="out_of_range",
+    )
     await bump_metrics(
         session,
         checked_customer,
@@ -121,6 +138,7 @@ async def record_purchase(
             "first_purchase_at": _earliest(_customers.c.first_purchase_at, at),
             "last_purchase_at": _latest(_customers.c.last_purchase_at, at),
         },
+        unless=(_plus("total_spent", checked_amount) > literal(float(v.MAX_TOTAL_SPENT), Float), over_limit),
     )
     purchase = Purchase(
         customer_id=checked_customer,

@@ -14,6 +14,16 @@ included), each group in a SAVEPOINT; a group the database refuses is undone and
 retried row by row through the services, each row in its own SAVEPOINT, so a row is
 always all or nothing.  Mode `skip` keeps the good rows; mode `strict` keeps nothing
 when any row is bad.
+
+Spreadsheets run a cell that starts with `=`, `+`, `-`, `@`, tab or carriage return as
+a formula.  Export therefore writes such a text cell with a leading apostrophe, which
+spreadsheets take to mean "this is text" and do not display (OWASP's advice for CSV
+injection); so does a text starting with an apostrophe itself, and an attribute text
+that would otherwise read back as a number or as no value.  Import removes one leading
+apostrophe from every text cell, as a spreadsheet does when it is typed, and takes an
+attribute cell that had one as text: export then import changes nothing.  Numbers and
+dates are not text cells and are written as they are.  `raw` exports and imports skip
+both steps, for programs that read the file themselves.
 """
 
 from __future__ import annotations
@@ -54,6 +64,8 @@ TAG_SEPARATOR = ";"
 ASSIGNMENT_COLUMNS: tuple[str, ...] = ("team", "manager", "assignment_locked")
 ATTRIBUTE_PREFIX = "attr."
 NUMBER_COLUMNS = frozenset({"age", "income"})
+# Cells written by format_value from numbers, dates and booleans: never a formula, never marked.
+_NOT_TEXT_COLUMNS = NUMBER_COLUMNS | {"birthday", "created_at", "assignment_locked"}
 KNOWN_COLUMNS = frozenset(FIELD_COLUMNS) | {TAGS_COLUMN} | frozenset(ASSIGNMENT_COLUMNS)
 
 # Rows parsed, looked up and written together: one query finds the existing codes of a chunk.
@@ -107,6 +119,41 @@ class _CellError(Exception):
 class _Row:
     line: int
     cells: list[str]
+    # Positions of attribute cells that are text whatever they look like (they had a TEXT_MARK).
+    literal: frozenset[int] = frozenset()
+
+
+# -- spreadsheet formulas ----------------------------------------------------------------------
+
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A leading apostrophe: a spreadsheet shows the rest of the cell as text.
+TEXT_MARK = "'"
+
+
+def neutralised(text: str) -> str:
+    """A text cell as export writes it: marked when a spreadsheet would run it or drop its apostrophe."""
+    return TEXT_MARK + text if text.startswith((*FORMULA_STARTS, TEXT_MARK)) else text
+
+
+def _attribute_text_cell(text: str) -> str:
+    """An attribute's text value; also marked when import would otherwise take it for a number or for no value."""
+    if _NUMBER.fullmatch(text.strip()) or not text.strip():
+        return TEXT_MARK + text
+    return neutralised(text)
+
+
+def _unmarked_row(line: int, header: Sequence[str], cells: list[str]) -> _Row:
+    """The row with one leading apostrophe taken off every text cell; marked attribute cells stay text."""
+    plain = list(cells)
+    literal: set[int] = set()
+    for position, (column, cell) in enumerate(zip(header, cells)):
+        if column in _NOT_TEXT_COLUMNS or not cell.startswith(TEXT_MARK):
+            continue
+        plain[position] = cell[len(TEXT_MARK) :]
+        if column.startswith(ATTRIBUTE_PREFIX):
+            literal.add(position)
+    return _Row(line, plain, frozenset(literal))
 
 
 # -- header ------------------------------------------------------------------------------------
@@ -154,23 +201,28 @@ def split_tags(raw: str) -> list[str]:
     return [tag.strip() for tag in raw.split(TAG_SEPARATOR) if tag.strip()]
 
 
-def parse_cells(header: Sequence[str], cells: Sequence[str], *, patch: bool) -> dict[str, Any]:
+def parse_cells(
+    header: Sequence[str], cells: Sequence[str], *, patch: bool, literal: frozenset[int] = frozenset()
+) -> dict[str, Any]:
     """The service input for one row.
 
     For a new customer empty cells are left out; for an update (`patch`) every column
     of the file is set, an empty cell clearing that field (tags emptied, attribute removed).
+    Attribute cells at the `literal` positions are text as they stand.
     """
     if len(cells) != len(header):
         raise _CellError("", f"the row has {len(cells)} cells but the header has {len(header)} columns")
     data: dict[str, Any] = {}
     attributes: dict[str, str | float | None] = {}
-    for column, raw in zip(header, cells):
+    for position, (column, raw) in enumerate(zip(header, cells)):
         empty = raw.strip() == ""
         if column in ASSIGNMENT_COLUMNS:
             continue
         if column.startswith(ATTRIBUTE_PREFIX):
             key = column[len(ATTRIBUTE_PREFIX) :]
-            if not empty:
+            if position in literal:
+                attributes[key] = raw
+            elif not empty:
                 attributes[key] = attribute_value(raw)
             elif patch:
                 attributes[key] = None
@@ -253,7 +305,7 @@ async def _write_row(
     code = _code_cell(header, row.cells)
     existing_id = known.get(code) if update else None
     try:
-        data = parse_cells(header, row.cells, patch=existing_id is not None)
+        data = parse_cells(header, row.cells, patch=existing_id is not None, literal=row.literal)
     except _CellError as error:
         _fail(report, row.line, error.column or None, error.message)
         return
@@ -285,7 +337,7 @@ class _NewCustomer:
 def _validated_values(header: Sequence[str], row: _Row, report: ImportReport, *, creating: bool) -> dict[str, Any] | None:
     """The row's values as the customer service validates them; a bad row is reported (line, column): None."""
     try:
-        data = parse_cells(header, row.cells, patch=not creating)
+        data = parse_cells(header, row.cells, patch=not creating, literal=row.literal)
         return validate_customer_input(data, creating=creating)
     except _CellError as error:
         _fail(report, row.line, error.column or None, error.message)
@@ -362,15 +414,16 @@ async def _write_updates(
 ) -> None:
     """Valid update rows (distinct customers, in line order) in one SAVEPOINT, routed together.
 
-    If the database refuses the batch, nothing of it is kept and its rows are retried
-    one by one, so the refusal is reported on the row that caused it.
+    If the database (or the batch's attribute-count check) refuses the batch, nothing of
+    it is kept and its rows are retried one by one, so the refusal is reported on the
+    row that caused it.
     """
     if not batch:
         return
     try:
         async with session.begin_nested():
             await update_customers(session, [(item.customer_id, item.values) for item in batch])
-    except DBAPIError:
+    except (DBAPIError, UserError):  # a UserError: a row would keep too many attributes
         for item in batch:
             await _write_row(session, item.row, header, update=True, known=known, report=report)
         return
@@ -453,12 +506,14 @@ async def import_customers(
     *,
     mode: ImportMode = "skip",
     update: bool = False,
+    raw: bool = False,
 ) -> ImportReport:
     """Import customers from CSV `lines` (any iterable of text lines, e.g. an open file).
 
     Owns its transaction: commits the good rows (mode `skip`, or `strict` without
     errors) and rolls back everything otherwise.  An existing code is updated when
     `update`, else reported by the service as a duplicate.  A bad header imports nothing.
+    Unless `raw`, one leading apostrophe is taken off each text cell (see the module's doc).
     """
     if mode not in ("skip", "strict"):
         raise UserError(f"mode must be skip or strict, got {mode!r}", field="mode")
@@ -477,7 +532,7 @@ async def import_customers(
             return report
         pending: list[_Row] = []
         for line, cells in records:
-            pending.append(_Row(line, cells))
+            pending.append(_Row(line, cells) if raw else _unmarked_row(line, header, cells))
             if len(pending) >= IMPORT_CHUNK:
                 await _write_chunk(session, pending, header, update=update, report=report)
                 pending = []
@@ -514,6 +569,12 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _attribute_cell(value: str | float | None, *, raw: bool) -> str:
+    if raw or not isinstance(value, str):
+        return format_value(value)
+    return _attribute_text_cell(value)
+
+
 async def attribute_keys(session: AsyncSession) -> list[str]:
     rows = await session.execute(select(CustomerAttribute.key).distinct().order_by(CustomerAttribute.key))
     return list(rows.scalars())
@@ -533,14 +594,17 @@ async def export_customers(
     *,
     batch_size: int = EXPORT_BATCH,
     progress: Callable[[int], None] | None = None,
+    raw: bool = False,
 ) -> int:
     """Write every customer as CSV to `out`, streaming `batch_size` rows at a time; returns the row count.
 
-    `progress` is called with the number of rows written after each batch.
+    `progress` is called with the number of rows written after each batch.  Text cells
+    a spreadsheet would run as formulas get a leading apostrophe unless `raw`.
     """
     keys = await attribute_keys(session)
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(export_header(keys))
+    header = export_header(keys)
+    writer.writerow(header)
     columns = [Customer.__table__.c[name] for name in FIELD_COLUMNS]
     query = (
         select(Customer.id, *columns, Team.key, Employee.email, Customer.assignment_locked)
@@ -560,8 +624,12 @@ async def export_customers(
             cells = [format_value(value) for value in values[: len(FIELD_COLUMNS)]]
             cells.append(TAG_SEPARATOR.join(tags[customer_id]))
             cells.extend(format_value(value) for value in values[len(FIELD_COLUMNS) :])
+            if not raw:
+                cells = [
+                    cell if column in _NOT_TEXT_COLUMNS else neutralised(cell) for column, cell in zip(header, cells)
+                ]
             customer_attributes = attributes[customer_id]
-            cells.extend(format_value(customer_attributes.get(key)) for key in keys)
+            cells.extend(_attribute_cell(customer_attributes.get(key), raw=raw) for key in keys)
             writer.writerow(cells)
         written += len(batch)
         if progress is not None:

@@ -22,11 +22,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
+from domain import validation as v
 from domain.customers import MANUAL, birthday_md, chunked
 from domain.realtime import RealtimeChange, reevaluate_customers
 from storage.models import Customer, CustomerAttribute, CustomerTag, utcnow
@@ -46,7 +47,9 @@ async def update_customers(session: AsyncSession, patches: Sequence[tuple[int, P
 
     Each patch must come from ``validate_customer_input(data, creating=False)`` and must
     not change the customer's code (a rename needs update_customer's uniqueness check):
-    a ValueError otherwise, before anything is written.  Returns what routing changed.
+    a ValueError otherwise, before anything is written.  A patch that would leave its
+    customer more than validation.MAX_ATTRIBUTES attributes is a UserError, also before
+    anything is written.  Returns what routing changed.
     """
     ids = [customer_id for customer_id, _ in patches]
     if len(set(ids)) != len(ids):
@@ -59,11 +62,11 @@ async def update_customers(session: AsyncSession, patches: Sequence[tuple[int, P
     for customer_id, patch in patches:
         if "code" in patch and patch["code"] != stored[customer_id]["code"]:
             raise ValueError(f"update_customers: customer {customer_id} would be renamed; use update_customer")
+    merges = [(customer_id, patch["attributes"]) for customer_id, patch in patches if patch.get("attributes")]
+    await _check_attribute_counts(session, merges)
     await _write_columns(session, patches, stored, now)
     await _write_manual_tags(session, [(customer_id, patch["tags"]) for customer_id, patch in patches if "tags" in patch])
-    await _write_attributes(
-        session, [(customer_id, patch["attributes"]) for customer_id, patch in patches if patch.get("attributes")]
-    )
+    await _write_attributes(session, merges)
     return await reevaluate_customers(session, ids)
 
 
@@ -178,6 +181,24 @@ async def _write_manual_tags(session: AsyncSession, replacements: Sequence[tuple
         )
     if added:
         await session.execute(insert(_tags), added)
+
+
+async def _check_attribute_counts(
+    session: AsyncSession, merges: Sequence[tuple[int, Mapping[str, AttributeValue | None]]]
+) -> None:
+    """As update_customer does per customer: no merge may leave more than MAX_ATTRIBUTES attributes."""
+    if not merges:
+        return
+    keys: dict[int, list[str]] = {}
+    for chunk in chunked([customer_id for customer_id, _ in merges]):
+        rows = await session.execute(
+            select(_attributes.c.customer_id, _attributes.c.key).where(_attributes.c.customer_id.in_(chunk))
+        )
+        for customer_id, key in rows:
+            keys.setdefault(customer_id, []).append(key)
+    for customer_id, attributes in merges:
+        kept = {key for key in keys.get(customer_id, ()) if key not in attributes}
+        v.check_attribute_count(len(kept) + sum(value is not None for value in attributes.values()))
 
 
 async def _write_attributes(

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import validation as v
@@ -39,13 +39,6 @@ def _free_text(column: str) -> Callable[[Any], Any]:
     return lambda value: v.text(value, column, max_length=_length(column))
 
 
-def _birthday(value: Any) -> date | None:
-    birthday = v.calendar_date(value, "birthday")
-    if birthday is not None and birthday > utcnow().date():
-        raise UserError(f"birthday {birthday.isoformat()} is in the future", field="birthday")
-    return birthday
-
-
 # Field → validator returning the normalised column value.  `tags` and `attributes`
 # are not columns; they are split off before the row is written.
 _VALIDATORS: dict[str, Callable[[Any], Any]] = {
@@ -67,12 +60,10 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "email": lambda value: v.email(value, "email", max_length=_length("email")),
     "age": lambda value: v.number(value, "age", minimum=0, maximum=150),
     "income": lambda value: v.number(value, "income", minimum=0),
-    "birthday": _birthday,
+    "birthday": lambda value: v.past_date(value, "birthday"),
     "created_at": lambda value: v.timestamp(value, "created_at"),
     "tags": lambda value: v.string_list(value, "tags", max_length=v.column_length(CustomerTag, "tag")),
-    "attributes": lambda value: v.attributes(
-        value, "attributes", key_length=v.column_length(CustomerAttribute, "key")
-    ),
+    "attributes": lambda value: v.attributes(value, "attributes"),
 }
 CUSTOMER_FIELDS: tuple[str, ...] = tuple(_VALIDATORS)
 REQUIRED_FIELDS = ("code", "name")
@@ -155,6 +146,8 @@ async def update_customer(session: AsyncSession, customer_id: int, patch: Mappin
     attributes: dict[str, str | float | None] = values.pop("attributes", {})
     if "code" in values and values["code"] != customer.code:
         await _ensure_code_free(session, values["code"], except_id=customer.id)
+    if attributes:
+        await _check_attributes_kept(session, customer.id, attributes)
 
     for field, value in values.items():
         setattr(customer, field, value)
@@ -189,6 +182,20 @@ async def _replace_manual_tags(session: AsyncSession, customer_id: int, tags: li
     session.add_all(
         CustomerTag(customer_id=customer_id, tag=tag, source=MANUAL) for tag in tags if tag not in existing
     )
+
+
+async def _check_attributes_kept(
+    session: AsyncSession, customer_id: int, attributes: Mapping[str, str | float | None]
+) -> None:
+    """Refuse a merge that would leave the customer more than MAX_ATTRIBUTES attributes."""
+    others = (
+        await session.execute(
+            select(func.count())
+            .select_from(CustomerAttribute)
+            .where(CustomerAttribute.customer_id == customer_id, CustomerAttribute.key.not_in(list(attributes)))
+        )
+    ).scalar_one()
+    v.check_attribute_count(others + sum(value is not None for value in attributes.values()))
 
 
 async def _merge_attributes(

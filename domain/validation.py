@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import String
@@ -28,6 +29,31 @@ RULE_KEYWORDS = frozenset(
 )
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
+# -- data limits (docs/security.md, "Data limits") ------------------------------------------------
+# Fixed by the data model rather than configurable: a database that once accepted a longer
+# value or a larger sum would hold rows that a stricter setting could no longer export or re-import.
+
+# Dates of purchases, interactions, feedback and customer records: older than 1900 or later than
+# a day ahead (time zones, clock skew) is a typing error, and far years overflow date arithmetic.
+EARLIEST_DATE = date(1900, 1, 1)
+FUTURE_SLACK = timedelta(days=1)
+# Money: one purchase, and a customer's lifetime total (the sum stays finite and exact to the cent).
+MAX_PURCHASE_AMOUNT = 1_000_000_000
+MONEY_DECIMALS = 2
+MAX_TOTAL_SPENT = 1_000_000_000_000
+# Any other number: below 2**53, so every whole number in range is stored exactly.
+MAX_NUMBER = 1e15
+# Whole numbers (capacities, counts): inside a 32-bit integer column on both back ends.
+MAX_WHOLE_NUMBER = 1_000_000_000
+# Text in columns without a declared length (notes, comments, descriptions, addresses).
+MAX_FREE_TEXT = 10_000
+# Lists of short texts (tags, specialties, regions): items per list.
+MAX_LIST_ITEMS = 50
+# Custom attributes per customer, and the size of each.
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_KEY = 64
+MAX_ATTRIBUTE_TEXT = 500
+
 
 def column_length(model: type[DeclarativeBase], column: str) -> int | None:
     """The declared length of a string column (None for unbounded Text)."""
@@ -41,26 +67,63 @@ def reject_unknown_keys(data: Mapping[str, Any], allowed: Collection[str]) -> No
             raise UserError(f"unknown field {key!r}", field=str(key))
 
 
-def text(value: Any, field: str, *, max_length: int | None, required: bool = False) -> str | None:
-    """A text value, stripped; empty or blank counts as absent (an error when required)."""
-    if value is None:
-        if required:
-            raise UserError(f"{field} is required", field=field, code="required")
-        return None
-    if not isinstance(value, str):
-        raise UserError(f"{field} must be text, got {type(value).__name__}", field=field)
-    stripped = value.strip()
-    if not stripped:
-        if required:
-            raise UserError(f"{field} must not be empty", field=field, code="required")
-        return None
-    if max_length is not None and len(stripped) > max_length:
+def storable_text(value: str, field: str, *, label: str | None = None) -> str:
+    """`value` unchanged if both databases can store it: no NUL character, no unpaired surrogate.
+
+    PostgreSQL text cannot hold NUL, and neither driver can encode a lone surrogate to
+    UTF-8; either would otherwise surface as a database error instead of a user error.
+    `label` names the value in the message when it is part of `field` (a tag, an attribute).
+    """
+    name = label or field
+    if "\x00" in value:
+        raise UserError(f"{name} contains a NUL character (\\x00)", field=field, code="invalid_text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
         raise UserError(
-            f"{field} is {len(stripped)} characters long; at most {max_length} are allowed",
+            f"{name} contains an unpaired surrogate at character {error.start}; it is not valid Unicode text",
+            field=field,
+            code="invalid_text",
+        ) from None
+    return value
+
+
+def _check_length(value: str, field: str, max_length: int, *, label: str | None = None) -> None:
+    if len(value) > max_length:
+        raise UserError(
+            f"{label or field} is {len(value)} characters long; at most {max_length} are allowed",
             field=field,
             code="too_long",
         )
-    return stripped
+
+
+def text(
+    value: Any, field: str, *, max_length: int | None, required: bool = False, label: str | None = None
+) -> str | None:
+    """A text value, stripped; empty or blank counts as absent (an error when required).
+
+    `max_length` None means a column without a declared length: MAX_FREE_TEXT applies.
+    """
+    name = label or field
+    if value is None:
+        if required:
+            raise UserError(f"{name} is required", field=field, code="required")
+        return None
+    if not isinstance(value, str):
+        raise UserError(f"{name} must be text, got {type(value).__name__}", field=field)
+    stripped = value.strip()
+    if not stripped:
+        if required:
+            raise UserError(f"{name} must not be empty", field=field, code="required")
+        return None
+    _check_length(stripped, field, MAX_FREE_TEXT if max_length is None else max_length, label=label)
+    return storable_text(stripped, field, label=label)
+
+
+def lookup_text(value: str, field: str, *, max_length: int | None) -> str:
+    """A text to look a stored value up by: refused when no stored value could equal it."""
+    _check_length(value, field, MAX_FREE_TEXT if max_length is None else max_length)
+    return storable_text(value, field)
 
 
 def required_text(value: Any, field: str, *, max_length: int | None) -> str:
@@ -95,33 +158,61 @@ def number(
     maximum: float | None = None,
     whole: bool = False,
     required: bool = False,
+    label: str | None = None,
 ) -> float | None:
-    """A finite number (bool is not a number), optionally bounded and whole."""
+    """A finite number (bool is not a number), optionally bounded and whole.
+
+    Without explicit bounds a number lies within ±MAX_NUMBER (whole numbers: ±MAX_WHOLE_NUMBER).
+    """
+    name = label or field
     if value is None:
         if required:
-            raise UserError(f"{field} is required", field=field, code="required")
+            raise UserError(f"{name} is required", field=field, code="required")
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{field} must be a number, got {type(value).__name__}", field=field)
-    result = float(value)
+        raise UserError(f"{name} must be a number, got {type(value).__name__}", field=field)
+    try:
+        result = float(value)
+    except OverflowError:  # an int too large for a float
+        result = math.copysign(math.inf, value)
     if not math.isfinite(result):
-        raise UserError(f"{field} must be a finite number", field=field)
+        raise UserError(f"{name} must be a finite number", field=field)
     if whole and not result.is_integer():
-        raise UserError(f"{field} must be a whole number, got {value}", field=field)
-    if minimum is not None and result < minimum:
-        raise UserError(f"{field} must be at least {_plain(minimum)}, got {value}", field=field, code="out_of_range")
-    if maximum is not None and result > maximum:
-        raise UserError(f"{field} must be at most {_plain(maximum)}, got {value}", field=field, code="out_of_range")
+        raise UserError(f"{name} must be a whole number, got {result!r}", field=field)
+    ceiling = MAX_WHOLE_NUMBER if whole else MAX_NUMBER
+    low = -ceiling if minimum is None else minimum
+    high = ceiling if maximum is None else maximum
+    if result < low:
+        raise UserError(f"{name} must be at least {_plain(low)}, got {result!r}", field=field, code="out_of_range")
+    if result > high:
+        raise UserError(f"{name} must be at most {_plain(high)}, got {result!r}", field=field, code="out_of_range")
     return result
 
 
-def whole_number(value: Any, field: str, *, minimum: int | None = None) -> int | None:
-    result = number(value, field, minimum=minimum, whole=True)
+def whole_number(
+    value: Any, field: str, *, minimum: int | None = None, maximum: int | None = None
+) -> int | None:
+    result = number(value, field, minimum=minimum, maximum=maximum, whole=True)
     return None if result is None else int(result)
 
 
+def money(value: Any, field: str) -> float:
+    """An amount of money: 0 to MAX_PURCHASE_AMOUNT, at most MONEY_DECIMALS decimal places."""
+    result = number(value, field, minimum=0, maximum=MAX_PURCHASE_AMOUNT, required=True)
+    assert result is not None
+    # The shortest decimal that reads back as this float: what the client wrote.
+    exponent = Decimal(repr(result)).as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MONEY_DECIMALS:
+        raise UserError(
+            f"{field} has more than {MONEY_DECIMALS} decimal places: {value}", field=field, code="out_of_range"
+        )
+    return result
+
+
 def _plain(bound: float) -> str:
-    return str(int(bound)) if float(bound).is_integer() else str(bound)
+    if float(bound).is_integer():
+        return f"{int(bound):,}"
+    return str(bound)
 
 
 def boolean(value: Any, field: str) -> bool:
@@ -130,24 +221,49 @@ def boolean(value: Any, field: str) -> bool:
     return value
 
 
-def calendar_date(value: Any, field: str) -> date | None:
-    """A date, or an ISO `YYYY-MM-DD` string."""
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _shown(value: Any) -> str:
+    """A refused value in a message, cut short: the message must stay small whatever was sent."""
+    if isinstance(value, int) and value.bit_length() > 200:
+        return f"a {value.bit_length()}-bit integer"
+    shown = repr(value[:100] if isinstance(value, (str, bytes, list, tuple)) else value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def past_date(value: Any, field: str) -> date | None:
+    """A date (or ISO `YYYY-MM-DD` string) from EARLIEST_DATE to today (UTC): a birthday."""
     if value is None:
         return None
+    parsed: date | None = None
     if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and value.strip():
+        parsed = value.date()
+    elif isinstance(value, date):
+        parsed = value
+    elif isinstance(value, str) and value.strip() and len(value) <= 64:
         try:
-            return date.fromisoformat(value.strip())
+            parsed = date.fromisoformat(value.strip())
         except ValueError:
-            pass
-    raise UserError(f"{field} must be a date (YYYY-MM-DD), got {value!r}", field=field)
+            parsed = None
+    if parsed is None:
+        raise UserError(f"{field} must be a date (YYYY-MM-DD), got {_shown(value)}", field=field)
+    today = _utcnow().date()
+    if not EARLIEST_DATE <= parsed <= today:
+        raise UserError(
+            f"{field} {parsed.isoformat()} is outside {EARLIEST_DATE.isoformat()} .. {today.isoformat()} (today)",
+            field=field,
+            code="out_of_range",
+        )
+    return parsed
 
 
 def timestamp(value: Any, field: str) -> datetime | None:
-    """A naive UTC datetime; aware values are converted, naive ones are taken as UTC; ISO strings accepted."""
+    """A naive UTC datetime from EARLIEST_DATE to now + FUTURE_SLACK.
+
+    Aware values are converted, naive ones are taken as UTC; ISO strings accepted.
+    """
     if value is None:
         return None
     parsed: datetime | None = None
@@ -155,15 +271,27 @@ def timestamp(value: Any, field: str) -> datetime | None:
         parsed = value
     elif isinstance(value, date):
         parsed = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str) and value.strip():
+    elif isinstance(value, str) and value.strip() and len(value) <= 64:
         try:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             parsed = None
     if parsed is None:
-        raise UserError(f"{field} must be a date-time (ISO 8601), got {value!r}", field=field)
+        raise UserError(f"{field} must be a date-time (ISO 8601), got {_shown(value)}", field=field)
+    latest = _utcnow() + FUTURE_SLACK
+    out_of_range = UserError(
+        f"{field} {parsed.isoformat()} is outside {EARLIEST_DATE.isoformat()} .. "
+        f"{latest.isoformat(timespec='seconds')} (now + {FUTURE_SLACK.days} day, UTC)",
+        field=field,
+        code="out_of_range",
+    )
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # year 1 west of UTC, year 9999 east of it
+            raise out_of_range from None
+    if not datetime.combine(EARLIEST_DATE, datetime.min.time()) <= parsed <= latest:
+        raise out_of_range
     return parsed
 
 
@@ -177,25 +305,26 @@ def email(value: Any, field: str, *, max_length: int | None, required: bool = Fa
     return result.lower()
 
 
-def string_list(value: Any, field: str, *, max_length: int | None) -> list[str]:
-    """A list of non-empty strings, stripped, duplicates dropped (first occurrence kept)."""
+def string_list(
+    value: Any, field: str, *, max_length: int | None, max_items: int = MAX_LIST_ITEMS
+) -> list[str]:
+    """A list of at most `max_items` non-empty strings, stripped, duplicates dropped (first occurrence kept)."""
     if value is None:
         return []
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise UserError(f"{field} must be a list of strings", field=field)
     result: list[str] = []
+    seen: set[str] = set()
     for position, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
-            raise UserError(f"{field}[{position}] must be a non-empty string, got {item!r}", field=field)
-        stripped = item.strip()
-        if max_length is not None and len(stripped) > max_length:
-            raise UserError(
-                f"{field}[{position}] is {len(stripped)} characters long; at most {max_length} are allowed",
-                field=field,
-                code="too_long",
-            )
-        if stripped not in result:
-            result.append(stripped)
+            raise UserError(f"{field}[{position}] must be a non-empty string, got {_shown(item)}", field=field)
+        checked = text(item, field, max_length=max_length, required=True, label=f"{field}[{position}]")
+        assert checked is not None
+        if checked not in seen:
+            if len(result) == max_items:
+                raise UserError(f"{field} has more than {max_items} items", field=field, code="too_many")
+            seen.add(checked)
+            result.append(checked)
     return result
 
 
@@ -215,38 +344,58 @@ def rule_key(value: Any, field: str, *, max_length: int | None) -> str:
 AttributeValue = str | float
 
 
-def attribute_key(key: Any, field: str, *, max_length: int | None) -> str:
+def attribute_key(key: Any, field: str, *, max_length: int | None = MAX_ATTRIBUTE_KEY) -> str:
+    limit = MAX_ATTRIBUTE_KEY if max_length is None else min(max_length, MAX_ATTRIBUTE_KEY)
+    if isinstance(key, str) and len(key) > limit:
+        raise UserError(
+            f"{field} key {_shown(key)} is {len(key)} characters long; at most {limit} are allowed",
+            field=field,
+            code="too_long",
+        )
     if not isinstance(key, str) or not BARE_WORD.fullmatch(key):
         raise UserError(
-            f"{field} key {key!r} must start with a letter or _ and contain only letters, digits, _ and -"
+            f"{field} key {_shown(key)} must start with a letter or _ and contain only letters, digits, _ and -"
             " (rules read it as attr.KEY)",
             field=field,
         )
-    if max_length is not None and len(key) > max_length:
-        raise UserError(f"{field} key {key!r} is longer than {max_length} characters", field=field, code="too_long")
     return key
 
 
-def attributes(value: Any, field: str, *, key_length: int | None) -> dict[str, AttributeValue | None]:
-    """Custom attributes: text or number values; None marks a key for removal."""
+def attributes(value: Any, field: str, *, key_length: int | None = MAX_ATTRIBUTE_KEY) -> dict[str, AttributeValue | None]:
+    """Custom attributes: text (at most MAX_ATTRIBUTE_TEXT characters) or number values; None marks a key
+    for removal.  At most MAX_ATTRIBUTES keys per input; the total a customer keeps is checked on write."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise UserError(f"{field} must be an object of key → text or number", field=field)
+    # Removals (None) do not count: a CSV --update row names every attribute column of its file.
+    check_attribute_count(sum(item is not None for item in value.values()), field)
     result: dict[str, AttributeValue | None] = {}
     for key, item in value.items():
         checked_key = attribute_key(key, field, max_length=key_length)
         if item is None:
             result[checked_key] = None
         elif isinstance(item, str):
-            result[checked_key] = item
-        elif isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item):
-            result[checked_key] = float(item)
+            label = f"{field}.{checked_key}"
+            _check_length(item, field, MAX_ATTRIBUTE_TEXT, label=label)
+            result[checked_key] = storable_text(item, field, label=label)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            result[checked_key] = number(item, field, label=f"{field}.{checked_key}")
         else:
             raise UserError(
                 f"{field}.{checked_key} must be text or a finite number, got {type(item).__name__}", field=field
             )
     return result
+
+
+def check_attribute_count(count: int, field: str = "attributes") -> None:
+    """Refuse a write that would leave a customer with more than MAX_ATTRIBUTES attributes."""
+    if count > MAX_ATTRIBUTES:
+        raise UserError(
+            f"{field}: the customer would have {count} attributes; at most {MAX_ATTRIBUTES} are allowed",
+            field=field,
+            code="too_many",
+        )
 
 
 def unique_ids(value: Any, field: str) -> list[int]:
