@@ -82,7 +82,7 @@ class SegmentaGraphQL(GraphQL[Context, None]):
             # Close the read transaction of the lookup; each mutation runs in a transaction of its own.
             await session.commit()
         if context.principal is None:
-            context.auth_problem = "the token is unknown or revoked"
+            context.auth_problem = "the token is unknown, revoked or expired"
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -101,7 +101,7 @@ class SegmentaGraphQL(GraphQL[Context, None]):
                     context.principal = await authenticate(context.session, token)
                 finally:
                     await context.session.commit()
-                context.auth_problem = None if context.principal is not None else "the token is unknown or revoked"
+                context.auth_problem = None if context.principal is not None else "the token is unknown, revoked or expired"
         return await super().on_ws_connect(context)
 
     async def render_graphql_ide(self, request: Request) -> Response:

@@ -23,7 +23,7 @@ mutation { createCustomer(input: {code: "N1", name: "New"}) {
     "headers, problem",
     [
         ({}, "no Authorization header"),
-        ({"Authorization": "Bearer not-a-real-token"}, "unknown or revoked"),
+        ({"Authorization": "Bearer not-a-real-token"}, "unknown, revoked or expired"),
         ({"Authorization": "Basic dXNlcjpwYXNz"}, "not `Bearer TOKEN`"),
         ({"Authorization": "Bearer "}, "not `Bearer TOKEN`"),
     ],
