@@ -12,12 +12,13 @@ from rich.progress import Progress
 
 from cli.app import main
 from cli.data import database_url_option, describe_seed, fail, migrated_engine, progress_bar, stderr, step_progress
+from cli.log_redaction import log_config
 from domain.errors import UserError
 from domain.run_tasks import wait_from_environment
 from domain.runs import RunProgress, apply_ruleset
 from domain.rulesets import activate_ruleset, save_ruleset
 from domain.seed import SAMPLE_RULES_PATH, database_is_empty, sample_rules, seed_database
-from domain.tokens import create_token
+from domain.tokens import create_token, recheck_interval
 from storage.engine import create_engine, database_url, session_factory
 from storage.migrate import upgrade
 
@@ -36,13 +37,15 @@ async def migrate(url: str) -> None:
 def run_server(url: str, host: str, port: int) -> None:
     try:
         wait_from_environment()  # a bad setting stops here with its name, not in a traceback
+        recheck_interval()
     except UserError as error:
         fail(error.message)
     # Imported here: building the GraphQL schema is the slow part of start-up, and
     # only the server commands need it.
     from server import create_app
 
-    uvicorn.run(create_app(url), host=host, port=port)
+    # The GraphiQL link carries the token in its query string: the log gets it redacted.
+    uvicorn.run(create_app(url), host=host, port=port, log_config=log_config())
 
 
 @main.command()
