@@ -165,10 +165,12 @@ def print_import_report(report: ImportReport, source: str, *, mode: str) -> None
         click.echo(f"imported {report.imported}, updated {report.updated}, skipped {report.skipped}")
 
 
-async def run_import(url: str | None, lines: Iterator[str], *, mode: str, update: bool) -> ImportReport:
+async def run_import(
+    url: str | None, lines: Iterator[str], *, mode: str, update: bool, raw: bool = False
+) -> ImportReport:
     async with migrated_engine(url) as engine:
         async with session_factory(engine)() as session:
-            return await import_customers(session, lines, mode=mode, update=update)  # type: ignore[arg-type]
+            return await import_customers(session, lines, mode=mode, update=update, raw=raw)  # type: ignore[arg-type]
 
 
 @main.command("import")
@@ -181,14 +183,21 @@ async def run_import(url: str | None, lines: Iterator[str], *, mode: str, update
     help="skip: import the good rows, report the bad; strict: import nothing if any row is bad.",
 )
 @click.option("--update", is_flag=True, help="Update customers whose code exists (else a duplicate is an error).")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Keep a leading apostrophe in text cells (for files written by `export --raw`); by default one is removed.",
+)
 @database_url_option
-def import_command(file: str, mode: str, update: bool, url: str | None) -> None:
+def import_command(file: str, mode: str, update: bool, raw: bool, url: str | None) -> None:
     """Import customers from a CSV FILE (`-` for stdin); exit code 1 if any row failed."""
     binary = _open_input(file)
     source = "<stdin>" if file == "-" else file
     try:
         with progress_bar() as progress:
-            report = asyncio.run(run_import(url, _tracked_lines(binary, progress), mode=mode, update=update))
+            report = asyncio.run(
+                run_import(url, _tracked_lines(binary, progress), mode=mode, update=update, raw=raw)
+            )
     except UnicodeDecodeError as error:
         fail(f"{source} is not UTF-8 text (byte {error.start} of a read block): save it as UTF-8 and retry; nothing was imported")
     except UserError as error:
@@ -204,20 +213,26 @@ def import_command(file: str, mode: str, update: bool, url: str | None) -> None:
 # -- export ------------------------------------------------------------------------------------
 
 
-async def run_export(url: str | None, out: IO[str], progress: Progress) -> int:
+async def run_export(url: str | None, out: IO[str], progress: Progress, *, raw: bool = False) -> int:
     async with migrated_engine(url) as engine:
         async with session_factory(engine)() as session:
             total = await count_customers(session)
             task = progress.add_task("exporting", total=total)
             return await export_customers(
-                session, out, progress=lambda written: progress.update(task, completed=written)
+                session, out, progress=lambda written: progress.update(task, completed=written), raw=raw
             )
 
 
 @main.command("export")
 @click.argument("file", metavar="[FILE|-]", default="-")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Write text cells exactly as stored, without the apostrophe that stops spreadsheets running "
+    "cells starting with = + - @ as formulas (for programs, not spreadsheets).",
+)
 @database_url_option
-def export_command(file: str, url: str | None) -> None:
+def export_command(file: str, raw: bool, url: str | None) -> None:
     """Export every customer as CSV to FILE, or to stdout with `-` (the default)."""
     if file == "-":
         sys.stdout.flush()
@@ -225,7 +240,7 @@ def export_command(file: str, url: str | None) -> None:
         out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
         try:
             with progress_bar() as progress:
-                written = asyncio.run(run_export(url, out, progress))
+                written = asyncio.run(run_export(url, out, progress, raw=raw))
             out.flush()
         finally:
             out.detach()
@@ -236,7 +251,7 @@ def export_command(file: str, url: str | None) -> None:
     except OSError as error:
         fail(f"cannot write {file}: {error.strerror}")
     with handle, progress_bar() as progress:
-        written = asyncio.run(run_export(url, handle, progress))
+        written = asyncio.run(run_export(url, handle, progress, raw=raw))
     stderr.print(f"exported {written} customers to {file}")
 
 

@@ -603,6 +603,9 @@ async def export_customers(
     """
     keys = await attribute_keys(session)
     writer = csv.writer(out, lineterminator="\n")
+    # The minimal quoting of a "\n"-terminated writer leaves a lone "\r" unquoted, which a
+    # reader takes for a line end: a row holding one has all its cells quoted.
+    quoting_writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     header = export_header(keys)
     writer.writerow(header)
     columns = [Customer.__table__.c[name] for name in FIELD_COLUMNS]
@@ -630,7 +633,7 @@ async def export_customers(
                 ]
             customer_attributes = attributes[customer_id]
             cells.extend(_attribute_cell(customer_attributes.get(key), raw=raw) for key in keys)
-            writer.writerow(cells)
+            (quoting_writer if any("\r" in cell for cell in cells) else writer).writerow(cells)
         written += len(batch)
         if progress is not None:
             progress(written)

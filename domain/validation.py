@@ -174,7 +174,7 @@ def number(
     try:
         result = float(value)
     except OverflowError:  # an int too large for a float
-        result = math.copysign(math.inf, value)
+        result = math.inf if value > 0 else -math.inf
     if not math.isfinite(result):
         raise UserError(f"{name} must be a finite number", field=field)
     if whole and not result.is_integer():

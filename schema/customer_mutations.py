@@ -32,7 +32,6 @@ from schema.payloads import (
     input_id,
 )
 from schema.permissions import CanHandleFeedback, CanRecordActivity, CanWriteCustomers, scope
-from schema.timestamps import to_storage
 from schema.types import Customer, Feedback, Interaction, Purchase
 from storage import models
 
@@ -98,7 +97,7 @@ class CustomerMutation:
                 category=input.category,
                 product=input.product,
                 channel=input.channel,
-                purchased_at=to_storage(input.purchased_at),
+                purchased_at=input.purchased_at,
             )
 
         row, errors = await in_transaction(info, work, prefix="input")
@@ -114,7 +113,7 @@ class CustomerMutation:
                 customer_id=await _customer_to_act_on(info, input.customer_id),
                 employee_id=input_id(input.employee_id, "Employee", "employee_id") if input.employee_id else None,
                 kind=input.kind.value,
-                occurred_at=to_storage(input.occurred_at),
+                occurred_at=input.occurred_at,
                 summary=input.summary,
             )
 

@@ -26,16 +26,15 @@ from schema.enums import (
     TeamKind,
     TeamStrategy,
 )
-from schema.timestamps import to_storage
 
 UNSET: Any = strawberry.UNSET
 
 
 def _domain_value(value: Any) -> Any:
+    # Datetimes go to the domain as given: it converts them to UTC and refuses the ones
+    # whose conversion would overflow (year 1 west of UTC), with a userError on the field.
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, datetime):
-        return to_storage(value)
     if isinstance(value, list):
         return [_domain_value(item) for item in value]
     return value

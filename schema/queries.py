@@ -6,7 +6,10 @@ from __future__ import annotations
 import strawberry
 from sqlalchemy import select
 
+from domain import validation
+from domain.errors import UserError
 from schema.context import Info
+from schema.errors import client_error
 from schema.filters import CustomerFilter, FeedbackFilter, customer_conditions, feedback_conditions, filtered
 from schema.ids import decode_id
 from schema.orderings import CUSTOMER_ORDERINGS, NEWEST_FEEDBACK, CustomerOrder
@@ -17,6 +20,17 @@ from schema.stats import Stats
 from schema.types import Customer, Employee, Feedback, Segment, Team
 from schema.where import where_condition
 from storage import models
+
+
+def _lookup_key(value: str, argument: str, column: str, model: type[models.Base]) -> str:
+    """A key to look a row up by; one no row can hold (a NUL, too long) is a BAD_USER_INPUT error.
+
+    Refused here rather than sent: PostgreSQL cannot even compare text holding a NUL.
+    """
+    try:
+        return validation.lookup_text(value, argument, max_length=validation.column_length(model, column))
+    except UserError as error:
+        raise client_error(error.message) from None
 
 
 @strawberry.type
@@ -58,6 +72,7 @@ class DataQuery:
         description="The customer with this external code, or null (also when the caller may not see it)."
     )
     async def customer_by_code(self, info: Info, code: str) -> Customer | None:
+        code = _lookup_key(code, "code", "code", models.Customer)
         statement = restricted(select(models.Customer).where(models.Customer.code == code), scope(info).customers())
         row = await info.context.db.scalar(statement)
         return Customer.from_row(row, info.context.now) if row is not None else None
@@ -69,6 +84,7 @@ class DataQuery:
 
     @strawberry.field
     async def segment(self, info: Info, key: str) -> Segment | None:
+        key = _lookup_key(key, "key", "key", models.Segment)
         row = await info.context.db.scalar(select(models.Segment).where(models.Segment.key == key))
         return Segment.from_row(row) if row is not None else None
 
@@ -79,6 +95,7 @@ class DataQuery:
 
     @strawberry.field
     async def team(self, info: Info, key: str) -> Team | None:
+        key = _lookup_key(key, "key", "key", models.Team)
         row = await info.context.db.scalar(select(models.Team).where(models.Team.key == key))
         return Team.from_row(row) if row is not None else None
 

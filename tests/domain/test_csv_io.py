@@ -306,11 +306,125 @@ async def test_export_then_import_round_trips(engine: AsyncEngine, customers: li
             await create_customer(session, {"code": f"P{index}", **data})
         await session.commit()
     first = await run_export(engine)
+    rows = list(csv.reader(io.StringIO(first)))
+    header = rows[0]
+    for row in rows[1:]:
+        for column, cell in zip(header, row):
+            assert not cell.startswith(csv_io.FORMULA_STARTS) or csv_io._NUMBER.fullmatch(cell), (column, cell)
     await _wipe(engine)
     report = await run_import(engine, first, mode="strict")
     assert report.ok, report.errors
     assert report.imported == len(customers)
     assert await run_export(engine) == first
+
+
+# -- spreadsheet formulas ----------------------------------------------------------------------
+
+FORMULAS = {"name": "=HYPERLINK(\"http://x\")", "city": "+1", "address": "-2+3", "occupation": "@SUM(A1)"}
+
+
+async def _formula_customer(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session:
+        await create_customer(
+            session,
+            {
+                "code": "'quoted",
+                **FORMULAS,
+                "income": 12.5,
+                "tags": ["=cmd", "ok"],
+                "attributes": {"delta": -5, "text_delta": "-5", "cr": "\rx", "tab": "\t=1", "empty": ""},
+            },
+        )
+        await session.commit()
+
+
+async def test_export_marks_formula_cells_and_raw_export_does_not(engine: AsyncEngine) -> None:
+    """Regression: cells starting with = + - @ tab or CR were exported raw, run by spreadsheets as formulas."""
+    await _formula_customer(engine)
+    out = io.StringIO()
+    async with session_factory(engine)() as session:
+        await export_customers(session, out)
+    header, row = list(csv.reader(io.StringIO(out.getvalue())))
+    cells = dict(zip(header, row))
+    for column, value in FORMULAS.items():
+        assert cells[column] == "'" + value
+    assert cells["code"] == "''quoted"
+    assert cells["tags"] == "'=cmd;ok"
+    # Numbers are not text: a negative number stays a number.
+    assert (cells["income"], cells["attr.delta"]) == ("12.5", "-5")
+    assert (cells["attr.text_delta"], cells["attr.cr"], cells["attr.tab"], cells["attr.empty"]) == (
+        "'-5", "'\rx", "'\t=1", "'",
+    )
+
+    raw = io.StringIO()
+    async with session_factory(engine)() as session:
+        await export_customers(session, raw, raw=True)
+    raw_cells = dict(zip(*csv.reader(io.StringIO(raw.getvalue()))))
+    assert raw_cells["name"] == FORMULAS["name"] and raw_cells["code"] == "'quoted"
+    assert raw_cells["attr.text_delta"] == "-5"
+
+
+async def test_marked_export_imports_back_unchanged_and_raw_import_keeps_apostrophes(engine: AsyncEngine) -> None:
+    await _formula_customer(engine)
+    exported = await run_export(engine)
+    await _wipe(engine)
+    assert (await run_import(engine, exported, mode="strict")).ok
+    assert await run_export(engine) == exported
+    async with session_factory(engine)() as session:
+        customer = (await session.execute(select(Customer))).scalar_one()
+        assert (customer.code, customer.name) == ("'quoted", FORMULAS["name"])
+        assert (await csv_io.get_customer_attributes(session, [customer.id]))[customer.id]["text_delta"] == "-5"
+
+    await _wipe(engine)
+    report = await run_import(engine, "code,name\n'=x,'+y\n", raw=True)
+    assert report.ok, report.errors
+    async with session_factory(engine)() as session:
+        assert (await session.execute(select(Customer.code, Customer.name))).one() == ("'=x", "'+y")
+
+
+async def test_a_hand_written_apostrophe_is_taken_off_as_a_spreadsheet_does(engine: AsyncEngine) -> None:
+    report = await run_import(engine, "code,name,attr.n,attr.m\n'007,'Bond,'42,42\n")
+    assert report.ok, report.errors
+    async with session_factory(engine)() as session:
+        customer = (await session.execute(select(Customer))).scalar_one()
+        assert (customer.code, customer.name) == ("007", "Bond")
+        assert (await csv_io.get_customer_attributes(session, [customer.id]))[customer.id] == {"n": "42", "m": 42.0}
+
+
+# -- data limits in files ----------------------------------------------------------------------
+
+
+async def test_out_of_range_cells_are_located_errors_and_write_nothing(engine: AsyncEngine) -> None:
+    text_ = (
+        "code,name,income,birthday,created_at,attr.note,tags\n"
+        "N1,has\x00nul,,,,,\n"  # 2: NUL (a driver error on PostgreSQL before)
+        "N2,Rich,1e300,,,,\n"  # 3: income past the limit
+        "N3,Old,,1899-12-31,,,\n"  # 4: birthday before 1900
+        "N4,Late,,,9999-01-01T00:00:00,,\n"  # 5: created far in the future
+        "N5,Long,,,," + "x" * 501 + ",\n"  # 6: attribute text too long
+        "N6,Tags,,,,," + ";".join(f"t{n}" for n in range(51)) + "\n"  # 7: too many tags
+        "N7,Fine,10,1990-01-01,2020-01-01T00:00:00,ok,a\n"  # 8
+    )
+    report = await run_import(engine, text_)
+    located = [(error.line, error.column) for error in report.errors]
+    assert located == [(2, "name"), (3, "income"), (4, "birthday"), (5, "created_at"), (6, "attr.note"), (7, "tags")]
+    assert "NUL" in report.errors[0].message
+    assert report.imported == 1 and await codes(engine) == ["N7"]
+
+
+async def test_update_rows_may_not_grow_attributes_past_the_maximum(engine: AsyncEngine) -> None:
+    from domain.validation import MAX_ATTRIBUTES
+
+    async with session_factory(engine)() as session:
+        await create_customer(session, {"code": "FULL", "name": "Full", "attributes": {f"a{n}": n for n in range(MAX_ATTRIBUTES)}})
+        await create_customer(session, {"code": "ROOM", "name": "Room"})
+        await session.commit()
+    report = await run_import(engine, "code,attr.extra\nROOM,1\nFULL,1\n", update=True)
+    assert [(error.line, error.column, "at most" in error.message) for error in report.errors] == [(3, "attributes", True)]
+    assert report.updated == 1
+    async with session_factory(engine)() as session:
+        extra = (await session.execute(select(func.count()).where(CustomerAttribute.key == "extra"))).scalar_one()
+    assert extra == 1
 
 
 # -- --update in batches -----------------------------------------------------------------------
