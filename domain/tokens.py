@@ -49,7 +49,7 @@ FORBIDDEN = "forbidden"
 ALREADY_REVOKED = "already_revoked"
 
 # Durations: one or more NUMBER UNIT parts, e.g. `30d`, `12h`, `1d12h`, `90m`.
-_DURATION_PART = re.compile(r"(\d{1,6})([wdhm])")
+_DURATION_PART = re.compile(r"([0-9]{1,6})([wdhm])")
 _DURATION_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
 _MAX_DURATION_TEXT = 40
 # Far enough for any real credential, near enough that the date stays a valid datetime everywhere.
@@ -107,17 +107,19 @@ def parse_duration(text: object, field_name: str = "expires_in") -> timedelta:
     if not isinstance(text, str) or not text.strip():
         raise UserError("give a duration such as 30d, 12h, 2w or 90m", field=field_name, code="required")
     compact = text.strip().lower()
-    shown = text if len(text) <= _MAX_DURATION_TEXT else text[:_MAX_DURATION_TEXT] + "…"
+    # Quoted, escaped and cut: the message stays short and printable whatever was sent.
+    quoted = repr(text)
+    shown = quoted if len(quoted) <= _MAX_DURATION_TEXT else quoted[:_MAX_DURATION_TEXT] + "…"
     if len(compact) > _MAX_DURATION_TEXT or not re.fullmatch(f"(?:{_DURATION_PART.pattern})+", compact):
         raise UserError(
-            f"{shown!r} is not a duration: use NUMBER and a unit w, d, h or m, e.g. 30d, 12h, 1d12h",
+            f"{shown} is not a duration: use NUMBER and a unit w, d, h or m, e.g. 30d, 12h, 1d12h",
             field=field_name,
         )
     total = sum((int(count) * _DURATION_UNITS[unit] for count, unit in _DURATION_PART.findall(compact)), timedelta())
     if total <= timedelta(0):
-        raise UserError(f"{shown!r} is not a positive duration", field=field_name)
+        raise UserError(f"{shown} is not a positive duration", field=field_name)
     if total > MAX_LIFETIME:
-        raise UserError(f"{shown!r} is longer than {MAX_LIFETIME.days} days", field=field_name)
+        raise UserError(f"{shown} is longer than {MAX_LIFETIME.days} days", field=field_name)
     return total
 
 

@@ -73,7 +73,7 @@ from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext
 
 from domain.access import Scope, scope_of
-from domain.tokens import MANAGING_ROLE, recheck, recheck_interval
+from domain.tokens import MANAGING_ROLE, Principal, recheck, recheck_interval
 from schema.context import Context, Info
 from schema.errors import FORBIDDEN, UNAUTHENTICATED
 from storage.engine import session_factory
@@ -90,7 +90,7 @@ class Authentication(SchemaExtension):
 
     async def on_operation(self) -> AsyncIterator[None]:
         context = self.execution_context.context
-        if isinstance(context, Context) and context.principal is not None and _long_lived(context):
+        if isinstance(context, Context) and isinstance(context.principal, Principal) and _long_lived(context):
             await _recheck(context)
         if not isinstance(context, Context) or context.principal is None:
             problem = context.auth_problem if isinstance(context, Context) else None
@@ -113,7 +113,7 @@ class Authentication(SchemaExtension):
     async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
         context = self.execution_context.context
         revoked = False
-        if isinstance(context, Context) and context.principal is not None:
+        if isinstance(context, Context) and isinstance(context.principal, Principal):
             if time.monotonic() - context.principal.checked_at >= recheck_interval():
                 revoked = not await _recheck(context)
         if revoked:
@@ -136,9 +136,9 @@ async def _recheck(context: Context) -> bool:
     """Check the connection's token again (in a short session of its own: operations on one socket run
     concurrently); on failure the connection is unauthenticated from now on."""
     principal = context.principal
-    assert principal is not None
+    assert isinstance(principal, Principal)
     async with session_factory(context.session.bind)() as session:  # type: ignore[arg-type]
-        refreshed = await recheck(session, principal)  # type: ignore[arg-type]
+        refreshed = await recheck(session, principal)
     context.principal = refreshed
     if refreshed is None:
         context.auth_problem = TOKEN_NO_LONGER_VALID
