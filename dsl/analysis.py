@@ -33,7 +33,8 @@ from typing import Any
 from dsl import ast
 from dsl.diagnostics import Diagnostic
 from dsl.fields import FieldSpec, lookup, rank
-from dsl.python_compiler import like_regex, pattern_text
+from dsl.like import like_regex
+from dsl.python_compiler import pattern_text
 
 MAX_CONJUNCTIONS = 64
 MAX_WORK = 300_000

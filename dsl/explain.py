@@ -16,13 +16,13 @@ from typing import Any, Literal
 
 from dsl import ast
 from dsl.fields import rank
+from dsl.like import like_regex
 from dsl.python_compiler import (
     ORDER_OPS,
     VIEWS,
     as_members,
     as_text,
     field_spec,
-    like_regex,
     naive_utc,
     pattern_text,
     read_field,

@@ -28,7 +28,6 @@ Semantics (SPEC §3, shared with dsl.explain and the SQL compiler):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -38,6 +37,7 @@ from typing import Any
 
 from dsl import ast
 from dsl.fields import DAY_METRIC_SOURCES, FieldSpec, derive_day_metrics, lookup, rank
+from dsl.like import is_plain, like_regex
 
 Decision = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
 """(team, deciding rule display name, segments, tags) in first-contributed order."""
@@ -96,19 +96,6 @@ def set_is_missing(value: Any) -> bool:
         return True
     members = as_members(value)
     return members is not None and len(members) == 0
-
-
-def like_regex(pattern: str) -> re.Pattern[str]:
-    """`*` any run, `?` one character, everything else literal; matched against the whole value."""
-    parts = []
-    for char in pattern:
-        if char == "*":
-            parts.append(".*")
-        elif char == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
 
 
 VIEWS: dict[str, Callable[[Any], Any]] = {
@@ -341,7 +328,10 @@ class _ConditionCompiler:
 
     def _like(self, like: ast.Like) -> str:
         local = self.locals.view(like.field.name, "text")
-        matcher = self.constants.name(like_regex(pattern_text(like.pattern)).fullmatch)
+        pattern = pattern_text(like.pattern)
+        if is_plain(pattern):
+            return f"({local} == {self.constants.name(pattern)})"
+        matcher = self.constants.name(like_regex(pattern).fullmatch)
         return f"({local} is not None and {matcher}({local}) is not None)"
 
 
