@@ -67,7 +67,7 @@ from graphql import (
     SelectionSetNode,
 )
 from graphql.utilities import get_operation_ast
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext
@@ -112,19 +112,25 @@ class Authentication(SchemaExtension):
 
     async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
         context = self.execution_context.context
-        revoked = False
-        if isinstance(context, Context) and isinstance(context.principal, Principal):
-            if time.monotonic() - context.principal.checked_at >= recheck_interval():
-                revoked = not await _recheck(context)
-        if revoked:
+        if not isinstance(context, Context):
+            yield
+            return
+        principal = context.principal
+        if isinstance(principal, Principal) and time.monotonic() - principal.checked_at >= recheck_interval():
+            await _recheck(context)
+        # The operation was authenticated when it started; no principal now means the token was found
+        # revoked or expired since, by this stream or another operation of the connection.
+        refused = context.principal is None
+        if refused:
             result.data = None
             result.errors = [
                 GraphQLError(f"{AUTHENTICATION_REQUIRED} ({TOKEN_NO_LONGER_VALID})", extensions={"code": UNAUTHENTICATED})
             ]
         yield
-        if revoked and isinstance(context.request, WebSocket):
+        socket = context.request
+        if refused and isinstance(socket, WebSocket) and socket.application_state == WebSocketState.CONNECTED:
             # The error has been sent; closing ends every operation still open on the socket.
-            await context.request.close(code=UNAUTHORIZED_CLOSE_CODE, reason=TOKEN_NO_LONGER_VALID)
+            await socket.close(code=UNAUTHORIZED_CLOSE_CODE, reason=TOKEN_NO_LONGER_VALID)
 
 
 def _long_lived(context: Context) -> bool:
