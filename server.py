@@ -30,6 +30,7 @@ from schema import schema
 from schema.context import Context
 from schema.loaders import Loaders
 from storage.engine import create_engine, session_factory
+from storage.guard import limit_statements, statement_timeout_from_environment
 from storage.migrate import upgrade
 
 GRAPHIQL_PAGE = Path(__file__).resolve().parent / "schema" / "graphiql.html"
@@ -136,7 +137,9 @@ def create_app(
     launcher = RunLauncher(
         session_factory(active_engine), wait=run_wait if run_wait is not None else wait_from_environment()
     )
-    graphql = SegmentaGraphQL(session_factory(active_engine), launcher)
+    # Request statements stop at SEGMENTA_STATEMENT_TIMEOUT; runs and the schedule are not limited (storage/guard.py).
+    request_engine = limit_statements(active_engine, statement_timeout_from_environment())
+    graphql = SegmentaGraphQL(session_factory(request_engine), launcher)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -147,6 +150,7 @@ def create_app(
         scheduler = scheduler_from_environment(session_factory(active_engine)) if schedule else None
         if scheduler is not None:
             scheduler.start()
+        await launcher.start()  # fails the runs of processes that died (domain/run_tasks.py)
         yield
         if scheduler is not None:
             await scheduler.stop()

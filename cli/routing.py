@@ -23,6 +23,7 @@ from cli.app import main
 from cli.rules import EXIT_ERRORS, EXIT_OK, EXIT_UNUSABLE, read_rules
 from domain import rulesets, runs
 from domain.errors import UserError
+from domain.run_tasks import run_owned
 from dsl.render import render
 from storage.engine import create_engine, session_factory
 from storage.migrate import upgrade
@@ -92,10 +93,8 @@ async def _run(
                 transient=True,
             ) as progress:
                 bar = RunProgressBar(progress)
-                if mode == "apply":
-                    run = await runs.apply_ruleset(session, ruleset.id, as_of=as_of, progress=bar)
-                else:
-                    run = await runs.preview_ruleset(session, ruleset.id, as_of=as_of, progress=bar)
+                # Heartbeating as this process: a server does not take a long run for a dead one's.
+                run = await run_owned(session, mode, ruleset.id, as_of=as_of, progress=bar)
             return run, EXIT_OK if run.status == "succeeded" else EXIT_ERRORS
     finally:
         await engine.dispose()

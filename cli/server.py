@@ -14,12 +14,13 @@ from cli.app import main
 from cli.data import database_url_option, describe_seed, fail, migrated_engine, progress_bar, stderr, step_progress
 from cli.log_redaction import log_config
 from domain.errors import UserError
-from domain.run_tasks import wait_from_environment
+from domain.run_tasks import grace_from_environment, wait_from_environment
 from domain.runs import RunProgress, apply_ruleset
 from domain.rulesets import activate_ruleset, save_ruleset
 from domain.seed import SAMPLE_RULES_PATH, database_is_empty, sample_rules, seed_database
 from domain.tokens import create_token, recheck_interval
 from storage.engine import create_engine, database_url, session_factory
+from storage.guard import check_environment as check_guard_settings
 from storage.migrate import upgrade
 
 SAMPLE_RULESET_NAME = "sample"
@@ -38,6 +39,8 @@ def run_server(url: str, host: str, port: int) -> None:
     try:
         wait_from_environment()  # a bad setting stops here with its name, not in a traceback
         recheck_interval()
+        grace_from_environment()
+        check_guard_settings()
     except UserError as error:
         fail(error.message)
     # Imported here: building the GraphQL schema is the slow part of start-up, and

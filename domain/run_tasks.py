@@ -8,28 +8,48 @@ and the client gets the complete run in the same response; a large run is
 returned while still ``running`` and is followed by polling ``evaluationRun(id)``
 or the ``evaluationRunProgress`` subscription.
 
-Setting: ``SEGMENTA_RUN_WAIT`` — seconds the API waits for a run before
-returning it as running (default ``2``; ``0`` always returns at once).
+Settings:
+
+* ``SEGMENTA_RUN_WAIT`` — seconds the API waits for a run before returning it as
+  running (default ``2``; ``0`` always returns at once).
+* ``SEGMENTA_RUN_HEARTBEAT_GRACE`` — seconds a running run may go without a
+  heartbeat before another process declares it interrupted (default ``60``).
 
 Nothing is lost on shutdown: runs still going are cancelled (their transaction
 is rolled back, so nothing is half-applied) and marked ``failed`` with the
-error ``interrupted``.  A process killed outright cannot mark its runs; they
-stay ``running`` in the table (docs/routing.md).
+error ``interrupted``.  A process killed outright cannot mark its runs, so the
+process executing a run records itself as the run's ``owner`` and refreshes
+``heartbeat_at`` every few seconds (``owned``); every server, at start and then
+periodically (``RunLauncher.start``), marks ``failed`` the runs still
+``running`` whose heartbeat (or, with none, start) is older than the grace
+period and whose owner is not itself (``fail_abandoned``).  The run's
+transaction was rolled back by the database when its connection died, so
+nothing of it was applied.  Real-time runs are day rows, not tasks: never swept.
+
+On SQLite an apply holds the database's write lock from its start, so its
+heartbeats (and anyone's sweep) wait until it ends: a sweep cannot fail a run
+that is still writing, because by the time it can write, the run has committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Mapping
+import socket
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from domain import events
 from domain.errors import UserError
-from domain.runs import RunPlan, execute_run
+from domain.events import RunProgressEvent, Subscriber
+from domain.runs import ProgressCallback, RunPlan, execute_run, plan_run, start_run
+from storage.guard import without_statement_limit
 from storage.models import EvaluationRun, utcnow
 
 logger = logging.getLogger(__name__)
@@ -37,6 +57,18 @@ logger = logging.getLogger(__name__)
 WAIT_SETTING = "SEGMENTA_RUN_WAIT"
 DEFAULT_WAIT = 2.0
 INTERRUPTED = "interrupted: the server stopped before the run finished; nothing was applied"
+GRACE_SETTING = "SEGMENTA_RUN_HEARTBEAT_GRACE"
+DEFAULT_GRACE = 60.0
+# Heartbeats come this many times per grace period (at most every HEARTBEAT_CAP seconds), so a few
+# missed ones (a busy database) do not make a live run look abandoned.
+BEATS_PER_GRACE = 6
+HEARTBEAT_CAP = 5.0
+# A subscriber that heard nothing for this long reads the run row: the run may have ended in a
+# process whose events never reach this one (or in none: a sweep after a crash).
+SUBSCRIBER_POLL = 5.0
+
+# Names this process in evaluation_runs.owner (host, pid and a random part, unique per start).
+THIS_PROCESS = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def wait_from_environment(environ: Mapping[str, str] | None = None) -> float:
@@ -53,13 +85,211 @@ def wait_from_environment(environ: Mapping[str, str] | None = None) -> float:
     return seconds
 
 
+def grace_from_environment(environ: Mapping[str, str] | None = None) -> float:
+    """The heartbeat grace period in seconds from SEGMENTA_RUN_HEARTBEAT_GRACE; a clear error for a bad value."""
+    raw = (environ if environ is not None else os.environ).get(GRACE_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_GRACE
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(f"{GRACE_SETTING} must be a number of seconds > 0, not {raw!r}", field=GRACE_SETTING)
+    return seconds
+
+
+def heartbeat_interval(grace: float) -> float:
+    return min(HEARTBEAT_CAP, grace / BEATS_PER_GRACE)
+
+
+async def _beat(sessions: async_sessionmaker[AsyncSession], run_id: int, owner: str) -> None:
+    """Say `owner` executes run `run_id`, now; a failure is only logged (the next beat will do)."""
+    try:
+        async with sessions() as session:
+            await session.execute(
+                update(EvaluationRun)
+                .where(
+                    EvaluationRun.id == run_id,
+                    EvaluationRun.status == "running",
+                    or_(EvaluationRun.owner.is_(None), EvaluationRun.owner == owner),
+                )
+                .values(owner=owner, heartbeat_at=utcnow())
+            )
+            await session.commit()
+    except Exception:  # noqa: BLE001 — e.g. SQLite's write lock held by this very run
+        logger.debug("heartbeat of run %s skipped", run_id, exc_info=True)
+
+
+async def _beat_forever(sessions: async_sessionmaker[AsyncSession], run_id: int, owner: str, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await _beat(sessions, run_id, owner)
+
+
+@contextlib.asynccontextmanager
+async def owned(
+    sessions: async_sessionmaker[AsyncSession], run_id: int, *, owner: str = THIS_PROCESS, grace: float | None = None
+) -> AsyncIterator[None]:
+    """Record `owner` as the executor of run `run_id` and keep its heartbeat fresh while the block runs."""
+    await _beat(sessions, run_id, owner)
+    interval = heartbeat_interval(grace if grace is not None else grace_from_environment())
+    beating = asyncio.create_task(_beat_forever(sessions, run_id, owner, interval), name=f"heartbeat of run {run_id}")
+    try:
+        yield
+    finally:
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
+
+
+def _own_sessions(session: AsyncSession) -> async_sessionmaker[AsyncSession]:
+    bind = session.bind
+    assert isinstance(bind, AsyncEngine)
+    return async_sessionmaker(without_statement_limit(bind), expire_on_commit=False)
+
+
+async def run_owned(
+    session: AsyncSession,
+    mode: str,
+    ruleset_id: int,
+    *,
+    as_of: datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> EvaluationRun:
+    """domain.runs.preview_ruleset / apply_ruleset in the caller's session, heartbeating as this process.
+
+    For runs executed outside RunLauncher (the schedule, the command line), so that they too
+    are swept when their process dies.
+    """
+    plan = await plan_run(session, mode, ruleset_id=ruleset_id, as_of=as_of)
+    run = await start_run(session, plan)
+    async with owned(_own_sessions(session), run.id):
+        return await execute_run(session, plan, run.id, progress)
+
+
+def _abandoned(now: datetime, grace: float, me: str) -> list[object]:
+    cutoff = now - timedelta(seconds=grace)
+    return [
+        EvaluationRun.status == "running",
+        EvaluationRun.mode != "realtime",
+        or_(EvaluationRun.owner.is_(None), EvaluationRun.owner != me),
+        func.coalesce(EvaluationRun.heartbeat_at, EvaluationRun.started_at) < cutoff,
+    ]
+
+
+def interrupted_message(owner: str | None, last_seen: datetime | None) -> str:
+    who = f"its process ({owner})" if owner else "its process"
+    when = f" after {last_seen:%Y-%m-%d %H:%M:%S} UTC" if last_seen is not None else ""
+    return f"interrupted: {who} stopped responding{when}; nothing was applied"
+
+
+async def fail_abandoned(
+    session: AsyncSession, *, grace: float, me: str = THIS_PROCESS, now: datetime | None = None
+) -> list[int]:
+    """Mark failed the runs whose executing process went silent for longer than `grace`; commits.
+
+    Returns their ids and tells this process's subscribers.  Reads first, so a sweep that finds
+    nothing writes nothing (on SQLite it takes no write lock).
+    """
+    conditions = _abandoned(now or utcnow(), grace, me)
+    found = (
+        await session.execute(
+            select(EvaluationRun.id, EvaluationRun.owner, EvaluationRun.heartbeat_at, EvaluationRun.started_at)
+            .where(*conditions)
+            .order_by(EvaluationRun.id)
+        )
+    ).all()
+    await session.commit()
+    failed: list[int] = []
+    for run_id, owner, heartbeat_at, started_at in found:
+        # Conditions again: the run may have finished, or beaten, since the read.
+        result = await session.execute(
+            update(EvaluationRun)
+            .where(EvaluationRun.id == run_id, *conditions)
+            .values(status="failed", error=interrupted_message(owner, heartbeat_at or started_at), finished_at=utcnow())
+        )
+        await session.commit()
+        if result.rowcount == 1:
+            failed.append(run_id)
+    for run_id in failed:
+        logger.warning("evaluation run %s marked interrupted: its process stopped sending heartbeats", run_id)
+        events.publish_run_progress(run_id, "done", 1, 1, "failed")
+    return failed
+
+
+async def follow_run(
+    sessions: async_sessionmaker[AsyncSession],
+    run_id: int,
+    progress: Subscriber[RunProgressEvent],
+    *,
+    poll: float | None = None,
+) -> AsyncIterator[RunProgressEvent]:
+    """The progress events of run `run_id`, ending with its final one.
+
+    When nothing arrives for `poll` seconds the run row is read: a run that ended where this
+    process heard nothing of it (another server, or a sweep of a dead one) still ends here.
+    """
+    wait = SUBSCRIBER_POLL if poll is None else poll
+    while True:
+        try:
+            item = await asyncio.wait_for(progress.get(), wait)
+        except TimeoutError:
+            async with sessions() as session:
+                status = await session.scalar(select(EvaluationRun.status).where(EvaluationRun.id == run_id))
+            if status != "running":
+                yield RunProgressEvent(run_id, "done", 1, 1, status or "failed")
+                return
+            continue
+        if item.run_id != run_id:
+            continue
+        yield item
+        if item.finished:
+            return
+
+
 class RunLauncher:
     """Executes started runs in tasks, each with its own session from `sessions`."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, wait: float = DEFAULT_WAIT) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        wait: float = DEFAULT_WAIT,
+        grace: float | None = None,
+        owner: str = THIS_PROCESS,
+    ) -> None:
         self.sessions = sessions
         self.wait = wait
+        self.grace = grace if grace is not None else grace_from_environment()
+        self.owner = owner
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Fail the runs of dead processes now, then keep doing so every half grace period."""
+        await self.sweep()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweep of abandoned runs")
+
+    async def sweep(self) -> list[int]:
+        async with self._unlimited_sessions()() as session:
+            return await fail_abandoned(session, grace=self.grace, me=self.owner)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.grace / 2)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 — a database hiccup must not end the sweeps
+                logger.warning("sweep of abandoned runs failed", exc_info=True)
+
+    def _unlimited_sessions(self) -> async_sessionmaker[AsyncSession]:
+        # Runs are long by nature: the request statement timeout is not theirs (storage/guard.py).
+        bind = self.sessions.kw.get("bind")
+        if isinstance(bind, AsyncEngine):
+            return async_sessionmaker(without_statement_limit(bind), expire_on_commit=False)
+        return self.sessions
 
     @property
     def running(self) -> list[int]:
@@ -83,12 +313,17 @@ class RunLauncher:
             await asyncio.wait({task})
 
     async def _execute(self, plan: RunPlan, run_id: int) -> None:
-        async with self.sessions() as session:
+        sessions = self._unlimited_sessions()
+        async with owned(sessions, run_id, owner=self.owner, grace=self.grace), sessions() as session:
             # execute_run records any failure on the run itself; only cancellation escapes.
             await execute_run(session, plan, run_id)
 
     async def shutdown(self) -> None:
         """Cancel the runs still going and mark them failed (their transactions roll back)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         tasks = {run_id: task for run_id, task in self._tasks.items() if not task.done()}
         if not tasks:
             return

@@ -2,7 +2,8 @@
 
 Day-based metrics (`days_since_purchase`, …) change without any write, so the
 server re-applies the active ruleset on a schedule, as an ordinary apply run
-(domain.runs.apply_ruleset: recorded, summarised, all-or-nothing).
+(domain.runs.apply_ruleset: recorded, summarised, all-or-nothing), heartbeating
+as the process's other runs do (domain/run_tasks.py).
 
 Setting: ``SEGMENTA_SCHEDULE_INTERVAL`` — seconds (``3600``) or a number with a
 unit ``s``/``m``/``h``/``d`` (``90m``, ``24h``, ``7d``); default ``24h``;
@@ -40,9 +41,9 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from domain import runs
 from domain.errors import UserError
 from domain.rulesets import active_ruleset
+from domain.run_tasks import run_owned
 from storage.models import EvaluationRun, SchedulerLock, utcnow
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,8 @@ class Scheduler:
                 if ruleset is None:
                     logger.info("scheduled apply: no active ruleset, nothing to do")
                 else:
-                    run = await runs.apply_ruleset(session, ruleset.id)
+                    # Heartbeating as this process, so a crash mid-run is swept (domain/run_tasks.py).
+                    run = await run_owned(session, "apply", ruleset.id)
                     logger.info("scheduled apply: run %s of ruleset %s %s", run.id, ruleset.id, run.status)
             except UserError as error:
                 # E.g. a team of the active ruleset was deleted: the run cannot start; retry next interval.

@@ -13,6 +13,7 @@ from strawberry.extensions import SchemaExtension
 from domain.errors import Unavailable
 from schema.ids import InvalidCursor, InvalidId
 from schema.pagination import PageSizeError
+from storage.guard import as_unavailable
 
 logger = logging.getLogger("segmenta.graphql")
 
@@ -32,6 +33,8 @@ def client_error(message: str, code: str = BAD_USER_INPUT, **extensions: Any) ->
 def is_unexpected(error: GraphQLError) -> bool:
     """True for an exception the client did not cause (a bug or an outage): it is logged and masked."""
     original = error.original_error
+    if original is not None and as_unavailable(original) is not None:
+        return False
     return original is not None and not isinstance(original, (GraphQLError, Unavailable, *_BAD_INPUT_TYPES))
 
 
@@ -39,6 +42,8 @@ def _with_code(error: GraphQLError) -> GraphQLError:
     if error.extensions and "code" in error.extensions:
         return error
     original = error.original_error
+    if original is not None:
+        original = as_unavailable(original) or original
     if original is None:
         code = GRAPHQL_VALIDATION_FAILED
     elif isinstance(original, _BAD_INPUT_TYPES):

@@ -31,6 +31,7 @@ from strawberry.types.execution import PreExecutionError
 
 from domain.access import Scope, change_is_visible
 from domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, hub
+from domain.run_tasks import follow_run
 from schema.context import Info
 from schema.enums import AssignmentCause, to_enum
 from schema.ids import decode_id, encode_id
@@ -204,12 +205,9 @@ class Subscription:
             if row.status != "running":
                 yield EvaluationRunProgress.from_event(RunProgressEvent(key, "done", 1, 1, row.status))
                 return
-            async for item in progress:
-                if item.run_id != key:
-                    continue
+            # Polls the row when events stop: the run may end where no event reaches this process.
+            async for item in follow_run(session_factory(_engine(info)), key, progress):
                 yield EvaluationRunProgress.from_event(item)
-                if item.finished:
-                    return
 
     @strawberry.subscription(
         description=(

@@ -4,6 +4,12 @@ A bare identifier names a segment stored in the database (manual or dynamic),
 so `where: "high_value and region = east"` works.  Errors come back as one
 GraphQL error with `extensions.code = INVALID_CONDITION` and the located
 diagnostics (line, column, hint) in `extensions.diagnostics`.
+
+A condition is read over every customer, so its cost grows with the database and
+with its own size: it is refused past ``SEGMENTA_WHERE_MAX_TERMS`` terms (each
+comparison, `contains`, segment name, and each value of an `in` list, counts one;
+default 100), and a valid one holds a slot of the expensive-read share of the
+connection pool (storage/guard.py) until the request ends.
 """
 
 from __future__ import annotations
@@ -14,16 +20,19 @@ from datetime import datetime
 from graphql import GraphQLError
 from sqlalchemy import ColumnElement, exists, select
 
-from dsl.ast import And, Condition, Not, Or, SegmentRef
+from dsl.ast import And, Condition, InList, Not, Or, SegmentRef
 from dsl.checker import check_condition
 from dsl.diagnostics import Diagnostic, RuleError
 from dsl.parser import parse_condition
 from schema.serial import SerialSession
 from storage import models
+from storage.guard import MAX_TERMS_SETTING, hold_expensive_slot, max_terms_from_environment
 from storage.rule_fields import customers_where
 
 INVALID_CONDITION = "INVALID_CONDITION"
 MAX_CONDITION_LENGTH = 10_000
+# None: SEGMENTA_WHERE_MAX_TERMS (read per request, so a bad value fails start-up checks, not imports).
+MAX_TERMS: int | None = None
 
 
 def condition_error(diagnostics: list[Diagnostic]) -> GraphQLError:
@@ -48,6 +57,43 @@ def segment_names(condition: Condition) -> Iterator[str]:
             yield from segment_names(operand)
 
 
+def terms(condition: Condition) -> Iterator[Condition]:
+    """The leaves of a condition, one per term its SQL costs (an `in` list: one per value)."""
+    if isinstance(condition, Not):
+        yield from terms(condition.operand)
+    elif isinstance(condition, And | Or):
+        for operand in condition.operands:
+            yield from terms(operand)
+    elif isinstance(condition, InList):
+        for _ in condition.values:
+            yield condition
+    else:
+        yield condition
+
+
+def too_many_terms(condition: Condition, limit: int) -> GraphQLError | None:
+    """The located error of a condition over `limit` terms, pointing at the first term past it."""
+    count = 0
+    first_over = None
+    for term in terms(condition):
+        count += 1
+        if count == limit + 1:
+            first_over = term
+    if first_over is None:
+        return None
+    return condition_error(
+        [
+            Diagnostic.at(
+                first_over.span,
+                "error",
+                "too-complex",
+                f"condition too complex: {count} terms (at most {limit})",
+                hint=f"split it into several queries, or name a segment for part of it ({MAX_TERMS_SETTING})",
+            )
+        ]
+    )
+
+
 def _member_of(segment_id: int) -> ColumnElement[bool]:
     return exists().where(
         models.SegmentMember.customer_id == models.Customer.id, models.SegmentMember.segment_id == segment_id
@@ -64,6 +110,9 @@ async def where_condition(db: SerialSession, text: str, as_of: datetime) -> Colu
     condition, diagnostics = parse_condition(text)
     if condition is None or any(diagnostic.is_error for diagnostic in diagnostics):
         raise condition_error(diagnostics)
+    oversized = too_many_terms(condition, MAX_TERMS if MAX_TERMS is not None else max_terms_from_environment())
+    if oversized is not None:
+        raise oversized
     names = set(segment_names(condition))
     stored: dict[str, int] = {}
     if names:
@@ -74,6 +123,9 @@ async def where_condition(db: SerialSession, text: str, as_of: datetime) -> Colu
         raise condition_error(problems)
     segments = {name: _member_of(stored[name]) for name in names if name in stored}
     try:
-        return customers_where(condition, as_of, segments)
+        compiled = customers_where(condition, as_of, segments)
     except RuleError as error:
         raise condition_error(error.diagnostics) from error
+    async with db.exclusive() as session:
+        await hold_expensive_slot(session)
+    return compiled

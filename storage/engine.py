@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from storage import guard
+
 DEFAULT_DATABASE_FILE = "segmenta.db"
 
 
@@ -72,6 +74,8 @@ def create_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
+    # Statement time limits, for the connections whose options ask for one (storage/guard.py).
+    guard.install(engine)
     return engine
 
 

@@ -1,0 +1,313 @@
+"""Statement time limits, and the share of the connection pool expensive reads may hold.
+
+Two guards keep one kind of request from starving every other:
+
+* **Statement timeout.**  A connection whose execution options carry
+  ``TIMEOUT_OPTION`` (seconds) has every statement stopped once it runs longer:
+  PostgreSQL by ``SET LOCAL statement_timeout`` at the start of each transaction,
+  SQLite by ``interrupt()`` on the raw connection from an event-loop timer (the
+  statement itself runs in aiosqlite's thread, so the loop is free to fire it).
+  The stopped statement raises ``domain.errors.TimedOut``.  Only the GraphQL
+  request sessions use a limited engine (``limit_statements``); runs, the
+  scheduler, migrations and the CLI use the engine as created, and the run
+  launcher removes any limit it is handed (``without_statement_limit``), because
+  an apply over a large database is long by nature.
+* **Expensive-read share.**  Reads whose cost grows with the database (a
+  ``where`` condition over every customer, …) take a slot of a per-pool semaphore
+  for the rest of their transaction (``hold_expensive_slot``).  At most half the
+  pool by default; a request that finds the share used up waits a short time,
+  then gets ``domain.errors.Busy`` instead of queueing on the pool until the
+  pool's own timeout.  The other half of the pool is always there for cheap
+  requests.
+
+Settings (read here, once per process):
+
+``SEGMENTA_STATEMENT_TIMEOUT``  seconds a request statement may run; ``off``/``0`` disables (default 15)
+``SEGMENTA_EXPENSIVE_READS``    slots for concurrent expensive reads (default half the pool, at least 1)
+``SEGMENTA_EXPENSIVE_READ_WAIT`` seconds a request waits for a slot before BUSY (default 2)
+``SEGMENTA_WHERE_MAX_TERMS``    terms a ``where`` condition may hold (default 100; schema/where.py)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import sqlite3
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from domain.errors import Busy, TimedOut, UserError
+
+TIMEOUT_SETTING = "SEGMENTA_STATEMENT_TIMEOUT"
+SHARE_SETTING = "SEGMENTA_EXPENSIVE_READS"
+SHARE_WAIT_SETTING = "SEGMENTA_EXPENSIVE_READ_WAIT"
+DEFAULT_STATEMENT_TIMEOUT = 15.0
+DEFAULT_SHARE_WAIT = 2.0
+MAX_TERMS_SETTING = "SEGMENTA_WHERE_MAX_TERMS"
+DEFAULT_MAX_TERMS = 100
+
+TIMEOUT_OPTION = "segmenta_statement_timeout"
+# PostgreSQL's SQLSTATE query_canceled; a statement_timeout says so in its message.
+_QUERY_CANCELED = "57014"
+_SLOT_KEY = "segmenta_expensive_slot"
+_TIMER_KEY = "segmenta_interrupt_timer"
+
+
+class SettingError(UserError):
+    """A guard setting in the environment is not understood."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="environment", code="bad_setting")
+
+
+def _seconds(name: str, raw: str | None, default: float | None, *, off_allowed: bool) -> float | None:
+    text = (raw or "").strip().lower()
+    if not text:
+        return default
+    if off_allowed and text == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value >= 0 and math.isfinite(value)):
+        allowed = "a number of seconds ≥ 0 or off" if off_allowed else "a number of seconds ≥ 0"
+        raise SettingError(f"{name} must be {allowed}, not {raw!r}")
+    if off_allowed and value == 0:
+        return None
+    return value
+
+
+def statement_timeout_from_environment(environ: Mapping[str, str] | None = None) -> float | None:
+    """Seconds a request statement may run (None: no limit), from SEGMENTA_STATEMENT_TIMEOUT."""
+    source = environ if environ is not None else os.environ
+    return _seconds(TIMEOUT_SETTING, source.get(TIMEOUT_SETTING), DEFAULT_STATEMENT_TIMEOUT, off_allowed=True)
+
+
+@dataclass(frozen=True)
+class ShareSettings:
+    slots: int | None  # None: half the pool
+    wait: float
+
+
+def share_settings_from_environment(environ: Mapping[str, str] | None = None) -> ShareSettings:
+    source = environ if environ is not None else os.environ
+    raw = source.get(SHARE_SETTING, "").strip()
+    slots: int | None = None
+    if raw:
+        try:
+            slots = int(raw)
+        except ValueError:
+            slots = 0
+        if slots < 1:
+            raise SettingError(f"{SHARE_SETTING} must be a whole number of connections ≥ 1, not {raw!r}")
+    wait = _seconds(SHARE_WAIT_SETTING, source.get(SHARE_WAIT_SETTING), DEFAULT_SHARE_WAIT, off_allowed=False)
+    assert wait is not None
+    return ShareSettings(slots=slots, wait=wait)
+
+
+def max_terms_from_environment(environ: Mapping[str, str] | None = None) -> int:
+    """The term limit of a `where` condition, from SEGMENTA_WHERE_MAX_TERMS."""
+    raw = (environ if environ is not None else os.environ).get(MAX_TERMS_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_MAX_TERMS
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise SettingError(f"{MAX_TERMS_SETTING} must be a whole number ≥ 1, not {raw!r}")
+    return limit
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Raise SettingError naming the first bad guard setting (for a clear message at start-up)."""
+    statement_timeout_from_environment(environ)
+    share_settings_from_environment(environ)
+    max_terms_from_environment(environ)
+
+
+# ---------------------------------------------------------------------------
+# Statement timeout
+# ---------------------------------------------------------------------------
+
+
+def limit_statements(engine: AsyncEngine, seconds: float | None) -> AsyncEngine:
+    """The same engine (same pool) whose statements stop after `seconds` (None: unlimited)."""
+    return engine.execution_options(**{TIMEOUT_OPTION: seconds})
+
+
+def without_statement_limit(engine: AsyncEngine) -> AsyncEngine:
+    return engine.execution_options(**{TIMEOUT_OPTION: None})
+
+
+def _timeout_of(options: Mapping[str, Any]) -> float | None:
+    seconds = options.get(TIMEOUT_OPTION)
+    return float(seconds) if seconds else None
+
+
+def _set_local_timeout(connection: Connection) -> None:
+    seconds = _timeout_of(connection.get_execution_options())
+    if seconds is not None:
+        # Transaction-scoped: the pooled connection is unlimited again for its next user (a run).
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
+
+
+def _arm_interrupt(
+    connection: Connection, _cursor: Any, _statement: str, _parameters: Any, context: Any, _many: bool
+) -> None:
+    seconds = _timeout_of(context.execution_options)
+    if seconds is None:
+        return
+    raw = connection.connection.driver_connection._conn  # the sqlite3 connection inside aiosqlite
+    # Runs in the event loop while the statement runs in aiosqlite's thread; interrupt() is
+    # the one sqlite3 call meant to be made from another thread.
+    context._segmenta_timer = asyncio.get_running_loop().call_later(seconds, _interrupt, raw, context)
+
+
+def _interrupt(raw: sqlite3.Connection, context: Any) -> None:
+    context._segmenta_interrupted = True
+    raw.interrupt()
+
+
+def _disarm_interrupt(
+    _connection: Connection, _cursor: Any, _statement: str, _parameters: Any, context: Any, _many: bool
+) -> None:
+    timer = getattr(context, "_segmenta_timer", None)
+    if timer is not None:
+        timer.cancel()
+
+
+def _timed_out(context: ExceptionContext) -> None:
+    """Turn a statement stopped by its time limit into TimedOut (retryable), whatever the back end."""
+    execution = context.execution_context
+    timer = getattr(execution, "_segmenta_timer", None) if execution is not None else None
+    if timer is not None:
+        timer.cancel()
+    original = context.original_exception
+    limit = _timeout_of(execution.execution_options) if execution is not None else None
+    if getattr(execution, "_segmenta_interrupted", False) and "interrupt" in str(original).lower():
+        raise TimedOut(f"a statement ran past the {limit:g} s limit and was stopped", retry_after=None) from original
+    if _QUERY_CANCELED in (getattr(original, "sqlstate", None), getattr(original, "pgcode", None)) and (
+        "statement timeout" in str(original)
+    ):
+        stated = f" {limit:g} s" if limit is not None else ""
+        raise TimedOut(f"a statement ran past the{stated} limit and was stopped", retry_after=None) from original
+
+
+def install(engine: AsyncEngine) -> None:
+    """Let connections of `engine` (and of its option copies) honour TIMEOUT_OPTION."""
+    sync_engine = engine.sync_engine
+    if engine.dialect.name == "postgresql":
+        event.listen(sync_engine, "begin", _set_local_timeout)
+    elif engine.dialect.name == "sqlite":
+        event.listen(sync_engine, "before_cursor_execute", _arm_interrupt)
+        event.listen(sync_engine, "after_cursor_execute", _disarm_interrupt)
+    event.listen(sync_engine, "handle_error", _timed_out)
+
+
+# ---------------------------------------------------------------------------
+# Expensive-read share
+# ---------------------------------------------------------------------------
+
+
+class ExpensiveReads:
+    """At most `slots` transactions doing expensive reads at once on one pool."""
+
+    def __init__(self, slots: int, wait: float) -> None:
+        self.slots = slots
+        self.wait = wait
+        self._semaphore = asyncio.Semaphore(slots)
+
+    @property
+    def in_use(self) -> int:
+        return self.slots - self._semaphore._value
+
+    async def hold(self, session: AsyncSession) -> None:
+        """Take a slot for the session's current transaction (begun here if need be).
+
+        Released when that transaction ends (commit, rollback or close); a second call in the
+        same transaction takes nothing more.  Raises Busy when no slot frees up within `wait`.
+        """
+        if _SLOT_KEY in session.sync_session.info:
+            return
+        try:
+            await asyncio.wait_for(self._semaphore.acquire(), self.wait)
+        except TimeoutError:
+            raise Busy(
+                f"the server is busy with other expensive reads ({self.slots} at a time); retry shortly",
+                retry_after=max(1.0, self.wait),
+            ) from None
+        session.sync_session.info[_SLOT_KEY] = self._semaphore
+        try:
+            await session.connection()
+        except BaseException:
+            _release_slot(session.sync_session)
+            raise
+
+
+def _release_slot(session: Session) -> None:
+    semaphore = session.info.pop(_SLOT_KEY, None)
+    if semaphore is not None:
+        semaphore.release()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _free_slot_at_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        _release_slot(session)
+
+
+_shares: weakref.WeakKeyDictionary[Any, ExpensiveReads] = weakref.WeakKeyDictionary()
+
+
+def _pool_capacity(engine: AsyncEngine) -> int | None:
+    pool = engine.sync_engine.pool
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", 0)
+    if not callable(size):
+        return None
+    return int(size()) + max(0, int(overflow))
+
+
+def share_connections(engine: AsyncEngine, *, slots: int | None = None, wait: float | None = None) -> ExpensiveReads:
+    """Set the expensive-read share of `engine`'s pool (defaults from the environment)."""
+    settings = share_settings_from_environment()
+    capacity = _pool_capacity(engine)
+    chosen = slots or settings.slots or max(1, (capacity or 2) // 2)
+    share = ExpensiveReads(chosen, settings.wait if wait is None else wait)
+    _shares[engine.sync_engine.pool] = share
+    return share
+
+
+def forget_share(engine: AsyncEngine) -> None:
+    """Drop the share set for `engine`'s pool; the next expensive read makes one from the environment."""
+    _shares.pop(engine.sync_engine.pool, None)
+
+
+def expensive_reads(engine: AsyncEngine) -> ExpensiveReads:
+    """The share of `engine`'s pool (made from the environment on first use)."""
+    share = _shares.get(engine.sync_engine.pool)
+    return share if share is not None else share_connections(engine)
+
+
+async def hold_expensive_slot(session: AsyncSession) -> None:
+    """Before an expensive read: hold a slot of the session's pool share until the transaction ends."""
+    bind = session.bind
+    assert isinstance(bind, AsyncEngine), "an expensive read needs a session bound to an engine"
+    await expensive_reads(bind).hold(session)
+
+
+def as_unavailable(error: BaseException) -> Busy | None:
+    """A pool checkout that timed out is the server being busy, not a bug."""
+    if isinstance(error, exc.TimeoutError):
+        return Busy("no database connection became free in time; retry shortly", retry_after=1.0)
+    return None
