@@ -20,6 +20,7 @@ from schema.stats import Stats
 from schema.types import Customer, Employee, Feedback, Segment, Team
 from schema.where import where_condition
 from storage import models
+from storage.guard import hold_expensive_slot
 
 
 def _lookup_key(value: str, argument: str, column: str, model: type[models.Base]) -> str:
@@ -130,5 +131,8 @@ class DataQuery:
         return to_connection(page, NEWEST_FEEDBACK, Feedback.from_row, counter(db, statement))
 
     @strawberry.field(description="Figures over the whole customer base (an agent: over their customers).")
-    def stats(self) -> Stats:
+    async def stats(self, info: Info) -> Stats:
+        # Its figures scan every customer: one slot of the expensive-read share (storage/guard.py).
+        async with info.context.db.exclusive() as session:
+            await hold_expensive_slot(session)
         return Stats()

@@ -143,3 +143,15 @@ async def test_a_request_gives_its_slot_back_when_it_ends(
     for _ in range(3):
         await api.data(COUNT, {"w": "region = east"})
         assert one_slot.in_use == 0
+
+
+async def test_with_the_share_used_up_stats_are_busy_too(
+    api: Api, world: World, engine: AsyncEngine, one_slot: guard.ExpensiveReads
+) -> None:
+    async with session_factory(engine)() as slow_reader:
+        await guard.hold_expensive_slot(slow_reader)
+        [error] = await api.errors("{ stats { customerCount } }")
+        assert (error["extensions"]["code"], error["path"]) == ("BUSY", ["stats"])
+    data = await api.data("{ stats { customerCount } }")
+    assert data["stats"]["customerCount"] == len(world.customers)
+    assert one_slot.in_use == 0
