@@ -145,6 +145,8 @@ async def assign_manager(
             customer.manager_id = employee.id
             customer.updated_at = now
         customer.assignment_locked = locking
+        # A person's decision: an apply evaluated before it must not overwrite it (domain/runs.py).
+        customer.routing_version += 1
     await session.flush()
     if history:
         await session.execute(insert(AssignmentHistory.__table__), history)
@@ -157,5 +159,6 @@ async def unlock_assignment(session: AsyncSession, customer_ids: Iterable[int]) 
     customers = await _locked_customers(session, ids)
     for customer in customers:
         customer.assignment_locked = False
+        customer.routing_version += 1
     await session.flush()
     return customers

@@ -50,15 +50,19 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    case,
     delete,
     func,
     insert,
     literal,
+    literal_column,
     select,
     union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -678,6 +682,12 @@ async def _dynamic_segment_ids(
 # Every write below goes in one batch (storage/sqlite_direct.py: one trip to SQLite's
 # driver thread; on PostgreSQL one Core statement each), so none of them may have a
 # column default to compute or a result to read.
+#
+# Every customer re-evaluated gets its routing_version raised, changed or not: an apply
+# running meanwhile then knows its snapshot of the customer is stale and leaves it to this
+# decision (domain/runs.py).  Rows a concurrent apply already wrote or removed are no error:
+# inserts skip a row already there, deletes of a row already gone delete nothing.
+_NEXT_VERSION = _customers.c.routing_version + literal_column("1")
 _UPDATE_ASSIGNMENT = (
     update(_customers)
     .where(_customers.c.id == bindparam("target_id"))
@@ -686,18 +696,31 @@ _UPDATE_ASSIGNMENT = (
         manager_id=bindparam("new_manager"),
         deciding_rule=bindparam("new_rule"),
         updated_at=bindparam("new_updated_at"),
+        routing_version=_NEXT_VERSION,
     )
+)
+# updated_at named as itself: the column's onupdate would stamp it, and routing is no edit of the customer.
+_RAISE_VERSION = (
+    update(_customers)
+    .where(_customers.c.id == bindparam("versioned_id"))
+    .values(routing_version=_NEXT_VERSION, updated_at=_customers.c.updated_at)
 )
 _DELETE_MEMBERSHIP = delete(_members).where(
     _members.c.customer_id == bindparam("member_customer"), _members.c.segment_id == bindparam("member_segment")
 )
-_INSERT_MEMBERSHIPS = insert(_members)
+_INSERT_MEMBERSHIPS = {
+    "postgresql": postgresql_insert(_members).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(_members).on_conflict_do_nothing(),
+}
 _DELETE_TAG = delete(_tags).where(
     _tags.c.customer_id == bindparam("tag_customer"),
     _tags.c.tag == bindparam("tag_name"),
     _tags.c.source == bindparam("tag_source"),
 )
-_INSERT_TAGS = insert(_tags)
+_INSERT_TAGS = {
+    "postgresql": postgresql_insert(_tags).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(_tags).on_conflict_do_nothing(),
+}
 _INSERT_CHANGES = insert(_changes)
 _INSERT_HISTORY = insert(_history)
 _UPDATE_POSITION = (
@@ -707,6 +730,10 @@ _UPDATE_POSITION = (
 )
 
 Batch = list[tuple[Any, list[dict[str, Any]]]]
+
+
+def _dialect(session: AsyncSession) -> str:
+    return "postgresql" if assignment.has_row_locks(session) else "sqlite"
 
 
 def _array_of(name: str, type_: Any) -> Any:
@@ -726,26 +753,29 @@ def _one_customer_writes() -> Any:
     customer = bindparam("w_customer", type_=Integer())
     joined = _array_of("w_joined", Integer())
     added = _array_of("w_added", String())
+    moved = bindparam("w_moved", type_=Boolean())
     change = _row_of(_changes, "ch_")
     history = _row_of(_history, "h_")
     ctes = [
         update(_customers)
-        .where(_customers.c.id == customer, bindparam("w_moved", type_=Boolean()))
+        .where(_customers.c.id == customer)
         .values(
-            team_id=bindparam("w_team", type_=Integer()),
-            manager_id=bindparam("w_manager", type_=Integer()),
-            deciding_rule=bindparam("w_rule", type_=String()),
-            updated_at=bindparam("w_updated_at", type_=DateTime()),
+            team_id=case((moved, bindparam("w_team", type_=Integer())), else_=_customers.c.team_id),
+            manager_id=case((moved, bindparam("w_manager", type_=Integer())), else_=_customers.c.manager_id),
+            deciding_rule=case((moved, bindparam("w_rule", type_=String())), else_=_customers.c.deciding_rule),
+            updated_at=case((moved, bindparam("w_updated_at", type_=DateTime())), else_=_customers.c.updated_at),
+            routing_version=_NEXT_VERSION,
         )
         .cte("moved_customer"),
         delete(_members)
         .where(_members.c.customer_id == customer, _members.c.segment_id == any_(bindparam("w_left", type_=ARRAY(Integer()))))
         .cte("left_segments"),
-        insert(_members)
+        postgresql_insert(_members)
         .from_select(
             ["segment_id", "customer_id", "added_at"],
             select(joined.c.w_joined, customer, bindparam("w_added_at", type_=DateTime())).select_from(joined),
         )
+        .on_conflict_do_nothing()
         .cte("joined_segments"),
         delete(_tags)
         .where(
@@ -754,11 +784,12 @@ def _one_customer_writes() -> Any:
             _tags.c.source == bindparam("w_source", type_=String()),
         )
         .cte("removed_tags"),
-        insert(_tags)
+        postgresql_insert(_tags)
         .from_select(
             ["customer_id", "tag", "source"],
             select(customer, added.c.w_added, bindparam("w_source", type_=String())).select_from(added),
         )
+        .on_conflict_do_nothing()
         .cte("added_tags"),
         insert(_changes)
         .from_select(list(change), select(*change.values()).where(bindparam("w_change", type_=Boolean())))
@@ -778,7 +809,7 @@ async def _write_one_customer(session: AsyncSession, customer_id: int, batch: Ba
     """`batch` (the writes of one customer, as _write builds it) in one statement (PostgreSQL)."""
     rows = {statement: statement_rows for statement, statement_rows in batch}
     moved = rows[_UPDATE_ASSIGNMENT][0] if rows[_UPDATE_ASSIGNMENT] else None
-    joined = rows.get(_INSERT_MEMBERSHIPS, [])
+    joined = rows.get(_INSERT_MEMBERSHIPS["postgresql"], [])
     change = rows.get(_INSERT_CHANGES, [])
     history = rows.get(_INSERT_HISTORY, [])
     position = rows[_UPDATE_POSITION][0] if rows[_UPDATE_POSITION] else None
@@ -793,7 +824,7 @@ async def _write_one_customer(session: AsyncSession, customer_id: int, batch: Ba
         "w_joined": [row["segment_id"] for row in joined],
         "w_added_at": joined[0]["added_at"] if joined else None,
         "w_removed": [row["tag_name"] for row in rows.get(_DELETE_TAG, [])],
-        "w_added": [row["tag"] for row in rows.get(_INSERT_TAGS, [])],
+        "w_added": [row["tag"] for row in rows.get(_INSERT_TAGS["postgresql"], [])],
         "w_source": RULE,
         "w_change": bool(change),
         "w_history": bool(history),
@@ -844,7 +875,7 @@ async def _label_writes(
             ],
         ),
         (
-            _INSERT_MEMBERSHIPS,
+            _INSERT_MEMBERSHIPS[_dialect(session)],
             [
                 {"segment_id": segment_ids[key], "customer_id": customer, "added_at": now}
                 for customer, key in added_segments
@@ -859,7 +890,7 @@ async def _label_writes(
                 for tag in c.tags_removed
             ],
         ),
-        (_INSERT_TAGS, [{"customer_id": c.customer_id, "tag": tag, "source": RULE} for c in changes for tag in c.tags_added]),
+        (_INSERT_TAGS[_dialect(session)], [{"customer_id": c.customer_id, "tag": tag, "source": RULE} for c in changes for tag in c.tags_added]),
     ]
 
 
@@ -916,6 +947,7 @@ async def _write(
 ) -> None:
     """The new assignments, memberships, rule tags, change and history rows and round-robin positions."""
     updates = _assignment_updates(decisions)
+    updated = {id(d) for d in updates}
     batch: Batch = [
         (
             _UPDATE_ASSIGNMENT,
@@ -929,7 +961,8 @@ async def _write(
                 }
                 for d in updates
             ],
-        )
+        ),
+        (_RAISE_VERSION, [{"versioned_id": d.customer_id} for d in decisions if id(d) not in updated]),
     ]
     history: list[dict[str, Any]] = []
     if changes:
@@ -953,8 +986,7 @@ async def _write(
         )
     )
     if len(decisions) == 1 and assignment.has_row_locks(session):
-        if any(rows for _, rows in batch):
-            await _write_one_customer(session, decisions[0].customer_id, batch)
+        await _write_one_customer(session, decisions[0].customer_id, batch)
     else:
         await sqlite_direct.write_all(session, batch)
     if history:

@@ -250,6 +250,8 @@ def _route(plan: _Plan, read: NewCustomerRead, row: Mapping[str, Any], *, pick_i
 async def _add_routing(session: AsyncSession, writes: NewCustomerWrites, routing: _Routing, now: datetime) -> None:
     """The routing's part of the writes: assignment on the row, rule tags, memberships, change, history, position."""
     plan = routing.plan
+    # Routed once, as domain.realtime raises the version of every customer it re-evaluates.
+    writes.row["routing_version"] = 1
     if routing.team_known:
         writes.row.update(team_id=routing.team_id, manager_id=routing.manager_id, deciding_rule=plan.rule)
     writes.tags += [(tag, RULE) for tag in dict.fromkeys(plan.tags)]

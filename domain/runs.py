@@ -11,14 +11,23 @@ Transactions (these functions own them, unlike the other domain services):
 
 1. *prepare* — validate the input (UserError, nothing written), then insert the
    run row as ``running`` and commit, so it can be polled by id at once;
-2. *execute* — in one new transaction: evaluate, write the change rows, (apply
-   only) update customers, history, segments, tags and round-robin positions,
-   and mark the run ``succeeded`` with its summary; commit;
-3. on any failure in 2 — roll back everything, then mark the run ``failed``
-   with the error in a new transaction.  Nothing is half-applied.
+2. *evaluate* — on a connection of the run's own (its temporary work tables live
+   there), in one read-only snapshot: evaluate, compare, assign managers, compute
+   the summary; commit.  No lock is held, so writes go on meanwhile (on SQLite a
+   read transaction never blocks the writer);
+3. *write* — one short write transaction: (apply only) check that the ruleset is
+   still active, lock the subjects' customer rows (PostgreSQL) and leave out those
+   re-routed in real time since the snapshot (``customers.routing_version`` moved:
+   their routing was decided with the same rules on newer data), create missing
+   segments; write the change rows, (apply only) history, customers, segments,
+   tags and round-robin positions, and mark the run ``succeeded``; commit;
+4. on any failure in 2 or 3 — roll back, then mark the run ``failed`` with the
+   error in a new transaction.  Nothing is half-applied: readers see the run's
+   writes and its success at one commit.
 
-Preview runs through exactly the same steps but skips the writes of step 2
-other than the change rows and the run itself.
+Applies take turns across processes (storage.locks.held_across_transactions), so
+a second apply evaluates what the first wrote.  Preview runs through the same
+steps but writes only its change rows and the run itself.
 """
 
 from __future__ import annotations
@@ -26,13 +35,14 @@ from __future__ import annotations
 import inspect
 from collections import Counter
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from domain import assignment, events
 from domain.errors import NotFound, UserError
@@ -41,8 +51,9 @@ from dsl.ast import Rule, RuleFile, SegmentDef
 from dsl.diagnostics import RuleError
 from dsl.sql_compiler import SqlRuleset, compile_ruleset
 from storage import routing_queries as queries
-from storage.locks import hold_exclusive
-from storage.models import EvaluationRun, Team, utcnow
+from storage.engine import begin_reader, begin_writer
+from storage.locks import held_across_transactions
+from storage.models import EvaluationRun, Ruleset, Team, utcnow
 from storage.rule_fields import CustomerFields
 
 logger = logging.getLogger(__name__)
@@ -321,41 +332,53 @@ async def _summary(
     }
 
 
-# Names the advisory lock that lets one apply at a time run on a PostgreSQL database.
+# Names the lock that lets one apply at a time run on a database (storage.locks).
 _APPLY_LOCK_KEY = 0x5E6_A991
 
 
-async def _serialise_applies(session: AsyncSession, run_id: int) -> None:
-    """One apply at a time, across processes: a second waits, then sees the first's result."""
-    await hold_exclusive(
-        session,
-        _APPLY_LOCK_KEY,
-        sqlite_first_write=update(EvaluationRun).where(EvaluationRun.id == run_id).values(status="running"),
-    )
-
-
-async def _execute(
-    session: AsyncSession, plan: RunPlan, run_id: int, progress: ProgressCallback | None
-) -> dict[str, Any]:
-    """The whole run in the current transaction (the caller commits or rolls back)."""
-    if plan.mode == "apply":
-        await _serialise_applies(session, run_id)
-    await queries.tune_for_run(session)
-    now = utcnow()
-    team_ids = {key: team.id for key, team in plan.teams.items()}
-    tables = queries.build_work_tables(session, plan.rule_file, plan.as_of, team_ids, plan.automatic_team_ids)
-    await queries.create_work_tables(session, tables)
-
-    # Read inside the run's transaction (after the apply lock): the plan may be stale.
+async def _check_segments(session: AsyncSession, plan: RunPlan) -> dict[str, int]:
+    """The ids of the rules' segments that exist; UserError when one of them is (now) a manual segment."""
     existing = await queries.existing_segments(session, plan.segment_keys)
     manual = sorted(key for key, (_, kind) in existing.items() if kind != "dynamic")
     if manual:
         raise UserError(f"segment(s) {', '.join(manual)} became manual segments", field="source", code="manual_segment")
-    if plan.mode == "apply":
-        missing = [key for key in plan.segment_keys if key not in existing]
-        await queries.create_dynamic_segments(session, missing, now)
-        existing = await queries.existing_segments(session, plan.segment_keys)
-    segment_ids = {key: segment_id for key, (segment_id, _) in existing.items()}
+    return {key: segment_id for key, (segment_id, _) in existing.items()}
+
+
+async def _check_still_active(session: AsyncSession, plan: RunPlan) -> None:
+    status = await session.scalar(select(Ruleset.status).where(Ruleset.id == plan.ruleset_id))
+    if status != "active":
+        raise UserError(
+            "the ruleset was deactivated while the apply ran; nothing was applied", field="id", code="not_active"
+        )
+
+
+@dataclass
+class _Evaluated:
+    tables: queries.WorkTables
+    census: queries.Census
+    labelled: bool
+
+    @property
+    def unsettled(self) -> bool:
+        return self.census.unsettled > 0
+
+    @property
+    def reported(self) -> bool:
+        return self.unsettled or self.labelled
+
+
+async def _evaluate(
+    session: AsyncSession, plan: RunPlan, run_id: int, tables: queries.WorkTables, progress: ProgressCallback | None
+) -> _Evaluated:
+    """Everything but the writes, in one read-only snapshot: no lock is held (the work tables are temporary)."""
+    await begin_reader(session)
+    await queries.begin_snapshot(session)
+    await queries.tune_for_run(session)
+    await queries.create_work_tables(session, tables)
+    # Read again inside the snapshot: the plan may be stale.  A segment the rules name that
+    # does not exist yet has no members; the writes create it.
+    segment_ids = await _check_segments(session, plan)
 
     id_range = await queries.customer_id_range(session)
     if id_range is not None:
@@ -375,25 +398,89 @@ async def _execute(
     if census.unsettled or labelled:
         await queries.analyze(session, tables.subjects)
     await _report(progress, run_id, "compare", 1, 1)
+    await session.commit()  # ends the snapshot; the temporary tables stay with the connection
+    return _Evaluated(tables, census, labelled > 0)
 
-    assigners = await _assign_managers(session, tables, plan, run_id, progress) if census.unsettled else []
 
+async def _write(
+    session: AsyncSession, plan: RunPlan, run_id: int, evaluated: _Evaluated, progress: ProgressCallback | None
+) -> dict[str, Any]:
+    """Manager assignment, the run's writes and its success, in one write transaction (the caller commits).
+
+    Managers are picked here, not in the snapshot: the teams and members are locked
+    and the loads read now, so real-time assignments made meanwhile are counted.
+    """
+    await begin_writer(session)
+    await queries.tune_for_run(session)
+    tables = evaluated.tables
+    superseded = 0
+    if plan.mode == "apply":
+        await _check_still_active(session, plan)
+        segment_ids = await _check_segments(session, plan)
+        await queries.create_dynamic_segments(session, [k for k in plan.segment_keys if k not in segment_ids], utcnow())
+        if evaluated.reported:
+            await queries.lock_subjects(session, tables)
+            superseded = await queries.drop_superseded(session, tables)
+    assigners = await _assign_managers(session, tables, plan, run_id, progress) if evaluated.unsettled else []
+    summary = await _summary(session, tables, plan, evaluated.census)
+    if superseded:
+        summary["superseded"] = superseded
     await _report(progress, run_id, "write", 0, 1)
-    reported = census.unsettled > 0 or labelled > 0
-    if reported:
+    if evaluated.reported:
         await queries.insert_change_rows(session, tables, run_id)
     if plan.mode == "apply":
-        if census.unsettled:
+        now = utcnow()
+        if evaluated.unsettled:
             await queries.insert_history(session, tables, run_id, now)
             await queries.update_customers(session, tables, now)
-        if labelled:
+        if evaluated.labelled:
             await queries.apply_label_changes(session, tables, now)
         await assignment.save_positions(session, assigners)
+    await session.execute(
+        update(EvaluationRun)
+        .where(EvaluationRun.id == run_id)
+        .values(status="succeeded", summary=summary, finished_at=utcnow())
+    )
     await _report(progress, run_id, "write", 1, 1)
-
-    summary = await _summary(session, tables, plan, census)
-    await queries.drop_work_tables(session, tables)
     return summary
+
+
+async def _execute(
+    session: AsyncSession, plan: RunPlan, run_id: int, progress: ProgressCallback | None
+) -> dict[str, Any]:
+    """The whole run on `session`, bound to one connection: evaluate in a snapshot, write, commit."""
+    team_ids = {key: team.id for key, team in plan.teams.items()}
+    tables = queries.build_work_tables(session, plan.rule_file, plan.as_of, team_ids, plan.automatic_team_ids)
+    try:
+        evaluated = await _evaluate(session, plan, run_id, tables, progress)
+        summary = await _write(session, plan, run_id, evaluated, progress)
+        await session.commit()
+        return summary
+    finally:
+        await session.rollback()
+        await _drop_work_tables(session, tables)
+
+
+async def _drop_work_tables(session: AsyncSession, tables: queries.WorkTables) -> None:
+    """The connection goes back to the pool: its temporary tables must not outlive the run."""
+    try:
+        await queries.drop_work_tables(session, tables)
+        await session.commit()
+    except Exception:  # noqa: BLE001 — the run's own outcome matters more; a broken connection is discarded anyway
+        logger.warning("dropping a run's work tables failed", exc_info=True)
+        await session.rollback()
+
+
+@asynccontextmanager
+async def _one_connection(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """A session of its own on one connection, kept for the whole run (temporary tables, the apply lock)."""
+    bind = session.bind
+    if isinstance(bind, AsyncConnection):
+        yield session
+        return
+    assert isinstance(bind, AsyncEngine), "a run needs a session bound to an engine or a connection"
+    async with bind.connect() as connection, AsyncSession(bind=connection, expire_on_commit=False) as own:
+        yield own
 
 
 # Share of customers an apply must change before it refreshes the planner statistics:
@@ -421,12 +508,15 @@ async def execute_run(
 ) -> EvaluationRun:
     """Run a started run to completion; a failure rolls back and marks the run failed."""
     try:
-        summary = await _execute(session, plan, run_id, progress)
+        await session.commit()  # the caller's reads end here; the run works on a connection of its own
+        async with _one_connection(session) as own:
+            if plan.mode == "apply":
+                async with held_across_transactions(own, _APPLY_LOCK_KEY, name="apply"):
+                    summary = await _execute(own, plan, run_id, progress)
+            else:
+                summary = await _execute(own, plan, run_id, progress)
         run = await session.get(EvaluationRun, run_id, populate_existing=True)
         assert run is not None
-        run.status = "succeeded"
-        run.summary = summary
-        run.finished_at = utcnow()
         await session.commit()
         if plan.mode == "apply" and _rewrote_much(summary):
             await _refresh_statistics(session)

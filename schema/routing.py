@@ -242,6 +242,10 @@ class RunSummary:
         description="Customers left without a manager because no member of the team had capacity."
     )
     moves: list[TeamMove]
+    superseded: int = strawberry.field(
+        default=0,
+        description="Customers an apply left alone: re-routed in real time, on newer data, while it evaluated.",
+    )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSummary:
@@ -262,6 +266,7 @@ class RunSummary:
                 TeamMove(from_key=move.get("from"), to_key=move.get("to"), count=int(move.get("count", 0)))
                 for move in data.get("moves") or []
             ],
+            superseded=int(data.get("superseded", 0)),
         )
 
 

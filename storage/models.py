@@ -82,6 +82,9 @@ class Customer(Base):
     )
     assignment_locked: Mapped[bool] = mapped_column(Boolean, default=False)
     deciding_rule: Mapped[str | None] = mapped_column(String(200))
+    # Raised by every real-time re-evaluation and every apply that re-routes the customer: an
+    # apply leaves alone the customers whose version moved after its snapshot (domain/runs.py).
+    routing_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     # Maintained metrics (SPEC §3).  Counts and sums default to 0.
     purchase_count: Mapped[int] = mapped_column(Integer, default=0, index=True)

@@ -60,6 +60,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
@@ -233,7 +235,9 @@ def build_work_tables(
         rule_file, CustomerFields(), as_of=as_of, extra=_settled_check(team_ids, automatic_team_ids), extra_bits=1
     )
     metadata = MetaData()
-    temporary: dict[str, Any] = {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
+    # Kept past the commit of the evaluation's snapshot (the writes follow in a transaction of
+    # their own, on the same connection); dropped by drop_work_tables.
+    temporary: dict[str, Any] = {"prefixes": ["TEMPORARY"]}
     # On SQLite the key is the table's rowid (lookups by customer for free); PostgreSQL
     # joins the work table by hashing, and an index would only slow its filling down.
     keyed = dialect_name(session) != "postgresql"
@@ -259,6 +263,9 @@ def build_work_tables(
         # What assignment preference reads, copied with the values before.
         Column("industry", String(100)),
         Column("region", String(100)),
+        # customers.routing_version in the snapshot: a subject whose version moved since was
+        # re-routed in real time meanwhile, on newer data, and is left alone (drop_superseded).
+        Column("version_before", Integer, nullable=False),
         **temporary,
     )
     assigned = Table(
@@ -571,7 +578,7 @@ async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettl
     work, label_json = tables.work, tables.label_json
     columns = [
         "customer_id", "unsettled", "locked", "team_before", "manager_before", "rule_before",
-        "decision", "rule_team", "rule", "industry", "region",
+        "decision", "rule_team", "rule", "industry", "region", "version_before",
     ]
 
     def rows(driver: Any, flag: bool) -> Any:
@@ -591,6 +598,7 @@ async def collect_subjects(session: AsyncSession, tables: WorkTables, *, unsettl
             tables.by_decision(code, tables.rule_by_decision, NO_RULE),
             customers.c.industry,
             customers.c.region,
+            customers.c.routing_version,
         ).select_from(driver.outerjoin(customers, customers.c.id == work.c.customer_id))
 
     if unsettled:
@@ -828,6 +836,66 @@ async def settled_label_changes(session: AsyncSession, tables: WorkTables) -> in
 # -- applying -------------------------------------------------------------------------------
 
 
+async def begin_snapshot(session: AsyncSession) -> None:
+    """Make the transaction just begun read one snapshot throughout (PostgreSQL: REPEATABLE READ).
+
+    The evaluation, the labels and the subjects' values before must all describe the
+    same moment; under READ COMMITTED each statement would see a newer one.  SQLite's
+    read transaction is a snapshot already.
+    """
+    if dialect_name(session) == "postgresql":
+        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+
+
+async def lock_subjects(session: AsyncSession, tables: WorkTables) -> None:
+    """PostgreSQL: lock the subjects' customer rows still at their snapshot version, in id order.
+
+    Real-time routing writes a customer's row before it reads the customer's labels
+    (the event's own UPDATE, or the routing version), so from here to the commit it
+    waits for this transaction and then reads what the apply wrote.  A row already
+    re-routed since the snapshot is not waited for: drop_superseded leaves it out.
+    SQLite needs nothing: the writer holds the database's only write lock.
+    """
+    if dialect_name(session) != "postgresql":
+        return
+    subject = tables.subjects.c
+    locked = (
+        select(customers.c.id)
+        .join(tables.subjects, subject.customer_id == customers.c.id)
+        .where(customers.c.routing_version == subject.version_before)
+        .order_by(customers.c.id)
+        .with_for_update(of=customers)
+        .subquery()
+    )
+    await session.execute(select(func.count()).select_from(locked))
+
+
+async def drop_superseded(session: AsyncSession, tables: WorkTables) -> int:
+    """Remove from the subjects (and their label changes) the customers re-routed or deleted since the snapshot.
+
+    Their routing was decided in real time, with the same active rules, on data newer
+    than the snapshot: the apply's decision for them is stale, so it writes nothing for them.
+    """
+    subject = tables.subjects.c
+    current = exists().where(customers.c.id == subject.customer_id, customers.c.routing_version == subject.version_before)
+    result = await session.execute(delete(tables.subjects).where(not_(current)))
+    dropped = max(result.rowcount, 0)
+    if dropped:
+        diff = tables.label_diff.c
+        await session.execute(
+            delete(tables.label_diff).where(not_(exists().where(subject.customer_id == diff.customer_id)))
+        )
+    return dropped
+
+
+def _insert_ignoring_duplicates(session: AsyncSession, table: Table) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING (both back ends support it): a row already there stays."""
+    if dialect_name(session) == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+
 async def update_customers(session: AsyncSession, tables: WorkTables, now: datetime) -> None:
     """New team, manager and deciding rule onto every unlocked subject whose values differ.
 
@@ -860,7 +928,13 @@ async def update_customers(session: AsyncSession, tables: WorkTables, now: datet
     statement = (
         update(customers)
         .where(customers.c.id == changing.c.customer_id)
-        .values(team_id=changing.c.team_id, manager_id=changing.c.manager_id, deciding_rule=changing.c.rule, updated_at=now)
+        .values(
+            team_id=changing.c.team_id,
+            manager_id=changing.c.manager_id,
+            deciding_rule=changing.c.rule,
+            updated_at=now,
+            routing_version=customers.c.routing_version + 1,
+        )
     )
     await session.execute(statement)
 
@@ -926,6 +1000,8 @@ async def apply_label_changes(session: AsyncSession, tables: WorkTables, now: da
     """Segment members and rule tags to what the rules want: delete removed, insert added.
 
     Every statement is driven by `label_diff`, so a run that changes little touches little.
+    A row already gone is not deleted twice and a row already there is not inserted twice
+    (real-time routing writes the same tables), so neither is an error.
     """
     diff = tables.label_diff
     removed_members = (
@@ -940,7 +1016,7 @@ async def apply_label_changes(session: AsyncSession, tables: WorkTables, now: da
     )
     await session.execute(delete(segment_members).where(segment_members.c.id.in_(removed_members)))
     await session.execute(
-        insert(segment_members).from_select(
+        _insert_ignoring_duplicates(session, segment_members).from_select(
             ["segment_id", "customer_id", "added_at"],
             select(segments.c.id, diff.c.customer_id, literal(now))
             .join(segments, segments.c.key == diff.c.key)
@@ -962,7 +1038,7 @@ async def apply_label_changes(session: AsyncSession, tables: WorkTables, now: da
     )
     await session.execute(delete(customer_tags).where(customer_tags.c.id.in_(removed_tags)))
     await session.execute(
-        insert(customer_tags).from_select(
+        _insert_ignoring_duplicates(session, customer_tags).from_select(
             ["customer_id", "tag", "source"],
             select(diff.c.customer_id, diff.c.key, literal("rule")).where(diff.c.kind == TAG, diff.c.added.is_(True)),
         )

@@ -11,7 +11,7 @@ whose row count is not needed — in the session's current transaction (and save
 SQLAlchemy still compiles them (once per statement and column set) and the values go
 through the column types' own bind processors, so what is stored is exactly what
 ``session.execute`` would store.  Database errors come back as SQLAlchemy's exceptions
-(``IntegrityError``...), as from ``session.execute``.  What is not the same: SQLAlchemy's
+(``IntegrityError``...), and lock contention as ``domain.errors.Busy``, as from ``session.execute``.  What is not the same: SQLAlchemy's
 execution events (``before_cursor_execute``, echo logging, ORM ``do_orm_execute``) do
 not see these statements.
 
@@ -30,6 +30,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert, UpdateBase
+
+from storage.contention import as_busy
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,9 @@ async def write_all(session: AsyncSession, batch: Sequence[tuple[UpdateBase, Seq
             await run_in_driver_thread(_execute_in_order, driver, prepared)
     except _Failed as failed:
         sql, parameters = prepared[failed.index]
+        busy = as_busy(failed.error)  # what the engine's handle_error hook would have raised
+        if busy is not None:
+            raise busy from failed.error
         if isinstance(failed.error, dialect.loaded_dbapi.Error):
             raise DBAPIError.instance(
                 sql, parameters, failed.error, dialect.loaded_dbapi.Error, dialect=dialect

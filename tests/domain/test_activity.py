@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.activity import (
@@ -18,7 +17,7 @@ from domain.activity import (
     update_feedback_status,
 )
 from domain.customers import create_customer
-from domain.errors import NotFound, UserError
+from domain.errors import Busy, NotFound, UserError
 from storage.models import Customer, Employee, Feedback, Interaction, Purchase
 from tests.domain.helpers import database_snapshot
 
@@ -317,8 +316,8 @@ async def test_concurrent_closes_of_one_complaint_count_it_once(engine: Any) -> 
     if engine.dialect.name == "postgresql":
         assert failures == []
     else:
-        # SQLite refuses the second writer outright ("database is locked"); it wrote nothing.
-        assert all(isinstance(failure, OperationalError) for failure in failures)
+        # SQLite refuses the second writer outright ("database is locked", a retryable Busy); it wrote nothing.
+        assert all(isinstance(failure, Busy) for failure in failures)
     async with factory() as check:
         stored = await check.get(Customer, customer.id)
         assert stored is not None and stored.open_complaints == 1

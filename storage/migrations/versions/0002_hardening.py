@@ -24,9 +24,14 @@ def upgrade() -> None:
         # marks runs whose owner has gone silent as interrupted.
         batch.add_column(sa.Column('owner', sa.String(length=100), nullable=True))
         batch.add_column(sa.Column('heartbeat_at', sa.DateTime(), nullable=True))
+    with op.batch_alter_table('customers') as batch:
+        # Raised by every routing write; an apply leaves customers re-routed after its snapshot alone.
+        batch.add_column(sa.Column('routing_version', sa.Integer(), nullable=False, server_default='0'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('customers') as batch:
+        batch.drop_column('routing_version')
     with op.batch_alter_table('evaluation_runs') as batch:
         batch.drop_column('heartbeat_at')
         batch.drop_column('owner')
