@@ -19,7 +19,7 @@ from domain.runs import RunProgress, apply_ruleset
 from domain.rulesets import activate_ruleset, save_ruleset
 from domain.seed import SAMPLE_RULES_PATH, database_is_empty, sample_rules, seed_database
 from domain.tokens import create_token, recheck_interval
-from storage.engine import create_engine, database_url, session_factory
+from storage.engine import busy_timeout_from_environment, create_engine, database_url, session_factory
 from storage.guard import check_environment as check_guard_settings
 from storage.migrate import upgrade
 
@@ -39,6 +39,7 @@ def run_server(url: str, host: str, port: int) -> None:
     try:
         wait_from_environment()  # a bad setting stops here with its name, not in a traceback
         recheck_interval()
+        busy_timeout_from_environment()
         grace_from_environment()
         check_guard_settings()
     except UserError as error:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from storage import guard
+from domain.errors import UserError
+from storage import contention, guard
 
 DEFAULT_DATABASE_FILE = "segmenta.db"
 
@@ -36,14 +39,34 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+BUSY_TIMEOUT_SETTING = "SEGMENTA_SQLITE_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT = 10.0
+
+
+def busy_timeout_from_environment(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a SQLite write waits for the database's write lock before it fails as BUSY."""
+    raw = (environ if environ is not None else os.environ).get(BUSY_TIMEOUT_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (0 <= seconds <= 3600):
+        raise UserError(
+            f"{BUSY_TIMEOUT_SETTING} must be a number of seconds from 0 to 3600, not {raw!r}", field=BUSY_TIMEOUT_SETTING
+        )
+    return seconds
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
     # The sqlite3 driver's own implicit BEGIN (only before DML) breaks SAVEPOINTs: a first
     # SAVEPOINT then opens the transaction itself and its RELEASE commits.  So the driver
     # stays in autocommit and SQLAlchemy emits BEGIN itself (_begin_sqlite).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -68,14 +91,30 @@ async def begin_writer(session: AsyncSession) -> None:
     await session.connection(execution_options={WRITER_OPTION: True})
 
 
+async def begin_reader(session: AsyncSession) -> None:
+    """Start the session's next transaction as a plain reader (on SQLite: a deferred BEGIN).
+
+    Only needed on a session bound to one connection, where the option `begin_writer`
+    set stays with the connection for the transactions after it.
+    """
+    await session.connection(execution_options={WRITER_OPTION: False})
+
+
 def create_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
     resolved = database_url(url)
     engine = create_async_engine(resolved, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        busy_timeout = busy_timeout_from_environment()
+
+        def configure(dbapi_connection: Any, record: Any) -> None:
+            _configure_sqlite(dbapi_connection, record, busy_timeout=busy_timeout)
+
+        event.listen(engine.sync_engine, "connect", configure)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
     # Statement time limits, for the connections whose options ask for one (storage/guard.py).
     guard.install(engine)
+    # A write that loses on a lock raises domain.errors.Busy (storage/contention.py).
+    contention.install(engine)
     return engine
 
 
