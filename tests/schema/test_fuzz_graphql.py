@@ -21,7 +21,6 @@ import json
 import logging
 import string
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import graphql
