@@ -12,7 +12,8 @@ database) on 127.0.0.1, saves and activates a small ruleset (so every write is a
 time), then runs `--clients` concurrent clients for `--duration` seconds, each on one server in
 turn, mixing:
 
-- `list`: a page of customers with a `where` condition and an `orderBy`, with team, manager, segments;
+- `list`: pages of customers (the first, sometimes the next ones) with a `where` condition and an
+  `orderBy`, with team, manager, metrics and segments;
 - `create`: createCustomer with a code unique to the request;
 - `update`: updateCustomer of a random existing customer (city, income);
 - `purchase`: recordPurchase with a product name unique to the request;
@@ -74,10 +75,11 @@ ORDERS = ["NAME_ASC", "TOTAL_SPENT_DESC", "PURCHASE_COUNT_DESC", "CREATED_AT_DES
 REGIONS = ["east", "west", "north", "south", "华东"]
 SIZES = ["SMALL", "MEDIUM", "LARGE", "ENTERPRISE"]
 
-LIST = """query($where: String, $order: CustomerOrder!) {
-  customers(first: 20, where: $where, orderBy: $order) {
+LIST = """query($where: String, $order: CustomerOrder!, $after: String) {
+  customers(first: 20, where: $where, orderBy: $order, after: $after) {
     totalCount
     nodes { id code name metrics { totalSpent purchaseCount } team { key } manager { name } segments { key } }
+    pageInfo { hasNextPage endCursor }
   }
 }"""
 CREATE = """mutation($input: CustomerInput!) {
@@ -269,8 +271,13 @@ async def client_loop(number: int, client: httpx.AsyncClient, load: Load) -> Non
         sequence += 1
         kind = rng.choices(kinds, weights)[0]
         if kind == "list":
-            await call(client, load, server, kind, "customers", LIST,
-                       {"where": rng.choice(WHERES), "order": rng.choice(ORDERS)})
+            # A first page, and as often as not the pages after it (keyset cursors), up to three.
+            variables = {"where": rng.choice(WHERES), "order": rng.choice(ORDERS), "after": None}
+            for _ in range(3):
+                result, body = await call(client, load, server, kind, "customers", LIST, variables)
+                if result != "ok" or not body["pageInfo"]["hasNextPage"] or rng.random() < 0.5:
+                    break
+                variables["after"] = body["pageInfo"]["endCursor"]
         elif kind == "create":
             code = f"LOAD-{number}-{sequence}"
             result, body = await call(client, load, server, kind, "createCustomer", CREATE, {"input": {
@@ -487,16 +494,14 @@ def main() -> None:
         servers = start_servers(database_url, count, Path(logs))
         print(f"{count} server(s), {arguments.clients} clients, {arguments.duration:g} s, apply every {arguments.apply_every:g} s",
               flush=True)
-        started = time.monotonic()
         try:
             load = asyncio.run(run_load(arguments, servers, token))
         finally:
             stop_servers(servers)
-        elapsed = time.monotonic() - started
         for server in servers:
             for exception, count in logged_exceptions(server.log).most_common(5):
                 print(f"{server.url} logged {count}x: {exception[:300]}")
-        clean = report(load, asyncio.run(audit(database_url)), drifted_before, elapsed)
+        clean = report(load, asyncio.run(audit(database_url)), drifted_before, arguments.duration)
     print("\nno failures, every write accounted for" if clean else "\nFAILURES (see above)")
     sys.exit(0 if clean else 1)
 
