@@ -271,18 +271,18 @@ class RunLauncher:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweep of abandoned runs")
 
     async def sweep(self) -> list[int]:
-        async with self._unlimited_sessions()() as session:
-            return await fail_abandoned(session, grace=self.grace, me=self.owner)
+        """One sweep; a failure (SQLite locked by a long apply, say) is logged and left to the next."""
+        try:
+            async with self._unlimited_sessions()() as session:
+                return await fail_abandoned(session, grace=self.grace, me=self.owner)
+        except Exception:  # noqa: BLE001 — neither start-up nor the sweeps may end over a database hiccup
+            logger.warning("sweep of abandoned runs failed; the next one retries", exc_info=True)
+            return []
 
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(self.grace / 2)
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 — a database hiccup must not end the sweeps
-                logger.warning("sweep of abandoned runs failed", exc_info=True)
+            await self.sweep()
 
     def _unlimited_sessions(self) -> async_sessionmaker[AsyncSession]:
         # Runs are long by nature: the request statement timeout is not theirs (storage/guard.py).

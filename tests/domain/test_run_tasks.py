@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -27,7 +28,7 @@ from domain.run_tasks import (
     owned,
     wait_from_environment,
 )
-from storage.engine import session_factory
+from storage.engine import create_engine, session_factory
 from storage.guard import limit_statements
 from storage.models import Customer, EvaluationRun, Team, utcnow
 
@@ -205,3 +206,30 @@ def test_bad_grace_setting_is_a_clear_error(raw: str) -> None:
 def test_heartbeats_come_several_times_per_grace_period() -> None:
     assert heartbeat_interval(60) <= 60 / 4
     assert heartbeat_interval(0.3) <= 0.3 / 4
+
+
+async def test_the_launcher_sweeps_at_start_and_stops_sweeping_at_shutdown(
+    session: AsyncSession, engine: AsyncEngine
+) -> None:
+    dead = await _run_row(session, owner="crashed-host:7:bbbb", heartbeat=timedelta(minutes=5))
+    launcher = RunLauncher(session_factory(engine), grace=60, owner=ME)
+    await launcher.start()
+    try:
+        assert (await _state(session, dead))[0] == "failed"
+        await session.commit()
+    finally:
+        await launcher.shutdown()
+    assert launcher._sweeper is None
+
+
+async def test_a_sweep_that_cannot_reach_the_database_does_not_stop_the_server(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'no-such-directory' / 'x.db'}")
+    launcher = RunLauncher(session_factory(unreachable), grace=60, owner=ME)
+    try:
+        await launcher.start()  # start-up goes on
+        assert "sweep of abandoned runs failed" in caplog.text
+    finally:
+        await launcher.shutdown()
+        await unreachable.dispose()
