@@ -155,3 +155,17 @@ async def test_with_the_share_used_up_stats_are_busy_too(
     data = await api.data("{ stats { customerCount } }")
     assert data["stats"]["customerCount"] == len(world.customers)
     assert one_slot.in_use == 0
+
+
+def test_a_pool_timeout_in_a_field_is_busy_not_an_internal_error() -> None:
+    from graphql import GraphQLError
+    from sqlalchemy import exc
+
+    from schema.errors import _with_code, is_unexpected
+
+    raised = GraphQLError("QueuePool limit of size 5 overflow 10 reached", original_error=exc.TimeoutError("pool"))
+    assert not is_unexpected(raised)
+    answered = _with_code(raised)
+    assert answered.extensions is not None
+    assert (answered.extensions["code"], answered.extensions["retryable"]) == ("BUSY", True)
+    assert "QueuePool" not in answered.message
