@@ -45,6 +45,7 @@ from domain.customers import (
     MANUAL,
     birthday_md,
     create_customer,
+    ensure_attribute_keys_allowed,
     get_customer_attributes,
     get_customer_tags,
     update_customer,
@@ -352,9 +353,15 @@ def _validated_new(header: Sequence[str], row: _Row, report: ImportReport) -> _N
 
 
 async def _insert_new(session: AsyncSession, new: list[_NewCustomer]) -> dict[str, int] | None:
-    """Bulk-insert validated new customers in one SAVEPOINT; None (nothing written) if the database refuses."""
+    """Bulk-insert validated new customers in one SAVEPOINT; None (nothing written) if the database refuses
+    or the rows' new attribute keys would pass the database's limit."""
     if not new:
         return {}
+    keys = {key for item in new for key, value in item.values.get("attributes", {}).items() if value is not None}
+    try:
+        await ensure_attribute_keys_allowed(session, keys)
+    except UserError:  # row by row, create_customer reports the rows with new keys past the limit
+        return None
     now = utcnow()
     customers = [
         {

@@ -28,7 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from domain import validation as v
-from domain.customers import MANUAL, birthday_md, chunked
+from domain.customers import MANUAL, birthday_md, chunked, ensure_attribute_keys_allowed
 from domain.realtime import RealtimeChange, reevaluate_customers
 from storage.models import Customer, CustomerAttribute, CustomerTag, utcnow
 
@@ -186,7 +186,8 @@ async def _write_manual_tags(session: AsyncSession, replacements: Sequence[tuple
 async def _check_attribute_counts(
     session: AsyncSession, merges: Sequence[tuple[int, Mapping[str, AttributeValue | None]]]
 ) -> None:
-    """As update_customer does per customer: no merge may leave more than MAX_ATTRIBUTES attributes."""
+    """As update_customer does per customer: no merge may leave more than MAX_ATTRIBUTES attributes,
+    nor bring the database past MAX_ATTRIBUTE_KEYS distinct keys."""
     if not merges:
         return
     keys: dict[int, list[str]] = {}
@@ -199,6 +200,9 @@ async def _check_attribute_counts(
     for customer_id, attributes in merges:
         kept = {key for key in keys.get(customer_id, ()) if key not in attributes}
         v.check_attribute_count(len(kept) + sum(value is not None for value in attributes.values()))
+    await ensure_attribute_keys_allowed(
+        session, {key for _, attributes in merges for key, value in attributes.items() if value is not None}
+    )
 
 
 async def _write_attributes(

@@ -111,6 +111,7 @@ async def create_customer(session: AsyncSession, data: Mapping[str, Any]) -> Cus
     values = validate_customer_input(data, creating=True)
     tags: list[str] = values.pop("tags", [])
     attributes: dict[str, str | float | None] = values.pop("attributes", {})
+    await ensure_attribute_keys_allowed(session, _set_keys(attributes))
     if values.get("created_at") is None:
         values.pop("created_at", None)
     # Imported here: domain.realtime_create imports this module.
@@ -148,6 +149,7 @@ async def update_customer(session: AsyncSession, customer_id: int, patch: Mappin
         await _ensure_code_free(session, values["code"], except_id=customer.id)
     if attributes:
         await _check_attributes_kept(session, customer.id, attributes)
+        await ensure_attribute_keys_allowed(session, _set_keys(attributes))
 
     for field, value in values.items():
         setattr(customer, field, value)
@@ -182,6 +184,40 @@ async def _replace_manual_tags(session: AsyncSession, customer_id: int, tags: li
     session.add_all(
         CustomerTag(customer_id=customer_id, tag=tag, source=MANUAL) for tag in tags if tag not in existing
     )
+
+
+def _set_keys(attributes: Mapping[str, str | float | None]) -> set[str]:
+    return {key for key, value in attributes.items() if value is not None}
+
+
+async def ensure_attribute_keys_allowed(session: AsyncSession, keys: Collection[str]) -> None:
+    """Refuse keys that would take the database past MAX_ATTRIBUTE_KEYS distinct attribute keys.
+
+    Each distinct key is a column of every exported row, so the count bounds an export's width.
+    Keys already in use cost one indexed look-up; only a new key costs a count of the keys.
+    """
+    wanted = sorted(set(keys))
+    if not wanted:
+        return
+    known: set[str] = set()
+    for chunk in chunked(wanted):
+        rows = await session.execute(
+            select(CustomerAttribute.key).where(CustomerAttribute.key.in_(chunk)).distinct()
+        )
+        known.update(rows.scalars())
+    new = len(wanted) - len(known)
+    if not new:
+        return
+    in_use = (
+        await session.execute(select(func.count(CustomerAttribute.key.distinct())))
+    ).scalar_one()
+    if in_use + new > v.MAX_ATTRIBUTE_KEYS:
+        raise UserError(
+            f"attributes: {new} new key(s) would make {in_use + new} distinct attribute keys in the database; "
+            f"at most {v.MAX_ATTRIBUTE_KEYS} are allowed (each is an export column): reuse an existing key",
+            field="attributes",
+            code="too_many",
+        )
 
 
 async def _check_attributes_kept(

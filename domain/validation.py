@@ -53,6 +53,8 @@ MAX_LIST_ITEMS = 50
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_KEY = 64
 MAX_ATTRIBUTE_TEXT = 500
+# Distinct attribute keys in the whole database: each one is a column of every exported row.
+MAX_ATTRIBUTE_KEYS = 500
 
 
 def column_length(model: type[DeclarativeBase], column: str) -> int | None:

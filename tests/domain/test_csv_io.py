@@ -809,3 +809,20 @@ async def test_updating_a_batch_takes_the_same_statements_for_10_or_40_rows(engi
     many = await _statements_of_update(engine, 40)
     assert many == few
     assert len(few) <= 25, few  # ~22 on SQLite: one SAVEPOINT, the reads, one statement per table written
+
+
+async def test_import_rows_with_new_attribute_keys_past_the_limit_are_reported(engine: AsyncEngine) -> None:
+    from domain.validation import MAX_ATTRIBUTE_KEYS
+
+    async with session_factory(engine)() as session:
+        holder = await create_customer(session, {"code": "KEYS", "name": "Keys"})
+        rows = [{"customer_id": holder.id, "key": f"k{n:03d}", "number_value": 1.0} for n in range(MAX_ATTRIBUTE_KEYS)]
+        await session.execute(CustomerAttribute.__table__.insert(), rows)
+        await session.commit()
+    report = await run_import(engine, "code,name,attr.k001,attr.fresh\nA,Known,1,\nB,New,,2\n")
+    assert [(error.line, error.column, error.message.startswith("attributes:")) for error in report.errors] == [
+        (3, "attributes", True)
+    ]
+    assert await codes(engine) == ["A", "KEYS"]
+    report = await run_import(engine, "code,attr.fresh\nA,2\n", update=True)
+    assert [(error.line, error.column) for error in report.errors] == [(2, "attributes")]

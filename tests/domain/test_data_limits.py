@@ -304,3 +304,32 @@ async def test_updates_may_not_grow_attributes_past_the_maximum(session: AsyncSe
     await update_customer(session, customer_id, {"attributes": {"a0": None, "extra": 1}})
     await session.commit()
     assert len((await get_customer_attributes(session, [customer_id]))[customer_id]) == v.MAX_ATTRIBUTES
+
+
+async def _fill_attribute_keys(session: AsyncSession) -> int:
+    """A customer holding one key of each of MAX_ATTRIBUTE_KEYS distinct keys (written behind the limit)."""
+    from sqlalchemy import insert
+
+    from storage.models import CustomerAttribute
+
+    holder = await create_customer(session, {"code": "KEYS", "name": "Keys"})
+    rows = [{"customer_id": holder.id, "key": f"k{n:03d}", "number_value": 1.0} for n in range(v.MAX_ATTRIBUTE_KEYS)]
+    await session.execute(insert(CustomerAttribute.__table__), rows)
+    await session.commit()
+    return holder.id
+
+
+async def test_the_database_holds_a_bounded_number_of_attribute_keys(session: AsyncSession) -> None:
+    """Each distinct key is a column of every exported row: new keys past the limit are refused."""
+    await _fill_attribute_keys(session)
+    error = await _refused(
+        session, lambda: create_customer(session, {"code": "NEW", "name": "New", "attributes": {"fresh": 1}}), "attributes"
+    )
+    assert error.code == "too_many" and f"{v.MAX_ATTRIBUTE_KEYS}" in error.message
+    other = await create_customer(session, {"code": "OLD", "name": "Old", "attributes": {"k001": "reused"}})
+    await session.commit()
+    other_id = other.id
+    error = await _refused(session, lambda: update_customer(session, other_id, {"attributes": {"fresh": 1}}), "attributes")
+    assert error.code == "too_many"
+    await update_customer(session, other_id, {"attributes": {"k002": 2, "k001": None}})
+    await session.commit()
