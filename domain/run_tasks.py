@@ -26,9 +26,10 @@ period and whose owner is not itself (``fail_abandoned``).  The run's
 transaction was rolled back by the database when its connection died, so
 nothing of it was applied.  Real-time runs are day rows, not tasks: never swept.
 
-On SQLite an apply holds the database's write lock from its start, so its
-heartbeats (and anyone's sweep) wait until it ends: a sweep cannot fail a run
-that is still writing, because by the time it can write, the run has committed.
+Heartbeats are written in transactions of their own, beside the run's.  On
+SQLite, while a run holds the write lock (its write transaction), its heartbeats
+wait, and so does anyone's sweep: by the time a sweep can write, the run has
+committed; and the statement that marks a run re-checks every condition.
 """
 
 from __future__ import annotations
