@@ -415,9 +415,15 @@ def unique_ids(value: Any, field: str) -> list[int]:
     return result
 
 
+# Primary keys are 32-bit integer columns; PostgreSQL refuses to compare one with a larger value.
+LARGEST_ID = 2**31 - 1
+
+
 def identifier(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"{field} must be an integer id, got {value!r}", field=field)
+        raise UserError(f"{field} must be an integer id, got {_shown(value)}", field=field)
+    if not 0 < value <= LARGEST_ID:
+        raise UserError(f"{field} {_shown(value)} does not exist", field=field, code="not_found")
     return value
 
 

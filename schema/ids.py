@@ -45,7 +45,8 @@ def decode_id(value: str, expected: str) -> int:
     if separator != ":" or type_name != expected or not key.isascii() or not key.isdigit():
         raise InvalidId(value, expected)
     number = int(key)
-    if number <= 0 or number >= 2**63:
+    # Keys are 32-bit integer columns: PostgreSQL refuses to even compare with a larger bound value.
+    if number <= 0 or number >= 2**31:
         raise InvalidId(value, expected)
     return number
 

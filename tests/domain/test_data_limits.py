@@ -333,3 +333,8 @@ async def test_the_database_holds_a_bounded_number_of_attribute_keys(session: As
     assert error.code == "too_many"
     await update_customer(session, other_id, {"attributes": {"k002": 2, "k001": None}})
     await session.commit()
+
+
+async def test_an_id_beyond_the_32_bit_keys_does_not_exist(session: AsyncSession) -> None:
+    error = await _refused(session, lambda: record_purchase(session, customer_id=2**40, amount=1), "customer_id")
+    assert error.code == "not_found"

@@ -130,3 +130,14 @@ async def test_any_name_is_a_customer_or_a_user_error(api: Api, engine: AsyncEng
         assert payload["customer"]["name"] == name.strip()
         await api.data('mutation($id: ID!) { deleteCustomer(id: $id) { userErrors { code } } }',
                        {"id": (await api.data('{ customerByCode(code: "ANY") { id } }'))["customerByCode"]["id"]})
+
+
+async def test_an_id_beyond_the_32_bit_keys_is_invalid_not_internal(api: Api, engine: AsyncEngine, world: World) -> None:
+    """Regression: on PostgreSQL an ID holding 2**40 was an INTERNAL_SERVER_ERROR (int4 out of range)."""
+    too_big = global_id("Customer", 2**40)
+    error = await _refused(api, engine, PURCHASE, {"input": {"customerId": too_big, "amount": 1}})
+    assert (error["field"], error["code"]) == ("input.customerId", "INVALID_ID")
+    error = await _refused(api, engine, UPDATE, {"id": too_big, "input": {"name": "x"}})
+    assert (error["field"], error["code"]) == ("id", "INVALID_ID")
+    errors = await api.errors("query($id: ID!) { customer(id: $id) { code } }", {"id": too_big})
+    assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
