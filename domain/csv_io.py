@@ -53,6 +53,7 @@ from domain.customers import (
 )
 from domain.errors import UserError
 from domain.metrics import PROFILE_FIELDS
+from domain.validation import MAX_NUMBER
 from domain.realtime import reevaluate_customers
 from storage.models import Customer, CustomerAttribute, CustomerTag, Employee, Team, utcnow
 
@@ -193,9 +194,16 @@ def _number_cell(column: str, raw: str) -> float:
 
 
 def attribute_value(raw: str) -> str | float:
-    """A number when the cell is a plain decimal number, the text otherwise."""
+    """A number when the cell is a plain decimal number within the numbers' limit, the text otherwise.
+
+    A longer run of digits (an account number, say) stays text: as a number it would be
+    refused, or rounded.
+    """
     stripped = raw.strip()
-    return float(stripped) if _NUMBER.fullmatch(stripped) else raw
+    if not _NUMBER.fullmatch(stripped):
+        return raw
+    value = float(stripped)
+    return value if abs(value) <= MAX_NUMBER else raw
 
 
 def split_tags(raw: str) -> list[str]:

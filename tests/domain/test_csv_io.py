@@ -252,6 +252,9 @@ def test_attribute_cells_that_are_plain_numbers_become_numbers() -> None:
     assert csv_io.attribute_value("nan") == "nan"
     assert csv_io.attribute_value("1_000") == "1_000"
     assert csv_io.attribute_value("gold") == "gold"
+    # Past the numbers' limit (and float's exact integers): text, neither refused nor rounded.
+    assert csv_io.attribute_value("12345678901234567890") == "12345678901234567890"
+    assert csv_io.attribute_value("1e400") == "1e400"
 
 
 # -- round trip --------------------------------------------------------------------------------

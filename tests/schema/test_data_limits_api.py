@@ -141,3 +141,13 @@ async def test_an_id_beyond_the_32_bit_keys_is_invalid_not_internal(api: Api, en
     assert (error["field"], error["code"]) == ("id", "INVALID_ID")
     errors = await api.errors("query($id: ID!) { customer(id: $id) { code } }", {"id": too_big})
     assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
+
+
+@pytest.mark.parametrize(
+    "customer_filter", [{"industry": "fin\u0000"}, {"industryIn": ["retail", "\u0000"]}, {"search": "C\u00000"}, {"tag": "\u0000"}]
+)
+async def test_a_nul_in_a_customer_filter_is_bad_user_input(api: Api, world: World, customer_filter: dict[str, Any]) -> None:
+    """Regression: on PostgreSQL such a filter was an INTERNAL_SERVER_ERROR."""
+    errors = await api.errors("query($f: CustomerFilter) { customers(filter: $f) { totalCount } }", {"f": customer_filter})
+    assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
+    assert f"filter.{next(iter(customer_filter))} contains a NUL" in errors[0]["message"]
