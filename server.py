@@ -7,7 +7,9 @@ with `create_app(engine=...)`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,26 +17,40 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
+from graphql import GraphQLError
 from strawberry.asgi import GraphQL
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
+from domain.errors import TimedOut
 from domain.run_tasks import RunLauncher, wait_from_environment
 from domain.scheduler import scheduler_from_environment
-from domain.tokens import authenticate
+from domain.tokens import Principal, authenticate
 from schema import schema
 from schema.context import Context
+from schema.disconnect import LoaderBatches, run_until_disconnect
+from schema.errors import UNAUTHENTICATED
+from schema.http_body import BAD_REQUEST, ClientGone, RequestRefused, check_request, read_body
+from schema.limits import request_limits
 from schema.loaders import Loaders
+from schema.permissions import AUTHENTICATION_REQUIRED
 from storage.engine import create_engine, session_factory
 from storage.guard import limit_statements, statement_timeout_from_environment
 from storage.migrate import upgrade
 
 GRAPHIQL_PAGE = Path(__file__).resolve().parent / "schema" / "graphiql.html"
 CONTEXT_KEY = "segmenta_context"
+# The principal of a POST authenticated before its body was read (get_context takes it from here).
+PRINCIPAL_KEY = "segmenta_principal"
+BATCHES_KEY = "segmenta_loader_batches"
+
+logger = logging.getLogger("segmenta.server")
 
 
 def bearer_token(headers: Any) -> str | None:
@@ -49,21 +65,108 @@ def bearer_token(headers: Any) -> str | None:
 
 
 class SegmentaGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with a per-request database session, principal and DataLoaders."""
+    """Strawberry's ASGI view with a per-request database session, principal and DataLoaders.
+
+    Over HTTP, before Strawberry sees a request: a POST's token is checked before its body is
+    read, the body is read within its limit and checked (schema/http_body.py), and the request
+    runs in a task cancelled when the client disconnects (schema/disconnect.py).  Each operation
+    is stopped at the time limit (`execute_single`).  All limits: schema/limits.py."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], runs: RunLauncher) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self.sessions = sessions
         self.runs = runs
+        self.limits = request_limits()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope.setdefault("state", {})
         try:
-            await super().__call__(scope, receive, send)
+            if scope["type"] == "http":
+                await self.serve_http(scope, receive, send)
+            else:
+                await super().__call__(scope, receive, send)
         finally:
+            batches = scope["state"].pop(BATCHES_KEY, None)
+            if batches is not None:
+                # A cancelled operation (or one ended by an error) may leave batches running on the session.
+                await batches.cancel_all()
             context = scope["state"].pop(CONTEXT_KEY, None)
             if context is not None:
-                await context.close()
+                # After a cancellation a statement may still be finishing (schema/serial.py): close after it.
+                async with context.db.exclusive():
+                    await context.close()
+
+    async def serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        try:
+            if scope["method"] == "POST":
+                scope["state"][PRINCIPAL_KEY] = await self.authenticate_first(headers)
+                if "application/json" not in headers.get("content-type", ""):
+                    raise RequestRefused(400, BAD_REQUEST, "send the request as Content-Type: application/json")
+            body = await read_body(headers, receive, self.limits.max_body_bytes)
+            if scope["method"] == "POST":
+                check_request(body, self.limits)
+        except RequestRefused as refusal:
+            await refusal.send(send)
+            return
+        except ClientGone:
+            return
+        handler = super().__call__
+
+        async def run(replayed: Receive, tracked: Send) -> None:
+            await handler(scope, replayed, tracked)
+
+        batches = scope["state"][BATCHES_KEY] = LoaderBatches()
+        with batches.collecting():
+            cancelled = await run_until_disconnect(run, body, receive, send)
+        if cancelled:
+            logger.warning("client disconnected before the answer: its operation was cancelled")
+
+    async def authenticate_first(self, headers: Headers) -> Principal:
+        """The caller of a POST, or RequestRefused (401) before a byte of its body is read."""
+        token = bearer_token(headers)
+        principal = None
+        if token is not None:
+            async with self.sessions() as session:
+                try:
+                    principal = await authenticate(session, token)
+                finally:
+                    await session.commit()
+        if principal is not None:
+            return principal
+        problem = (
+            "no Authorization header" if "authorization" not in headers
+            else "the Authorization header is not `Bearer TOKEN`" if token is None
+            else "the token is unknown, revoked or expired"
+        )
+        raise RequestRefused(
+            401, UNAUTHENTICATED, f"{AUTHENTICATION_REQUIRED} ({problem})", {"WWW-Authenticate": 'Bearer realm="segmenta"'}
+        )
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """The operation, or a TIMEOUT error when it runs past SEGMENTA_REQUEST_TIMEOUT: it is
+        cancelled where it waits, and the request's transaction is rolled back when its session closes."""
+        limit = self.limits.request_timeout
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                return await super().execute_single(*args, **kwargs)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        request = kwargs.get("request")
+        batches = request.scope["state"].get(BATCHES_KEY) if request is not None else None
+        if batches is not None:
+            await batches.cancel_all()
+        logger.warning("an operation ran past %g s (SEGMENTA_REQUEST_TIMEOUT) and was stopped", limit)
+        stopped = TimedOut(
+            f"the operation ran past the time limit of {limit:g} s and was stopped; its unfinished database "
+            "work was rolled back (SEGMENTA_REQUEST_TIMEOUT)"
+        )
+        error = GraphQLError(
+            stopped.message, original_error=stopped, extensions={"code": stopped.code, "retryable": True}
+        )
+        return ExecutionResult(data=None, errors=[error])
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         session = self.sessions()
@@ -71,6 +174,9 @@ class SegmentaGraphQL(GraphQL[Context, None]):
             session=session, principal=None, loaders=Loaders(session), request=request, response=response, runs=self.runs
         )
         request.scope["state"][CONTEXT_KEY] = context
+        if request.scope["state"].get(PRINCIPAL_KEY) is not None:
+            context.principal = request.scope["state"][PRINCIPAL_KEY]
+            return context
         token = bearer_token(request.headers)
         if token is None:
             context.auth_problem = "no Authorization header" if "authorization" not in request.headers else (
@@ -131,7 +237,8 @@ def create_app(
     `schedule`, the lifespan also runs the scheduled apply (domain/scheduler.py) unless
     SEGMENTA_SCHEDULE_INTERVAL is off.  Preview and apply runs execute in background tasks;
     the API waits up to `run_wait` seconds (default SEGMENTA_RUN_WAIT) before returning a
-    run that is still running (domain/run_tasks.py)."""
+    run that is still running (domain/run_tasks.py).  Every request is bounded by the limits of
+    schema/limits.py (SEGMENTA_ settings, read once per process)."""
     owns_engine = engine is None
     active_engine = engine if engine is not None else create_engine(database_url)
     launcher = RunLauncher(

@@ -36,16 +36,19 @@ async def migrate(url: str) -> None:
 
 
 def run_server(url: str, host: str, port: int) -> None:
+    # Imported here: building the GraphQL schema is the slow part of start-up, and
+    # only the server commands need it.
+    from schema.limits import request_limits
+
     try:
         wait_from_environment()  # a bad setting stops here with its name, not in a traceback
         recheck_interval()
         busy_timeout_from_environment()
         grace_from_environment()
         check_guard_settings()
+        request_limits()
     except UserError as error:
         fail(error.message)
-    # Imported here: building the GraphQL schema is the slow part of start-up, and
-    # only the server commands need it.
     from server import create_app
 
     # The GraphiQL link carries the token in its query string: the log gets it redacted.

@@ -6,12 +6,11 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from schema.errors import ErrorCodes, is_unexpected, logger
-from schema.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, MaxQueryBytes
+from schema.limits import MaxQueryBytes, OperationLimits, token_limiter
 from schema.mutations import DataMutation
 from schema.permissions import Authentication
 from schema.queries import DataQuery
@@ -41,13 +40,13 @@ schema = SegmentaSchema(
     subscription=Subscription,
     extensions=[
         # Order matters: authentication first (nothing else runs for an anonymous call), then the
-        # cheap size checks before parsing, then the limits that need the parsed document.
+        # cheap size checks before parsing, then the limits that need the parsed document: one
+        # linear pass (schema/limits.py) that refuses an over-limit operation before validation.
         Authentication,
         MaxQueryBytes,
         ErrorCodes,
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        token_limiter,
+        OperationLimits,
     ],
 )
 

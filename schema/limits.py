@@ -1,29 +1,166 @@
-"""Limits that keep one request from costing the server too much (documented in docs/graphql.md)."""
+"""Limits that keep one request from costing the server too much (documented in docs/graphql.md
+"Limits" and docs/security.md "Request limits").
+
+Every limit is a SEGMENTA_ setting read here and nowhere else (`request_limits()`); a bad value is a
+clear error naming the setting.  The HTTP body limits are enforced by schema/http_body.py, the
+operation limits (depth, aliases, cost) by `OperationLimits` below over schema/cost.py, the time
+limit and client disconnects by server.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
+from domain.errors import UserError
+from schema.cost import CEILING, Measure, measure_operation
 from schema.errors import BAD_USER_INPUT
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 5_000
 MAX_QUERY_BYTES = 50_000
+MAX_QUERY_COST = 50_000
+MAX_BODY_BYTES = 1_048_576
+MAX_VARIABLES_DEPTH = 20
+MAX_VARIABLE_VALUES = 10_000
+REQUEST_TIMEOUT = 30.0
+
+# Over-limit operations get this code, with `limit`, `value` and `maximum` beside it.
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+
+
+def _count(minimum: int) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = int(raw)
+        if value < minimum:
+            raise ValueError
+        return value
+
+    parse.__doc__ = f"a whole number ≥ {minimum}"
+    return parse
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError
+    return value
+
+
+_seconds.__doc__ = "a number of seconds > 0"
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    max_query_cost: int = MAX_QUERY_COST
+    max_query_depth: int = MAX_DEPTH
+    max_aliases: int = MAX_ALIASES
+    max_query_tokens: int = MAX_TOKENS
+    max_query_bytes: int = MAX_QUERY_BYTES
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_variables_depth: int = MAX_VARIABLES_DEPTH
+    max_variable_values: int = MAX_VARIABLE_VALUES
+    request_timeout: float = REQUEST_TIMEOUT
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> RequestLimits:
+        """The limits from their SEGMENTA_ settings (unset or empty: the default); a UserError names a bad one."""
+        source = environ if environ is not None else os.environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            setting, parse = SETTINGS[field.name]
+            raw = source.get(setting, "").strip()
+            if not raw:
+                continue
+            try:
+                values[field.name] = parse(raw)
+            except ValueError:
+                raise UserError(f"{setting} must be {parse.__doc__}, not {raw!r}", field=setting) from None
+        return cls(**values)
+
+
+SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "max_query_cost": ("SEGMENTA_MAX_QUERY_COST", _count(1)),
+    "max_query_depth": ("SEGMENTA_MAX_QUERY_DEPTH", _count(1)),
+    "max_aliases": ("SEGMENTA_MAX_ALIASES", _count(0)),
+    "max_query_tokens": ("SEGMENTA_MAX_QUERY_TOKENS", _count(100)),
+    "max_query_bytes": ("SEGMENTA_MAX_QUERY_BYTES", _count(1_000)),
+    "max_body_bytes": ("SEGMENTA_MAX_BODY_BYTES", _count(1_000)),
+    "max_variables_depth": ("SEGMENTA_MAX_VARIABLES_DEPTH", _count(1)),
+    "max_variable_values": ("SEGMENTA_MAX_VARIABLE_VALUES", _count(1)),
+    "request_timeout": ("SEGMENTA_REQUEST_TIMEOUT", _seconds),
+}
+
+
+@functools.cache
+def request_limits() -> RequestLimits:
+    """This process's limits, read once (a server reads them at start-up, so a bad value stops it there)."""
+    return RequestLimits.from_environment()
+
+
+def over_limit(measure: Measure, limits: RequestLimits) -> GraphQLError | None:
+    """The error refusing an operation measured as `measure`, or None when it is within every limit."""
+    for name, value, maximum, setting in (
+        ("depth", measure.depth, limits.max_query_depth, "SEGMENTA_MAX_QUERY_DEPTH"),
+        ("aliases", measure.aliases, limits.max_aliases, "SEGMENTA_MAX_ALIASES"),
+        ("cost", measure.cost, limits.max_query_cost, "SEGMENTA_MAX_QUERY_COST"),
+    ):
+        if value > maximum:
+            shown = f"{value}" if value < CEILING else f"more than {CEILING - 1}"
+            message = {
+                "depth": f"query depth {shown} exceeds maximum operation depth of {maximum}",
+                "aliases": f"{shown} aliases exceed the maximum of {maximum} per operation",
+                "cost": (
+                    f"query cost {shown} exceeds the maximum of {maximum}: each connection multiplies the cost "
+                    "of what it selects by its page size `first`; ask for smaller pages or fewer nested lists"
+                ),
+            }[name]
+            return GraphQLError(
+                f"{message} ({setting})",
+                extensions={"code": QUERY_TOO_COMPLEX, "limit": name, "value": value, "maximum": maximum},
+            )
+    return None
+
+
+class OperationLimits(SchemaExtension):
+    """Measures the parsed operation (schema/cost.py) and refuses it before validation and execution when
+    it is too deep, has too many aliases or costs too much.  Runs before graphql-core's validation rules,
+    so no rule ever walks an oversized document."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is not None:
+            variables = context.variables if isinstance(context.variables, Mapping) else {}
+            measure = measure_operation(context.schema._schema, context.graphql_document, variables, context.operation_name)
+            error = over_limit(measure, request_limits())
+            if error is not None:
+                raise error
+        yield
+
+
+def token_limiter() -> MaxTokensLimiter:
+    """The parser stops after SEGMENTA_MAX_QUERY_TOKENS tokens (its cost is linear in the document)."""
+    return MaxTokensLimiter(max_token_count=request_limits().max_query_tokens)
 
 
 class MaxQueryBytes(SchemaExtension):
-    """Refuses a query document over MAX_QUERY_BYTES (UTF-8) before it is parsed."""
+    """Refuses a query document over SEGMENTA_MAX_QUERY_BYTES (UTF-8) before it is parsed."""
 
     def on_operation(self) -> Iterator[None]:
         query = self.execution_context.query or ""
+        limit = request_limits().max_query_bytes
         size = len(query.encode("utf-8"))
-        if size > MAX_QUERY_BYTES:
+        if size > limit:
             raise GraphQLError(
-                f"query too large: {size} bytes (at most {MAX_QUERY_BYTES})",
+                f"query too large: {size} bytes (at most {limit})",
                 extensions={"code": BAD_USER_INPUT},
             )
         yield

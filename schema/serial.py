@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,16 +23,34 @@ class SerialSession:
         self._lock = asyncio.Lock()
 
     async def execute(self, statement: Any) -> Any:
-        async with self._lock:
-            return await self.session.execute(statement)
+        return await self._serially(lambda: self.session.execute(statement))
 
     async def scalars(self, statement: Any) -> Any:
-        async with self._lock:
-            return await self.session.scalars(statement)
+        return await self._serially(lambda: self.session.scalars(statement))
 
     async def scalar(self, statement: Any) -> Any:
-        async with self._lock:
-            return await self.session.scalar(statement)
+        return await self._serially(lambda: self.session.scalar(statement))
+
+    async def _serially(self, statement: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `statement` alone.  A caller cancelled (a request stopped at its time limit or by a
+        disconnect) stops waiting at once, but a statement that has started finishes in its own task,
+        holding the lock: interrupted half-way, it would leave the session unable to close.  A
+        statement still waiting for the lock never starts."""
+        started = False
+
+        async def locked() -> Any:
+            nonlocal started
+            async with self._lock:
+                started = True
+                return await statement()
+
+        task = asyncio.ensure_future(locked())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not started:
+                task.cancel()
+            raise
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[AsyncSession]:

@@ -1,0 +1,100 @@
+"""Request limits benchmark: what a unit of query cost takes on the served process, and how fast
+the cost pass refuses the fragment fan-out.
+
+    .venv/bin/python bench/request_limits.py [--customers 300]
+
+1. Prepares routed demo data (`segmenta demo --no-serve`) in a temporary SQLite file, serves it
+   with `segmenta serve` (cost and depth limits raised so every query below runs) and times
+   queries of nested customer pages, printing each one's cost, seconds and µs per unit of cost:
+   the figures behind the default SEGMENTA_MAX_QUERY_COST (docs/security.md, Request limits).
+2. Times the cost pass (schema/cost.py) on the 2 KB document whose 40 fragments each spread the
+   one below twice, and on GraphiQL's introspection query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from graphql import get_introspection_query, parse  # noqa: E402
+
+from schema import schema  # noqa: E402
+from schema.cost import measure_operation  # noqa: E402
+from tests.live_server import LiveServer, segmenta  # noqa: E402
+
+RAISED = {"SEGMENTA_MAX_QUERY_COST": "1000000000", "SEGMENTA_MAX_QUERY_DEPTH": "20", "SEGMENTA_REQUEST_TIMEOUT": "600"}
+
+
+def nested_customers(levels: int, first: int) -> str:
+    selection = "code"
+    for level in range(levels):
+        inner = f"team {{ {selection} }}" if level else selection
+        selection = f"customers(first: {first}) {{ nodes {{ code {inner} }} }}"
+    return "{ " + selection + " }"
+
+
+WIDE_PAGE = (
+    "{ customers(first: 100) { totalCount edges { cursor node { id code name industry size region lifecycle "
+    "createdAt tags manualTags ruleTags team { key name } manager { name email } segments { key name } } } } }"
+)
+
+
+def fan_out(levels: int = 40) -> str:
+    lines = ["fragment F0 on Query { stats { customerCount } }"]
+    lines += [f"fragment F{index} on Query {{ ...F{index - 1} ...F{index - 1} }}" for index in range(1, levels + 1)]
+    return "\n".join(lines) + f"\n{{ ...F{levels} }}"
+
+
+def cost_of(document: str) -> int:
+    return measure_operation(schema._schema, parse(document)).cost
+
+
+def time_queries(customers: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite+aiosqlite:///{Path(folder) / 'live.db'}"
+        segmenta("demo", "--no-serve", "--customers", str(customers), "--database-url", url)
+        server = LiveServer.start(Path(folder), env=RAISED, roles=("viewer",), database_url=url, seed=False)
+        try:
+            queries = {
+                "page of 100, 15 fields + team, manager, segments": WIDE_PAGE,
+                "2 nested pages of 100": nested_customers(2, 100),
+                "3 nested pages of 10": nested_customers(3, 10),
+                "3 nested pages of 20": nested_customers(3, 20),
+                "3 nested pages of 30": nested_customers(3, 30),
+            }
+            print(f"{'query':<50} {'cost':>9} {'seconds':>8} {'µs/cost':>8}")
+            for name, document in queries.items():
+                cost = cost_of(document)
+                started = time.perf_counter()
+                status, body = server.query(document, role="viewer")
+                elapsed = time.perf_counter() - started
+                assert status == 200 and "errors" not in body, body
+                print(f"{name:<50} {cost:>9} {elapsed:>8.2f} {elapsed / cost * 1e6:>8.1f}")
+        finally:
+            server.stop()
+
+
+def time_cost_pass() -> None:
+    for name, document in {"fan-out of 40 fragments": fan_out(), "introspection": get_introspection_query()}.items():
+        parsed = parse(document)
+        started = time.perf_counter()
+        measured = measure_operation(schema._schema, parsed)
+        elapsed = time.perf_counter() - started
+        print(f"cost pass, {name} ({len(document)} bytes): {elapsed * 1000:.1f} ms, cost {measured.cost}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=300)
+    arguments = parser.parse_args()
+    time_queries(arguments.customers)
+    time_cost_pass()
+
+
+if __name__ == "__main__":
+    main()
