@@ -829,3 +829,33 @@ async def test_import_rows_with_new_attribute_keys_past_the_limit_are_reported(e
     assert await codes(engine) == ["A", "KEYS"]
     report = await run_import(engine, "code,attr.fresh\nA,2\n", update=True)
     assert [(error.line, error.column) for error in report.errors] == [(2, "attributes")]
+
+
+_cell = st.one_of(
+    st.text(st.characters(), max_size=12),
+    st.sampled_from(["", "\x00", "a\x00b", "1e300", "-1", "12.345", "9999-12-31", "1899-01-01", "=1+2", "'", "x" * 201]),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(_cell, _cell, _cell, _cell, _cell, _cell), min_size=1, max_size=4))
+async def test_any_cells_import_or_are_reported_never_half_written(engine: AsyncEngine, rows: list[tuple[str, ...]]) -> None:
+    """Random unicode (NUL included), numbers and dates out of range: each row is imported whole or
+    reported with its line, and a database refusal never replaces a located error."""
+    await _wipe(engine)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(["code", "name", "income", "birthday", "attr.note", "tags"])
+    starts = []  # the line each record starts on: a quoted cell may hold line breaks
+    for index, (name, income, birthday, note, tags, _) in enumerate(rows):
+        starts.append(out.getvalue().count("\n") + 1)
+        writer.writerow([f"R{index}", name, income, birthday, note, tags])
+    report = await run_import(engine, out.getvalue())
+    assert all(error.column is not None for error in report.errors), report.errors
+    assert not any("database refused" in error.message for error in report.errors), report.errors
+    assert report.imported + report.skipped == len(rows)
+    assert await count(engine, Customer) == report.imported
+    bad_lines = {error.line for error in report.errors}
+    for index, (name, _, _, note, tags, _) in enumerate(rows):
+        if "\x00" in name + note + tags:
+            assert starts[index] in bad_lines
