@@ -186,7 +186,8 @@ async def load_team_assigners(
             select(Team.id, Team.strategy, Team.round_robin_position)
             .where(Team.id.in_(sorted(team_ids)))
             .order_by(Team.id)
-            .with_for_update()
+            # NO KEY UPDATE: turns between routers, yet foreign-key checks of others' inserts pass.
+            .with_for_update(key_share=True)
         )
     ).all()
     member_rows = (
@@ -207,7 +208,7 @@ async def load_team_assigners(
     if employee_ids:
         # Serialises concurrent assignment to the same people across teams.
         await session.execute(
-            select(Employee.id).where(Employee.id.in_(employee_ids)).order_by(Employee.id).with_for_update()
+            select(Employee.id).where(Employee.id.in_(employee_ids)).order_by(Employee.id).with_for_update(key_share=True)
         )
     if loads is None:
         loads = await current_loads(session, employee_ids)

@@ -103,6 +103,7 @@ _tags = CustomerTag.__table__
 _changes = EvaluationChange.__table__
 _history = AssignmentHistory.__table__
 _teams = Team.__table__
+_segments = Segment.__table__
 
 
 # ---------------------------------------------------------------------------
@@ -342,6 +343,29 @@ async def _load_values(
         for customer_id, row in rows.items()
     }
     return rows, values
+
+
+_LOCK_CUSTOMERS = (
+    select(_customers)
+    .where(_customers.c.id.in_(bindparam("customer_ids", expanding=True)))
+    .order_by(_customers.c.id)
+    .with_for_update(key_share=True)  # as an UPDATE locks; inserts referring to the customer pass
+)
+
+
+async def _lock_customers(session: AsyncSession, customer_ids: Sequence[int]) -> dict[int, Mapping[str, Any]]:
+    """PostgreSQL: lock the customers' rows (in id order) before their labels are read; their current rows.
+
+    An apply writing the same customers holds these locks until it commits, so what is
+    read after this is what it wrote (docs/routing.md, "Applies and real-time writes").
+    The change that triggered the re-evaluation may have written the row already (then
+    the lock is this transaction's own), or not (an edit of tags or attributes only).
+    """
+    rows: dict[int, Mapping[str, Any]] = {}
+    for chunk in chunked(sorted(customer_ids)):
+        for row in await session.execute(_LOCK_CUSTOMERS, {"customer_ids": list(chunk)}):
+            rows[row.id] = {column.name: row._mapping[column] for column in _customers.c}
+    return rows
 
 
 async def current_labels(
@@ -671,11 +695,22 @@ async def _dynamic_segment_ids(
     if manual:
         logger.warning("real-time routing: %s are manual segments; the rules do not maintain them", manual)
     missing = sorted(set(keys) - {key for key, _, _ in rows})
-    for key in missing:
-        segment = Segment(key=key, name=key, description="maintained by the active ruleset", kind="dynamic", created_at=now)
-        session.add(segment)
-        await session.flush()
-        ids[key] = segment.id
+    if not missing:
+        return ids
+    # Another transaction (real time, or an apply) may create the same segment at the same
+    # moment: a key already taken is skipped, then every missing key is read back.
+    insert_new = (postgresql_insert if _dialect(session) == "postgresql" else sqlite_insert)(_segments)
+    await session.execute(
+        insert_new.on_conflict_do_nothing(),
+        [
+            {"key": key, "name": key, "description": "maintained by the active ruleset", "kind": "dynamic", "created_at": now}
+            for key in missing
+        ],
+    )
+    created = await session.execute(select(_segments.c.key, _segments.c.id, _segments.c.kind).where(_segments.c.key.in_(missing)))
+    for key, segment_id, kind in created.all():
+        if kind == "dynamic":
+            ids[key] = segment_id
     return ids
 
 
@@ -1026,17 +1061,23 @@ async def reevaluate_customers(
         if single.row is None:
             return []
         known_run_id = single.day_run_id
-        if single.has_labels:
+        if assignment.has_row_locks(session):
+            locked = await _lock_customers(session, ids)
             labels = await current_labels(session, ids)
+            decisions, segments, assigners = await _decide(session, rules, ids, now, labels, locked)
         else:
-            labels = {ids[0]: (set(), set())}
-        decisions, segments, assigners = await _decide(session, rules, ids, now, labels, {ids[0]: single.row})
+            if single.has_labels:
+                labels = await current_labels(session, ids)
+            else:
+                labels = {ids[0]: (set(), set())}
+            decisions, segments, assigners = await _decide(session, rules, ids, now, labels, {ids[0]: single.row})
     else:
         rules = await active_rules(session)
         if rules is None:
             return []
+        locked = await _lock_customers(session, ids) if assignment.has_row_locks(session) else None
         labels = await current_labels(session, ids)
-        decisions, segments, assigners = await _decide(session, rules, ids, now, labels)
+        decisions, segments, assigners = await _decide(session, rules, ids, now, labels, locked)
     changes: list[RealtimeChange] = []
     for decision in decisions:
         row = decision.row

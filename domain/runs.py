@@ -416,12 +416,15 @@ async def _write(
     superseded = 0
     if plan.mode == "apply":
         await _check_still_active(session, plan)
-        segment_ids = await _check_segments(session, plan)
-        await queries.create_dynamic_segments(session, [k for k in plan.segment_keys if k not in segment_ids], utcnow())
         if evaluated.reported:
             await queries.lock_subjects(session, tables)
             superseded = await queries.drop_superseded(session, tables)
     assigners = await _assign_managers(session, tables, plan, run_id, progress) if evaluated.unsettled else []
+    if plan.mode == "apply":
+        # After the customers and teams are locked, as real-time routing takes them (customer,
+        # team, then a new segment's key): in another order the two could wait for each other.
+        segment_ids = await _check_segments(session, plan)
+        await queries.create_dynamic_segments(session, [k for k in plan.segment_keys if k not in segment_ids], utcnow())
     summary = await _summary(session, tables, plan, evaluated.census)
     if superseded:
         summary["superseded"] = superseded
@@ -464,6 +467,7 @@ async def _execute(
 async def _drop_work_tables(session: AsyncSession, tables: queries.WorkTables) -> None:
     """The connection goes back to the pool: its temporary tables must not outlive the run."""
     try:
+        await begin_reader(session)  # temporary tables: no need to wait for the write lock
         await queries.drop_work_tables(session, tables)
         await session.commit()
     except Exception:  # noqa: BLE001 — the run's own outcome matters more; a broken connection is discarded anyway

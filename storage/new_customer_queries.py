@@ -185,6 +185,9 @@ def _team_arms(
     # in id order: the order every assignment locks in (domain/assignment.py), so
     # routers never deadlock.  A locked row is read in its latest committed version.
     # (FOR UPDATE compiles to nothing on SQLite, where a writer holds the database.)
+    # NO KEY UPDATE: it still makes routers take turns, but lets other transactions insert
+    # rows that refer to the team or the employee (a history row's foreign keys take KEY
+    # SHARE) — with plain FOR UPDATE two routers each waited for the other's history insert.
     needs_manager = [Team.id == select(team.c.id).scalar_subquery(), Team.strategy.in_(list(automatic))]
     if existing:
         kept_in = bindparam("manager_kept_in", type_=Integer())
@@ -195,7 +198,7 @@ def _team_arms(
     locked = (
         select(Team.id, Team.strategy, Team.round_robin_position)
         .where(*needs_manager)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .cte("locked_team")
     )
     members = (
@@ -203,7 +206,7 @@ def _team_arms(
         .join(TeamMember, TeamMember.employee_id == Employee.id)
         .where(TeamMember.team_id == select(locked.c.id).scalar_subquery(), Employee.active.is_(True))
         .order_by(Employee.id)
-        .with_for_update(of=Employee)
+        .with_for_update(of=Employee, key_share=True)
         .cte("routed_members")
     )
     load = (

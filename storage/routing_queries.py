@@ -864,7 +864,7 @@ async def lock_subjects(session: AsyncSession, tables: WorkTables) -> None:
         .join(tables.subjects, subject.customer_id == customers.c.id)
         .where(customers.c.routing_version == subject.version_before)
         .order_by(customers.c.id)
-        .with_for_update(of=customers)
+        .with_for_update(of=customers, key_share=True)
         .subquery()
     )
     await session.execute(select(func.count()).select_from(locked))
@@ -986,9 +986,10 @@ async def existing_segments(session: AsyncSession, keys: Iterable[str]) -> dict[
 
 
 async def create_dynamic_segments(session: AsyncSession, keys: Sequence[str], now: datetime) -> None:
+    """Create the segments `keys`; one real-time routing created meanwhile is kept as it is."""
     if keys:
         await session.execute(
-            insert(segments),
+            _insert_ignoring_duplicates(session, segments),
             [
                 {"key": key, "name": key, "description": "maintained by the active ruleset", "kind": "dynamic", "created_at": now}
                 for key in keys
