@@ -20,6 +20,7 @@ from sqlalchemy import false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain import validation as v
 from domain.errors import NotFound, UserError
 from dsl.pipeline import CheckResult, check_source
 from storage.catalog import load_known
@@ -55,12 +56,13 @@ def _validate_name(name: str) -> str:
         raise UserError("a ruleset needs a name", field="name", code="required")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise UserError(f"a ruleset name has at most {MAX_NAME_LENGTH} characters", field="name")
-    return cleaned
+    return v.storable_text(cleaned, "name")
 
 
 async def save_ruleset(session: AsyncSession, name: str, source: str) -> Ruleset:
     """Store `source` as the next version of ruleset `name` (a draft, possibly with errors)."""
     cleaned = _validate_name(name)
+    v.storable_text(source, "source")  # PostgreSQL text cannot hold a NUL
     result = await check_rules(session, source)
     diagnostics = diagnostics_json(result)
     # Two concurrent saves of one name can pick the same version; the unique

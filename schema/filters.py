@@ -143,10 +143,17 @@ def feedback_conditions(given: FeedbackFilter | None) -> list[ColumnElement[bool
     if given.employee_id is not None:
         conditions.append(feedback.employee_id == decode_id(given.employee_id, "Employee"))
     if given.created_after is not None:
-        conditions.append(feedback.created_at >= to_storage(given.created_after))
+        conditions.append(feedback.created_at >= _instant(given.created_after, "createdAfter"))
     if given.created_before is not None:
-        conditions.append(feedback.created_at < to_storage(given.created_before))
+        conditions.append(feedback.created_at < _instant(given.created_before, "createdBefore"))
     return conditions
+
+
+def _instant(stamp: datetime, name: str) -> datetime:
+    try:
+        return to_storage(stamp)  # type: ignore[return-value]
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        raise client_error(f"filter.{name} {stamp.isoformat()} is outside the years 1 to 9999 in UTC") from None
 
 
 def filtered(statement: Select[tuple[models.Base]], conditions: list[ColumnElement[bool]]) -> Select[tuple[models.Base]]:

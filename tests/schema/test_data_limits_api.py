@@ -151,3 +151,35 @@ async def test_a_nul_in_a_customer_filter_is_bad_user_input(api: Api, world: Wor
     errors = await api.errors("query($f: CustomerFilter) { customers(filter: $f) { totalCount } }", {"f": customer_filter})
     assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
     assert f"filter.{next(iter(customer_filter))} contains a NUL" in errors[0]["message"]
+
+
+SAVE_RULESET = "mutation($n: String!, $s: String!) { saveRuleset(name: $n, source: $s) { userErrors { field code } } }"
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "field"),
+    [("a\u0000", "rule r: true -> team east_sales", "name"), ("ok", "# \u0000\nrule r: true -> team east_sales", "source")],
+)
+async def test_a_nul_in_a_ruleset_is_a_user_error(
+    api: Api, engine: AsyncEngine, world: World, name: str, source: str, field: str
+) -> None:
+    """Regression: on PostgreSQL saveRuleset with a NUL was an INTERNAL_SERVER_ERROR."""
+    error = await _refused(api, engine, SAVE_RULESET, {"n": name, "s": source})
+    assert (error["field"], error["code"]) == (field, "INVALID_TEXT")
+
+
+async def test_other_records_get_the_same_limits(api: Api, engine: AsyncEngine, world: World) -> None:
+    employee = 'mutation { createEmployee(input: {name: "x", email: "a@b.co", monthlyTarget: 1e300}) { userErrors { field code } } }'
+    error = await _refused(api, engine, employee, {})
+    assert (error["field"], error["code"]) == ("input.monthlyTarget", "OUT_OF_RANGE")
+    team = 'mutation($d: String!) { createTeam(input: {key: "t1", description: $d}) { userErrors { field code } } }'
+    error = await _refused(api, engine, team, {"d": "\u0000"})
+    assert (error["field"], error["code"]) == ("input.description", "INVALID_TEXT")
+
+
+async def test_a_feedback_filter_instant_that_overflows_is_bad_user_input(api: Api, world: World) -> None:
+    """Regression: createdAfter in the year 1 at +14:00 raised OverflowError (INTERNAL_SERVER_ERROR)."""
+    errors = await api.errors(
+        "query($d: DateTime!) { feedback(filter: {createdAfter: $d}) { totalCount } }", {"d": "0001-01-01T00:00:00+14:00"}
+    )
+    assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
