@@ -183,3 +183,9 @@ async def test_a_feedback_filter_instant_that_overflows_is_bad_user_input(api: A
         "query($d: DateTime!) { feedback(filter: {createdAfter: $d}) { totalCount } }", {"d": "0001-01-01T00:00:00+14:00"}
     )
     assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
+
+
+async def test_a_nul_in_a_where_condition_is_bad_user_input(api: Api, world: World) -> None:
+    """Regression: on PostgreSQL `name = "\\u0000"` reached the database as a bound text: INTERNAL_SERVER_ERROR."""
+    errors = await api.errors('query($w: String!) { customers(where: $w) { totalCount } }', {"w": 'name = "a\u0000"'})
+    assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
