@@ -8,6 +8,7 @@ from datetime import datetime
 import strawberry
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 
+from domain.errors import UserError
 from schema.enums import CustomerKind, CustomerSize, FeedbackKind, FeedbackStatus, Lifecycle, PurchasingPower
 from schema.errors import client_error
 from schema.ids import decode_id
@@ -152,8 +153,8 @@ def feedback_conditions(given: FeedbackFilter | None) -> list[ColumnElement[bool
 def _instant(stamp: datetime, name: str) -> datetime:
     try:
         return to_storage(stamp)  # type: ignore[return-value]
-    except OverflowError:  # year 1 east of UTC, year 9999 west of it
-        raise client_error(f"filter.{name} {stamp.isoformat()} is outside the years 1 to 9999 in UTC") from None
+    except UserError as error:  # year 1 east of UTC, year 9999 west of it
+        raise client_error(f"filter.{name}: {error.message}") from None
 
 
 def filtered(statement: Select[tuple[models.Base]], conditions: list[ColumnElement[bool]]) -> Select[tuple[models.Base]]:

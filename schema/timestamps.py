@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from domain.errors import UserError
+
 
 def to_api(stamp: datetime | None) -> datetime | None:
     """A stored naive-UTC timestamp as an aware UTC datetime (serialised with `+00:00`)."""
@@ -13,7 +15,15 @@ def to_api(stamp: datetime | None) -> datetime | None:
 
 
 def to_storage(stamp: datetime | None) -> datetime | None:
-    """An input timestamp as naive UTC; a timestamp without a zone is taken to be UTC."""
+    """An input timestamp as naive UTC; a timestamp without a zone is taken to be UTC.
+
+    One that leaves the years 1-9999 in UTC (year 1 east of UTC) is bad input, a UserError.
+    """
     if stamp is None or stamp.tzinfo is None:
         return stamp
-    return stamp.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        return stamp.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:
+        raise UserError(
+            f"{stamp.isoformat()} is outside the years 1 to 9999 once converted to UTC", code="out_of_range"
+        ) from None

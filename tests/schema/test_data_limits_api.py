@@ -189,3 +189,14 @@ async def test_a_nul_in_a_where_condition_is_bad_user_input(api: Api, world: Wor
     """Regression: on PostgreSQL `name = "\\u0000"` reached the database as a bound text: INTERNAL_SERVER_ERROR."""
     errors = await api.errors('query($w: String!) { customers(where: $w) { totalCount } }', {"w": 'name = "a\u0000"'})
     assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
+
+
+async def test_a_preview_as_of_an_instant_that_overflows_is_a_user_error(api: Api, world: World) -> None:
+    """Regression: asOf in the year 1 at +14:00 raised OverflowError (INTERNAL_SERVER_ERROR)."""
+    payload = (
+        await api.data(
+            'mutation { previewRuleset(source: "rule r: true -> team east_sales", asOf: "0001-01-01T00:00:00+14:00") '
+            "{ run { id } userErrors { code } } }"
+        )
+    )["previewRuleset"]
+    assert payload == {"run": None, "userErrors": [{"code": "OUT_OF_RANGE"}]}
