@@ -198,7 +198,7 @@ roles = st.sampled_from(("admin", "admin", "admin", "manager", "agent", "viewer"
 
 # Found by fuzzing, kept as explicit examples so they run every time: the first two are an error
 # inside a list (the bad cursor) followed by any request; the third asks for two root fields whose
-# resolvers used the request's one database session at the same moment; the fourth filters by a
+# resolvers used the request's one database session at the same moment; the last two filter by a
 # text with a NUL character, which PostgreSQL refuses to compare.
 @settings(FUZZ, max_examples=120)
 @given(document=documents(gql_st.Mode.POSITIVE), role=roles)
@@ -206,6 +206,7 @@ roles = st.sampled_from(("admin", "admin", "admin", "manager", "agent", "viewer"
 @example(document="{ customers { totalCount } }", role="admin")
 @example(document="{ segments { size } apiTokens { active } }", role="admin")
 @example(document='{ rulesets(name: "\\u0000") { id } customerByCode(code: "a\\u0000") { id } }', role="viewer")
+@example(document='{ customers(where: "name = \\"\\u0000\\"") { totalCount } }', role="viewer")
 async def test_valid_documents_with_arbitrary_arguments_never_fail_internally(
     fuzz_client: tuple[httpx.AsyncClient, dict[str, str]], document: str, role: str
 ) -> None:
