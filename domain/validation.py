@@ -142,7 +142,7 @@ def word(value: Any, field: str, allowed: Collection[str], *, required: bool = F
     normalised = raw.lower()
     if normalised not in allowed:
         choices = ", ".join(allowed)
-        raise UserError(f"{field} must be one of {choices}; got {raw!r}", field=field)
+        raise UserError(f"{field} must be one of {choices}; got {_shown(raw)}", field=field)
     return normalised
 
 
