@@ -52,7 +52,10 @@ def run_server(url: str, host: str, port: int) -> None:
     from server import create_app
 
     # The GraphiQL link carries the token in its query string: the log gets it redacted.
-    uvicorn.run(create_app(url), host=host, port=port, log_config=log_config())
+    # A websocket message is bounded like an HTTP body (uvicorn's own default is 16 MiB).
+    uvicorn.run(
+        create_app(url), host=host, port=port, log_config=log_config(), ws_max_size=request_limits().max_body_bytes
+    )
 
 
 @main.command()

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 from graphql import get_introspection_query
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.live_server import LiveServer
 
@@ -291,3 +293,13 @@ def test_a_body_that_is_not_json_is_refused_with_a_code(server: LiveServer) -> N
     assert status == 400
     assert single_error(answer)["extensions"]["code"] == "BAD_REQUEST"
     assert "application/json" in single_error(answer)["message"]
+
+
+def test_a_websocket_message_over_the_body_limit_closes_the_socket(server: LiveServer) -> None:
+    url = f"{server.url.replace('http://', 'ws://')}/graphql"
+    with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=30, max_size=None) as socket:
+        socket.send(json.dumps({"type": "connection_init", "payload": {"padding": "x" * BODY_LIMIT}}))
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # message too big
+    assert health_seconds(server) < 10
