@@ -27,6 +27,7 @@ from dsl.ast import (
     Value,
 )
 from dsl.diagnostics import Diagnostic, Severity
+from dsl.extent import MAX_DEPTH, MAX_EXPANDED_SIZE, Extent, measure
 from dsl.fields import FIELDS, FieldSpec, lookup
 
 # What rules write, never read (SPEC §3): naming them as fields gets its own explanation.
@@ -65,6 +66,8 @@ class _Checker:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     defined: dict[str, Span] = field(default_factory=dict)  # segments defined so far
     all_segments: dict[str, Span] = field(default_factory=dict)  # first definition of every segment
+    extents: dict[str, Extent] = field(default_factory=dict)  # of each segment, itself written out
+    expanded_size: int = 0  # of the conditions so far, segments written out
 
     def report(self, span: Span, code: str, message: str, hint: str | None = None,
                severity: Severity = "error") -> None:
@@ -80,9 +83,11 @@ class _Checker:
             if isinstance(statement, SegmentDef):
                 self._check_condition(statement.condition, defining=statement.name)
                 self.defined.setdefault(statement.name, statement.name_span)
+                self.extents[statement.name] = self._check_extent(statement.condition)
             else:
                 if statement.condition is not None:
                     self._check_condition(statement.condition, defining=None)
+                    self._check_extent(statement.condition)
                 self._check_actions(statement)
         return self.diagnostics
 
@@ -149,6 +154,33 @@ class _Checker:
                 spec = self._field_spec(node.field)
                 if spec is not None:
                     self._check_predicate(node, spec)
+
+    def _check_extent(self, condition: Condition) -> Extent:
+        """Depth and size limits.  A chain is reported once, where it first goes too deep."""
+        extent = measure(condition, self.extents)
+        if extent.depth > MAX_DEPTH:
+            ref = extent.deepest_ref
+            if ref is None:
+                self.report(condition.span, "too-deep",
+                            f"condition nested too deep: {extent.depth} levels of `and`, `or` and `not` "
+                            f"(at most {MAX_DEPTH})",
+                            "flatten it: `a and (b and c)` is `a and b and c`, `not (a and b)` is "
+                            "`not a or not b`")
+            elif self.extents.get(ref.name, Extent(0, 0)).depth <= MAX_DEPTH:
+                self.report(ref.span, "too-deep",
+                            f"segment chain too deep: with the segments it uses written out, this condition is "
+                            f"{extent.depth} levels deep (at most {MAX_DEPTH})",
+                            "every use of a segment brings its whole definition along; build fewer segments "
+                            "on top of one another, or combine their conditions")
+        before = self.expanded_size
+        self.expanded_size = min(before + extent.size, MAX_EXPANDED_SIZE + 1)
+        if before <= MAX_EXPANDED_SIZE < self.expanded_size:
+            self.report(condition.span, "too-large",
+                        f"rule file too large: with the segments they use written out, the conditions up to "
+                        f"here have more than {MAX_EXPANDED_SIZE} parts",
+                        "every use of a segment brings its whole definition along; use large segments in "
+                        "fewer places, or split the file")
+        return extent
 
     def _check_segment_ref(self, ref: SegmentRef, defining: str | None) -> None:
         name = ref.name
@@ -349,4 +381,5 @@ def check_condition(
     for name in segments:
         checker.defined[name] = Span(0, 0, 0, 0)
     checker._check_condition(condition, defining=None)
+    checker._check_extent(condition)
     return checker.diagnostics

@@ -22,6 +22,8 @@ CODES = (
     "shadowed-rule",
     "contradiction",
     "overlap",
+    "too-deep",
+    "too-large",
 )
 
 
