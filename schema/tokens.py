@@ -105,7 +105,9 @@ class TokenQuery:
         description="Every API token, oldest first, revoked and expired ones included (admin only). Never a secret.",
     )
     async def api_tokens(self, info: Info) -> list[ApiToken]:
-        listed = await tokens.list_tokens(info.context.session, _acting_role(info))
+        # A query's root fields resolve concurrently: the session is shared through db.exclusive().
+        async with info.context.db.exclusive() as session:
+            listed = await tokens.list_tokens(session, _acting_role(info))
         return [ApiToken.from_info(item) for item in listed]
 
 

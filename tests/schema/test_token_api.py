@@ -90,7 +90,7 @@ async def test_revoking_twice_an_unknown_or_a_malformed_id(api: Api, engine: Asy
     for bad, code in (
         (token_id, "ALREADY_REVOKED"),
         (global_id("ApiToken", 999999), "NOT_FOUND"),
-        (global_id("ApiToken", 2**40), "NOT_FOUND"),
+        (global_id("ApiToken", 2**40), "INVALID_ID"),  # beyond every 32-bit key: not an ID at all
         (global_id("Customer", 1), "INVALID_ID"),
         ("nonsense", "INVALID_ID"),
     ):
