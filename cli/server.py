@@ -27,6 +27,14 @@ SAMPLE_RULESET_NAME = "sample"
 CURL_QUERY = '{"query": "{ customers(first: 3) { totalCount edges { node { code name } } } }"}'
 
 
+def check_engine_settings() -> None:
+    """The engine's settings, before anything opens the database: a bad one stops here with its name."""
+    try:
+        busy_timeout_from_environment()
+    except UserError as error:
+        fail(error.message)
+
+
 async def migrate(url: str) -> None:
     engine = create_engine(url)
     try:
@@ -65,6 +73,7 @@ def run_server(url: str, host: str, port: int) -> None:
 def serve(host: str, port: int, url: str | None) -> None:
     """Create or upgrade the schema, then serve the GraphQL API (GraphiQL at /graphql)."""
     resolved = database_url(url)
+    check_engine_settings()
     asyncio.run(migrate(resolved))
     run_server(resolved, host, port)
 
@@ -144,6 +153,7 @@ def demo_instructions(setup: DemoSetup, host: str, port: int) -> str:
 def demo(host: str, port: int, url: str | None, customers: int, no_serve: bool) -> None:
     """Sample data, an admin token and the server: everything to try Segmenta in GraphiQL."""
     resolved = database_url(url)
+    check_engine_settings()
     with progress_bar() as progress:
         setup = asyncio.run(prepare_demo(resolved, customers=customers, progress=progress))
     if setup.seeded:
