@@ -6,6 +6,9 @@ fragment were written out in its place:
 - depth: levels of nested selections (`{ stats { customerCount } }` is 1); introspection
   (`__schema`, `__type` and everything under them) does not count, so GraphiQL's schema query passes;
 - aliases: aliased fields;
+- duplicates: the most fields one selection set selects again under a response name it already
+  has, through its fragments too (`{ id id }` has 1).  Validation compares such fields pairwise,
+  so a few hundred of them take seconds to validate however cheap they are to run;
 - cost: an estimate of the field values the response can hold.  Every field costs 1; a connection
   field multiplies the cost of what it selects by its page size (`first`, or the field's default,
   at most the largest page), so nested connections multiply; any other list of objects multiplies
@@ -19,8 +22,9 @@ afterwards) contributes nothing instead of looping.  Numbers saturate at CEILING
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from graphql import (
@@ -58,19 +62,30 @@ class Measure:
     cost: int = 0
     depth: int = 0
     aliases: int = 0
+    # The most fields any one selection set selects again under a response name it already has.
+    duplicates: int = 0
 
     def plus(self, other: Measure) -> Measure:
         return Measure(
             cost=min(self.cost + other.cost, CEILING),
             depth=max(self.depth, other.depth),
             aliases=min(self.aliases + other.aliases, CEILING),
+            duplicates=max(self.duplicates, other.duplicates),
         )
 
     def worst(self, other: Measure) -> Measure:
-        return Measure(max(self.cost, other.cost), max(self.depth, other.depth), max(self.aliases, other.aliases))
+        return Measure(
+            max(self.cost, other.cost),
+            max(self.depth, other.depth),
+            max(self.aliases, other.aliases),
+            max(self.duplicates, other.duplicates),
+        )
 
 
 NOTHING = Measure()
+# What one level of a selection set holds: its measure, and how often each response name is
+# selected at that level (through its fragments too, as execution and validation merge them).
+Level = tuple[Measure, Counter[str]]
 
 
 def measure_operation(
@@ -152,29 +167,38 @@ class _Walker:
         self.schema = schema
         self.variables = variables
         # In dependency order, every spread inside a fragment finds its fragment measured already.
-        self.measures: dict[str, Measure] = {}
+        self.fragments: dict[str, Level] = {}
         for definition in fragments:
             parent = self._type(definition.type_condition.name.value)
-            self.measures[definition.name.value] = self.selections(definition.selection_set, parent)
+            self.fragments[definition.name.value] = self._level(definition.selection_set, parent)
 
     def _type(self, name: str) -> GraphQLNamedType | None:
         return self.schema.get_type(name)
 
     def selections(self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None) -> Measure:
+        measure, names = self._level(selection_set, parent)
+        duplicates = max(names.values(), default=1) - 1
+        return replace(measure, duplicates=max(measure.duplicates, min(duplicates, CEILING)))
+
+    def _level(self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None) -> Level:
         total = NOTHING
+        names: Counter[str] = Counter()
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 part = self.field(selection, parent)
+                names[(selection.alias or selection.name).value] += 1
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
-                part = self.selections(selection.selection_set, self._type(condition.name.value) if condition else parent)
+                part, inner = self._level(selection.selection_set, self._type(condition.name.value) if condition else parent)
+                names.update(inner)
             elif isinstance(selection, FragmentSpreadNode):
                 # Not measured yet only inside a cycle or for an unknown name: validation refuses both.
-                part = self.measures.get(selection.name.value, NOTHING)
+                part, inner = self.fragments.get(selection.name.value, (NOTHING, Counter()))
+                names.update(inner)
             else:  # pragma: no cover - graphql-core has no other selection kinds
                 continue
             total = total.plus(part)
-        return total
+        return total, names
 
     def field(self, node: FieldNode, parent: GraphQLNamedType | None) -> Measure:
         aliases = 1 if node.alias is not None else 0
@@ -185,13 +209,12 @@ class _Walker:
         child_type = get_named_type(definition.type) if definition is not None else None
         inner = self.selections(node.selection_set, child_type)
         introspective = name.startswith("__") or (parent is not None and parent.name.startswith("__"))
-        if introspective:
-            return Measure(cost=min(1 + inner.cost, CEILING), depth=0, aliases=min(aliases + inner.aliases, CEILING))
-        size = self._size(node, definition, parent)
+        size = 1 if introspective else self._size(node, definition, parent)
         return Measure(
             cost=min(1 + size * inner.cost, CEILING),
-            depth=1 + inner.depth,
+            depth=0 if introspective else 1 + inner.depth,
             aliases=min(aliases + inner.aliases, CEILING),
+            duplicates=inner.duplicates,
         )
 
     def _size(self, node: FieldNode, definition: GraphQLField | None, parent: GraphQLNamedType | None) -> int:

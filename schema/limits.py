@@ -28,6 +28,7 @@ MAX_ALIASES = 30
 MAX_TOKENS = 5_000
 MAX_QUERY_BYTES = 50_000
 MAX_QUERY_COST = 50_000
+MAX_DUPLICATE_FIELDS = 50
 MAX_BODY_BYTES = 1_048_576
 MAX_VARIABLES_DEPTH = 20
 MAX_VARIABLE_VALUES = 10_000
@@ -63,6 +64,7 @@ class RequestLimits:
     max_query_cost: int = MAX_QUERY_COST
     max_query_depth: int = MAX_DEPTH
     max_aliases: int = MAX_ALIASES
+    max_duplicate_fields: int = MAX_DUPLICATE_FIELDS
     max_query_tokens: int = MAX_TOKENS
     max_query_bytes: int = MAX_QUERY_BYTES
     max_body_bytes: int = MAX_BODY_BYTES
@@ -91,6 +93,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_query_cost": ("SEGMENTA_MAX_QUERY_COST", _count(1)),
     "max_query_depth": ("SEGMENTA_MAX_QUERY_DEPTH", _count(1)),
     "max_aliases": ("SEGMENTA_MAX_ALIASES", _count(0)),
+    "max_duplicate_fields": ("SEGMENTA_MAX_DUPLICATE_FIELDS", _count(0)),
     "max_query_tokens": ("SEGMENTA_MAX_QUERY_TOKENS", _count(100)),
     "max_query_bytes": ("SEGMENTA_MAX_QUERY_BYTES", _count(1_000)),
     "max_body_bytes": ("SEGMENTA_MAX_BODY_BYTES", _count(1_000)),
@@ -107,11 +110,13 @@ def request_limits() -> RequestLimits:
 
 
 def over_limit(measure: Measure, limits: RequestLimits) -> GraphQLError | None:
-    """The error refusing an operation measured as `measure`, or None when it is within every limit."""
+    """The error refusing an operation measured as `measure`, or None when it is within every limit
+    (depth first: it is the limit a client most often meets)."""
     for name, value, maximum, setting in (
         ("depth", measure.depth, limits.max_query_depth, "SEGMENTA_MAX_QUERY_DEPTH"),
         ("aliases", measure.aliases, limits.max_aliases, "SEGMENTA_MAX_ALIASES"),
         ("cost", measure.cost, limits.max_query_cost, "SEGMENTA_MAX_QUERY_COST"),
+        ("duplicates", measure.duplicates, limits.max_duplicate_fields, "SEGMENTA_MAX_DUPLICATE_FIELDS"),
     ):
         if value > maximum:
             shown = f"{value}" if value < CEILING else f"more than {CEILING - 1}"
@@ -121,6 +126,10 @@ def over_limit(measure: Measure, limits: RequestLimits) -> GraphQLError | None:
                 "cost": (
                     f"query cost {shown} exceeds the maximum of {maximum}: each connection multiplies the cost "
                     "of what it selects by its page size `first`; ask for smaller pages or fewer nested lists"
+                ),
+                "duplicates": (
+                    f"one selection set selects {shown} fields again under a response name it already has "
+                    f"(fragments included); at most {maximum}"
                 ),
             }[name]
             return GraphQLError(
@@ -132,7 +141,7 @@ def over_limit(measure: Measure, limits: RequestLimits) -> GraphQLError | None:
 
 class OperationLimits(SchemaExtension):
     """Measures the parsed operation (schema/cost.py) and refuses it before validation and execution when
-    it is too deep, has too many aliases or costs too much.  Runs before graphql-core's validation rules,
+    it is too deep, has too many aliases, costs too much or repeats a field too often.  Runs before graphql-core's validation rules,
     so no rule ever walks an oversized document."""
 
     def on_validate(self) -> Iterator[None]:

@@ -68,7 +68,30 @@ def test_a_fragment_counts_once_per_spread() -> None:
         { ...Two ...Two }
     """
     single = (1 + 3 * 2) + (1 + 4 * 2)
-    assert measure(document) == Measure(cost=2 * single, depth=2, aliases=4)
+    # Spread twice in one selection set, Two selects `a` and `b` there twice each.
+    assert measure(document) == Measure(cost=2 * single, depth=2, aliases=4, duplicates=1)
+
+
+@pytest.mark.parametrize(
+    ("document", "duplicates"),
+    [
+        ("{ stats { customerCount } }", 0),
+        ("{ a: stats { customerCount } b: stats { customerCount } }", 0),
+        ("{ stats { customerCount } stats { customerCount customerCount } }", 1),
+        ("{ id: __typename __typename ... on Query { __typename } }", 1),
+        # Through fragments, at the level they are spread, and nested levels count on their own.
+        ("fragment S on Query { stats { customerCount } } { stats { customerCount } ...S ...S }", 2),
+        ("fragment C on Customer { code code code } { customers { nodes { ...C code } } }", 3),
+        # 200 fragments each selecting `stats` at the root: validation would compare them pairwise.
+        (
+            "\n".join(f"fragment F{index} on Query {{ stats {{ customerCount }} }}" for index in range(200))
+            + "{ " + " ".join(f"...F{index}" for index in range(200)) + " }",
+            199,
+        ),
+    ],
+)
+def test_fields_selected_again_under_the_same_name_are_counted(document: str, duplicates: int) -> None:
+    assert measure(document).duplicates == duplicates
 
 
 def test_first_comes_from_the_variables_then_the_default_value() -> None:

@@ -8,7 +8,14 @@ import pytest
 from graphql import get_introspection_query
 
 from domain.errors import UserError
-from schema.limits import MAX_ALIASES, MAX_DEPTH, MAX_QUERY_BYTES, MAX_QUERY_COST, RequestLimits
+from schema.limits import (
+    MAX_ALIASES,
+    MAX_DEPTH,
+    MAX_DUPLICATE_FIELDS,
+    MAX_QUERY_BYTES,
+    MAX_QUERY_COST,
+    RequestLimits,
+)
 from tests.schema.helpers import Api, World
 
 
@@ -71,6 +78,16 @@ async def test_first_as_a_variable_counts_at_its_value(api: Api, world: World) -
     [error] = await api.errors(document, {"n": 100})  # cost 2,030,301
     assert error["extensions"]["limit"] == "cost"
     assert error["extensions"]["value"] == 2_030_301
+
+
+async def test_a_field_selected_too_often_is_refused_before_validation(api: Api, world: World) -> None:
+    fragments = "\n".join(f"fragment F{index} on Query {{ stats {{ customerCount }} }}" for index in range(200))
+    document = fragments + "\n{ " + " ".join(f"...F{index}" for index in range(200)) + " }"
+    [error] = await api.errors(document)
+    assert error["extensions"] == {
+        "code": "QUERY_TOO_COMPLEX", "limit": "duplicates", "value": 199, "maximum": MAX_DUPLICATE_FIELDS
+    }
+    assert "selects 199 fields again under a response name it already has" in error["message"]
 
 
 async def test_graphiql_introspection_passes(api: Api) -> None:
