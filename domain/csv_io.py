@@ -147,12 +147,16 @@ def _attribute_text_cell(text: str) -> str:
 
 def _unmarked_row(line: int, header: Sequence[str], cells: list[str]) -> _Row:
     """The row with one leading apostrophe taken off every text cell; marked attribute cells stay text."""
+    marked = [position for position, cell in enumerate(cells) if cell[:1] == TEXT_MARK]
+    if not marked:  # most rows: nothing to take off
+        return _Row(line, cells)
     plain = list(cells)
     literal: set[int] = set()
-    for position, (column, cell) in enumerate(zip(header, cells)):
-        if column in _NOT_TEXT_COLUMNS or not cell.startswith(TEXT_MARK):
+    for position in marked:
+        column = header[position] if position < len(header) else ""
+        if column in _NOT_TEXT_COLUMNS:
             continue
-        plain[position] = cell[len(TEXT_MARK) :]
+        plain[position] = cells[position][len(TEXT_MARK) :]
         if column.startswith(ATTRIBUTE_PREFIX):
             literal.add(position)
     return _Row(line, plain, frozenset(literal))
