@@ -8,7 +8,8 @@ the cost pass refuses the fragment fan-out.
    queries of nested customer pages, printing each one's cost, seconds and µs per unit of cost:
    the figures behind the default SEGMENTA_MAX_QUERY_COST (docs/security.md, Request limits).
 2. Times the cost pass (schema/cost.py) on the 2 KB document whose 40 fragments each spread the
-   one below twice, and on GraphiQL's introspection query.
+   one below twice, on GraphiQL's introspection query and on 200 fragments spread side by side,
+   and graphql-core's validation of the last (why SEGMENTA_MAX_DUPLICATE_FIELDS exists).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from graphql import get_introspection_query, parse  # noqa: E402
+from graphql import get_introspection_query, parse, validate  # noqa: E402
 
 from schema import schema  # noqa: E402
 from schema.cost import measure_operation  # noqa: E402
@@ -79,13 +80,28 @@ def time_queries(customers: int) -> None:
             server.stop()
 
 
+def side_by_side(count: int) -> str:
+    """`count` fragments that each select `stats`, all spread at the root."""
+    fragments = "\n".join(f"fragment F{index} on Query {{ stats {{ customerCount }} }}" for index in range(count))
+    return fragments + "\n{ " + " ".join(f"...F{index}" for index in range(count)) + " }"
+
+
 def time_cost_pass() -> None:
-    for name, document in {"fan-out of 40 fragments": fan_out(), "introspection": get_introspection_query()}.items():
+    documents = {
+        "fan-out of 40 fragments": fan_out(),
+        "introspection": get_introspection_query(),
+        "200 fragments side by side": side_by_side(200),
+    }
+    for name, document in documents.items():
         parsed = parse(document)
         started = time.perf_counter()
         measured = measure_operation(schema._schema, parsed)
         elapsed = time.perf_counter() - started
-        print(f"cost pass, {name} ({len(document)} bytes): {elapsed * 1000:.1f} ms, cost {measured.cost}")
+        print(f"cost pass, {name} ({len(document)} bytes): {elapsed * 1000:.1f} ms, {measured}")
+    parsed = parse(side_by_side(200))
+    started = time.perf_counter()
+    validate(schema._schema, parsed)
+    print(f"graphql-core validation, 200 fragments side by side: {time.perf_counter() - started:.2f} s")
 
 
 def main() -> None:
