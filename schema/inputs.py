@@ -79,11 +79,17 @@ class CustomerInput:
     income: float | None = None
     occupation: str | None = None
     birthday: date | None = None
-    tags: list[str] | None = strawberry.field(default=None, description="Manual tags.")
+    tags: list[str] | None = strawberry.field(default=None, description="Manual tags: at most 50, each ≤ 100 characters.")
     attributes: JSON | None = strawberry.field(
-        default=None, description='Custom attributes: an object of text or number values, e.g. {"tier": "gold"}.'
+        default=None,
+        description=(
+            'Custom attributes: an object of text or number values, e.g. {"tier": "gold"}; at most 50 keys of '
+            "≤ 64 characters, texts ≤ 500 characters."
+        ),
     )
-    created_at: datetime | None = strawberry.field(default=None, description="For imports; default now.")
+    created_at: datetime | None = strawberry.field(
+        default=None, description="For imports; default now. From 1900-01-01 to now + 1 day."
+    )
 
 
 @strawberry.input(
@@ -119,11 +125,15 @@ class CustomerPatch:
 @strawberry.input
 class PurchaseInput:
     customer_id: strawberry.ID
-    amount: float
+    amount: float = strawberry.field(
+        description="0 to 1,000,000,000 with at most 2 decimals; the customer's total stays ≤ 1,000,000,000,000."
+    )
     category: str | None = None
     product: str | None = None
     channel: str | None = None
-    purchased_at: datetime | None = strawberry.field(default=None, description="Default now.")
+    purchased_at: datetime | None = strawberry.field(
+        default=None, description="Default now. From 1900-01-01 to now + 1 day."
+    )
 
 
 @strawberry.input
@@ -131,7 +141,9 @@ class InteractionInput:
     customer_id: strawberry.ID
     kind: InteractionKind
     employee_id: strawberry.ID | None = None
-    occurred_at: datetime | None = strawberry.field(default=None, description="Default now.")
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="Default now. From 1900-01-01 to now + 1 day."
+    )
     summary: str | None = None
 
 
