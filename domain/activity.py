@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Float, Integer, case, literal, or_, select, update
+from sqlalchemy import ColumnElement, DateTime, Float, Integer, case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -138,7 +138,11 @@ async def record_purchase(
             "first_purchase_at": _earliest(_customers.c.first_purchase_at, at),
             "last_purchase_at": _latest(_customers.c.last_purchase_at, at),
         },
-        unless=(_plus("total_spent", checked_amount) > literal(float(v.MAX_TOTAL_SPENT), Float), over_limit),
+        unless=(
+            func.coalesce(_customers.c.total_spent, 0.0) + literal(checked_amount, Float)
+            > literal(float(v.MAX_TOTAL_SPENT), Float),
+            over_limit,
+        ),
     )
     purchase = Purchase(
         customer_id=checked_customer,
