@@ -1,6 +1,6 @@
 """How much an operation may cost, measured on its parsed document before anything runs.
 
-One pass gives three numbers for the operation, with every fragment spread counted as if the
+One pass gives four numbers for the operation, with every fragment spread counted as if the
 fragment were written out in its place:
 
 - depth: levels of nested selections (`{ stats { customerCount } }` is 1); introspection
@@ -8,7 +8,7 @@ fragment were written out in its place:
 - aliases: aliased fields;
 - duplicates: the most fields one selection set selects again under a response name it already
   has, through its fragments too (`{ id id }` has 1).  Validation compares such fields pairwise,
-  so a few hundred of them take seconds to validate however cheap they are to run;
+  so a few hundred of them take a second to validate however cheap they are to run;
 - cost: an estimate of the field values the response can hold.  Every field costs 1; a connection
   field multiplies the cost of what it selects by its page size (`first`, or the field's default,
   at most the largest page), so nested connections multiply; any other list of objects multiplies
