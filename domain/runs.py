@@ -454,14 +454,18 @@ async def _execute(
     """The whole run on `session`, bound to one connection: evaluate in a snapshot, write, commit."""
     team_ids = {key: team.id for key, team in plan.teams.items()}
     tables = queries.build_work_tables(session, plan.rule_file, plan.as_of, team_ids, plan.automatic_team_ids)
+    dropped = False
     try:
         evaluated = await _evaluate(session, plan, run_id, tables, progress)
         summary = await _write(session, plan, run_id, evaluated, progress)
+        await queries.drop_work_tables(session, tables)  # in the write transaction: no extra one
         await session.commit()
+        dropped = True
         return summary
     finally:
-        await session.rollback()
-        await _drop_work_tables(session, tables)
+        if not dropped:
+            await session.rollback()
+            await _drop_work_tables(session, tables)
 
 
 async def _drop_work_tables(session: AsyncSession, tables: queries.WorkTables) -> None:
