@@ -27,7 +27,7 @@ from dsl.ast import (
     Value,
 )
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.extent import MAX_DEPTH, MAX_EXPANDED_SIZE, Extent, measure
+from dsl.extent import MAX_COPIED, MAX_DEPTH, Extent, measure
 from dsl.fields import FIELDS, FieldSpec, lookup
 
 # What rules write, never read (SPEC §3): naming them as fields gets its own explanation.
@@ -67,7 +67,7 @@ class _Checker:
     defined: dict[str, Span] = field(default_factory=dict)  # segments defined so far
     all_segments: dict[str, Span] = field(default_factory=dict)  # first definition of every segment
     extents: dict[str, Extent] = field(default_factory=dict)  # of each segment, itself written out
-    expanded_size: int = 0  # of the conditions so far, segments written out
+    copied: int = 0  # parts of segments copied into the conditions so far
 
     def report(self, span: Span, code: str, message: str, hint: str | None = None,
                severity: Severity = "error") -> None:
@@ -172,14 +172,14 @@ class _Checker:
                             f"{extent.depth} levels deep (at most {MAX_DEPTH})",
                             "every use of a segment brings its whole definition along; build fewer segments "
                             "on top of one another, or combine their conditions")
-        before = self.expanded_size
-        self.expanded_size = min(before + extent.size, MAX_EXPANDED_SIZE + 1)
-        if before <= MAX_EXPANDED_SIZE < self.expanded_size:
+        before = self.copied
+        self.copied = min(before + extent.copied, MAX_COPIED + 1)
+        if before <= MAX_COPIED < self.copied:
             self.report(condition.span, "too-large",
-                        f"rule file too large: with the segments they use written out, the conditions up to "
-                        f"here have more than {MAX_EXPANDED_SIZE} parts",
+                        f"segments used too often: written out where they are used, they add more than "
+                        f"{MAX_COPIED} parts to the conditions up to here",
                         "every use of a segment brings its whole definition along; use large segments in "
-                        "fewer places, or split the file")
+                        "fewer places, or combine their conditions")
         return extent
 
     def _check_segment_ref(self, ref: SegmentRef, defining: str | None) -> None:

@@ -8,7 +8,7 @@ expression recursively (about seven interpreter frames per level), and the
 explainer and the analysis recurse over the same tree.  A chain of segments built
 on one another is as deep as all of them together, and a segment used twice by the
 next one doubles its size at every step (`segment s2 = s1 or s1`, `segment s3 =
-s2 or s2`, ...).  The checker measures both, without recursion, and refuses what
+s2 or s2`, ...): a dozen short lines become thousands of subqueries.  The checker measures both, without recursion, and refuses what
 would overflow a stack or exhaust the memory.
 """
 
@@ -17,24 +17,34 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dsl.ast import And, Condition, Not, Or, SegmentRef
+from dsl.ast import And, BoolConst, Condition, Not, Or, SegmentRef
+from dsl.fields import lookup
 
 MAX_DEPTH = 24
 """Levels of `and`, `or`, `not` and segment references, segments written out: 8 levels
 below the shallowest shape SQLite refuses, and under 200 of Python's 1,000 frames."""
 
-MAX_EXPANDED_SIZE = 100_000
-"""Nodes of all conditions of one file together, segments written out (about 2 MB of SQL)."""
+MAX_COPIED = 5_000
+"""Parts of segments copied into the conditions of one file, a predicate that the SQL reads
+with a subquery (set fields, custom attributes) counting as SUBQUERY_WEIGHT.  PostgreSQL
+plans about 1.5 ms per copied subquery: 1,000 of them take a second and a half."""
+
+SUBQUERY_WEIGHT = 5
+_CAP = MAX_COPIED + 1  # only "over the limit" matters: sizes stay small integers
 
 
 @dataclass(frozen=True)
 class Extent:
     depth: int
-    size: int  # capped just above MAX_EXPANDED_SIZE: only "over the limit" matters
+    size: int  # weighted, with the segments it uses written out
+    copied: int = 0  # the part of `size` that segment references bring in
     deepest_ref: SegmentRef | None = None  # the outermost segment reference on a deepest path
 
 
-LEAF = Extent(1, 1)
+def _weight(predicate: Condition) -> int:
+    name = predicate.field.name  # type: ignore[union-attr]
+    spec = lookup(name)
+    return SUBQUERY_WEIGHT if spec is None or spec.kind == "set" else 1
 
 
 def measure(condition: Condition, segments: Mapping[str, Extent]) -> Extent:
@@ -44,15 +54,21 @@ def measure(condition: Condition, segments: Mapping[str, Extent]) -> Extent:
     while stack:
         node, children_done = stack.pop()
         if isinstance(node, SegmentRef):
-            used = segments.get(node.name, Extent(0, 0))
-            measured[id(node)] = Extent(1 + used.depth, min(1 + used.size, MAX_EXPANDED_SIZE + 1), node)
+            used = segments.get(node.name)
+            if used is None:
+                measured[id(node)] = Extent(1, 1, 0, node)
+            else:
+                measured[id(node)] = Extent(1 + used.depth, used.size, used.size, node)
             continue
         if isinstance(node, Not):
             children: tuple[Condition, ...] = (node.operand,)
         elif isinstance(node, (And, Or)):
             children = node.operands
+        elif isinstance(node, BoolConst):
+            measured[id(node)] = Extent(1, 1)
+            continue
         else:
-            measured[id(node)] = LEAF
+            measured[id(node)] = Extent(1, _weight(node))
             continue
         if not children_done:
             stack.append((node, True))
@@ -60,6 +76,10 @@ def measure(condition: Condition, segments: Mapping[str, Extent]) -> Extent:
             continue
         extents = [measured[id(child)] for child in children]
         deepest = max(extents, key=lambda extent: extent.depth, default=Extent(0, 0))
-        size = min(1 + sum(extent.size for extent in extents), MAX_EXPANDED_SIZE + 1)
-        measured[id(node)] = Extent(1 + deepest.depth, size, deepest.deepest_ref)
+        measured[id(node)] = Extent(
+            1 + deepest.depth,
+            min(1 + sum(extent.size for extent in extents), _CAP),
+            min(sum(extent.copied for extent in extents), _CAP),
+            deepest.deepest_ref,
+        )
     return measured[id(condition)]

@@ -264,6 +264,8 @@ _PATTERN = _master_pattern()
 # Characters that cannot begin any token: a run of them is reported as one error.
 _NO_TOKEN_START = re.compile(r"""[^\w\s#"'()=!<>:,\-]+""")
 _SKIPPED = {"WS", "COMMENT"}
+# Characters no database value can hold, and that the drivers refuse to send.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _show_char(char: str) -> str:
@@ -316,7 +318,7 @@ class _Tokenizer:
                         kind = lowered.upper()
                 column = position - self.line_start + 1
                 token = Token(kind, text, position, self.line, column, self.line, column + len(text), match.end())
-                yield token if kind not in ("DATE", "NUMBER") else self._checked(token)
+                yield token if kind not in ("DATE", "NUMBER", "STRING") else self._checked(token)
             position = match.end()
 
     def _checked(self, token: Token) -> Token:
@@ -328,6 +330,13 @@ class _Tokenizer:
                                     "dates are written YYYY-MM-DD, e.g. 2026-01-31")
         if token.type == "NUMBER" and not math.isfinite(parse_number(str(token))):
             return self._report(token.start_pos or 0, token.end_pos or 0, "number too large")
+        if token.type == "STRING":
+            unstorable = _UNSTORABLE.search(str(token))
+            if unstorable is not None:
+                return self._report(token.start_pos or 0, token.end_pos or 0,
+                                    f"a string cannot contain {_show_char(unstorable.group())}",
+                                    "no stored value can hold it (PostgreSQL text has no NUL, UTF-8 no lone "
+                                    "surrogates); remove it")
         return token
 
     def _bad_text(self, start: int) -> Token:

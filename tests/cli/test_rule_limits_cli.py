@@ -29,7 +29,7 @@ def test_check_reports_segments_that_multiply(tmp_path: Path) -> None:
     rules.write_text(chain(12, " or ".join(["s{previous}"] * 8)), encoding="utf-8")
     result = CliRunner().invoke(main, ["check", str(rules)])
     assert result.exit_code == 1, result.output
-    assert "policy.seg:7:14: error[too-large]" in result.output
+    assert "policy.seg:5:14: error[too-large]" in result.output
 
 
 def test_explain_reports_a_long_segment_chain(tmp_path: Path) -> None:

@@ -49,7 +49,8 @@ def numbers(draw: st.DrawFn) -> Value:
     return Value("number", parse_number(raw), raw)
 
 
-texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+# Any text a stored value can hold: no lone surrogates, no NUL (the parser refuses both in strings).
+texts = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12)
 quoted_strings = texts.map(lambda text: Value("text", text, quote(text), quoted=True))
 words = bare_words.map(lambda word: Value("text", word, word))
 dates = st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)).map(
