@@ -39,3 +39,10 @@ def like_regex(pattern: str) -> re.Pattern[str]:
 def is_plain(pattern: str) -> bool:
     """True when the pattern has no wildcard: it matches exactly the text equal to it."""
     return WILDCARDS.isdisjoint(pattern)
+
+
+def contained_text(pattern: str) -> str | None:
+    """X when the pattern is `*X*` with X free of wildcards (a substring test), else None."""
+    if len(pattern) > 2 and pattern[0] == pattern[-1] == "*" and is_plain(pattern[1:-1]):
+        return pattern[1:-1]
+    return None

@@ -37,7 +37,7 @@ from typing import Any
 
 from dsl import ast
 from dsl.fields import DAY_METRIC_SOURCES, FieldSpec, derive_day_metrics, lookup, rank
-from dsl.like import is_plain, like_regex
+from dsl.like import contained_text, is_plain, like_regex
 
 Decision = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
 """(team, deciding rule display name, segments, tags) in first-contributed order."""
@@ -331,6 +331,9 @@ class _ConditionCompiler:
         pattern = pattern_text(like.pattern)
         if is_plain(pattern):
             return f"({local} == {self.constants.name(pattern)})"
+        inner = contained_text(pattern)
+        if inner is not None:
+            return f"({local} is not None and {self.constants.name(inner)} in {local})"
         matcher = self.constants.name(like_regex(pattern).fullmatch)
         return f"({local} is not None and {matcher}({local}) is not None)"
 

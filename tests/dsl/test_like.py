@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dsl import compile_rules
 from dsl.like import like_regex
+from dsl.parser import quote
 from dsl.pipeline import check_source
 
 # Twelve stars held the server 16 s and fifteen about half an hour with the old
@@ -90,6 +91,20 @@ def test_a_pattern_without_wildcards_is_a_plain_comparison() -> None:
     assert "==" in rules.compiled.source_code and "fullmatch" not in rules.compiled.source_code
     assert rules.evaluate({"name": "a.b[c]%_"}).team == "a"
     assert rules.evaluate({"name": "a.b[c]%_ "}).team is None
+
+
+def test_a_star_on_both_sides_is_a_substring_test() -> None:
+    rules = compile_rules('r: name like "*a.b*" -> team a\n')
+    assert " in " in rules.compiled.source_code and "fullmatch" not in rules.compiled.source_code
+    assert [rules.evaluate({"name": name}).team for name in ("a.b", "xa.by", "axb", "", None)] == ["a", "a", None, None, None]
+
+
+@settings(max_examples=150, deadline=None)
+@given(pattern=st.text(st.sampled_from(list("ab*?.")), max_size=7), text=st.text(st.sampled_from(list("ab.")), max_size=8))
+def test_the_compiled_evaluator_agrees_with_the_textbook_matcher(pattern: str, text: str) -> None:
+    """Covers the shortcuts the evaluator takes (equality, substring) as well as the regex."""
+    rules = compile_rules(f"r: name like {quote(pattern)} -> team a\n")
+    assert (rules.evaluate({"name": text}).team == "a") == reference_match(pattern, text)
 
 
 _ALPHABET = st.sampled_from(list("ab*?.\\[]%_\n华"))
