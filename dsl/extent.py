@@ -49,37 +49,30 @@ def _weight(predicate: Condition) -> int:
 
 def measure(condition: Condition, segments: Mapping[str, Extent]) -> Extent:
     """The extent of `condition`; a reference to a segment not in `segments` counts as one node."""
-    measured: dict[int, Extent] = {}
+    # (depth, size, copied, deepest_ref) per node id: tuples, as this runs on every checked condition.
+    measured: dict[int, tuple[int, int, int, SegmentRef | None]] = {}
     stack: list[tuple[Condition, bool]] = [(condition, False)]
     while stack:
         node, children_done = stack.pop()
-        if isinstance(node, SegmentRef):
+        if isinstance(node, (And, Or, Not)):
+            children = (node.operand,) if isinstance(node, Not) else node.operands
+            if not children_done:
+                stack.append((node, True))
+                stack.extend((child, False) for child in children)
+                continue
+            parts = [measured[id(child)] for child in children]
+            deepest = max(parts, key=lambda part: part[0], default=(0, 0, 0, None))
+            measured[id(node)] = (
+                1 + deepest[0],
+                min(1 + sum(part[1] for part in parts), _CAP),
+                min(sum(part[2] for part in parts), _CAP),
+                deepest[3],
+            )
+        elif isinstance(node, SegmentRef):
             used = segments.get(node.name)
-            if used is None:
-                measured[id(node)] = Extent(1, 1, 0, node)
-            else:
-                measured[id(node)] = Extent(1 + used.depth, used.size, used.size, node)
-            continue
-        if isinstance(node, Not):
-            children: tuple[Condition, ...] = (node.operand,)
-        elif isinstance(node, (And, Or)):
-            children = node.operands
+            measured[id(node)] = (1, 1, 0, node) if used is None else (1 + used.depth, used.size, used.size, node)
         elif isinstance(node, BoolConst):
-            measured[id(node)] = Extent(1, 1)
-            continue
+            measured[id(node)] = (1, 1, 0, None)
         else:
-            measured[id(node)] = Extent(1, _weight(node))
-            continue
-        if not children_done:
-            stack.append((node, True))
-            stack.extend((child, False) for child in children)
-            continue
-        extents = [measured[id(child)] for child in children]
-        deepest = max(extents, key=lambda extent: extent.depth, default=Extent(0, 0))
-        measured[id(node)] = Extent(
-            1 + deepest.depth,
-            min(1 + sum(extent.size for extent in extents), _CAP),
-            min(sum(extent.copied for extent in extents), _CAP),
-            deepest.deepest_ref,
-        )
-    return measured[id(condition)]
+            measured[id(node)] = (1, _weight(node), 0, None)
+    return Extent(*measured[id(condition)])
