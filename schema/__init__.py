@@ -16,6 +16,7 @@ from schema.permissions import Authentication
 from schema.queries import DataQuery
 from schema.assignment import AssignmentMutation, AssignmentQuery
 from schema.routing import RoutingMutation, RoutingQuery
+from schema.text_arguments import StorableTextArguments
 from schema.subscriptions import Subscription, refusals_as_results
 from schema.tokens import TokenMutation, TokenQuery
 
@@ -47,6 +48,7 @@ schema = SegmentaSchema(
         ErrorCodes,
         token_limiter,
         OperationLimits,
+        StorableTextArguments,
     ],
 )
 
