@@ -117,7 +117,7 @@ async def test_lookup_by_an_ordinary_code_still_works(api: Api, world: World) ->
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.text(st.characters(), max_size=20) | st.sampled_from(["\u0000", "a\u0000", "x" * 201]))
+@given(name=st.text(st.characters(exclude_categories=("Cs",)), max_size=20) | st.sampled_from(["\u0000", "a\u0000", "x" * 201]))
 async def test_any_name_is_a_customer_or_a_user_error(api: Api, engine: AsyncEngine, name: str) -> None:
     response = await api.post(CREATE, {"input": {"code": "ANY", "name": name}})
     body = response.json()
@@ -150,7 +150,7 @@ async def test_a_nul_in_a_customer_filter_is_bad_user_input(api: Api, world: Wor
     """Regression: on PostgreSQL such a filter was an INTERNAL_SERVER_ERROR."""
     errors = await api.errors("query($f: CustomerFilter) { customers(filter: $f) { totalCount } }", {"f": customer_filter})
     assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
-    assert f"filter.{next(iter(customer_filter))} contains a NUL" in errors[0]["message"]
+    assert "customers(filter:) contains a NUL character" in errors[0]["message"]
 
 
 SAVE_RULESET = "mutation($n: String!, $s: String!) { saveRuleset(name: $n, source: $s) { userErrors { field code } } }"
