@@ -47,9 +47,9 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from domain import events
-from domain.errors import UserError
 from domain.events import RunProgressEvent, Subscriber
 from domain.runs import ProgressCallback, RunPlan, execute_run, plan_run, start_run
+from domain.settings import number_setting
 from storage.guard import without_statement_limit
 from storage.models import EvaluationRun, utcnow
 
@@ -74,30 +74,12 @@ THIS_PROCESS = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]
 
 def wait_from_environment(environ: Mapping[str, str] | None = None) -> float:
     """The run wait in seconds from SEGMENTA_RUN_WAIT; a clear error for a bad value."""
-    raw = (environ if environ is not None else os.environ).get(WAIT_SETTING, "").strip()
-    if not raw:
-        return DEFAULT_WAIT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0 or seconds == float("inf"):
-        raise UserError(f"{WAIT_SETTING} must be a number of seconds ≥ 0, not {raw!r}", field=WAIT_SETTING)
-    return seconds
+    return number_setting(WAIT_SETTING, DEFAULT_WAIT, minimum=0, environ=environ)
 
 
 def grace_from_environment(environ: Mapping[str, str] | None = None) -> float:
     """The heartbeat grace period in seconds from SEGMENTA_RUN_HEARTBEAT_GRACE; a clear error for a bad value."""
-    raw = (environ if environ is not None else os.environ).get(GRACE_SETTING, "").strip()
-    if not raw:
-        return DEFAULT_GRACE
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0 or seconds == float("inf"):
-        raise UserError(f"{GRACE_SETTING} must be a number of seconds > 0, not {raw!r}", field=GRACE_SETTING)
-    return seconds
+    return number_setting(GRACE_SETTING, DEFAULT_GRACE, minimum=0, minimum_exclusive=True, environ=environ)
 
 
 def heartbeat_interval(grace: float) -> float:

@@ -18,7 +18,6 @@ connection's token (a websocket) is still valid while it delivers subscription e
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 import time
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import validation as v
 from domain.errors import NotFound, UserError
+from domain.settings import number_setting
 from storage.models import ApiToken, Employee, utcnow
 
 ROLES = ("admin", "manager", "agent", "viewer")
@@ -289,16 +289,4 @@ async def _principal(session: AsyncSession, which) -> Principal | None:  # type:
 
 def recheck_interval(environ: Mapping[str, str] | None = None) -> float:
     """Seconds between two checks of a websocket's token while events flow (SEGMENTA_TOKEN_RECHECK)."""
-    raw = (environ if environ is not None else os.environ).get(RECHECK_SETTING, "").strip()
-    if not raw:
-        return DEFAULT_RECHECK
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= MAX_RECHECK:
-        raise UserError(
-            f"{RECHECK_SETTING} must be a number of seconds from 0 to {MAX_RECHECK:g}, not {raw!r}",
-            field=RECHECK_SETTING,
-        )
-    return seconds
+    return number_setting(RECHECK_SETTING, DEFAULT_RECHECK, minimum=0, maximum=MAX_RECHECK, environ=environ)

@@ -10,16 +10,14 @@ limit and client disconnects by server.py.
 from __future__ import annotations
 
 import functools
-import math
-import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
-from domain.errors import UserError
+from domain.settings import number_setting
 from schema.cost import CEILING, Measure, measure_operation
 from schema.errors import BAD_USER_INPUT
 
@@ -38,27 +36,6 @@ REQUEST_TIMEOUT = 30.0
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
 
-def _count(minimum: int) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        value = int(raw)
-        if value < minimum:
-            raise ValueError
-        return value
-
-    parse.__doc__ = f"a whole number ≥ {minimum}"
-    return parse
-
-
-def _seconds(raw: str) -> float:
-    value = float(raw)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError
-    return value
-
-
-_seconds.__doc__ = "a number of seconds > 0"
-
-
 @dataclass(frozen=True)
 class RequestLimits:
     max_query_cost: int = MAX_QUERY_COST
@@ -74,32 +51,26 @@ class RequestLimits:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RequestLimits:
-        """The limits from their SEGMENTA_ settings (unset or empty: the default); a UserError names a bad one."""
-        source = environ if environ is not None else os.environ
+        """The limits from their SEGMENTA_ settings (unset or empty: the default); a SettingError names a bad one."""
         values: dict[str, Any] = {}
         for field in fields(cls):
-            setting, parse = SETTINGS[field.name]
-            raw = source.get(setting, "").strip()
-            if not raw:
-                continue
-            try:
-                values[field.name] = parse(raw)
-            except ValueError:
-                raise UserError(f"{setting} must be {parse.__doc__}, not {raw!r}", field=setting) from None
+            setting, accepted = SETTINGS[field.name]
+            values[field.name] = number_setting(setting, field.default, environ=environ, **accepted)
         return cls(**values)
 
 
-SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "max_query_cost": ("SEGMENTA_MAX_QUERY_COST", _count(1)),
-    "max_query_depth": ("SEGMENTA_MAX_QUERY_DEPTH", _count(1)),
-    "max_aliases": ("SEGMENTA_MAX_ALIASES", _count(0)),
-    "max_duplicate_fields": ("SEGMENTA_MAX_DUPLICATE_FIELDS", _count(0)),
-    "max_query_tokens": ("SEGMENTA_MAX_QUERY_TOKENS", _count(100)),
-    "max_query_bytes": ("SEGMENTA_MAX_QUERY_BYTES", _count(1_000)),
-    "max_body_bytes": ("SEGMENTA_MAX_BODY_BYTES", _count(1_000)),
-    "max_variables_depth": ("SEGMENTA_MAX_VARIABLES_DEPTH", _count(1)),
-    "max_variable_values": ("SEGMENTA_MAX_VARIABLE_VALUES", _count(1)),
-    "request_timeout": ("SEGMENTA_REQUEST_TIMEOUT", _seconds),
+# Each limit's setting and the values it accepts (keyword arguments of domain.settings.number_setting).
+SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "max_query_cost": ("SEGMENTA_MAX_QUERY_COST", {"whole": True, "minimum": 1}),
+    "max_query_depth": ("SEGMENTA_MAX_QUERY_DEPTH", {"whole": True, "minimum": 1}),
+    "max_aliases": ("SEGMENTA_MAX_ALIASES", {"whole": True, "minimum": 0}),
+    "max_duplicate_fields": ("SEGMENTA_MAX_DUPLICATE_FIELDS", {"whole": True, "minimum": 0}),
+    "max_query_tokens": ("SEGMENTA_MAX_QUERY_TOKENS", {"whole": True, "minimum": 100}),
+    "max_query_bytes": ("SEGMENTA_MAX_QUERY_BYTES", {"whole": True, "minimum": 1_000}),
+    "max_body_bytes": ("SEGMENTA_MAX_BODY_BYTES", {"whole": True, "minimum": 1_000}),
+    "max_variables_depth": ("SEGMENTA_MAX_VARIABLES_DEPTH", {"whole": True, "minimum": 1}),
+    "max_variable_values": ("SEGMENTA_MAX_VARIABLE_VALUES", {"whole": True, "minimum": 1}),
+    "request_timeout": ("SEGMENTA_REQUEST_TIMEOUT", {"minimum": 0, "minimum_exclusive": True}),
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from domain.errors import UserError
+from domain.settings import number_setting
 from storage import contention, guard
 
 DEFAULT_DATABASE_FILE = "segmenta.db"
@@ -45,18 +44,7 @@ DEFAULT_BUSY_TIMEOUT = 10.0
 
 def busy_timeout_from_environment(environ: Mapping[str, str] | None = None) -> float:
     """Seconds a SQLite write waits for the database's write lock before it fails as BUSY."""
-    raw = (environ if environ is not None else os.environ).get(BUSY_TIMEOUT_SETTING, "").strip()
-    if not raw:
-        return DEFAULT_BUSY_TIMEOUT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = math.nan
-    if not (0 <= seconds <= 3600):
-        raise UserError(
-            f"{BUSY_TIMEOUT_SETTING} must be a number of seconds from 0 to 3600, not {raw!r}", field=BUSY_TIMEOUT_SETTING
-        )
-    return seconds
+    return number_setting(BUSY_TIMEOUT_SETTING, DEFAULT_BUSY_TIMEOUT, minimum=0, maximum=3600, environ=environ)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:

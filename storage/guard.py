@@ -31,8 +31,6 @@ Settings (read here, once per process):
 from __future__ import annotations
 
 import asyncio
-import math
-import os
 import sqlite3
 import weakref
 from collections.abc import Mapping
@@ -44,7 +42,8 @@ from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from domain.errors import Busy, TimedOut, UserError
+from domain.errors import Busy, TimedOut
+from domain.settings import number_setting
 
 TIMEOUT_SETTING = "SEGMENTA_STATEMENT_TIMEOUT"
 SHARE_SETTING = "SEGMENTA_EXPENSIVE_READS"
@@ -61,35 +60,9 @@ _SLOT_KEY = "segmenta_expensive_slot"
 _TIMER_KEY = "segmenta_interrupt_timer"
 
 
-class SettingError(UserError):
-    """A guard setting in the environment is not understood."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, field="environment", code="bad_setting")
-
-
-def _seconds(name: str, raw: str | None, default: float | None, *, off_allowed: bool) -> float | None:
-    text = (raw or "").strip().lower()
-    if not text:
-        return default
-    if off_allowed and text == "off":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value >= 0 and math.isfinite(value)):
-        allowed = "a number of seconds ≥ 0 or off" if off_allowed else "a number of seconds ≥ 0"
-        raise SettingError(f"{name} must be {allowed}, not {raw!r}")
-    if off_allowed and value == 0:
-        return None
-    return value
-
-
 def statement_timeout_from_environment(environ: Mapping[str, str] | None = None) -> float | None:
     """Seconds a request statement may run (None: no limit), from SEGMENTA_STATEMENT_TIMEOUT."""
-    source = environ if environ is not None else os.environ
-    return _seconds(TIMEOUT_SETTING, source.get(TIMEOUT_SETTING), DEFAULT_STATEMENT_TIMEOUT, off_allowed=True)
+    return number_setting(TIMEOUT_SETTING, DEFAULT_STATEMENT_TIMEOUT, minimum=0, off=True, environ=environ)
 
 
 @dataclass(frozen=True)
@@ -99,37 +72,18 @@ class ShareSettings:
 
 
 def share_settings_from_environment(environ: Mapping[str, str] | None = None) -> ShareSettings:
-    source = environ if environ is not None else os.environ
-    raw = source.get(SHARE_SETTING, "").strip()
-    slots: int | None = None
-    if raw:
-        try:
-            slots = int(raw)
-        except ValueError:
-            slots = 0
-        if slots < 1:
-            raise SettingError(f"{SHARE_SETTING} must be a whole number of connections ≥ 1, not {raw!r}")
-    wait = _seconds(SHARE_WAIT_SETTING, source.get(SHARE_WAIT_SETTING), DEFAULT_SHARE_WAIT, off_allowed=False)
-    assert wait is not None
+    slots = number_setting(SHARE_SETTING, None, minimum=1, whole=True, unit="connections", environ=environ)
+    wait = number_setting(SHARE_WAIT_SETTING, DEFAULT_SHARE_WAIT, minimum=0, environ=environ)
     return ShareSettings(slots=slots, wait=wait)
 
 
 def max_terms_from_environment(environ: Mapping[str, str] | None = None) -> int:
     """The term limit of a `where` condition, from SEGMENTA_WHERE_MAX_TERMS."""
-    raw = (environ if environ is not None else os.environ).get(MAX_TERMS_SETTING, "").strip()
-    if not raw:
-        return DEFAULT_MAX_TERMS
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if limit < 1:
-        raise SettingError(f"{MAX_TERMS_SETTING} must be a whole number ≥ 1, not {raw!r}")
-    return limit
+    return number_setting(MAX_TERMS_SETTING, DEFAULT_MAX_TERMS, minimum=1, whole=True, environ=environ)
 
 
 def check_environment(environ: Mapping[str, str] | None = None) -> None:
-    """Raise SettingError naming the first bad guard setting (for a clear message at start-up)."""
+    """Raise domain.settings.SettingError naming the first bad guard setting (for a clear message at start-up)."""
     statement_timeout_from_environment(environ)
     share_settings_from_environment(environ)
     max_terms_from_environment(environ)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.settings import SettingError
 from dsl.parser import parse_condition
 from schema import where
 from storage import guard
@@ -55,7 +56,7 @@ def test_term_limit_setting() -> None:
     assert guard.max_terms_from_environment({}) == guard.DEFAULT_MAX_TERMS == 100
     assert guard.max_terms_from_environment({"SEGMENTA_WHERE_MAX_TERMS": " 250 "}) == 250
     for raw in ("0", "-3", "many", "2.5"):
-        with pytest.raises(guard.SettingError, match="SEGMENTA_WHERE_MAX_TERMS must be a whole number"):
+        with pytest.raises(SettingError, match="SEGMENTA_WHERE_MAX_TERMS must be a whole number"):
             guard.max_terms_from_environment({"SEGMENTA_WHERE_MAX_TERMS": raw})
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.errors import Busy, TimedOut
+from domain.settings import SettingError
 from storage import guard
 from storage.engine import session_factory
 
@@ -78,7 +79,7 @@ def test_statement_timeout_setting(raw: str | None, seconds: float | None) -> No
 
 @pytest.mark.parametrize("raw", ["-1", "soon", "nan", "inf", "5s"])
 def test_a_bad_statement_timeout_is_a_clear_error(raw: str) -> None:
-    with pytest.raises(guard.SettingError, match="SEGMENTA_STATEMENT_TIMEOUT must be a number of seconds"):
+    with pytest.raises(SettingError, match="SEGMENTA_STATEMENT_TIMEOUT must be a number of seconds"):
         guard.statement_timeout_from_environment({guard.TIMEOUT_SETTING: raw})
 
 
@@ -92,7 +93,7 @@ def test_a_bad_statement_timeout_is_a_clear_error(raw: str) -> None:
     ],
 )
 def test_bad_share_settings_are_clear_errors(environ: dict[str, str], message: str) -> None:
-    with pytest.raises(guard.SettingError, match=message):
+    with pytest.raises(SettingError, match=message):
         guard.share_settings_from_environment(environ)
 
 
