@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain import validation as v
 from domain.errors import Conflict, NotFound, UserError
 from dsl.fields import CUSTOMER_KINDS, LIFECYCLES, PURCHASING_POWERS, SIZES
-from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase, utcnow
+from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
 
 MANUAL = "manual"
 RULE = "rule"
