@@ -38,47 +38,35 @@ def is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (GraphQLError, Unavailable, *_BAD_INPUT_TYPES))
 
 
+def _at_same_place(
+    error: GraphQLError, message: str, extensions: dict[str, Any], original: Exception | None
+) -> GraphQLError:
+    """`error` with another message and extensions, at the same place in the document and result."""
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        positions=error.positions,
+        source=error.source,
+        path=error.path,
+        original_error=original,
+        extensions=extensions,
+    )
+
+
 def _with_code(error: GraphQLError) -> GraphQLError:
     if error.extensions and "code" in error.extensions:
         return error
     original = error.original_error
     if original is not None:
         original = as_unavailable(original) or original
-    if original is None:
-        code = GRAPHQL_VALIDATION_FAILED
-    elif isinstance(original, _BAD_INPUT_TYPES):
-        code = BAD_USER_INPUT
-    elif isinstance(original, GraphQLError):
-        code = BAD_USER_INPUT
-    elif isinstance(original, Unavailable):
+    if original is None or isinstance(original, (GraphQLError, *_BAD_INPUT_TYPES)):
+        code = GRAPHQL_VALIDATION_FAILED if original is None else BAD_USER_INPUT
+        return _at_same_place(error, error.message, {**(error.extensions or {}), "code": code}, original)
+    if isinstance(original, Unavailable):
         retry = {} if original.retry_after is None else {"retryAfter": original.retry_after}
-        return GraphQLError(
-            original.message,
-            nodes=error.nodes,
-            positions=error.positions,
-            source=error.source,
-            path=error.path,
-            original_error=original,
-            extensions={"code": original.code, "retryable": True, **retry},
-        )
-    else:
-        return GraphQLError(
-            "internal error (logged on the server)",
-            nodes=error.nodes,
-            positions=error.positions,
-            source=error.source,
-            path=error.path,
-            extensions={"code": INTERNAL},
-        )
-    return GraphQLError(
-        error.message,
-        nodes=error.nodes,
-        positions=error.positions,
-        source=error.source,
-        path=error.path,
-        original_error=original,
-        extensions={**(error.extensions or {}), "code": code},
-    )
+        return _at_same_place(error, original.message, {"code": original.code, "retryable": True, **retry}, original)
+    # The original stays out of the client's error: only the server log has it.
+    return _at_same_place(error, "internal error (logged on the server)", {"code": INTERNAL}, None)
 
 
 class ErrorCodes(SchemaExtension):
