@@ -14,9 +14,9 @@ from cli.app import main
 from cli.data import database_url_option, describe_seed, fail, migrated_engine, progress_bar, stderr, step_progress
 from cli.log_redaction import log_config
 from domain.errors import UserError
+from domain.rulesets import activate_ruleset, save_ruleset
 from domain.run_tasks import grace_from_environment, wait_from_environment
 from domain.runs import RunProgress, apply_ruleset
-from domain.rulesets import activate_ruleset, save_ruleset
 from domain.seed import SAMPLE_RULES_PATH, database_is_empty, sample_rules, seed_database
 from domain.tokens import create_token, recheck_interval
 from storage.engine import busy_timeout_from_environment, create_engine, database_url, session_factory

@@ -53,8 +53,8 @@ from domain.customers import (
 )
 from domain.errors import UserError
 from domain.metrics import PROFILE_FIELDS
-from domain.validation import MAX_NUMBER
 from domain.realtime import reevaluate_customers
+from domain.validation import MAX_NUMBER
 from storage.models import Customer, CustomerAttribute, CustomerTag, Employee, Team, utcnow
 
 ImportMode = Literal["skip", "strict"]

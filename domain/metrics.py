@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Integer, case, cast, extract, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.activity import OPEN_STATUSES
 from domain.customers import (
     MANUAL,
     chunked,
@@ -22,7 +23,6 @@ from domain.customers import (
     get_customer_categories,
     get_customer_tags,
 )
-from domain.activity import OPEN_STATUSES
 from dsl.fields import ATTRIBUTE_PREFIX, derive_day_metrics
 from storage.models import Customer, Feedback, Interaction, Purchase
 

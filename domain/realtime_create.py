@@ -56,8 +56,8 @@ from domain.realtime import REALTIME, CompiledRules
 from storage.models import Customer, utcnow
 from storage.new_customer_queries import (
     Guess,
-    NewCustomerRead,
     ManagerPick,
+    NewCustomerRead,
     NewCustomerWrites,
     history_values,
     insert_new_customer,

@@ -33,12 +33,12 @@ steps but writes only its change rows and the run itself.
 from __future__ import annotations
 
 import inspect
-from collections import Counter
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -122,7 +122,7 @@ def normalise_as_of(as_of: datetime | None) -> datetime:
     if as_of is None:
         return utcnow()
     if as_of.tzinfo is not None:
-        return as_of.astimezone(timezone.utc).replace(tzinfo=None)
+        return as_of.astimezone(UTC).replace(tzinfo=None)
     return as_of
 
 

@@ -12,7 +12,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +242,7 @@ class SeedSummary:
 
 def default_as_of() -> datetime:
     """Midnight UTC today: seeding twice on one day gives identical data."""
-    return datetime.combine(datetime.now(timezone.utc).date(), time())
+    return datetime.combine(datetime.now(UTC).date(), time())
 
 
 def sample_rules() -> str:

@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -139,7 +139,7 @@ def expiry(
         return current + parse_duration(expires_in, in_field)
     if expires_at is None:
         return None
-    moment = expires_at.astimezone(timezone.utc).replace(tzinfo=None) if expires_at.tzinfo else expires_at
+    moment = expires_at.astimezone(UTC).replace(tzinfo=None) if expires_at.tzinfo else expires_at
     if moment <= current:
         raise UserError(f"the expiry {moment.isoformat()}Z is not in the future", field=at_field)
     if moment - current > MAX_LIFETIME:

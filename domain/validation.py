@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -224,7 +224,7 @@ def boolean(value: Any, field: str) -> bool:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _shown(value: Any) -> str:
@@ -289,7 +289,7 @@ def timestamp(value: Any, field: str) -> datetime | None:
     )
     if parsed.tzinfo is not None:
         try:
-            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
         except OverflowError:  # year 1 west of UTC, year 9999 east of it
             raise out_of_range from None
     if not datetime.combine(EARLIEST_DATE, datetime.min.time()) <= parsed <= latest:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal as TypingLiteral, Union
+from typing import Literal as TypingLiteral
+from typing import Union
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ layer (which builds the per-customer mapping for the Python evaluator).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 FieldKind = Literal["text", "ordered", "number", "date", "set", "attribute"]
 

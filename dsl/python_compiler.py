@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from numbers import Real
 from typing import Any
@@ -117,7 +117,7 @@ def field_spec(ref: ast.FieldRef) -> FieldSpec:
 def naive_utc(moment: datetime | None) -> datetime:
     """`as_of` as dsl.fields reads it: naive UTC; a zone, if any, is dropped (pass UTC instants)."""
     if moment is None:
-        return datetime.now(timezone.utc).replace(tzinfo=None)
+        return datetime.now(UTC).replace(tzinfo=None)
     return moment.replace(tzinfo=None) if moment.tzinfo is not None else moment
 
 

@@ -25,7 +25,24 @@ from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Integer, String, and_, case, cast, false, literal, not_, null, or_, true
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    false,
+    literal,
+    not_,
+    null,
+    or_,
+    true,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ColumnElement

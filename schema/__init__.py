@@ -9,15 +9,15 @@ from graphql import GraphQLError
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from schema.assignment import AssignmentMutation, AssignmentQuery
 from schema.errors import ErrorCodes, is_unexpected, logger
 from schema.limits import MaxQueryBytes, OperationLimits, token_limiter
 from schema.mutations import DataMutation
 from schema.permissions import Authentication
 from schema.queries import DataQuery
-from schema.assignment import AssignmentMutation, AssignmentQuery
 from schema.routing import RoutingMutation, RoutingQuery
-from schema.text_arguments import StorableTextArguments
 from schema.subscriptions import Subscription, refusals_as_results
+from schema.text_arguments import StorableTextArguments
 from schema.tokens import TokenMutation, TokenQuery
 
 Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery, TokenQuery))

@@ -15,9 +15,9 @@ from domain import manual_assignment
 from domain.errors import UserError as DomainUserError
 from schema.context import Info
 from schema.errors import FORBIDDEN, client_error
+from schema.ids import decode_id
 from schema.payloads import UserError, in_transaction, input_id, input_ids
 from schema.permissions import CanAssign, scope
-from schema.ids import decode_id
 from schema.routing import MAX_SOURCE_LENGTH, OptionalSourceArgument
 from schema.types import Customer, Employee, Team
 from storage import models

@@ -23,9 +23,9 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 from strawberry.dataloader import DataLoader
 
 from domain.access import Scope
-from storage import models
 from schema.pagination import Ordering, Page, split_pages
 from schema.serial import SerialSession
+from storage import models
 
 KeyT = TypeVar("KeyT", bound=Hashable)
 ValueT = TypeVar("ValueT")

@@ -12,8 +12,8 @@ from schema.context import Info
 from schema.errors import client_error
 from schema.filters import CustomerFilter, FeedbackFilter, customer_conditions, feedback_conditions, filtered
 from schema.ids import decode_id
-from schema.orderings import CUSTOMER_ORDERINGS, NEWEST_FEEDBACK, CustomerOrder
 from schema.loaders import restricted
+from schema.orderings import CUSTOMER_ORDERINGS, NEWEST_FEEDBACK, CustomerOrder
 from schema.pagination import Connection, counter, fetch_page, page_size, to_connection
 from schema.permissions import scope
 from schema.stats import Stats

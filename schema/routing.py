@@ -167,7 +167,7 @@ class RoutingLoaders:
         loaders = getattr(info.context, "routing_loaders", None)
         if loaders is None:
             loaders = RoutingLoaders(info)
-            setattr(info.context, "routing_loaders", loaders)
+            info.context.routing_loaders = loaders
         return loaders
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from domain.errors import UserError
 
@@ -11,7 +11,7 @@ def to_api(stamp: datetime | None) -> datetime | None:
     """A stored naive-UTC timestamp as an aware UTC datetime (serialised with `+00:00`)."""
     if stamp is None:
         return None
-    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
 
 def to_storage(stamp: datetime | None) -> datetime | None:
@@ -22,7 +22,7 @@ def to_storage(stamp: datetime | None) -> datetime | None:
     if stamp is None or stamp.tzinfo is None:
         return stamp
     try:
-        return stamp.astimezone(timezone.utc).replace(tzinfo=None)
+        return stamp.astimezone(UTC).replace(tzinfo=None)
     except OverflowError:
         raise UserError(
             f"{stamp.isoformat()} is outside the years 1 to 9999 once converted to UTC", code="out_of_range"

@@ -9,7 +9,7 @@ stored: they are derived from the stored dates at the evaluation's ``as_of``.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -39,7 +39,7 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     """Naive UTC: both back ends store timestamps without a zone."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -66,7 +66,7 @@ async def test_purchases_maintain_count_total_and_date_range(session: AsyncSessi
 
 async def test_purchase_defaults_to_now_and_accepts_aware_times(session: AsyncSession) -> None:
     customer = await _customer(session)
-    before = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=5)
+    before = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=5)
     now_purchase = await record_purchase(session, customer_id=customer.id, amount=1)
     assert now_purchase.purchased_at >= before
     aware = datetime(2024, 6, 1, 10, 0, tzinfo=timezone(timedelta(hours=8)))

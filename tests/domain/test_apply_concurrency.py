@@ -29,7 +29,13 @@ from domain.rulesets import activate_ruleset, save_ruleset
 from dsl import compile_rules
 from storage.engine import begin_writer, create_engine, session_factory
 from storage.models import Customer, EvaluationRun, Purchase, utcnow
-from tests.domain.routing_support import add_employee, add_team, dynamic_segments_by_code, rule_tags_by_code, team_keys_by_code
+from tests.domain.routing_support import (
+    add_employee,
+    add_team,
+    dynamic_segments_by_code,
+    rule_tags_by_code,
+    team_keys_by_code,
+)
 
 CUSTOMERS = 3000
 WRITERS = 6

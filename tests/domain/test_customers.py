@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import realtime_create
+from domain.activity import record_purchase
 from domain.customers import (
     create_customer,
     delete_customer,
@@ -19,7 +20,6 @@ from domain.customers import (
     get_customer_tags,
     update_customer,
 )
-from domain.activity import record_purchase
 from domain.errors import Conflict, NotFound, UserError
 from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
 from tests.domain.helpers import database_snapshot
@@ -70,7 +70,7 @@ async def test_create_customer_stores_every_field(session: AsyncSession) -> None
 
 
 async def test_create_customer_minimal_defaults(session: AsyncSession) -> None:
-    before = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=5)
+    before = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=5)
     customer = await create_customer(session, {"code": "M1", "name": "Min"})
     assert customer.size is None and customer.birthday_md is None and customer.assignment_locked is False
     assert customer.created_at >= before

@@ -4,7 +4,7 @@ value is a UserError naming its field, with nothing written (both back ends)."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -137,7 +137,7 @@ def test_a_whole_number_fits_a_32_bit_column_and_a_message_stays_short() -> None
 
 # -- dates -------------------------------------------------------------------------------------
 
-_zones = st.sampled_from([None, timezone.utc, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])
+_zones = st.sampled_from([None, UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])
 _stamps = st.one_of(
     st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59), timezones=_zones),
     st.sampled_from(
@@ -154,7 +154,7 @@ _stamps = st.one_of(
 
 def _in_range(stamp: datetime) -> bool:
     try:
-        utc = stamp.astimezone(timezone.utc).replace(tzinfo=None) if stamp.tzinfo else stamp
+        utc = stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
     except OverflowError:
         return False
     return datetime(1900, 1, 1) <= utc <= utcnow() + timedelta(days=1)

@@ -26,7 +26,13 @@ from storage.models import (
     TeamMember,
 )
 from storage.new_customer_queries import NewCustomerRead
-from tests.domain.routing_support import add_customer, add_employee, add_team, dynamic_segments_by_code, rule_tags_by_code
+from tests.domain.routing_support import (
+    add_customer,
+    add_employee,
+    add_team,
+    dynamic_segments_by_code,
+    rule_tags_by_code,
+)
 from tests.domain.test_realtime_create import outcome, world
 from tests.domain.test_routing_property import INDUSTRIES, REGIONS, SIZES, rule_files
 

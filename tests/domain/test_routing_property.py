@@ -18,7 +18,13 @@ from domain.rulesets import activate_ruleset, save_ruleset
 from dsl import compile_rules
 from storage.engine import session_factory
 from storage.models import Base, Customer, CustomerAttribute, Employee, Team, TeamMember
-from tests.domain.routing_support import add_customer, add_employee, add_team, dynamic_segments_by_code, rule_tags_by_code
+from tests.domain.routing_support import (
+    add_customer,
+    add_employee,
+    add_team,
+    dynamic_segments_by_code,
+    rule_tags_by_code,
+)
 
 AS_OF = datetime(2026, 3, 15, 10, 30)
 TEAMS = ("t0", "t1", "t2", "t3")

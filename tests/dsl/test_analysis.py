@@ -6,7 +6,8 @@ from datetime import date, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dsl import ast, check_source
 from dsl.analysis import analyse

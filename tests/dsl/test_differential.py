@@ -11,7 +11,7 @@ customer, team, deciding rule, segments and tags must be identical.
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -49,7 +49,7 @@ AS_OFS = [
     datetime(2026, 3, 1, 12, 0),
     datetime(2028, 2, 28, 23, 59, 59, 999999),
     datetime(2026, 12, 31, 0, 0),
-    datetime(2027, 7, 15, 6, 30, tzinfo=timezone.utc),
+    datetime(2027, 7, 15, 6, 30, tzinfo=UTC),
 ]
 TEXTS = ["east", "west", "华东", "East", "east ", "", "a%b_c", "Star*[x]?", "C:\\d", "north-east", "两\n行", "gold"]
 NUMBER_RAWS = ["0", "1", "2", "3", "7", "30", "29.999", "-1.5", "45.5", "0.5", "4.5", "179.5", "180", "181", "364",

@@ -22,8 +22,8 @@ from sqlalchemy import Integer, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dsl import sql_compiler
-from dsl.parser import parse
 from dsl.formatter import format_statement
+from dsl.parser import parse
 from dsl.ruleset import Ruleset
 from dsl.sql_compiler import Decision, PackedOutcome, compile_packed
 from storage.models import Customer

@@ -18,7 +18,6 @@ from schema.limits import (
 )
 from tests.schema.helpers import Api, World
 
-
 LEAVES = {"customers(first: 1)": "totalCount", "edges": "cursor", "node": "code", "team": "key"}
 
 

@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ def _stamp(moment: datetime) -> str:
 
 
 def _insert_run(database: Path, mode: str, owner: str | None, heartbeat: datetime | None) -> int:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     with sqlite3.connect(database) as connection:
         cursor = connection.execute(
             "INSERT INTO evaluation_runs (mode, status, as_of, started_at, summary, owner, heartbeat_at) "
@@ -119,7 +119,7 @@ def test_a_run_left_running_by_a_killed_process_is_failed_when_a_server_starts(
 ) -> None:
     database = Path(server.database_url.split("///", 1)[1])
     server.stop()
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     crashed = _insert_run(database, "apply", "crashed-host:4242:0dead", now - timedelta(minutes=10))
     alive = _insert_run(database, "preview", "other-host:77:a11ve", now)
     realtime = _insert_run(database, "realtime", None, None)

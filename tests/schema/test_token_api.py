@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,7 +32,7 @@ async def test_create_use_list_and_revoke(api: Api, http: object, world: World) 
     assert secret.startswith("sgm_")
     assert (token["role"], token["label"], token["revokedAt"], token["active"]) == ("VIEWER", "report", None, True)
     expires = datetime.fromisoformat(token["expiresAt"])
-    assert abs(expires - (datetime.now(timezone.utc) + timedelta(days=30))) < timedelta(minutes=5)
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=5)
 
     # The new token works, and may read but not manage tokens.
     assert (await api.data("{ stats { teamCount } }", token=secret))["stats"]["teamCount"] == len(world.teams)

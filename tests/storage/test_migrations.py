@@ -1,6 +1,5 @@
-from sqlalchemy import inspect, text
-
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 
 from storage.migrate import alembic_config
 from storage.models import Base
