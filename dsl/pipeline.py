@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from dsl.analysis import analyse
 from dsl.ast import RuleFile
 from dsl.checker import check
 from dsl.diagnostics import Diagnostic
@@ -37,14 +38,7 @@ def check_source(
     rule_file, diagnostics = parse(source)
     diagnostics += check(rule_file, known_teams=known_teams, known_values=known_values)
     if not any(diagnostic.is_error for diagnostic in diagnostics):
-        diagnostics += _analyse(rule_file)
+        diagnostics += analyse(rule_file)
     diagnostics.sort(key=lambda d: (d.line, d.column, d.end_line, d.end_column))
     return CheckResult(rule_file, tuple(diagnostics))
 
-
-def _analyse(rule_file: RuleFile) -> list[Diagnostic]:
-    try:
-        from dsl.analysis import analyse
-    except ImportError:  # analysis is an optional pass until dsl/analysis.py lands
-        return []
-    return analyse(rule_file)
