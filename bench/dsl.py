@@ -275,7 +275,7 @@ def main() -> int:
         seconds, teams = best_time(route, customers, args.repeat)
         if reference is None:
             reference = teams
-        disagreements = sum(1 for a, b in zip(teams, reference) if a != b)
+        disagreements = sum(1 for a, b in zip(teams, reference, strict=True) if a != b)
         results[name] = seconds
         baseline = results["hand-written lambdas (baseline)"]
         print(

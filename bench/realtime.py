@@ -213,7 +213,7 @@ async def measure(
                 existing_ids = list((await session.scalars(select(Customer.id).order_by(Customer.id))).all())
             random.Random(13).shuffle(existing_ids)
         next_call = event_calls(event, rng, existing_ids)
-        for round_index in range(rounds):
+        for _round in range(rounds):
             for mode, active in (("no active ruleset", False), ("active 50-rule ruleset", True)):
                 await set_active(session, ruleset_id, active)
                 for _ in range(per_round):

@@ -227,7 +227,7 @@ def parse_cells(
         raise _CellError("", f"the row has {len(cells)} cells but the header has {len(header)} columns")
     data: dict[str, Any] = {}
     attributes: dict[str, str | float | None] = {}
-    for position, (column, raw) in enumerate(zip(header, cells)):
+    for position, (column, raw) in enumerate(zip(header, cells, strict=True)):
         empty = raw.strip() == ""
         if column in ASSIGNMENT_COLUMNS:
             continue
@@ -648,7 +648,7 @@ async def export_customers(
             cells.extend(format_value(value) for value in values[len(FIELD_COLUMNS) :])
             if not raw:
                 cells = [
-                    cell if column in _NOT_TEXT_COLUMNS else neutralised(cell) for column, cell in zip(header, cells)
+                    cell if column in _NOT_TEXT_COLUMNS else neutralised(cell) for column, cell in zip(header, cells, strict=False)
                 ]
             customer_attributes = attributes[customer_id]
             cells.extend(_attribute_cell(customer_attributes.get(key), raw=raw) for key in keys)

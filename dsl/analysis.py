@@ -646,7 +646,7 @@ def _signature(positive: DNF | None) -> Signature:
         return {}
     signature: Signature = {}
     first, rest = positive[0], positive[1:]
-    for name, state in first.fields.items():
+    for name in first.fields:
         words: set[str] = set()
         for conjunction in (first, *rest):
             pinned = _pinned_words(conjunction.fields.get(name))

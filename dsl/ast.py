@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal as TypingLiteral
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -149,8 +148,8 @@ class Or:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-Predicate = Union[Comparison, InList, Between, Like, Contains, Presence]
-Condition = Union[Predicate, SegmentRef, BoolConst, Not, And, Or]
+Predicate = Comparison | InList | Between | Like | Contains | Presence
+Condition = Predicate | SegmentRef | BoolConst | Not | And | Or
 
 
 ActionKind = TypingLiteral["team", "tag", "segment"]
@@ -204,7 +203,7 @@ class SegmentDef:
         return f"segment {self.name}"
 
 
-Statement = Union[SegmentDef, Rule]
+Statement = SegmentDef | Rule
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,7 @@ class _ConditionCompiler:
         return f"({local} is not None and {local} {_PYTHON_OPS[op]} {constant})"
 
     def _in_list(self, in_list: ast.InList) -> str:
-        spec = field_spec(in_list.field)
+        field_spec(in_list.field)  # an unknown field raises CompileError
         by_kind: dict[str, set[Any]] = {}
         for literal in in_list.values:
             by_kind.setdefault(literal.kind, set()).add(literal.value)

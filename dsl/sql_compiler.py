@@ -373,7 +373,7 @@ def _packed_code(
             if any(value is True for value in known):
                 constant |= mask
                 continue
-            unknown = [source.lean for source, value in zip(sources, known) if value is None]
+            unknown = [source.lean for source, value in zip(sources, known, strict=True) if value is None]
             if unknown:
                 # CASE WHEN takes a NULL lean condition as not matched, exactly as FALSE.
                 terms.append(case((_any(unknown), literal(mask, BigInteger)), else_=literal(0, BigInteger)))  # type: ignore[arg-type]

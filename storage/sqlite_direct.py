@@ -99,7 +99,7 @@ async def write_all(session: AsyncSession, batch: Sequence[tuple[UpdateBase, Seq
                 [
                     tuple(
                         row[name] if processor is None else processor(row[name])
-                        for name, processor in zip(found.names, found.processors)
+                        for name, processor in zip(found.names, found.processors, strict=True)
                     )
                     for row in rows
                 ],

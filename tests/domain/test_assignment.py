@@ -24,7 +24,7 @@ from tests.domain.routing_support import add_customer, add_employee, add_team
 
 def members(*capacities: int | None, loads: tuple[int, ...] | None = None) -> list[MemberState]:
     loads = loads or (0,) * len(capacities)
-    return [MemberState(employee_id=i + 1, capacity=c, load=l) for i, (c, l) in enumerate(zip(capacities, loads))]
+    return [MemberState(employee_id=i + 1, capacity=c, load=load) for i, (c, load) in enumerate(zip(capacities, loads, strict=True))]
 
 
 def candidates(count: int, industry: str | None = None, region: str | None = None) -> list[Candidate]:

@@ -232,7 +232,7 @@ async def test_export_lists_fields_tags_attributes_and_assignment(engine: AsyncE
     rows = list(csv.reader(io.StringIO(await run_export(engine))))
     header, row = rows
     assert header == [*csv_io.FIELD_COLUMNS, "tags", "team", "manager", "assignment_locked", "attr.score", "attr.tier"]
-    record = dict(zip(header, row))
+    record = dict(zip(header, row, strict=True))
     assert record["tags"] == "a;b" and record["attr.score"] == "3.5" and record["attr.tier"] == "gold"
     assert record["income"] == "1200" and record["created_at"] == "2024-05-06T07:08:09"
     assert (record["team"], record["manager"], record["assignment_locked"]) == ("east_team", "mia@example.com", "true")
@@ -312,7 +312,7 @@ async def test_export_then_import_round_trips(engine: AsyncEngine, customers: li
     rows = list(csv.reader(io.StringIO(first)))
     header = rows[0]
     for row in rows[1:]:
-        for column, cell in zip(header, row):
+        for column, cell in zip(header, row, strict=True):
             assert not cell.startswith(csv_io.FORMULA_STARTS) or csv_io._NUMBER.fullmatch(cell), (column, cell)
     await _wipe(engine)
     report = await run_import(engine, first, mode="strict")
@@ -348,7 +348,7 @@ async def test_export_marks_formula_cells_and_raw_export_does_not(engine: AsyncE
     async with session_factory(engine)() as session:
         await export_customers(session, out)
     header, row = list(csv.reader(io.StringIO(out.getvalue())))
-    cells = dict(zip(header, row))
+    cells = dict(zip(header, row, strict=True))
     for column, value in FORMULAS.items():
         assert cells[column] == "'" + value
     assert cells["code"] == "''quoted"
@@ -362,7 +362,7 @@ async def test_export_marks_formula_cells_and_raw_export_does_not(engine: AsyncE
     raw = io.StringIO()
     async with session_factory(engine)() as session:
         await export_customers(session, raw, raw=True)
-    raw_cells = dict(zip(*csv.reader(io.StringIO(raw.getvalue()))))
+    raw_cells = dict(zip(*csv.reader(io.StringIO(raw.getvalue())), strict=True))
     assert raw_cells["name"] == FORMULAS["name"] and raw_cells["code"] == "'quoted"
     assert raw_cells["attr.text_delta"] == "-5"
 
@@ -513,7 +513,7 @@ async def update_world(
         await add_team(session, "t1", strategy="least_loaded", members=[bob, cid, dee, ann])
         await add_team(session, "t2", strategy="manual", members=[ann])
         await add_team(session, "t3")
-        for employee, load in zip((ann, bob, dee), loads):
+        for employee, load in zip((ann, bob, dee), loads, strict=True):
             for index in range(load):
                 await add_customer(session, f"{employee.name}{index}", manager_id=employee.id)
         session.add(Segment(key="s_b", name="S B", kind="manual"))

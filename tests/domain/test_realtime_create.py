@@ -139,7 +139,7 @@ async def world(engine: AsyncEngine, source: str, loads: tuple[int, int, int], d
         await add_team(session, "t1", strategy="least_loaded", members=[bob, cid, dee, ann])
         await add_team(session, "t2", strategy="manual", members=[ann])
         t3 = await add_team(session, "t3")
-        for employee, load in zip((ann, bob, dee), loads):
+        for employee, load in zip((ann, bob, dee), loads, strict=True):
             for index in range(load):
                 await add_customer(session, f"{employee.name}{index}", manager_id=employee.id)
         session.add(Segment(key="s_b", name="S B", kind="manual"))
@@ -183,7 +183,7 @@ async def test_create_writes_what_insert_then_reevaluate_writes(
 ) -> None:
     ruleset_id = await world(engine, source, loads, drop_t3)
     factory = session_factory(engine)
-    for index, (person, guess) in enumerate(zip(people, guesses)):
+    for index, (person, guess) in enumerate(zip(people, guesses, strict=False)):
         data = {**person, "code": f"n{index}"}
         async with factory() as session:
             reference = await create_then_reevaluate(session, data)

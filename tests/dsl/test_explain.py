@@ -135,7 +135,7 @@ def test_explanations_agree_with_the_compiled_evaluator(statements: list[tuple[a
         assert (explanation.team, explanation.deciding_rule, explanation.segments, explanation.tags) == (
             outcome.team, outcome.rule, outcome.segments, outcome.tags
         )
-        for statement, traced in zip(built, explanation.rules):
+        for statement, traced in zip(built, explanation.rules, strict=False):
             if isinstance(statement, ast.SegmentDef):
                 assert traced.matched == (statement.name in outcome.segments)
             assert traced.detail  # every statement says why

@@ -36,8 +36,8 @@ RUN_FIELDS = """
     moves { from { key } to { key } count }
   }
 """
-PREVIEW = "mutation($id: ID, $source: String) { previewRuleset(id: $id, source: $source) { run { %s } userErrors { field message code } } }" % RUN_FIELDS
-APPLY = "mutation($id: ID!) { applyRuleset(id: $id) { run { %s } userErrors { field message code } } }" % RUN_FIELDS
+PREVIEW = "mutation($id: ID, $source: String) { previewRuleset(id: $id, source: $source) { run { %s } userErrors { field message code } } }" % RUN_FIELDS  # noqa: UP031  the GraphQL braces would need doubling in an f-string
+APPLY = "mutation($id: ID!) { applyRuleset(id: $id) { run { %s } userErrors { field message code } } }" % RUN_FIELDS  # noqa: UP031  the GraphQL braces would need doubling in an f-string
 CHANGES = """
 query($id: ID!, $after: String) {
   evaluationRun(id: $id) {
