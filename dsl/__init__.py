@@ -1,6 +1,6 @@
 """The Segmenta rule language: parse, check, analyse, compile (Python and SQL), explain.
 
-Python API (SPEC §3 contract)::
+Python API (docs/python-api.md; scripts rely on it)::
 
     from dsl import compile_rules, RuleError
     ruleset = compile_rules(source)

@@ -1,9 +1,9 @@
 """Static analysis of a checked rule file: shadowed rules, contradictions, overlaps.
 
 Conditions are put into disjunctive normal form over *literals* (a predicate or its
-exact complement; SPEC §3 makes `not p` the complement of `p`, missing values
-included).  Each conjunction keeps, per field, the exact set of values the field may
-still take:
+exact complement; the rule language makes `not p` the complement of `p`, missing
+values included: docs/rule-language.md, 'Conditions').  Each conjunction keeps, per
+field, the exact set of values the field may still take:
 
 * numbers: a union of intervals over the reals (open or closed ends);
 * dates: a union of day intervals (calendar days are discrete);

@@ -178,7 +178,7 @@ class Rule:
 
     @property
     def display_name(self) -> str:
-        """The label, or `line N` for an unlabelled rule (SPEC §5 decidingRule)."""
+        """The label, or `line N` for an unlabelled rule (GraphQL `decidingRule`; docs/routing.md)."""
         return self.label if self.label is not None else f"line {self.span.line}"
 
     @property

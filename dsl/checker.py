@@ -30,7 +30,7 @@ from dsl.diagnostics import Diagnostic, Severity
 from dsl.extent import MAX_COPIED, MAX_DEPTH, Extent, measure
 from dsl.fields import FIELDS, FieldSpec, lookup
 
-# What rules write, never read (SPEC §3): naming them as fields gets its own explanation.
+# What rules write, never read (docs/rule-language.md, 'Fields'): naming them as fields gets its own explanation.
 OUTPUT_NAMES = frozenset({"team", "manager", "segment", "segments", "rule_tags"})
 
 _ORDER_OPS = frozenset({"<", "<=", ">", ">="})

@@ -9,7 +9,7 @@ from dsl.ast import Span
 
 Severity = Literal["error", "warning", "info"]
 
-# SPEC §3 codes (contract), in the order the spec lists them; more may be added.
+# The stable codes of docs/rule-language.md, 'Diagnostics': clients match on them; more may be added.
 CODES = (
     "syntax",
     "unknown-field",

@@ -1,4 +1,4 @@
-"""The field catalogue: every name a rule can read, with its type (SPEC §3).
+"""The field catalogue: every name a rule can read, with its type (docs/rule-language.md, 'Fields').
 
 Shared by the checker (types, "did you mean"), both compilers and the domain
 layer (which builds the per-customer mapping for the Python evaluator).
@@ -32,7 +32,7 @@ LIFECYCLES = ("prospect", "new", "active", "loyal", "at_risk", "churned")
 CUSTOMER_KINDS = ("company", "person")
 
 _FIELDS = [
-    # Customer attributes (SPEC §2).
+    # Customer attributes (docs/domain.md, 'Data model').
     FieldSpec("code", "text", description="unique external id"),
     FieldSpec("name", "text"),
     FieldSpec("kind", "text", CUSTOMER_KINDS),
@@ -54,7 +54,7 @@ _FIELDS = [
     FieldSpec("birthday", "date"),
     FieldSpec("created_at", "date"),
     FieldSpec("tags", "set", description="manual tags only"),
-    # Metrics (SPEC §3).
+    # Metrics (docs/rule-language.md, 'Fields'; docs/domain.md, 'Maintained metrics').
     FieldSpec("purchase_count", "number"),
     FieldSpec("total_spent", "number"),
     FieldSpec("avg_order_value", "number"),

@@ -7,7 +7,7 @@ labels, like-patterns) reaches the generated code through a constants table boun
 as closure variables; only identifiers this module invents appear in the source
 text, so no user string is ever evaluated as code.
 
-Semantics (SPEC §3, shared with dsl.explain and the SQL compiler):
+Semantics (docs/python-api.md, 'Semantics'; shared with dsl.explain and the SQL compiler):
 
 * A value is read by its rule-language name; a missing key and None are both missing.
 * A comparison picks the *view* of the stored value from the literal's type: a text

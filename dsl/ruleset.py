@@ -1,4 +1,4 @@
-"""The Python API (SPEC §3 contract): compile_rules, Ruleset, Outcome."""
+"""The Python API (docs/python-api.md): compile_rules, Ruleset, Outcome."""
 
 from __future__ import annotations
 

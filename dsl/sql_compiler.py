@@ -1,4 +1,4 @@
-"""Compile rule conditions and whole rule files to SQLAlchemy Core expressions (SPEC §3).
+"""Compile rule conditions and whole rule files to SQLAlchemy Core expressions (docs/sql-compilation.md).
 
 The compiler never touches a database session: it asks a `SqlFieldSource` for the
 column (or subquery) behind each field and returns expressions that a caller
