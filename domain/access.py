@@ -1,4 +1,5 @@
-"""Which customers a caller may see and act on (SPEC §5 "Access"): the one definition of an agent's scope.
+"""Which customers a caller may see and act on (docs/graphql.md, "An agent's customers"): the one definition of an
+agent's scope.
 
 An `agent` token is bound to an employee E.  The agent's customers are "the customers they manage
 and their teams' customers":

@@ -1,4 +1,4 @@
-"""Team → account manager assignment (SPEC §4).
+"""Team → account manager assignment (docs/routing.md, 'Assignment (team → manager)').
 
 A team's strategy decides how a customer who joins the team gets a manager:
 

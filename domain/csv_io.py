@@ -1,6 +1,6 @@
 """Customer import and export as CSV (no command-line concerns here).
 
-Columns are the SPEC §2 customer fields by their snake_case names, `tags` as one
+Columns are the customer fields (docs/domain.md, 'Data model') by their snake_case names, `tags` as one
 cell separated by `;`, and one `attr.KEY` column per custom attribute.  Export adds
 `team` (team key), `manager` (manager e-mail) and `assignment_locked`; import accepts
 and ignores those three, because assignment is the rules' (or assignManager's) job.
@@ -59,7 +59,7 @@ from storage.models import Customer, CustomerAttribute, CustomerTag, Employee, T
 
 ImportMode = Literal["skip", "strict"]
 
-# The profile columns of SPEC §2, in the order the rule language lists them.
+# The profile columns of the data model, in the order the rule language lists them.
 FIELD_COLUMNS: tuple[str, ...] = PROFILE_FIELDS
 TAGS_COLUMN = "tags"
 TAG_SEPARATOR = ";"

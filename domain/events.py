@@ -1,4 +1,4 @@
-"""In-process publish/subscribe of run progress and assignment changes (SPEC §5 subscriptions).
+"""In-process publish/subscribe of run progress and assignment changes (docs/graphql.md, 'Subscriptions').
 
 Two topics on the module-level ``hub``:
 

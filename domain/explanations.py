@@ -1,4 +1,4 @@
-"""Explain one customer's routing against a ruleset (SPEC §3 "Explanation", §5 `explain`).
+"""Explain one customer's routing against a ruleset (docs/python-api.md and docs/routing.md, 'Explanations').
 
 The rule-by-rule part comes from the compiled ruleset's explainer (dsl.explain);
 this module adds what only the database knows, as ``notes`` lines: the customer's

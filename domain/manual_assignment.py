@@ -1,4 +1,4 @@
-"""Manual assignment (SPEC §5 `assignManager`, `unlockAssignment`).
+"""Manual assignment: `assignManager`, `unlockAssignment` (docs/routing.md, 'Manual assignment').
 
 ``assign_manager`` makes an employee the account manager of some customers:
 

@@ -31,7 +31,7 @@ _purchases = Purchase.__table__
 _feedback = Feedback.__table__
 _interactions = Interaction.__table__
 
-# Customer columns that are rule fields under the same name (SPEC §2, §3).
+# Customer columns that are rule fields under the same name (docs/rule-language.md, 'Fields').
 PROFILE_FIELDS = (
     "code",
     "name",
@@ -148,7 +148,8 @@ def _mean(total: float | None, count: int | None) -> float | None:
 
 
 def customer_metrics(customer: Customer | Mapping[str, Any]) -> dict[str, Any]:
-    """The stored SPEC §3 metrics of one customer (day-based ones excluded: see derive_day_metrics).
+    """The stored metrics of one customer (docs/domain.md, 'Maintained metrics'; day-based ones excluded: see
+    derive_day_metrics).
 
     Counts and sums are numbers (0 when there is nothing to count); averages and
     dates are None when there is nothing to average or date.

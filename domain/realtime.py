@@ -1,4 +1,4 @@
-"""Real-time routing (SPEC §4): re-evaluate customers against the active ruleset
+"""Real-time routing (docs/routing.md, 'Real-time routing'): re-evaluate customers against the active ruleset
 inside the transaction that changed them.
 
 Creating or changing a customer, or recording a purchase, interaction or feedback,

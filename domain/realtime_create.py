@@ -1,4 +1,5 @@
-"""Real-time routing of a customer being created (SPEC §4), decided before the customer is written.
+"""Real-time routing of a customer being created, decided before the customer is written
+(docs/routing.md, "Creating a customer: routing decided before the INSERT").
 
 A new customer's rule values are all known before its row exists: the validated
 input, its manual tags and attributes, no purchase categories, metrics that are

@@ -1,4 +1,4 @@
-"""Rulesets: saved versions of a rule file and their lifecycle (SPEC §2, §4).
+"""Rulesets: saved versions of a rule file and their lifecycle (docs/routing.md, 'Rulesets').
 
 ``save_ruleset`` stores a new version (draft) with the diagnostics of a full
 check against the database (unknown teams, unseen values).  A ruleset with

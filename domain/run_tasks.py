@@ -1,4 +1,4 @@
-"""Evaluation runs in the background, so the API returns at once (SPEC §5).
+"""Evaluation runs in the background, so the API returns at once (docs/routing.md, 'Runs return at once').
 
 A preview or apply request is validated and its run row committed as ``running``
 by the caller (domain.runs.plan_run / start_run); the rest of the run

@@ -1,4 +1,4 @@
-"""Evaluation runs: preview and apply a ruleset to every customer (SPEC §2, §4).
+"""Evaluation runs: preview and apply a ruleset to every customer (docs/routing.md, 'Runs').
 
 A run is evaluated set-based inside the database (storage.routing_queries): the
 SQL compiler's expressions fill a temporary work table with one row per customer,

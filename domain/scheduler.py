@@ -1,4 +1,4 @@
-"""Scheduled re-application of the active ruleset (SPEC §4: time moves customers too).
+"""Scheduled re-application of the active ruleset (docs/routing.md, 'Scheduled apply': time moves customers too).
 
 Day-based metrics (`days_since_purchase`, …) change without any write, so the
 server re-applies the active ruleset on a schedule, as an ordinary apply run

@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from domain.errors import Conflict, UserError
 
-# A rule-language bare word (SPEC §3): a Unicode letter or `_`, then letters, digits, `_`, `-`.
+# A rule-language bare word (docs/rule-language.md, 'Values'): a Unicode letter or `_`, then letters, digits, `_`, `-`.
 BARE_WORD = re.compile(r"[^\W\d][\w-]*", re.UNICODE)
 # Words that need quotes in rule text; keys that rules read as bare words may not be one.
 RULE_KEYWORDS = frozenset(
@@ -135,7 +135,7 @@ def required_text(value: Any, field: str, *, max_length: int | None) -> str:
 
 
 def word(value: Any, field: str, allowed: Collection[str], *, required: bool = False) -> str | None:
-    """One of the enum words of SPEC §2, compared case-insensitively and stored lower-case."""
+    """One of the enum words of docs/domain.md, 'Data model'; compared case-insensitively, stored lower-case."""
     raw = text(value, field, max_length=None, required=required)
     if raw is None:
         return None
