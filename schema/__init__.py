@@ -1,4 +1,4 @@
-"""The Strawberry GraphQL schema (SPEC §5): `schema` is what server.py serves."""
+"""The Strawberry GraphQL schema (docs/graphql.md): `schema` is what server.py serves."""
 
 from __future__ import annotations
 

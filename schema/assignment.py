@@ -1,4 +1,4 @@
-"""Manual assignment and explanations in GraphQL (SPEC §5): `AssignmentQuery` (`explain`) and
+"""Manual assignment and explanations in GraphQL (docs/routing.md): `AssignmentQuery` (`explain`) and
 `AssignmentMutation` (`assignManager`, `unlockAssignment`), merged into the root types by
 schema/__init__.py.  Thin over domain.manual_assignment and domain.explanations.
 

@@ -1,4 +1,7 @@
-"""GraphQL enums: the SPEC §2 words in upper case; each Python value is the stored lower-case word."""
+"""GraphQL enums: the data model's words (docs/domain.md) in upper case.
+
+Each Python value is the stored lower-case word.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Mutation inputs (SPEC §5 argument shapes) and their conversion to the domain's snake_case dicts.
+"""Mutation inputs (docs/graphql.md, 'Mutations') and their conversion to the domain's snake_case dicts.
 
 Create inputs drop fields left null (the domain default applies); patch inputs
 use `strawberry.UNSET` so a field that is not given stays as it is while an

@@ -1,4 +1,4 @@
-"""The data mutations of SPEC §5, merged from one module per area."""
+"""The data mutations (docs/graphql.md, 'Mutations'), merged from one module per area."""
 
 from __future__ import annotations
 

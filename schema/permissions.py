@@ -1,4 +1,5 @@
-"""Authentication (every operation needs a valid bearer token) and role checks (SPEC §5 "Access").
+"""Authentication (every operation needs a valid bearer token) and role checks (docs/graphql.md, 'Roles';
+field by field in docs/security.md, 'Roles').
 
 Authentication runs once per operation, before parsing: an unauthenticated call
 gets HTTP 401 with one GraphQL error (`extensions.code = UNAUTHENTICATED`) and

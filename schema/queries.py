@@ -1,4 +1,4 @@
-"""The data queries of SPEC §5.  Customers and feedback are limited to the caller's scope
+"""The data queries of docs/graphql.md.  Customers and feedback are limited to the caller's scope
 (schema/permissions.py `scope`, domain.access) in the statement that reads them."""
 
 from __future__ import annotations

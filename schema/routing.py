@@ -1,4 +1,4 @@
-"""Rulesets and evaluation runs in GraphQL (SPEC §5): `RoutingQuery` and `RoutingMutation`,
+"""Rulesets and evaluation runs in GraphQL (docs/routing.md): `RoutingQuery` and `RoutingMutation`,
 merged into the root types by schema/__init__.py.
 
 Thin over domain.rulesets and domain.runs.  Preview is allowed to admins and

@@ -1,4 +1,4 @@
-"""GraphQL subscriptions (SPEC §5): `evaluationRunProgress(runId)` and `assignmentChanged(customerId)`.
+"""GraphQL subscriptions (docs/graphql.md): `evaluationRunProgress(runId)` and `assignmentChanged(customerId)`.
 
 Both read the in-process hub of domain/events.py, so a subscriber sees what its
 own server process does (see that module).  Authentication is the schema's

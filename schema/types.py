@@ -1,4 +1,4 @@
-"""GraphQL object types (SPEC §5).  Each is built from its storage row with
+"""GraphQL object types (docs/graphql.md).  Each is built from its storage row with
 `from_row`; related objects and lists come through the request's DataLoaders,
 which apply the caller's customer scope (schema/permissions.py): a Customer
 reached from another object is null when the caller may not see it."""
@@ -75,7 +75,7 @@ def _mean(total: float, count: int) -> float | None:
     return total / count if count else None
 
 
-@strawberry.type(description="The metrics of SPEC §3; day-based ones are measured at the time of the request.")
+@strawberry.type(description="Every rule-language metric; day-based ones are measured at the time of the request.")
 class CustomerMetrics:
     purchase_count: int
     total_spent: float

@@ -1,6 +1,6 @@
-"""SQLAlchemy 2 models for every entity of the specification (SPEC §2).
+"""SQLAlchemy 2 models for every entity of the data model (docs/domain.md, 'Data model').
 
-Customer metrics (SPEC §3) are maintained columns on ``customers`` — updated by
+Customer metrics (docs/domain.md, 'Maintained metrics') are maintained columns on ``customers`` — updated by
 the domain services in the same transaction as the purchase, feedback or
 interaction that changes them — so that rules read one row per customer, with
 no aggregate joins (see docs/architecture.md).  Day-based metrics are never
@@ -86,7 +86,7 @@ class Customer(Base):
     # apply leaves alone the customers whose version moved after its snapshot (domain/runs.py).
     routing_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    # Maintained metrics (SPEC §3).  Counts and sums default to 0.
+    # Maintained metrics (docs/domain.md).  Counts and sums default to 0.
     purchase_count: Mapped[int] = mapped_column(Integer, default=0, index=True)
     total_spent: Mapped[float] = mapped_column(Float, default=0.0, index=True)
     first_purchase_at: Mapped[datetime | None] = mapped_column(DateTime)
