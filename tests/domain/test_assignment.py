@@ -1,4 +1,5 @@
-"""Manager assignment strategies (SPEC §4): in memory, then against the database."""
+"""Manager assignment strategies (docs/routing.md, "Assignment (team → manager)"): in memory, then
+against the database."""
 
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def test_round_robin_balances_within_one(member_count: int, customers: int, star
 def reference_choice(
     strategy: str, states: list[MemberState], position: int, industry: str | None, region: str | None
 ) -> int | None:
-    """SPEC §4 read literally: the preferred members with room first, then every member with
-    room; least_loaded takes the fewest customers (ties: lowest id), round_robin the first
+    """The assignment rules of docs/routing.md read literally: the preferred members with room first,
+    then every member with room; least_loaded takes the fewest customers (ties: lowest id), round_robin the first
     member at or after the position, cyclically.  The index of the chosen member, or None."""
 
     def pick(pool: list[int]) -> int | None:
@@ -98,7 +99,7 @@ def test_the_assigner_agrees_with_the_rules_read_literally(
     start: int,
     customers: list[tuple[str | None, str | None]],
 ) -> None:
-    """The fast path (`pick`) against a plain reading of SPEC §4, customer after customer,
+    """The fast path (`pick`) against a plain reading of docs/routing.md, customer after customer,
     with capacities, existing loads, specialties and regions drawn at random."""
 
     def states() -> list[MemberState]:

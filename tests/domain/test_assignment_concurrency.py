@@ -1,5 +1,5 @@
-"""Round-robin positions and capacities hold when many connections route at once (SPEC §4:
-"correct with several server processes on one PostgreSQL"); each task here has its own
+"""Round-robin positions and capacities hold when many connections route at once (docs/routing.md:
+assignment state lives in the database, so several server processes stay correct); each task here has its own
 connection, as a separate server process would."""
 
 from __future__ import annotations

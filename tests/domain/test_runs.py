@@ -1,4 +1,4 @@
-"""Evaluation runs, scenario by scenario, with expectations computed by hand (SPEC §3, §4)."""
+"""Evaluation runs, scenario by scenario, with expectations computed by hand (docs/routing.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The generated Python evaluator: SPEC §3 semantics, checked against hand-written
+"""The generated Python evaluator: the semantics of docs/python-api.md, checked against hand-written
 expectations and, with hypothesis, against an independent reference oracle."""
 
 from __future__ import annotations
@@ -392,7 +392,7 @@ def _oracle_view(kind: str, value: Any) -> Any:
 
 
 def oracle(condition: ast.Condition, customer: dict[str, Any]) -> bool:
-    """A deliberately plain reading of SPEC §3, independent of the compiler."""
+    """A deliberately plain reading of the semantics (docs/python-api.md), independent of the compiler."""
     if isinstance(condition, ast.BoolConst):
         return condition.value
     if isinstance(condition, ast.Not):

@@ -1,4 +1,4 @@
-"""The Python API contract (SPEC §3): compile_rules, RuleError, Ruleset, Outcome."""
+"""The Python API (docs/python-api.md): compile_rules, RuleError, Ruleset, Outcome."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""An agent sees only the customers they manage and their teams' customers (SPEC §5 "Access"), in every path.
+"""An agent sees only the customers they manage and their teams' customers, in every path
+(docs/graphql.md, "An agent's customers").
 
 The scope used throughout: the fixture's agent (agent@example.com) is a member of `west_sales`
 (C001, C003, C005, managed by Bob) and manages C000 (a customer of `east_sales`).  So the agent's

@@ -1,4 +1,4 @@
-"""assignManager, unlockAssignment, explain and real-time routing through GraphQL (SPEC §5)."""
+"""assignManager, unlockAssignment, explain and real-time routing through GraphQL (docs/routing.md)."""
 
 from __future__ import annotations
 

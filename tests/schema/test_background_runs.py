@@ -1,4 +1,4 @@
-"""Preview and apply return at once and finish in the background (SPEC §5, domain/run_tasks.py)."""
+"""Preview and apply return at once and finish in the background (docs/routing.md, domain/run_tasks.py)."""
 
 from __future__ import annotations
 

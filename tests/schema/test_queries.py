@@ -1,4 +1,4 @@
-"""Every data query of SPEC §5 against a small, fully known data set."""
+"""Every data query of docs/graphql.md against a small, fully known data set."""
 
 from __future__ import annotations
 

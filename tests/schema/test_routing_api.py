@@ -1,4 +1,4 @@
-"""Rulesets and evaluation runs through GraphQL: names, payloads, permissions (SPEC §5)."""
+"""Rulesets and evaluation runs through GraphQL: names, payloads, permissions (docs/routing.md)."""
 
 from __future__ import annotations
 
