@@ -11,7 +11,7 @@ from dsl.diagnostics import RuleError
 from dsl.formatter import format_source, format_statement
 from dsl.parser import parse
 from tests.dsl.strategies import statements
-from tests.dsl.test_parser import SPEC_EXAMPLE
+from tests.dsl.test_parser import DOCS_EXAMPLE
 
 MESSY = """
 
@@ -48,7 +48,7 @@ def test_canonical_layout() -> None:
 
 
 def test_formatting_keeps_the_tree_and_is_idempotent_on_examples() -> None:
-    for source in (MESSY, SPEC_EXAMPLE, "", "# only a comment\n", "a -> team x"):
+    for source in (MESSY, DOCS_EXAMPLE, "", "# only a comment\n", "a -> team x"):
         formatted = format_source(source)
         assert parse(formatted)[0] == parse(source)[0]
         assert format_source(formatted) == formatted

@@ -27,7 +27,8 @@ from dsl.ast import (
 )
 from dsl.parser import parse, parse_condition
 
-SPEC_EXAMPLE = """\
+# The example at the top of docs/rule-language.md.
+DOCS_EXAMPLE = """\
 # reusable, named conditions; each also maintains a dynamic segment of that key
 segment high_value = total_spent >= 100k or purchase_count >= 20
 segment at_risk    = days_since_purchase > 180 and open_complaints > 0
@@ -57,7 +58,7 @@ def number(raw: str, value: float) -> Value:
 
 
 def test_spec_example_parses_into_every_statement() -> None:
-    rule_file, diagnostics = parse(SPEC_EXAMPLE)
+    rule_file, diagnostics = parse(DOCS_EXAMPLE)
     assert diagnostics == []
     kinds = [type(statement).__name__ for statement in rule_file.statements]
     assert kinds == ["SegmentDef", "SegmentDef", "Rule", "Rule", "Rule", "Rule", "Rule"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from dsl.parser import parse
 from dsl.pipeline import check_source
 from dsl.render import render
-from tests.dsl.test_parser import SPEC_EXAMPLE
+from tests.dsl.test_parser import DOCS_EXAMPLE
 
 _RULE_ALPHABET = list("abz_-.:,()=!<>\"'#\n\t 0123456789km万亿") + [
     "segment ", "otherwise ", " -> ", " and ", " or ", " not ", " in ", " between ", " like ", " contains ",
@@ -48,9 +48,9 @@ def test_random_bytes_only_give_diagnostics(data: bytes) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(0, len(SPEC_EXAMPLE) - 1), st.integers(1, 8), st.sampled_from(["", "(", ")", "->", "=", "and", "\"", "#"]))
+@given(st.integers(0, len(DOCS_EXAMPLE) - 1), st.integers(1, 8), st.sampled_from(["", "(", ")", "->", "=", "and", "\"", "#"]))
 def test_damaged_valid_files_report_located_errors(position: int, length: int, insert: str) -> None:
-    damaged = SPEC_EXAMPLE[:position] + insert + SPEC_EXAMPLE[position + length :]
+    damaged = DOCS_EXAMPLE[:position] + insert + DOCS_EXAMPLE[position + length :]
     _assert_well_formed(damaged)
 
 

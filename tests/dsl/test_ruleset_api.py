@@ -9,7 +9,8 @@ import pytest
 import dsl
 from dsl import Outcome, RuleError, Ruleset, check_source, compile_rules, parse
 
-SPEC_EXAMPLE = """\
+# The example at the top of docs/rule-language.md.
+DOCS_EXAMPLE = """\
 # reusable, named conditions; each also maintains a dynamic segment of that key
 segment high_value = total_spent >= 100k or purchase_count >= 20
 segment at_risk    = days_since_purchase > 180 and open_complaints > 0
@@ -26,7 +27,7 @@ AS_OF = datetime(2026, 6, 30, 12, 0)
 
 
 def test_the_spec_example_routes_customers() -> None:
-    ruleset = compile_rules(SPEC_EXAMPLE)
+    ruleset = compile_rules(DOCS_EXAMPLE)
     assert isinstance(ruleset, Ruleset)
     assert ruleset.evaluate({"size": "large", "region": "east"}, AS_OF) == Outcome("senior_sales", "enterprise_east", (), ())
     finance = ruleset.evaluate({"industry": "insurance", "total_spent": 100_000}, AS_OF)
@@ -38,8 +39,8 @@ def test_the_spec_example_routes_customers() -> None:
 
 
 def test_ruleset_exposes_its_source_tree_diagnostics_and_names() -> None:
-    ruleset = compile_rules(SPEC_EXAMPLE)
-    assert ruleset.source == SPEC_EXAMPLE
+    ruleset = compile_rules(DOCS_EXAMPLE)
+    assert ruleset.source == DOCS_EXAMPLE
     assert len(ruleset.rule_file.statements) == 7
     assert ruleset.teams == ("senior_sales", "finance_desk", "customer_success", "east_standard", "general_pool")
     assert ruleset.segment_keys == ("high_value", "at_risk")
@@ -99,6 +100,6 @@ def test_keywords_as_quoted_values_and_unicode_words() -> None:
 
 
 def test_explain_is_available_on_the_ruleset() -> None:
-    explanation = compile_rules(SPEC_EXAMPLE).explain({"size": "large", "region": "west"}, AS_OF)
+    explanation = compile_rules(DOCS_EXAMPLE).explain({"size": "large", "region": "west"}, AS_OF)
     assert explanation.team == "general_pool"
     assert any(t.detail == "region = east ✗ (region is west)" for t in explanation.rules)

@@ -678,7 +678,8 @@ def test_text_order_uses_the_c_collation_on_postgresql_whatever_the_database_def
     assert "COLLATE" not in str(compiled.compile(dialect=sqlite.dialect()))
 
 
-SPEC_EXAMPLE = """\
+# The example at the top of docs/rule-language.md.
+DOCS_EXAMPLE = """\
 # reusable, named conditions; each also maintains a dynamic segment of that key
 segment high_value = total_spent >= 100k or purchase_count >= 20
 segment at_risk    = days_since_purchase > 180 and open_complaints > 0
@@ -692,12 +693,12 @@ otherwise -> team general_pool
 """
 
 
-async def test_the_specification_example_from_source_text(session: AsyncSession) -> None:
+async def test_the_docs_example_from_source_text(session: AsyncSession) -> None:
     from dsl import compile_rules
     from dsl.parser import parse
 
-    compile_rules(SPEC_EXAMPLE)  # checks cleanly: the example is a valid rule file
-    rule_file, diagnostics = parse(SPEC_EXAMPLE)
+    compile_rules(DOCS_EXAMPLE)  # checks cleanly: the example is a valid rule file
+    rule_file, diagnostics = parse(DOCS_EXAMPLE)
     assert not diagnostics
     ids = await insert_people(session, [
         Person("east-large", {"size": "large", "region": "east", "industry": "finance", "total_spent": 200000.0}),
