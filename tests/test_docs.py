@@ -4,6 +4,7 @@ and the README's two commands are the ones CI runs."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import click
@@ -56,3 +57,26 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "segmenta demo" in demo_command
     assert "pytest" in test_command
     assert test_command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+# Written in pieces so that this file does not match itself.
+OUTSIDE_REFERENCES = ("SPEC " + "§", "../" + "shared", "shared/" + "SPEC")
+
+
+def test_the_repository_refers_to_nothing_outside_it() -> None:
+    """The docs are the reference: no tracked file cites sections of an outside document or
+    points at a path beside the repository."""
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    names = [name for name in listing.decode("utf-8").split("\0") if name]
+    assert "README.md" in names and "tests/test_docs.py" in names
+    found = []
+    for name in names:
+        path = ROOT / name
+        if not path.is_file():  # deleted in the working tree, not yet committed
+            continue
+        data = path.read_bytes()
+        if b"\0" in data:  # binary
+            continue
+        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+            found.extend(f"{name}:{number}: {needle!r}" for needle in OUTSIDE_REFERENCES if needle in line)
+    assert not found, "references to something outside the repository:\n" + "\n".join(found)
