@@ -45,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.elements import BindParameter, BooleanClauseList, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from dsl.ast import (
@@ -203,7 +203,7 @@ def _compile_parts(rule_file: RuleFile, fields: SqlFieldSource, as_of: datetime)
         if statement.condition is not None:
             condition = strict.compile(statement.condition)
         elif earlier_team_conditions:  # `otherwise`: exactly the customers no earlier team rule took
-            condition = not_(or_(*earlier_team_conditions))
+            condition = not_(_any(earlier_team_conditions))
         else:
             condition = true()
         team = statement.team
@@ -400,8 +400,47 @@ def _first_match(
     return case(*[(when[0], literal(when[index], String)) for when in whens], else_=fallback)
 
 
+# SQLite refuses an expression tree deeper than 1,000 and reads `a OR b OR … OR z` as a chain as
+# deep as its terms, while SQLAlchemy flattens nested ORs (and ANDs) into one such chain, even
+# through its own parentheses: a segment used four times in each of five nested segments became a
+# chain of 1,024 terms.  Long lists are therefore cut into groups in parentheses SQLAlchemy keeps,
+# and a nested list of the same operator keeps its own, so depth grows with nesting, not terms.
+_GROUP_SIZE = 32
+
+
+class _Parenthesised(ColumnElement[bool]):
+    """A condition in parentheses that SQLAlchemy does not flatten into the list around it."""
+
+    __visit_name__ = "segmenta_parenthesised"
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [("element", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, element: ColumnElement[bool]) -> None:
+        self.element = element
+
+
+@compiles(_Parenthesised)
+def _compile_parenthesised(element: _Parenthesised, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.element, **kw)})"
+
+
+def _combined(combine: Callable[..., ColumnElement[bool]], parts: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """`combine(*parts)` (or_ / and_) whose SQL stays shallow however many or nested the parts."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) > _GROUP_SIZE:
+        groups = [parts[start : start + _GROUP_SIZE] for start in range(0, len(parts), _GROUP_SIZE)]
+        return _combined(combine, [_Parenthesised(_combined(combine, group)) for group in groups])
+    return combine(*[_Parenthesised(part) if isinstance(part, BooleanClauseList) else part for part in parts])
+
+
 def _any(parts: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
-    return parts[0] if len(parts) == 1 else or_(*parts)
+    return _combined(or_, parts)
+
+
+def _all(parts: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+    return _combined(and_, parts)
 
 
 # ---------------------------------------------------------------------------
@@ -633,9 +672,9 @@ class _ConditionCompiler:
         if isinstance(condition, Not):
             return not_(self._strict.compile(condition.operand))
         if isinstance(condition, And):
-            return and_(*[self.compile(operand) for operand in condition.operands])
+            return _all([self.compile(operand) for operand in condition.operands])
         if isinstance(condition, Or):
-            return or_(*[self.compile(operand) for operand in condition.operands])
+            return _any([self.compile(operand) for operand in condition.operands])
         if isinstance(condition, SegmentRef):
             if condition.name not in self._segments:
                 raise _error(condition.span, "unknown-segment", f"no segment `{condition.name}` is defined before here")
@@ -738,7 +777,7 @@ class _ConditionCompiler:
 
     def _number(self, column: ColumnElement[Any], op: str, values: list[Value]) -> ColumnElement[bool]:
         if op == "in":
-            return self._guard(column, or_(*[column == _bind(value) for value in values]))
+            return self._guard(column, _any([column == _bind(value) for value in values]))
         if op == "between":
             return self._guard(column, and_(column >= _bind(values[0]), column <= _bind(values[1])))
         if op == "=":
@@ -761,7 +800,7 @@ class _ConditionCompiler:
     def _dates(self, column: ColumnElement[Any], op: str, values: list[Value]) -> ColumnElement[bool]:
         days = [value.value for value in values]
         if op == "in":
-            return or_(*[self._day_range(column, day, _next_day(day)) for day in days])  # type: ignore[arg-type]
+            return _any([self._day_range(column, day, _next_day(day)) for day in days])  # type: ignore[arg-type]
         first: date = days[0]  # type: ignore[assignment]
         if op == "=":
             return self._day_range(column, first, _next_day(first))
@@ -834,7 +873,7 @@ class _ConditionCompiler:
             alternatives.append(self._guard(source, and_(*tests)) if tests else source.is_not(None))
         if not alternatives:
             return false()
-        return alternatives[0] if len(alternatives) == 1 else or_(*alternatives)
+        return _any(alternatives)
 
     @staticmethod
     def _instant(moment: datetime, as_date: bool) -> BindParameter[Any]:
@@ -862,7 +901,7 @@ class _ConditionCompiler:
             column == literal(first, Integer) if first == last else column.between(literal(first, Integer), literal(last, Integer))
             for first, last in runs
         ]
-        return self._guard(column, tests[0] if len(tests) == 1 else or_(*tests))
+        return self._guard(column, _any(tests))
 
     # -- attributes and sets ------------------------------------------------------
 
@@ -875,7 +914,7 @@ class _ConditionCompiler:
                 alternatives.append(self._attribute_match(key, numeric, op, chosen))
         if not alternatives:
             return false()
-        return alternatives[0] if len(alternatives) == 1 else or_(*alternatives)
+        return _any(alternatives)
 
     def _attribute_match(self, key: str, numeric: bool, op: str, values: list[Value]) -> ColumnElement[bool]:
         def predicate(column: ColumnElement[Any]) -> ColumnElement[bool]:

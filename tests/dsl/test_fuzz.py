@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from datetime import date, datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -155,6 +156,33 @@ def test_parser_and_checker_only_ever_give_diagnostics(source: str) -> None:
                                                                   HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(source=rule_files(hostile=False))
 async def test_accepted_files_evaluate_the_same_in_python_and_sql(session: AsyncSession, source: str) -> None:
+    await _assert_python_and_sql_agree(session, source)
+
+
+def _multiplying_chain(copies: int, levels: int) -> str:
+    lines = ['segment c1 = name like "a*"']
+    lines += [f"segment c{n} = " + " or ".join([f"c{n - 1}"] * copies) for n in range(2, levels + 1)]
+    return "\n".join([*lines, f"r: c{levels} -> team t", "otherwise -> team u"]) + "\n"
+
+
+# SQLite refuses an expression tree deeper than 1,000, and SQLAlchemy flattened nested ORs into one
+# chain as deep as its terms: each of these was "Expression tree is too large" before the SQL
+# compiler grouped long and nested lists.
+DEEP_IN_SQL = {
+    "segments used four times, five levels": _multiplying_chain(4, 6),
+    "1,100 comparisons in one condition": "r: " + " or ".join(f"age = {n}" for n in range(1100)) + " -> team t\n",
+    "1,100 conjuncts in one condition": "r: " + " and ".join(f"age != {n}" for n in range(1100)) + " -> team t\n",
+    "otherwise after 1,100 rules": "".join(f"r{n}: age = {n} -> team t\n" for n in range(1100)) + "otherwise -> team u\n",
+}
+
+
+@pytest.mark.parametrize("source", DEEP_IN_SQL.values(), ids=DEEP_IN_SQL.keys())
+async def test_long_and_nested_conditions_stay_within_sqlites_expression_depth(session: AsyncSession, source: str) -> None:
+    assert check_source(source).ok
+    await _assert_python_and_sql_agree(session, source)
+
+
+async def _assert_python_and_sql_agree(session: AsyncSession, source: str) -> None:
     checked = check_source(source)
     if not checked.ok:
         assert any(d.is_error for d in checked.diagnostics)
