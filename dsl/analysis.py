@@ -411,7 +411,7 @@ def _literal_domain(spec: FieldSpec, op: str, literal: ast.Value) -> Domain | Te
     whole = universe(spec)
     nothing = _nothing(spec)
     if spec.kind == "ordered" and op != "=":
-        position = rank(spec, literal.value) if literal.kind == "text" else None  # type: ignore[arg-type]
+        position = rank(spec, literal.value) if literal.kind == "text" else None
         if position is None:
             return nothing
         compare = {"<": int.__lt__, "<=": int.__le__, ">": int.__gt__, ">=": int.__ge__}[op]
@@ -442,8 +442,8 @@ def _between_domain(spec: FieldSpec, between: ast.Between) -> Domain | TextTest:
     if low.kind != high.kind:
         return nothing
     if spec.kind == "ordered":
-        low_rank = rank(spec, low.value) if low.kind == "text" else None  # type: ignore[arg-type]
-        high_rank = rank(spec, high.value) if high.kind == "text" else None  # type: ignore[arg-type]
+        low_rank = rank(spec, low.value) if low.kind == "text" else None
+        high_rank = rank(spec, high.value) if high.kind == "text" else None
         if low_rank is None or high_rank is None:
             return nothing
         words = frozenset(w for i, w in enumerate(spec.values) if low_rank <= i <= high_rank)

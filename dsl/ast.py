@@ -6,7 +6,8 @@ the checker, analysis, formatter and both compilers consume it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from datetime import date
 from typing import Literal as TypingLiteral
 
@@ -42,7 +43,7 @@ class Value:
     kind: ValueKind
     value: str | float | date | bool
     raw: str
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
     quoted: bool = False
 
 
@@ -51,7 +52,7 @@ class FieldRef:
     """A field by its rule-language name, e.g. `region`, `total_spent`, `attr.tier`."""
 
     name: str
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
     @property
     def is_attribute(self) -> bool:
@@ -66,7 +67,7 @@ class Comparison:
     field: FieldRef
     op: CompareOp
     value: Value
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class InList:
     field: FieldRef
     values: tuple[Value, ...]
     negated: bool = False
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class Between:
     field: FieldRef
     low: Value
     high: Value
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Like:
 
     field: FieldRef
     pattern: Value
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class Contains:
 
     field: FieldRef
     value: Value
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Presence:
 
     field: FieldRef
     present: bool
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
@@ -121,31 +122,31 @@ class SegmentRef:
     """A bare identifier in boolean position: a segment defined earlier in the file."""
 
     name: str
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
 class BoolConst:
     value: bool
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
 class Not:
     operand: Condition
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
 class And:
     operands: tuple[Condition, ...]
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
 class Or:
     operands: tuple[Condition, ...]
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 Predicate = Comparison | InList | Between | Like | Contains | Presence
@@ -159,7 +160,7 @@ ActionKind = TypingLiteral["team", "tag", "segment"]
 class Action:
     kind: ActionKind
     target: str
-    span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,8 @@ class Rule:
     condition: Condition | None
     actions: tuple[Action, ...]
     label: str | None = None
-    label_span: Span | None = field(default=None, compare=False)
-    span: Span = field(default=NO_SPAN, compare=False)
+    label_span: Span | None = dataclasses.field(default=None, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
     @property
     def is_otherwise(self) -> bool:
@@ -195,8 +196,8 @@ class SegmentDef:
 
     name: str
     condition: Condition
-    span: Span = field(default=NO_SPAN, compare=False)
-    name_span: Span = field(default=NO_SPAN, compare=False)
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False)
+    name_span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
     @property
     def display_name(self) -> str:
@@ -209,4 +210,4 @@ Statement = SegmentDef | Rule
 @dataclass(frozen=True)
 class RuleFile:
     statements: tuple[Statement, ...]
-    source: str = field(default="", compare=False, repr=False)
+    source: str = dataclasses.field(default="", compare=False, repr=False)

@@ -264,6 +264,8 @@ class _Interpreter:
 
     def _comparison(self, comparison: ast.Comparison, spec: Any, raw: Any) -> bool:
         op, literal = comparison.op, comparison.value
+        left: Any
+        right: Any
         if op == "!=":
             return not self._comparison(ast.Comparison(comparison.field, "=", literal), spec, raw)
         if spec.kind == "ordered" and op in ORDER_OPS:

@@ -93,8 +93,8 @@ def lookup(name: str) -> FieldSpec | None:
     return FIELDS.get(name)
 
 
-def rank(spec: FieldSpec, word: str) -> int | None:
-    """Position of `word` in an ordered field's declared order."""
+def rank(spec: FieldSpec, word: object) -> int | None:
+    """Position of `word` in an ordered field's declared order (None when it is not one of them)."""
     try:
         return spec.values.index(word)
     except ValueError:

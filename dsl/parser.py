@@ -18,8 +18,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedToken
+from lark import Lark, Token, Transformer, UnexpectedToken
+
+# Lark internals, kept on purpose: lark's public API has no equivalent.  The recovery below
+# snapshots and copies the LALR parser state (ParserState), rebuilds an InteractiveParser around
+# a copy (Lark.parse_interactive() only starts from the beginning), and reads the parse table's
+# actions (Shift) to tell a shift from a reduce.  pyproject.toml bounds lark to <2; a lark upgrade
+# must rerun tests/dsl.
 from lark.parsers.lalr_analysis import Shift
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 from lark.parsers.lalr_parser_state import ParserState
@@ -127,7 +132,7 @@ def _append(children: list[Any]) -> list[Any]:
         return [children[0]]
     items = children[0]
     items.append(children[2])
-    return items  # type: ignore[no-any-return]
+    return items
 
 
 class _AstBuilder(Transformer[Token, Any]):
@@ -178,12 +183,12 @@ class _AstBuilder(Transformer[Token, Any]):
 
     def not_cond(self, children: list[Any]) -> Condition:
         if len(children) == 1:
-            return children[0]  # type: ignore[no-any-return]
+            return children[0]
         keyword, operand = children
         return Not(operand, span_of(keyword).cover(operand.span))
 
     def group(self, children: list[Any]) -> Condition:
-        return children[1]  # type: ignore[no-any-return]
+        return children[1]
 
     def segment_ref(self, children: list[Token]) -> SegmentRef:
         return SegmentRef(str(children[0]), span_of(children[0]))
@@ -487,7 +492,7 @@ class _Parser:
             return True
         if index < 2 or token.type not in _STATEMENT_STARTS:
             return False
-        first_on_line = token.line > (tokens[index - 1].end_line or 0)
+        first_on_line = (token.line or 0) > (tokens[index - 1].end_line or 0)
         after_action = tokens[index - 2].type in _ACTION_WORDS and tokens[index - 1].type in ("WORD", "STRING")
         return first_on_line and after_action
 
@@ -553,7 +558,7 @@ class _Parser:
                 depth += 1
                 if depth > MAX_NESTING:
                     return index
-            elif kind == "NOT" and _END in table and index > start and token.line > tokens[index - 1].end_line:  # type: ignore[union-attr,operator]
+            elif kind == "NOT" and _END in table and index > start and (token.line or 0) > (tokens[index - 1].end_line or 0):
                 fallback = (_snapshot(state), index)
             try:
                 state.feed_token(token)
@@ -599,7 +604,7 @@ class _Parser:
                 elif token.type == "RPAR":
                     depth -= 1
                 if (_END in choices and index > start and token.type in _STATEMENT_STARTS
-                        and token.line > (tokens[index - 1].end_line or 0)):
+                        and (token.line or 0) > (tokens[index - 1].end_line or 0)):
                     fallback = (InteractiveParser(parser.parser, _snapshot(parser.parser_state), parser.lexer_thread), index)
                 if choices[token.type][0] is Shift or index < trusted_until:
                     parser.feed_token(token)

@@ -41,12 +41,13 @@ class Ruleset:
         self.compiled: CompiledRules = compile_rule_file(rule_file)
         rules = [s for s in rule_file.statements if isinstance(s, ast.Rule)]
         self.teams = _unique([a.target for r in rules for a in r.actions if a.kind == "team"])
-        self.segment_keys = _unique(
-            [s.name if isinstance(s, ast.SegmentDef) else a.target
-             for s in rule_file.statements
-             for a in (s.actions if isinstance(s, ast.Rule) else (None,))
-             if isinstance(s, ast.SegmentDef) or (a is not None and a.kind == "segment")]
-        )
+        segment_keys: list[str] = []
+        for s in rule_file.statements:
+            if isinstance(s, ast.SegmentDef):
+                segment_keys.append(s.name)
+            elif isinstance(s, ast.Rule):
+                segment_keys.extend(a.target for a in s.actions if a.kind == "segment")
+        self.segment_keys = _unique(segment_keys)
         self.tag_names = _unique([a.target for r in rules for a in r.actions if a.kind == "tag"])
         self.labels = tuple(r.display_name for r in rules)
 

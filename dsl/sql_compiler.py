@@ -483,18 +483,19 @@ class CaseSensitiveMatch(ColumnElement[bool]):
     _traverse_internals = [
         ("value", InternalTraversal.dp_clauseelement),
         ("glob", InternalTraversal.dp_clauseelement),
-        ("like", InternalTraversal.dp_clauseelement),
+        ("like_param", InternalTraversal.dp_clauseelement),
     ]
 
     def __init__(self, value: ColumnElement[Any], pattern: str) -> None:
         self.value = value
         self.glob: BindParameter[str] = literal(glob_pattern(pattern), String)
-        self.like: BindParameter[str] = literal(like_pattern(pattern), String)
+        # Not `like`: that would shadow ColumnElement.like().
+        self.like_param: BindParameter[str] = literal(like_pattern(pattern), String)
 
 
 @compiles(CaseSensitiveMatch)
 def _compile_match(element: CaseSensitiveMatch, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"({compiler.process(element.value.like(element.like, escape=LIKE_ESCAPE), **kw)})"
+    return f"({compiler.process(element.value.like(element.like_param, escape=LIKE_ESCAPE), **kw)})"
 
 
 @compiles(CaseSensitiveMatch, "sqlite")
