@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String, cast, literal, select, union
+from sqlalchemy import Select, String, cast, literal, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase, Team
@@ -19,7 +19,7 @@ async def load_known(session: AsyncSession) -> tuple[set[str], dict[str, set[str
     `product_categories` (purchase categories) and `attr.KEY` (text values of custom attributes).
     """
     team_keys = set((await session.scalars(select(Team.key))).all())
-    sources = [
+    sources: list[Select[str, str | None]] = [
         select(literal(name, String).label("field"), cast(getattr(Customer, name), String).label("value"))
         .where(getattr(Customer, name).is_not(None))
         for name in CATEGORICAL_FIELDS
@@ -37,5 +37,6 @@ async def load_known(session: AsyncSession) -> tuple[set[str], dict[str, set[str
     )
     known: dict[str, set[str]] = {}
     for field, value in (await session.execute(union(*sources))).all():
-        known.setdefault(field, set()).add(value)
+        if value is not None:  # always true (every source filters out NULL); narrows the type
+            known.setdefault(field, set()).add(value)
     return team_keys, known

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from domain.settings import number_setting
@@ -108,3 +108,12 @@ def create_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """The rowcount of an INSERT/UPDATE/DELETE's result.
+
+    AsyncSession.execute() is typed to return a plain Result for every statement; for DML it is a
+    CursorResult at run time, the type that has rowcount.
+    """
+    return cast(CursorResult[Any], result).rowcount

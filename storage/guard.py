@@ -121,7 +121,9 @@ def _arm_interrupt(
     seconds = _timeout_of(context.execution_options)
     if seconds is None:
         return
-    raw = connection.connection.driver_connection._conn  # the sqlite3 connection inside aiosqlite
+    driver = connection.connection.driver_connection  # None only on an invalidated connection
+    assert driver is not None
+    raw = driver._conn  # the sqlite3 connection inside aiosqlite
     # Runs in the event loop while the statement runs in aiosqlite's thread; interrupt() is
     # the one sqlite3 call meant to be made from another thread.
     context._segmenta_timer = asyncio.get_running_loop().call_later(seconds, _interrupt, raw, context)

@@ -10,7 +10,7 @@ stored: they are derived from the stored dates at the evaluation's ``as_of``.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -45,6 +46,11 @@ def utcnow() -> datetime:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+    if TYPE_CHECKING:
+        # Every model here is mapped to a Table (none to a join or subquery); DeclarativeBase types
+        # __table__ as the wider FromClause, which insert()/update()/delete() do not accept.
+        __table__: ClassVar[Table]
 
 
 class Customer(Base):

@@ -65,9 +65,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import FromClause
 
 from dsl.ast import RuleFile
 from dsl.sql_compiler import BitPosition, Decision, PackedOutcome, compile_packed
+from storage.engine import affected_rows
 from storage.models import (
     AssignmentHistory,
     Customer,
@@ -429,7 +431,7 @@ async def _holders(
     tag_labels = {key: index for index, (kind, key, _) in enumerate(labels) if kind == TAG}
     kinds: list[tuple[Table, ColumnElement[Any], ColumnElement[bool], dict[Any, int]]] = []
     if segment_labels:
-        column = segment_members.c.segment_id
+        column: ColumnElement[Any] = segment_members.c.segment_id
         kinds.append((segment_members, column, column.in_(list(segment_labels)), segment_labels))
     if tag_labels:
         column = customer_tags.c.tag
@@ -527,7 +529,7 @@ async def compute_labels(
     rows = 0
     for part in parts:
         result = await session.execute(insert(tables.label_diff).from_select(diff_columns, part))
-        rows += max(result.rowcount, 0)
+        rows += max(affected_rows(result), 0)
     if not rows:
         return 0
     result = await session.execute(
@@ -536,13 +538,13 @@ async def compute_labels(
             _label_json_select(session, tables),
         )
     )
-    return max(result.rowcount, 0)
+    return max(affected_rows(result), 0)
 
 
 def _label_json_select(session: AsyncSession, tables: WorkTables) -> Any:
     diff = tables.label_diff
     if dialect_name(session) == "postgresql":
-        source = diff
+        source: FromClause = diff
 
         def keys(kind: str, added: bool) -> ColumnElement[Any]:
             condition = and_(source.c.kind == kind, source.c.added.is_(added))
@@ -669,7 +671,7 @@ async def candidates_chunk(
         .order_by(subject.customer_id)
         .limit(limit)
     )
-    return [tuple(row) for row in rows.all()]  # type: ignore[misc]
+    return [tuple(row) for row in rows.all()]
 
 
 async def store_assigned_managers(
@@ -760,7 +762,7 @@ async def insert_change_rows(session: AsyncSession, tables: WorkTables, run_id: 
             source,
         )
     )
-    return result.rowcount
+    return affected_rows(result)
 
 
 @dataclass(frozen=True)
@@ -814,7 +816,7 @@ async def outcome_groups(
     for row in (await session.execute(statement)).all():
         decision, before, locked = row[0], row[1], bool(row[2])
         rule, rule_team = tables.rule_by_decision[decision], tables.team_by_decision[decision]
-        count, labelled_count, staying_changed, unmanaged, unmanaged_before = row[3:]
+        count, labelled_count, staying_changed, unmanaged, unmanaged_before = tuple(row[3:])
         moves = rule_team != before
         if locked:
             changed, unassigned = labelled_count, 0
@@ -879,7 +881,7 @@ async def drop_superseded(session: AsyncSession, tables: WorkTables) -> int:
     subject = tables.subjects.c
     current = exists().where(customers.c.id == subject.customer_id, customers.c.routing_version == subject.version_before)
     result = await session.execute(delete(tables.subjects).where(not_(current)))
-    dropped = max(result.rowcount, 0)
+    dropped = max(affected_rows(result), 0)
     if dropped:
         diff = tables.label_diff.c
         await session.execute(
