@@ -63,7 +63,7 @@ class Scope:
         """The predicate on the customers table."""
         return self.covers(Customer.team_id, Customer.manager_id)
 
-    def customer_ids(self) -> Select[tuple[int]] | None:
+    def customer_ids(self) -> Select[int] | None:
         """The ids of the visible customers, for rows that point at a customer (feedback, interactions, …)."""
         predicate = self.customers()
         return None if predicate is None else select(Customer.id).where(predicate)

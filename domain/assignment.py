@@ -161,7 +161,8 @@ async def current_loads(session: AsyncSession, employee_ids: Collection[int]) ->
         .where(Customer.manager_id.in_(sorted(employee_ids)))
         .group_by(Customer.manager_id)
     )
-    return {manager_id: count for manager_id, count in rows.all()}
+    # manager_id is never NULL here (the IN filter); the test narrows its type.
+    return {manager_id: count for manager_id, count in rows.all() if manager_id is not None}
 
 
 async def load_team_assigners(
@@ -179,8 +180,8 @@ async def load_team_assigners(
     if not team_ids:
         return {}
     if not has_row_locks(session):
-        teams, member_rows, stored_loads = await _read_teams_in_one_statement(session, team_ids, loads is None)
-        return build_assigners(teams, member_rows, stored_loads if loads is None else loads)
+        team_rows, members, stored_loads = await _read_teams_in_one_statement(session, team_ids, loads is None)
+        return build_assigners(team_rows, members, stored_loads if loads is None else loads)
     teams = (
         await session.execute(
             select(Team.id, Team.strategy, Team.round_robin_position)

@@ -166,7 +166,7 @@ def _collect_history_rows(state: ORMExecuteState) -> None:
     if not state.is_insert or getattr(statement, "table", None) is not _history_table:
         return
     parameters = state.parameters
-    rows = parameters if isinstance(parameters, list) else [parameters] if parameters else []
+    rows: list[Any] = parameters if isinstance(parameters, list) else [parameters] if parameters else []
     values = [dict(row) for row in rows if "customer_id" in row]
     if not values:
         return  # INSERT … SELECT (apply runs): announced by the run's final progress event.

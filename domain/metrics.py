@@ -8,6 +8,7 @@ repair — and must agree with the incremental path (a property test checks it).
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -216,7 +217,7 @@ async def load_rule_values(
     rows: dict[int, Mapping[str, Any]] = {}
     for chunk in chunked(ids):
         for row in await session.execute(select(_customers).where(_customers.c.id.in_(chunk))):
-            rows[row.id] = row._mapping
+            rows[row.id] = typing.cast(Mapping[str, Any], row._mapping)  # RowMapping's key type also admits columns
     found = list(rows)
     tags = await get_customer_tags(session, found, source=MANUAL)
     attributes = await get_customer_attributes(session, found)

@@ -40,7 +40,7 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -331,7 +331,7 @@ async def _load_values(
         rows = {}
         for chunk in chunked(list(customer_ids)):
             for row in await session.execute(_CUSTOMERS_BY_ID, {"customer_ids": list(chunk)}):
-                rows[row.id] = row._mapping
+                rows[row.id] = cast(Mapping[str, Any], row._mapping)  # RowMapping's key type also admits columns
     found = list(rows)
     tags = await get_customer_tags(session, found, source=MANUAL) if rules.reads_tags else {}
     attributes = await get_customer_attributes(session, found) if rules.reads_attributes else {}
@@ -523,7 +523,9 @@ async def _assigners_read(
     loads = read.loads
     if row_locks and read.members:
         employee_ids = sorted(member[1] for member in read.members)
-        loads = {row[0]: row[1] for row in await session.execute(_LOADS, {"employee_ids": employee_ids})}
+        rows = await session.execute(_LOADS, {"employee_ids": employee_ids})
+        # manager_id is never NULL here (the IN filter); the test narrows its type.
+        loads = {manager_id: count for manager_id, count in rows if manager_id is not None}
     return assignment.build_assigners([read.team], read.members, loads)
 
 
@@ -1053,6 +1055,7 @@ async def reevaluate_customers(
         return []
     now = utcnow()
     known_run_id: int | None = None
+    locked: dict[int, Mapping[str, Any]] | None
     if len(ids) == 1:
         found = await _active_rules_and_customer(session, ids[0], now)
         if found is None:
@@ -1072,24 +1075,25 @@ async def reevaluate_customers(
                 labels = {ids[0]: (set(), set())}
             decisions, segments, assigners = await _decide(session, rules, ids, now, labels, {ids[0]: single.row})
     else:
-        rules = await active_rules(session)
-        if rules is None:
+        active = await active_rules(session)
+        if active is None:
             return []
+        rules = active
         locked = await _lock_customers(session, ids) if assignment.has_row_locks(session) else None
         labels = await current_labels(session, ids)
         decisions, segments, assigners = await _decide(session, rules, ids, now, labels, locked)
     changes: list[RealtimeChange] = []
     for decision in decisions:
         row = decision.row
-        locked = bool(row["assignment_locked"])
+        assignment_locked = bool(row["assignment_locked"])
         stored_segments, stored_tags = labels[decision.customer_id]
         wanted_segments, wanted_tags = set(decision.segments), set(decision.tags)
         change = RealtimeChange(
             customer_id=decision.customer_id,
             rule=decision.rule,
-            locked=locked,
+            locked=assignment_locked,
             team_before=row["team_id"],
-            team_after=row["team_id"] if locked else decision.rule_team,
+            team_after=row["team_id"] if assignment_locked else decision.rule_team,
             manager_before=row["manager_id"],
             manager_after=decision.manager_after,
             segments_added=sorted(wanted_segments - stored_segments),

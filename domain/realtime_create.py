@@ -48,6 +48,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from domain import assignment, events, realtime
 from domain.customers import MANUAL, RULE, birthday_md
@@ -84,7 +85,7 @@ def new_customer_row(values: Mapping[str, Any], now: datetime) -> dict[str, Any]
             continue
         if column.name in values:
             row[column.name] = values[column.name]
-        elif column.default is not None and column.default.is_scalar:
+        elif isinstance(column.default, ScalarElementColumnDefault):  # the class whose is_scalar is true
             row[column.name] = column.default.arg
         else:
             row[column.name] = None

@@ -43,13 +43,14 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from domain import events
 from domain.events import RunProgressEvent, Subscriber
 from domain.runs import ProgressCallback, RunPlan, execute_run, plan_run, start_run
 from domain.settings import number_setting
+from storage.engine import affected_rows
 from storage.guard import without_statement_limit
 from storage.models import EvaluationRun, utcnow
 
@@ -150,7 +151,7 @@ async def run_owned(
         return await execute_run(session, plan, run.id, progress)
 
 
-def _abandoned(now: datetime, grace: float, me: str) -> list[object]:
+def _abandoned(now: datetime, grace: float, me: str) -> list[ColumnElement[bool]]:
     cutoff = now - timedelta(seconds=grace)
     return [
         EvaluationRun.status == "running",
@@ -192,7 +193,7 @@ async def fail_abandoned(
             .values(status="failed", error=interrupted_message(owner, heartbeat_at or started_at), finished_at=utcnow())
         )
         await session.commit()
-        if result.rowcount == 1:
+        if affected_rows(result) == 1:
             failed.append(run_id)
     for run_id in failed:
         logger.warning("evaluation run %s marked interrupted: its process stopped sending heartbeats", run_id)

@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from domain.errors import UserError
 from domain.rulesets import active_ruleset
 from domain.run_tasks import run_owned
+from storage.engine import affected_rows
 from storage.models import EvaluationRun, SchedulerLock, utcnow
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ async def try_acquire(
         )
         .values(holder=holder, lease_until=until)
     )
-    taken = result.rowcount == 1
+    taken = affected_rows(result) == 1
     exists = taken or await session.scalar(select(_locks.c.name).where(_locks.c.name == job)) is not None
     await session.commit()
     if exists:

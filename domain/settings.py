@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from typing import Literal, overload
 
 from domain.errors import UserError
 
@@ -63,6 +64,60 @@ def accepted_values(
     return f"{kind} {bounds}" + (" or off" if off else "")
 
 
+# The overloads only narrow the return type for type checkers: a whole number with an int default
+# is an int; with a number default and without `off` the result is never None.
+@overload
+def number_setting(
+    name: str,
+    default: int,
+    *,
+    minimum: float,
+    maximum: float | None = ...,
+    whole: Literal[True],
+    minimum_exclusive: bool = ...,
+    off: Literal[False] = ...,
+    unit: str | None = ...,
+    environ: Mapping[str, str] | None = ...,
+) -> int: ...
+@overload
+def number_setting(
+    name: str,
+    default: None,
+    *,
+    minimum: float,
+    maximum: float | None = ...,
+    whole: Literal[True],
+    minimum_exclusive: bool = ...,
+    off: bool = ...,
+    unit: str | None = ...,
+    environ: Mapping[str, str] | None = ...,
+) -> int | None: ...
+@overload
+def number_setting(
+    name: str,
+    default: float,
+    *,
+    minimum: float,
+    maximum: float | None = ...,
+    whole: bool = ...,
+    minimum_exclusive: bool = ...,
+    off: Literal[False] = ...,
+    unit: str | None = ...,
+    environ: Mapping[str, str] | None = ...,
+) -> float: ...
+@overload
+def number_setting(
+    name: str,
+    default: float | None,
+    *,
+    minimum: float,
+    maximum: float | None = ...,
+    whole: bool = ...,
+    minimum_exclusive: bool = ...,
+    off: bool = ...,
+    unit: str | None = ...,
+    environ: Mapping[str, str] | None = ...,
+) -> float | int | None: ...
 def number_setting(
     name: str,
     default: float | None,

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import validation as v
@@ -254,7 +254,7 @@ async def revoke_token(session: AsyncSession, acting_role: str | None, token_id:
     return _info(token, email)
 
 
-def _valid_now(now: datetime):  # type: ignore[no-untyped-def]
+def _valid_now(now: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (ApiToken.revoked_at.is_(None), or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
 
 
@@ -272,7 +272,7 @@ async def recheck(session: AsyncSession, principal: Principal) -> Principal | No
     return await _principal(session, ApiToken.id == principal.token_id)
 
 
-async def _principal(session: AsyncSession, which) -> Principal | None:  # type: ignore[no-untyped-def]
+async def _principal(session: AsyncSession, which: ColumnElement[bool]) -> Principal | None:
     row = (
         await session.execute(
             select(ApiToken.id, ApiToken.role, ApiToken.employee_id, Employee.active)

@@ -59,7 +59,7 @@ MAX_ATTRIBUTE_KEYS = 500
 
 def column_length(model: type[DeclarativeBase], column: str) -> int | None:
     """The declared length of a string column (None for unbounded Text)."""
-    column_type = model.__table__.c[column].type  # type: ignore[attr-defined]
+    column_type = model.__table__.c[column].type
     return column_type.length if isinstance(column_type, String) else None
 
 
