@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, BinaryIO, NoReturn
+from typing import BinaryIO, NoReturn, TextIO
 
 import click
 from rich.console import Console
@@ -213,7 +213,7 @@ def import_command(file: str, mode: str, update: bool, raw: bool, url: str | Non
 # -- export ------------------------------------------------------------------------------------
 
 
-async def run_export(url: str | None, out: IO[str], progress: Progress, *, raw: bool = False) -> int:
+async def run_export(url: str | None, out: TextIO, progress: Progress, *, raw: bool = False) -> int:
     async with migrated_engine(url) as engine:
         async with session_factory(engine)() as session:
             total = await count_customers(session)
