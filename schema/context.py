@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +13,9 @@ from domain.run_tasks import RunLauncher
 from schema.loaders import Loaders
 from schema.serial import SerialSession
 from storage.models import utcnow
+
+if TYPE_CHECKING:
+    from schema.routing import RoutingLoaders
 
 
 class Principal(Protocol):
@@ -41,6 +44,8 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # Executes preview/apply runs in the background (None: they run inside the request).
     runs: RunLauncher | None = None
+    # The routing resolvers' loaders (schema.routing.RoutingLoaders.of makes them on first use).
+    routing_loaders: RoutingLoaders | None = None
 
     @property
     def db(self) -> SerialSession:

@@ -156,7 +156,7 @@ def _spreads(selection_set: SelectionSetNode) -> Iterable[str]:
         for selection in current.selections:
             if isinstance(selection, FragmentSpreadNode):
                 yield selection.name.value
-            elif selection.selection_set is not None:
+            elif isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set is not None:
                 pending.append(selection.selection_set)
 
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.types import Message, Receive, Send
 from strawberry.dataloader import dispatch_batch
 
-Handler = Callable[[Receive, Send], Awaitable[None]]
+Handler = Callable[[Receive, Send], Coroutine[Any, Any, None]]
+_T = TypeVar("_T")
 
 _current: ContextVar[LoaderBatches | None] = ContextVar("segmenta_loader_batches", default=None)
 
@@ -55,7 +56,9 @@ def _collect_batches_on(loop: asyncio.AbstractEventLoop) -> None:
     if getattr(previous, "collects_loader_batches", False):
         return
 
-    def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> asyncio.Future[Any]:
+    def factory(
+        loop: asyncio.AbstractEventLoop, coro: Generator[Any, None, _T] | Coroutine[Any, Any, _T], /, **kwargs: Any
+    ) -> asyncio.Future[_T]:
         task = previous(loop, coro, **kwargs) if previous is not None else asyncio.Task(coro, loop=loop, **kwargs)
         owner = _current.get()
         if owner is not None and getattr(coro, "cr_code", None) is dispatch_batch.__code__:

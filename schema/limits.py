@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
@@ -55,7 +55,8 @@ class RequestLimits:
         values: dict[str, Any] = {}
         for field in fields(cls):
             setting, accepted = SETTINGS[field.name]
-            values[field.name] = number_setting(setting, field.default, environ=environ, **accepted)
+            default = cast(float, field.default)  # every field above has a default (never MISSING)
+            values[field.name] = number_setting(setting, default, environ=environ, **accepted)
         return cls(**values)
 
 

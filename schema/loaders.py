@@ -156,7 +156,8 @@ class Loaders:
         for value in vars(self).values():
             if isinstance(value, DataLoader):
                 value.clear_all()
-        for loader in [*self.pages.values(), *self.counts.values()]:
+        loaders: list[DataLoader[Any, Any]] = [*self.pages.values(), *self.counts.values()]
+        for loader in loaders:
             loader.clear_all()
 
     def page_of(self, children: ChildList) -> DataLoader[PageKey, Page[Any]]:

@@ -274,7 +274,7 @@ class Customer:
 
     @strawberry.field(description="Custom attributes: an object of text or number values.")
     async def attributes(self, info: Info) -> JSON:
-        return await info.context.loaders.attributes_of_customer.load(self.row.id)
+        return JSON(await info.context.loaders.attributes_of_customer.load(self.row.id))
 
     @strawberry.field(description="Purchases, newest first.")
     async def purchases(
