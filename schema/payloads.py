@@ -76,25 +76,27 @@ async def in_transaction(
     arguments: Collection[str] = (),
 ) -> tuple[ResultT | None, list[UserError]]:
     """Run `work` in a transaction of its own: commit on success, roll back and report on a user error."""
-    session = info.context.session
-    if session.in_transaction():
-        # Reads earlier in the request are not part of this mutation's transaction.
-        await session.commit()
-    try:
-        await begin_writer(session)
-        result = await work()
-        await session.commit()
-    except DomainUserError as error:
-        await session.rollback()
-        problem = UserError(
-            field=field_path(error.field, None if isinstance(error, ArgumentError) else prefix, arguments),
-            message=error.message,
-            code=error.code.upper(),
-        )
-        return None, [problem]
-    except BaseException:
-        await session.rollback()
-        raise
+    # The session alone: a read of the previous field (a sibling of a field that failed goes on
+    # resolving after its error was reported) must not run on it while this transaction begins.
+    async with info.context.db.exclusive() as session:
+        if session.in_transaction():
+            # Reads earlier in the request are not part of this mutation's transaction.
+            await session.commit()
+        try:
+            await begin_writer(session)
+            result = await work()
+            await session.commit()
+        except DomainUserError as error:
+            await session.rollback()
+            problem = UserError(
+                field=field_path(error.field, None if isinstance(error, ArgumentError) else prefix, arguments),
+                message=error.message,
+                code=error.code.upper(),
+            )
+            return None, [problem]
+        except BaseException:
+            await session.rollback()
+            raise
     # Later reads (the payload, the next mutation) must see the database as committed, not cached rows.
     session.expunge_all()
     info.context.loaders.clear()

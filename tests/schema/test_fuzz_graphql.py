@@ -361,6 +361,28 @@ async def test_an_error_inside_a_list_leaves_the_connection_usable_for_the_next_
         assert following.json()["data"]["customers"]["totalCount"] > 0
 
 
+# The same inside a mutation document: the first mutation's payload fails deep in a list while
+# sibling fields still read, and the next mutation began its transaction on the session those reads
+# were using ("This session is provisioning a new connection"), an intermittent internal error.
+MUTATION_AFTER_LIST_ERROR = """mutation {
+  a: createCustomer(input: {code: "FUZZ-L1", name: "x"}) {
+    customer { id manager { createdAt } segments { size }
+      purchases(first: 8, after: "not a cursor") { nodes { customer { city feedback(first: 4, after: "") { totalCount } } } } }
+  }
+  b: submitFeedback(input: {customerId: "QXBpVG9rZW46MA==", kind: SURVEY, channel: ""}) { feedback { resolvedAt } }
+}"""
+
+
+async def test_a_mutation_after_an_error_inside_a_list_waits_for_the_reads_before_it(
+    fuzz_client: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, tokens = fuzz_client
+    for attempt in range(6):
+        document = MUTATION_AFTER_LIST_ERROR.replace("FUZZ-L1", f"FUZZ-L{attempt}")
+        answer = await post_plain(client, tokens["admin"], {"query": document})
+        assert_well_formed(answer, document)
+
+
 # ---------------------------------------------------------------------------------------------
 # Raw request bodies against the real served process: whatever arrives, the answer is a 4xx whose
 # JSON body carries an error code, never a 500 or a bare text page.
