@@ -34,11 +34,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,8 +55,8 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from storage.engine import create_engine, normalize_url  # noqa: E402
 from storage.models import Customer, EvaluationRun, Purchase  # noqa: E402
+from tests.live_server import LiveServer, segmenta  # noqa: E402 — the served process, as the tests start it
 
-SEGMENTA = str(Path(sys.executable).with_name("segmenta"))
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 RETRYABLE = {"BUSY", "TIMEOUT"}
 KINDS = ("list", "create", "update", "purchase", "apply")
@@ -106,19 +103,6 @@ CUSTOMER_PAGE = """query($after: String) {
 # The database and the servers
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def segmenta(*args: str) -> str:
-    completed = subprocess.run([SEGMENTA, *args], capture_output=True, text=True, timeout=600)
-    if completed.returncode != 0:
-        sys.exit(f"segmenta {args[0]} failed ({completed.returncode}): {completed.stderr[-2000:]}")
-    return completed.stdout
-
-
 @contextmanager
 def prepared_database(arguments: argparse.Namespace) -> Iterator[str]:
     """The URL of a new database for this run (removed afterwards unless --keep)."""
@@ -151,55 +135,20 @@ async def _postgres_admin(url: str, statement: str) -> None:
         await engine.dispose()
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-def start_servers(database_url: str, count: int, directory: Path) -> list[Server]:
-    servers = []
-    for index in range(count):
-        port = free_port()
-        log = directory / f"serve-{index}-{port}.log"
-        with open(log, "wb") as output:
-            process = subprocess.Popen(
-                [SEGMENTA, "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", database_url],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "SEGMENTA_SCHEDULE_INTERVAL": "off"},
-            )
-        servers.append(Server(f"http://127.0.0.1:{port}", process, log))
-    for server in servers:
-        wait_healthy(server)
+def start_servers(database_url: str, count: int, directory: Path) -> list[LiveServer]:
+    servers: list[LiveServer] = []
+    try:
+        for _ in range(count):
+            servers.append(LiveServer.serve(database_url, directory, timeout=120))
+    except RuntimeError as error:
+        stop_servers(servers)
+        sys.exit(str(error))
     return servers
 
 
-def wait_healthy(server: Server, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            sys.exit(f"segmenta serve exited {server.process.returncode}: {server.log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    sys.exit(f"segmenta serve did not become healthy: {server.log.read_text()[-2000:]}")
-
-
-def stop_servers(servers: list[Server]) -> None:
+def stop_servers(servers: list[LiveServer]) -> None:
     for server in servers:
-        if server.process.poll() is None:
-            server.process.terminate()
-    for server in servers:
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+        server.stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +165,7 @@ class Outcome:
 @dataclass
 class Load:
     token: str
-    servers: list[Server]
+    servers: list[LiveServer]
     customer_ids: list[str]
     deadline: float
     outcomes: list[Outcome] = field(default_factory=list)
@@ -243,7 +192,7 @@ def classify(response: httpx.Response, root: str) -> str:
     return "ok" if response.status_code == 200 else f"HTTP {response.status_code}"
 
 
-async def call(client: httpx.AsyncClient, load: Load, server: Server, kind: str, root: str,
+async def call(client: httpx.AsyncClient, load: Load, server: LiveServer, kind: str, root: str,
                query: str, variables: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     started = time.perf_counter()
     body: dict[str, Any] = {}
@@ -312,7 +261,7 @@ async def apply_loop(client: httpx.AsyncClient, load: Load, ruleset_id: str, eve
         await asyncio.sleep(max(0.0, min(every, load.deadline - time.monotonic())))
 
 
-async def graphql(client: httpx.AsyncClient, server: Server, token: str, query: str, variables: dict[str, Any]) -> Any:
+async def graphql(client: httpx.AsyncClient, server: LiveServer, token: str, query: str, variables: dict[str, Any]) -> Any:
     response = await client.post(f"{server.url}/graphql", json={"query": query, "variables": variables},
                                  headers={"Authorization": f"Bearer {token}"})
     body = response.json()
@@ -321,7 +270,7 @@ async def graphql(client: httpx.AsyncClient, server: Server, token: str, query: 
     return body["data"]
 
 
-async def run_load(arguments: argparse.Namespace, servers: list[Server], token: str) -> Load:
+async def run_load(arguments: argparse.Namespace, servers: list[LiveServer], token: str) -> Load:
     timeout = httpx.Timeout(arguments.request_timeout)
     limits = httpx.Limits(max_connections=arguments.clients + 1, max_keepalive_connections=arguments.clients + 1)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
@@ -488,8 +437,13 @@ def main() -> None:
     with prepared_database(arguments) as database_url, tempfile.TemporaryDirectory(prefix="segmenta-load-logs-") as logs:
         backend = make_url(database_url).get_backend_name()
         print(f"{backend}: seeding {arguments.customers} customers …", flush=True)
-        segmenta("seed", "--customers", str(arguments.customers), "--database-url", database_url)
-        token = segmenta("token", "create", "--role", "admin", "--label", "bench/load.py", "--database-url", database_url).strip()
+        try:
+            segmenta("seed", "--customers", str(arguments.customers), "--database-url", database_url, timeout=600)
+            token = segmenta(
+                "token", "create", "--role", "admin", "--label", "bench/load.py", "--database-url", database_url
+            ).strip()
+        except RuntimeError as error:
+            sys.exit(str(error))
         drifted_before = asyncio.run(drift(database_url))
         servers = start_servers(database_url, count, Path(logs))
         print(f"{count} server(s), {arguments.clients} clients, {arguments.duration:g} s, apply every {arguments.apply_every:g} s",
@@ -499,7 +453,7 @@ def main() -> None:
         finally:
             stop_servers(servers)
         for server in servers:
-            for exception, count in logged_exceptions(server.log).most_common(5):
+            for exception, count in logged_exceptions(server.log_path).most_common(5):
                 print(f"{server.url} logged {count}x: {exception[:300]}")
         clean = report(load, asyncio.run(audit(database_url)), drifted_before, arguments.duration)
     print("\nno failures, every write accounted for" if clean else "\nFAILURES (see above)")

@@ -66,17 +66,33 @@ class LiveServer:
             role: segmenta("token", "create", "--role", role, "--database-url", url, env=env).strip()
             for role in roles
         }
+        return cls.serve(url, tmp_path, env=env, tokens=tokens)
+
+    @classmethod
+    def serve(
+        cls,
+        database_url: str,
+        log_directory: Path,
+        *,
+        env: dict[str, str] | None = None,
+        tokens: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> LiveServer:
+        """`segmenta serve` on a database as it is (several may share one), once /health answers."""
         port = free_port()
-        log_path = tmp_path / f"serve-{port}.log"
+        log_path = log_directory / f"serve-{port}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [SEGMENTA, "serve", "--port", str(port), "--database-url", url],
+                [SEGMENTA, "serve", "--port", str(port), "--database-url", database_url],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "SEGMENTA_SCHEDULE_INTERVAL": "off", **(env or {})},
             )
-        server = cls(url=f"http://127.0.0.1:{port}", database_url=url, process=process, log_path=log_path, tokens=tokens)
-        server.wait_healthy()
+        server = cls(
+            url=f"http://127.0.0.1:{port}", database_url=database_url, process=process, log_path=log_path,
+            tokens=tokens or {},
+        )
+        server.wait_healthy(timeout)
         return server
 
     def wait_healthy(self, timeout: float = 60) -> None:
