@@ -13,6 +13,8 @@ import binascii
 import json
 from typing import Any
 
+from domain.validation import LARGEST_ID
+
 CURSOR_PREFIX = "cursor:"
 
 
@@ -46,7 +48,7 @@ def decode_id(value: str, expected: str) -> int:
         raise InvalidId(value, expected)
     number = int(key)
     # Keys are 32-bit integer columns: PostgreSQL refuses to even compare with a larger bound value.
-    if number <= 0 or number >= 2**31:
+    if not 0 < number <= LARGEST_ID:
         raise InvalidId(value, expected)
     return number
 
