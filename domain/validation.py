@@ -69,6 +69,15 @@ def reject_unknown_keys(data: Mapping[str, Any], allowed: Collection[str]) -> No
             raise UserError(f"unknown field {key!r}", field=str(key))
 
 
+# PostgreSQL text cannot hold NUL, and neither driver can encode a lone surrogate to UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def is_storable(value: str) -> bool:
+    """True when both databases can store `value`: no NUL character, no unpaired surrogate."""
+    return _UNSTORABLE.search(value) is None
+
+
 def storable_text(value: str, field: str, *, label: str | None = None) -> str:
     """`value` unchanged if both databases can store it: no NUL character, no unpaired surrogate.
 
@@ -76,6 +85,8 @@ def storable_text(value: str, field: str, *, label: str | None = None) -> str:
     UTF-8; either would otherwise surface as a database error instead of a user error.
     `label` names the value in the message when it is part of `field` (a tag, an attribute).
     """
+    if is_storable(value):
+        return value
     name = label or field
     if "\x00" in value:
         raise UserError(f"{name} contains a NUL character (\\x00)", field=field, code="invalid_text")

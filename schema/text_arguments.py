@@ -27,17 +27,13 @@ from graphql.language import Visitor
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from domain.validation import is_storable
 from schema.errors import client_error
-
-
-def unstorable(text: str) -> bool:
-    """True for text holding NUL or an unpaired surrogate."""
-    return "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text)
 
 
 def _bad_in_value(node: ValueNode, variables: Mapping[str, Any]) -> bool:
     if isinstance(node, StringValueNode):
-        return unstorable(node.value)
+        return not is_storable(node.value)
     if isinstance(node, ListValueNode):
         return any(_bad_in_value(item, variables) for item in node.values)
     if isinstance(node, ObjectValueNode):
@@ -53,7 +49,7 @@ def _bad_in_variable(value: Any) -> bool:
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if unstorable(item):
+            if not is_storable(item):
                 return True
         elif isinstance(item, Mapping):
             pending.extend(item.values())

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schema.text_arguments import unstorable
+from domain.validation import is_storable
 from tests.schema.helpers import Api, World
 
 # Every query here reads text columns with the argument on PostgreSQL when it is let through.
@@ -63,7 +63,7 @@ async def test_a_mutation_reports_unstorable_text_as_a_user_error(api: Api, worl
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(text=st.text(alphabet=st.characters(codec=None, min_codepoint=0, max_codepoint=0xE000), max_size=8))
-def test_unstorable_means_nul_or_a_lone_surrogate(text: str) -> None:
-    assert unstorable(text) == any(char == "\x00" or 0xD800 <= ord(char) <= 0xDFFF for char in text)
-    if not unstorable(text):
+def test_storable_means_no_nul_and_no_lone_surrogate(text: str) -> None:
+    assert is_storable(text) == (not any(char == "\x00" or 0xD800 <= ord(char) <= 0xDFFF for char in text))
+    if is_storable(text):
         text.encode("utf-8")  # storable text always encodes
