@@ -39,7 +39,7 @@ from schema.errors import UNAUTHENTICATED
 from schema.http_body import BAD_REQUEST, ClientGone, RequestRefused, check_request, read_body
 from schema.limits import request_limits
 from schema.loaders import Loaders
-from schema.permissions import AUTHENTICATION_REQUIRED
+from schema.permissions import AUTHENTICATION_REQUIRED, TOKEN_NO_LONGER_VALID
 from storage.engine import create_engine, session_factory
 from storage.guard import limit_statements, statement_timeout_from_environment
 from storage.migrate import upgrade
@@ -62,6 +62,15 @@ def bearer_token(headers: Any) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def authentication_problem(headers: Any, token: str | None) -> str:
+    """Why a request with these headers is not authenticated, `token` being its bearer token."""
+    if token is not None:
+        return TOKEN_NO_LONGER_VALID
+    if "authorization" not in headers:
+        return "no Authorization header"
+    return "the Authorization header is not `Bearer TOKEN`"
 
 
 class SegmentaGraphQL(GraphQL[Context, None]):
@@ -134,13 +143,11 @@ class SegmentaGraphQL(GraphQL[Context, None]):
                     await session.commit()
         if principal is not None:
             return principal
-        problem = (
-            "no Authorization header" if "authorization" not in headers
-            else "the Authorization header is not `Bearer TOKEN`" if token is None
-            else "the token is unknown, revoked or expired"
-        )
         raise RequestRefused(
-            401, UNAUTHENTICATED, f"{AUTHENTICATION_REQUIRED} ({problem})", {"WWW-Authenticate": 'Bearer realm="segmenta"'}
+            401,
+            UNAUTHENTICATED,
+            f"{AUTHENTICATION_REQUIRED} ({authentication_problem(headers, token)})",
+            {"WWW-Authenticate": 'Bearer realm="segmenta"'},
         )
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
@@ -178,18 +185,14 @@ class SegmentaGraphQL(GraphQL[Context, None]):
             context.principal = request.scope["state"][PRINCIPAL_KEY]
             return context
         token = bearer_token(request.headers)
-        if token is None:
-            context.auth_problem = "no Authorization header" if "authorization" not in request.headers else (
-                "the Authorization header is not `Bearer TOKEN`"
-            )
-            return context
-        try:
-            context.principal = await authenticate(session, token)
-        finally:
-            # Close the read transaction of the lookup; each mutation runs in a transaction of its own.
-            await session.commit()
+        if token is not None:
+            try:
+                context.principal = await authenticate(session, token)
+            finally:
+                # Close the read transaction of the lookup; each mutation runs in a transaction of its own.
+                await session.commit()
         if context.principal is None:
-            context.auth_problem = "the token is unknown, revoked or expired"
+            context.auth_problem = authentication_problem(request.headers, token)
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -208,7 +211,7 @@ class SegmentaGraphQL(GraphQL[Context, None]):
                     context.principal = await authenticate(context.session, token)
                 finally:
                     await context.session.commit()
-                context.auth_problem = None if context.principal is not None else "the token is unknown, revoked or expired"
+                context.auth_problem = None if context.principal is not None else TOKEN_NO_LONGER_VALID
         return await super().on_ws_connect(context)
 
     async def render_graphql_ide(self, request: Request) -> Response:
