@@ -1,6 +1,6 @@
 """The ASGI app: GraphQL at /graphql (GraphiQL on GET in a browser) and /health.
 
-`uvicorn server:app` serves the database in SEGMENTA_DATABASE_URL (default: a
+`uvicorn segmenta.server:app` serves the database in SEGMENTA_DATABASE_URL (default: a
 SQLite file in the working directory).  Tests and the CLI build their own app
 with `create_app(engine=...)`.
 """
@@ -28,21 +28,21 @@ from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
-from domain.errors import TimedOut
-from domain.run_tasks import RunLauncher, wait_from_environment
-from domain.scheduler import scheduler_from_environment
-from domain.tokens import Principal, authenticate
-from schema import schema
-from schema.context import Context
-from schema.disconnect import LoaderBatches, run_until_disconnect
-from schema.errors import UNAUTHENTICATED
-from schema.http_body import BAD_REQUEST, ClientGone, RequestRefused, check_request, read_body
-from schema.limits import request_limits
-from schema.loaders import Loaders
-from schema.permissions import AUTHENTICATION_REQUIRED, TOKEN_NO_LONGER_VALID
-from storage.engine import create_engine, session_factory
-from storage.guard import limit_statements, statement_timeout_from_environment
-from storage.migrate import upgrade
+from segmenta.domain.errors import TimedOut
+from segmenta.domain.run_tasks import RunLauncher, wait_from_environment
+from segmenta.domain.scheduler import scheduler_from_environment
+from segmenta.domain.tokens import Principal, authenticate
+from segmenta.schema import schema
+from segmenta.schema.context import Context
+from segmenta.schema.disconnect import LoaderBatches, run_until_disconnect
+from segmenta.schema.errors import UNAUTHENTICATED
+from segmenta.schema.http_body import BAD_REQUEST, ClientGone, RequestRefused, check_request, read_body
+from segmenta.schema.limits import request_limits
+from segmenta.schema.loaders import Loaders
+from segmenta.schema.permissions import AUTHENTICATION_REQUIRED, TOKEN_NO_LONGER_VALID
+from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.guard import limit_statements, statement_timeout_from_environment
+from segmenta.storage.migrate import upgrade
 
 GRAPHIQL_PAGE = Path(__file__).resolve().parent / "schema" / "graphiql.html"
 CONTEXT_KEY = "segmenta_context"
@@ -254,7 +254,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owns_engine:
-            # `uvicorn server:app` on a new database just works: create or upgrade the schema first.
+            # `uvicorn segmenta.server:app` on a new database just works: create or upgrade the schema first.
             await upgrade(active_engine)
         # Scheduled re-application of the active ruleset (SEGMENTA_SCHEDULE_INTERVAL; "off" disables it).
         scheduler = scheduler_from_environment(session_factory(active_engine)) if schedule else None

@@ -42,15 +42,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from sqlalchemy import event, text  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
-
-from domain import runs  # noqa: E402
-from domain.rulesets import activate_ruleset, save_ruleset  # noqa: E402
-from storage.engine import create_engine, session_factory  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
+from segmenta.domain import runs
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.migrate import upgrade
 
 AS_OF = datetime(2026, 6, 1)
 RULES = """

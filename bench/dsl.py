@@ -17,19 +17,15 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dsl import compile_rules  # noqa: E402
-from dsl.analysis import analyse  # noqa: E402
-from dsl.checker import check  # noqa: E402
-from dsl.parser import parse  # noqa: E402
-from dsl.python_compiler import compile_rule_file  # noqa: E402
+from segmenta.dsl import compile_rules
+from segmenta.dsl.analysis import analyse
+from segmenta.dsl.checker import check
+from segmenta.dsl.parser import parse
+from segmenta.dsl.python_compiler import compile_rule_file
 
 Customer = Mapping[str, Any]
 Router = Callable[[Customer], "str | None"]

@@ -15,7 +15,6 @@ run).  The best of R runs is reported, with the ratio compiled / hand-written
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,11 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-# Run as a script, bench/ comes first on sys.path, where bench/dsl.py would shadow the dsl package.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sqlalchemy import (  # noqa: E402
+from sqlalchemy import (
     Column,
     Connection,
     Integer,
@@ -42,10 +37,10 @@ from sqlalchemy import (  # noqa: E402
     text,
 )
 
-from dsl.parser import parse  # noqa: E402
-from dsl.sql_compiler import compile_ruleset  # noqa: E402
-from storage.models import Base, Customer  # noqa: E402
-from storage.rule_fields import CustomerFields  # noqa: E402
+from segmenta.dsl.parser import parse
+from segmenta.dsl.sql_compiler import compile_ruleset
+from segmenta.storage.models import Base, Customer
+from segmenta.storage.rule_fields import CustomerFields
 
 AS_OF = datetime(2026, 3, 1, 12, 0)
 

@@ -27,23 +27,18 @@ import csv
 import importlib.util
 import io
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-# Run as a script, bench/ comes first on sys.path, where bench/dsl.py would shadow the dsl package.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sqlalchemy import func, select
 
-from sqlalchemy import func, select  # noqa: E402
-
-from domain.csv_io import ImportReport, export_customers, import_customers  # noqa: E402
-from domain.rulesets import activate_ruleset  # noqa: E402
-from storage.engine import normalize_url, session_factory  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.models import AssignmentHistory, Customer  # noqa: E402
+from segmenta.domain.csv_io import ImportReport, export_customers, import_customers
+from segmenta.domain.rulesets import activate_ruleset
+from segmenta.storage.engine import normalize_url, session_factory
+from segmenta.storage.migrate import upgrade
+from segmenta.storage.models import AssignmentHistory, Customer
 
 
 def _load_realtime_bench() -> Any:

@@ -53,8 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from storage.engine import create_engine, normalize_url  # noqa: E402
-from storage.models import Customer, EvaluationRun, Purchase  # noqa: E402
+from segmenta.storage.engine import create_engine, normalize_url  # noqa: E402
+from segmenta.storage.models import Customer, EvaluationRun, Purchase  # noqa: E402
 from tests.live_server import LiveServer, segmenta  # noqa: E402 — the served process, as the tests start it
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -40,17 +39,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sqlalchemy import func, insert, select, text, update  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
-
-from domain.activity import record_purchase  # noqa: E402
-from domain.customers import create_customer, update_customer  # noqa: E402
-from domain.rulesets import activate_ruleset, save_ruleset  # noqa: E402
-from storage.engine import create_engine, normalize_url, session_factory  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.models import AssignmentHistory, Customer, Employee, EvaluationChange, Ruleset, Team, TeamMember  # noqa: E402
+from segmenta.domain.activity import record_purchase
+from segmenta.domain.customers import create_customer, update_customer
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage.engine import create_engine, normalize_url, session_factory
+from segmenta.storage.migrate import upgrade
+from segmenta.storage.models import AssignmentHistory, Customer, Employee, EvaluationChange, Ruleset, Team, TeamMember
 
 REGIONS = ["east", "west", "north", "south", "central"]
 INDUSTRIES = ["finance", "retail", "tech", "health", "energy", "media"]

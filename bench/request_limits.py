@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from graphql import get_introspection_query, parse, validate  # noqa: E402
 
-from schema import schema  # noqa: E402
-from schema.cost import measure_operation  # noqa: E402
+from segmenta.schema import schema  # noqa: E402
+from segmenta.schema.cost import measure_operation  # noqa: E402
 from tests.live_server import LiveServer, segmenta  # noqa: E402
 
 RAISED = {"SEGMENTA_MAX_QUERY_COST": "1000000000", "SEGMENTA_MAX_QUERY_DEPTH": "20", "SEGMENTA_REQUEST_TIMEOUT": "600"}

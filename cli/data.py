@@ -21,13 +21,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli.app import main
-from domain.csv_io import ImportReport, count_customers, export_customers, import_customers
-from domain.errors import UserError
-from domain.seed import SeedSummary, seed_database
-from domain.tokens import OPERATOR, ROLES, TokenInfo, create_token, expiry, list_tokens, revoke_token
-from storage.engine import create_engine, database_url, session_factory
-from storage.migrate import upgrade
+from segmenta.cli.app import main
+from segmenta.domain.csv_io import ImportReport, count_customers, export_customers, import_customers
+from segmenta.domain.errors import UserError
+from segmenta.domain.seed import SeedSummary, seed_database
+from segmenta.domain.tokens import OPERATOR, ROLES, TokenInfo, create_token, expiry, list_tokens, revoke_token
+from segmenta.storage.engine import create_engine, database_url, session_factory
+from segmenta.storage.migrate import upgrade
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -16,15 +16,15 @@ from datetime import datetime
 import click
 from rich.console import Console
 
-from cli.app import main
-from cli.routing import as_of_option, database_option, file_argument
-from cli.rules import EXIT_ERRORS, EXIT_OK, EXIT_UNUSABLE, read_rules
-from domain.customers import get_customer_by_code
-from domain.errors import UserError
-from domain.explanations import RulesHaveErrors, explain_customer
-from dsl.render import render
-from storage.engine import create_engine, session_factory
-from storage.migrate import upgrade
+from segmenta.cli.app import main
+from segmenta.cli.routing import as_of_option, database_option, file_argument
+from segmenta.cli.rules import EXIT_ERRORS, EXIT_OK, EXIT_UNUSABLE, read_rules
+from segmenta.domain.customers import get_customer_by_code
+from segmenta.domain.errors import UserError
+from segmenta.domain.explanations import RulesHaveErrors, explain_customer
+from segmenta.dsl.render import render
+from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.migrate import upgrade
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -19,15 +19,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cli.app import main
-from cli.rules import EXIT_ERRORS, EXIT_OK, EXIT_UNUSABLE, read_rules
-from domain import rulesets, runs
-from domain.errors import UserError
-from domain.run_tasks import run_owned
-from dsl.render import render
-from storage.engine import create_engine, session_factory
-from storage.migrate import upgrade
-from storage.models import EvaluationRun, Ruleset
+from segmenta.cli.app import main
+from segmenta.cli.rules import EXIT_ERRORS, EXIT_OK, EXIT_UNUSABLE, read_rules
+from segmenta.domain import rulesets, runs
+from segmenta.domain.errors import UserError
+from segmenta.domain.run_tasks import run_owned
+from segmenta.dsl.render import render
+from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.migrate import upgrade
+from segmenta.storage.models import EvaluationRun, Ruleset
 
 STEP_TITLES = {
     "evaluate": "evaluating customers",

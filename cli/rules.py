@@ -11,11 +11,11 @@ from pathlib import Path
 
 import click
 
-from cli.app import main
-from dsl.diagnostics import RuleError
-from dsl.formatter import format_source
-from dsl.pipeline import check_source
-from dsl.render import render
+from segmenta.cli.app import main
+from segmenta.dsl.diagnostics import RuleError
+from segmenta.dsl.formatter import format_source
+from segmenta.dsl.pipeline import check_source
+from segmenta.dsl.render import render
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNUSABLE = 0, 1, 2
 
@@ -41,8 +41,8 @@ def _use_color(stream_is_tty: bool) -> bool:
 
 
 async def _load_known_from(url: str | None) -> tuple[set[str], dict[str, set[str]]]:
-    from storage.catalog import load_known
-    from storage.engine import create_engine, session_factory
+    from segmenta.storage.catalog import load_known
+    from segmenta.storage.engine import create_engine, session_factory
 
     engine = create_engine(url)
     try:

@@ -10,18 +10,26 @@ import click
 import uvicorn
 from rich.progress import Progress
 
-from cli.app import main
-from cli.data import database_url_option, describe_seed, fail, migrated_engine, progress_bar, stderr, step_progress
-from cli.log_redaction import log_config
-from domain.errors import UserError
-from domain.rulesets import activate_ruleset, save_ruleset
-from domain.run_tasks import grace_from_environment, wait_from_environment
-from domain.runs import RunProgress, apply_ruleset
-from domain.seed import SAMPLE_RULES_PATH, database_is_empty, sample_rules, seed_database
-from domain.tokens import create_token, recheck_interval
-from storage.engine import busy_timeout_from_environment, create_engine, database_url, session_factory
-from storage.guard import check_environment as check_guard_settings
-from storage.migrate import upgrade
+from segmenta.cli.app import main
+from segmenta.cli.data import (
+    database_url_option,
+    describe_seed,
+    fail,
+    migrated_engine,
+    progress_bar,
+    stderr,
+    step_progress,
+)
+from segmenta.cli.log_redaction import log_config
+from segmenta.domain.errors import UserError
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.run_tasks import grace_from_environment, wait_from_environment
+from segmenta.domain.runs import RunProgress, apply_ruleset
+from segmenta.domain.seed import SAMPLE_RULES_PATH, database_is_empty, sample_rules, seed_database
+from segmenta.domain.tokens import create_token, recheck_interval
+from segmenta.storage.engine import busy_timeout_from_environment, create_engine, database_url, session_factory
+from segmenta.storage.guard import check_environment as check_guard_settings
+from segmenta.storage.migrate import upgrade
 
 SAMPLE_RULESET_NAME = "sample"
 CURL_QUERY = '{"query": "{ customers(first: 3) { totalCount edges { node { code name } } } }"}'
@@ -46,7 +54,7 @@ async def migrate(url: str) -> None:
 def run_server(url: str, host: str, port: int) -> None:
     # Imported here: building the GraphQL schema is the slow part of start-up, and
     # only the server commands need it.
-    from schema.limits import request_limits
+    from segmenta.schema.limits import request_limits
 
     try:
         wait_from_environment()  # a bad setting stops here with its name, not in a traceback
@@ -57,7 +65,7 @@ def run_server(url: str, host: str, port: int) -> None:
         request_limits()
     except UserError as error:
         fail(error.message)
-    from server import create_app
+    from segmenta.server import create_app
 
     # The GraphiQL link carries the token in its query string: the log gets it redacted.
     # A websocket message is bounded like an HTTP body (uvicorn's own default is 16 MiB).

@@ -28,8 +28,8 @@ from sqlalchemy import ColumnElement, Integer, Select, cast, false, literal, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
-from domain.errors import UserError
-from storage.models import Customer, TeamMember
+from segmenta.domain.errors import UserError
+from segmenta.storage.models import Customer, TeamMember
 
 AGENT = "agent"
 FORBIDDEN = "forbidden"

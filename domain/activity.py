@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from domain import validation as v
-from domain.customers import reevaluate
-from domain.errors import NotFound, UserError
-from storage.models import Customer, Employee, Feedback, Interaction, Purchase, utcnow
+from segmenta.domain import validation as v
+from segmenta.domain.customers import reevaluate
+from segmenta.domain.errors import NotFound, UserError
+from segmenta.storage.models import Customer, Employee, Feedback, Interaction, Purchase, utcnow
 
 INTERACTION_KINDS = ("visit", "call", "email", "message", "meeting")
 FEEDBACK_KINDS = ("survey", "nps", "complaint", "suggestion", "praise")

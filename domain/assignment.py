@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Customer, Employee, Team, TeamMember
+from segmenta.storage.models import Customer, Employee, Team, TeamMember
 
 STRATEGIES = ("round_robin", "least_loaded", "manual")
 AUTOMATIC_STRATEGIES = ("round_robin", "least_loaded")

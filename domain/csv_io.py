@@ -40,8 +40,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.customer_batch import update_customers
-from domain.customers import (
+from segmenta.domain.customer_batch import update_customers
+from segmenta.domain.customers import (
     MANUAL,
     birthday_md,
     create_customer,
@@ -51,11 +51,11 @@ from domain.customers import (
     update_customer,
     validate_customer_input,
 )
-from domain.errors import UserError
-from domain.metrics import PROFILE_FIELDS
-from domain.realtime import reevaluate_customers
-from domain.validation import MAX_NUMBER
-from storage.models import Customer, CustomerAttribute, CustomerTag, Employee, Team, utcnow
+from segmenta.domain.errors import UserError
+from segmenta.domain.metrics import PROFILE_FIELDS
+from segmenta.domain.realtime import reevaluate_customers
+from segmenta.domain.validation import MAX_NUMBER
+from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Employee, Team, utcnow
 
 ImportMode = Literal["skip", "strict"]
 

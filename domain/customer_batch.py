@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from domain import validation as v
-from domain.customers import MANUAL, birthday_md, chunked, ensure_attribute_keys_allowed
-from domain.realtime import RealtimeChange, reevaluate_customers
-from storage.models import Customer, CustomerAttribute, CustomerTag, utcnow
+from segmenta.domain import validation as v
+from segmenta.domain.customers import MANUAL, birthday_md, chunked, ensure_attribute_keys_allowed
+from segmenta.domain.realtime import RealtimeChange, reevaluate_customers
+from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, utcnow
 
 _customers = Customer.__table__
 _tags = CustomerTag.__table__

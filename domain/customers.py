@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import validation as v
-from domain.errors import Conflict, NotFound, UserError
-from dsl.fields import CUSTOMER_KINDS, LIFECYCLES, PURCHASING_POWERS, SIZES
-from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
+from segmenta.domain import validation as v
+from segmenta.domain.errors import Conflict, NotFound, UserError
+from segmenta.dsl.fields import CUSTOMER_KINDS, LIFECYCLES, PURCHASING_POWERS, SIZES
+from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
 
 MANUAL = "manual"
 RULE = "rule"
@@ -115,7 +115,7 @@ async def create_customer(session: AsyncSession, data: Mapping[str, Any]) -> Cus
     if values.get("created_at") is None:
         values.pop("created_at", None)
     # Imported here: domain.realtime_create imports this module.
-    from domain.realtime_create import insert_customer
+    from segmenta.domain.realtime_create import insert_customer
 
     return await insert_customer(session, values, tags, attributes)
 
@@ -123,7 +123,7 @@ async def create_customer(session: AsyncSession, data: Mapping[str, Any]) -> Cus
 async def reevaluate(session: AsyncSession, customer_id: int) -> None:
     """Real-time routing of the changed customer with the active ruleset (domain/realtime.py)."""
     # Imported here: domain.realtime imports this module.
-    from domain.realtime import reevaluate_customer
+    from segmenta.domain.realtime import reevaluate_customer
 
     await reevaluate_customer(session, customer_id)
 

@@ -33,7 +33,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-from storage.models import AssignmentHistory
+from segmenta.storage.models import AssignmentHistory
 
 # Events a subscriber may have waiting before the oldest are dropped.
 QUEUE_SIZE = 1000

@@ -22,16 +22,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import assignment
-from domain.errors import NotFound, UserError
-from domain.metrics import load_rule_values
-from domain.realtime import active_rules, compiled_rules
-from domain.rulesets import get_ruleset
-from dsl.diagnostics import Diagnostic, RuleError
-from dsl.explain import Explanation, RuleTrace
-from dsl.ruleset import Ruleset as CompiledRuleset
-from dsl.ruleset import compile_rules
-from storage.models import Customer, Employee, Team, TeamMember
+from segmenta.domain import assignment
+from segmenta.domain.errors import NotFound, UserError
+from segmenta.domain.metrics import load_rule_values
+from segmenta.domain.realtime import active_rules, compiled_rules
+from segmenta.domain.rulesets import get_ruleset
+from segmenta.dsl.diagnostics import Diagnostic, RuleError
+from segmenta.dsl.explain import Explanation, RuleTrace
+from segmenta.dsl.ruleset import Ruleset as CompiledRuleset
+from segmenta.dsl.ruleset import compile_rules
+from segmenta.storage.models import Customer, Employee, Team, TeamMember
 
 
 class RulesHaveErrors(UserError):

@@ -32,10 +32,10 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import validation as v
-from domain.customers import chunked
-from domain.errors import NotFound, UserError
-from storage.models import AssignmentHistory, Customer, Employee, Team, TeamMember, utcnow
+from segmenta.domain import validation as v
+from segmenta.domain.customers import chunked
+from segmenta.domain.errors import NotFound, UserError
+from segmenta.storage.models import AssignmentHistory, Customer, Employee, Team, TeamMember, utcnow
 
 MANUAL = "manual"
 # One call handles at most this many customers (bounds the row locks one request takes).

@@ -16,16 +16,16 @@ from typing import Any
 from sqlalchemy import Integer, case, cast, extract, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.activity import OPEN_STATUSES
-from domain.customers import (
+from segmenta.domain.activity import OPEN_STATUSES
+from segmenta.domain.customers import (
     MANUAL,
     chunked,
     get_customer_attributes,
     get_customer_categories,
     get_customer_tags,
 )
-from dsl.fields import ATTRIBUTE_PREFIX, derive_day_metrics
-from storage.models import Customer, Feedback, Interaction, Purchase
+from segmenta.dsl.fields import ATTRIBUTE_PREFIX, derive_day_metrics
+from segmenta.storage.models import Customer, Feedback, Interaction, Purchase
 
 _customers = Customer.__table__
 _purchases = Purchase.__table__

@@ -67,15 +67,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from domain import assignment, events
-from domain.customers import MANUAL, RULE, chunked, get_customer_attributes, get_customer_categories, get_customer_tags
-from domain.metrics import rule_values
-from dsl import ast
-from dsl.fields import ATTRIBUTE_PREFIX
-from dsl.ruleset import Ruleset as CompiledRuleset
-from dsl.ruleset import compile_rules
-from storage import sqlite_direct
-from storage.models import (
+from segmenta.domain import assignment, events
+from segmenta.domain.customers import (
+    MANUAL,
+    RULE,
+    chunked,
+    get_customer_attributes,
+    get_customer_categories,
+    get_customer_tags,
+)
+from segmenta.domain.metrics import rule_values
+from segmenta.dsl import ast
+from segmenta.dsl.fields import ATTRIBUTE_PREFIX
+from segmenta.dsl.ruleset import Ruleset as CompiledRuleset
+from segmenta.dsl.ruleset import compile_rules
+from segmenta.storage import sqlite_direct
+from segmenta.storage.models import (
     AssignmentHistory,
     Customer,
     CustomerTag,
@@ -87,7 +94,7 @@ from storage.models import (
     Team,
     utcnow,
 )
-from storage.new_customer_queries import ExistingCustomer, NewCustomerRead, read_new_customer
+from segmenta.storage.new_customer_queries import ExistingCustomer, NewCustomerRead, read_new_customer
 
 logger = logging.getLogger(__name__)
 

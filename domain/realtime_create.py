@@ -50,13 +50,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from domain import assignment, events, realtime
-from domain.customers import MANUAL, RULE, birthday_md
-from domain.errors import Conflict
-from domain.metrics import rule_values
-from domain.realtime import REALTIME, CompiledRules
-from storage.models import Customer, utcnow
-from storage.new_customer_queries import (
+from segmenta.domain import assignment, events, realtime
+from segmenta.domain.customers import MANUAL, RULE, birthday_md
+from segmenta.domain.errors import Conflict
+from segmenta.domain.metrics import rule_values
+from segmenta.domain.realtime import REALTIME, CompiledRules
+from segmenta.storage.models import Customer, utcnow
+from segmenta.storage.new_customer_queries import (
     Guess,
     ManagerPick,
     NewCustomerRead,

@@ -29,8 +29,8 @@ from sqlalchemy import and_, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from domain.assignment import AUTOMATIC_STRATEGIES
-from storage.models import EvaluationChange, Team
+from segmenta.domain.assignment import AUTOMATIC_STRATEGIES
+from segmenta.storage.models import EvaluationChange, Team
 
 
 def _empty() -> dict[str, Any]:

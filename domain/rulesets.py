@@ -20,12 +20,12 @@ from sqlalchemy import false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import validation as v
-from domain.errors import NotFound, UserError
-from dsl.pipeline import CheckResult, check_source
-from storage.catalog import load_known
-from storage.locks import hold_exclusive
-from storage.models import Ruleset, Team, utcnow
+from segmenta.domain import validation as v
+from segmenta.domain.errors import NotFound, UserError
+from segmenta.dsl.pipeline import CheckResult, check_source
+from segmenta.storage.catalog import load_known
+from segmenta.storage.locks import hold_exclusive
+from segmenta.storage.models import Ruleset, Team, utcnow
 
 RULESET_STATUSES = ("draft", "active", "archived")
 MAX_NAME_LENGTH = 200

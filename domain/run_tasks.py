@@ -46,13 +46,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from domain import events
-from domain.events import RunProgressEvent, Subscriber
-from domain.runs import ProgressCallback, RunPlan, execute_run, plan_run, start_run
-from domain.settings import number_setting
-from storage.engine import affected_rows
-from storage.guard import without_statement_limit
-from storage.models import EvaluationRun, utcnow
+from segmenta.domain import events
+from segmenta.domain.events import RunProgressEvent, Subscriber
+from segmenta.domain.runs import ProgressCallback, RunPlan, execute_run, plan_run, start_run
+from segmenta.domain.settings import number_setting
+from segmenta.storage.engine import affected_rows
+from segmenta.storage.guard import without_statement_limit
+from segmenta.storage.models import EvaluationRun, utcnow
 
 logger = logging.getLogger(__name__)
 

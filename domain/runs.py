@@ -44,17 +44,17 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from domain import assignment, events
-from domain.errors import NotFound, UserError
-from domain.rulesets import check_rules, get_ruleset
-from dsl.ast import Rule, RuleFile, SegmentDef
-from dsl.diagnostics import RuleError
-from dsl.sql_compiler import SqlRuleset, compile_ruleset
-from storage import routing_queries as queries
-from storage.engine import begin_reader, begin_writer
-from storage.locks import held_across_transactions
-from storage.models import EvaluationRun, Ruleset, Team, utcnow
-from storage.rule_fields import CustomerFields
+from segmenta.domain import assignment, events
+from segmenta.domain.errors import NotFound, UserError
+from segmenta.domain.rulesets import check_rules, get_ruleset
+from segmenta.dsl.ast import Rule, RuleFile, SegmentDef
+from segmenta.dsl.diagnostics import RuleError
+from segmenta.dsl.sql_compiler import SqlRuleset, compile_ruleset
+from segmenta.storage import routing_queries as queries
+from segmenta.storage.engine import begin_reader, begin_writer
+from segmenta.storage.locks import held_across_transactions
+from segmenta.storage.models import EvaluationRun, Ruleset, Team, utcnow
+from segmenta.storage.rule_fields import CustomerFields
 
 logger = logging.getLogger(__name__)
 

@@ -41,11 +41,11 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from domain.errors import UserError
-from domain.rulesets import active_ruleset
-from domain.run_tasks import run_owned
-from storage.engine import affected_rows
-from storage.models import EvaluationRun, SchedulerLock, utcnow
+from segmenta.domain.errors import UserError
+from segmenta.domain.rulesets import active_ruleset
+from segmenta.domain.run_tasks import run_owned
+from segmenta.storage.engine import affected_rows
+from segmenta.storage.models import EvaluationRun, SchedulerLock, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import exists, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.errors import Conflict, UserError
-from domain.metrics import recompute_metrics
-from storage.models import (
+from segmenta.domain.errors import Conflict, UserError
+from segmenta.domain.metrics import recompute_metrics
+from segmenta.storage.models import (
     ApiToken,
     Base,
     Customer,

@@ -15,10 +15,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import validation as v
-from domain.customers import chunked
-from domain.errors import Conflict, NotFound, UserError
-from storage.models import Customer, Segment, SegmentMember, utcnow
+from segmenta.domain import validation as v
+from segmenta.domain.customers import chunked
+from segmenta.domain.errors import Conflict, NotFound, UserError
+from segmenta.storage.models import Customer, Segment, SegmentMember, utcnow
 
 MANUAL = "manual"
 DYNAMIC = "dynamic"

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal, overload
 
-from domain.errors import UserError
+from segmenta.domain.errors import UserError
 
 # A bad value is quoted in the message; a pasted blob must not flood a start-up error.
 _QUOTED_LENGTH = 40

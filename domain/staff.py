@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import validation as v
-from domain.errors import Conflict, NotFound, UserError
-from storage.models import Customer, Employee, Team, TeamMember
+from segmenta.domain import validation as v
+from segmenta.domain.errors import Conflict, NotFound, UserError
+from segmenta.storage.models import Customer, Employee, Team, TeamMember
 
 EMPLOYEE_LEVELS = ("junior", "senior", "lead", "supervisor")
 TEAM_KINDS = ("professional", "regional", "lifecycle", "general")

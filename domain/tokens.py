@@ -28,10 +28,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import validation as v
-from domain.errors import NotFound, UserError
-from domain.settings import number_setting
-from storage.models import ApiToken, Employee, utcnow
+from segmenta.domain import validation as v
+from segmenta.domain.errors import NotFound, UserError
+from segmenta.domain.settings import number_setting
+from segmenta.storage.models import ApiToken, Employee, utcnow
 
 ROLES = ("admin", "manager", "agent", "viewer")
 TOKEN_PREFIX = "sgm_"

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from domain.errors import Conflict, UserError
+from segmenta.domain.errors import Conflict, UserError
 
 # A rule-language bare word (docs/rule-language.md, 'Values'): a Unicode letter or `_`, then letters, digits, `_`, `-`.
 BARE_WORD = re.compile(r"[^\W\d][\w-]*", re.UNICODE)

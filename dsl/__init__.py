@@ -2,7 +2,7 @@
 
 Python API (docs/python-api.md; scripts rely on it)::
 
-    from dsl import compile_rules, RuleError
+    from segmenta.dsl import compile_rules, RuleError
     ruleset = compile_rules(source)
     outcome = ruleset.evaluate({"size": "large", "region": "east"})
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsl.diagnostics import Diagnostic, RuleError
-from dsl.explain import Explanation, RuleTrace
-from dsl.ruleset import Outcome, Ruleset, compile_rules
+from segmenta.dsl.diagnostics import Diagnostic, RuleError
+from segmenta.dsl.explain import Explanation, RuleTrace
+from segmenta.dsl.ruleset import Outcome, Ruleset, compile_rules
 
 __all__ = [
     "Diagnostic",
@@ -31,11 +31,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The parser and checker load lark and the grammar; import them on first use only.
     if name == "check_source":
-        from dsl.pipeline import check_source
+        from segmenta.dsl.pipeline import check_source
 
         return check_source
     if name == "parse":
-        from dsl.parser import parse
+        from segmenta.dsl.parser import parse
 
         return parse
     raise AttributeError(f"module 'dsl' has no attribute {name!r}")

@@ -30,11 +30,11 @@ from datetime import date
 from enum import Enum
 from typing import Any
 
-from dsl import ast
-from dsl.diagnostics import Diagnostic
-from dsl.fields import FieldSpec, lookup, rank
-from dsl.like import like_regex
-from dsl.python_compiler import pattern_text
+from segmenta.dsl import ast
+from segmenta.dsl.diagnostics import Diagnostic
+from segmenta.dsl.fields import FieldSpec, lookup, rank
+from segmenta.dsl.like import like_regex
+from segmenta.dsl.python_compiler import pattern_text
 
 MAX_CONJUNCTIONS = 64
 MAX_WORK = 300_000

@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from dsl.ast import (
+from segmenta.dsl.ast import (
     And,
     Between,
     BoolConst,
@@ -26,9 +26,9 @@ from dsl.ast import (
     Span,
     Value,
 )
-from dsl.diagnostics import Diagnostic, Severity
-from dsl.extent import MAX_COPIED, MAX_DEPTH, Extent, measure
-from dsl.fields import FIELDS, FieldSpec, lookup
+from segmenta.dsl.diagnostics import Diagnostic, Severity
+from segmenta.dsl.extent import MAX_COPIED, MAX_DEPTH, Extent, measure
+from segmenta.dsl.fields import FIELDS, FieldSpec, lookup
 
 # What rules write, never read (docs/rule-language.md, 'Fields'): naming them as fields gets its own explanation.
 OUTPUT_NAMES = frozenset({"team", "manager", "segment", "segments", "rule_tags"})

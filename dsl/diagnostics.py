@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from dsl.ast import Span
+from segmenta.dsl.ast import Span
 
 Severity = Literal["error", "warning", "info"]
 

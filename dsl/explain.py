@@ -14,10 +14,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from dsl import ast
-from dsl.fields import rank
-from dsl.like import like_regex
-from dsl.python_compiler import (
+from segmenta.dsl import ast
+from segmenta.dsl.fields import rank
+from segmenta.dsl.like import like_regex
+from segmenta.dsl.python_compiler import (
     ORDER_OPS,
     VIEWS,
     as_members,

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dsl.ast import And, BoolConst, Condition, Not, Or, SegmentRef
-from dsl.fields import lookup
+from segmenta.dsl.ast import And, BoolConst, Condition, Not, Or, SegmentRef
+from segmenta.dsl.fields import lookup
 
 MAX_DEPTH = 24
 """Levels of `and`, `or`, `not` and segment references, segments written out: 8 levels

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dsl.ast import (
+from segmenta.dsl.ast import (
     And,
     Between,
     BoolConst,
@@ -34,8 +34,8 @@ from dsl.ast import (
     Span,
     Statement,
 )
-from dsl.diagnostics import RuleError
-from dsl.parser import Comment, is_bare_word, parse, quote, tokenize
+from segmenta.dsl.diagnostics import RuleError
+from segmenta.dsl.parser import Comment, is_bare_word, parse, quote, tokenize
 
 
 def _name(text: str) -> str:

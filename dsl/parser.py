@@ -29,7 +29,7 @@ from lark.parsers.lalr_analysis import Shift
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 from lark.parsers.lalr_parser_state import ParserState
 
-from dsl.ast import (
+from segmenta.dsl.ast import (
     Action,
     And,
     Between,
@@ -51,7 +51,7 @@ from dsl.ast import (
     Statement,
     Value,
 )
-from dsl.diagnostics import Diagnostic
+from segmenta.dsl.diagnostics import Diagnostic
 
 KEYWORDS = frozenset(
     "and or not in between like contains is missing present segment team tag otherwise true false".split()

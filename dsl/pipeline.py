@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from dsl.analysis import analyse
-from dsl.ast import RuleFile
-from dsl.checker import check
-from dsl.diagnostics import Diagnostic
-from dsl.parser import parse
+from segmenta.dsl.analysis import analyse
+from segmenta.dsl.ast import RuleFile
+from segmenta.dsl.checker import check
+from segmenta.dsl.diagnostics import Diagnostic
+from segmenta.dsl.parser import parse
 
 
 @dataclass(frozen=True)

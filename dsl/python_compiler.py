@@ -35,9 +35,9 @@ from decimal import Decimal
 from numbers import Real
 from typing import Any
 
-from dsl import ast
-from dsl.fields import DAY_METRIC_SOURCES, FieldSpec, derive_day_metrics, lookup, rank
-from dsl.like import contained_text, is_plain, like_regex
+from segmenta.dsl import ast
+from segmenta.dsl.fields import DAY_METRIC_SOURCES, FieldSpec, derive_day_metrics, lookup, rank
+from segmenta.dsl.like import contained_text, is_plain, like_regex
 
 Decision = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
 """(team, deciding rule display name, segments, tags) in first-contributed order."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dsl.diagnostics import Diagnostic
-from dsl.parser import display_width
+from segmenta.dsl.diagnostics import Diagnostic
+from segmenta.dsl.parser import display_width
 
 _RESET = "\033[0m"
 _BOLD = "\033[1m"

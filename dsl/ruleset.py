@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from dsl import ast
-from dsl.diagnostics import Diagnostic, RuleError
-from dsl.explain import Explanation, explain
-from dsl.python_compiler import CompiledRules, Decision, compile_rule_file
+from segmenta.dsl import ast
+from segmenta.dsl.diagnostics import Diagnostic, RuleError
+from segmenta.dsl.explain import Explanation, explain
+from segmenta.dsl.python_compiler import CompiledRules, Decision, compile_rule_file
 
 
 class Outcome(NamedTuple):
@@ -64,7 +64,7 @@ class Ruleset:
 
 def compile_rules(source: str) -> Ruleset:
     """Parse, check and compile a rule file; raises RuleError (with every diagnostic) when it has errors."""
-    from dsl.pipeline import check_source
+    from segmenta.dsl.pipeline import check_source
 
     result = check_source(source)
     if not result.ok or result.rule_file is None:

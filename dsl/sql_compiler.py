@@ -48,7 +48,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, BooleanClauseList, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from dsl.ast import (
+from segmenta.dsl.ast import (
     And,
     Between,
     BoolConst,
@@ -68,8 +68,8 @@ from dsl.ast import (
     Value,
     ValueKind,
 )
-from dsl.diagnostics import Diagnostic, RuleError
-from dsl.fields import ATTRIBUTE_PREFIX, FieldSpec, days_to_birthday, lookup, rank
+from segmenta.dsl.diagnostics import Diagnostic, RuleError
+from segmenta.dsl.fields import ATTRIBUTE_PREFIX, FieldSpec, days_to_birthday, lookup, rank
 
 # ---------------------------------------------------------------------------
 # What the compiler needs from the storage layer

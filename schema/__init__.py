@@ -9,16 +9,16 @@ from graphql import GraphQLError
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from schema.assignment import AssignmentMutation, AssignmentQuery
-from schema.errors import ErrorCodes, is_unexpected, logger
-from schema.limits import MaxQueryBytes, OperationLimits, token_limiter
-from schema.mutations import DataMutation
-from schema.permissions import Authentication
-from schema.queries import DataQuery
-from schema.routing import RoutingMutation, RoutingQuery
-from schema.subscriptions import Subscription, refusals_as_results
-from schema.text_arguments import StorableTextArguments
-from schema.tokens import TokenMutation, TokenQuery
+from segmenta.schema.assignment import AssignmentMutation, AssignmentQuery
+from segmenta.schema.errors import ErrorCodes, is_unexpected, logger
+from segmenta.schema.limits import MaxQueryBytes, OperationLimits, token_limiter
+from segmenta.schema.mutations import DataMutation
+from segmenta.schema.permissions import Authentication
+from segmenta.schema.queries import DataQuery
+from segmenta.schema.routing import RoutingMutation, RoutingQuery
+from segmenta.schema.subscriptions import Subscription, refusals_as_results
+from segmenta.schema.text_arguments import StorableTextArguments
+from segmenta.schema.tokens import TokenMutation, TokenQuery
 
 Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery, TokenQuery))
 Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation, TokenMutation))

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import strawberry
 
-from domain import explanations as explanation_service
-from domain import manual_assignment
-from domain.errors import UserError as DomainUserError
-from schema.context import Info
-from schema.errors import FORBIDDEN, client_error
-from schema.ids import decode_id
-from schema.payloads import UserError, in_transaction, input_id, input_ids
-from schema.permissions import CanAssign, scope
-from schema.routing import MAX_SOURCE_LENGTH, OptionalSourceArgument
-from schema.types import Customer, Employee, Team
-from storage import models
+from segmenta.domain import explanations as explanation_service
+from segmenta.domain import manual_assignment
+from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.schema.context import Info
+from segmenta.schema.errors import FORBIDDEN, client_error
+from segmenta.schema.ids import decode_id
+from segmenta.schema.payloads import UserError, in_transaction, input_id, input_ids
+from segmenta.schema.permissions import CanAssign, scope
+from segmenta.schema.routing import MAX_SOURCE_LENGTH, OptionalSourceArgument
+from segmenta.schema.types import Customer, Employee, Team
+from segmenta.storage import models
 
 RULE_ERRORS = "RULE_ERRORS"
 

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.run_tasks import RunLauncher
-from schema.loaders import Loaders
-from schema.serial import SerialSession
-from storage.models import utcnow
+from segmenta.domain.run_tasks import RunLauncher
+from segmenta.schema.loaders import Loaders
+from segmenta.schema.serial import SerialSession
+from segmenta.storage.models import utcnow
 
 if TYPE_CHECKING:
-    from schema.routing import RoutingLoaders
+    from segmenta.schema.routing import RoutingLoaders
 
 
 class Principal(Protocol):

@@ -49,7 +49,7 @@ from graphql import (
 from graphql.pyutils import Undefined
 from graphql.utilities import get_operation_ast
 
-from schema.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from segmenta.schema.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 # Lists that are not connections (a customer's segments, a team's members) have no page size;
 # this many items are assumed per list.

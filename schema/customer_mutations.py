@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import strawberry
 
-from domain import activity, customers
-from domain.access import ensure_may_act_on
-from schema.context import Info
-from schema.enums import FeedbackStatus
-from schema.ids import encode_id
-from schema.inputs import (
+from segmenta.domain import activity, customers
+from segmenta.domain.access import ensure_may_act_on
+from segmenta.schema.context import Info
+from segmenta.schema.enums import FeedbackStatus
+from segmenta.schema.ids import encode_id
+from segmenta.schema.inputs import (
     CustomerInput,
     CustomerPatch,
     FeedbackInput,
@@ -22,7 +22,7 @@ from schema.inputs import (
     as_create_data,
     as_patch,
 )
-from schema.payloads import (
+from segmenta.schema.payloads import (
     CustomerPayload,
     DeleteCustomerPayload,
     FeedbackPayload,
@@ -31,9 +31,9 @@ from schema.payloads import (
     in_transaction,
     input_id,
 )
-from schema.permissions import CanHandleFeedback, CanRecordActivity, CanWriteCustomers, scope
-from schema.types import Customer, Feedback, Interaction, Purchase
-from storage import models
+from segmenta.schema.permissions import CanHandleFeedback, CanRecordActivity, CanWriteCustomers, scope
+from segmenta.schema.types import Customer, Feedback, Interaction, Purchase
+from segmenta.storage import models
 
 
 def _customer(info: Info, row: models.Customer | None) -> Customer | None:

@@ -10,10 +10,10 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from domain.errors import Unavailable
-from schema.ids import InvalidCursor, InvalidId
-from schema.pagination import PageSizeError
-from storage.guard import as_unavailable
+from segmenta.domain.errors import Unavailable
+from segmenta.schema.ids import InvalidCursor, InvalidId
+from segmenta.schema.pagination import PageSizeError
+from segmenta.storage.guard import as_unavailable
 
 logger = logging.getLogger("segmenta.graphql")
 

@@ -7,12 +7,12 @@ from datetime import datetime
 import strawberry
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 
-from domain.errors import UserError
-from schema.enums import CustomerKind, CustomerSize, FeedbackKind, FeedbackStatus, Lifecycle, PurchasingPower
-from schema.errors import client_error
-from schema.ids import decode_id
-from schema.timestamps import to_storage
-from storage import models
+from segmenta.domain.errors import UserError
+from segmenta.schema.enums import CustomerKind, CustomerSize, FeedbackKind, FeedbackStatus, Lifecycle, PurchasingPower
+from segmenta.schema.errors import client_error
+from segmenta.schema.ids import decode_id
+from segmenta.schema.timestamps import to_storage
+from segmenta.storage import models
 
 _customer = models.Customer
 

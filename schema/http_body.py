@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.types import Receive, Send
 
-from schema.limits import RequestLimits
+from segmenta.schema.limits import RequestLimits
 
 BAD_REQUEST = "BAD_REQUEST"
 REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"

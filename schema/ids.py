@@ -13,7 +13,7 @@ import binascii
 import json
 from typing import Any
 
-from domain.validation import LARGEST_ID
+from segmenta.domain.validation import LARGEST_ID
 
 CURSOR_PREFIX = "cursor:"
 

@@ -15,7 +15,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from schema.enums import (
+from segmenta.schema.enums import (
     CustomerKind,
     CustomerSize,
     EmployeeLevel,

@@ -17,9 +17,9 @@ from typing import Any, cast
 from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
-from domain.settings import number_setting
-from schema.cost import CEILING, Measure, measure_operation
-from schema.errors import BAD_USER_INPUT
+from segmenta.domain.settings import number_setting
+from segmenta.schema.cost import CEILING, Measure, measure_operation
+from segmenta.schema.errors import BAD_USER_INPUT
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30

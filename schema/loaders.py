@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from strawberry.dataloader import DataLoader
 
-from domain.access import Scope
-from schema.pagination import Ordering, Page, split_pages
-from schema.serial import SerialSession
-from storage import models
+from segmenta.domain.access import Scope
+from segmenta.schema.pagination import Ordering, Page, split_pages
+from segmenta.schema.serial import SerialSession
+from segmenta.storage import models
 
 KeyT = TypeVar("KeyT", bound=Hashable)
 ValueT = TypeVar("ValueT")

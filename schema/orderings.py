@@ -6,8 +6,8 @@ from enum import Enum
 
 import strawberry
 
-from schema.pagination import Ordering
-from storage import models
+from segmenta.schema.pagination import Ordering
+from segmenta.storage import models
 
 _customer = models.Customer
 

@@ -18,8 +18,8 @@ import strawberry
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from schema.ids import InvalidCursor, decode_cursor, encode_cursor
-from schema.serial import SerialSession
+from segmenta.schema.ids import InvalidCursor, decode_cursor, encode_cursor
+from segmenta.schema.serial import SerialSession
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

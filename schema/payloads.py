@@ -14,12 +14,12 @@ from typing import TypeVar
 
 import strawberry
 
-from domain.errors import UserError as DomainUserError
-from schema.context import Info
-from schema.ids import InvalidId, decode_id
-from schema.types import Customer, Employee, Feedback, Interaction, Purchase, Segment, Team
-from storage.engine import begin_writer
-from storage.models import utcnow
+from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.schema.context import Info
+from segmenta.schema.ids import InvalidId, decode_id
+from segmenta.schema.types import Customer, Employee, Feedback, Interaction, Purchase, Segment, Team
+from segmenta.storage.engine import begin_writer
+from segmenta.storage.models import utcnow
 
 ResultT = TypeVar("ResultT")
 

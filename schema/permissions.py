@@ -73,11 +73,11 @@ from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext
 
-from domain.access import Scope, scope_of
-from domain.tokens import MANAGING_ROLE, Principal, recheck, recheck_interval
-from schema.context import Context, Info
-from schema.errors import FORBIDDEN, UNAUTHENTICATED
-from storage.engine import session_factory
+from segmenta.domain.access import Scope, scope_of
+from segmenta.domain.tokens import MANAGING_ROLE, Principal, recheck, recheck_interval
+from segmenta.schema.context import Context, Info
+from segmenta.schema.errors import FORBIDDEN, UNAUTHENTICATED
+from segmenta.storage.engine import session_factory
 
 AUTHENTICATION_REQUIRED = "authentication required: send Authorization: Bearer TOKEN"
 TOKEN_NO_LONGER_VALID = "the token is unknown, revoked or expired"

@@ -6,21 +6,21 @@ from __future__ import annotations
 import strawberry
 from sqlalchemy import select
 
-from domain import validation
-from domain.errors import UserError
-from schema.context import Info
-from schema.errors import client_error
-from schema.filters import CustomerFilter, FeedbackFilter, customer_conditions, feedback_conditions, filtered
-from schema.ids import decode_id
-from schema.loaders import restricted
-from schema.orderings import CUSTOMER_ORDERINGS, NEWEST_FEEDBACK, CustomerOrder
-from schema.pagination import Connection, counter, fetch_page, page_size, to_connection
-from schema.permissions import scope
-from schema.stats import Stats
-from schema.types import Customer, Employee, Feedback, Segment, Team
-from schema.where import where_condition
-from storage import models
-from storage.guard import hold_expensive_slot
+from segmenta.domain import validation
+from segmenta.domain.errors import UserError
+from segmenta.schema.context import Info
+from segmenta.schema.errors import client_error
+from segmenta.schema.filters import CustomerFilter, FeedbackFilter, customer_conditions, feedback_conditions, filtered
+from segmenta.schema.ids import decode_id
+from segmenta.schema.loaders import restricted
+from segmenta.schema.orderings import CUSTOMER_ORDERINGS, NEWEST_FEEDBACK, CustomerOrder
+from segmenta.schema.pagination import Connection, counter, fetch_page, page_size, to_connection
+from segmenta.schema.permissions import scope
+from segmenta.schema.stats import Stats
+from segmenta.schema.types import Customer, Employee, Feedback, Segment, Team
+from segmenta.schema.where import where_condition
+from segmenta.storage import models
+from segmenta.storage.guard import hold_expensive_slot
 
 
 def _lookup_key(value: str, argument: str, column: str, model: type[models.Base]) -> str:

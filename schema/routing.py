@@ -19,21 +19,21 @@ import strawberry
 from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
-from domain import realtime_summary
-from domain import rulesets as ruleset_service
-from domain import runs as run_service
-from dsl.pipeline import check_source
-from schema.context import Info
-from schema.enums import to_enum
-from schema.ids import decode_id, encode_id
-from schema.loaders import restricted
-from schema.pagination import Connection, Ordering, counter, fetch_page, page_size, to_connection
-from schema.payloads import UserError, in_transaction, input_id
-from schema.permissions import CanManageRules, CanPreviewRules, scope
-from schema.timestamps import to_api, to_storage
-from schema.types import Customer, Segment, Team, TeamAndManagerMove
-from storage import models
-from storage.catalog import load_known
+from segmenta.domain import realtime_summary
+from segmenta.domain import rulesets as ruleset_service
+from segmenta.domain import runs as run_service
+from segmenta.dsl.pipeline import check_source
+from segmenta.schema.context import Info
+from segmenta.schema.enums import to_enum
+from segmenta.schema.ids import decode_id, encode_id
+from segmenta.schema.loaders import restricted
+from segmenta.schema.pagination import Connection, Ordering, counter, fetch_page, page_size, to_connection
+from segmenta.schema.payloads import UserError, in_transaction, input_id
+from segmenta.schema.permissions import CanManageRules, CanPreviewRules, scope
+from segmenta.schema.timestamps import to_api, to_storage
+from segmenta.schema.types import Customer, Segment, Team, TeamAndManagerMove
+from segmenta.storage import models
+from segmenta.storage.catalog import load_known
 
 MAX_SOURCE_LENGTH = 200_000
 # Strawberry's permission extension takes a parameter called `source`, so the
@@ -398,7 +398,7 @@ class RoutingQuery:
     )
     async def check_rules(self, info: Info, source: str) -> CheckResult:
         if len(source) > MAX_SOURCE_LENGTH:
-            from schema.errors import client_error
+            from segmenta.schema.errors import client_error
 
             raise client_error(f"rule source too long ({len(source)} characters; at most {MAX_SOURCE_LENGTH})")
         # load_known only needs execute/scalars, which the serialised request session provides.
@@ -438,7 +438,7 @@ class RunPayload:
 
 def _source_problem(source: str) -> None:
     if len(source) > MAX_SOURCE_LENGTH:
-        from domain.errors import UserError as DomainUserError
+        from segmenta.domain.errors import UserError as DomainUserError
 
         raise DomainUserError(
             f"rule source too long ({len(source)} characters; at most {MAX_SOURCE_LENGTH})", field="source"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
-from domain import segments
-from schema.context import Info
-from schema.inputs import SegmentInput, as_create_data
-from schema.payloads import MoveToSegmentPayload, SegmentPayload, in_transaction, input_ids
-from schema.permissions import CanWriteSegments
-from schema.types import Segment
-from storage import models
+from segmenta.domain import segments
+from segmenta.schema.context import Info
+from segmenta.schema.inputs import SegmentInput, as_create_data
+from segmenta.schema.payloads import MoveToSegmentPayload, SegmentPayload, in_transaction, input_ids
+from segmenta.schema.permissions import CanWriteSegments
+from segmenta.schema.types import Segment
+from segmenta.storage import models
 
 
 def _segment(row: models.Segment | None) -> Segment | None:

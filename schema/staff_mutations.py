@@ -5,12 +5,12 @@ from __future__ import annotations
 import strawberry
 from sqlalchemy import select
 
-from domain import staff
-from domain.errors import UserError as DomainUserError
-from schema.context import Info
-from schema.enums import TeamRole
-from schema.inputs import EmployeeInput, EmployeePatch, TeamInput, TeamPatch, as_create_data, as_patch
-from schema.payloads import (
+from segmenta.domain import staff
+from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.schema.context import Info
+from segmenta.schema.enums import TeamRole
+from segmenta.schema.inputs import EmployeeInput, EmployeePatch, TeamInput, TeamPatch, as_create_data, as_patch
+from segmenta.schema.payloads import (
     ArgumentError,
     EmployeePayload,
     TeamMemberPayload,
@@ -19,9 +19,9 @@ from schema.payloads import (
     in_transaction,
     input_id,
 )
-from schema.permissions import CanManageStaff
-from schema.types import Employee, Team
-from storage import models
+from segmenta.schema.permissions import CanManageStaff
+from segmenta.schema.types import Employee, Team
+from segmenta.storage import models
 
 
 def _employee(row: models.Employee | None) -> Employee | None:

@@ -11,11 +11,11 @@ from typing import Any
 import strawberry
 from sqlalchemy import func, select
 
-from schema.context import Info
-from schema.loaders import overall_stats, restricted
-from schema.permissions import scope
-from schema.types import CustomerGroupStats, Team
-from storage import models
+from segmenta.schema.context import Info
+from segmenta.schema.loaders import overall_stats, restricted
+from segmenta.schema.permissions import scope
+from segmenta.schema.types import CustomerGroupStats, Team
+from segmenta.storage import models
 
 
 @strawberry.type

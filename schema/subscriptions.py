@@ -29,19 +29,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types.execution import PreExecutionError
 
-from domain.access import Scope, change_is_visible
-from domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, hub
-from domain.run_tasks import follow_run
-from schema.context import Info
-from schema.enums import AssignmentCause, to_enum
-from schema.ids import decode_id, encode_id
-from schema.loaders import restricted
-from schema.permissions import scope
-from schema.routing import EvaluationRun, RunStatus
-from schema.timestamps import to_api
-from schema.types import Customer, TeamAndManagerMove
-from storage import models
-from storage.engine import session_factory
+from segmenta.domain.access import Scope, change_is_visible
+from segmenta.domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, hub
+from segmenta.domain.run_tasks import follow_run
+from segmenta.schema.context import Info
+from segmenta.schema.enums import AssignmentCause, to_enum
+from segmenta.schema.ids import decode_id, encode_id
+from segmenta.schema.loaders import restricted
+from segmenta.schema.permissions import scope
+from segmenta.schema.routing import EvaluationRun, RunStatus
+from segmenta.schema.timestamps import to_api
+from segmenta.schema.types import Customer, TeamAndManagerMove
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 
 # History rows of a finished apply run read per query.
 HISTORY_PAGE = 1000

@@ -27,8 +27,8 @@ from graphql.language import Visitor
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from domain.validation import is_storable
-from schema.errors import client_error
+from segmenta.domain.validation import is_storable
+from segmenta.schema.errors import client_error
 
 
 def _bad_in_value(node: ValueNode, variables: Mapping[str, Any]) -> bool:

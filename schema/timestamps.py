@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from domain.errors import UserError
+from segmenta.domain.errors import UserError
 
 
 def to_api(stamp: datetime | None) -> datetime | None:

@@ -12,16 +12,16 @@ from datetime import datetime
 
 import strawberry
 
-from domain import tokens
-from domain.errors import UserError as DomainUserError
-from schema.context import Info
-from schema.enums import Role, to_enum, to_word
-from schema.ids import encode_id
-from schema.payloads import ArgumentError, UserError, in_transaction, input_id
-from schema.permissions import CanManageTokens
-from schema.timestamps import to_api
-from schema.types import Employee
-from storage.models import utcnow
+from segmenta.domain import tokens
+from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.schema.context import Info
+from segmenta.schema.enums import Role, to_enum, to_word
+from segmenta.schema.ids import encode_id
+from segmenta.schema.payloads import ArgumentError, UserError, in_transaction, input_id
+from segmenta.schema.permissions import CanManageTokens
+from segmenta.schema.timestamps import to_api
+from segmenta.schema.types import Employee
+from segmenta.storage.models import utcnow
 
 TYPE_NAME = "ApiToken"
 

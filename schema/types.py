@@ -11,9 +11,9 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from dsl.fields import derive_day_metrics
-from schema.context import Info
-from schema.enums import (
+from segmenta.dsl.fields import derive_day_metrics
+from segmenta.schema.context import Info
+from segmenta.schema.enums import (
     AssignmentCause,
     CustomerKind,
     CustomerSize,
@@ -29,8 +29,8 @@ from schema.enums import (
     TeamStrategy,
     to_enum,
 )
-from schema.ids import encode_id
-from schema.loaders import (
+from segmenta.schema.ids import encode_id
+from segmenta.schema.loaders import (
     CUSTOMERS_OF_MANAGER,
     CUSTOMERS_OF_SEGMENT,
     CUSTOMERS_OF_TEAM,
@@ -40,16 +40,16 @@ from schema.loaders import (
     ChildList,
     GroupStats,
 )
-from schema.orderings import (
+from segmenta.schema.orderings import (
     CUSTOMER_ORDERINGS,
     NEWEST_FEEDBACK,
     NEWEST_INTERACTIONS,
     NEWEST_PURCHASES,
     CustomerOrder,
 )
-from schema.pagination import Connection, Ordering, page_size, to_connection
-from schema.timestamps import to_api
-from storage import models
+from segmenta.schema.pagination import Connection, Ordering, page_size, to_connection
+from segmenta.schema.timestamps import to_api
+from segmenta.storage import models
 
 
 async def _child_connection(

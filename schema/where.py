@@ -20,14 +20,14 @@ from datetime import datetime
 from graphql import GraphQLError
 from sqlalchemy import ColumnElement, exists, select
 
-from dsl.ast import And, Condition, InList, Not, Or, SegmentRef
-from dsl.checker import check_condition
-from dsl.diagnostics import Diagnostic, RuleError
-from dsl.parser import parse_condition
-from schema.serial import SerialSession
-from storage import models
-from storage.guard import MAX_TERMS_SETTING, hold_expensive_slot, max_terms_from_environment
-from storage.rule_fields import customers_where
+from segmenta.dsl.ast import And, Condition, InList, Not, Or, SegmentRef
+from segmenta.dsl.checker import check_condition
+from segmenta.dsl.diagnostics import Diagnostic, RuleError
+from segmenta.dsl.parser import parse_condition
+from segmenta.schema.serial import SerialSession
+from segmenta.storage import models
+from segmenta.storage.guard import MAX_TERMS_SETTING, hold_expensive_slot, max_terms_from_environment
+from segmenta.storage.rule_fields import customers_where
 
 INVALID_CONDITION = "INVALID_CONDITION"
 MAX_CONDITION_LENGTH = 10_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, String, cast, literal, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase, Team
+from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Purchase, Team
 
 # Text fields whose values repeat across customers; unique ones (code, email, phone...)
 # would only make the lookup big without catching typos.

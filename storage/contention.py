@@ -24,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.errors import Busy
+from segmenta.domain.errors import Busy
 
 # Seconds a client is told to wait before sending the request again.
 RETRY_AFTER = 1.0

@@ -11,8 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from domain.settings import number_setting
-from storage import contention, guard
+from segmenta.domain.settings import number_setting
+from segmenta.storage import contention, guard
 
 DEFAULT_DATABASE_FILE = "segmenta.db"
 

@@ -42,8 +42,8 @@ from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from domain.errors import Busy, TimedOut
-from domain.settings import number_setting
+from segmenta.domain.errors import Busy, TimedOut
+from segmenta.domain.settings import number_setting
 
 TIMEOUT_SETTING = "SEGMENTA_STATEMENT_TIMEOUT"
 SHARE_SETTING = "SEGMENTA_EXPENSIVE_READS"

@@ -51,8 +51,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from storage import sqlite_direct
-from storage.models import (
+from segmenta.storage import sqlite_direct
+from segmenta.storage.models import (
     AssignmentHistory,
     Customer,
     CustomerAttribute,

@@ -67,10 +67,10 @@ from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
-from dsl.ast import RuleFile
-from dsl.sql_compiler import BitPosition, Decision, PackedOutcome, compile_packed
-from storage.engine import affected_rows
-from storage.models import (
+from segmenta.dsl.ast import RuleFile
+from segmenta.dsl.sql_compiler import BitPosition, Decision, PackedOutcome, compile_packed
+from segmenta.storage.engine import affected_rows
+from segmenta.storage.models import (
     AssignmentHistory,
     Customer,
     CustomerTag,
@@ -79,7 +79,7 @@ from storage.models import (
     SegmentMember,
     TeamMember,
 )
-from storage.rule_fields import CustomerFields
+from segmenta.storage.rule_fields import CustomerFields
 
 customers = Customer.__table__
 # A team id no rule chose; typed, so PostgreSQL does not take a bare NULL for text.

@@ -15,10 +15,10 @@ from sqlalchemy import Float, FromClause, case, cast, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from dsl.ast import Condition, RuleFile
-from dsl.fields import DAY_METRIC_SOURCES, FIELDS
-from dsl.sql_compiler import EMPTY_SEGMENTS, SqlRuleset, compile_condition, compile_ruleset
-from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
+from segmenta.dsl.ast import Condition, RuleFile
+from segmenta.dsl.fields import DAY_METRIC_SOURCES, FIELDS
+from segmenta.dsl.sql_compiler import EMPTY_SEGMENTS, SqlRuleset, compile_condition, compile_ruleset
+from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
 
 # Averages kept as a maintained sum and count; missing (NULL) when the count is 0.
 RATIO_METRICS: dict[str, tuple[str, str]] = {

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
-from storage.contention import as_busy
+from segmenta.storage.contention import as_busy
 
 
 @dataclass(frozen=True)

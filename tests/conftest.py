@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from storage.engine import create_engine, normalize_url, session_factory
-from storage.migrate import upgrade
-from storage.models import Base
+from segmenta.storage.engine import create_engine, normalize_url, session_factory
+from segmenta.storage.migrate import upgrade
+from segmenta.storage.models import Base
 
 POSTGRES_URL = os.environ.get("SEGMENTA_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])

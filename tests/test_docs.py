@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cli import main
+from segmenta.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = "\n".join(path.read_text(encoding="utf-8") for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])

@@ -16,9 +16,9 @@ from pathlib import Path
 import graphql
 import pytest
 
-from domain.tokens import ROLES
-from schema import schema
-from schema.permissions import RolePermission
+from segmenta.domain.tokens import ROLES
+from segmenta.schema import schema
+from segmenta.schema.permissions import RolePermission
 
 ROOT = Path(__file__).resolve().parent.parent
 SECURITY = ROOT / "docs" / "security.md"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from storage.models import Base
+from segmenta.storage.models import Base
 
 target_metadata = Base.metadata
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from domain.errors import UserError
-from storage.engine import BUSY_TIMEOUT_SETTING, DEFAULT_BUSY_TIMEOUT, busy_timeout_from_environment
+from segmenta.domain.errors import UserError
+from segmenta.storage.engine import BUSY_TIMEOUT_SETTING, DEFAULT_BUSY_TIMEOUT, busy_timeout_from_environment
 
 SEGMENTA = str(Path(sys.executable).with_name("segmenta"))
 

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli import main
-from storage.catalog import load_known
-from storage.engine import session_factory
-from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase, Team
+from segmenta.cli import main
+from segmenta.storage.catalog import load_known
+from segmenta.storage.engine import session_factory
+from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Purchase, Team
 
 GOOD = "segment vip = total_spent >= 100k\na: vip and region = east -> team east_desk\notherwise -> team pool\n"
 BAD = "a: regon = east -> team x\nb: size > 5 -> team y\n"

@@ -20,14 +20,14 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import cli.data as cli_data
-from cli import main
-from domain.customers import create_customer
-from domain.rulesets import activate_ruleset, save_ruleset
-from domain.tokens import Principal, authenticate
-from storage.engine import create_engine, normalize_url, session_factory
-from storage.migrate import upgrade
-from storage.models import AssignmentHistory, Customer, CustomerTag, Employee, Team, TeamMember
+from segmenta.cli import data as cli_data
+from segmenta.cli import main
+from segmenta.domain.customers import create_customer
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.tokens import Principal, authenticate
+from segmenta.storage.engine import create_engine, normalize_url, session_factory
+from segmenta.storage.migrate import upgrade
+from segmenta.storage.models import AssignmentHistory, Customer, CustomerTag, Employee, Team, TeamMember
 from tests.conftest import BACKENDS, POSTGRES_URL
 
 

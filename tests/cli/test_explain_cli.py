@@ -7,10 +7,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli import main
-from storage.engine import create_engine, session_factory
-from storage.migrate import upgrade
-from storage.models import Customer, Employee, Team, TeamMember
+from segmenta.cli import main
+from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.migrate import upgrade
+from segmenta.storage.models import Customer, Employee, Team, TeamMember
 
 RULES = "big: total_spent >= 1000 -> team senior, tag big\nrest: true -> team general\n"
 

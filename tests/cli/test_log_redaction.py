@@ -7,7 +7,7 @@ import logging
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli.log_redaction import REDACTED, RedactTokens, log_config, redact
+from segmenta.cli.log_redaction import REDACTED, RedactTokens, log_config, redact
 
 SECRETS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~%", min_size=1, max_size=80)
 

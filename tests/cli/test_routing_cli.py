@@ -8,10 +8,10 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from cli import main
-from storage.engine import create_engine, session_factory
-from storage.migrate import upgrade
-from storage.models import Customer, EvaluationRun, Ruleset, Team
+from segmenta.cli import main
+from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.migrate import upgrade
+from segmenta.storage.models import Customer, EvaluationRun, Ruleset, Team
 
 RULES = "big: total_spent >= 1000 -> team senior\notherwise -> team general\n"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli import main
-from dsl.extent import MAX_DEPTH
+from segmenta.cli import main
+from segmenta.dsl.extent import MAX_DEPTH
 from tests.cli.test_explain_cli import _setup
 from tests.dsl.test_segment_limits import chain
 

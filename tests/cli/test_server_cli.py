@@ -13,10 +13,10 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 
-import cli.server
-from cli import main
-from storage.engine import create_engine, session_factory
-from storage.models import Customer, Ruleset
+from segmenta.cli import main
+from segmenta.cli import server as cli_server
+from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.models import Customer, Ruleset
 
 TOKEN_URL = re.compile(r"http://127\.0\.0\.1:(\d+)/graphql\?token=(sgm_[A-Za-z0-9_-]+)")
 
@@ -30,7 +30,7 @@ def db_url(tmp_path: Path) -> str:
 def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Captures what would have been passed to uvicorn.run instead of serving forever."""
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(cli.server.uvicorn, "run", lambda app, **options: calls.append({"app": app, **options}))
+    monkeypatch.setattr(cli_server.uvicorn, "run", lambda app, **options: calls.append({"app": app, **options}))
     return calls
 
 

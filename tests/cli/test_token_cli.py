@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
-from cli import main
-from domain.tokens import hash_token
-from storage.engine import create_engine, session_factory
-from storage.models import ApiToken, utcnow
+from segmenta.cli import main
+from segmenta.domain.tokens import hash_token
+from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.models import ApiToken, utcnow
 from tests.cli.test_data_cli import authenticate_token, query
 
 

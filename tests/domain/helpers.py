@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Base
+from segmenta.storage.models import Base
 
 
 async def database_snapshot(session: AsyncSession) -> dict[str, list[tuple[Any, ...]]]:

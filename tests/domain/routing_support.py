@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import (
+from segmenta.storage.models import (
     AssignmentHistory,
     Customer,
     CustomerTag,

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.access import EVERY_CUSTOMER, Scope, change_is_visible, ensure_may_act_on, scope_of
-from domain.errors import UserError
-from storage.models import Customer
+from segmenta.domain.access import EVERY_CUSTOMER, Scope, change_is_visible, ensure_may_act_on, scope_of
+from segmenta.domain.errors import UserError
+from segmenta.storage.models import Customer
 from tests.domain.routing_support import add_customer, add_employee, add_team
 
 

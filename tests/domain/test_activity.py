@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from domain.activity import (
+from segmenta.domain.activity import (
     record_interaction,
     record_purchase,
     submit_feedback,
     update_feedback_status,
 )
-from domain.customers import create_customer
-from domain.errors import Busy, NotFound, UserError
-from storage.models import Customer, Employee, Feedback, Interaction, Purchase
+from segmenta.domain.customers import create_customer
+from segmenta.domain.errors import Busy, NotFound, UserError
+from segmenta.storage.models import Customer, Employee, Feedback, Interaction, Purchase
 from tests.domain.helpers import database_snapshot
 
 JAN = datetime(2024, 1, 10, 9, 30)

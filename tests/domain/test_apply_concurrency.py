@@ -20,15 +20,15 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from domain import runs
-from domain.activity import record_purchase
-from domain.customers import update_customer
-from domain.errors import Busy
-from domain.metrics import load_rule_values
-from domain.rulesets import activate_ruleset, save_ruleset
-from dsl import compile_rules
-from storage.engine import begin_writer, create_engine, session_factory
-from storage.models import Customer, EvaluationRun, Purchase, utcnow
+from segmenta.domain import runs
+from segmenta.domain.activity import record_purchase
+from segmenta.domain.customers import update_customer
+from segmenta.domain.errors import Busy
+from segmenta.domain.metrics import load_rule_values
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.dsl import compile_rules
+from segmenta.storage.engine import begin_writer, create_engine, session_factory
+from segmenta.storage.models import Customer, EvaluationRun, Purchase, utcnow
 from tests.domain.routing_support import (
     add_employee,
     add_team,

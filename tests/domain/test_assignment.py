@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.assignment import (
+from segmenta.domain.assignment import (
     Candidate,
     MemberState,
     TeamAssigner,
@@ -19,7 +19,7 @@ from domain.assignment import (
     load_team_assigners,
     save_positions,
 )
-from storage.models import Team
+from segmenta.storage.models import Team
 from tests.domain.routing_support import add_customer, add_employee, add_team
 
 

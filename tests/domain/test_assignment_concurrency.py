@@ -10,10 +10,10 @@ from collections import Counter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain import customers
-from domain.rulesets import activate_ruleset, save_ruleset
-from storage.engine import begin_writer, session_factory
-from storage.models import Customer, Team
+from segmenta.domain import customers
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage.engine import begin_writer, session_factory
+from segmenta.storage.models import Customer, Team
 from tests.domain.routing_support import add_employee, add_team
 
 MEMBERS = 3

@@ -15,15 +15,15 @@ from hypothesis import strategies as st
 from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain import csv_io
-from domain.csv_io import ImportReport, export_customers, import_customers
-from domain.customers import create_customer, update_customer
-from domain.errors import UserError
-from domain.events import AssignmentChangeEvent, hub
-from domain.rulesets import activate_ruleset, save_ruleset
-from domain.staff import create_team
-from storage.engine import session_factory
-from storage.models import (
+from segmenta.domain import csv_io
+from segmenta.domain.csv_io import ImportReport, export_customers, import_customers
+from segmenta.domain.customers import create_customer, update_customer
+from segmenta.domain.errors import UserError
+from segmenta.domain.events import AssignmentChangeEvent, hub
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.staff import create_team
+from segmenta.storage.engine import session_factory
+from segmenta.storage.models import (
     AssignmentHistory,
     Base,
     Customer,
@@ -416,7 +416,7 @@ async def test_out_of_range_cells_are_located_errors_and_write_nothing(engine: A
 
 
 async def test_update_rows_may_not_grow_attributes_past_the_maximum(engine: AsyncEngine) -> None:
-    from domain.validation import MAX_ATTRIBUTES
+    from segmenta.domain.validation import MAX_ATTRIBUTES
 
     async with session_factory(engine)() as session:
         await create_customer(session, {"code": "FULL", "name": "Full", "attributes": {f"a{n}": n for n in range(MAX_ATTRIBUTES)}})
@@ -815,7 +815,7 @@ async def test_updating_a_batch_takes_the_same_statements_for_10_or_40_rows(engi
 
 
 async def test_import_rows_with_new_attribute_keys_past_the_limit_are_reported(engine: AsyncEngine) -> None:
-    from domain.validation import MAX_ATTRIBUTE_KEYS
+    from segmenta.domain.validation import MAX_ATTRIBUTE_KEYS
 
     async with session_factory(engine)() as session:
         holder = await create_customer(session, {"code": "KEYS", "name": "Keys"})

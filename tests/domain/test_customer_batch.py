@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.customer_batch import update_customers
-from domain.customers import create_customer, get_customer, validate_customer_input
-from domain.rulesets import activate_ruleset, save_ruleset
-from storage.models import AssignmentHistory, Customer, CustomerAttribute, CustomerTag
+from segmenta.domain.customer_batch import update_customers
+from segmenta.domain.customers import create_customer, get_customer, validate_customer_input
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage.models import AssignmentHistory, Customer, CustomerAttribute, CustomerTag
 from tests.domain.helpers import database_snapshot
 from tests.domain.routing_support import add_employee, add_team
 

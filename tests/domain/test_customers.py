@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import realtime_create
-from domain.activity import record_purchase
-from domain.customers import (
+from segmenta.domain import realtime_create
+from segmenta.domain.activity import record_purchase
+from segmenta.domain.customers import (
     create_customer,
     delete_customer,
     get_customer_attributes,
@@ -20,8 +20,8 @@ from domain.customers import (
     get_customer_tags,
     update_customer,
 )
-from domain.errors import Conflict, NotFound, UserError
-from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
+from segmenta.domain.errors import Conflict, NotFound, UserError
+from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
 from tests.domain.helpers import database_snapshot
 from tests.domain.test_realtime_create import racing_read
 

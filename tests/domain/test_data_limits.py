@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from domain import validation as v
-from domain.activity import record_interaction, record_purchase, submit_feedback
-from domain.customers import create_customer, get_customer_attributes, update_customer
-from domain.errors import UserError
-from storage.engine import session_factory
-from storage.models import Customer, utcnow
+from segmenta.domain import validation as v
+from segmenta.domain.activity import record_interaction, record_purchase, submit_feedback
+from segmenta.domain.customers import create_customer, get_customer_attributes, update_customer
+from segmenta.domain.errors import UserError
+from segmenta.storage.engine import session_factory
+from segmenta.storage.models import Customer, utcnow
 from tests.domain.helpers import database_snapshot
 
 EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -310,7 +310,7 @@ async def _fill_attribute_keys(session: AsyncSession) -> int:
     """A customer holding one key of each of MAX_ATTRIBUTE_KEYS distinct keys (written behind the limit)."""
     from sqlalchemy import insert
 
-    from storage.models import CustomerAttribute
+    from segmenta.storage.models import CustomerAttribute
 
     holder = await create_customer(session, {"code": "KEYS", "name": "Keys"})
     rows = [{"customer_id": holder.id, "key": f"k{n:03d}", "number_value": 1.0} for n in range(v.MAX_ATTRIBUTE_KEYS)]

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import customers, manual_assignment, runs
-from domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, Topic, hub
-from domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain import customers, manual_assignment, runs
+from segmenta.domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, Topic, hub
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
 from tests.domain.routing_support import add_customer, add_employee, add_team
 
 RULES = """

@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import customers as customer_service
-from domain import runs
-from domain.errors import UserError
-from domain.manual_assignment import assign_manager, unlock_assignment
-from domain.rulesets import activate_ruleset, save_ruleset
-from storage.models import AssignmentHistory, Customer, TeamMember
+from segmenta.domain import customers as customer_service
+from segmenta.domain import runs
+from segmenta.domain.errors import UserError
+from segmenta.domain.manual_assignment import assign_manager, unlock_assignment
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage.models import AssignmentHistory, Customer, TeamMember
 from tests.domain.helpers import database_snapshot
 from tests.domain.routing_support import add_customer, add_employee, add_team
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from domain.activity import (
+from segmenta.domain.activity import (
     FEEDBACK_KINDS,
     FEEDBACK_STATUSES,
     INTERACTION_KINDS,
@@ -23,11 +23,11 @@ from domain.activity import (
     submit_feedback,
     update_feedback_status,
 )
-from domain.customers import create_customer, update_customer
-from domain.errors import UserError
-from domain.metrics import METRIC_COLUMNS, customer_metrics, load_rule_values, recompute_metrics, rule_values
-from dsl.fields import FIELDS
-from storage.models import Customer, CustomerTag, Feedback
+from segmenta.domain.customers import create_customer, update_customer
+from segmenta.domain.errors import UserError
+from segmenta.domain.metrics import METRIC_COLUMNS, customer_metrics, load_rule_values, recompute_metrics, rule_values
+from segmenta.dsl.fields import FIELDS
+from segmenta.storage.models import Customer, CustomerTag, Feedback
 
 BASE = datetime(2024, 1, 1)
 FLOAT_COLUMNS = {"total_spent", "survey_sum", "nps_sum"}

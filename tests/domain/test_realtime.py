@@ -11,12 +11,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-import domain.realtime as realtime
-from domain import activity, assignment, customers, runs
-from domain.rulesets import activate_ruleset, save_ruleset
-from storage import sqlite_direct
-from storage.engine import session_factory
-from storage.models import (
+from segmenta.domain import activity, assignment, customers, realtime, runs
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage import sqlite_direct
+from segmenta.storage.engine import session_factory
+from segmenta.storage.models import (
     AssignmentHistory,
     Customer,
     Employee,
@@ -25,7 +24,7 @@ from storage.models import (
     Team,
     TeamMember,
 )
-from storage.new_customer_queries import NewCustomerRead
+from segmenta.storage.new_customer_queries import NewCustomerRead
 from tests.domain.routing_support import (
     add_customer,
     add_employee,

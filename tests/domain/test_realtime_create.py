@@ -18,16 +18,14 @@ from hypothesis import strategies as st
 from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-import domain.realtime as realtime
-import domain.realtime_create as realtime_create
-from domain import customers
-from domain.customers import MANUAL, birthday_md, validate_customer_input
-from domain.errors import Conflict
-from domain.events import hub
-from domain.rulesets import activate_ruleset, save_ruleset
-from storage import sqlite_direct
-from storage.engine import session_factory
-from storage.models import (
+from segmenta.domain import customers, realtime, realtime_create
+from segmenta.domain.customers import MANUAL, birthday_md, validate_customer_input
+from segmenta.domain.errors import Conflict
+from segmenta.domain.events import hub
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage import sqlite_direct
+from segmenta.storage.engine import session_factory
+from segmenta.storage.models import (
     AssignmentHistory,
     Base,
     Customer,
@@ -359,7 +357,7 @@ async def test_a_team_deleted_after_activation_is_logged_and_leaves_the_new_cust
     await activate_ruleset(session, ruleset.id)
     await session.execute(Team.__table__.delete().where(Team.id == gone.id))
     await session.commit()
-    with caplog.at_level(logging.WARNING, logger="domain.realtime_create"):
+    with caplog.at_level(logging.WARNING, logger="segmenta.domain.realtime_create"):
         created = await customers.create_customer(session, {"code": "c1", "name": "C1", "age": 30})
     assert (created.team_id, created.manager_id, created.deciding_rule) == (None, None, None)
     assert "'gone'" in caplog.text

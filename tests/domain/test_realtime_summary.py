@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import activity, customers
-from domain.manual_assignment import assign_manager
-from domain.realtime_summary import realtime_summaries
-from domain.rulesets import activate_ruleset, save_ruleset
-from storage.models import EvaluationChange, EvaluationRun
+from segmenta.domain import activity, customers
+from segmenta.domain.manual_assignment import assign_manager
+from segmenta.domain.realtime_summary import realtime_summaries
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage.models import EvaluationChange, EvaluationRun
 from tests.domain.routing_support import add_employee, add_team
 
 # No catch-all rule: a large customer without purchases matches no team rule.

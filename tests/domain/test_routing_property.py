@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain import runs
-from domain.metrics import load_rule_values
-from domain.rulesets import activate_ruleset, save_ruleset
-from dsl import compile_rules
-from storage.engine import session_factory
-from storage.models import Base, Customer, CustomerAttribute, Employee, Team, TeamMember
+from segmenta.domain import runs
+from segmenta.domain.metrics import load_rule_values
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.dsl import compile_rules
+from segmenta.storage.engine import session_factory
+from segmenta.storage.models import Base, Customer, CustomerAttribute, Employee, Team, TeamMember
 from tests.domain.routing_support import (
     add_customer,
     add_employee,

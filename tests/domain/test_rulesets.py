@@ -6,16 +6,16 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from domain.errors import NotFound, UserError
-from domain.rulesets import (
+from segmenta.domain.errors import NotFound, UserError
+from segmenta.domain.rulesets import (
     activate_ruleset,
     active_ruleset,
     get_ruleset,
     list_rulesets,
     save_ruleset,
 )
-from storage.engine import session_factory
-from storage.models import Ruleset
+from segmenta.storage.engine import session_factory
+from segmenta.storage.models import Ruleset
 from tests.domain.routing_support import add_customer, add_team
 
 GOOD = "east: region = east -> team east_desk\notherwise -> team general\n"

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from domain import events, runs
-from domain.errors import UserError
-from domain.events import RunProgressEvent, hub
-from domain.run_tasks import (
+from segmenta.domain import events, runs
+from segmenta.domain.errors import UserError
+from segmenta.domain.events import RunProgressEvent, hub
+from segmenta.domain.run_tasks import (
     DEFAULT_GRACE,
     DEFAULT_WAIT,
     RunLauncher,
@@ -28,9 +28,9 @@ from domain.run_tasks import (
     owned,
     wait_from_environment,
 )
-from storage.engine import create_engine, session_factory
-from storage.guard import limit_statements
-from storage.models import Customer, EvaluationRun, Team, utcnow
+from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.guard import limit_statements
+from segmenta.storage.models import Customer, EvaluationRun, Team, utcnow
 
 
 @pytest.mark.parametrize(("raw", "seconds"), [("", DEFAULT_WAIT), ("0", 0.0), ("2.5", 2.5), (" 10 ", 10.0)])

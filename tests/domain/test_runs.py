@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import runs
-from domain.errors import UserError
-from domain.rulesets import activate_ruleset, save_ruleset
-from storage import routing_queries
-from storage.models import AssignmentHistory, Customer, EvaluationChange, EvaluationRun, Segment, Team
+from segmenta.domain import runs
+from segmenta.domain.errors import UserError
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage import routing_queries
+from segmenta.storage.models import AssignmentHistory, Customer, EvaluationChange, EvaluationRun, Segment, Team
 from tests.domain.routing_support import (
     add_customer,
     add_employee,
@@ -420,7 +420,7 @@ async def test_an_empty_database_runs_cleanly(session: AsyncSession) -> None:
 async def test_concurrent_applies_run_one_after_the_other(session: AsyncSession) -> None:
     import asyncio
 
-    from storage.engine import session_factory
+    from segmenta.storage.engine import session_factory
 
     staff = [await add_employee(session, name) for name in ("Ann", "Bob")]
     await add_team(session, "desk", members=staff)
@@ -502,7 +502,7 @@ async def test_a_re_apply_reports_the_same_counts_as_the_apply_before_it(session
 
 
 async def test_many_labels_spill_into_further_code_columns(session: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dsl import sql_compiler
+    from segmenta.dsl import sql_compiler
 
     # 1 unsettled bit + 2 decision bits leave one label in the first 4-bit code column.
     monkeypatch.setattr(sql_compiler, "CODE_BITS", 4)

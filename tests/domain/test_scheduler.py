@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from domain.rulesets import activate_ruleset, save_ruleset
-from domain.scheduler import (
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.scheduler import (
     DEFAULT_INTERVAL,
     JOB,
     Scheduler,
@@ -19,8 +19,8 @@ from domain.scheduler import (
     scheduler_from_environment,
     try_acquire,
 )
-from storage.engine import session_factory
-from storage.models import Customer, EvaluationRun, SchedulerLock
+from segmenta.storage.engine import session_factory
+from segmenta.storage.models import Customer, EvaluationRun, SchedulerLock
 from tests.domain.routing_support import add_customer, add_team
 
 START = datetime(2026, 3, 1, 8, 0, 0)
@@ -136,7 +136,7 @@ async def test_start_and_stop_run_the_loop(engine: AsyncEngine, session: AsyncSe
 async def test_the_server_lifespan_runs_the_schedule_unless_it_is_off(
     engine: AsyncEngine, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server import create_app
+    from segmenta.server import create_app
 
     await add_team(session, "everyone", strategy="manual")
     await add_customer(session, "c1")

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.errors import Conflict
-from domain.seed import CHINESE_REGIONS, REGIONS, TEAMS, generate_dataset, sample_rules, seed_database
-from dsl.pipeline import check_source
-from storage.engine import session_factory
-from storage.models import (
+from segmenta.domain.errors import Conflict
+from segmenta.domain.seed import CHINESE_REGIONS, REGIONS, TEAMS, generate_dataset, sample_rules, seed_database
+from segmenta.dsl.pipeline import check_source
+from segmenta.storage.engine import session_factory
+from segmenta.storage.models import (
     Customer,
     CustomerAttribute,
     CustomerTag,

@@ -7,16 +7,16 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.customers import create_customer, delete_customer
-from domain.errors import Conflict, NotFound, UserError
-from domain.segments import (
+from segmenta.domain.customers import create_customer, delete_customer
+from segmenta.domain.errors import Conflict, NotFound, UserError
+from segmenta.domain.segments import (
     add_to_segment,
     create_segment,
     move_to_segment,
     remove_from_segment,
     segment_customer_ids,
 )
-from storage.models import Segment
+from segmenta.storage.models import Segment
 from tests.domain.helpers import database_snapshot
 
 

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain import run_tasks, tokens
-from domain.errors import UserError
-from domain.settings import SettingError, number_setting
-from schema.limits import RequestLimits
-from storage import engine, guard
+from segmenta.domain import run_tasks, tokens
+from segmenta.domain.errors import UserError
+from segmenta.domain.settings import SettingError, number_setting
+from segmenta.schema.limits import RequestLimits
+from segmenta.storage import engine, guard
 
 NAME = "SEGMENTA_EXAMPLE"
 

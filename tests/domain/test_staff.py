@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.errors import Conflict, NotFound, UserError
-from domain.staff import (
+from segmenta.domain.errors import Conflict, NotFound, UserError
+from segmenta.domain.staff import (
     add_team_member,
     create_employee,
     create_team,

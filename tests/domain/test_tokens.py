@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.errors import NotFound, UserError
-from domain.staff import create_employee, update_employee
-from domain.tokens import (
+from segmenta.domain.errors import NotFound, UserError
+from segmenta.domain.staff import create_employee, update_employee
+from segmenta.domain.tokens import (
     MAX_LIFETIME,
     OPERATOR,
     ROLES,
@@ -31,7 +31,7 @@ from domain.tokens import (
     recheck_interval,
     revoke_token,
 )
-from storage.models import ApiToken, utcnow
+from segmenta.storage.models import ApiToken, utcnow
 from tests.domain.helpers import database_snapshot
 
 

@@ -6,7 +6,7 @@ from datetime import date
 
 from hypothesis import strategies as st
 
-from dsl.ast import (
+from segmenta.dsl.ast import (
     Action,
     And,
     Between,
@@ -26,8 +26,8 @@ from dsl.ast import (
     Statement,
     Value,
 )
-from dsl.fields import FIELDS
-from dsl.parser import NUMBER_SUFFIXES, is_bare_word, parse_number, quote
+from segmenta.dsl.fields import FIELDS
+from segmenta.dsl.parser import NUMBER_SUFFIXES, is_bare_word, parse_number, quote
 
 bare_words = (
     st.tuples(

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsl import ast, check_source
-from dsl.analysis import analyse
-from dsl.ruleset import Ruleset
+from segmenta.dsl import ast, check_source
+from segmenta.dsl.analysis import analyse
+from segmenta.dsl.ruleset import Ruleset
 from tests.dsl.test_python_compiler import (
     PROPERTY_SETTINGS,
     SIZE_WORDS,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dsl.checker import check, check_condition
-from dsl.diagnostics import Diagnostic
-from dsl.parser import parse, parse_condition
+from segmenta.dsl.checker import check, check_condition
+from segmenta.dsl.diagnostics import Diagnostic
+from segmenta.dsl.parser import parse, parse_condition
 
 
 def diagnose(source: str, **known: object) -> list[Diagnostic]:

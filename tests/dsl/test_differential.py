@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dsl.ast import (
+from segmenta.dsl.ast import (
     Action,
     And,
     Between,
@@ -38,11 +38,11 @@ from dsl.ast import (
     Statement,
     Value,
 )
-from dsl.fields import FIELDS, PURCHASING_POWERS, SIZES
-from dsl.formatter import format_statement
-from dsl.parser import parse, parse_number, quote
-from dsl.ruleset import Ruleset
-from storage.rule_fields import RATIO_METRICS, evaluate_in_database
+from segmenta.dsl.fields import FIELDS, PURCHASING_POWERS, SIZES
+from segmenta.dsl.formatter import format_statement
+from segmenta.dsl.parser import parse, parse_number, quote
+from segmenta.dsl.ruleset import Ruleset
+from segmenta.storage.rule_fields import RATIO_METRICS, evaluate_in_database
 from tests.dsl.test_sql_compiler import Person, customer_row, insert_people, remove_everyone
 
 AS_OFS = [

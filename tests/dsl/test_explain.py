@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsl import ast, compile_rules
-from dsl.explain import Explanation, RuleTrace
-from dsl.ruleset import Ruleset
+from segmenta.dsl import ast, compile_rules
+from segmenta.dsl.explain import Explanation, RuleTrace
+from segmenta.dsl.ruleset import Ruleset
 from tests.dsl.test_python_compiler import PROPERTY_SETTINGS, _customer_values, conditions
 
 SOURCE = """\

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsl.ast import RuleFile, Statement
-from dsl.diagnostics import RuleError
-from dsl.formatter import format_source, format_statement
-from dsl.parser import parse
+from segmenta.dsl.ast import RuleFile, Statement
+from segmenta.dsl.diagnostics import RuleError
+from segmenta.dsl.formatter import format_source, format_statement
+from segmenta.dsl.parser import parse
 from tests.dsl.strategies import statements
 from tests.dsl.test_parser import DOCS_EXAMPLE
 

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dsl.parser import parse, parse_condition
-from dsl.pipeline import check_source
-from dsl.ruleset import Ruleset
-from storage.rule_fields import evaluate_in_database
+from segmenta.dsl.parser import parse, parse_condition
+from segmenta.dsl.pipeline import check_source
+from segmenta.dsl.ruleset import Ruleset
+from segmenta.storage.rule_fields import evaluate_in_database
 from tests.dsl.test_differential import evaluator_mapping
 from tests.dsl.test_sql_compiler import Person, insert_people, remove_everyone
 

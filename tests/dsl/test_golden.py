@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dsl.pipeline import check_source
+from segmenta.dsl.pipeline import check_source
 
 CASES = Path(__file__).with_name("cases")
 SEG_FILES = sorted(CASES.glob("*.seg"))

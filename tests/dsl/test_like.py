@@ -8,10 +8,10 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsl import compile_rules
-from dsl.like import like_regex
-from dsl.parser import quote
-from dsl.pipeline import check_source
+from segmenta.dsl import compile_rules
+from segmenta.dsl.like import like_regex
+from segmenta.dsl.parser import quote
+from segmenta.dsl.pipeline import check_source
 
 # Twelve stars held the server 16 s and fifteen about half an hour with the old
 # straight translation (`*` -> `.*`), on texts far shorter than this one.

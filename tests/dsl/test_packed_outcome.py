@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Integer, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dsl import sql_compiler
-from dsl.formatter import format_statement
-from dsl.parser import parse
-from dsl.ruleset import Ruleset
-from dsl.sql_compiler import Decision, PackedOutcome, compile_packed
-from storage.models import Customer
-from storage.rule_fields import CustomerFields
+from segmenta.dsl import sql_compiler
+from segmenta.dsl.formatter import format_statement
+from segmenta.dsl.parser import parse
+from segmenta.dsl.ruleset import Ruleset
+from segmenta.dsl.sql_compiler import Decision, PackedOutcome, compile_packed
+from segmenta.storage.models import Customer
+from segmenta.storage.rule_fields import CustomerFields
 from tests.dsl.test_differential import AS_OFS, _person, _rule_file, evaluator_mapping
 from tests.dsl.test_sql_compiler import Person, insert_people, remove_everyone
 

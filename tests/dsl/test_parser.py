@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from dsl.ast import (
+from segmenta.dsl.ast import (
     Action,
     And,
     Between,
@@ -25,7 +25,7 @@ from dsl.ast import (
     Span,
     Value,
 )
-from dsl.parser import parse, parse_condition
+from segmenta.dsl.parser import parse, parse_condition
 
 # The example at the top of docs/rule-language.md.
 DOCS_EXAMPLE = """\

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsl import ast
-from dsl.python_compiler import compile_rule_file, like_regex
-from dsl.ruleset import Ruleset
+from segmenta.dsl import ast
+from segmenta.dsl.python_compiler import compile_rule_file, like_regex
+from segmenta.dsl.ruleset import Ruleset
 
 # ---------------------------------------------------------------------------
 # Small AST builders (shared by the other dsl test modules).

@@ -7,9 +7,9 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsl.parser import parse
-from dsl.pipeline import check_source
-from dsl.render import render
+from segmenta.dsl.parser import parse
+from segmenta.dsl.pipeline import check_source
+from segmenta.dsl.render import render
 from tests.dsl.test_parser import DOCS_EXAMPLE
 
 _RULE_ALPHABET = list("abz_-.:,()=!<>\"'#\n\t 0123456789km万亿") + [

@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 import pytest
 
-import dsl
-from dsl import Outcome, RuleError, Ruleset, check_source, compile_rules, parse
+from segmenta import dsl
+from segmenta.dsl import Outcome, RuleError, Ruleset, check_source, compile_rules, parse
 
 # The example at the top of docs/rule-language.md.
 DOCS_EXAMPLE = """\

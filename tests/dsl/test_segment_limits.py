@@ -18,15 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dsl import compile_rules
-from dsl.checker import check_condition
-from dsl.diagnostics import RuleError
-from dsl.extent import MAX_COPIED, MAX_DEPTH
-from dsl.formatter import format_source
-from dsl.parser import parse, parse_condition
-from dsl.pipeline import check_source
-from dsl.sql_compiler import compile_packed
-from storage.rule_fields import CustomerFields, evaluate_in_database
+from segmenta.dsl import compile_rules
+from segmenta.dsl.checker import check_condition
+from segmenta.dsl.diagnostics import RuleError
+from segmenta.dsl.extent import MAX_COPIED, MAX_DEPTH
+from segmenta.dsl.formatter import format_source
+from segmenta.dsl.parser import parse, parse_condition
+from segmenta.dsl.pipeline import check_source
+from segmenta.dsl.sql_compiler import compile_packed
+from segmenta.storage.rule_fields import CustomerFields, evaluate_in_database
 from tests.dsl.test_sql_compiler import Person, insert_people
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dsl.ast import (
+from segmenta.dsl.ast import (
     Action,
     And,
     Between,
@@ -38,11 +38,11 @@ from dsl.ast import (
     Span,
     Value,
 )
-from dsl.diagnostics import RuleError
-from dsl.fields import days_between, days_to_birthday
-from dsl.sql_compiler import compile_condition, compile_ruleset, glob_pattern, like_pattern
-from storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
-from storage.rule_fields import CustomerFields, evaluate_in_database
+from segmenta.dsl.diagnostics import RuleError
+from segmenta.dsl.fields import days_between, days_to_birthday
+from segmenta.dsl.sql_compiler import compile_condition, compile_ruleset, glob_pattern, like_pattern
+from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
+from segmenta.storage.rule_fields import CustomerFields, evaluate_in_database
 
 AS_OF = datetime(2026, 3, 1, 12, 0)
 
@@ -694,8 +694,8 @@ otherwise -> team general_pool
 
 
 async def test_the_docs_example_from_source_text(session: AsyncSession) -> None:
-    from dsl import compile_rules
-    from dsl.parser import parse
+    from segmenta.dsl import compile_rules
+    from segmenta.dsl.parser import parse
 
     compile_rules(DOCS_EXAMPLE)  # checks cleanly: the example is a valid rule file
     rule_file, diagnostics = parse(DOCS_EXAMPLE)
@@ -720,7 +720,7 @@ async def test_the_docs_example_from_source_text(session: AsyncSession) -> None:
 
 
 async def test_malicious_value_in_source_text_is_a_bound_parameter(session: AsyncSession) -> None:
-    from dsl.parser import parse
+    from segmenta.dsl.parser import parse
 
     await insert_people(session, [Person("evil", {"region": "x' OR 1=1 --"}), Person("plain", {"region": "x"})])
     rule_file, diagnostics = parse('evil: region = "x\' OR 1=1 --" -> team audit')

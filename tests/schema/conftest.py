@@ -8,10 +8,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.tokens import create_token
-from server import create_app
-from storage import models
-from storage.engine import session_factory
+from segmenta.domain.tokens import create_token
+from segmenta.server import create_app
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World, build_world
 
 ROLES = ("admin", "manager", "viewer")

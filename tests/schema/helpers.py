@@ -10,8 +10,8 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from storage import models
-from storage.engine import session_factory
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 
 
 @dataclass

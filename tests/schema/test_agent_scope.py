@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from domain import runs
-from storage import models
-from storage.engine import session_factory
+from segmenta.domain import runs
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World, build_world, global_id, snapshot
 from tests.schema.test_statement_count import PAGE_QUERY, counted_statements
 

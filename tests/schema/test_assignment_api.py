@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.rulesets import activate_ruleset, save_ruleset
-from storage import models
-from storage.engine import session_factory
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World, global_id, snapshot
 
 ASSIGN = """

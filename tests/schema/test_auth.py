@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schema.permissions import AUTHENTICATION_REQUIRED
-from storage import models
-from storage.engine import session_factory
+from segmenta.schema.permissions import AUTHENTICATION_REQUIRED
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World, snapshot
 
 CUSTOMERS = "{ customers(first: 5) { totalCount edges { node { code } } } }"

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from domain import runs
-from server import create_app
-from storage import models
-from storage.engine import session_factory
+from segmenta.domain import runs
+from segmenta.server import create_app
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World
 from tests.schema.test_routing_api import ACTIVATE, APPLY, PREVIEW, RULES, save
 

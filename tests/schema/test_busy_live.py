@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from schema.ids import encode_id
+from segmenta.schema.ids import encode_id
 from tests.live_server import LiveServer
 
 PURCHASE = """

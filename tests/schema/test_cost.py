@@ -9,9 +9,9 @@ from graphql import get_introspection_query, parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schema import schema
-from schema.cost import CEILING, LIST_SIZE_ESTIMATE, Measure, measure_operation
-from schema.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from segmenta.schema import schema
+from segmenta.schema.cost import CEILING, LIST_SIZE_ESTIMATE, Measure, measure_operation
+from segmenta.schema.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 SCHEMA = schema._schema
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schema.permissions import _root_fields
-from storage import models
-from storage.engine import session_factory
+from segmenta.schema.permissions import _root_fields
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World, global_id, snapshot
 
 PURCHASE = "recordPurchase(input: {customerId: $customer, amount: 12.5}) { purchase { amount } userErrors { code } }"

@@ -33,13 +33,13 @@ from hypothesis_graphql import strategies as gql_st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.access import scope_of
-from domain.tokens import create_token
-from schema import schema
-from schema.ids import encode_id
-from server import create_app
-from storage import models
-from storage.engine import session_factory
+from segmenta.domain.access import scope_of
+from segmenta.domain.tokens import create_token
+from segmenta.schema import schema
+from segmenta.schema.ids import encode_id
+from segmenta.server import create_app
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.live_server import LiveServer
 from tests.schema.helpers import build_world
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schema.disconnect import run_until_disconnect
-from schema.http_body import ClientGone, RequestRefused, check_request, count_values, json_depth, read_body
-from schema.limits import RequestLimits
+from segmenta.schema.disconnect import run_until_disconnect
+from segmenta.schema.http_body import ClientGone, RequestRefused, check_request, count_values, json_depth, read_body
+from segmenta.schema.limits import RequestLimits
 
 LIMITS = RequestLimits(max_variables_depth=5, max_variable_values=20)
 

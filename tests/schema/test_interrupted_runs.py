@@ -13,15 +13,15 @@ from graphql import ExecutionResult
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain import run_tasks
-from domain.events import hub
-from domain.run_tasks import fail_abandoned
-from domain.tokens import authenticate, create_token
-from schema import schema
-from schema.context import Context
-from schema.loaders import Loaders
-from storage.engine import session_factory
-from storage.models import EvaluationRun, utcnow
+from segmenta.domain import run_tasks
+from segmenta.domain.events import hub
+from segmenta.domain.run_tasks import fail_abandoned
+from segmenta.domain.tokens import authenticate, create_token
+from segmenta.schema import schema
+from segmenta.schema.context import Context
+from segmenta.schema.loaders import Loaders
+from segmenta.storage.engine import session_factory
+from segmenta.storage.models import EvaluationRun, utcnow
 from tests.schema.helpers import global_id
 
 PROGRESS = """subscription ($id: ID!) {

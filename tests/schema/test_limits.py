@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from graphql import get_introspection_query
 
-from domain.errors import UserError
-from schema.limits import (
+from segmenta.domain.errors import UserError
+from segmenta.schema.limits import (
     MAX_ALIASES,
     MAX_DEPTH,
     MAX_DUPLICATE_FIELDS,

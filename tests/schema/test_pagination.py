@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage import models
-from storage.engine import session_factory
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World, build_world
 
 ORDERS = [

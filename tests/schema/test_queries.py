@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage import models
-from storage.engine import session_factory
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World, global_id, key_of
 
 CUSTOMER_FIELDS = """

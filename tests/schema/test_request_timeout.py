@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schema.limits import request_limits
-from server import create_app
-from storage import models
-from storage.engine import session_factory
+from segmenta.schema.limits import request_limits
+from segmenta.server import create_app
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import World
 
 TIMEOUT = 0.3

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage import models
-from storage.engine import session_factory
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World, global_id, key_of, snapshot
 
 # World: C000..C005, even ones east (team east_sales), odd ones west (west_sales);

@@ -12,9 +12,9 @@ import time
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dsl.extent import MAX_DEPTH
-from storage import models
-from storage.engine import session_factory
+from segmenta.dsl.extent import MAX_DEPTH
+from segmenta.storage import models
+from segmenta.storage.engine import session_factory
 from tests.dsl.test_like import PATHOLOGICAL
 from tests.dsl.test_segment_limits import alternating, chain
 from tests.schema.helpers import Api, World, global_id, snapshot

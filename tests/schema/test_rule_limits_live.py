@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dsl.extent import MAX_DEPTH
+from segmenta.dsl.extent import MAX_DEPTH
 from tests.dsl.test_like import PATHOLOGICAL
 from tests.dsl.test_segment_limits import alternating, chain
 from tests.live_server import LiveServer

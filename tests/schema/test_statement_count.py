@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.engine import session_factory
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, build_world
 
 PAGE_QUERY = """

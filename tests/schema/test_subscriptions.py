@@ -12,17 +12,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.testclient import TestClient
 
-from domain import customers, runs
-from domain.events import hub
-from domain.rulesets import activate_ruleset, save_ruleset
-from domain.tokens import authenticate, create_token
-from schema import schema
-from schema.context import Context
-from schema.loaders import Loaders
-from server import create_app
-from storage import models
-from storage.engine import create_engine, session_factory
-from storage.migrate import upgrade
+from segmenta.domain import customers, runs
+from segmenta.domain.events import hub
+from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.tokens import authenticate, create_token
+from segmenta.schema import schema
+from segmenta.schema.context import Context
+from segmenta.schema.loaders import Loaders
+from segmenta.server import create_app
+from segmenta.storage import models
+from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.migrate import upgrade
 from tests.domain.routing_support import add_customer, add_employee, add_team
 from tests.schema.helpers import global_id, key_of
 

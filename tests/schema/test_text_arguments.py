@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.validation import is_storable
+from segmenta.domain.validation import is_storable
 from tests.schema.helpers import Api, World
 
 # Every query here reads text columns with the argument on PostgreSQL when it is let through.

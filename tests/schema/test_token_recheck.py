@@ -8,10 +8,10 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain import customers
-from domain.events import hub
-from domain.tokens import OPERATOR, authenticate, create_token, revoke_token
-from storage.engine import session_factory
+from segmenta.domain import customers
+from segmenta.domain.events import hub
+from segmenta.domain.tokens import OPERATOR, authenticate, create_token, revoke_token
+from segmenta.storage.engine import session_factory
 from tests.schema.test_subscriptions import CHANGES, _context, _first, _subscribe, _until_subscribed, _world
 
 

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.settings import SettingError
-from dsl.parser import parse_condition
-from schema import where
-from storage import guard
-from storage.engine import session_factory
+from segmenta.domain.settings import SettingError
+from segmenta.dsl.parser import parse_condition
+from segmenta.schema import where
+from segmenta.storage import guard
+from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World
 
 COUNT = "query($w: String!) { customers(where: $w) { totalCount } }"
@@ -162,7 +162,7 @@ def test_a_pool_timeout_in_a_field_is_busy_not_an_internal_error() -> None:
     from graphql import GraphQLError
     from sqlalchemy import exc
 
-    from schema.errors import _with_code, is_unexpected
+    from segmenta.schema.errors import _with_code, is_unexpected
 
     raised = GraphQLError("QueuePool limit of size 5 overflow 10 reached", original_error=exc.TimeoutError("pool"))
     assert not is_unexpected(raised)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
-from storage.engine import begin_writer, create_engine, normalize_url, session_factory
-from storage.migrate import upgrade
-from storage.models import Team
+from segmenta.storage.engine import begin_writer, create_engine, normalize_url, session_factory
+from segmenta.storage.migrate import upgrade
+from segmenta.storage.models import Team
 
 
 def test_plain_urls_choose_the_async_drivers() -> None:

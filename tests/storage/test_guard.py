@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.errors import Busy, TimedOut
-from domain.settings import SettingError
-from storage import guard
-from storage.engine import session_factory
+from segmenta.domain.errors import Busy, TimedOut
+from segmenta.domain.settings import SettingError
+from segmenta.storage import guard
+from segmenta.storage.engine import session_factory
 
 # Seconds of work, however fast the machine: SQLite counts through a recursive CTE, PostgreSQL sleeps.
 SQLITE_SLOW = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"

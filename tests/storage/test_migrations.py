@@ -1,8 +1,8 @@
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from storage.migrate import alembic_config
-from storage.models import Base
+from segmenta.storage.migrate import alembic_config
+from segmenta.storage.models import Base
 
 
 async def test_migrations_create_every_model_table(engine):
@@ -13,7 +13,7 @@ async def test_migrations_create_every_model_table(engine):
 
 
 async def test_upgrade_is_idempotent(engine):
-    from storage.migrate import upgrade
+    from segmenta.storage.migrate import upgrade
 
     await upgrade(engine)
     async with engine.connect() as connection:

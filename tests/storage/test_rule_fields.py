@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dsl.parser import parse, parse_condition
-from dsl.sql_compiler import compile_condition, compile_ruleset
-from storage.models import Customer
-from storage.rule_fields import CustomerFields, customers_where, evaluate_in_database
+from segmenta.dsl.parser import parse, parse_condition
+from segmenta.dsl.sql_compiler import compile_condition, compile_ruleset
+from segmenta.storage.models import Customer
+from segmenta.storage.rule_fields import CustomerFields, customers_where, evaluate_in_database
 from tests.dsl.test_sql_compiler import Person, insert_people
 
 AS_OF = datetime(2026, 3, 1, 12, 0)
@@ -143,10 +143,10 @@ def test_non_scalar_fields_are_not_columns() -> None:
 
 
 async def test_long_id_lists_are_split_into_chunks(session: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> None:
-    import storage.rule_fields
+    from segmenta.storage import rule_fields
 
     ids = await insert_people(session, PEOPLE)
-    monkeypatch.setattr(storage.rule_fields, "ID_CHUNK", 2)
+    monkeypatch.setattr(rule_fields, "ID_CHUNK", 2)
     rule_file, _ = parse(RULES)
     wanted = [ids["big-east"], ids["small-east"], ids["west"]]
     with counting_statements(session) as statements:

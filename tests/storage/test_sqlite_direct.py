@@ -11,8 +11,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import sqlite_direct
-from storage.models import Customer, CustomerTag, EvaluationChange, EvaluationRun, Team
+from segmenta.storage import sqlite_direct
+from segmenta.storage.models import Customer, CustomerTag, EvaluationChange, EvaluationRun, Team
 
 _changes = EvaluationChange.__table__
 _INSERT_CHANGE = insert(_changes)
