@@ -28,10 +28,10 @@ from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
+from segmenta.domain.access.tokens import Principal, authenticate
 from segmenta.domain.errors import TimedOut
-from segmenta.domain.run_tasks import RunLauncher, wait_from_environment
-from segmenta.domain.scheduler import scheduler_from_environment
-from segmenta.domain.tokens import Principal, authenticate
+from segmenta.domain.routing.run_tasks import RunLauncher, wait_from_environment
+from segmenta.domain.routing.scheduler import scheduler_from_environment
 from segmenta.schema import schema
 from segmenta.schema.context import Context
 from segmenta.schema.disconnect import LoaderBatches, run_until_disconnect
@@ -237,10 +237,10 @@ def create_app(
 ) -> Starlette:
     """The app over `engine` (left as it is), or over a new engine for `database_url` (default
     SEGMENTA_DATABASE_URL), which is migrated at startup and disposed at shutdown.  With
-    `schedule`, the lifespan also runs the scheduled apply (domain/scheduler.py) unless
+    `schedule`, the lifespan also runs the scheduled apply (domain/routing/scheduler.py) unless
     SEGMENTA_SCHEDULE_INTERVAL is off.  Preview and apply runs execute in background tasks;
     the API waits up to `run_wait` seconds (default SEGMENTA_RUN_WAIT) before returning a
-    run that is still running (domain/run_tasks.py).  Every request is bounded by the limits of
+    run that is still running (domain/routing/run_tasks.py).  Every request is bounded by the limits of
     schema/limits.py (SEGMENTA_ settings, read once per process)."""
     owns_engine = engine is None
     active_engine = engine if engine is not None else create_engine(database_url)
@@ -260,7 +260,7 @@ def create_app(
         scheduler = scheduler_from_environment(session_factory(active_engine)) if schedule else None
         if scheduler is not None:
             scheduler.start()
-        await launcher.start()  # fails the runs of processes that died (domain/run_tasks.py)
+        await launcher.start()  # fails the runs of processes that died (domain/routing/run_tasks.py)
         yield
         if scheduler is not None:
             await scheduler.stop()

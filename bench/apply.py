@@ -7,7 +7,7 @@ on PostgreSQL; metrics as one aggregate UPDATE), then, in the same process:
 
 1. `hand`: one hand-written statement computing every customer's team
    (CREATE TABLE … AS SELECT id, CASE … END FROM customers);
-2. `first apply`: domain.runs.apply_ruleset from a database where nobody has a
+2. `first apply`: domain.routing.runs.apply_ruleset from a database where nobody has a
    team yet (every customer changes: teams, managers, segments, tags, change
    rows, history);
 3. `re-apply`: the same ruleset again (nothing changes; what a scheduled daily
@@ -45,8 +45,8 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from segmenta.domain import runs
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing import runs
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage.engine import create_engine, session_factory
 from segmenta.storage.migrate import upgrade
 

@@ -34,8 +34,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from segmenta.domain.csv_io import ImportReport, export_customers, import_customers
-from segmenta.domain.rulesets import activate_ruleset
+from segmenta.domain.customers.csv_io import ImportReport, export_customers, import_customers
+from segmenta.domain.routing.rulesets import activate_ruleset
 from segmenta.storage.engine import normalize_url, session_factory
 from segmenta.storage.migrate import upgrade
 from segmenta.storage.models import AssignmentHistory, Customer

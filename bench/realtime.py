@@ -42,9 +42,9 @@ from typing import Any
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain.activity import record_purchase
-from segmenta.domain.customers import create_customer, update_customer
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.customers.activity import record_purchase
+from segmenta.domain.customers.profiles import create_customer, update_customer
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage.engine import create_engine, normalize_url, session_factory
 from segmenta.storage.migrate import upgrade
 from segmenta.storage.models import AssignmentHistory, Customer, Employee, EvaluationChange, Ruleset, Team, TeamMember

@@ -19,9 +19,9 @@ from rich.console import Console
 from segmenta.cli.app import main
 from segmenta.cli.routing import as_of_option, database_option, file_argument
 from segmenta.cli.rules import EXIT_ERRORS, EXIT_OK, EXIT_UNUSABLE, read_rules
-from segmenta.domain.customers import get_customer_by_code
+from segmenta.domain.customers.records import get_customer_by_code
 from segmenta.domain.errors import UserError
-from segmenta.domain.explanations import RulesHaveErrors, explain_customer
+from segmenta.domain.routing.explanations import RulesHaveErrors, explain_customer
 from segmenta.dsl.render import render
 from segmenta.storage.engine import create_engine, session_factory
 from segmenta.storage.migrate import upgrade

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.cli.app import main
 from segmenta.cli.rules import EXIT_ERRORS, EXIT_OK, EXIT_UNUSABLE, read_rules
-from segmenta.domain import rulesets, runs
 from segmenta.domain.errors import UserError
-from segmenta.domain.run_tasks import run_owned
+from segmenta.domain.routing import rulesets, runs
+from segmenta.domain.routing.run_tasks import run_owned
 from segmenta.dsl.render import render
 from segmenta.storage.engine import create_engine, session_factory
 from segmenta.storage.migrate import upgrade
@@ -41,7 +41,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class RunProgressBar:
-    """A rich progress bar with one line per run step, fed by domain.runs' progress callback."""
+    """A rich progress bar with one line per run step, fed by domain.routing.runs' progress callback."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress

@@ -3,7 +3,7 @@
 Two topics on the module-level ``hub``:
 
 * ``hub.run_progress`` — :class:`RunProgressEvent` (run id, step, done, total,
-  status); domain/runs.py publishes one each time a run reports progress, and a
+  status); domain/routing/runs.py publishes one each time a run reports progress, and a
   last one (step ``done``, the final status) after the run's transaction ended.
 * ``hub.assignments`` — :class:`AssignmentChangeEvent`, one per
   ``assignment_history`` row written row by row (real-time routing, manual
@@ -177,7 +177,7 @@ def remember_assignment_changes(session: Session, values: list[dict[str, Any]]) 
     """Announce these assignment_history rows when the session's current transaction commits.
 
     For rows written where the hook above cannot see them (a history INSERT inside a
-    larger statement: domain/realtime_create.py on PostgreSQL).
+    larger statement: domain/routing/realtime_create.py on PostgreSQL).
     """
     transaction = _innermost_transaction(session)
     if transaction is None:

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import exists, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from segmenta.domain.customers.metrics import recompute_metrics
 from segmenta.domain.errors import Conflict, UserError
-from segmenta.domain.metrics import recompute_metrics
 from segmenta.storage.models import (
     ApiToken,
     Base,

@@ -1,18 +1,18 @@
 """Manual assignment and explanations in GraphQL (docs/routing.md): `AssignmentQuery` (`explain`) and
 `AssignmentMutation` (`assignManager`, `unlockAssignment`), merged into the root types by
-schema/__init__.py.  Thin over domain.manual_assignment and domain.explanations.
+schema/__init__.py.  Thin over domain.routing.manual_assignment and domain.routing.explanations.
 
 Roles: assigning and unlocking need admin or manager.  `explain` is a read: every role
-may call it, an agent only for a customer in their scope (domain.access).
+may call it, an agent only for a customer in their scope (domain.access.scope).
 """
 
 from __future__ import annotations
 
 import strawberry
 
-from segmenta.domain import explanations as explanation_service
-from segmenta.domain import manual_assignment
 from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.domain.routing import explanations as explanation_service
+from segmenta.domain.routing import manual_assignment
 from segmenta.schema.context import Info
 from segmenta.schema.errors import FORBIDDEN, client_error
 from segmenta.schema.ids import decode_id

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain.run_tasks import RunLauncher
+from segmenta.domain.routing.run_tasks import RunLauncher
 from segmenta.schema.loaders import Loaders
 from segmenta.schema.serial import SerialSession
 from segmenta.storage.models import utcnow
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class Principal(Protocol):
-    """Who is calling (domain.tokens.Principal satisfies this)."""
+    """Who is calling (domain.access.tokens.Principal satisfies this)."""
 
     @property
     def role(self) -> str: ...

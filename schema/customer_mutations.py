@@ -1,6 +1,6 @@
 """Mutations on customers and their activity: purchases, interactions, feedback.
 
-Recording activity also needs the customer to be in the caller's scope (domain.access): an
+Recording activity also needs the customer to be in the caller's scope (domain.access.scope): an
 agent recording for a customer that is not theirs gets a userError with code FORBIDDEN on
 `input.customerId`, checked inside the mutation's transaction before anything is written."""
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import strawberry
 
-from segmenta.domain import activity, customers
-from segmenta.domain.access import ensure_may_act_on
+from segmenta.domain.access.scope import ensure_may_act_on
+from segmenta.domain.customers import activity, profiles
 from segmenta.schema.context import Info
 from segmenta.schema.enums import FeedbackStatus
 from segmenta.schema.ids import encode_id
@@ -53,7 +53,7 @@ class CustomerMutation:
     async def create_customer(self, info: Info, input: CustomerInput) -> CustomerPayload:
         session = info.context.session
         row, errors = await in_transaction(
-            info, lambda: customers.create_customer(session, as_create_data(input)), prefix="input"
+            info, lambda: profiles.create_customer(session, as_create_data(input)), prefix="input"
         )
         return CustomerPayload(customer=_customer(info, row), user_errors=errors)
 
@@ -65,7 +65,7 @@ class CustomerMutation:
         session = info.context.session
 
         async def work() -> models.Customer:
-            return await customers.update_customer(session, input_id(id, "Customer", "id"), as_patch(input))
+            return await profiles.update_customer(session, input_id(id, "Customer", "id"), as_patch(input))
 
         row, errors = await in_transaction(info, work, prefix="input", arguments={"id"})
         return CustomerPayload(customer=_customer(info, row), user_errors=errors)
@@ -76,7 +76,7 @@ class CustomerMutation:
 
         async def work() -> int:
             customer_id = input_id(id, "Customer", "id")
-            await customers.delete_customer(session, customer_id)
+            await profiles.delete_customer(session, customer_id)
             return customer_id
 
         deleted, errors = await in_transaction(info, work)

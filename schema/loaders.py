@@ -2,7 +2,7 @@
 page of parents in one SQL statement, so the statement count of a query does
 not grow with the page size (see tests/schema/test_statement_count.py).
 
-Customers are scoped here (domain.access): `Loaders.scope` is the caller's scope,
+Customers are scoped here (domain.access.scope): `Loaders.scope` is the caller's scope,
 bound by the Authentication extension before any resolver runs.  The customer
 by-id loader, every customer child list (pages and counts) and every aggregate
 over customer rows add its predicate to their one statement, so an agent gets
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from strawberry.dataloader import DataLoader
 
-from segmenta.domain.access import Scope
+from segmenta.domain.access.scope import Scope
 from segmenta.schema.pagination import Ordering, Page, split_pages
 from segmenta.schema.serial import SerialSession
 from segmenta.storage import models

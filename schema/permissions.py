@@ -12,7 +12,7 @@ half-runs), and again by each field itself.
 
 A websocket is long-lived, so its token is checked again: at every operation it
 starts, and while a subscription delivers events at most once every
-SEGMENTA_TOKEN_RECHECK seconds (domain/tokens.py).  A token found revoked or
+SEGMENTA_TOKEN_RECHECK seconds (domain/access/tokens.py).  A token found revoked or
 expired ends the subscription with one UNAUTHENTICATED error, then the socket is
 closed with code 4401.
 
@@ -23,7 +23,7 @@ interactions and feedback for their own customers; `viewer` reads only.
 Agent scope (row-level, on top of the role checks): an agent token is bound to
 an employee, and the agent sees only the customers that employee manages and
 the customers of the teams the employee is a member of.  The rule has one
-definition, domain.access.Scope; Authentication binds the caller's scope to the
+definition, domain.access.scope.Scope; Authentication binds the caller's scope to the
 request's loaders (schema/loaders.py) before anything runs, and `customer_scope`
 gives it to resolvers.  Where it applies:
 
@@ -73,8 +73,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext
 
-from segmenta.domain.access import Scope, scope_of
-from segmenta.domain.tokens import MANAGING_ROLE, Principal, recheck, recheck_interval
+from segmenta.domain.access.scope import Scope, scope_of
+from segmenta.domain.access.tokens import MANAGING_ROLE, Principal, recheck, recheck_interval
 from segmenta.schema.context import Context, Info
 from segmenta.schema.errors import FORBIDDEN, UNAUTHENTICATED
 from segmenta.storage.engine import session_factory
@@ -231,7 +231,7 @@ def forbidden_message(refused: list[RefusedField]) -> str:
 
 
 def customer_scope(context: Context) -> Scope:
-    """The customers the caller may see (domain.access); nobody authenticated sees none."""
+    """The customers the caller may see (domain.access.scope); nobody authenticated sees none."""
     principal = context.principal
     if principal is None:
         return scope_of(None, None)
@@ -306,6 +306,6 @@ class CanManageRules(RolePermission):
 
 
 class CanManageTokens(RolePermission):
-    # The same role domain.tokens.ensure_may_manage_tokens requires.
+    # The same role domain.access.tokens.ensure_may_manage_tokens requires.
     roles = (MANAGING_ROLE,)
     action = "listing, creating and revoking API tokens"

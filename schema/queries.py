@@ -1,5 +1,5 @@
 """The data queries of docs/graphql.md.  Customers and feedback are limited to the caller's scope
-(schema/permissions.py `scope`, domain.access) in the statement that reads them."""
+(schema/permissions.py `scope`, domain.access.scope) in the statement that reads them."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Rulesets and evaluation runs in GraphQL (docs/routing.md): `RoutingQuery` and `RoutingMutation`,
 merged into the root types by schema/__init__.py.
 
-Thin over domain.rulesets and domain.runs.  Preview is allowed to admins and
+Thin over domain.routing.rulesets and domain.routing.runs.  Preview is allowed to admins and
 managers; saving, activating and applying to admins.  Runs execute in the
-background (domain.run_tasks) and are returned at once with their status: finished
+background (domain.routing.run_tasks) and are returned at once with their status: finished
 when the run ended within SEGMENTA_RUN_WAIT, otherwise RUNNING, and a client polls
 `evaluationRun(id)` or subscribes to `evaluationRunProgress`.
 """
@@ -19,9 +19,9 @@ import strawberry
 from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
-from segmenta.domain import realtime_summary
-from segmenta.domain import rulesets as ruleset_service
-from segmenta.domain import runs as run_service
+from segmenta.domain.routing import realtime_summary
+from segmenta.domain.routing import rulesets as ruleset_service
+from segmenta.domain.routing import runs as run_service
 from segmenta.dsl.pipeline import check_source
 from segmenta.schema.context import Info
 from segmenta.schema.enums import to_enum

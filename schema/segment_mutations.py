@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from segmenta.domain import segments
+from segmenta.domain.routing import segments
 from segmenta.schema.context import Info
 from segmenta.schema.inputs import SegmentInput, as_create_data
 from segmenta.schema.payloads import MoveToSegmentPayload, SegmentPayload, in_transaction, input_ids

@@ -5,8 +5,8 @@ from __future__ import annotations
 import strawberry
 from sqlalchemy import select
 
-from segmenta.domain import staff
 from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.domain.staff import teams as staff
 from segmenta.schema.context import Info
 from segmenta.schema.enums import TeamRole
 from segmenta.schema.inputs import EmployeeInput, EmployeePatch, TeamInput, TeamPatch, as_create_data, as_patch

@@ -1,6 +1,6 @@
 """The `stats` query: figures over the whole customer base, each computed only when selected.
 
-Figures made from customer rows (and `openFeedback`) are over the caller's scope (domain.access):
+Figures made from customer rows (and `openFeedback`) are over the caller's scope (domain.access.scope):
 an agent's are over their own customers; employee, team and segment counts are not customer data
 and stay global."""
 

@@ -10,7 +10,7 @@ Database reads here use a short session of their own: a subscription lives as
 long as the connection, and must not hold a transaction open meanwhile.
 
 An agent receives only the assignment changes of customers that were theirs
-before the change or are theirs after it (domain.access `Scope.change`): the
+before the change or are theirs after it (domain.access.scope `Scope.change`): the
 pages of a finished apply run carry that predicate in their one statement; a
 real-time change is checked by one statement that evaluates the same rule over
 the change's values (team membership as it is now), only for agents.
@@ -29,9 +29,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types.execution import PreExecutionError
 
-from segmenta.domain.access import Scope, change_is_visible
+from segmenta.domain.access.scope import Scope, change_is_visible
 from segmenta.domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, hub
-from segmenta.domain.run_tasks import follow_run
+from segmenta.domain.routing.run_tasks import follow_run
 from segmenta.schema.context import Info
 from segmenta.schema.enums import AssignmentCause, to_enum
 from segmenta.schema.ids import decode_id, encode_id

@@ -1,6 +1,6 @@
 """API tokens over GraphQL, for administrators: `apiTokens`, `createApiToken`, `revokeApiToken`.
 
-A thin layer over domain/tokens.py, which refuses every role but admin itself; the
+A thin layer over domain/access/tokens.py, which refuses every role but admin itself; the
 permission class refuses earlier, for the whole document (schema/permissions.py).
 The plaintext secret appears once, in the `createApiToken` payload; nothing returns
 it again, and no type here has a field for the hash.
@@ -12,7 +12,7 @@ from datetime import datetime
 
 import strawberry
 
-from segmenta.domain import tokens
+from segmenta.domain.access import tokens
 from segmenta.domain.errors import UserError as DomainUserError
 from segmenta.schema.context import Info
 from segmenta.schema.enums import Role, to_enum, to_word

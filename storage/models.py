@@ -89,7 +89,7 @@ class Customer(Base):
     assignment_locked: Mapped[bool] = mapped_column(Boolean, default=False)
     deciding_rule: Mapped[str | None] = mapped_column(String(200))
     # Raised by every real-time re-evaluation and every apply that re-routes the customer: an
-    # apply leaves alone the customers whose version moved after its snapshot (domain/runs.py).
+    # apply leaves alone the customers whose version moved after its snapshot (domain/routing/runs.py).
     routing_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     # Maintained metrics (docs/domain.md).  Counts and sums default to 0.
@@ -275,7 +275,7 @@ class EvaluationRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # evaluated, changed, unmatched, locked, team_counts, rule_hits, segment_counts, ...
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Which process executes a running run and when it last said so (domain/run_tasks.py).
+    # Which process executes a running run and when it last said so (domain/routing/run_tasks.py).
     owner: Mapped[str | None] = mapped_column(String(100))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
 

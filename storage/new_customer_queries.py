@@ -1,9 +1,9 @@
-"""The statements of creating one routed customer (domain/realtime_create.py decides what they carry).
+"""The statements of creating one routed customer (domain/routing/realtime_create.py decides what they carry).
 
 * :func:`read_new_customer` — one UNION ALL: whether the code is taken, the active
   ruleset and the day's realtime run ("head"), the chosen team with its active
   members (locked on PostgreSQL; their loads on SQLite) and the segments joined.
-  Re-routing one existing customer (domain/realtime.py) reads its team and segments
+  Re-routing one existing customer (domain/routing/realtime.py) reads its team and segments
   with it too, without the head, the members only when it needs a manager
   (:class:`ExistingCustomer`);
 * :func:`insert_new_customer` — the customer, its tags, attributes, segment
@@ -181,8 +181,8 @@ def _team_arms(
         )
     team = team_query.cte("routed_team")
     # Only a team that assigns managers is locked and has its members read (as
-    # domain/realtime.py does).  The team row first, then its members' employee rows
-    # in id order: the order every assignment locks in (domain/assignment.py), so
+    # domain/routing/realtime.py does).  The team row first, then its members' employee rows
+    # in id order: the order every assignment locks in (domain/routing/assignment.py), so
     # routers never deadlock.  A locked row is read in its latest committed version.
     # (FOR UPDATE compiles to nothing on SQLite, where a writer holds the database.)
     # NO KEY UPDATE: it still makes routers take turns, but lets other transactions insert
@@ -274,7 +274,7 @@ def _read_statement(
 
 
 MemberRow = tuple[int, int, int | None, Any, Any]
-"""(team id, employee id, capacity, specialties, regions), as domain.assignment.build_assigners takes them."""
+"""(team id, employee id, capacity, specialties, regions), as domain.routing.assignment.build_assigners takes them."""
 
 
 @dataclass
@@ -295,7 +295,7 @@ class NewCustomerRead:
 
 @dataclass(frozen=True)
 class ExistingCustomer:
-    """A customer being re-routed (domain/realtime.py) rather than created: it needs a manager
+    """A customer being re-routed (domain/routing/realtime.py) rather than created: it needs a manager
     — and the team is locked and its members read — only when its assignment is not locked and
     it joins a team other than `manager_kept_in` (its team, when it has a manager there)."""
 
@@ -403,7 +403,7 @@ class NewCustomerWrites:
 class ManagerPick:
     """One customer joining a team that assigns managers: what the write needs to choose the manager.
 
-    The choice is domain.assignment.TeamAssigner.assign for one customer, in SQL: members
+    The choice is domain.routing.assignment.TeamAssigner.assign for one customer, in SQL: members
     with room (no capacity, or fewer customers than it), the preferred ones among them
     if any, then least_loaded takes the fewest customers (ties: lowest employee id) and
     round_robin the first at or after `position`, cyclically.  Done in the write because

@@ -22,7 +22,7 @@ statements, and the cost of a run that changes little is that of one evaluation:
 Only customers who need a new manager pass through Python (in keyset chunks),
 because capacity and preference make assignment sequential.
 
-Nothing here commits; :mod:`domain.runs` owns the transaction.
+Nothing here commits; :mod:`domain.routing.runs` owns the transaction.
 """
 
 from __future__ import annotations

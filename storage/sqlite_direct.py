@@ -4,7 +4,7 @@ Why: through SQLAlchemy's aiosqlite adapter one statement costs four trips to th
 driver's thread (create cursor, execute, fetch, close) plus an execution context;
 here a whole batch of statements costs one trip (:func:`write_all`).  On a busy
 machine a trip is 20–100 µs, so for the few small INSERTs after a new customer's row
-(domain/realtime_create.py) the trips were most of the time.
+(domain/routing/realtime_create.py) the trips were most of the time.
 
 Only for statements whose result nobody reads — INSERT without RETURNING, UPDATE
 whose row count is not needed — in the session's current transaction (and savepoint).

@@ -16,7 +16,7 @@ from pathlib import Path
 import graphql
 import pytest
 
-from segmenta.domain.tokens import ROLES
+from segmenta.domain.access.tokens import ROLES
 from segmenta.schema import schema
 from segmenta.schema.permissions import RolePermission
 

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from segmenta.cli import data as cli_data
 from segmenta.cli import main
-from segmenta.domain.customers import create_customer
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
-from segmenta.domain.tokens import Principal, authenticate
+from segmenta.domain.access.tokens import Principal, authenticate
+from segmenta.domain.customers.profiles import create_customer
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage.engine import create_engine, normalize_url, session_factory
 from segmenta.storage.migrate import upgrade
 from segmenta.storage.models import AssignmentHistory, Customer, CustomerTag, Employee, Team, TeamMember

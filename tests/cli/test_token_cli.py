@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
 from segmenta.cli import main
-from segmenta.domain.tokens import hash_token
+from segmenta.domain.access.tokens import hash_token
 from segmenta.storage.engine import create_engine, session_factory
 from segmenta.storage.models import ApiToken, utcnow
 from tests.cli.test_data_cli import authenticate_token, query

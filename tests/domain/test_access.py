@@ -1,4 +1,4 @@
-"""domain.access: the one definition of an agent's customer scope, over rows and over in-memory values."""
+"""domain.access.scope: the one definition of an agent's customer scope, over rows and over in-memory values."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain.access import EVERY_CUSTOMER, Scope, change_is_visible, ensure_may_act_on, scope_of
+from segmenta.domain.access.scope import EVERY_CUSTOMER, Scope, change_is_visible, ensure_may_act_on, scope_of
 from segmenta.domain.errors import UserError
 from segmenta.storage.models import Customer
 from tests.domain.routing_support import add_customer, add_employee, add_team

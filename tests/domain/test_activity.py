@@ -1,4 +1,4 @@
-"""domain.activity: purchases, interactions, feedback and the metric columns they maintain."""
+"""domain.customers.activity: purchases, interactions, feedback and the metric columns they maintain."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from segmenta.domain.activity import (
+from segmenta.domain.customers.activity import (
     record_interaction,
     record_purchase,
     submit_feedback,
     update_feedback_status,
 )
-from segmenta.domain.customers import create_customer
+from segmenta.domain.customers.profiles import create_customer
 from segmenta.domain.errors import Busy, NotFound, UserError
 from segmenta.storage.models import Customer, Employee, Feedback, Interaction, Purchase
 from tests.domain.helpers import database_snapshot

@@ -20,12 +20,12 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from segmenta.domain import runs
-from segmenta.domain.activity import record_purchase
-from segmenta.domain.customers import update_customer
+from segmenta.domain.customers.activity import record_purchase
+from segmenta.domain.customers.metrics import load_rule_values
+from segmenta.domain.customers.profiles import update_customer
 from segmenta.domain.errors import Busy
-from segmenta.domain.metrics import load_rule_values
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing import runs
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.dsl import compile_rules
 from segmenta.storage.engine import begin_writer, create_engine, session_factory
 from segmenta.storage.models import Customer, EvaluationRun, Purchase, utcnow

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain.assignment import (
+from segmenta.domain.routing.assignment import (
     Candidate,
     MemberState,
     TeamAssigner,

@@ -10,8 +10,8 @@ from collections import Counter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain import customers
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.customers import profiles
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage.engine import begin_writer, session_factory
 from segmenta.storage.models import Customer, Team
 from tests.domain.routing_support import add_employee, add_team
@@ -34,7 +34,7 @@ async def create_concurrently(engine: AsyncEngine, codes: list[str]) -> None:
     async def create(code: str) -> None:
         async with session_factory(engine)() as session:
             await begin_writer(session)
-            await customers.create_customer(session, {"code": code, "name": code})
+            await profiles.create_customer(session, {"code": code, "name": code})
             await session.commit()
 
     await asyncio.gather(*(create(code) for code in codes))

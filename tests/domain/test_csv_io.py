@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain import csv_io
-from segmenta.domain.csv_io import ImportReport, export_customers, import_customers
-from segmenta.domain.customers import create_customer, update_customer
+from segmenta.domain.customers import csv_io
+from segmenta.domain.customers.csv_io import ImportReport, export_customers, import_customers
+from segmenta.domain.customers.profiles import create_customer, update_customer
 from segmenta.domain.errors import UserError
 from segmenta.domain.events import AssignmentChangeEvent, hub
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
-from segmenta.domain.staff import create_team
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.staff.teams import create_team
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import (
     AssignmentHistory,
@@ -433,7 +433,7 @@ async def test_update_rows_may_not_grow_attributes_past_the_maximum(engine: Asyn
 # -- --update in batches -----------------------------------------------------------------------
 #
 # The reference is the row-by-row import: each row validated, then written with
-# domain.customers.update_customer (routing included) in its own SAVEPOINT.  The batched
+# domain.customers.profiles.update_customer (routing included) in its own SAVEPOINT.  The batched
 # import must leave the same rows, report the same errors and announce the same changes.
 
 UPDATE_COLUMNS = ("name", "region", "size", "industry", "age", "tags", "attr.tier")

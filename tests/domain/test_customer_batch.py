@@ -1,4 +1,4 @@
-"""domain.customer_batch.update_customers: many update_customer calls in a fixed number of statements.
+"""domain.customers.batch.update_customers: many update_customer calls in a fixed number of statements.
 
 Its equivalence with update_customer row by row (routing included) is the property test of
 tests/domain/test_csv_io.py; here: what it refuses, and what the session shows afterwards."""
@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain.customer_batch import update_customers
-from segmenta.domain.customers import create_customer, get_customer, validate_customer_input
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.customers.batch import update_customers
+from segmenta.domain.customers.profiles import create_customer
+from segmenta.domain.customers.records import get_customer, validate_customer_input
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage.models import AssignmentHistory, Customer, CustomerAttribute, CustomerTag
 from tests.domain.helpers import database_snapshot
 from tests.domain.routing_support import add_employee, add_team

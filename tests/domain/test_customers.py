@@ -1,4 +1,4 @@
-"""domain.customers: create/update/delete, validation before writing, tags and attributes."""
+"""domain.customers.profiles: create/update/delete, validation before writing, tags and attributes."""
 
 from __future__ import annotations
 
@@ -9,18 +9,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain import realtime_create
-from segmenta.domain.activity import record_purchase
-from segmenta.domain.customers import (
-    create_customer,
-    delete_customer,
+from segmenta.domain.customers.activity import record_purchase
+from segmenta.domain.customers.profiles import create_customer, delete_customer, update_customer
+from segmenta.domain.customers.records import (
     get_customer_attributes,
     get_customer_by_code,
     get_customer_categories,
     get_customer_tags,
-    update_customer,
 )
 from segmenta.domain.errors import Conflict, NotFound, UserError
+from segmenta.domain.routing import realtime_create
 from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
 from tests.domain.helpers import database_snapshot
 from tests.domain.test_realtime_create import racing_read
@@ -138,7 +136,7 @@ async def test_unique_violation_lost_to_a_race_becomes_conflict(
     await create_customer(session, {"code": "RACE", "name": "First"})
     await session.commit()
 
-    # create_customer's pre-check is part of its first read (domain/realtime_create.py).
+    # create_customer's pre-check is part of its first read (domain/routing/realtime_create.py).
     monkeypatch.setattr(realtime_create, "_read", racing_read(realtime_create._read))
     with pytest.raises(Conflict) as raised:
         await create_customer(session, {"code": "RACE", "name": "Second"})

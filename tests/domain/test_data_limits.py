@@ -15,8 +15,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from segmenta.domain import validation as v
-from segmenta.domain.activity import record_interaction, record_purchase, submit_feedback
-from segmenta.domain.customers import create_customer, get_customer_attributes, update_customer
+from segmenta.domain.customers.activity import record_interaction, record_purchase, submit_feedback
+from segmenta.domain.customers.profiles import create_customer, update_customer
+from segmenta.domain.customers.records import get_customer_attributes
 from segmenta.domain.errors import UserError
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import Customer, utcnow

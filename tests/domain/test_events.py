@@ -7,9 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain import customers, manual_assignment, runs
+from segmenta.domain.customers import profiles
 from segmenta.domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, Topic, hub
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing import manual_assignment, runs
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from tests.domain.routing_support import add_customer, add_employee, add_team
 
 RULES = """
@@ -63,7 +64,7 @@ async def _routing_world(session: AsyncSession) -> dict[str, int]:
 async def test_realtime_change_is_published_after_commit_only(session: AsyncSession) -> None:
     world = await _routing_world(session)
     with hub.assignments.subscribe() as subscriber:
-        customer = await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})
+        customer = await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})
         await session.flush()
         assert drain(subscriber) == []  # written, not yet committed
         await session.commit()
@@ -76,7 +77,7 @@ async def test_realtime_change_is_published_after_commit_only(session: AsyncSess
 async def test_rolled_back_changes_are_never_published(session: AsyncSession) -> None:
     await _routing_world(session)
     with hub.assignments.subscribe() as subscriber:
-        await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})
+        await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})
         await session.rollback()
         await session.commit()  # an empty commit after the rollback must not resurrect them
         assert drain(subscriber) == []

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain.errors import UserError
-from segmenta.domain.explanations import RulesHaveErrors, explain_customer, explanation_json
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing.explanations import RulesHaveErrors, explain_customer, explanation_json
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from tests.domain.routing_support import add_customer, add_employee, add_team
 
 RULES = """segment big = total_spent >= 1000

@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain import customers as customer_service
-from segmenta.domain import runs
+from segmenta.domain.customers import profiles
 from segmenta.domain.errors import UserError
-from segmenta.domain.manual_assignment import assign_manager, unlock_assignment
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing import runs
+from segmenta.domain.routing.manual_assignment import assign_manager, unlock_assignment
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage.models import AssignmentHistory, Customer, TeamMember
 from tests.domain.helpers import database_snapshot
 from tests.domain.routing_support import add_customer, add_employee, add_team
@@ -117,12 +117,12 @@ async def test_a_locked_manual_assignment_survives_realtime_and_apply_until_unlo
     await session.commit()
     ruleset = await save_ruleset(session, "r", "all: true -> team rules_team\n")
     await activate_ruleset(session, ruleset.id)
-    customer = await customer_service.create_customer(session, {"code": "c", "name": "C"})
+    customer = await profiles.create_customer(session, {"code": "c", "name": "C"})
     customer_id = customer.id
     assert customer.manager_id == ann.id
 
     await assign_manager(session, [customer_id], bob.id)
-    await customer_service.update_customer(session, customer_id, {"city": "Paris"})
+    await profiles.update_customer(session, customer_id, {"city": "Paris"})
     await session.commit()
     run = await runs.apply_ruleset(session, ruleset.id)
     assert run.status == "succeeded" and run.summary["locked"] == 1
@@ -133,7 +133,7 @@ async def test_a_locked_manual_assignment_survives_realtime_and_apply_until_unlo
     await session.commit()
     stored = await session.get(Customer, customer_id, populate_existing=True)
     assert stored is not None and (stored.team_id, stored.manager_id) == (manual_team.id, bob.id)
-    await customer_service.update_customer(session, customer_id, {"city": "Lyon"})
+    await profiles.update_customer(session, customer_id, {"city": "Lyon"})
     await session.commit()
     stored = await session.get(Customer, customer_id, populate_existing=True)
     assert stored is not None and (stored.team_id, stored.manager_id) == (rules_team.id, ann.id)

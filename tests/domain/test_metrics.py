@@ -1,4 +1,4 @@
-"""domain.metrics: recomputation equals incremental maintenance; the rule-value mapping."""
+"""domain.customers.metrics: recomputation equals incremental maintenance; the rule-value mapping."""
 
 from __future__ import annotations
 
@@ -13,19 +13,22 @@ from hypothesis import strategies as st
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from segmenta.domain.activity import (
-    FEEDBACK_KINDS,
-    FEEDBACK_STATUSES,
-    INTERACTION_KINDS,
-    SCORE_RANGES,
+from segmenta.domain.customers.activity import (
     record_interaction,
     record_purchase,
     submit_feedback,
     update_feedback_status,
 )
-from segmenta.domain.customers import create_customer, update_customer
+from segmenta.domain.customers.metrics import (
+    METRIC_COLUMNS,
+    customer_metrics,
+    load_rule_values,
+    recompute_metrics,
+    rule_values,
+)
+from segmenta.domain.customers.profiles import create_customer, update_customer
+from segmenta.domain.customers.vocabulary import FEEDBACK_KINDS, FEEDBACK_STATUSES, INTERACTION_KINDS, SCORE_RANGES
 from segmenta.domain.errors import UserError
-from segmenta.domain.metrics import METRIC_COLUMNS, customer_metrics, load_rule_values, recompute_metrics, rule_values
 from segmenta.dsl.fields import FIELDS
 from segmenta.storage.models import Customer, CustomerTag, Feedback
 

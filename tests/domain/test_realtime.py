@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from segmenta.domain import activity, assignment, customers, realtime, runs
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.customers import activity, profiles, records
+from segmenta.domain.routing import assignment, realtime, runs
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage import sqlite_direct
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import (
@@ -89,7 +90,7 @@ async def test_without_an_active_ruleset_nothing_is_routed(session: AsyncSession
     await staff(session)
     ruleset = await save_ruleset(session, "draft only", RULES)
     await session.commit()
-    customer = await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})
+    customer = await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})
     await activity.record_purchase(session, customer_id=customer.id, amount=5000)
     await session.commit()
     assert await state(session, customer.id) == (None, None, None)
@@ -101,7 +102,7 @@ async def test_without_an_active_ruleset_nothing_is_routed(session: AsyncSession
 async def test_create_routes_assigns_and_records_history_and_a_realtime_run(session: AsyncSession) -> None:
     ids = await staff(session)
     ruleset_id = await activate(session)
-    customer = await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})
+    customer = await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})
     # The returned object already shows the assignment (the API payload reads it).
     assert customer.team_id == ids["general"] and customer.manager_id is None
     await session.commit()
@@ -117,7 +118,7 @@ async def test_create_routes_assigns_and_records_history_and_a_realtime_run(sess
 async def test_purchase_moves_the_customer_and_updates_segments_and_tags(session: AsyncSession) -> None:
     ids = await staff(session)
     await activate(session)
-    customer = await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})
+    customer = await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})
     await activity.record_purchase(session, customer_id=customer.id, amount=400)
     assert await state(session, customer.id) == ("general", None, "rest")
     await activity.record_purchase(session, customer_id=customer.id, amount=600)
@@ -138,10 +139,10 @@ async def test_purchase_moves_the_customer_and_updates_segments_and_tags(session
 async def test_update_interaction_and_feedback_each_reevaluate(session: AsyncSession) -> None:
     ids = await staff(session)
     await activate(session)
-    customer = await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "medium"})
+    customer = await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "medium"})
     assert await state(session, customer.id) == ("general", None, "rest")
 
-    await customers.update_customer(session, customer.id, {"size": "small"})
+    await profiles.update_customer(session, customer.id, {"size": "small"})
     # standard's only member has no capacity: team set, manager left empty.
     assert await state(session, customer.id) == ("standard", None, "small")
 
@@ -167,14 +168,14 @@ async def test_update_interaction_and_feedback_each_reevaluate(session: AsyncSes
 async def test_staying_in_the_team_keeps_the_manager(session: AsyncSession) -> None:
     ids = await staff(session)
     await activate(session)
-    customer = await customers.create_customer(
+    customer = await profiles.create_customer(
         session, {"code": "c1", "name": "C1", "size": "large"}
     )
     await activity.record_purchase(session, customer_id=customer.id, amount=2000)
     _, first_manager, _ = await state(session, customer.id)
     for amount in (10, 20, 30):
         await activity.record_purchase(session, customer_id=customer.id, amount=amount)
-        await customers.update_customer(session, customer.id, {"city": f"city {amount}"})
+        await profiles.update_customer(session, customer.id, {"city": f"city {amount}"})
     assert await state(session, customer.id) == ("senior", first_manager, "vip")
     assert len(await history(session, customer.id)) == 2
     assert ids["senior"]
@@ -183,7 +184,7 @@ async def test_staying_in_the_team_keeps_the_manager(session: AsyncSession) -> N
 async def test_locked_customers_keep_team_and_manager_but_segments_and_tags_follow(session: AsyncSession) -> None:
     ids = await staff(session)
     await activate(session)
-    customer = await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})
+    customer = await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})
     customer.assignment_locked = True
     await session.flush()
     await activity.record_purchase(session, customer_id=customer.id, amount=5000)
@@ -201,9 +202,9 @@ async def test_locked_customers_keep_team_and_manager_but_segments_and_tags_foll
 async def test_no_team_rule_matching_clears_the_team_like_apply(session: AsyncSession) -> None:
     await staff(session)
     await activate(session, "small: size = small -> team standard\nbig: size >= large -> team senior\n")
-    customer = await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})
+    customer = await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})
     assert (await state(session, customer.id))[0] == "senior"
-    await customers.update_customer(session, customer.id, {"size": "medium"})
+    await profiles.update_customer(session, customer.id, {"size": "medium"})
     assert await state(session, customer.id) == (None, None, None)
 
 
@@ -212,7 +213,7 @@ async def test_realtime_leaves_nothing_for_apply_to_change(session: AsyncSession
     ruleset_id = await activate(session)
     created = []
     for index, size in enumerate(["small", "medium", "large", "enterprise", "large"]):
-        customer = await customers.create_customer(session, {"code": f"c{index}", "name": f"C{index}", "size": size})
+        customer = await profiles.create_customer(session, {"code": f"c{index}", "name": f"C{index}", "size": size})
         created.append(customer.id)
     await activity.record_purchase(session, customer_id=created[2], amount=3000)
     await activity.submit_feedback(session, customer_id=created[3], kind="complaint")
@@ -227,7 +228,7 @@ async def test_realtime_leaves_nothing_for_apply_to_change(session: AsyncSession
 async def test_a_failed_write_rolls_back_the_routing_too(session: AsyncSession) -> None:
     await staff(session)
     await activate(session)
-    customer_id = (await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})).id
+    customer_id = (await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})).id
     await session.commit()
     await activity.record_purchase(session, customer_id=customer_id, amount=5000)
     assert (await state(session, customer_id))[0] == "senior"
@@ -249,19 +250,19 @@ async def test_the_ruleset_is_compiled_once_per_version(session: AsyncSession, m
 
     monkeypatch.setattr(realtime, "compile_rules", counting)
     for index in range(4):
-        await customers.create_customer(session, {"code": f"c{index}", "name": "C", "size": "small"})
+        await profiles.create_customer(session, {"code": f"c{index}", "name": "C", "size": "small"})
     assert len(calls) == 1
     await session.commit()
     # A new version is a new compilation.
     await activate(session, RULES + "# v2\n")
-    await customers.create_customer(session, {"code": "c9", "name": "C", "size": "small"})
+    await profiles.create_customer(session, {"code": "c9", "name": "C", "size": "small"})
     assert len(calls) == 2
 
 
 async def test_a_team_deleted_after_activation_keeps_the_assignment(session: AsyncSession) -> None:
     ids = await staff(session)
     await activate(session)
-    customer = await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})
+    customer = await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "large"})
     await session.commit()
     await session.execute(TeamMember.__table__.delete().where(TeamMember.team_id == ids["senior"]))
     await session.execute(Team.__table__.delete().where(Team.id == ids["senior"]))
@@ -276,10 +277,10 @@ async def test_capacity_counts_the_customer_leaving_its_old_manager(session: Asy
     two = await add_team(session, "two", members=[dana])
     await session.commit()
     await activate(session, "a: region = a -> team one\nb: region = b -> team two\n")
-    customer = await customers.create_customer(session, {"code": "c1", "name": "C1", "region": "a"})
+    customer = await profiles.create_customer(session, {"code": "c1", "name": "C1", "region": "a"})
     assert (customer.team_id, customer.manager_id) == (one.id, dana.id)
     # Dana is full, but the customer she has is the one moving: she takes it along.
-    await customers.update_customer(session, customer.id, {"region": "b"})
+    await profiles.update_customer(session, customer.id, {"region": "b"})
     assert (customer.team_id, customer.manager_id) == (two.id, dana.id)
 
 
@@ -287,7 +288,7 @@ async def _read_team_as_the_assignment_module_does(
     session: AsyncSession, team_key: str | None, segment_keys: Any, *, with_loads: bool, existing: Any = None
 ) -> NewCustomerRead:
     """The reference for realtime._read_team: the segments and teams by key, then the team's
-    assigner as domain.assignment.load_team_assigners builds it (every member's stored load)."""
+    assigner as domain.routing.assignment.load_team_assigners builds it (every member's stored load)."""
     teams, segments = await realtime._teams_and_segments_by_key(session, [team_key] if team_key else [], segment_keys)
     read = NewCustomerRead(segments=segments)
     if team_key in teams:
@@ -369,7 +370,7 @@ async def test_one_customer_routes_exactly_as_with_the_general_reads_and_writes(
     when it needs a manager (storage/new_customer_queries.py; locked on PostgreSQL, which then
     counts their loads, with them on SQLite); on PostgreSQL its writes are one statement.
     Every event must route exactly as with the team read, locked and loaded by
-    domain.assignment and the writes made one statement each."""
+    domain.routing.assignment and the writes made one statement each."""
     await world(engine, source, loads, drop_t3)
     factory = session_factory(engine)
     async with factory() as session:
@@ -386,7 +387,7 @@ async def test_one_customer_routes_exactly_as_with_the_general_reads_and_writes(
                 assignment_locked=person["locked"],
             )
         await session.commit()
-        ids = [(await customers.get_customer_by_code(session, f"p{index}")).id for index in range(len(people))]
+        ids = [(await records.get_customer_by_code(session, f"p{index}")).id for index in range(len(people))]
 
     async def event(session: AsyncSession, customer_id: int, change: dict[str, Any]) -> None:
         if "purchase" in change:
@@ -394,7 +395,7 @@ async def test_one_customer_routes_exactly_as_with_the_general_reads_and_writes(
                 session, customer_id=customer_id, amount=change["purchase"], purchased_at=PURCHASED_AT
             )
         else:
-            await customers.update_customer(session, customer_id, change)
+            await profiles.update_customer(session, customer_id, change)
 
     for which, change in events:
         customer_id = ids[which % len(ids)]

@@ -1,7 +1,7 @@
-"""Creating a customer decides its routing before the INSERT (domain/realtime_create.py).
+"""Creating a customer decides its routing before the INSERT (domain/routing/realtime_create.py).
 
 The reference is the general path: insert the customer as it is, then re-evaluate it
-(domain.realtime.reevaluate_customer).  Both must leave exactly the same rows.  The
+(domain.routing.realtime.reevaluate_customer).  Both must leave exactly the same rows.  The
 ruleset a process used last is only a guess checked by the first statement: a wrong
 or missing guess, a ruleset activated by another session, or a guess from another
 database with the same ruleset id and version must all route by the active ruleset.
@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from segmenta.domain import customers, realtime, realtime_create
-from segmenta.domain.customers import MANUAL, birthday_md, validate_customer_input
+from segmenta.domain.customers import profiles
+from segmenta.domain.customers.records import MANUAL, birthday_md, validate_customer_input
 from segmenta.domain.errors import Conflict
 from segmenta.domain.events import hub
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing import realtime, realtime_create
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage import sqlite_direct
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import (
@@ -189,7 +190,7 @@ async def test_create_writes_what_insert_then_reevaluate_writes(
             await session.rollback()
         async with factory() as session:
             set_guess(guess, ruleset_id, source)
-            created = await customers.create_customer(session, data)
+            created = await profiles.create_customer(session, data)
             # The returned object shows what was written (the API payload reads it).
             assert (created.team_id, created.manager_id, created.deciding_rule) == (
                 expected["customer"]["team_id"],
@@ -211,13 +212,13 @@ async def test_activation_by_another_session_routes_the_next_customer_by_the_new
         await session.commit()
     factory = session_factory(engine)
     async with factory() as ours, factory() as theirs:
-        before = await customers.create_customer(ours, {"code": "c1", "name": "C1"})
+        before = await profiles.create_customer(ours, {"code": "c1", "name": "C1"})
         await ours.commit()
         # Another session (another server process, as far as the database knows) activates a new version.
         second = await save_ruleset(theirs, "rules", "otherwise -> team two, tag second\n")
         await activate_ruleset(theirs, second.id)
         await theirs.commit()
-        after = await customers.create_customer(ours, {"code": "c2", "name": "C2"})
+        after = await profiles.create_customer(ours, {"code": "c2", "name": "C2"})
         await ours.commit()
         teams = dict((await ours.execute(select(Team.id, Team.key))).all())
         tags = dict((await ours.execute(select(CustomerTag.customer_id, CustomerTag.tag))).all())
@@ -236,11 +237,11 @@ async def test_deactivation_by_another_session_stops_routing(engine: AsyncEngine
         await session.commit()
     factory = session_factory(engine)
     async with factory() as ours, factory() as theirs:
-        routed = await customers.create_customer(ours, {"code": "c1", "name": "C1"})
+        routed = await profiles.create_customer(ours, {"code": "c1", "name": "C1"})
         await ours.commit()
         await theirs.execute(update(Ruleset).where(Ruleset.status == "active").values(status="archived"))
         await theirs.commit()
-        unrouted = await customers.create_customer(ours, {"code": "c2", "name": "C2"})
+        unrouted = await profiles.create_customer(ours, {"code": "c2", "name": "C2"})
         await ours.commit()
         history = (await ours.scalars(select(AssignmentHistory.customer_id))).all()
     assert routed.team_id is not None and unrouted.team_id is None
@@ -257,7 +258,7 @@ async def test_a_routed_create_takes_a_fixed_small_number_of_statements(
         ruleset = await save_ruleset(session, "rules", "segment adult = age >= 18\notherwise -> team one, tag t\n")
         await activate_ruleset(session, ruleset.id)
         await session.commit()
-        await customers.create_customer(session, {"code": "warm", "name": "Warm", "age": 30})  # the day's run, the segment
+        await profiles.create_customer(session, {"code": "warm", "name": "Warm", "age": 30})  # the day's run, the segment
         await session.commit()
         statements: list[str] = []
 
@@ -274,7 +275,7 @@ async def test_a_routed_create_takes_a_fixed_small_number_of_statements(
         monkeypatch.setattr(sqlite_direct, "write_all", spy)
         event.listen(engine.sync_engine, "before_cursor_execute", record)
         try:
-            created = await customers.create_customer(session, {"code": "c1", "name": "C1", "age": 40, "tags": ["m"]})
+            created = await profiles.create_customer(session, {"code": "c1", "name": "C1", "age": 40, "tags": ["m"]})
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", record)
         await session.commit()
@@ -297,7 +298,7 @@ async def test_round_robin_position_is_stored_with_the_creation(session: AsyncSe
     ruleset = await save_ruleset(session, "rules", "otherwise -> team one\n")
     await activate_ruleset(session, ruleset.id)
     await session.commit()
-    managers = [(await customers.create_customer(session, {"code": f"c{n}", "name": "C"})).manager_id for n in range(3)]
+    managers = [(await profiles.create_customer(session, {"code": f"c{n}", "name": "C"})).manager_id for n in range(3)]
     await session.commit()
     assert managers == [ann.id, bob.id, ann.id]
     assert await session.scalar(select(Team.round_robin_position).where(Team.id == team.id)) == 1
@@ -309,10 +310,10 @@ async def test_the_history_row_is_announced_after_the_commit_only(session: Async
     await activate_ruleset(session, ruleset.id)
     await session.commit()
     with hub.assignments.subscribe() as events:
-        rolled_back = await customers.create_customer(session, {"code": "c1", "name": "C1"})
+        rolled_back = await profiles.create_customer(session, {"code": "c1", "name": "C1"})
         assert rolled_back.team_id == team_id
         await session.rollback()
-        created = await customers.create_customer(session, {"code": "c2", "name": "C2"})
+        created = await profiles.create_customer(session, {"code": "c2", "name": "C2"})
         assert events.pending() == 0
         await session.commit()
         assert events.pending() == 1
@@ -337,12 +338,12 @@ async def test_a_duplicate_code_lost_to_a_race_is_a_conflict_and_routes_nothing(
     await add_team(session, "one")
     ruleset = await save_ruleset(session, "rules", "otherwise -> team one\n")
     await activate_ruleset(session, ruleset.id)
-    await customers.create_customer(session, {"code": "RACE", "name": "First"})
+    await profiles.create_customer(session, {"code": "RACE", "name": "First"})
     await session.commit()
     # The code check of the first read said "free": a concurrent writer took it since.
     monkeypatch.setattr(realtime_create, "_read", racing_read(realtime_create._read))
     with pytest.raises(Conflict) as raised:
-        await customers.create_customer(session, {"code": "RACE", "name": "Second"})
+        await profiles.create_customer(session, {"code": "RACE", "name": "Second"})
     assert raised.value.field == "code"
     await session.rollback()
     assert (await session.scalars(select(Customer.code))).all() == ["RACE"]
@@ -357,8 +358,8 @@ async def test_a_team_deleted_after_activation_is_logged_and_leaves_the_new_cust
     await activate_ruleset(session, ruleset.id)
     await session.execute(Team.__table__.delete().where(Team.id == gone.id))
     await session.commit()
-    with caplog.at_level(logging.WARNING, logger="segmenta.domain.realtime_create"):
-        created = await customers.create_customer(session, {"code": "c1", "name": "C1", "age": 30})
+    with caplog.at_level(logging.WARNING, logger="segmenta.domain.routing.realtime_create"):
+        created = await profiles.create_customer(session, {"code": "c1", "name": "C1", "age": 30})
     assert (created.team_id, created.manager_id, created.deciding_rule) == (None, None, None)
     assert "'gone'" in caplog.text
     tags = (await session.scalars(select(CustomerTag.tag).where(CustomerTag.source == "rule"))).all()

@@ -1,4 +1,4 @@
-"""A realtime run's summary, derived from the day's change rows (domain/realtime_summary.py)."""
+"""A realtime run's summary, derived from the day's change rows (domain/routing/realtime_summary.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain import activity, customers
-from segmenta.domain.manual_assignment import assign_manager
-from segmenta.domain.realtime_summary import realtime_summaries
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.customers import activity, profiles
+from segmenta.domain.routing.manual_assignment import assign_manager
+from segmenta.domain.routing.realtime_summary import realtime_summaries
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage.models import EvaluationChange, EvaluationRun
 from tests.domain.routing_support import add_employee, add_team
 
@@ -33,16 +33,16 @@ async def test_the_summary_counts_the_days_changes_by_hand(session: AsyncSession
     await activate_ruleset(session, ruleset.id)
     await session.commit()
 
-    c1 = await customers.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})  # 1: small, → standard, no manager
-    c2 = await customers.create_customer(session, {"code": "c2", "name": "C2", "size": "large"})  # nothing matches: no row
+    c1 = await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})  # 1: small, → standard, no manager
+    c2 = await profiles.create_customer(session, {"code": "c2", "name": "C2", "size": "large"})  # nothing matches: no row
     await activity.record_purchase(session, customer_id=c2.id, amount=5000)  # 2: vip, → senior (Ann)
-    await customers.update_customer(session, c2.id, {"size": "medium"})  # 3: mid, senior → general (manual team)
-    c3 = await customers.create_customer(session, {"code": "c3", "name": "C3", "size": "medium"})  # 4: mid, → general
-    await customers.update_customer(session, c3.id, {"size": "large"})  # 5: no rule, general → none
-    c4 = await customers.create_customer(session, {"code": "c4", "name": "C4", "size": "small"})  # 6: small, → standard, no manager
+    await profiles.update_customer(session, c2.id, {"size": "medium"})  # 3: mid, senior → general (manual team)
+    c3 = await profiles.create_customer(session, {"code": "c3", "name": "C3", "size": "medium"})  # 4: mid, → general
+    await profiles.update_customer(session, c3.id, {"size": "large"})  # 5: no rule, general → none
+    c4 = await profiles.create_customer(session, {"code": "c4", "name": "C4", "size": "small"})  # 6: small, → standard, no manager
     await assign_manager(session, [c4.id], ann.id, lock=True)  # manual: into senior, locked (no realtime row)
     await activity.record_purchase(session, customer_id=c4.id, amount=5000)  # 7: locked, small (would be standard), +high_value
-    await customers.update_customer(session, c1.id, {"name": "C1 renamed"})  # nothing changes: no row
+    await profiles.update_customer(session, c1.id, {"name": "C1 renamed"})  # nothing changes: no row
     await session.commit()
 
     run_ids = list((await session.scalars(select(EvaluationRun.id).where(EvaluationRun.mode == "realtime"))).all())

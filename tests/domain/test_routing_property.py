@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain import runs
-from segmenta.domain.metrics import load_rule_values
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.customers.metrics import load_rule_values
+from segmenta.domain.routing import runs
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.dsl import compile_rules
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import Base, Customer, CustomerAttribute, Employee, Team, TeamMember

@@ -7,13 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from segmenta.domain.errors import NotFound, UserError
-from segmenta.domain.rulesets import (
-    activate_ruleset,
-    active_ruleset,
-    get_ruleset,
-    list_rulesets,
-    save_ruleset,
-)
+from segmenta.domain.routing.rulesets import activate_ruleset, active_ruleset, get_ruleset, list_rulesets, save_ruleset
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import Ruleset
 from tests.domain.routing_support import add_customer, add_team

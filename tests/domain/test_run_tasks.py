@@ -1,4 +1,4 @@
-"""domain/run_tasks.py: SEGMENTA_RUN_WAIT and SEGMENTA_RUN_HEARTBEAT_GRACE parsing, run ownership and
+"""domain/routing/run_tasks.py: SEGMENTA_RUN_WAIT and SEGMENTA_RUN_HEARTBEAT_GRACE parsing, run ownership and
 heartbeats, the sweep of runs whose process died, and followers of a run.  The launcher's waiting is
 tested through the API (tests/schema/test_background_runs.py), a crash and restart against the real
 server (tests/schema/test_live_guards.py)."""
@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from segmenta.domain import events, runs
+from segmenta.domain import events
 from segmenta.domain.errors import UserError
 from segmenta.domain.events import RunProgressEvent, hub
-from segmenta.domain.run_tasks import (
+from segmenta.domain.routing import runs
+from segmenta.domain.routing.run_tasks import (
     DEFAULT_GRACE,
     DEFAULT_WAIT,
     RunLauncher,

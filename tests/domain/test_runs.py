@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain import runs
 from segmenta.domain.errors import UserError
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing import runs
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage import routing_queries
 from segmenta.storage.models import AssignmentHistory, Customer, EvaluationChange, EvaluationRun, Segment, Team
 from tests.domain.routing_support import (

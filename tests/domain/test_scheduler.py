@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
-from segmenta.domain.scheduler import (
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing.scheduler import (
     DEFAULT_INTERVAL,
     JOB,
     Scheduler,

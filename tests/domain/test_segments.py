@@ -1,4 +1,4 @@
-"""domain.segments: manual segments and hand edits of their members."""
+"""domain.routing.segments: manual segments and hand edits of their members."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain.customers import create_customer, delete_customer
+from segmenta.domain.customers.profiles import create_customer, delete_customer
 from segmenta.domain.errors import Conflict, NotFound, UserError
-from segmenta.domain.segments import (
+from segmenta.domain.routing.segments import (
     add_to_segment,
     create_segment,
     move_to_segment,

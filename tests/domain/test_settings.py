@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segmenta.domain import run_tasks, tokens
+from segmenta.domain.access import tokens
 from segmenta.domain.errors import UserError
+from segmenta.domain.routing import run_tasks
 from segmenta.domain.settings import SettingError, number_setting
 from segmenta.schema.limits import RequestLimits
 from segmenta.storage import engine, guard

@@ -1,4 +1,4 @@
-"""domain.staff: employees, teams, membership."""
+"""domain.staff.teams: employees, teams, membership."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain.errors import Conflict, NotFound, UserError
-from segmenta.domain.staff import (
+from segmenta.domain.staff.teams import (
     add_team_member,
     create_employee,
     create_team,

@@ -1,4 +1,4 @@
-"""domain.tokens: hashed storage, roles, agent binding, authentication."""
+"""domain.access.tokens: hashed storage, roles, agent binding, authentication."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain.errors import NotFound, UserError
-from segmenta.domain.staff import create_employee, update_employee
-from segmenta.domain.tokens import (
+from segmenta.domain.access.tokens import (
     MAX_LIFETIME,
     OPERATOR,
     ROLES,
@@ -31,6 +29,8 @@ from segmenta.domain.tokens import (
     recheck_interval,
     revoke_token,
 )
+from segmenta.domain.errors import NotFound, UserError
+from segmenta.domain.staff.teams import create_employee, update_employee
 from segmenta.storage.models import ApiToken, utcnow
 from tests.domain.helpers import database_snapshot
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain.tokens import create_token
+from segmenta.domain.access.tokens import create_token
 from segmenta.server import create_app
 from segmenta.storage import models
 from segmenta.storage.engine import session_factory

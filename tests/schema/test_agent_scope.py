@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from segmenta.domain import runs
+from segmenta.domain.routing import runs
 from segmenta.storage import models
 from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World, build_world, global_id, snapshot

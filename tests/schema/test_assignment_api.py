@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage import models
 from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, World, global_id, snapshot

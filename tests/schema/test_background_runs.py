@@ -1,4 +1,4 @@
-"""Preview and apply return at once and finish in the background (docs/routing.md, domain/run_tasks.py)."""
+"""Preview and apply return at once and finish in the background (docs/routing.md, domain/routing/run_tasks.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from segmenta.domain import runs
+from segmenta.domain.routing import runs
 from segmenta.server import create_app
 from segmenta.storage import models
 from segmenta.storage.engine import session_factory

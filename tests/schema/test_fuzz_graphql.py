@@ -33,8 +33,8 @@ from hypothesis_graphql import strategies as gql_st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain.access import scope_of
-from segmenta.domain.tokens import create_token
+from segmenta.domain.access.scope import scope_of
+from segmenta.domain.access.tokens import create_token
 from segmenta.schema import schema
 from segmenta.schema.ids import encode_id
 from segmenta.server import create_app
@@ -317,7 +317,7 @@ def customer_ids_in(value: Any) -> Iterator[str]:
 
 @pytest.fixture
 async def agent_customers(fuzz_client: tuple[httpx.AsyncClient, dict[str, str]], engine: AsyncEngine) -> set[str]:
-    """The IDs of the customers the agent token (Ann) may see, by domain.access's rule."""
+    """The IDs of the customers the agent token (Ann) may see, by domain.access.scope's rule."""
     async with session_factory(engine)() as session:
         ann = await session.scalar(select(models.Employee.id).where(models.Employee.email == "ann@example.com"))
         visible = scope_of("agent", ann).customer_ids()

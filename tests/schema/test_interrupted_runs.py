@@ -13,10 +13,10 @@ from graphql import ExecutionResult
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain import run_tasks
+from segmenta.domain.access.tokens import authenticate, create_token
 from segmenta.domain.events import hub
-from segmenta.domain.run_tasks import fail_abandoned
-from segmenta.domain.tokens import authenticate, create_token
+from segmenta.domain.routing import run_tasks
+from segmenta.domain.routing.run_tasks import fail_abandoned
 from segmenta.schema import schema
 from segmenta.schema.context import Context
 from segmenta.schema.loaders import Loaders

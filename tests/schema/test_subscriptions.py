@@ -12,10 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.testclient import TestClient
 
-from segmenta.domain import customers, runs
+from segmenta.domain.access.tokens import authenticate, create_token
+from segmenta.domain.customers import profiles
 from segmenta.domain.events import hub
-from segmenta.domain.rulesets import activate_ruleset, save_ruleset
-from segmenta.domain.tokens import authenticate, create_token
+from segmenta.domain.routing import runs
+from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.schema import schema
 from segmenta.schema.context import Context
 from segmenta.schema.loaders import Loaders
@@ -131,9 +132,9 @@ async def test_assignment_changed_gets_a_committed_realtime_change_and_nothing_r
         first = asyncio.ensure_future(_first(stream))
         await _until_subscribed(hub.assignments, before)
         async with session_factory(engine)() as writer:
-            await customers.create_customer(writer, {"code": "undone", "name": "Undone", "size": "small"})
+            await profiles.create_customer(writer, {"code": "undone", "name": "Undone", "size": "small"})
             await writer.rollback()
-            created = await customers.create_customer(writer, {"code": "kept", "name": "Kept", "size": "small"})
+            created = await profiles.create_customer(writer, {"code": "kept", "name": "Kept", "size": "small"})
             await writer.commit()
         result = await asyncio.wait_for(first, 30)
         await stream.aclose()  # type: ignore[attr-defined]
@@ -249,13 +250,13 @@ async def test_an_agent_gets_only_the_realtime_changes_of_their_customers(engine
         await _until_subscribed(hub.assignments, before)
         async with session_factory(engine)() as writer:
             # Bob's customer comes first: were it delivered, it would be the first notice.
-            big = await customers.create_customer(writer, {"code": "big", "name": "Big", "size": "large"})
+            big = await profiles.create_customer(writer, {"code": "big", "name": "Big", "size": "large"})
             await writer.commit()
-            little = await customers.create_customer(writer, {"code": "little", "name": "Little", "size": "small"})
+            little = await profiles.create_customer(writer, {"code": "little", "name": "Little", "size": "small"})
             await writer.commit()
             arrived = await asyncio.wait_for(first, 30)
             second = asyncio.ensure_future(_first(stream))
-            await customers.update_customer(writer, little.id, {"size": "large"})
+            await profiles.update_customer(writer, little.id, {"size": "large"})
             await writer.commit()
             left = await asyncio.wait_for(second, 30)
         await stream.aclose()  # type: ignore[attr-defined]
@@ -287,7 +288,7 @@ async def test_an_agent_gets_only_their_customers_changes_of_an_apply_run(engine
         async with session_factory(engine)() as runner:
             await runs.apply_ruleset(runner, active)
         async with session_factory(engine)() as writer:
-            last = await customers.create_customer(writer, {"code": "last", "name": "Last", "size": "small"})
+            last = await profiles.create_customer(writer, {"code": "last", "name": "Last", "size": "small"})
             await writer.commit()
         results = await asyncio.wait_for(collected, 30)
     assert all(result.errors is None for result in results), [result.errors for result in results]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain.tokens import hash_token
+from segmenta.domain.access.tokens import hash_token
 from tests.schema.helpers import Api, World, global_id, snapshot
 
 CREATE = """

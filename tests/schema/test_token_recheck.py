@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain import customers
+from segmenta.domain.access.tokens import OPERATOR, authenticate, create_token, revoke_token
+from segmenta.domain.customers import profiles
 from segmenta.domain.events import hub
-from segmenta.domain.tokens import OPERATOR, authenticate, create_token, revoke_token
 from segmenta.storage.engine import session_factory
 from tests.schema.test_subscriptions import CHANGES, _context, _first, _subscribe, _until_subscribed, _world
 
@@ -28,7 +28,7 @@ async def test_after_revocation_every_event_is_an_unauthenticated_error(
         pending = asyncio.ensure_future(_first(stream))
         await _until_subscribed(hub.assignments, before)
         async with session_factory(engine)() as writer:
-            created = await customers.create_customer(writer, {"code": "n1", "name": "N1", "size": "small"})
+            created = await profiles.create_customer(writer, {"code": "n1", "name": "N1", "size": "small"})
             await writer.commit()
             delivered = await asyncio.wait_for(pending, 30)
             assert delivered.errors is None and delivered.data is not None
@@ -40,7 +40,7 @@ async def test_after_revocation_every_event_is_an_unauthenticated_error(
 
             for size in ("large", "small"):
                 pending = asyncio.ensure_future(_first(stream))
-                await customers.update_customer(writer, created.id, {"size": size})
+                await profiles.update_customer(writer, created.id, {"size": size})
                 await writer.commit()
                 refused = await asyncio.wait_for(pending, 30)
                 assert refused.data is None

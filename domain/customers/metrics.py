@@ -1,6 +1,6 @@
 """Customer metrics: set-based recomputation, and the per-customer mapping rules read.
 
-The metric columns on ``customers`` are maintained incrementally by domain/activity.py
+The metric columns on ``customers`` are maintained incrementally by domain/customers/activity.py
 (one arithmetic UPDATE per event).  ``recompute_metrics`` derives the same columns
 from scratch with correlated subqueries — after bulk imports and seeding, and to
 repair — and must agree with the incremental path (a property test checks it).
@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy import Integer, case, cast, extract, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain.activity import OPEN_STATUSES
-from segmenta.domain.customers import (
+from segmenta.domain.customers.records import (
     MANUAL,
     chunked,
     get_customer_attributes,
     get_customer_categories,
     get_customer_tags,
 )
+from segmenta.domain.customers.vocabulary import OPEN_STATUSES
 from segmenta.dsl.fields import ATTRIBUTE_PREFIX, derive_day_metrics
 from segmenta.storage.models import Customer, Feedback, Interaction, Purchase
 

@@ -3,11 +3,11 @@
 
 A new customer's rule values are all known before its row exists: the validated
 input, its manual tags and attributes, no purchase categories, metrics that are
-all zero.  So :func:`insert_customer` (called by ``domain.customers.create_customer``)
+all zero.  So :func:`insert_customer` (called by ``domain.customers.profiles.create_customer``)
 decides the routing first and writes the customer with its team, manager and
 deciding rule already set — one INSERT rather than INSERT, re-read and UPDATE —
 with exactly the outcome of inserting the customer and then re-evaluating it
-(``domain.realtime.reevaluate_customer``; tests/domain/test_realtime_create.py
+(``domain.routing.realtime.reevaluate_customer``; tests/domain/test_realtime_create.py
 compares the two on random customers and rulesets).
 
 Statements, with a ruleset active (without one: 1 and the customer's INSERTs):
@@ -22,11 +22,11 @@ Statements, with a ruleset active (without one: 1 and the customer's INSERTs):
    together), attributes, dynamic-segment memberships, the change row in the day's
    realtime run, the history row, the round-robin position (when it moved).  The
    day's run and missing dynamic segments are created first when needed, as in
-   domain/realtime.py.
+   domain/routing/realtime.py.
 
 The manager: on SQLite the read brings the members' loads (those that can matter:
 all under least_loaded, those of members with a capacity under round_robin; a writer
-holds the whole database) and domain.assignment picks in Python; the writes are one
+holds the whole database) and domain.routing.assignment picks in Python; the writes are one
 statement per table.  On PostgreSQL the read locks the team row and then its
 members' employee rows (in id order, as every assignment does, and only when the
 active ruleset is the guessed one, so a wrong guess never holds locks out of order),
@@ -50,11 +50,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from segmenta.domain import assignment, events, realtime
-from segmenta.domain.customers import MANUAL, RULE, birthday_md
+from segmenta.domain import events
+from segmenta.domain.customers.metrics import rule_values
+from segmenta.domain.customers.records import MANUAL, RULE, birthday_md
 from segmenta.domain.errors import Conflict
-from segmenta.domain.metrics import rule_values
-from segmenta.domain.realtime import REALTIME, CompiledRules
+from segmenta.domain.routing import assignment, realtime
+from segmenta.domain.routing.realtime import REALTIME, CompiledRules
 from segmenta.storage.models import Customer, utcnow
 from segmenta.storage.new_customer_queries import (
     Guess,
@@ -215,7 +216,7 @@ class _Routing:
 
 
 def _route(plan: _Plan, read: NewCustomerRead, row: Mapping[str, Any], *, pick_in_write: bool) -> _Routing:
-    """Team and manager for the new customer, as domain/realtime.py decides them for a customer with none.
+    """Team and manager for the new customer, as domain/routing/realtime.py decides them for a customer with none.
 
     `pick_in_write` (PostgreSQL): the manager is left to the write (ManagerPick), which
     counts the loads after the read's locks; here only who is preferred is worked out.
@@ -252,7 +253,7 @@ def _route(plan: _Plan, read: NewCustomerRead, row: Mapping[str, Any], *, pick_i
 async def _add_routing(session: AsyncSession, writes: NewCustomerWrites, routing: _Routing, now: datetime) -> None:
     """The routing's part of the writes: assignment on the row, rule tags, memberships, change, history, position."""
     plan = routing.plan
-    # Routed once, as domain.realtime raises the version of every customer it re-evaluates.
+    # Routed once, as domain.routing.realtime raises the version of every customer it re-evaluates.
     writes.row["routing_version"] = 1
     if routing.team_known:
         writes.row.update(team_id=routing.team_id, manager_id=routing.manager_id, deciding_rule=plan.rule)
@@ -260,7 +261,7 @@ async def _add_routing(session: AsyncSession, writes: NewCustomerWrites, routing
     if not (routing.assignment_changed or routing.labels_changed):
         return
     # Both rare: the day's first change creates its realtime run, a segment the rules
-    # name for the first time is created (as domain/realtime.py does).
+    # name for the first time is created (as domain/routing/realtime.py does).
     run_id = await realtime.realtime_run_id(session, plan.rules.ruleset_id, now, known=routing.day_run_id)
     joined = sorted(set(plan.segments))
     segment_ids = await realtime._dynamic_segment_ids(session, set(joined), now, routing.segments)
@@ -294,7 +295,7 @@ async def _add_routing(session: AsyncSession, writes: NewCustomerWrites, routing
             "changed_at": now,
         }
     assigner = routing.assigner
-    # Stored only when it moved (domain.assignment.save_positions stores it after any assignment).
+    # Stored only when it moved (domain.routing.assignment.save_positions stores it after any assignment).
     position = assigner.position_to_store if assigner is not None else None
     if assigner is not None and position is not None and position != routing.stored_position:
         writes.position = (assigner.team_id, position)

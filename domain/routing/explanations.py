@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain import assignment
+from segmenta.domain.customers.metrics import load_rule_values
 from segmenta.domain.errors import NotFound, UserError
-from segmenta.domain.metrics import load_rule_values
-from segmenta.domain.realtime import active_rules, compiled_rules
-from segmenta.domain.rulesets import get_ruleset
+from segmenta.domain.routing import assignment
+from segmenta.domain.routing.realtime import active_rules, compiled_rules
+from segmenta.domain.routing.rulesets import get_ruleset
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
 from segmenta.dsl.explain import Explanation, RuleTrace
 from segmenta.dsl.ruleset import Ruleset as CompiledRuleset

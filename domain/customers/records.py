@@ -1,7 +1,7 @@
-"""Customers: create, update, delete, and the batched reads of their tags and attributes.
+"""Customer rows: validating a customer input, reading customers and their tags, attributes
+and categories in batches, and the words every customer write shares (MANUAL, RULE).
 
-Every function validates its whole input before the first statement (see
-domain/validation.py) and flushes without committing: the caller owns the transaction.
+Nothing here routes; profiles.py (which does) and domain/routing/ build on this module.
 """
 
 from __future__ import annotations
@@ -10,18 +10,23 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain import validation as v
-from segmenta.domain.errors import Conflict, NotFound, UserError
+from segmenta.domain.errors import NotFound, UserError
 from segmenta.dsl.fields import CUSTOMER_KINDS, LIFECYCLES, PURCHASING_POWERS, SIZES
 from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
 
 MANUAL = "manual"
+
+
 RULE = "rule"
+
+
 # Keeps `IN (...)` lists far below the bound-parameter limits of SQLite and asyncpg.
 ID_CHUNK = 5000
+
 
 _T = TypeVar("_T")
 
@@ -65,7 +70,11 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "tags": lambda value: v.string_list(value, "tags", max_length=v.column_length(CustomerTag, "tag")),
     "attributes": lambda value: v.attributes(value, "attributes"),
 }
+
+
 CUSTOMER_FIELDS: tuple[str, ...] = tuple(_VALIDATORS)
+
+
 REQUIRED_FIELDS = ("code", "name")
 
 
@@ -89,45 +98,6 @@ def validate_customer_input(data: Mapping[str, Any], *, creating: bool) -> dict[
     return values
 
 
-async def _ensure_code_free(session: AsyncSession, code: str, *, except_id: int | None = None) -> None:
-    query = select(Customer.id).where(Customer.code == code)
-    if except_id is not None:
-        query = query.where(Customer.id != except_id)
-    if (await session.execute(query.limit(1))).first() is not None:
-        raise Conflict(f"a customer with code {code!r} already exists", field="code")
-
-
-def _attribute_row(customer_id: int, key: str, value: str | float) -> CustomerAttribute:
-    if isinstance(value, str):
-        return CustomerAttribute(customer_id=customer_id, key=key, text_value=value, number_value=None)
-    return CustomerAttribute(customer_id=customer_id, key=key, text_value=None, number_value=value)
-
-
-async def create_customer(session: AsyncSession, data: Mapping[str, Any]) -> Customer:
-    """Validate and insert a customer, routed by the active ruleset in the same transaction.
-
-    The routing is decided before the INSERT and written with it (domain/realtime_create.py).
-    """
-    values = validate_customer_input(data, creating=True)
-    tags: list[str] = values.pop("tags", [])
-    attributes: dict[str, str | float | None] = values.pop("attributes", {})
-    await ensure_attribute_keys_allowed(session, _set_keys(attributes))
-    if values.get("created_at") is None:
-        values.pop("created_at", None)
-    # Imported here: domain.realtime_create imports this module.
-    from segmenta.domain.realtime_create import insert_customer
-
-    return await insert_customer(session, values, tags, attributes)
-
-
-async def reevaluate(session: AsyncSession, customer_id: int) -> None:
-    """Real-time routing of the changed customer with the active ruleset (domain/realtime.py)."""
-    # Imported here: domain.realtime imports this module.
-    from segmenta.domain.realtime import reevaluate_customer
-
-    await reevaluate_customer(session, customer_id)
-
-
 async def get_customer(session: AsyncSession, customer_id: int, *, field: str = "id") -> Customer:
     customer = await session.get(Customer, v.identifier(customer_id, field))
     if customer is None:
@@ -137,57 +107,6 @@ async def get_customer(session: AsyncSession, customer_id: int, *, field: str = 
 
 async def get_customer_by_code(session: AsyncSession, code: str) -> Customer | None:
     return (await session.execute(select(Customer).where(Customer.code == code))).scalar_one_or_none()
-
-
-async def update_customer(session: AsyncSession, customer_id: int, patch: Mapping[str, Any]) -> Customer:
-    values = validate_customer_input(patch, creating=False)
-    customer = await get_customer(session, customer_id)
-    replace_tags = "tags" in values
-    tags: list[str] = values.pop("tags", [])
-    attributes: dict[str, str | float | None] = values.pop("attributes", {})
-    if "code" in values and values["code"] != customer.code:
-        await _ensure_code_free(session, values["code"], except_id=customer.id)
-    if attributes:
-        await _check_attributes_kept(session, customer.id, attributes)
-        await ensure_attribute_keys_allowed(session, _set_keys(attributes))
-
-    for field, value in values.items():
-        setattr(customer, field, value)
-    if "birthday" in values:
-        customer.birthday_md = birthday_md(values["birthday"])
-    if replace_tags:
-        await _replace_manual_tags(session, customer.id, tags)
-    if attributes:
-        await _merge_attributes(session, customer.id, attributes)
-    await v.flush_or_conflict(session, "code", f"a customer with code {customer.code!r} already exists")
-    await reevaluate(session, customer.id)
-    return customer
-
-
-async def _replace_manual_tags(session: AsyncSession, customer_id: int, tags: list[str]) -> None:
-    existing = set(
-        (
-            await session.execute(
-                select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id, CustomerTag.source == MANUAL)
-            )
-        ).scalars()
-    )
-    removed = existing.difference(tags)
-    if removed:
-        await session.execute(
-            delete(CustomerTag).where(
-                CustomerTag.customer_id == customer_id,
-                CustomerTag.source == MANUAL,
-                CustomerTag.tag.in_(removed),
-            )
-        )
-    session.add_all(
-        CustomerTag(customer_id=customer_id, tag=tag, source=MANUAL) for tag in tags if tag not in existing
-    )
-
-
-def _set_keys(attributes: Mapping[str, str | float | None]) -> set[str]:
-    return {key for key, value in attributes.items() if value is not None}
 
 
 async def ensure_attribute_keys_allowed(session: AsyncSession, keys: Collection[str]) -> None:
@@ -218,53 +137,6 @@ async def ensure_attribute_keys_allowed(session: AsyncSession, keys: Collection[
             field="attributes",
             code="too_many",
         )
-
-
-async def _check_attributes_kept(
-    session: AsyncSession, customer_id: int, attributes: Mapping[str, str | float | None]
-) -> None:
-    """Refuse a merge that would leave the customer more than MAX_ATTRIBUTES attributes."""
-    others = (
-        await session.execute(
-            select(func.count())
-            .select_from(CustomerAttribute)
-            .where(CustomerAttribute.customer_id == customer_id, CustomerAttribute.key.not_in(list(attributes)))
-        )
-    ).scalar_one()
-    v.check_attribute_count(others + sum(value is not None for value in attributes.values()))
-
-
-async def _merge_attributes(
-    session: AsyncSession, customer_id: int, attributes: Mapping[str, str | float | None]
-) -> None:
-    rows = {
-        row.key: row
-        for row in (
-            await session.execute(
-                select(CustomerAttribute).where(
-                    CustomerAttribute.customer_id == customer_id, CustomerAttribute.key.in_(list(attributes))
-                )
-            )
-        ).scalars()
-    }
-    for key, value in attributes.items():
-        row = rows.get(key)
-        if value is None:
-            if row is not None:
-                await session.delete(row)
-        elif row is None:
-            session.add(_attribute_row(customer_id, key, value))
-        elif isinstance(value, str):
-            row.text_value, row.number_value = value, None
-        else:
-            row.text_value, row.number_value = None, value
-
-
-async def delete_customer(session: AsyncSession, customer_id: int) -> None:
-    """Delete the customer; its purchases, feedback, interactions, tags and memberships go with it."""
-    customer = await get_customer(session, customer_id)
-    await session.delete(customer)
-    await session.flush()
 
 
 async def get_customer_tags(
@@ -314,3 +186,4 @@ async def get_customer_categories(session: AsyncSession, customer_ids: Collectio
             if category is not None:  # always true (the query excludes NULL); narrows the type
                 result[customer_id].add(category)
     return result
+

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain import validation as v
-from segmenta.domain.customers import chunked
+from segmenta.domain.customers.records import chunked
 from segmenta.domain.errors import Conflict, NotFound, UserError
 from segmenta.storage.models import Customer, Segment, SegmentMember, utcnow
 

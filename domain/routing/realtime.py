@@ -2,16 +2,16 @@
 inside the transaction that changed them.
 
 Creating or changing a customer, or recording a purchase, interaction or feedback,
-calls :func:`reevaluate_customer` at the end of the domain service (domain/customers.py,
-domain/activity.py), so the GraphQL API, the CSV import and scripts all get it.
+calls :func:`reevaluate_customer` at the end of the domain service (domain/customers/profiles.py,
+domain/customers/activity.py), so the GraphQL API, the CSV import and scripts all get it.
 
-What happens, with the same semantics as an apply run (domain/runs.py):
+What happens, with the same semantics as an apply run (domain/routing/runs.py):
 
 * no active ruleset → nothing (one cheap SELECT);
 * the rules are evaluated with the Python compiler on the customer's rule values,
-  read in the same transaction (domain.metrics.rule_values), at ``as_of`` = now;
+  read in the same transaction (domain.customers.metrics.rule_values), at ``as_of`` = now;
 * team: the first matching team rule's team (no team rule matches → no team);
-  a new team gets a manager by its strategy (domain.assignment); staying in the
+  a new team gets a manager by its strategy (domain.routing.assignment); staying in the
   same team keeps the manager;
 * ``assignment_locked`` customers keep team and manager; their dynamic segments
   and rule tags still follow the rules (as in apply);
@@ -67,8 +67,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from segmenta.domain import assignment, events
-from segmenta.domain.customers import (
+from segmenta.domain import events
+from segmenta.domain.customers.metrics import rule_values
+from segmenta.domain.customers.records import (
     MANUAL,
     RULE,
     chunked,
@@ -76,7 +77,7 @@ from segmenta.domain.customers import (
     get_customer_categories,
     get_customer_tags,
 )
-from segmenta.domain.metrics import rule_values
+from segmenta.domain.routing import assignment
 from segmenta.dsl import ast
 from segmenta.dsl.fields import ATTRIBUTE_PREFIX
 from segmenta.dsl.ruleset import Ruleset as CompiledRuleset
@@ -160,7 +161,7 @@ class CompiledRules:
 
 _cache: OrderedDict[tuple[int, int, str], CompiledRules] = OrderedDict()
 # The ruleset this process looked up last: what a new customer's routing is decided
-# with *before* the statement that reads the active ruleset (domain/realtime_create.py),
+# with *before* the statement that reads the active ruleset (domain/routing/realtime_create.py),
 # which then checks the guess.  Only ever a guess: never used unchecked.
 _last_used: CompiledRules | None = None
 
@@ -484,7 +485,7 @@ async def _read_team(
     existing: ExistingCustomer | None = None,
 ) -> NewCustomerRead:
     """The team `team_key` with its active members — locked on PostgreSQL, the team row first, then
-    the members' employee rows in id order (domain/assignment.py's order); for an `existing`
+    the members' employee rows in id order (domain/routing/assignment.py's order); for an `existing`
     customer only when it needs a manager — and the segments `segment_keys`, in one statement
     (storage/new_customer_queries.py); with the members' loads that can matter when `with_loads`
     (only where no lock is taken: a locked row's load must be counted by a later statement, which
@@ -512,7 +513,7 @@ _LOADS = (
 
 async def _lock_team_assigners(session: AsyncSession, needing: Sequence[_Decision]) -> dict[int, assignment.TeamAssigner]:
     """The assigners of the teams `needing` join, locked and with their members' loads (as
-    domain.assignment.load_team_assigners builds them); in two statements when it is one team."""
+    domain.routing.assignment.load_team_assigners builds them); in two statements when it is one team."""
     team_ids = sorted({d.rule_team for d in needing if d.rule_team is not None})
     if len(team_ids) == 1:
         row_locks = assignment.has_row_locks(session)
@@ -729,7 +730,7 @@ async def _dynamic_segment_ids(
 #
 # Every customer re-evaluated gets its routing_version raised, changed or not: an apply
 # running meanwhile then knows its snapshot of the customer is stale and leaves it to this
-# decision (domain/runs.py).  Rows a concurrent apply already wrote or removed are no error:
+# decision (domain/routing/runs.py).  Rows a concurrent apply already wrote or removed are no error:
 # inserts skip a row already there, deletes of a row already gone delete nothing.
 _NEXT_VERSION = _customers.c.routing_version + literal_column("1")
 _UPDATE_ASSIGNMENT = (
@@ -1018,7 +1019,7 @@ async def _write(
             change.run_id = run_id
         history = _history_rows(changes, run_id, cause, now)
         batch += [(_INSERT_CHANGES, _change_rows(changes, run_id)), (_INSERT_HISTORY, history)]
-    # What domain.assignment.save_positions writes, in the batch.
+    # What domain.routing.assignment.save_positions writes, in the batch.
     batch.append(
         (
             _UPDATE_POSITION,

@@ -6,10 +6,10 @@ cell separated by `;`, and one `attr.KEY` column per custom attribute.  Export a
 and ignores those three, because assignment is the rules' (or assignManager's) job.
 
 Import streams the file in chunks of IMPORT_CHUNK rows and validates every row with
-the very validation of `domain.customers.create_customer` / `update_customer` before
+the very validation of `domain.customers.profiles.create_customer` / `update_customer` before
 writing it, so a bad row is reported (line, column) and leaves nothing behind.  The
 valid new rows of a chunk are inserted together, the valid `--update` rows updated
-together (domain/customer_batch.py: the effect of update_customer row by row, routing
+together (domain/customers/batch.py: the effect of update_customer row by row, routing
 included), each group in a SAVEPOINT; a group the database refuses is undone and
 retried row by row through the services, each row in its own SAVEPOINT, so a row is
 always all or nothing.  Mode `skip` keeps the good rows; mode `strict` keeps nothing
@@ -40,20 +40,19 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmenta.domain.customer_batch import update_customers
-from segmenta.domain.customers import (
+from segmenta.domain.customers.batch import update_customers
+from segmenta.domain.customers.metrics import PROFILE_FIELDS
+from segmenta.domain.customers.profiles import create_customer, update_customer
+from segmenta.domain.customers.records import (
     MANUAL,
     birthday_md,
-    create_customer,
     ensure_attribute_keys_allowed,
     get_customer_attributes,
     get_customer_tags,
-    update_customer,
     validate_customer_input,
 )
 from segmenta.domain.errors import UserError
-from segmenta.domain.metrics import PROFILE_FIELDS
-from segmenta.domain.realtime import reevaluate_customers
+from segmenta.domain.routing.realtime import reevaluate_customers
 from segmenta.domain.validation import MAX_NUMBER
 from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Employee, Team, utcnow
 
@@ -452,7 +451,7 @@ async def _write_updates(
 async def _update_rows(
     session: AsyncSession, rows: list[_Row], header: Sequence[str], *, known: dict[str, int], report: ImportReport
 ) -> None:
-    """`--update` rows of existing codes: validated first, then written in batches (domain/customer_batch.py).
+    """`--update` rows of existing codes: validated first, then written in batches (domain/customers/batch.py).
 
     A batch ends before a row whose customer it already holds, so a code repeated in
     the file is updated in line order, each time routed on what the row before wrote.

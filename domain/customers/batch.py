@@ -1,14 +1,14 @@
 """Many customer updates in a constant number of statements (the CSV import's `--update` rows).
 
 :func:`update_customers` has exactly the effect of calling
-``domain.customers.update_customer(session, id, patch)`` for each (id, patch) in
+``domain.customers.profiles.update_customer(session, id, patch)`` for each (id, patch) in
 order — same columns, manual tags, attributes, ``updated_at`` only when a column
 changed, and real-time routing with the active ruleset (team, manager, dynamic
 segments, rule tags, history with cause ``realtime``, change rows under the day's
 realtime run, assignmentChanged events after commit) — but reads the customers,
 their manual tags and their attributes once per batch, writes each table with one
 executemany, and routes the whole batch with one
-``domain.realtime.reevaluate_customers`` call (which hands out managers in the
+``domain.routing.realtime.reevaluate_customers`` call (which hands out managers in the
 batch's order, as one call per customer would).
 
 Row by row (update_customer) the same 500 customers cost ~8 statements each; here a
@@ -28,8 +28,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from segmenta.domain import validation as v
-from segmenta.domain.customers import MANUAL, birthday_md, chunked, ensure_attribute_keys_allowed
-from segmenta.domain.realtime import RealtimeChange, reevaluate_customers
+from segmenta.domain.customers.records import MANUAL, birthday_md, chunked, ensure_attribute_keys_allowed
+from segmenta.domain.routing.realtime import RealtimeChange, reevaluate_customers
 from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, utcnow
 
 _customers = Customer.__table__
@@ -37,7 +37,7 @@ _tags = CustomerTag.__table__
 _attributes = CustomerAttribute.__table__
 
 Patch = Mapping[str, Any]
-"""A patch as domain.customers.validate_customer_input(..., creating=False) returns it."""
+"""A patch as domain.customers.records.validate_customer_input(..., creating=False) returns it."""
 
 AttributeValue = str | float
 

@@ -1,10 +1,10 @@
 """Summaries of realtime runs, computed from their change rows when read.
 
 A realtime run collects one UTC day's real-time re-evaluations of one ruleset
-(domain.realtime).  Its row is written once: a counter on it would make every
+(domain.routing.realtime).  Its row is written once: a counter on it would make every
 concurrent customer write queue on that one row.  Its summary is therefore derived
 from the change rows whenever it is asked for, in the shape an apply run stores
-(domain.runs._summary), with these meanings:
+(domain.routing.runs._summary), with these meanings:
 
 * ``evaluated`` and ``changed`` — customers with at least one change that day
   (evaluations that changed nothing leave no trace, so nothing else can be counted);
@@ -29,7 +29,7 @@ from sqlalchemy import and_, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from segmenta.domain.assignment import AUTOMATIC_STRATEGIES
+from segmenta.domain.routing.assignment import AUTOMATIC_STRATEGIES
 from segmenta.storage.models import EvaluationChange, Team
 
 

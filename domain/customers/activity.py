@@ -18,31 +18,20 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from segmenta.domain import validation as v
-from segmenta.domain.customers import reevaluate
+from segmenta.domain.customers.profiles import reevaluate
+from segmenta.domain.customers.vocabulary import (
+    FEEDBACK_KINDS,
+    FEEDBACK_STATUSES,
+    INTERACTION_KINDS,
+    OPEN_STATUSES,
+    SCORE_RANGES,
+    STATUS_TRANSITIONS,
+    initial_status,
+)
 from segmenta.domain.errors import NotFound, UserError
 from segmenta.storage.models import Customer, Employee, Feedback, Interaction, Purchase, utcnow
 
-INTERACTION_KINDS = ("visit", "call", "email", "message", "meeting")
-FEEDBACK_KINDS = ("survey", "nps", "complaint", "suggestion", "praise")
-FEEDBACK_STATUSES = ("open", "in_progress", "resolved", "closed")
-OPEN_STATUSES = frozenset({"open", "in_progress"})
-SCORE_RANGES: dict[str, tuple[int, int]] = {"survey": (1, 5), "nps": (0, 10)}
-# Allowed status moves.  Resolved and closed feedback can be reopened (to `open`);
-# closed is final otherwise.  Staying in the same status is always allowed (a no-op
-# apart from the note), so retried calls are harmless.
-STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
-    "open": frozenset({"in_progress", "resolved", "closed"}),
-    "in_progress": frozenset({"open", "resolved", "closed"}),
-    "resolved": frozenset({"closed", "open"}),
-    "closed": frozenset({"open"}),
-}
-
 _customers = Customer.__table__
-
-
-def initial_status(kind: str) -> str:
-    """Complaints start open (they need handling); every other kind starts closed."""
-    return "open" if kind == "complaint" else "closed"
 
 
 async def _ensure_employee(session: AsyncSession, employee_id: Any) -> int | None:
@@ -295,16 +284,3 @@ async def update_feedback_status(
     await session.flush()
     await reevaluate(session, feedback.customer_id)
     return feedback
-
-
-__all__ = [
-    "FEEDBACK_KINDS",
-    "FEEDBACK_STATUSES",
-    "INTERACTION_KINDS",
-    "STATUS_TRANSITIONS",
-    "initial_status",
-    "record_interaction",
-    "record_purchase",
-    "submit_feedback",
-    "update_feedback_status",
-]

@@ -1,8 +1,8 @@
 """Evaluation runs in the background, so the API returns at once (docs/routing.md, 'Runs return at once').
 
 A preview or apply request is validated and its run row committed as ``running``
-by the caller (domain.runs.plan_run / start_run); the rest of the run
-(domain.runs.execute_run) goes to an asyncio task with a session of its own.
+by the caller (domain.routing.runs.plan_run / start_run); the rest of the run
+(domain.routing.runs.execute_run) goes to an asyncio task with a session of its own.
 The caller then waits at most ``wait`` seconds: a small run is finished by then
 and the client gets the complete run in the same response; a large run is
 returned while still ``running`` and is followed by polling ``evaluationRun(id)``
@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from segmenta.domain import events
 from segmenta.domain.events import RunProgressEvent, Subscriber
-from segmenta.domain.runs import ProgressCallback, RunPlan, execute_run, plan_run, start_run
+from segmenta.domain.routing.runs import ProgressCallback, RunPlan, execute_run, plan_run, start_run
 from segmenta.domain.settings import number_setting
 from segmenta.storage.engine import affected_rows
 from segmenta.storage.guard import without_statement_limit
@@ -140,7 +140,7 @@ async def run_owned(
     as_of: datetime | None = None,
     progress: ProgressCallback | None = None,
 ) -> EvaluationRun:
-    """domain.runs.preview_ruleset / apply_ruleset in the caller's session, heartbeating as this process.
+    """domain.routing.runs.preview_ruleset / apply_ruleset in the caller's session, heartbeating as this process.
 
     For runs executed outside RunLauncher (the schedule, the command line), so that they too
     are swept when their process dies.

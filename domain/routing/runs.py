@@ -5,7 +5,7 @@ SQL compiler's expressions fill a temporary work table with one row per customer
 and every difference — team, manager, dynamic segments, rule tags — is derived
 from it with INSERT … SELECT / UPDATE / DELETE statements.  Only the customers
 who need a new manager pass through Python, in chunks, per team
-(domain.assignment).
+(domain.routing.assignment).
 
 Transactions (these functions own them, unlike the other domain services):
 
@@ -44,9 +44,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from segmenta.domain import assignment, events
+from segmenta.domain import events
 from segmenta.domain.errors import NotFound, UserError
-from segmenta.domain.rulesets import check_rules, get_ruleset
+from segmenta.domain.routing import assignment
+from segmenta.domain.routing.rulesets import check_rules, get_ruleset
 from segmenta.dsl.ast import Rule, RuleFile, SegmentDef
 from segmenta.dsl.diagnostics import RuleError
 from segmenta.dsl.sql_compiler import SqlRuleset, compile_ruleset

@@ -33,7 +33,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain import validation as v
-from segmenta.domain.customers import chunked
+from segmenta.domain.customers.records import chunked
 from segmenta.domain.errors import NotFound, UserError
 from segmenta.storage.models import AssignmentHistory, Customer, Employee, Team, TeamMember, utcnow
 
@@ -145,7 +145,7 @@ async def assign_manager(
             customer.manager_id = employee.id
             customer.updated_at = now
         customer.assignment_locked = locking
-        # A person's decision: an apply evaluated before it must not overwrite it (domain/runs.py).
+        # A person's decision: an apply evaluated before it must not overwrite it (domain/routing/runs.py).
         customer.routing_version += 1
     await session.flush()
     if history:

@@ -2,8 +2,8 @@
 
 Day-based metrics (`days_since_purchase`, …) change without any write, so the
 server re-applies the active ruleset on a schedule, as an ordinary apply run
-(domain.runs.apply_ruleset: recorded, summarised, all-or-nothing), heartbeating
-as the process's other runs do (domain/run_tasks.py).
+(domain.routing.runs.apply_ruleset: recorded, summarised, all-or-nothing), heartbeating
+as the process's other runs do (domain/routing/run_tasks.py).
 
 Setting: ``SEGMENTA_SCHEDULE_INTERVAL`` — seconds (``3600``) or a number with a
 unit ``s``/``m``/``h``/``d`` (``90m``, ``24h``, ``7d``); default ``24h``;
@@ -42,8 +42,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from segmenta.domain.errors import UserError
-from segmenta.domain.rulesets import active_ruleset
-from segmenta.domain.run_tasks import run_owned
+from segmenta.domain.routing.rulesets import active_ruleset
+from segmenta.domain.routing.run_tasks import run_owned
 from segmenta.storage.engine import affected_rows
 from segmenta.storage.models import EvaluationRun, SchedulerLock, utcnow
 
@@ -164,7 +164,7 @@ class Scheduler:
                 if ruleset is None:
                     logger.info("scheduled apply: no active ruleset, nothing to do")
                 else:
-                    # Heartbeating as this process, so a crash mid-run is swept (domain/run_tasks.py).
+                    # Heartbeating as this process, so a crash mid-run is swept (domain/routing/run_tasks.py).
                     run = await run_owned(session, "apply", ruleset.id)
                     logger.info("scheduled apply: run %s of ruleset %s %s", run.id, ruleset.id, run.status)
             except UserError as error:

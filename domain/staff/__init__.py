@@ -1,0 +1,1 @@
+"""Staff: employees, teams and team membership."""
