@@ -491,7 +491,7 @@ def _scalar_literal(spec: FieldSpec, satisfying: Domain | TextTest, positive: bo
 
 
 def literal_conjunction(predicate: ast.Predicate, positive: bool) -> Conjunction:
-    name = predicate.field.name
+    name = predicate.subject.name
     spec = lookup(name)
     if spec is None:
         raise ValueError(f"unknown field {name!r}")

@@ -64,7 +64,7 @@ CompareOp = TypingLiteral["=", "!=", "<", "<=", ">", ">="]
 
 @dataclass(frozen=True)
 class Comparison:
-    field: FieldRef
+    subject: FieldRef
     op: CompareOp
     value: Value
     span: Span = dataclasses.field(default=NO_SPAN, compare=False)
@@ -72,9 +72,9 @@ class Comparison:
 
 @dataclass(frozen=True)
 class InList:
-    """`field in (...)`, or `field not in (...)` when negated (the exact complement)."""
+    """`subject in (...)`, or `subject not in (...)` when negated (the exact complement)."""
 
-    field: FieldRef
+    subject: FieldRef
     values: tuple[Value, ...]
     negated: bool = False
     span: Span = dataclasses.field(default=NO_SPAN, compare=False)
@@ -84,7 +84,7 @@ class InList:
 class Between:
     """Inclusive on both ends."""
 
-    field: FieldRef
+    subject: FieldRef
     low: Value
     high: Value
     span: Span = dataclasses.field(default=NO_SPAN, compare=False)
@@ -94,7 +94,7 @@ class Between:
 class Like:
     """`*` any run, `?` one character, case-sensitive, whole value."""
 
-    field: FieldRef
+    subject: FieldRef
     pattern: Value
     span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
@@ -103,16 +103,16 @@ class Like:
 class Contains:
     """Set membership on a set field (`tags`, `product_categories`)."""
 
-    field: FieldRef
+    subject: FieldRef
     value: Value
     span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
 class Presence:
-    """`field is present` (present=True) or `field is missing` (present=False)."""
+    """`subject is present` (present=True) or `subject is missing` (present=False)."""
 
-    field: FieldRef
+    subject: FieldRef
     present: bool
     span: Span = dataclasses.field(default=NO_SPAN, compare=False)
 

@@ -151,7 +151,7 @@ class _Checker:
             if isinstance(node, SegmentRef):
                 self._check_segment_ref(node, defining)
             elif not isinstance(node, (BoolConst, Not, And, Or)):
-                spec = self._field_spec(node.field)
+                spec = self._field_spec(node.subject)
                 if spec is not None:
                     self._check_predicate(node, spec)
 
@@ -227,7 +227,7 @@ class _Checker:
 
     def _check_predicate(self, node: Condition, spec: FieldSpec) -> None:
         assert isinstance(node, (Comparison, InList, Between, Like, Contains, Presence))
-        name = node.field.name
+        name = node.subject.name
         if isinstance(node, Presence):
             return
         kind = spec.kind

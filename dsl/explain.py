@@ -163,18 +163,18 @@ class _Renderer:
 
     def _rebuild(self, condition: ast.Condition) -> str:
         if isinstance(condition, ast.Comparison):
-            return f"{condition.field.name} {condition.op} {_literal(condition.value)}"
+            return f"{condition.subject.name} {condition.op} {_literal(condition.value)}"
         if isinstance(condition, ast.InList):
             words = "not in" if condition.negated else "in"
-            return f"{condition.field.name} {words} (" + ", ".join(_literal(v) for v in condition.values) + ")"
+            return f"{condition.subject.name} {words} (" + ", ".join(_literal(v) for v in condition.values) + ")"
         if isinstance(condition, ast.Between):
-            return f"{condition.field.name} between {_literal(condition.low)} and {_literal(condition.high)}"
+            return f"{condition.subject.name} between {_literal(condition.low)} and {_literal(condition.high)}"
         if isinstance(condition, ast.Like):
-            return f"{condition.field.name} like {_literal(condition.pattern)}"
+            return f"{condition.subject.name} like {_literal(condition.pattern)}"
         if isinstance(condition, ast.Contains):
-            return f"{condition.field.name} contains {_literal(condition.value)}"
+            return f"{condition.subject.name} contains {_literal(condition.value)}"
         if isinstance(condition, ast.Presence):
-            return f"{condition.field.name} is {'present' if condition.present else 'missing'}"
+            return f"{condition.subject.name} is {'present' if condition.present else 'missing'}"
         if isinstance(condition, ast.SegmentRef):
             return condition.name
         if isinstance(condition, ast.BoolConst):
@@ -234,7 +234,7 @@ class _Interpreter:
         return self._predicate(condition)
 
     def _predicate(self, predicate: ast.Predicate) -> bool:
-        ref = predicate.field
+        ref = predicate.subject
         spec = field_spec(ref)
         raw = self.value(ref.name)
         if isinstance(predicate, ast.Presence):
@@ -267,7 +267,7 @@ class _Interpreter:
         left: Any
         right: Any
         if op == "!=":
-            return not self._comparison(ast.Comparison(comparison.field, "=", literal), spec, raw)
+            return not self._comparison(ast.Comparison(comparison.subject, "=", literal), spec, raw)
         if spec.kind == "ordered" and op in ORDER_OPS:
             left, right = self._value_rank(spec, raw), self._rank(spec, literal)
         else:
@@ -309,7 +309,7 @@ class _Interpreter:
         if isinstance(condition, ast.SegmentRef):
             inner = self.why_false(self.segment_conditions[condition.name])
             return f"{condition.name} {FAIL} (segment {condition.name}: {inner})"
-        return f"{self.renderer.render(condition)} {FAIL} ({self.actual(condition.field)})"
+        return f"{self.renderer.render(condition)} {FAIL} ({self.actual(condition.subject)})"
 
     def why_true(self, condition: ast.Condition) -> str:
         """Why `condition` holds: every conjunct, the first holding disjunct."""
@@ -324,7 +324,7 @@ class _Interpreter:
             return f"{self.renderer.render(condition)} {PASS} (failed: {self.why_false(condition.operand)})"
         if isinstance(condition, ast.SegmentRef):
             return f"{condition.name} {PASS}"
-        return f"{self.renderer.render(condition)} {PASS} ({self.actual(condition.field)})"
+        return f"{self.renderer.render(condition)} {PASS} ({self.actual(condition.subject)})"
 
 
 def _add(collected: list[str], target: str) -> None:

@@ -42,7 +42,7 @@ class Extent:
 
 
 def _weight(predicate: Condition) -> int:
-    name = predicate.field.name  # type: ignore[union-attr]
+    name = predicate.subject.name  # type: ignore[union-attr]
     spec = lookup(name)
     return SUBQUERY_WEIGHT if spec is None or spec.kind == "set" else 1
 

@@ -64,18 +64,18 @@ def format_condition(node: Condition) -> str:
     if isinstance(node, BoolConst):
         return "true" if node.value else "false"
     if isinstance(node, Comparison):
-        return f"{node.field.name} {node.op} {node.value.raw}"
+        return f"{node.subject.name} {node.op} {node.value.raw}"
     if isinstance(node, InList):
         keyword = "not in" if node.negated else "in"
-        return f"{node.field.name} {keyword} ({', '.join(value.raw for value in node.values)})"
+        return f"{node.subject.name} {keyword} ({', '.join(value.raw for value in node.values)})"
     if isinstance(node, Between):
-        return f"{node.field.name} between {node.low.raw} and {node.high.raw}"
+        return f"{node.subject.name} between {node.low.raw} and {node.high.raw}"
     if isinstance(node, Like):
-        return f"{node.field.name} like {node.pattern.raw}"
+        return f"{node.subject.name} like {node.pattern.raw}"
     if isinstance(node, Contains):
-        return f"{node.field.name} contains {node.value.raw}"
+        return f"{node.subject.name} contains {node.value.raw}"
     if isinstance(node, Presence):
-        return f"{node.field.name} is {'present' if node.present else 'missing'}"
+        return f"{node.subject.name} is {'present' if node.present else 'missing'}"
     raise TypeError(f"not a condition: {node!r}")
 
 

@@ -264,10 +264,10 @@ class _ConditionCompiler:
         if isinstance(condition, ast.Like):
             return self._like(condition)
         if isinstance(condition, ast.Contains):
-            members = self.locals.view(condition.field.name, "members")
+            members = self.locals.view(condition.subject.name, "members")
             return f"({members} is not None and {self.constants.name(condition.value.value)} in {members})"
         if isinstance(condition, ast.Presence):
-            missing = self._missing(condition.field)
+            missing = self._missing(condition.subject)
             return f"(not {missing})" if condition.present else missing
         raise CompileError(f"unsupported condition {type(condition).__name__}")
 
@@ -279,38 +279,38 @@ class _ConditionCompiler:
         return f"({raw} is None)"
 
     def _comparison(self, comparison: ast.Comparison) -> str:
-        spec = field_spec(comparison.field)
+        spec = field_spec(comparison.subject)
         op = comparison.op
         literal = comparison.value
         if op == "!=":
-            return f"(not {self._comparison(ast.Comparison(comparison.field, '=', literal))})"
+            return f"(not {self._comparison(ast.Comparison(comparison.subject, '=', literal))})"
         if spec.kind == "ordered" and op in ORDER_OPS:
             literal_rank = rank(spec, literal.value) if literal.kind == "text" else None
             if literal_rank is None:
                 return "False"
-            local = self.locals.view(comparison.field.name, "rank", _ranks(spec))
+            local = self.locals.view(comparison.subject.name, "rank", _ranks(spec))
             return f"({local} is not None and {local} {_PYTHON_OPS[op]} {self.constants.name(literal_rank)})"
-        local = self.locals.view(comparison.field.name, literal.kind)
+        local = self.locals.view(comparison.subject.name, literal.kind)
         constant = self.constants.name(literal.value)
         if op == "=":
             return f"({local} == {constant})"
         return f"({local} is not None and {local} {_PYTHON_OPS[op]} {constant})"
 
     def _in_list(self, in_list: ast.InList) -> str:
-        field_spec(in_list.field)  # an unknown field raises CompileError
+        field_spec(in_list.subject)  # an unknown field raises CompileError
         by_kind: dict[str, set[Any]] = {}
         for literal in in_list.values:
             by_kind.setdefault(literal.kind, set()).add(literal.value)
         tests = []
         for kind, values in sorted(by_kind.items()):
-            local = self.locals.view(in_list.field.name, kind)
+            local = self.locals.view(in_list.subject.name, kind)
             tests.append(f"{local} in {self.constants.name(frozenset(values))}")
         if not tests:
             return "False"
         return "(" + " or ".join(tests) + ")"
 
     def _between(self, between: ast.Between) -> str:
-        spec = field_spec(between.field)
+        spec = field_spec(between.subject)
         low, high = between.low, between.high
         if low.kind != high.kind:
             return "False"
@@ -319,15 +319,15 @@ class _ConditionCompiler:
             high_rank = rank(spec, high.value) if high.kind == "text" else None
             if low_rank is None or high_rank is None:
                 return "False"
-            local = self.locals.view(between.field.name, "rank", _ranks(spec))
+            local = self.locals.view(between.subject.name, "rank", _ranks(spec))
             bounds = (self.constants.name(low_rank), self.constants.name(high_rank))
         else:
-            local = self.locals.view(between.field.name, low.kind)
+            local = self.locals.view(between.subject.name, low.kind)
             bounds = (self.constants.name(low.value), self.constants.name(high.value))
         return f"({local} is not None and {bounds[0]} <= {local} <= {bounds[1]})"
 
     def _like(self, like: ast.Like) -> str:
-        local = self.locals.view(like.field.name, "text")
+        local = self.locals.view(like.subject.name, "text")
         pattern = pattern_text(like.pattern)
         if is_plain(pattern):
             return f"({local} == {self.constants.name(pattern)})"

@@ -681,20 +681,20 @@ class _ConditionCompiler:
                 raise _error(condition.span, "unknown-segment", f"no segment `{condition.name}` is defined before here")
             return self._segments[condition.name]
         if isinstance(condition, Presence):
-            present = self._presence(condition.field)
+            present = self._presence(condition.subject)
             return present if condition.present else not_(present)
         if isinstance(condition, Comparison):
             if condition.op == "!=":
-                return not_(self._strict._predicate(condition.field, "=", [condition.value]))
-            return self._predicate(condition.field, condition.op, [condition.value])
+                return not_(self._strict._predicate(condition.subject, "=", [condition.value]))
+            return self._predicate(condition.subject, condition.op, [condition.value])
         if isinstance(condition, InList):
             if condition.negated:
-                return not_(self._strict._predicate(condition.field, "in", list(condition.values)))
-            return self._predicate(condition.field, "in", list(condition.values))
+                return not_(self._strict._predicate(condition.subject, "in", list(condition.values)))
+            return self._predicate(condition.subject, "in", list(condition.values))
         if isinstance(condition, Between):
-            return self._predicate(condition.field, "between", [condition.low, condition.high])
+            return self._predicate(condition.subject, "between", [condition.low, condition.high])
         if isinstance(condition, Like):
-            return self._predicate(condition.field, "like", [condition.pattern])
+            return self._predicate(condition.subject, "like", [condition.pattern])
         if isinstance(condition, Contains):
             return self._contains(condition)
         raise TypeError(f"not a condition: {condition!r}")
@@ -924,9 +924,9 @@ class _ConditionCompiler:
         return self._fields.attribute_where(key, numeric, predicate)
 
     def _contains(self, condition: Contains) -> ColumnElement[bool]:
-        if self._spec(condition.field).kind != "set" or condition.value.kind != "text":
+        if self._spec(condition.subject).kind != "set" or condition.value.kind != "text":
             return false()
-        return self._fields.set_contains(condition.field.name, _bind(condition.value))
+        return self._fields.set_contains(condition.subject.name, _bind(condition.value))
 
 
 _LITERAL_KIND: dict[str, ValueKind] = {"text": "text", "ordered": "text", "number": "number", "date": "date"}

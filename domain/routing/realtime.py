@@ -128,7 +128,7 @@ def _condition_fields(condition: ast.Condition | None, into: set[str]) -> None:
         for operand in condition.operands:
             _condition_fields(operand, into)
     else:
-        into.add(condition.field.name)
+        into.add(condition.subject.name)
 
 
 def fields_read(rule_file: ast.RuleFile) -> frozenset[str]:

@@ -93,7 +93,7 @@ def test_spans_are_one_based_with_exclusive_end_in_characters() -> None:
     assert first.label_span == Span(1, 1, 1, 4)
     comparison = first.condition
     assert isinstance(comparison, Comparison)
-    assert comparison.field.span == Span(1, 6, 1, 12)
+    assert comparison.subject.span == Span(1, 6, 1, 12)
     assert comparison.value.span == Span(1, 15, 1, 17)  # two characters, whatever their byte length
     assert first.actions[0].span == Span(1, 21, 1, 27)
     assert first.span == Span(1, 1, 1, 27)

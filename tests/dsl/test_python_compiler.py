@@ -160,7 +160,7 @@ def test_otherwise_takes_only_customers_no_earlier_team_rule_took_and_its_tags_f
     ],
 )
 def test_every_positive_predicate_is_false_on_a_missing_value_and_its_negation_true(condition: ast.Condition) -> None:
-    for customer in ({}, {condition.field.name: None}):  # type: ignore[union-attr]
+    for customer in ({}, {condition.subject.name: None}):  # type: ignore[union-attr]
         assert holds(condition, customer) is False
         assert holds(not_(condition), customer) is True
 
@@ -401,7 +401,7 @@ def oracle(condition: ast.Condition, customer: dict[str, Any]) -> bool:
         return all(oracle(op, customer) for op in condition.operands)
     if isinstance(condition, ast.Or):
         return any(oracle(op, customer) for op in condition.operands)
-    name = condition.field.name  # type: ignore[union-attr]
+    name = condition.subject.name  # type: ignore[union-attr]
     value = customer.get(name)
     if isinstance(condition, ast.Presence):
         missing = value is None or (name == "tags" and isinstance(value, list) and not value)
@@ -413,15 +413,15 @@ def oracle(condition: ast.Condition, customer: dict[str, Any]) -> bool:
 
         return isinstance(value, str) and fnmatch.fnmatchcase(value, condition.pattern.value)  # type: ignore[arg-type]
     if isinstance(condition, ast.InList):
-        found = any(oracle(ast.Comparison(condition.field, "=", v), customer) for v in condition.values)
+        found = any(oracle(ast.Comparison(condition.subject, "=", v), customer) for v in condition.values)
         return found != condition.negated
     if isinstance(condition, ast.Between):
-        return oracle(ast.Comparison(condition.field, ">=", condition.low), customer) and oracle(
-            ast.Comparison(condition.field, "<=", condition.high), customer
+        return oracle(ast.Comparison(condition.subject, ">=", condition.low), customer) and oracle(
+            ast.Comparison(condition.subject, "<=", condition.high), customer
         )
     assert isinstance(condition, ast.Comparison)
     if condition.op == "!=":
-        return not oracle(ast.Comparison(condition.field, "=", condition.value), customer)
+        return not oracle(ast.Comparison(condition.subject, "=", condition.value), customer)
     literal = condition.value
     if name in ORDER and condition.op != "=":
         if not isinstance(value, str) or value not in ORDER[name]:
