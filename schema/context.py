@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain.routing.run_tasks import RunLauncher
 from segmenta.schema.loaders import Loaders
+from segmenta.schema.routing_loaders import RoutingLoaders
 from segmenta.schema.serial import SerialSession
 from segmenta.storage.models import utcnow
-
-if TYPE_CHECKING:
-    from segmenta.schema.routing import RoutingLoaders
 
 
 class Principal(Protocol):
@@ -44,7 +42,7 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # Executes preview/apply runs in the background (None: they run inside the request).
     runs: RunLauncher | None = None
-    # The routing resolvers' loaders (schema.routing.RoutingLoaders.of makes them on first use).
+    # The routing resolvers' loaders (schema.routing_types.routing_loaders makes them on first use).
     routing_loaders: RoutingLoaders | None = None
 
     @property

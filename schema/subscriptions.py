@@ -37,7 +37,7 @@ from segmenta.schema.enums import AssignmentCause, to_enum
 from segmenta.schema.ids import decode_id, encode_id
 from segmenta.schema.loaders import restricted
 from segmenta.schema.permissions import scope
-from segmenta.schema.routing import EvaluationRun, RunStatus
+from segmenta.schema.routing_types import EvaluationRun, RunStatus
 from segmenta.schema.timestamps import to_api
 from segmenta.schema.types import Customer, TeamAndManagerMove
 from segmenta.storage import models

@@ -1,0 +1,314 @@
+"""The GraphQL types of rulesets and evaluation runs (docs/routing.md): what a run found, what it
+changes, and the diagnostics of a rule file. The queries and mutations are in schema/routing.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+
+from segmenta.schema.context import Info
+from segmenta.schema.enums import to_enum
+from segmenta.schema.ids import encode_id
+from segmenta.schema.loaders import restricted
+from segmenta.schema.pagination import Connection, Ordering, counter, fetch_page, page_size, to_connection
+from segmenta.schema.permissions import scope
+from segmenta.schema.routing_loaders import RoutingLoaders
+from segmenta.schema.timestamps import to_api
+from segmenta.schema.types import Customer, Segment, Team, TeamAndManagerMove
+from segmenta.storage import models
+
+
+def routing_loaders(info: Info) -> RoutingLoaders:
+    """The request's routing loaders, made on first use."""
+    loaders = info.context.routing_loaders
+    if loaders is None:
+        loaders = info.context.routing_loaders = RoutingLoaders(info.context.db)
+    return loaders
+
+
+@strawberry.enum(description="DRAFT when saved, ACTIVE when activated (one at a time), ARCHIVED when replaced.")
+class RulesetStatus(Enum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+@strawberry.enum
+class RunMode(Enum):
+    PREVIEW = "preview"
+    APPLY = "apply"
+    REALTIME = "realtime"
+
+
+@strawberry.enum(description="A run is RUNNING until it SUCCEEDED or FAILED (then `error` says why).")
+class RunStatus(Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@strawberry.enum
+class Severity(Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@strawberry.type(description="A located message about a rule file; lines and columns are 1-based, in characters.")
+class Diagnostic:
+    severity: Severity | None
+    code: str
+    message: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    hint: str | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Diagnostic:
+        return cls(
+            severity=to_enum(Severity, data.get("severity")),
+            code=str(data.get("code", "")),
+            message=str(data.get("message", "")),
+            line=int(data.get("line", 0)),
+            column=int(data.get("column", 0)),
+            end_line=int(data.get("end_line", 0)),
+            end_column=int(data.get("end_column", 0)),
+            hint=data.get("hint"),
+        )
+
+
+@strawberry.type
+class CheckResult:
+    ok: bool = strawberry.field(description="True when no diagnostic is an error.")
+    diagnostics: list[Diagnostic]
+
+
+@strawberry.type(description="A saved version of a rule file.")
+class Ruleset:
+    id: strawberry.ID
+    name: str
+    version: int
+    source: str
+    status: RulesetStatus | None
+    has_errors: bool
+    diagnostics: list[Diagnostic]
+    created_at: datetime | None
+    activated_at: datetime | None
+    archived_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: models.Ruleset) -> Ruleset:
+        return cls(
+            id=strawberry.ID(encode_id("Ruleset", row.id)),
+            name=row.name,
+            version=row.version,
+            source=row.source,
+            status=to_enum(RulesetStatus, row.status),
+            has_errors=row.has_errors,
+            diagnostics=[Diagnostic.from_dict(item) for item in row.diagnostics or []],
+            created_at=to_api(row.created_at),
+            activated_at=to_api(row.activated_at),
+            archived_at=to_api(row.archived_at),
+        )
+
+
+async def _team_by_key(info: Info, key: str | None) -> Team | None:
+    if key is None:
+        return None
+    row = await routing_loaders(info).team_by_key.load(key)
+    return Team.from_row(row) if row is not None else None
+
+
+@strawberry.type
+class RunTeamCount:
+    team_key: str
+    count: int
+
+    @strawberry.field(description="The team, or null when it has been deleted since the run.")
+    async def team(self, info: Info) -> Team | None:
+        return await _team_by_key(info, self.team_key)
+
+
+@strawberry.type
+class RuleHit:
+    label: str = strawberry.field(description="The rule's label, or `line N` for an unlabelled rule.")
+    count: int = strawberry.field(description="Customers whose team this rule decided.")
+
+
+@strawberry.type
+class SegmentCount:
+    segment_key: str
+    count: int
+
+    @strawberry.field
+    async def segment(self, info: Info) -> Segment | None:
+        row = await routing_loaders(info).segment_by_key.load(self.segment_key)
+        return Segment.from_row(row) if row is not None else None
+
+
+@strawberry.type
+class TagCount:
+    tag: str
+    count: int
+
+
+@strawberry.type(description="Customers moved from one team to another (null: no team).")
+class TeamMove:
+    from_key: str | None
+    to_key: str | None
+    count: int
+
+    @strawberry.field(name="from")
+    async def from_team(self, info: Info) -> Team | None:
+        return await _team_by_key(info, self.from_key)
+
+    @strawberry.field(name="to")
+    async def to_team(self, info: Info) -> Team | None:
+        return await _team_by_key(info, self.to_key)
+
+
+@strawberry.type(description="The figures of a run (empty while it is RUNNING or when it FAILED).")
+class RunSummary:
+    evaluated: int = strawberry.field(description="Customers evaluated.")
+    changed: int = strawberry.field(
+        description="Customers whose team, manager, segments or tags change (a locked one only by segments and tags)."
+    )
+    unmatched: int = strawberry.field(description="Customers no team rule matched (they are left without a team).")
+    locked: int = strawberry.field(description="Customers with a locked assignment (team and manager kept).")
+    team_counts: list[RunTeamCount] = strawberry.field(description="Customers per team after the run.")
+    rule_hits: list[RuleHit] = strawberry.field(description="Customers per deciding team rule, every team rule listed.")
+    segment_counts: list[SegmentCount] = strawberry.field(description="Members per segment the rules maintain.")
+    tag_counts: list[TagCount]
+    unassigned_by_team: list[RunTeamCount] = strawberry.field(
+        description="Customers left without a manager because no member of the team had capacity."
+    )
+    moves: list[TeamMove]
+    superseded: int = strawberry.field(
+        default=0,
+        description="Customers an apply left alone: re-routed in real time, on newer data, while it evaluated.",
+    )
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSummary:
+        def counts(key: str) -> list[tuple[str, int]]:
+            return [(name, int(count)) for name, count in (data.get(key) or {}).items()]
+
+        return cls(
+            evaluated=int(data.get("evaluated", 0)),
+            changed=int(data.get("changed", 0)),
+            unmatched=int(data.get("unmatched", 0)),
+            locked=int(data.get("locked", 0)),
+            team_counts=[RunTeamCount(team_key=key, count=count) for key, count in counts("team_counts")],
+            rule_hits=[RuleHit(label=label, count=count) for label, count in counts("rule_hits")],
+            segment_counts=[SegmentCount(segment_key=key, count=count) for key, count in counts("segment_counts")],
+            tag_counts=[TagCount(tag=tag, count=count) for tag, count in counts("tag_counts")],
+            unassigned_by_team=[RunTeamCount(team_key=key, count=count) for key, count in counts("unassigned_by_team")],
+            moves=[
+                TeamMove(from_key=move.get("from"), to_key=move.get("to"), count=int(move.get("count", 0)))
+                for move in data.get("moves") or []
+            ],
+            superseded=int(data.get("superseded", 0)),
+        )
+
+
+@strawberry.type(description="What a run changes (or, for a locked customer, would have changed) for one customer.")
+class EvaluationChange(TeamAndManagerMove):
+    id: strawberry.ID
+    segments_added: list[str]
+    segments_removed: list[str]
+    tags_added: list[str]
+    tags_removed: list[str]
+    deciding_rule: str | None
+    locked: bool = strawberry.field(
+        description="The customer's assignment is locked: teamAfter is what the rules chose, but team and manager were kept."
+    )
+    row: strawberry.Private[models.EvaluationChange]
+
+    @classmethod
+    def from_row(cls, row: models.EvaluationChange) -> EvaluationChange:
+        return cls(
+            id=strawberry.ID(encode_id("EvaluationChange", row.id)),
+            segments_added=sorted(row.segments_added or []),
+            segments_removed=sorted(row.segments_removed or []),
+            tags_added=sorted(row.tags_added or []),
+            tags_removed=sorted(row.tags_removed or []),
+            deciding_rule=row.deciding_rule,
+            locked=row.locked,
+            row=row,
+        )
+
+    @strawberry.field(description="Null when the customer has been deleted since the run.")
+    async def customer(self, info: Info) -> Customer | None:
+        if self.row.customer_id is None:
+            return None
+        row = await info.context.loaders.customer.load(self.row.customer_id)
+        return Customer.from_row(row, info.context.now) if row is not None else None
+
+
+CHANGE_ORDER = Ordering(models.EvaluationChange.id, models.EvaluationChange.id, "number")
+NEWEST_RUNS = Ordering(models.EvaluationRun.id, models.EvaluationRun.id, "number", descending=True)
+
+
+@strawberry.type(description="One evaluation of a ruleset over every customer.")
+class EvaluationRun:
+    id: strawberry.ID
+    mode: RunMode | None
+    status: RunStatus | None
+    as_of: datetime | None = strawberry.field(description="The instant day-based metrics were measured at.")
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    row: strawberry.Private[models.EvaluationRun]
+
+    @classmethod
+    def from_row(cls, row: models.EvaluationRun) -> EvaluationRun:
+        return cls(
+            id=strawberry.ID(encode_id("EvaluationRun", row.id)),
+            mode=to_enum(RunMode, row.mode),
+            status=to_enum(RunStatus, row.status),
+            as_of=to_api(row.as_of),
+            started_at=to_api(row.started_at),
+            finished_at=to_api(row.finished_at),
+            error=row.error,
+            row=row,
+        )
+
+    @strawberry.field(
+        description=(
+            "What the run found. A REALTIME run's summary is computed from its changes when read: "
+            "evaluated and changed count the customers changed that day, ruleHits, moves and "
+            "unassignedByTeam count change events, and the totals over every customer (teamCounts, "
+            "segmentCounts, tagCounts) are empty."
+        )
+    )
+    async def summary(self, info: Info) -> RunSummary:
+        if self.row.mode == "realtime":
+            return RunSummary.from_json(await routing_loaders(info).realtime_summary.load(self.row.id))
+        return RunSummary.from_json(self.row.summary or {})
+
+    @strawberry.field(description="The ruleset evaluated; null for a preview of unsaved source.")
+    async def ruleset(self, info: Info) -> Ruleset | None:
+        if self.row.ruleset_id is None:
+            return None
+        row = await routing_loaders(info).ruleset.load(self.row.ruleset_id)
+        return Ruleset.from_row(row) if row is not None else None
+
+    @strawberry.field(
+        description="The customers this run changes, in customer order of the run (an agent: only their customers). `first` ≤ 100."
+    )
+    async def changes(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[EvaluationChange]:
+        size = page_size(first)
+        statement = restricted(
+            select(models.EvaluationChange).where(models.EvaluationChange.run_id == self.row.id),
+            scope(info).owned_by_visible(models.EvaluationChange.customer_id),
+        )
+        db = info.context.db
+        page = await fetch_page(db, statement, CHANGE_ORDER, size, after)
+        return to_connection(page, CHANGE_ORDER, EvaluationChange.from_row, counter(db, statement))
