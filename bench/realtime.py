@@ -47,7 +47,15 @@ from segmenta.domain.customers.profiles import create_customer, update_customer
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage.engine import create_engine, normalize_url, session_factory
 from segmenta.storage.migrate import upgrade
-from segmenta.storage.models import AssignmentHistory, Customer, Employee, EvaluationChange, Ruleset, Team, TeamMember
+from segmenta.storage.models import (
+    AssignmentHistory,
+    Customer,
+    Employee,
+    EvaluationChange,
+    RulesetVersion,
+    Team,
+    TeamMember,
+)
 
 REGIONS = ["east", "west", "north", "south", "central"]
 INDUSTRIES = ["finance", "retail", "tech", "health", "energy", "media"]
@@ -171,7 +179,7 @@ async def set_active(session: Any, ruleset_id: int, active: bool) -> None:
         if active:
             await activate_ruleset(session, ruleset_id)
         else:
-            await session.execute(update(Ruleset).values(status="archived"))
+            await session.execute(update(RulesetVersion).values(status="archived"))
 
 
 def event_calls(

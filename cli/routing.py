@@ -27,7 +27,7 @@ from segmenta.domain.routing.run_tasks import run_owned
 from segmenta.dsl.render import render
 from segmenta.storage.engine import create_engine, session_factory
 from segmenta.storage.migrate import upgrade
-from segmenta.storage.models import EvaluationRun, Ruleset
+from segmenta.storage.models import EvaluationRun, RulesetVersion
 
 STEP_TITLES = {
     "evaluate": "evaluating customers",
@@ -57,7 +57,7 @@ class RunProgressBar:
         self.progress.update(task, completed=update.done, total=max(update.total, 1))
 
 
-async def _ruleset_for(session: AsyncSession, name: str, source: str) -> Ruleset:
+async def _ruleset_for(session: AsyncSession, name: str, source: str) -> RulesetVersion:
     """The newest version of `name` when its text is `source`, else a new version."""
     versions = await rulesets.list_rulesets(session, name=name)
     newest = max(versions, key=lambda ruleset: ruleset.version, default=None)

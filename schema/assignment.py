@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import strawberry
 
-from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.domain.errors import UserError
 from segmenta.domain.routing import explanations as explanation_service
 from segmenta.domain.routing import manual_assignment
 from segmenta.schema.context import Info
 from segmenta.schema.errors import FORBIDDEN, client_error
 from segmenta.schema.ids import decode_id
-from segmenta.schema.payloads import UserError, in_transaction, input_id, input_ids
+from segmenta.schema.payloads import UserErrorType, in_transaction, input_id, input_ids
 from segmenta.schema.permissions import CanAssign, scope
 from segmenta.schema.routing import MAX_SOURCE_LENGTH, OptionalSourceArgument
 from segmenta.schema.types import Customer, Employee, Team
@@ -125,7 +125,7 @@ class AssignmentQuery:
             raise client_error(
                 error.message, RULE_ERRORS, diagnostics=[d.to_dict() for d in error.diagnostics], field=error.field
             ) from None
-        except DomainUserError as error:
+        except UserError as error:
             if error.code == "not_found" and error.field == "customer_id":
                 return None
             raise client_error(error.message, field=error.field, reason=error.code.upper()) from None
@@ -135,7 +135,7 @@ class AssignmentQuery:
 @strawberry.type
 class AssignmentPayload:
     customers: list[Customer]
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 def _customers(info: Info, rows: list[models.Customer] | None) -> list[Customer]:

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import strawberry
 
-from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.domain.errors import UserError
 from segmenta.schema.context import Info
 from segmenta.schema.ids import InvalidId, decode_id
 from segmenta.schema.types import Customer, Employee, Feedback, Interaction, Purchase, Segment, Team
@@ -24,8 +24,8 @@ from segmenta.storage.models import utcnow
 ResultT = TypeVar("ResultT")
 
 
-@strawberry.type(description="Why a mutation did not change anything.")
-class UserError:
+@strawberry.type(name="UserError", description="Why a mutation did not change anything.")
+class UserErrorType:
     field: str | None = strawberry.field(
         description="camelCase path of the offending argument, e.g. `input.email` or `customerIds`; null: the call."
     )
@@ -52,7 +52,7 @@ def field_path(field: str | None, prefix: str | None, arguments: Collection[str]
     return f"{prefix}.{path}"
 
 
-class ArgumentError(DomainUserError):
+class ArgumentError(UserError):
     """A user error about an argument of the mutation itself (never prefixed with the input's name)."""
 
 
@@ -61,7 +61,7 @@ def input_id(value: str, type_name: str, field: str) -> int:
     try:
         return decode_id(value, type_name)
     except InvalidId as error:
-        raise DomainUserError(str(error), field=field, code="invalid_id") from error
+        raise UserError(str(error), field=field, code="invalid_id") from error
 
 
 def input_ids(values: list[strawberry.ID], type_name: str, field: str) -> list[int]:
@@ -74,7 +74,7 @@ async def in_transaction(
     *,
     prefix: str | None = None,
     arguments: Collection[str] = (),
-) -> tuple[ResultT | None, list[UserError]]:
+) -> tuple[ResultT | None, list[UserErrorType]]:
     """Run `work` in a transaction of its own: commit on success, roll back and report on a user error."""
     # The session alone: a read of the previous field (a sibling of a field that failed goes on
     # resolving after its error was reported) must not run on it while this transaction begins.
@@ -86,9 +86,9 @@ async def in_transaction(
             await begin_writer(session)
             result = await work()
             await session.commit()
-        except DomainUserError as error:
+        except UserError as error:
             await session.rollback()
-            problem = UserError(
+            problem = UserErrorType(
                 field=field_path(error.field, None if isinstance(error, ArgumentError) else prefix, arguments),
                 message=error.message,
                 code=error.code.upper(),
@@ -108,60 +108,60 @@ async def in_transaction(
 @strawberry.type
 class CustomerPayload:
     customer: Customer | None
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class DeleteCustomerPayload:
     deleted_id: strawberry.ID | None = strawberry.field(description="The ID of the deleted customer.")
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class PurchasePayload:
     purchase: Purchase | None
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class InteractionPayload:
     interaction: Interaction | None
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class FeedbackPayload:
     feedback: Feedback | None
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class EmployeePayload:
     employee: Employee | None
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class TeamPayload:
     team: Team | None
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class TeamMemberPayload:
     team: Team | None
     employee: Employee | None
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class SegmentPayload:
     segment: Segment | None
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class MoveToSegmentPayload:
     segment: Segment | None = strawberry.field(description="The segment the customers moved to.")
     from_segment: Segment | None = strawberry.field(description="The segment the customers left.")
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy import select
 
-from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.domain.errors import UserError
 from segmenta.domain.routing import rulesets as ruleset_service
 from segmenta.domain.routing import runs as run_service
 from segmenta.dsl.pipeline import check_source
@@ -25,15 +25,15 @@ from segmenta.schema.context import Info
 from segmenta.schema.errors import client_error
 from segmenta.schema.ids import decode_id
 from segmenta.schema.pagination import Connection, counter, fetch_page, page_size, to_connection
-from segmenta.schema.payloads import UserError, in_transaction, input_id
+from segmenta.schema.payloads import UserErrorType, in_transaction, input_id
 from segmenta.schema.permissions import CanManageRules, CanPreviewRules
 from segmenta.schema.routing_types import (
     NEWEST_RUNS,
     CheckResult,
     Diagnostic,
     EvaluationRun,
-    Ruleset,
     RulesetStatus,
+    RulesetType,
     routing_loaders,
 )
 from segmenta.schema.timestamps import to_storage
@@ -58,23 +58,23 @@ class RoutingQuery:
     @strawberry.field(description="Saved rulesets, newest first; optionally one name's versions or one status.")
     async def rulesets(
         self, info: Info, name: str | None = None, status: RulesetStatus | None = None
-    ) -> list[Ruleset]:
-        statement = select(models.Ruleset).order_by(models.Ruleset.created_at.desc(), models.Ruleset.id.desc())
+    ) -> list[RulesetType]:
+        statement = select(models.RulesetVersion).order_by(models.RulesetVersion.created_at.desc(), models.RulesetVersion.id.desc())
         if name is not None:
-            statement = statement.where(models.Ruleset.name == name)
+            statement = statement.where(models.RulesetVersion.name == name)
         if status is not None:
-            statement = statement.where(models.Ruleset.status == status.value)
-        return [Ruleset.from_row(row) for row in await info.context.db.scalars(statement)]
+            statement = statement.where(models.RulesetVersion.status == status.value)
+        return [RulesetType.from_row(row) for row in await info.context.db.scalars(statement)]
 
     @strawberry.field
-    async def ruleset(self, info: Info, id: strawberry.ID) -> Ruleset | None:
+    async def ruleset(self, info: Info, id: strawberry.ID) -> RulesetType | None:
         row = await routing_loaders(info).ruleset.load(decode_id(id, "Ruleset"))
-        return Ruleset.from_row(row) if row is not None else None
+        return RulesetType.from_row(row) if row is not None else None
 
     @strawberry.field(description="The ruleset used in real time and by apply, or null.")
-    async def active_ruleset(self, info: Info) -> Ruleset | None:
-        row = await info.context.db.scalar(select(models.Ruleset).where(models.Ruleset.status == "active").limit(1))
-        return Ruleset.from_row(row) if row is not None else None
+    async def active_ruleset(self, info: Info) -> RulesetType | None:
+        row = await info.context.db.scalar(select(models.RulesetVersion).where(models.RulesetVersion.status == "active").limit(1))
+        return RulesetType.from_row(row) if row is not None else None
 
     @strawberry.field(
         description="Check a rule file against the database (unknown teams, values never seen); nothing is saved."
@@ -107,19 +107,19 @@ class RoutingQuery:
 
 @strawberry.type
 class RulesetPayload:
-    ruleset: Ruleset | None
-    user_errors: list[UserError]
+    ruleset: RulesetType | None
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class RunPayload:
     run: EvaluationRun | None
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 def _source_problem(source: str) -> None:
     if len(source) > MAX_SOURCE_LENGTH:
-        raise DomainUserError(
+        raise UserError(
             f"rule source too long ({len(source)} characters; at most {MAX_SOURCE_LENGTH})", field="source"
         )
 
@@ -161,12 +161,12 @@ class RoutingMutation:
     async def save_ruleset(self, info: Info, name: str, rule_source: SourceArgument) -> RulesetPayload:
         session = info.context.session
 
-        async def work() -> models.Ruleset:
+        async def work() -> models.RulesetVersion:
             _source_problem(rule_source)
             return await ruleset_service.save_ruleset(session, name, rule_source)
 
         row, errors = await in_transaction(info, work, arguments={"name", "source"})
-        return RulesetPayload(ruleset=Ruleset.from_row(row) if row is not None else None, user_errors=errors)
+        return RulesetPayload(ruleset=RulesetType.from_row(row) if row is not None else None, user_errors=errors)
 
     @strawberry.mutation(
         permission_classes=[CanManageRules],
@@ -175,11 +175,11 @@ class RoutingMutation:
     async def activate_ruleset(self, info: Info, id: strawberry.ID) -> RulesetPayload:
         session = info.context.session
 
-        async def work() -> models.Ruleset:
+        async def work() -> models.RulesetVersion:
             return await ruleset_service.activate_ruleset(session, input_id(id, "Ruleset", "id"))
 
         row, errors = await in_transaction(info, work, arguments={"id"})
-        return RulesetPayload(ruleset=Ruleset.from_row(row) if row is not None else None, user_errors=errors)
+        return RulesetPayload(ruleset=RulesetType.from_row(row) if row is not None else None, user_errors=errors)
 
     @strawberry.mutation(
         permission_classes=[CanPreviewRules],

@@ -27,8 +27,8 @@ class RoutingLoaders:
             rows = {row.key: row for row in await db.scalars(statement)}
             return [rows.get(key) for key in keys]
 
-        async def rulesets(keys: list[int]) -> list[models.Ruleset | None]:
-            statement = select(models.Ruleset).where(models.Ruleset.id.in_(set(keys)))
+        async def rulesets(keys: list[int]) -> list[models.RulesetVersion | None]:
+            statement = select(models.RulesetVersion).where(models.RulesetVersion.id.in_(set(keys)))
             rows = {row.id: row for row in await db.scalars(statement)}
             return [rows.get(key) for key in keys]
 
@@ -40,4 +40,4 @@ class RoutingLoaders:
         self.team_by_key: DataLoader[str, models.Team | None] = DataLoader(teams)
         self.realtime_summary: DataLoader[int, dict[str, Any]] = DataLoader(realtime_summaries)
         self.segment_by_key: DataLoader[str, models.Segment | None] = DataLoader(segments)
-        self.ruleset: DataLoader[int, models.Ruleset | None] = DataLoader(rulesets)
+        self.ruleset: DataLoader[int, models.RulesetVersion | None] = DataLoader(rulesets)

@@ -90,8 +90,8 @@ class CheckResult:
     diagnostics: list[Diagnostic]
 
 
-@strawberry.type(description="A saved version of a rule file.")
-class Ruleset:
+@strawberry.type(name="Ruleset", description="A saved version of a rule file.")
+class RulesetType:
     id: strawberry.ID
     name: str
     version: int
@@ -104,7 +104,7 @@ class Ruleset:
     archived_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: models.Ruleset) -> Ruleset:
+    def from_row(cls, row: models.RulesetVersion) -> RulesetType:
         return cls(
             id=strawberry.ID(encode_id("Ruleset", row.id)),
             name=row.name,
@@ -294,11 +294,11 @@ class EvaluationRun:
         return RunSummary.from_json(self.row.summary or {})
 
     @strawberry.field(description="The ruleset evaluated; null for a preview of unsaved source.")
-    async def ruleset(self, info: Info) -> Ruleset | None:
+    async def ruleset(self, info: Info) -> RulesetType | None:
         if self.row.ruleset_id is None:
             return None
         row = await routing_loaders(info).ruleset.load(self.row.ruleset_id)
-        return Ruleset.from_row(row) if row is not None else None
+        return RulesetType.from_row(row) if row is not None else None
 
     @strawberry.field(
         description="The customers this run changes, in customer order of the run (an agent: only their customers). `first` ≤ 100."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from sqlalchemy import select
 
-from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.domain.errors import UserError
 from segmenta.domain.staff import teams as staff
 from segmenta.schema.context import Info
 from segmenta.schema.enums import TeamRole
@@ -15,7 +15,7 @@ from segmenta.schema.payloads import (
     EmployeePayload,
     TeamMemberPayload,
     TeamPayload,
-    UserError,
+    UserErrorType,
     in_transaction,
     input_id,
 )
@@ -45,7 +45,7 @@ async def _team_key(info: Info, key: str | None, id: strawberry.ID | None) -> st
     assert id is not None
     try:
         team_id = input_id(id, "Team", "id")
-    except DomainUserError as error:
+    except UserError as error:
         raise ArgumentError(error.message, field="id", code=error.code) from error
     found = await session.get(models.Team, team_id)
     if found is None:
@@ -125,7 +125,7 @@ class StaffMutation:
 
 
 async def _member_payload(
-    info: Info, member: models.TeamMember | None, errors: list[UserError]
+    info: Info, member: models.TeamMember | None, errors: list[UserErrorType]
 ) -> TeamMemberPayload:
     if member is None:
         return TeamMemberPayload(team=None, employee=None, user_errors=errors)

@@ -13,11 +13,11 @@ from datetime import datetime
 import strawberry
 
 from segmenta.domain.access import tokens
-from segmenta.domain.errors import UserError as DomainUserError
+from segmenta.domain.errors import UserError
 from segmenta.schema.context import Info
 from segmenta.schema.enums import Role, to_enum, to_word
 from segmenta.schema.ids import encode_id
-from segmenta.schema.payloads import ArgumentError, UserError, in_transaction, input_id
+from segmenta.schema.payloads import ArgumentError, UserErrorType, in_transaction, input_id
 from segmenta.schema.permissions import CanManageTokens
 from segmenta.schema.timestamps import to_api
 from segmenta.schema.types import Employee
@@ -84,13 +84,13 @@ class CreateApiTokenPayload:
     secret: str | None = strawberry.field(
         description="The token to send as `Authorization: Bearer …`. Shown only in this response; store it now."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 @strawberry.type
 class RevokeApiTokenPayload:
     api_token: ApiToken | None
-    user_errors: list[UserError]
+    user_errors: list[UserErrorType]
 
 
 def _acting_role(info: Info) -> str | None:
@@ -142,7 +142,7 @@ class TokenMutation:
             key = input_id(id, TYPE_NAME, "id")
             try:
                 return await tokens.revoke_token(session, _acting_role(info), key)
-            except DomainUserError as error:
+            except UserError as error:
                 raise ArgumentError(error.message, field="id" if error.field else None, code=error.code) from error
 
         revoked, errors = await in_transaction(info, work, arguments={"id"})

@@ -246,7 +246,9 @@ class SegmentMember(Base):
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class Ruleset(Base):
+class RulesetVersion(Base):
+    """One saved version of a named rule file (the compiled form is segmenta.dsl.ruleset.Ruleset)."""
+
     __tablename__ = "rulesets"
     __table_args__ = (UniqueConstraint("name", "version", name="uq_rulesets_name_version"),)
 

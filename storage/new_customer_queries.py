@@ -60,7 +60,7 @@ from segmenta.storage.models import (
     Employee,
     EvaluationChange,
     EvaluationRun,
-    Ruleset,
+    RulesetVersion,
     Segment,
     SegmentMember,
     Team,
@@ -117,9 +117,9 @@ def _arm(what: str, **columns: Any) -> Select[Any]:
 
 def _active_ruleset() -> Any:
     return (
-        select(Ruleset.id, Ruleset.version, Ruleset.source)
-        .where(Ruleset.status == "active")
-        .order_by(Ruleset.id)
+        select(RulesetVersion.id, RulesetVersion.version, RulesetVersion.source)
+        .where(RulesetVersion.status == "active")
+        .order_by(RulesetVersion.id)
         .limit(1)
         .subquery("active_ruleset")
     )

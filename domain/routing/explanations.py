@@ -29,8 +29,7 @@ from segmenta.domain.routing.realtime import active_rules, compiled_rules
 from segmenta.domain.routing.rulesets import get_ruleset
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
 from segmenta.dsl.explain import Explanation, RuleTrace
-from segmenta.dsl.ruleset import Ruleset as CompiledRuleset
-from segmenta.dsl.ruleset import compile_rules
+from segmenta.dsl.ruleset import Ruleset, compile_rules
 from segmenta.storage.models import Customer, Employee, Team, TeamMember
 
 
@@ -84,7 +83,7 @@ class CustomerExplanation:
 
 async def _rules_for(
     session: AsyncSession, ruleset_id: int | None, source: str | None
-) -> tuple[CompiledRuleset, int | None]:
+) -> tuple[Ruleset, int | None]:
     if ruleset_id is not None and source is not None:
         raise UserError("give a ruleset id or a rule source, not both", field="source", code="invalid")
     if source is not None:

@@ -80,8 +80,7 @@ from segmenta.domain.customers.records import (
 from segmenta.domain.routing import assignment
 from segmenta.dsl import ast
 from segmenta.dsl.fields import ATTRIBUTE_PREFIX
-from segmenta.dsl.ruleset import Ruleset as CompiledRuleset
-from segmenta.dsl.ruleset import compile_rules
+from segmenta.dsl.ruleset import Ruleset, compile_rules
 from segmenta.storage import sqlite_direct
 from segmenta.storage.models import (
     AssignmentHistory,
@@ -89,7 +88,7 @@ from segmenta.storage.models import (
     CustomerTag,
     EvaluationChange,
     EvaluationRun,
-    Ruleset,
+    RulesetVersion,
     Segment,
     SegmentMember,
     Team,
@@ -145,7 +144,7 @@ class CompiledRules:
 
     ruleset_id: int
     version: int
-    rules: CompiledRuleset
+    rules: Ruleset
     reads_tags: bool
     reads_attributes: bool
     reads_categories: bool
@@ -238,7 +237,7 @@ def _active_rules_and_customer_statement() -> Any:
         select(EvaluationRun.id)
         .where(
             EvaluationRun.mode == REALTIME,
-            EvaluationRun.ruleset_id == Ruleset.id,
+            EvaluationRun.ruleset_id == RulesetVersion.id,
             EvaluationRun.as_of == bindparam("day", type_=DateTime()),
         )
         .order_by(EvaluationRun.id)
@@ -247,17 +246,17 @@ def _active_rules_and_customer_statement() -> Any:
     )
     return (
         select(
-            Ruleset.id.label("active_ruleset_id"),
-            Ruleset.version.label("active_ruleset_version"),
-            Ruleset.source.label("active_ruleset_source"),
+            RulesetVersion.id.label("active_ruleset_id"),
+            RulesetVersion.version.label("active_ruleset_version"),
+            RulesetVersion.source.label("active_ruleset_source"),
             day_run.label("day_run_id"),
             (dynamic_memberships + rule_tags).label("label_count"),
             _customers,
         )
-        .select_from(Ruleset)
+        .select_from(RulesetVersion)
         .outerjoin(_customers, _customers.c.id == customer_id)
-        .where(Ruleset.status == "active")
-        .order_by(Ruleset.id)
+        .where(RulesetVersion.status == "active")
+        .order_by(RulesetVersion.id)
         .limit(1)
     )
 
@@ -290,9 +289,12 @@ async def _active_rules_and_customer(
     )
 
 
-_ACTIVE_RULESET = select(Ruleset.id, Ruleset.version, Ruleset.source).where(Ruleset.status == "active").order_by(
-    Ruleset.id
-).limit(1)
+_ACTIVE_RULESET = (
+    select(RulesetVersion.id, RulesetVersion.version, RulesetVersion.source)
+    .where(RulesetVersion.status == "active")
+    .order_by(RulesetVersion.id)
+    .limit(1)
+)
 
 
 async def active_rules(session: AsyncSession) -> CompiledRules | None:

@@ -25,7 +25,7 @@ from segmenta.domain.errors import NotFound, UserError
 from segmenta.dsl.pipeline import CheckResult, check_source
 from segmenta.storage.catalog import load_known
 from segmenta.storage.locks import hold_exclusive
-from segmenta.storage.models import Ruleset, Team, utcnow
+from segmenta.storage.models import RulesetVersion, Team, utcnow
 
 RULESET_STATUSES = ("draft", "active", "archived")
 MAX_NAME_LENGTH = 200
@@ -59,7 +59,7 @@ def _validate_name(name: str) -> str:
     return v.storable_text(cleaned, "name")
 
 
-async def save_ruleset(session: AsyncSession, name: str, source: str) -> Ruleset:
+async def save_ruleset(session: AsyncSession, name: str, source: str) -> RulesetVersion:
     """Store `source` as the next version of ruleset `name` (a draft, possibly with errors)."""
     cleaned = _validate_name(name)
     v.storable_text(source, "source")  # PostgreSQL text cannot hold a NUL
@@ -68,8 +68,8 @@ async def save_ruleset(session: AsyncSession, name: str, source: str) -> Ruleset
     # Two concurrent saves of one name can pick the same version; the unique
     # constraint refuses the second, which then takes the next number.
     for _attempt in range(5):
-        latest = await session.scalar(select(func.max(Ruleset.version)).where(Ruleset.name == cleaned))
-        ruleset = Ruleset(
+        latest = await session.scalar(select(func.max(RulesetVersion.version)).where(RulesetVersion.name == cleaned))
+        ruleset = RulesetVersion(
             name=cleaned,
             version=(latest or 0) + 1,
             source=source,
@@ -87,8 +87,8 @@ async def save_ruleset(session: AsyncSession, name: str, source: str) -> Ruleset
     raise UserError(f"could not allocate a version for ruleset {cleaned!r}; try again", field="name", code="conflict")
 
 
-async def get_ruleset(session: AsyncSession, ruleset_id: int) -> Ruleset:
-    ruleset = await session.get(Ruleset, ruleset_id)
+async def get_ruleset(session: AsyncSession, ruleset_id: int) -> RulesetVersion:
+    ruleset = await session.get(RulesetVersion, ruleset_id)
     if ruleset is None:
         raise NotFound("ruleset", ruleset_id, field="id")
     return ruleset
@@ -96,30 +96,30 @@ async def get_ruleset(session: AsyncSession, ruleset_id: int) -> Ruleset:
 
 async def list_rulesets(
     session: AsyncSession, *, name: str | None = None, status: str | None = None
-) -> Sequence[Ruleset]:
+) -> Sequence[RulesetVersion]:
     """Rulesets, newest first."""
-    statement = select(Ruleset).order_by(Ruleset.created_at.desc(), Ruleset.id.desc())
+    statement = select(RulesetVersion).order_by(RulesetVersion.created_at.desc(), RulesetVersion.id.desc())
     if name is not None:
-        statement = statement.where(Ruleset.name == name)
+        statement = statement.where(RulesetVersion.name == name)
     if status is not None:
         if status not in RULESET_STATUSES:
             raise UserError(f"unknown ruleset status {status!r}", field="status")
-        statement = statement.where(Ruleset.status == status)
+        statement = statement.where(RulesetVersion.status == status)
     return (await session.scalars(statement)).all()
 
 
-async def active_ruleset(session: AsyncSession) -> Ruleset | None:
-    return await session.scalar(select(Ruleset).where(Ruleset.status == "active").order_by(Ruleset.id).limit(1))
+async def active_ruleset(session: AsyncSession) -> RulesetVersion | None:
+    return await session.scalar(select(RulesetVersion).where(RulesetVersion.status == "active").order_by(RulesetVersion.id).limit(1))
 
 
 async def _serialise_activation(session: AsyncSession) -> None:
     """Make concurrent activations take turns (see storage.locks.hold_exclusive)."""
     await hold_exclusive(
-        session, _ACTIVATION_LOCK_KEY, sqlite_first_write=update(Ruleset).where(false()).values(status=Ruleset.status)
+        session, _ACTIVATION_LOCK_KEY, sqlite_first_write=update(RulesetVersion).where(false()).values(status=RulesetVersion.status)
     )
 
 
-async def refresh_diagnostics(session: AsyncSession, ruleset: Ruleset) -> CheckResult:
+async def refresh_diagnostics(session: AsyncSession, ruleset: RulesetVersion) -> CheckResult:
     """Re-check a saved ruleset against the database as it is now (teams may have gone)."""
     result = await check_rules(session, ruleset.source)
     ruleset.diagnostics = diagnostics_json(result)
@@ -127,7 +127,7 @@ async def refresh_diagnostics(session: AsyncSession, ruleset: Ruleset) -> CheckR
     return result
 
 
-async def activate_ruleset(session: AsyncSession, ruleset_id: int) -> Ruleset:
+async def activate_ruleset(session: AsyncSession, ruleset_id: int) -> RulesetVersion:
     """Make a ruleset the active one; the previously active one is archived."""
     await _serialise_activation(session)
     ruleset = await get_ruleset(session, ruleset_id)
@@ -147,8 +147,8 @@ async def activate_ruleset(session: AsyncSession, ruleset_id: int) -> Ruleset:
         return ruleset
     now = utcnow()
     await session.execute(
-        update(Ruleset)
-        .where(Ruleset.status == "active", Ruleset.id != ruleset.id)
+        update(RulesetVersion)
+        .where(RulesetVersion.status == "active", RulesetVersion.id != ruleset.id)
         .values(status="archived", archived_at=now)
         .execution_options(synchronize_session="fetch")
     )

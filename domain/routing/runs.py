@@ -54,7 +54,7 @@ from segmenta.dsl.sql_compiler import SqlRuleset, compile_ruleset
 from segmenta.storage import routing_queries as queries
 from segmenta.storage.engine import begin_reader, begin_writer
 from segmenta.storage.locks import held_across_transactions
-from segmenta.storage.models import EvaluationRun, Ruleset, Team, utcnow
+from segmenta.storage.models import EvaluationRun, RulesetVersion, Team, utcnow
 from segmenta.storage.rule_fields import CustomerFields
 
 logger = logging.getLogger(__name__)
@@ -347,7 +347,7 @@ async def _check_segments(session: AsyncSession, plan: RunPlan) -> dict[str, int
 
 
 async def _check_still_active(session: AsyncSession, plan: RunPlan) -> None:
-    status = await session.scalar(select(Ruleset.status).where(Ruleset.id == plan.ruleset_id))
+    status = await session.scalar(select(RulesetVersion.status).where(RulesetVersion.id == plan.ruleset_id))
     if status != "active":
         raise UserError(
             "the ruleset was deactivated while the apply ran; nothing was applied", field="id", code="not_active"

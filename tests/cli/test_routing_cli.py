@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from segmenta.cli import main
 from segmenta.storage.engine import create_engine, session_factory
 from segmenta.storage.migrate import upgrade
-from segmenta.storage.models import Customer, EvaluationRun, Ruleset, Team
+from segmenta.storage.models import Customer, EvaluationRun, RulesetVersion, Team
 
 RULES = "big: total_spent >= 1000 -> team senior\notherwise -> team general\n"
 
@@ -53,7 +53,7 @@ def test_preview_prints_moves_and_changes_nothing(tmp_path: Path) -> None:
     assert "general" in result.output and "senior" in result.output
     teams = asyncio.run(_query(url, select(Customer.code, Customer.team_id).order_by(Customer.code)))
     assert len({team for _, team in teams}) == 1  # everyone still in general
-    assert asyncio.run(_query(url, select(Ruleset.name, Ruleset.status))) == [("policy", "draft")]
+    assert asyncio.run(_query(url, select(RulesetVersion.name, RulesetVersion.status))) == [("policy", "draft")]
 
 
 def test_apply_activates_routes_and_a_second_apply_reuses_the_version(tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_apply_activates_routes_and_a_second_apply_reuses_the_version(tmp_path: 
     assert teams == {"c0": "general", "c1": "general", "c2": "senior", "c3": "senior"}
     second = runner.invoke(main, ["apply", str(rules), "--database-url", url])
     assert second.exit_code == 0 and "0 changed" in second.output
-    assert asyncio.run(_query(url, select(Ruleset.version, Ruleset.status))) == [(1, "active")]
+    assert asyncio.run(_query(url, select(RulesetVersion.version, RulesetVersion.status))) == [(1, "active")]
     assert asyncio.run(_query(url, select(func.count()).select_from(EvaluationRun))) == [(2,)]
 
 
@@ -75,4 +75,4 @@ def test_a_file_with_errors_exits_1_with_located_diagnostics_and_saves_nothing(t
     result = CliRunner().invoke(main, ["apply", str(rules), "--database-url", url])
     assert result.exit_code == 1
     assert "policy.seg:1:" in result.output and "unknown-team" in result.output
-    assert asyncio.run(_query(url, select(func.count()).select_from(Ruleset))) == [(0,)]
+    assert asyncio.run(_query(url, select(func.count()).select_from(RulesetVersion))) == [(0,)]

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from segmenta.cli import main
 from segmenta.cli import server as cli_server
 from segmenta.storage.engine import create_engine, session_factory
-from segmenta.storage.models import Customer, Ruleset
+from segmenta.storage.models import Customer, RulesetVersion
 
 TOKEN_URL = re.compile(r"http://127\.0\.0\.1:(\d+)/graphql\?token=(sgm_[A-Za-z0-9_-]+)")
 
@@ -74,7 +74,7 @@ def test_demo_no_serve_seeds_routes_and_prints_a_working_token_url(db_url: str, 
     assert served == []
     assert scalar(db_url, select(func.count()).select_from(Customer)) == 150
     assert scalar(db_url, select(func.count()).select_from(Customer).where(Customer.team_id.is_not(None))) == 150
-    assert scalar(db_url, select(Ruleset.status).where(Ruleset.name == "sample")) == "active"
+    assert scalar(db_url, select(RulesetVersion.status).where(RulesetVersion.name == "sample")) == "active"
 
     again = invoke("demo", "--no-serve", "--customers", "40", "--database-url", db_url)
     assert again.exit_code == 0 and "already holds data" in again.stderr

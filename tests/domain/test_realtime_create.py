@@ -34,7 +34,7 @@ from segmenta.storage.models import (
     CustomerTag,
     EvaluationChange,
     EvaluationRun,
-    Ruleset,
+    RulesetVersion,
     Segment,
     SegmentMember,
     Team,
@@ -239,7 +239,7 @@ async def test_deactivation_by_another_session_stops_routing(engine: AsyncEngine
     async with factory() as ours, factory() as theirs:
         routed = await profiles.create_customer(ours, {"code": "c1", "name": "C1"})
         await ours.commit()
-        await theirs.execute(update(Ruleset).where(Ruleset.status == "active").values(status="archived"))
+        await theirs.execute(update(RulesetVersion).where(RulesetVersion.status == "active").values(status="archived"))
         await theirs.commit()
         unrouted = await profiles.create_customer(ours, {"code": "c2", "name": "C2"})
         await ours.commit()

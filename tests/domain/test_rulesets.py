@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from segmenta.domain.errors import NotFound, UserError
 from segmenta.domain.routing.rulesets import activate_ruleset, active_ruleset, get_ruleset, list_rulesets, save_ruleset
 from segmenta.storage.engine import session_factory
-from segmenta.storage.models import Ruleset
+from segmenta.storage.models import RulesetVersion
 from tests.domain.routing_support import add_customer, add_team
 
 GOOD = "east: region = east -> team east_desk\notherwise -> team general\n"
@@ -57,14 +57,14 @@ async def test_activation_archives_the_previous_and_keeps_one_active(session: As
     assert (await active_ruleset(session)).id == first.id
     await activate_ruleset(session, second.id)
     await session.commit()
-    statuses = dict((await session.execute(select(Ruleset.id, Ruleset.status))).all())
+    statuses = dict((await session.execute(select(RulesetVersion.id, RulesetVersion.status))).all())
     assert statuses == {first.id: "archived", second.id: "active"}
     refreshed = await get_ruleset(session, first.id)
     assert refreshed.archived_at is not None and second.activated_at is not None
     # Re-activating the archived one swaps them back.
     await activate_ruleset(session, first.id)
     await session.commit()
-    active = await session.scalar(select(func.count()).where(Ruleset.status == "active"))
+    active = await session.scalar(select(func.count()).where(RulesetVersion.status == "active"))
     assert active == 1 and (await active_ruleset(session)).id == first.id
 
 
@@ -96,7 +96,7 @@ async def test_concurrent_activations_leave_exactly_one_active(engine: AsyncEngi
 
     await asyncio.gather(*(activate(ruleset_id) for ruleset_id in ids))
     async with factory() as session:
-        active = await session.scalar(select(func.count()).where(Ruleset.status == "active"))
+        active = await session.scalar(select(func.count()).where(RulesetVersion.status == "active"))
     assert active == 1
 
 
@@ -108,4 +108,4 @@ async def test_bad_names_and_unknown_ids_are_user_errors(session: AsyncSession) 
         await get_ruleset(session, 999)
     with pytest.raises(UserError):
         await list_rulesets(session, status="deleted")
-    assert await session.scalar(select(func.count()).select_from(Ruleset)) == 0
+    assert await session.scalar(select(func.count()).select_from(RulesetVersion)) == 0

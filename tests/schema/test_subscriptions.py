@@ -155,7 +155,7 @@ async def test_assignment_changed_filters_by_customer_and_reports_apply_runs(eng
     await _world(engine)
     token = await _admin_token(engine)
     async with session_factory(engine)() as session:
-        active = await session.scalar(select(models.Ruleset.id).where(models.Ruleset.status == "active"))
+        active = await session.scalar(select(models.RulesetVersion.id).where(models.RulesetVersion.status == "active"))
         wanted = await session.scalar(select(models.Customer.id).where(models.Customer.code == "c1"))
         assert active is not None and wanted is not None
         stream = await _subscribe(CHANGES, await _context(session, token), {"customer": global_id("Customer", wanted)})
@@ -278,7 +278,7 @@ async def test_an_agent_gets_only_their_customers_changes_of_an_apply_run(engine
     await _world(engine)
     token = await _agent_token(engine, "ann@example.com")
     async with session_factory(engine)() as session:
-        active = await session.scalar(select(models.Ruleset.id).where(models.Ruleset.status == "active"))
+        active = await session.scalar(select(models.RulesetVersion.id).where(models.RulesetVersion.status == "active"))
         by_code = {code: key for code, key in (await session.execute(select(models.Customer.code, models.Customer.id))).all()}
         assert active is not None
         stream = await _subscribe(AGENT_CHANGES, await _context(session, token), {})
