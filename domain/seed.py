@@ -20,7 +20,10 @@ from sqlalchemy import exists, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain.customers.metrics import recompute_metrics
+from segmenta.domain.customers.vocabulary import FEEDBACK_KINDS, FEEDBACK_STATUSES, INTERACTION_KINDS
 from segmenta.domain.errors import Conflict, UserError
+from segmenta.domain.staff.vocabulary import EMPLOYEE_LEVELS
+from segmenta.dsl.fields import SIZES
 from segmenta.storage.models import (
     ApiToken,
     Base,
@@ -73,7 +76,6 @@ ENGLISH_REGIONS = ("east", "west", "north", "south")
 CHINESE_REGIONS = ("华东", "华北", "华南")
 REGION_WEIGHTS = {"east": 16, "west": 13, "north": 11, "south": 12, "华东": 20, "华北": 15, "华南": 13}
 
-SIZES = ("small", "medium", "large", "enterprise")
 SIZE_WEIGHTS = (45, 30, 18, 7)
 CHANNELS = ("online", "store", "partner", "direct", "phone", "wechat")
 GENDERS = ("female", "male")
@@ -157,7 +159,6 @@ COMPLAINT_COMMENTS = (
 SUGGESTION_COMMENTS = ("Add a mobile app", "Offer monthly billing", "希望增加培训课程", "More reporting options")
 PRAISE_COMMENTS = ("Great onboarding", "Very helpful account manager", "服务非常专业", "Fast delivery")
 SURVEY_COMMENTS = ("", "Overall fine", "Could be better", "满意", "Excellent service")
-INTERACTION_KINDS = ("visit", "call", "email", "message", "meeting")
 INTERACTION_WEIGHTS = (10, 30, 30, 15, 15)
 INTERACTION_SUMMARIES = {
     "visit": ("On-site visit", "Quarterly business review on site", "上门拜访"),
@@ -166,8 +167,6 @@ INTERACTION_SUMMARIES = {
     "message": ("Chat about delivery", "微信沟通需求"),
     "meeting": ("Product demo", "Contract negotiation", "需求调研会议"),
 }
-
-LEVELS = ("junior", "senior", "lead", "supervisor")
 
 
 @dataclass(frozen=True)
@@ -278,7 +277,7 @@ class _Generator:
                 first, last = self.rng.choice(ENGLISH_FIRST), self.rng.choice(ENGLISH_LAST)
                 name = f"{first} {last}"
                 local = f"{first.lower()}.{last.lower()}.{index + 1:02d}"
-            level = self.weighted(LEVELS, (45, 30, 15, 10))
+            level = self.weighted(EMPLOYEE_LEVELS, (45, 30, 15, 10))
             home = regions[index % len(regions)]
             extra = self.rng.choice(regions)
             specialties = sorted(set(self.rng.choices(INDUSTRIES, weights=INDUSTRY_WEIGHTS, k=2)))
@@ -312,7 +311,7 @@ class _Generator:
                 }
             )
             members = [e for e in self.data.employees if spec.members(e)]
-            leader = max(members, key=lambda e: (LEVELS.index(e["level"]), -e["index"]))
+            leader = max(members, key=lambda e: (EMPLOYEE_LEVELS.index(e["level"]), -e["index"]))
             for employee in members:
                 role = "leader" if employee is leader else "member"
                 self.data.team_members.append((spec.key, employee["email"], role))
@@ -469,7 +468,7 @@ class _Generator:
         code = row["code"]
         unhappy = row["lifecycle"] in ("at_risk", "churned")
         for _ in range(rng.choices((0, 1, 2, 3, 4), weights=(30, 30, 20, 12, 8))[0]):
-            kind = self.weighted(("survey", "nps", "complaint", "suggestion", "praise"),
+            kind = self.weighted(FEEDBACK_KINDS,
                                  (35, 25, 25 if unhappy else 10, 10, 6 if unhappy else 15))
             created_at = self.moment_after(max(row["created_at"], self.as_of - timedelta(days=730)))
             score: float | None = None
@@ -484,7 +483,7 @@ class _Generator:
             elif kind == "complaint":
                 comment = rng.choice(COMPLAINT_COMMENTS)
                 recent = (self.as_of - created_at).days < 60
-                status = self.weighted(("open", "in_progress", "resolved", "closed"), (45, 25, 20, 10) if recent else (5, 5, 50, 40))
+                status = self.weighted(FEEDBACK_STATUSES, (45, 25, 20, 10) if recent else (5, 5, 50, 40))
                 if status in ("resolved", "closed"):
                     resolved_at = min(created_at + timedelta(days=rng.randint(1, 20)), self.as_of)
             elif kind == "suggestion":

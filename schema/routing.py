@@ -22,6 +22,7 @@ from segmenta.domain.routing import rulesets as ruleset_service
 from segmenta.domain.routing import runs as run_service
 from segmenta.dsl.pipeline import check_source
 from segmenta.schema.context import Info
+from segmenta.schema.enums import RulesetStatus
 from segmenta.schema.errors import client_error
 from segmenta.schema.ids import decode_id
 from segmenta.schema.pagination import Connection, counter, fetch_page, page_size, to_connection
@@ -32,7 +33,6 @@ from segmenta.schema.routing_types import (
     CheckResult,
     Diagnostic,
     EvaluationRun,
-    RulesetStatus,
     RulesetType,
     routing_loaders,
 )

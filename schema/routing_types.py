@@ -5,14 +5,13 @@ changes, and the diagnostics of a rule file. The queries and mutations are in sc
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 import strawberry
 from sqlalchemy import select
 
 from segmenta.schema.context import Info
-from segmenta.schema.enums import to_enum
+from segmenta.schema.enums import RulesetStatus, RunMode, RunStatus, Severity, to_enum
 from segmenta.schema.ids import encode_id
 from segmenta.schema.loaders import restricted
 from segmenta.schema.pagination import Connection, Ordering, counter, fetch_page, page_size, to_connection
@@ -29,34 +28,6 @@ def routing_loaders(info: Info) -> RoutingLoaders:
     if loaders is None:
         loaders = info.context.routing_loaders = RoutingLoaders(info.context.db)
     return loaders
-
-
-@strawberry.enum(description="DRAFT when saved, ACTIVE when activated (one at a time), ARCHIVED when replaced.")
-class RulesetStatus(Enum):
-    DRAFT = "draft"
-    ACTIVE = "active"
-    ARCHIVED = "archived"
-
-
-@strawberry.enum
-class RunMode(Enum):
-    PREVIEW = "preview"
-    APPLY = "apply"
-    REALTIME = "realtime"
-
-
-@strawberry.enum(description="A run is RUNNING until it SUCCEEDED or FAILED (then `error` says why).")
-class RunStatus(Enum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-@strawberry.enum
-class Severity(Enum):
-    ERROR = "error"
-    WARNING = "warning"
-    INFO = "info"
 
 
 @strawberry.type(description="A located message about a rule file; lines and columns are 1-based, in characters.")

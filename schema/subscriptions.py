@@ -33,11 +33,11 @@ from segmenta.domain.access.scope import Scope, change_is_visible
 from segmenta.domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, hub
 from segmenta.domain.routing.run_tasks import follow_run
 from segmenta.schema.context import Info
-from segmenta.schema.enums import AssignmentCause, to_enum
+from segmenta.schema.enums import AssignmentCause, RunStatus, to_enum
 from segmenta.schema.ids import decode_id, encode_id
 from segmenta.schema.loaders import restricted
 from segmenta.schema.permissions import scope
-from segmenta.schema.routing_types import EvaluationRun, RunStatus
+from segmenta.schema.routing_types import EvaluationRun
 from segmenta.schema.timestamps import to_api
 from segmenta.schema.types import Customer, TeamAndManagerMove
 from segmenta.storage import models

@@ -59,7 +59,7 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str | None] = mapped_column(String(20))  # company | person
+    kind: Mapped[str | None] = mapped_column(String(20))  # words: dsl/fields.py (like size, lifecycle, purchasing_power)
     industry: Mapped[str | None] = mapped_column(String(100), index=True)
     size: Mapped[str | None] = mapped_column(String(20), index=True)
     region: Mapped[str | None] = mapped_column(String(100), index=True)
@@ -161,7 +161,7 @@ class Interaction(Base):
     employee_id: Mapped[int | None] = mapped_column(
         ForeignKey("employees.id", ondelete="SET NULL"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(20))  # visit | call | email | message | meeting
+    kind: Mapped[str] = mapped_column(String(20))  # words: domain/customers/vocabulary.py
     occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     summary: Mapped[str | None] = mapped_column(Text)
 
@@ -174,7 +174,7 @@ class Feedback(Base):
     employee_id: Mapped[int | None] = mapped_column(
         ForeignKey("employees.id", ondelete="SET NULL"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(20), index=True)  # survey|nps|complaint|suggestion|praise
+    kind: Mapped[str] = mapped_column(String(20), index=True)  # words: domain/customers/vocabulary.py
     score: Mapped[float | None] = mapped_column(Float)
     comment: Mapped[str | None] = mapped_column(Text)
     channel: Mapped[str | None] = mapped_column(String(50))
@@ -190,7 +190,7 @@ class Employee(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(200), unique=True)
-    level: Mapped[str] = mapped_column(String(20), default="junior")  # junior|senior|lead|supervisor
+    level: Mapped[str] = mapped_column(String(20), default="junior")  # words: domain/staff/vocabulary.py
     specialties: Mapped[list[str]] = mapped_column(JSON, default=list)
     regions: Mapped[list[str]] = mapped_column(JSON, default=list)
     capacity: Mapped[int | None] = mapped_column(Integer)  # None = unlimited
@@ -206,8 +206,8 @@ class Team(Base):
     key: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(20), default="general")  # professional|regional|lifecycle|general
-    strategy: Mapped[str] = mapped_column(String(20), default="round_robin")  # round_robin|least_loaded|manual
+    kind: Mapped[str] = mapped_column(String(20), default="general")  # words: domain/staff/vocabulary.py
+    strategy: Mapped[str] = mapped_column(String(20), default="round_robin")  # words: domain/staff/vocabulary.py
     monthly_target: Mapped[float | None] = mapped_column(Float)
     # Shared across server processes: the next member position for round_robin.
     round_robin_position: Mapped[int] = mapped_column(Integer, default=0)
@@ -221,7 +221,7 @@ class TeamMember(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"), index=True)
-    role: Mapped[str] = mapped_column(String(10), default="member")  # leader | member
+    role: Mapped[str] = mapped_column(String(10), default="member")  # words: domain/staff/vocabulary.py
     joined_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -232,7 +232,7 @@ class Segment(Base):
     key: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(10), default="manual")  # manual | dynamic
+    kind: Mapped[str] = mapped_column(String(10), default="manual")  # words: domain/routing/segments.py
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -256,7 +256,7 @@ class RulesetVersion(Base):
     name: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(10), default="draft")  # draft | active | archived
+    status: Mapped[str] = mapped_column(String(10), default="draft")  # words: domain/routing/vocabulary.py
     diagnostics: Mapped[list[Any]] = mapped_column(JSON, default=list)
     has_errors: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -269,8 +269,8 @@ class EvaluationRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ruleset_id: Mapped[int | None] = mapped_column(ForeignKey("rulesets.id", ondelete="SET NULL"))
-    mode: Mapped[str] = mapped_column(String(10))  # preview | apply | realtime
-    status: Mapped[str] = mapped_column(String(10), default="running")  # running|succeeded|failed
+    mode: Mapped[str] = mapped_column(String(10))  # words: domain/routing/vocabulary.py
+    status: Mapped[str] = mapped_column(String(10), default="running")  # words: domain/routing/vocabulary.py
     as_of: Mapped[datetime] = mapped_column(DateTime)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -309,7 +309,7 @@ class AssignmentHistory(Base):
     team_after_id: Mapped[int | None] = mapped_column(Integer)
     manager_before_id: Mapped[int | None] = mapped_column(Integer)
     manager_after_id: Mapped[int | None] = mapped_column(Integer)
-    cause: Mapped[str] = mapped_column(String(20))  # run | realtime | manual
+    cause: Mapped[str] = mapped_column(String(20))  # words: domain/routing/vocabulary.py
     run_id: Mapped[int | None] = mapped_column(ForeignKey("evaluation_runs.id", ondelete="SET NULL"))
     rule: Mapped[str | None] = mapped_column(String(200))
     changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -321,7 +321,7 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # SHA-256 of the token; the token itself is shown once and never stored.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(10))  # admin | manager | agent | viewer
+    role: Mapped[str] = mapped_column(String(10))  # words: domain/access/tokens.py (ROLES)
     employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -33,12 +33,8 @@ from typing import Any
 from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES, TEAM_STRATEGIES
 from segmenta.storage.models import Customer, Employee, Team, TeamMember
-
-STRATEGIES = ("round_robin", "least_loaded", "manual")
-AUTOMATIC_STRATEGIES = ("round_robin", "least_loaded")
-# Strategies that compare every member's load; round_robin only checks a load against a capacity.
-EVERY_LOAD_STRATEGIES = ("least_loaded",)
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,7 @@ class TeamAssigner:
     )
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
+        if self.strategy not in TEAM_STRATEGIES:
             raise ValueError(f"unknown assignment strategy {self.strategy!r}")
         if self.members:
             self.position %= len(self.members)

@@ -27,6 +27,7 @@ from segmenta.domain.errors import NotFound, UserError
 from segmenta.domain.routing import assignment
 from segmenta.domain.routing.realtime import active_rules, compiled_rules
 from segmenta.domain.routing.rulesets import get_ruleset
+from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
 from segmenta.dsl.explain import Explanation, RuleTrace
 from segmenta.dsl.ruleset import Ruleset, compile_rules
@@ -186,7 +187,7 @@ async def explain_customer(
         assert rule_team is not None
         team = rule_team
         verb = f"stays in team {rule_team.key}" if same_team else f"moves to team {rule_team.key}"
-        if rule_team.strategy not in assignment.AUTOMATIC_STRATEGIES:
+        if rule_team.strategy not in AUTOMATIC_STRATEGIES:
             manager = None
             notes.append(f"{verb}: the team assigns managers by hand ({rule_team.strategy} strategy): manager left empty")
         else:

@@ -29,7 +29,7 @@ from sqlalchemy import and_, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from segmenta.domain.routing.assignment import AUTOMATIC_STRATEGIES
+from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES
 from segmenta.storage.models import EvaluationChange, Team
 
 

@@ -22,12 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain import validation as v
 from segmenta.domain.errors import NotFound, UserError
+from segmenta.domain.routing.vocabulary import RULESET_STATUSES
 from segmenta.dsl.pipeline import CheckResult, check_source
 from segmenta.storage.catalog import load_known
 from segmenta.storage.locks import hold_exclusive
 from segmenta.storage.models import RulesetVersion, Team, utcnow
 
-RULESET_STATUSES = ("draft", "active", "archived")
 MAX_NAME_LENGTH = 200
 # Any constant works: it names the one advisory lock that serialises activations.
 _ACTIVATION_LOCK_KEY = 0x5E6_AC71

@@ -48,6 +48,7 @@ from segmenta.domain import events
 from segmenta.domain.errors import NotFound, UserError
 from segmenta.domain.routing import assignment
 from segmenta.domain.routing.rulesets import check_rules, get_ruleset
+from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES
 from segmenta.dsl.ast import Rule, RuleFile, SegmentDef
 from segmenta.dsl.diagnostics import RuleError
 from segmenta.dsl.sql_compiler import SqlRuleset, compile_ruleset
@@ -59,8 +60,6 @@ from segmenta.storage.rule_fields import CustomerFields
 
 logger = logging.getLogger(__name__)
 
-RUN_MODES = ("preview", "apply", "realtime")
-RUN_STATUSES = ("running", "succeeded", "failed")
 # Customers evaluated per INSERT … SELECT (by id range, on SQLite; see
 # routing_queries.evaluates_in_chunks) and assigned per chunk: bounds statement
 # size and lets the progress bar move.
@@ -115,7 +114,7 @@ class RunPlan:
 
     @property
     def automatic_team_ids(self) -> list[int]:
-        return sorted(team.id for team in self.teams.values() if team.strategy in assignment.AUTOMATIC_STRATEGIES)
+        return sorted(team.id for team in self.teams.values() if team.strategy in AUTOMATIC_STRATEGIES)
 
 
 def normalise_as_of(as_of: datetime | None) -> datetime:

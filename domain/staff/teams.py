@@ -10,12 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain import validation as v
 from segmenta.domain.errors import Conflict, NotFound, UserError
+from segmenta.domain.staff.vocabulary import EMPLOYEE_LEVELS, TEAM_KINDS, TEAM_ROLES, TEAM_STRATEGIES
 from segmenta.storage.models import Customer, Employee, Team, TeamMember
-
-EMPLOYEE_LEVELS = ("junior", "senior", "lead", "supervisor")
-TEAM_KINDS = ("professional", "regional", "lifecycle", "general")
-TEAM_STRATEGIES = ("round_robin", "least_loaded", "manual")
-TEAM_ROLES = ("leader", "member")
 
 # Specialties are industries and regions are regions: the same length as those customer columns.
 _SPECIALTY_LENGTH = v.column_length(Customer, "industry")
