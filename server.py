@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from graphql import GraphQLError
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -36,6 +35,7 @@ from segmenta.schema import schema
 from segmenta.schema.context import Context
 from segmenta.schema.disconnect import LoaderBatches, run_until_disconnect
 from segmenta.schema.errors import UNAUTHENTICATED
+from segmenta.schema.graphiql import ASSET_ROUTE, asset_dir, local_asset, render_page
 from segmenta.schema.http_body import BAD_REQUEST, ClientGone, RequestRefused, check_request, read_body
 from segmenta.schema.limits import request_limits
 from segmenta.schema.loaders import Loaders
@@ -44,7 +44,6 @@ from segmenta.storage.engine import create_engine, session_factory
 from segmenta.storage.guard import limit_statements, statement_timeout_from_environment
 from segmenta.storage.migrate import upgrade
 
-GRAPHIQL_PAGE = Path(__file__).resolve().parent / "schema" / "graphiql.html"
 CONTEXT_KEY = "segmenta_context"
 # The principal of a POST authenticated before its body was read (get_context takes it from here).
 PRINCIPAL_KEY = "segmenta_principal"
@@ -215,7 +214,16 @@ class SegmentaGraphQL(GraphQL[Context, None]):
         return await super().on_ws_connect(context)
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        return HTMLResponse(GRAPHIQL_PAGE.read_text(encoding="utf-8"))
+        return HTMLResponse(render_page(request.app.state.graphiql_dir))
+
+
+async def graphiql_asset(request: Request) -> Response:
+    """One of the GraphiQL page's files, stored by `segmenta fetch-graphiql` (schema/graphiql.py)."""
+    path = local_asset(request.app.state.graphiql_dir, request.path_params["name"])
+    if path is None:
+        return PlainTextResponse("not found", status_code=404)
+    media_type = "text/css" if path.suffix == ".css" else "text/javascript"
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def health(request: Request) -> Response:
@@ -273,10 +281,12 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/health", health, methods=["GET"]),
+            Route(ASSET_ROUTE + "/{name}", graphiql_asset, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
     app.state.engine = active_engine
+    app.state.graphiql_dir = asset_dir()
     app.state.runs = launcher
     return app
 
