@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 from segmenta.dsl import ast
+from segmenta.dsl.ast import NodeTable
 from segmenta.dsl.diagnostics import Diagnostic
 from segmenta.dsl.fields import FieldSpec, lookup, rank
 from segmenta.dsl.like import like_regex
@@ -495,41 +496,90 @@ def literal_conjunction(predicate: ast.Predicate, positive: bool) -> Conjunction
     spec = lookup(name)
     if spec is None:
         raise ValueError(f"unknown field {name!r}")
-    state: FieldState
-    if spec.kind == "set":
-        if isinstance(predicate, ast.Contains):
-            member = str(predicate.value.value)
-            state = SetState(must=frozenset({member})) if positive else SetState(must_not=frozenset({member}))
-        elif isinstance(predicate, ast.Presence):
-            state = SetState(missing=(predicate.present != positive))
-        else:  # any other comparison on a set is false for every customer
-            state = SetState(conflict=True) if positive else SetState()
-    elif isinstance(predicate, ast.Presence):
-        missing_only = _with(_nothing(spec), missing=True)
-        wants_missing = (not predicate.present) == positive
-        state = ScalarState(missing_only if wants_missing else missing_only.complement())
-    elif isinstance(predicate, ast.Contains):
-        state = ScalarState(_nothing(spec) if positive else universe(spec))
-    elif isinstance(predicate, ast.Comparison):
-        if predicate.op == "!=":
-            positive = not positive
-        op = "=" if predicate.op == "!=" else predicate.op
-        state = _scalar_literal(spec, _literal_domain(spec, op, predicate.value), positive)
-    elif isinstance(predicate, ast.InList):
-        state = _scalar_literal(spec, _in_domain(spec, predicate), positive != predicate.negated)
-    elif isinstance(predicate, ast.Between):
-        state = _scalar_literal(spec, _between_domain(spec, predicate), positive)
-    else:  # Like
-        pattern = pattern_text(predicate.pattern)
-        if "*" not in pattern and "?" not in pattern:
-            satisfying: Domain | TextTest = _with(_nothing(spec), words=Words(True, frozenset({pattern})))
-        else:
-            matcher = like_regex(pattern).fullmatch
-            satisfying = lambda s: matcher(s) is not None  # noqa: E731
-        if spec.kind not in ("text", "ordered", "attribute"):
-            satisfying = _nothing(spec)
-        state = _scalar_literal(spec, satisfying, positive)
+    cases = _SET_LITERALS if spec.kind == "set" else _SCALAR_LITERALS
+    state: FieldState = cases[type(predicate)](spec, predicate, positive)
     return Conjunction.of({name: state})
+
+
+# -- on set fields ---------------------------------------------------------------
+
+
+def _set_contains(spec: FieldSpec, predicate: ast.Contains, positive: bool) -> SetState:
+    member = str(predicate.value.value)
+    return SetState(must=frozenset({member})) if positive else SetState(must_not=frozenset({member}))
+
+
+def _set_presence(spec: FieldSpec, predicate: ast.Presence, positive: bool) -> SetState:
+    return SetState(missing=(predicate.present != positive))
+
+
+def _set_never(spec: FieldSpec, predicate: ast.Predicate, positive: bool) -> SetState:
+    """Any other comparison on a set is false for every customer."""
+    return SetState(conflict=True) if positive else SetState()
+
+
+_SET_LITERALS: NodeTable[Callable[[FieldSpec, Any, bool], FieldState]] = NodeTable(
+    "analysis (set fields)",
+    {
+        **dict.fromkeys(ast.PREDICATE_TYPES, _set_never),
+        ast.Contains: _set_contains,
+        ast.Presence: _set_presence,
+    },
+    ast.PREDICATE_TYPES,
+)
+
+
+# -- on scalar fields ------------------------------------------------------------
+
+
+def _scalar_presence(spec: FieldSpec, predicate: ast.Presence, positive: bool) -> ScalarState:
+    missing_only = _with(_nothing(spec), missing=True)
+    wants_missing = (not predicate.present) == positive
+    return ScalarState(missing_only if wants_missing else missing_only.complement())
+
+
+def _scalar_contains(spec: FieldSpec, predicate: ast.Contains, positive: bool) -> ScalarState:
+    return ScalarState(_nothing(spec) if positive else universe(spec))
+
+
+def _scalar_comparison(spec: FieldSpec, predicate: ast.Comparison, positive: bool) -> ScalarState:
+    if predicate.op == "!=":
+        return _scalar_literal(spec, _literal_domain(spec, "=", predicate.value), not positive)
+    return _scalar_literal(spec, _literal_domain(spec, predicate.op, predicate.value), positive)
+
+
+def _scalar_in_list(spec: FieldSpec, predicate: ast.InList, positive: bool) -> ScalarState:
+    return _scalar_literal(spec, _in_domain(spec, predicate), positive != predicate.negated)
+
+
+def _scalar_between(spec: FieldSpec, predicate: ast.Between, positive: bool) -> ScalarState:
+    return _scalar_literal(spec, _between_domain(spec, predicate), positive)
+
+
+def _scalar_like(spec: FieldSpec, predicate: ast.Like, positive: bool) -> ScalarState:
+    pattern = pattern_text(predicate.pattern)
+    if "*" not in pattern and "?" not in pattern:
+        satisfying: Domain | TextTest = _with(_nothing(spec), words=Words(True, frozenset({pattern})))
+    else:
+        matcher = like_regex(pattern).fullmatch
+        satisfying = lambda s: matcher(s) is not None  # noqa: E731
+    if spec.kind not in ("text", "ordered", "attribute"):
+        satisfying = _nothing(spec)
+    return _scalar_literal(spec, satisfying, positive)
+
+
+_SCALAR_LITERALS: NodeTable[Callable[[FieldSpec, Any, bool], FieldState]] = NodeTable(
+    "analysis (scalar fields)",
+    {
+        ast.Comparison: _scalar_comparison,
+        ast.InList: _scalar_in_list,
+        ast.Between: _scalar_between,
+        ast.Like: _scalar_like,
+        ast.Contains: _scalar_contains,
+        ast.Presence: _scalar_presence,
+    },
+    ast.PREDICATE_TYPES,
+)
 
 
 # ---------------------------------------------------------------------------
@@ -563,29 +613,56 @@ class _Normalizer:
         return self._cache[key]
 
     def _dnf(self, condition: ast.Condition, positive: bool) -> DNF:
-        if isinstance(condition, ast.BoolConst):
-            return [TOP] if condition.value == positive else []
-        if isinstance(condition, ast.Not):
-            return self.dnf(condition.operand, not positive)
-        if isinstance(condition, ast.SegmentRef):
-            return self.dnf(self.segments[condition.name], positive)
-        if isinstance(condition, (ast.And, ast.Or)):
-            conjunctive = isinstance(condition, ast.And) == positive
-            parts = [self.dnf(op, positive) for op in condition.operands]
-            if conjunctive:
-                result: DNF = [TOP]
-                for part in parts:
-                    result = self.product(result, part)
-                return result
-            union = [c for part in parts for c in part]
-            if len(union) > MAX_CONJUNCTIONS:
-                raise TooBig("normal form too large")
-            return union
+        return self._CASES[type(condition)](self, condition, positive)
+
+    def _bool_const(self, condition: ast.BoolConst, positive: bool) -> DNF:
+        return [TOP] if condition.value == positive else []
+
+    def _not(self, condition: ast.Not, positive: bool) -> DNF:
+        return self.dnf(condition.operand, not positive)
+
+    def _segment_ref(self, condition: ast.SegmentRef, positive: bool) -> DNF:
+        return self.dnf(self.segments[condition.name], positive)
+
+    def _and(self, condition: ast.And, positive: bool) -> DNF:
+        parts = [self.dnf(op, positive) for op in condition.operands]
+        return self._all(parts) if positive else self._any(parts)
+
+    def _or(self, condition: ast.Or, positive: bool) -> DNF:
+        parts = [self.dnf(op, positive) for op in condition.operands]
+        return self._any(parts) if positive else self._all(parts)
+
+    def _all(self, parts: list[DNF]) -> DNF:
+        result: DNF = [TOP]
+        for part in parts:
+            result = self.product(result, part)
+        return result
+
+    @staticmethod
+    def _any(parts: list[DNF]) -> DNF:
+        union = [c for part in parts for c in part]
+        if len(union) > MAX_CONJUNCTIONS:
+            raise TooBig("normal form too large")
+        return union
+
+    def _literal(self, condition: ast.Predicate, positive: bool) -> DNF:
         literal_key = (condition, positive)
         conjunction = self._literals.get(literal_key)
         if conjunction is None:
             conjunction = self._literals[literal_key] = literal_conjunction(condition, positive)
         return [] if conjunction.status is _UNSAT else [conjunction]
+
+    _CASES: ClassVar[NodeTable[Callable[[Any, Any, bool], DNF]]] = NodeTable(
+        "analysis (normal forms)",
+        {
+            **dict.fromkeys(ast.PREDICATE_TYPES, _literal),
+            ast.SegmentRef: _segment_ref,
+            ast.BoolConst: _bool_const,
+            ast.Not: _not,
+            ast.And: _and,
+            ast.Or: _or,
+        },
+    )
 
     def product(self, left: DNF, right: DNF) -> DNF:
         self.spend(len(left) * len(right))

@@ -7,8 +7,10 @@ the checker, analysis, formatter and both compilers consume it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, TypeVar
 from typing import Literal as TypingLiteral
 
 
@@ -211,3 +213,60 @@ Statement = SegmentDef | Rule
 class RuleFile:
     statements: tuple[Statement, ...]
     source: str = dataclasses.field(default="", compare=False, repr=False)
+
+
+# ---------------------------------------------------------------------------
+# Dispatch by node type: every pass over conditions looks its case up here.
+# ---------------------------------------------------------------------------
+
+PREDICATE_TYPES: tuple[type, ...] = (Comparison, InList, Between, Like, Contains, Presence)
+CONDITION_TYPES: tuple[type, ...] = (*PREDICATE_TYPES, SegmentRef, BoolConst, Not, And, Or)
+
+_Case = TypeVar("_Case")
+
+
+class NodeTable(dict[type, _Case]):
+    """A pass's case for each node type, looked up by the node's exact type.
+
+    Built at import time, it refuses a table that misses one of `node_types` (or has
+    a stranger), so adding a node type to the language fails every pass that has no
+    case for it until it gets one; a node of an unknown type fails at the lookup.
+    """
+
+    def __init__(self, pass_name: str, cases: Mapping[type, _Case], node_types: tuple[type, ...] = CONDITION_TYPES) -> None:
+        missing = [node_type.__name__ for node_type in node_types if node_type not in cases]
+        strangers = [node_type.__name__ for node_type in cases if node_type not in node_types]
+        if missing or strangers:
+            raise TypeError(f"{pass_name}: no case for {missing}" if missing else f"{pass_name}: not node types {strangers}")
+        super().__init__(cases)
+        self.pass_name = pass_name
+
+    def __missing__(self, node_type: type) -> _Case:
+        raise TypeError(f"{self.pass_name} has no case for {node_type.__name__}")
+
+
+CONNECTIVE_TYPES: tuple[type, ...] = (Not, And, Or)
+LEAF_TYPES: tuple[type, ...] = (*PREDICATE_TYPES, SegmentRef, BoolConst)
+
+
+def _no_operands(condition: Condition) -> tuple[Condition, ...]:
+    return ()
+
+
+def _not_operands(condition: Not) -> tuple[Condition, ...]:
+    return (condition.operand,)
+
+
+def _listed_operands(condition: And | Or) -> tuple[Condition, ...]:
+    return condition.operands
+
+
+_OPERANDS: NodeTable[Callable[[Any], tuple[Condition, ...]]] = NodeTable(
+    "operands",
+    {**dict.fromkeys(LEAF_TYPES, _no_operands), Not: _not_operands, And: _listed_operands, Or: _listed_operands},
+)
+
+
+def operands(condition: Condition) -> tuple[Condition, ...]:
+    """The conditions directly inside `condition`: none for a predicate, segment reference or constant."""
+    return _OPERANDS[type(condition)](condition)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from segmenta.dsl.ast import (
     And,
@@ -16,8 +17,10 @@ from segmenta.dsl.ast import (
     FieldRef,
     InList,
     Like,
+    NodeTable,
     Not,
     Or,
+    Predicate,
     Presence,
     Rule,
     RuleFile,
@@ -25,6 +28,7 @@ from segmenta.dsl.ast import (
     SegmentRef,
     Span,
     Value,
+    operands,
 )
 from segmenta.dsl.diagnostics import Diagnostic, Severity
 from segmenta.dsl.extent import MAX_COPIED, MAX_DEPTH, Extent, measure
@@ -148,12 +152,10 @@ class _Checker:
 
     def _check_condition(self, condition: Condition, defining: str | None) -> None:
         for node in _walk(condition):
-            if isinstance(node, SegmentRef):
-                self._check_segment_ref(node, defining)
-            elif not isinstance(node, (BoolConst, Not, And, Or)):
-                spec = self._field_spec(node.subject)
-                if spec is not None:
-                    self._check_predicate(node, spec)
+            self._CASES[type(node)](self, node, defining)
+
+    def _check_nothing(self, node: Condition, defining: str | None) -> None:
+        """Connectives and constants: only their operands have names and types to check."""
 
     def _check_extent(self, condition: Condition) -> Extent:
         """Depth and size limits.  A chain is reported once, where it first goes too deep."""
@@ -225,36 +227,63 @@ class _Checker:
     def _mismatch(self, span: Span, message: str, hint: str | None = None) -> None:
         self.report(span, "type-mismatch", message, hint)
 
-    def _check_predicate(self, node: Condition, spec: FieldSpec) -> None:
-        assert isinstance(node, (Comparison, InList, Between, Like, Contains, Presence))
+    def _field_of(self, node: Predicate) -> FieldSpec | None:
+        """The spec of the predicate's field (None, reported, when there is no such field)."""
+        return self._field_spec(node.subject)
+
+    def _check_presence(self, node: Presence, defining: str | None) -> None:
+        self._field_of(node)  # any field can be present or missing
+
+    def _check_contains(self, node: Contains, defining: str | None) -> None:
+        spec = self._field_of(node)
+        if spec is None:
+            return
         name = node.subject.name
-        if isinstance(node, Presence):
-            return
-        kind = spec.kind
-        if kind == "set":
-            if not isinstance(node, Contains):
-                self._mismatch(node.span, f"`{name}` is a set; it takes `contains`, `is missing` or `is present`",
-                               f"write `{name} contains VALUE`")
-                return
-            self._expect_value(node.value, spec, name, ("text",))
-            self._check_known(name, (node.value,))
-            return
-        if isinstance(node, Contains):
+        if spec.kind != "set":
             self._mismatch(node.span, f"`contains` works on set fields ({_SET_FIELDS}), not on `{name}`",
-                           "use `=` or `in`" if kind in ("text", "ordered", "attribute") else "use `=`")
+                           "use `=` or `in`" if spec.kind in ("text", "ordered", "attribute") else "use `=`")
             return
-        if isinstance(node, Like):
-            if kind not in ("text", "attribute"):
-                self._mismatch(node.span, f"`like` matches text; `{name}` is {_describe_kind(spec)}")
-                return
-            self._expect_value(node.pattern, spec, name, ("text",))
+        self._expect_value(node.value, spec, name, ("text",))
+        self._check_known(name, (node.value,))
+
+    def _check_like(self, node: Like, defining: str | None) -> None:
+        spec = self._field_of(node)
+        if spec is None or self._set_refuses(node, spec):
             return
-        ordering = isinstance(node, Between) or (isinstance(node, Comparison) and node.op in _ORDER_OPS)
-        values = _values_of(node)
+        name = node.subject.name
+        if spec.kind not in ("text", "attribute"):
+            self._mismatch(node.span, f"`like` matches text; `{name}` is {_describe_kind(spec)}")
+            return
+        self._expect_value(node.pattern, spec, name, ("text",))
+
+    def _check_comparison(self, node: Comparison, defining: str | None) -> None:
+        self._check_values(node, (node.value,), node.op if node.op in _ORDER_OPS else None)
+
+    def _check_in_list(self, node: InList, defining: str | None) -> None:
+        self._check_values(node, node.values, None)
+
+    def _check_between(self, node: Between, defining: str | None) -> None:
+        self._check_values(node, (node.low, node.high), "between")
+
+    def _set_refuses(self, node: Predicate, spec: FieldSpec) -> bool:
+        """A set field takes only `contains` and presence tests: report anything else."""
+        if spec.kind != "set":
+            return False
+        name = node.subject.name
+        self._mismatch(node.span, f"`{name}` is a set; it takes `contains`, `is missing` or `is present`",
+                       f"write `{name} contains VALUE`")
+        return True
+
+    def _check_values(self, node: Comparison | InList | Between, values: tuple[Value, ...], ordering: str | None) -> None:
+        """`ordering`: the order operation (`<`, ..., `between`) the node applies, None for `=`, `!=`, `in`."""
+        spec = self._field_of(node)
+        if spec is None or self._set_refuses(node, spec):
+            return
+        name = node.subject.name
+        kind = spec.kind
         if kind == "text":
-            if ordering:
-                operation = "between" if isinstance(node, Between) else node.op  # type: ignore[union-attr]
-                self._mismatch(node.span, f"`{name}` is a text field; `{operation}` needs a number, a date "
+            if ordering is not None:
+                self._mismatch(node.span, f"`{name}` is a text field; `{ordering}` needs a number, a date "
                                "or an ordered field", f"text fields take {_TEXT_OPERATIONS}")
                 return
             if all(self._expect_value(v, spec, name, ("text",)) for v in values):
@@ -268,7 +297,7 @@ class _Checker:
                 if value.value in spec.values:
                     continue
                 hint = _did_you_mean(str(value.value), spec.values) or f"its values are {order}"
-                if ordering:
+                if ordering is not None:
                     self._mismatch(value.span, f"`{name}` has no value `{_show(value)}` to compare with", hint)
                 else:
                     self.report(value.span, "unknown-value", f"`{name}` has no value `{_show(value)}`",
@@ -277,9 +306,26 @@ class _Checker:
             for value in values:
                 self._expect_value(value, spec, name, (kind,))
         elif kind == "attribute":
-            wanted = ("number",) if ordering else ("text", "number")
+            wanted = ("number",) if ordering is not None else ("text", "number")
             if all(self._expect_value(v, spec, name, wanted) for v in values):
                 self._check_known(name, values)
+
+    _CASES: ClassVar[NodeTable[Callable[[Any, Any, str | None], None]]] = NodeTable(
+        "checker",
+        {
+            Comparison: _check_comparison,
+            InList: _check_in_list,
+            Between: _check_between,
+            Like: _check_like,
+            Contains: _check_contains,
+            Presence: _check_presence,
+            SegmentRef: _check_segment_ref,
+            BoolConst: _check_nothing,
+            Not: _check_nothing,
+            And: _check_nothing,
+            Or: _check_nothing,
+        },
+    )
 
     def _expect_value(self, value: Value, spec: FieldSpec, name: str, kinds: tuple[str, ...]) -> bool:
         if value.kind in kinds:
@@ -334,26 +380,13 @@ def _describe_kind(spec: FieldSpec) -> str:
     }[spec.kind]
 
 
-def _values_of(node: Condition) -> tuple[Value, ...]:
-    if isinstance(node, Comparison):
-        return (node.value,)
-    if isinstance(node, InList):
-        return node.values
-    if isinstance(node, Between):
-        return (node.low, node.high)
-    return ()
-
-
 def _walk(condition: Condition) -> Iterator[Condition]:
     """Every node of a condition, in source order, without recursion."""
     stack = [condition]
     while stack:
         node = stack.pop()
         yield node
-        if isinstance(node, Not):
-            stack.append(node.operand)
-        elif isinstance(node, (And, Or)):
-            stack.extend(reversed(node.operands))
+        stack.extend(reversed(operands(node)))
 
 
 def check(

@@ -8,11 +8,11 @@ are the compiled evaluator's (a property test holds the two together).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from segmenta.dsl import ast
 from segmenta.dsl.fields import rank
@@ -162,30 +162,60 @@ class _Renderer:
         return text if text and _balanced(text) else None
 
     def _rebuild(self, condition: ast.Condition) -> str:
-        if isinstance(condition, ast.Comparison):
-            return f"{condition.subject.name} {condition.op} {_literal(condition.value)}"
-        if isinstance(condition, ast.InList):
-            words = "not in" if condition.negated else "in"
-            return f"{condition.subject.name} {words} (" + ", ".join(_literal(v) for v in condition.values) + ")"
-        if isinstance(condition, ast.Between):
-            return f"{condition.subject.name} between {_literal(condition.low)} and {_literal(condition.high)}"
-        if isinstance(condition, ast.Like):
-            return f"{condition.subject.name} like {_literal(condition.pattern)}"
-        if isinstance(condition, ast.Contains):
-            return f"{condition.subject.name} contains {_literal(condition.value)}"
-        if isinstance(condition, ast.Presence):
-            return f"{condition.subject.name} is {'present' if condition.present else 'missing'}"
-        if isinstance(condition, ast.SegmentRef):
-            return condition.name
-        if isinstance(condition, ast.BoolConst):
-            return "true" if condition.value else "false"
-        if isinstance(condition, ast.Not):
-            operand = self.render(condition.operand)
-            simple = isinstance(condition.operand, (ast.SegmentRef, ast.BoolConst)) or operand.startswith("(")
-            return f"not {operand}" if simple else f"not ({operand})"
-        if isinstance(condition, ast.And):
-            return " and ".join(self._grouped(op, inside_and=True) for op in condition.operands)
+        return self._REBUILD[type(condition)](self, condition)
+
+    def _rebuild_comparison(self, condition: ast.Comparison) -> str:
+        return f"{condition.subject.name} {condition.op} {_literal(condition.value)}"
+
+    def _rebuild_in_list(self, condition: ast.InList) -> str:
+        words = "not in" if condition.negated else "in"
+        return f"{condition.subject.name} {words} (" + ", ".join(_literal(v) for v in condition.values) + ")"
+
+    def _rebuild_between(self, condition: ast.Between) -> str:
+        return f"{condition.subject.name} between {_literal(condition.low)} and {_literal(condition.high)}"
+
+    def _rebuild_like(self, condition: ast.Like) -> str:
+        return f"{condition.subject.name} like {_literal(condition.pattern)}"
+
+    def _rebuild_contains(self, condition: ast.Contains) -> str:
+        return f"{condition.subject.name} contains {_literal(condition.value)}"
+
+    def _rebuild_presence(self, condition: ast.Presence) -> str:
+        return f"{condition.subject.name} is {'present' if condition.present else 'missing'}"
+
+    def _rebuild_segment_ref(self, condition: ast.SegmentRef) -> str:
+        return condition.name
+
+    def _rebuild_bool_const(self, condition: ast.BoolConst) -> str:
+        return "true" if condition.value else "false"
+
+    def _rebuild_not(self, condition: ast.Not) -> str:
+        operand = self.render(condition.operand)
+        simple = isinstance(condition.operand, (ast.SegmentRef, ast.BoolConst)) or operand.startswith("(")
+        return f"not {operand}" if simple else f"not ({operand})"
+
+    def _rebuild_and(self, condition: ast.And) -> str:
+        return " and ".join(self._grouped(op, inside_and=True) for op in condition.operands)
+
+    def _rebuild_or(self, condition: ast.Or) -> str:
         return " or ".join(self._grouped(op) for op in condition.operands)
+
+    _REBUILD: ClassVar[ast.NodeTable[Callable[[Any, Any], str]]] = ast.NodeTable(
+        "explain (condition text)",
+        {
+            ast.Comparison: _rebuild_comparison,
+            ast.InList: _rebuild_in_list,
+            ast.Between: _rebuild_between,
+            ast.Like: _rebuild_like,
+            ast.Contains: _rebuild_contains,
+            ast.Presence: _rebuild_presence,
+            ast.SegmentRef: _rebuild_segment_ref,
+            ast.BoolConst: _rebuild_bool_const,
+            ast.Not: _rebuild_not,
+            ast.And: _rebuild_and,
+            ast.Or: _rebuild_or,
+        },
+    )
 
     def _grouped(self, condition: ast.Condition, inside_and: bool = False) -> str:
         text = self.render(condition)
@@ -221,46 +251,60 @@ class _Interpreter:
     # -- truth -------------------------------------------------------------
 
     def holds(self, condition: ast.Condition) -> bool:
-        if isinstance(condition, ast.BoolConst):
-            return condition.value
-        if isinstance(condition, ast.Not):
-            return not self.holds(condition.operand)
-        if isinstance(condition, ast.And):
-            return all(self.holds(op) for op in condition.operands)
-        if isinstance(condition, ast.Or):
-            return any(self.holds(op) for op in condition.operands)
-        if isinstance(condition, ast.SegmentRef):
-            return self.segment_results[condition.name]
-        return self._predicate(condition)
+        return self._HOLDS[type(condition)](self, condition)
 
-    def _predicate(self, predicate: ast.Predicate) -> bool:
-        ref = predicate.subject
-        spec = field_spec(ref)
-        raw = self.value(ref.name)
-        if isinstance(predicate, ast.Presence):
-            missing = set_is_missing(raw) if spec.kind == "set" else raw is None
-            return missing != predicate.present
-        if isinstance(predicate, ast.Contains):
-            members = as_members(raw)
-            return members is not None and predicate.value.value in members
-        if isinstance(predicate, ast.Like):
-            text = as_text(raw)
-            return text is not None and like_regex(pattern_text(predicate.pattern)).fullmatch(text) is not None
-        if isinstance(predicate, ast.InList):
-            found = any(VIEWS[v.kind](raw) == v.value for v in predicate.values if VIEWS[v.kind](raw) is not None)
-            return not found if predicate.negated else found
-        if isinstance(predicate, ast.Between):
-            low, high = predicate.low, predicate.high
-            if low.kind != high.kind:
+    def _holds_bool_const(self, condition: ast.BoolConst) -> bool:
+        return condition.value
+
+    def _holds_not(self, condition: ast.Not) -> bool:
+        return not self.holds(condition.operand)
+
+    def _holds_and(self, condition: ast.And) -> bool:
+        return all(self.holds(op) for op in condition.operands)
+
+    def _holds_or(self, condition: ast.Or) -> bool:
+        return any(self.holds(op) for op in condition.operands)
+
+    def _holds_segment_ref(self, condition: ast.SegmentRef) -> bool:
+        return self.segment_results[condition.name]
+
+    def _holds_presence(self, predicate: ast.Presence) -> bool:
+        raw = self.value(predicate.subject.name)
+        missing = set_is_missing(raw) if field_spec(predicate.subject).kind == "set" else raw is None
+        return missing != predicate.present
+
+    def _holds_contains(self, predicate: ast.Contains) -> bool:
+        field_spec(predicate.subject)  # an unknown field raises CompileError
+        members = as_members(self.value(predicate.subject.name))
+        return members is not None and predicate.value.value in members
+
+    def _holds_like(self, predicate: ast.Like) -> bool:
+        field_spec(predicate.subject)
+        text = as_text(self.value(predicate.subject.name))
+        return text is not None and like_regex(pattern_text(predicate.pattern)).fullmatch(text) is not None
+
+    def _holds_in_list(self, predicate: ast.InList) -> bool:
+        field_spec(predicate.subject)
+        raw = self.value(predicate.subject.name)
+        found = any(VIEWS[v.kind](raw) == v.value for v in predicate.values if VIEWS[v.kind](raw) is not None)
+        return not found if predicate.negated else found
+
+    def _holds_between(self, predicate: ast.Between) -> bool:
+        spec = field_spec(predicate.subject)
+        raw = self.value(predicate.subject.name)
+        low, high = predicate.low, predicate.high
+        if low.kind != high.kind:
+            return False
+        if spec.kind == "ordered":
+            low_rank, high_rank, value_rank = self._rank(spec, low), self._rank(spec, high), self._value_rank(spec, raw)
+            if low_rank is None or high_rank is None or value_rank is None:
                 return False
-            if spec.kind == "ordered":
-                low_rank, high_rank, value_rank = self._rank(spec, low), self._rank(spec, high), self._value_rank(spec, raw)
-                if low_rank is None or high_rank is None or value_rank is None:
-                    return False
-                return low_rank <= value_rank <= high_rank
-            viewed = VIEWS[low.kind](raw)
-            return viewed is not None and low.value <= viewed <= high.value
-        return self._comparison(predicate, spec, raw)
+            return low_rank <= value_rank <= high_rank
+        viewed = VIEWS[low.kind](raw)
+        return viewed is not None and low.value <= viewed <= high.value
+
+    def _holds_comparison(self, comparison: ast.Comparison) -> bool:
+        return self._comparison(comparison, field_spec(comparison.subject), self.value(comparison.subject.name))
 
     def _comparison(self, comparison: ast.Comparison, spec: Any, raw: Any) -> bool:
         op, literal = comparison.op, comparison.value
@@ -284,6 +328,23 @@ class _Interpreter:
             return bool(left > right)
         return bool(left >= right)
 
+    _HOLDS: ClassVar[ast.NodeTable[Callable[[Any, Any], bool]]] = ast.NodeTable(
+        "explain (truth)",
+        {
+            ast.Comparison: _holds_comparison,
+            ast.InList: _holds_in_list,
+            ast.Between: _holds_between,
+            ast.Like: _holds_like,
+            ast.Contains: _holds_contains,
+            ast.Presence: _holds_presence,
+            ast.SegmentRef: _holds_segment_ref,
+            ast.BoolConst: _holds_bool_const,
+            ast.Not: _holds_not,
+            ast.And: _holds_and,
+            ast.Or: _holds_or,
+        },
+    )
+
     @staticmethod
     def _rank(spec: Any, literal: ast.Value) -> int | None:
         return rank(spec, literal.value) if literal.kind == "text" else None
@@ -297,34 +358,73 @@ class _Interpreter:
 
     def why_false(self, condition: ast.Condition) -> str:
         """Why `condition` is false: the first failing conjunct, every failing disjunct."""
-        if isinstance(condition, ast.BoolConst):
-            return f"false {FAIL}"
-        if isinstance(condition, ast.And):
-            failing = next(op for op in condition.operands if not self.holds(op))
-            return self.why_false(failing)
-        if isinstance(condition, ast.Or):
-            return "; ".join(self.why_false(op) for op in condition.operands)
-        if isinstance(condition, ast.Not):
-            return f"{self.renderer.render(condition)} {FAIL} (held: {self.why_true(condition.operand)})"
-        if isinstance(condition, ast.SegmentRef):
-            inner = self.why_false(self.segment_conditions[condition.name])
-            return f"{condition.name} {FAIL} (segment {condition.name}: {inner})"
-        return f"{self.renderer.render(condition)} {FAIL} ({self.actual(condition.subject)})"
+        return self._WHY_FALSE[type(condition)](self, condition)
+
+    def _false_bool_const(self, condition: ast.BoolConst) -> str:
+        return f"false {FAIL}"
+
+    def _false_and(self, condition: ast.And) -> str:
+        failing = next(op for op in condition.operands if not self.holds(op))
+        return self.why_false(failing)
+
+    def _false_or(self, condition: ast.Or) -> str:
+        return "; ".join(self.why_false(op) for op in condition.operands)
+
+    def _false_not(self, condition: ast.Not) -> str:
+        return f"{self.renderer.render(condition)} {FAIL} (held: {self.why_true(condition.operand)})"
+
+    def _false_segment_ref(self, condition: ast.SegmentRef) -> str:
+        inner = self.why_false(self.segment_conditions[condition.name])
+        return f"{condition.name} {FAIL} (segment {condition.name}: {inner})"
+
+    def _false_predicate(self, predicate: ast.Predicate) -> str:
+        return f"{self.renderer.render(predicate)} {FAIL} ({self.actual(predicate.subject)})"
 
     def why_true(self, condition: ast.Condition) -> str:
         """Why `condition` holds: every conjunct, the first holding disjunct."""
-        if isinstance(condition, ast.BoolConst):
-            return f"true {PASS}"
-        if isinstance(condition, ast.And):
-            return "; ".join(self.why_true(op) for op in condition.operands)
-        if isinstance(condition, ast.Or):
-            holding = next(op for op in condition.operands if self.holds(op))
-            return self.why_true(holding)
-        if isinstance(condition, ast.Not):
-            return f"{self.renderer.render(condition)} {PASS} (failed: {self.why_false(condition.operand)})"
-        if isinstance(condition, ast.SegmentRef):
-            return f"{condition.name} {PASS}"
-        return f"{self.renderer.render(condition)} {PASS} ({self.actual(condition.subject)})"
+        return self._WHY_TRUE[type(condition)](self, condition)
+
+    def _true_bool_const(self, condition: ast.BoolConst) -> str:
+        return f"true {PASS}"
+
+    def _true_and(self, condition: ast.And) -> str:
+        return "; ".join(self.why_true(op) for op in condition.operands)
+
+    def _true_or(self, condition: ast.Or) -> str:
+        holding = next(op for op in condition.operands if self.holds(op))
+        return self.why_true(holding)
+
+    def _true_not(self, condition: ast.Not) -> str:
+        return f"{self.renderer.render(condition)} {PASS} (failed: {self.why_false(condition.operand)})"
+
+    def _true_segment_ref(self, condition: ast.SegmentRef) -> str:
+        return f"{condition.name} {PASS}"
+
+    def _true_predicate(self, predicate: ast.Predicate) -> str:
+        return f"{self.renderer.render(predicate)} {PASS} ({self.actual(predicate.subject)})"
+
+    _WHY_FALSE: ClassVar[ast.NodeTable[Callable[[Any, Any], str]]] = ast.NodeTable(
+        "explain (why false)",
+        {
+            **dict.fromkeys(ast.PREDICATE_TYPES, _false_predicate),
+            ast.SegmentRef: _false_segment_ref,
+            ast.BoolConst: _false_bool_const,
+            ast.Not: _false_not,
+            ast.And: _false_and,
+            ast.Or: _false_or,
+        },
+    )
+    _WHY_TRUE: ClassVar[ast.NodeTable[Callable[[Any, Any], str]]] = ast.NodeTable(
+        "explain (why true)",
+        {
+            **dict.fromkeys(ast.PREDICATE_TYPES, _true_predicate),
+            ast.SegmentRef: _true_segment_ref,
+            ast.BoolConst: _true_bool_const,
+            ast.Not: _true_not,
+            ast.And: _true_and,
+            ast.Or: _true_or,
+        },
+    )
 
 
 def _add(collected: list[str], target: str) -> None:

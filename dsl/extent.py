@@ -14,10 +14,21 @@ would overflow a stack or exhaust the memory.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from segmenta.dsl.ast import And, BoolConst, Condition, Not, Or, SegmentRef
+from segmenta.dsl.ast import (
+    CONNECTIVE_TYPES,
+    LEAF_TYPES,
+    PREDICATE_TYPES,
+    BoolConst,
+    Condition,
+    NodeTable,
+    Predicate,
+    SegmentRef,
+    operands,
+)
 from segmenta.dsl.fields import lookup
 
 MAX_DEPTH = 24
@@ -31,6 +42,7 @@ plans about 1.5 ms per copied subquery: 1,000 of them take a second and a half."
 
 SUBQUERY_WEIGHT = 5
 _CAP = MAX_COPIED + 1  # only "over the limit" matters: sizes stay small integers
+_CONNECTIVES = frozenset(CONNECTIVE_TYPES)
 
 
 @dataclass(frozen=True)
@@ -41,21 +53,43 @@ class Extent:
     deepest_ref: SegmentRef | None = None  # the outermost segment reference on a deepest path
 
 
-def _weight(predicate: Condition) -> int:
-    name = predicate.subject.name  # type: ignore[union-attr]
-    spec = lookup(name)
+def _weight(predicate: Predicate) -> int:
+    spec = lookup(predicate.subject.name)
     return SUBQUERY_WEIGHT if spec is None or spec.kind == "set" else 1
+
+
+_Measured = tuple[int, int, int, SegmentRef | None]  # depth, size, copied, deepest_ref
+
+
+def _predicate_extent(node: Predicate, segments: Mapping[str, Extent]) -> _Measured:
+    return (1, _weight(node), 0, None)
+
+
+def _segment_ref_extent(node: SegmentRef, segments: Mapping[str, Extent]) -> _Measured:
+    used = segments.get(node.name)
+    return (1, 1, 0, node) if used is None else (1 + used.depth, used.size, used.size, node)
+
+
+def _bool_const_extent(node: BoolConst, segments: Mapping[str, Extent]) -> _Measured:
+    return (1, 1, 0, None)
+
+
+_LEAF_EXTENTS: NodeTable[Callable[[Any, Mapping[str, Extent]], _Measured]] = NodeTable(
+    "extent",
+    {**dict.fromkeys(PREDICATE_TYPES, _predicate_extent), SegmentRef: _segment_ref_extent, BoolConst: _bool_const_extent},
+    LEAF_TYPES,
+)
 
 
 def measure(condition: Condition, segments: Mapping[str, Extent]) -> Extent:
     """The extent of `condition`; a reference to a segment not in `segments` counts as one node."""
     # (depth, size, copied, deepest_ref) per node id: tuples, as this runs on every checked condition.
-    measured: dict[int, tuple[int, int, int, SegmentRef | None]] = {}
+    measured: dict[int, _Measured] = {}
     stack: list[tuple[Condition, bool]] = [(condition, False)]
     while stack:
         node, children_done = stack.pop()
-        if isinstance(node, (And, Or, Not)):
-            children = (node.operand,) if isinstance(node, Not) else node.operands
+        if type(node) in _CONNECTIVES:
+            children = operands(node)
             if not children_done:
                 stack.append((node, True))
                 stack.extend((child, False) for child in children)
@@ -68,11 +102,6 @@ def measure(condition: Condition, segments: Mapping[str, Extent]) -> Extent:
                 min(sum(part[2] for part in parts), _CAP),
                 deepest[3],
             )
-        elif isinstance(node, SegmentRef):
-            used = segments.get(node.name)
-            measured[id(node)] = (1, 1, 0, node) if used is None else (1 + used.depth, used.size, used.size, node)
-        elif isinstance(node, BoolConst):
-            measured[id(node)] = (1, 1, 0, None)
         else:
-            measured[id(node)] = (1, _weight(node), 0, None)
+            measured[id(node)] = _LEAF_EXTENTS[type(node)](node, segments)
     return Extent(*measured[id(condition)])

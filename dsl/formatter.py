@@ -15,7 +15,9 @@ to the same syntax tree as the original.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from segmenta.dsl.ast import (
     And,
@@ -26,6 +28,7 @@ from segmenta.dsl.ast import (
     Contains,
     InList,
     Like,
+    NodeTable,
     Not,
     Or,
     Presence,
@@ -53,30 +56,70 @@ def _operand(node: Condition, parent: type) -> str:
 
 
 def format_condition(node: Condition) -> str:
-    if isinstance(node, Or):
-        return " or ".join(_operand(child, Or) for child in node.operands)
-    if isinstance(node, And):
-        return " and ".join(_operand(child, And) for child in node.operands)
-    if isinstance(node, Not):
-        return f"not {_operand(node.operand, Not)}"
-    if isinstance(node, SegmentRef):
-        return node.name
-    if isinstance(node, BoolConst):
-        return "true" if node.value else "false"
-    if isinstance(node, Comparison):
-        return f"{node.subject.name} {node.op} {node.value.raw}"
-    if isinstance(node, InList):
-        keyword = "not in" if node.negated else "in"
-        return f"{node.subject.name} {keyword} ({', '.join(value.raw for value in node.values)})"
-    if isinstance(node, Between):
-        return f"{node.subject.name} between {node.low.raw} and {node.high.raw}"
-    if isinstance(node, Like):
-        return f"{node.subject.name} like {node.pattern.raw}"
-    if isinstance(node, Contains):
-        return f"{node.subject.name} contains {node.value.raw}"
-    if isinstance(node, Presence):
-        return f"{node.subject.name} is {'present' if node.present else 'missing'}"
-    raise TypeError(f"not a condition: {node!r}")
+    return _FORMATS[type(node)](node)
+
+
+def _format_or(node: Or) -> str:
+    return " or ".join(_operand(child, Or) for child in node.operands)
+
+
+def _format_and(node: And) -> str:
+    return " and ".join(_operand(child, And) for child in node.operands)
+
+
+def _format_not(node: Not) -> str:
+    return f"not {_operand(node.operand, Not)}"
+
+
+def _format_segment_ref(node: SegmentRef) -> str:
+    return node.name
+
+
+def _format_bool_const(node: BoolConst) -> str:
+    return "true" if node.value else "false"
+
+
+def _format_comparison(node: Comparison) -> str:
+    return f"{node.subject.name} {node.op} {node.value.raw}"
+
+
+def _format_in_list(node: InList) -> str:
+    keyword = "not in" if node.negated else "in"
+    return f"{node.subject.name} {keyword} ({', '.join(value.raw for value in node.values)})"
+
+
+def _format_between(node: Between) -> str:
+    return f"{node.subject.name} between {node.low.raw} and {node.high.raw}"
+
+
+def _format_like(node: Like) -> str:
+    return f"{node.subject.name} like {node.pattern.raw}"
+
+
+def _format_contains(node: Contains) -> str:
+    return f"{node.subject.name} contains {node.value.raw}"
+
+
+def _format_presence(node: Presence) -> str:
+    return f"{node.subject.name} is {'present' if node.present else 'missing'}"
+
+
+_FORMATS: NodeTable[Callable[[Any], str]] = NodeTable(
+    "formatter",
+    {
+        Comparison: _format_comparison,
+        InList: _format_in_list,
+        Between: _format_between,
+        Like: _format_like,
+        Contains: _format_contains,
+        Presence: _format_presence,
+        SegmentRef: _format_segment_ref,
+        BoolConst: _format_bool_const,
+        Not: _format_not,
+        And: _format_and,
+        Or: _format_or,
+    },
+)
 
 
 def format_statement(statement: Statement) -> str:

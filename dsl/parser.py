@@ -50,6 +50,7 @@ from segmenta.dsl.ast import (
     Span,
     Statement,
     Value,
+    operands,
 )
 from segmenta.dsl.diagnostics import Diagnostic
 
@@ -654,10 +655,7 @@ def _depth(condition: Condition) -> int:
     while stack:
         node, level = stack.pop()
         deepest = max(deepest, level)
-        if isinstance(node, Not):
-            stack.append((node.operand, level + 1))
-        elif isinstance(node, (And, Or)):
-            stack.extend((child, level + 1) for child in node.operands)
+        stack.extend((child, level + 1) for child in operands(node))
     return deepest
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from numbers import Real
-from typing import Any
+from typing import Any, ClassVar
 
 from segmenta.dsl import ast
 from segmenta.dsl.fields import DAY_METRIC_SOURCES, FieldSpec, derive_day_metrics, lookup, rank
@@ -238,38 +238,36 @@ class _ConditionCompiler:
             expression = self.compile(condition)
             self.hoisted.append(f"{local} = {expression}")
             return local
-        if isinstance(condition, ast.BoolConst):
-            return "True" if condition.value else "False"
-        if isinstance(condition, ast.Not):
-            return f"(not {self.compile(condition.operand, depth + 1)})"
-        if isinstance(condition, ast.And):
-            if not condition.operands:
-                return "True"
-            return "(" + " and ".join(self.compile(op, depth + 1) for op in condition.operands) + ")"
-        if isinstance(condition, ast.Or):
-            if not condition.operands:
-                return "False"
-            return "(" + " or ".join(self.compile(op, depth + 1) for op in condition.operands) + ")"
-        if isinstance(condition, ast.SegmentRef):
-            if condition.name not in self.segments:
-                raise CompileError(f"unknown segment {condition.name!r} at line {condition.span.line}")
-            return self.segments[condition.name]
-        if isinstance(condition, ast.Comparison):
-            return self._comparison(condition)
-        if isinstance(condition, ast.InList):
-            positive = self._in_list(condition)
-            return f"(not {positive})" if condition.negated else positive
-        if isinstance(condition, ast.Between):
-            return self._between(condition)
-        if isinstance(condition, ast.Like):
-            return self._like(condition)
-        if isinstance(condition, ast.Contains):
-            members = self.locals.view(condition.subject.name, "members")
-            return f"({members} is not None and {self.constants.name(condition.value.value)} in {members})"
-        if isinstance(condition, ast.Presence):
-            missing = self._missing(condition.subject)
-            return f"(not {missing})" if condition.present else missing
-        raise CompileError(f"unsupported condition {type(condition).__name__}")
+        return self._CASES[type(condition)](self, condition, depth)
+
+    def _bool_const(self, condition: ast.BoolConst, depth: int) -> str:
+        return "True" if condition.value else "False"
+
+    def _not(self, condition: ast.Not, depth: int) -> str:
+        return f"(not {self.compile(condition.operand, depth + 1)})"
+
+    def _and(self, condition: ast.And, depth: int) -> str:
+        if not condition.operands:
+            return "True"
+        return "(" + " and ".join(self.compile(op, depth + 1) for op in condition.operands) + ")"
+
+    def _or(self, condition: ast.Or, depth: int) -> str:
+        if not condition.operands:
+            return "False"
+        return "(" + " or ".join(self.compile(op, depth + 1) for op in condition.operands) + ")"
+
+    def _segment_ref(self, condition: ast.SegmentRef, depth: int) -> str:
+        if condition.name not in self.segments:
+            raise CompileError(f"unknown segment {condition.name!r} at line {condition.span.line}")
+        return self.segments[condition.name]
+
+    def _contains(self, condition: ast.Contains, depth: int) -> str:
+        members = self.locals.view(condition.subject.name, "members")
+        return f"({members} is not None and {self.constants.name(condition.value.value)} in {members})"
+
+    def _presence(self, condition: ast.Presence, depth: int) -> str:
+        missing = self._missing(condition.subject)
+        return f"(not {missing})" if condition.present else missing
 
     def _missing(self, ref: ast.FieldRef) -> str:
         raw = self.locals.raw(ref.name)
@@ -278,7 +276,7 @@ class _ConditionCompiler:
             return f"({raw} is None or ({members} is not None and not {members}))"
         return f"({raw} is None)"
 
-    def _comparison(self, comparison: ast.Comparison) -> str:
+    def _comparison(self, comparison: ast.Comparison, depth: int = 0) -> str:
         spec = field_spec(comparison.subject)
         op = comparison.op
         literal = comparison.value
@@ -296,7 +294,11 @@ class _ConditionCompiler:
             return f"({local} == {constant})"
         return f"({local} is not None and {local} {_PYTHON_OPS[op]} {constant})"
 
-    def _in_list(self, in_list: ast.InList) -> str:
+    def _in_list(self, in_list: ast.InList, depth: int) -> str:
+        positive = self._in_list_positive(in_list)
+        return f"(not {positive})" if in_list.negated else positive
+
+    def _in_list_positive(self, in_list: ast.InList) -> str:
         field_spec(in_list.subject)  # an unknown field raises CompileError
         by_kind: dict[str, set[Any]] = {}
         for literal in in_list.values:
@@ -309,7 +311,7 @@ class _ConditionCompiler:
             return "False"
         return "(" + " or ".join(tests) + ")"
 
-    def _between(self, between: ast.Between) -> str:
+    def _between(self, between: ast.Between, depth: int) -> str:
         spec = field_spec(between.subject)
         low, high = between.low, between.high
         if low.kind != high.kind:
@@ -326,7 +328,7 @@ class _ConditionCompiler:
             bounds = (self.constants.name(low.value), self.constants.name(high.value))
         return f"({local} is not None and {bounds[0]} <= {local} <= {bounds[1]})"
 
-    def _like(self, like: ast.Like) -> str:
+    def _like(self, like: ast.Like, depth: int) -> str:
         local = self.locals.view(like.subject.name, "text")
         pattern = pattern_text(like.pattern)
         if is_plain(pattern):
@@ -336,6 +338,23 @@ class _ConditionCompiler:
             return f"({local} is not None and {self.constants.name(inner)} in {local})"
         matcher = self.constants.name(like_regex(pattern).fullmatch)
         return f"({local} is not None and {matcher}({local}) is not None)"
+
+    _CASES: ClassVar[ast.NodeTable[Callable[[Any, Any, int], str]]] = ast.NodeTable(
+        "python compiler",
+        {
+            ast.Comparison: _comparison,
+            ast.InList: _in_list,
+            ast.Between: _between,
+            ast.Like: _like,
+            ast.Contains: _contains,
+            ast.Presence: _presence,
+            ast.SegmentRef: _segment_ref,
+            ast.BoolConst: _bool_const,
+            ast.Not: _not,
+            ast.And: _and,
+            ast.Or: _or,
+        },
+    )
 
 
 def pattern_text(literal: ast.Value) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -58,6 +58,7 @@ from segmenta.dsl.ast import (
     FieldRef,
     InList,
     Like,
+    NodeTable,
     Not,
     Or,
     Presence,
@@ -668,36 +669,66 @@ class _ConditionCompiler:
         return _present_and(value, predicate) if self._strict is self else predicate
 
     def compile(self, condition: Condition) -> ColumnElement[bool]:
-        if isinstance(condition, BoolConst):
-            return true() if condition.value else false()
-        if isinstance(condition, Not):
-            return not_(self._strict.compile(condition.operand))
-        if isinstance(condition, And):
-            return _all([self.compile(operand) for operand in condition.operands])
-        if isinstance(condition, Or):
-            return _any([self.compile(operand) for operand in condition.operands])
-        if isinstance(condition, SegmentRef):
-            if condition.name not in self._segments:
-                raise _error(condition.span, "unknown-segment", f"no segment `{condition.name}` is defined before here")
-            return self._segments[condition.name]
-        if isinstance(condition, Presence):
-            present = self._presence(condition.subject)
-            return present if condition.present else not_(present)
-        if isinstance(condition, Comparison):
-            if condition.op == "!=":
-                return not_(self._strict._predicate(condition.subject, "=", [condition.value]))
-            return self._predicate(condition.subject, condition.op, [condition.value])
-        if isinstance(condition, InList):
-            if condition.negated:
-                return not_(self._strict._predicate(condition.subject, "in", list(condition.values)))
-            return self._predicate(condition.subject, "in", list(condition.values))
-        if isinstance(condition, Between):
-            return self._predicate(condition.subject, "between", [condition.low, condition.high])
-        if isinstance(condition, Like):
-            return self._predicate(condition.subject, "like", [condition.pattern])
-        if isinstance(condition, Contains):
-            return self._contains(condition)
-        raise TypeError(f"not a condition: {condition!r}")
+        return self._CASES[type(condition)](self, condition)
+
+    def _bool_const(self, condition: BoolConst) -> ColumnElement[bool]:
+        return true() if condition.value else false()
+
+    def _not(self, condition: Not) -> ColumnElement[bool]:
+        return not_(self._strict.compile(condition.operand))
+
+    def _and(self, condition: And) -> ColumnElement[bool]:
+        return _all([self.compile(operand) for operand in condition.operands])
+
+    def _or(self, condition: Or) -> ColumnElement[bool]:
+        return _any([self.compile(operand) for operand in condition.operands])
+
+    def _contains(self, condition: Contains) -> ColumnElement[bool]:
+        if self._spec(condition.subject).kind != "set" or condition.value.kind != "text":
+            return false()
+        return self._fields.set_contains(condition.subject.name, _bind(condition.value))
+
+    def _segment_ref(self, condition: SegmentRef) -> ColumnElement[bool]:
+        if condition.name not in self._segments:
+            raise _error(condition.span, "unknown-segment", f"no segment `{condition.name}` is defined before here")
+        return self._segments[condition.name]
+
+    def _presence_test(self, condition: Presence) -> ColumnElement[bool]:
+        present = self._presence(condition.subject)
+        return present if condition.present else not_(present)
+
+    def _comparison(self, condition: Comparison) -> ColumnElement[bool]:
+        if condition.op == "!=":
+            return not_(self._strict._predicate(condition.subject, "=", [condition.value]))
+        return self._predicate(condition.subject, condition.op, [condition.value])
+
+    def _in_list(self, condition: InList) -> ColumnElement[bool]:
+        if condition.negated:
+            return not_(self._strict._predicate(condition.subject, "in", list(condition.values)))
+        return self._predicate(condition.subject, "in", list(condition.values))
+
+    def _between(self, condition: Between) -> ColumnElement[bool]:
+        return self._predicate(condition.subject, "between", [condition.low, condition.high])
+
+    def _like_test(self, condition: Like) -> ColumnElement[bool]:
+        return self._predicate(condition.subject, "like", [condition.pattern])
+
+    _CASES: ClassVar[NodeTable[Callable[[Any, Any], ColumnElement[bool]]]] = NodeTable(
+        "SQL compiler",
+        {
+            Comparison: _comparison,
+            InList: _in_list,
+            Between: _between,
+            Like: _like_test,
+            Contains: _contains,
+            Presence: _presence_test,
+            SegmentRef: _segment_ref,
+            BoolConst: _bool_const,
+            Not: _not,
+            And: _and,
+            Or: _or,
+        },
+    )
 
     # -- field dispatch -----------------------------------------------------
 
@@ -922,11 +953,6 @@ class _ConditionCompiler:
             return self._number(column, op, values) if numeric else self._text(column, op, values)
 
         return self._fields.attribute_where(key, numeric, predicate)
-
-    def _contains(self, condition: Contains) -> ColumnElement[bool]:
-        if self._spec(condition.subject).kind != "set" or condition.value.kind != "text":
-            return false()
-        return self._fields.set_contains(condition.subject.name, _bind(condition.value))
 
 
 _LITERAL_KIND: dict[str, ValueKind] = {"text": "text", "ordered": "text", "number": "number", "date": "date"}
