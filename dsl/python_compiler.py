@@ -39,10 +39,10 @@ from segmenta.dsl import ast
 from segmenta.dsl.fields import DAY_METRIC_SOURCES, FieldSpec, derive_day_metrics, lookup, rank
 from segmenta.dsl.like import contained_text, is_plain, like_regex
 
-Decision = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
+OutcomeTuple = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
 """(team, deciding rule display name, segments, tags) in first-contributed order."""
 
-EvaluatorFunction = Callable[[Mapping[str, Any], "datetime | None"], Decision]
+EvaluatorFunction = Callable[[Mapping[str, Any], "datetime | None"], OutcomeTuple]
 
 ORDER_OPS = frozenset({"<", "<=", ">", ">="})
 
@@ -216,7 +216,7 @@ _MAX_EXPRESSION_DEPTH = 40
 _PYTHON_OPS = {"=": "==", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
-class _ConditionCompiler:
+class _PythonConditionCompiler:
     def __init__(self, constants: _Constants, locals_: _Locals) -> None:
         self.constants = constants
         self.locals = locals_
@@ -366,12 +366,12 @@ def _ranks(spec: FieldSpec) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
-class CompiledRules:
+class CompiledEvaluator:
     function: EvaluatorFunction
     source_code: str
     """The generated Python text (for debugging; it holds no rule-file strings)."""
 
-    def __call__(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> Decision:
+    def __call__(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> OutcomeTuple:
         return self.function(customer, as_of)
 
 
@@ -390,11 +390,11 @@ def _repeated(targets: list[str]) -> set[str]:
     return repeated
 
 
-def compile_rule_file(rule_file: ast.RuleFile) -> CompiledRules:
+def compile_rule_file(rule_file: ast.RuleFile) -> CompiledEvaluator:
     """Generate, compile and instantiate the evaluator of a checked rule file."""
     constants = _Constants()
     locals_ = _Locals(constants)
-    conditions = _ConditionCompiler(constants, locals_)
+    conditions = _PythonConditionCompiler(constants, locals_)
 
     segment_targets = [s.name for s in rule_file.statements if isinstance(s, ast.SegmentDef)]
     tag_targets: list[str] = []
@@ -485,4 +485,4 @@ def compile_rule_file(rule_file: ast.RuleFile) -> CompiledRules:
     namespace: dict[str, Any] = {"__builtins__": {"tuple": tuple, "float": float, "int": int, "str": str}}
     exec(compile(source_code, "<segmenta rules>", "exec"), namespace)
     function = namespace["_factory"](tuple(constants.values), tuple(helpers.values()))
-    return CompiledRules(function=function, source_code=source_code)
+    return CompiledEvaluator(function=function, source_code=source_code)

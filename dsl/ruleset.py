@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from segmenta.dsl import ast
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
 from segmenta.dsl.explain import Explanation, explain
-from segmenta.dsl.python_compiler import CompiledRules, Decision, compile_rule_file
+from segmenta.dsl.python_compiler import CompiledEvaluator, OutcomeTuple, compile_rule_file
 
 
 class Outcome(NamedTuple):
@@ -38,7 +38,7 @@ class Ruleset:
         self.rule_file = rule_file
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
         self.source = source if source is not None else rule_file.source
-        self.compiled: CompiledRules = compile_rule_file(rule_file)
+        self.compiled: CompiledEvaluator = compile_rule_file(rule_file)
         rules = [s for s in rule_file.statements if isinstance(s, ast.Rule)]
         self.teams = _unique([a.target for r in rules for a in r.actions if a.kind == "team"])
         segment_keys: list[str] = []
@@ -51,7 +51,7 @@ class Ruleset:
         self.tag_names = _unique([a.target for r in rules for a in r.actions if a.kind == "tag"])
         self.labels = tuple(r.display_name for r in rules)
 
-    def decide(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> Decision:
+    def decide(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> OutcomeTuple:
         """The raw (team, rule, segments, tags) tuple: the fast path for bulk evaluation."""
         return self.compiled.function(customer, as_of)
 

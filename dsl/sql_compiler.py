@@ -136,7 +136,7 @@ def compile_condition(
     segments: Mapping[str, ColumnElement[bool]] = EMPTY_SEGMENTS,
 ) -> ColumnElement[bool]:
     """One condition as a never-NULL boolean expression; segment references use `segments`."""
-    return _ConditionCompiler(fields, as_of, segments).compile(condition)
+    return _SqlConditionCompiler(fields, as_of, segments).compile(condition)
 
 
 def compile_ruleset(rule_file: RuleFile, fields: SqlFieldSource, *, as_of: datetime) -> SqlRuleset:
@@ -188,8 +188,8 @@ def _compile_parts(rule_file: RuleFile, fields: SqlFieldSource, as_of: datetime)
     segment_conditions: dict[str, ColumnElement[bool]] = {}
     lean_segment_conditions: dict[str, ColumnElement[bool]] = {}
     earlier_team_conditions: list[ColumnElement[bool]] = []
-    strict = _ConditionCompiler(fields, as_of, segment_conditions)
-    lean = _ConditionCompiler(fields, as_of, lean_segment_conditions, strict=strict)
+    strict = _SqlConditionCompiler(fields, as_of, segment_conditions)
+    lean = _SqlConditionCompiler(fields, as_of, lean_segment_conditions, strict=strict)
 
     for position, statement in enumerate(rule_file.statements):
         if isinstance(statement, SegmentDef):
@@ -243,7 +243,7 @@ CODE_BITS = 62
 
 
 @dataclass(frozen=True)
-class Decision:
+class DecidingRule:
     """A team rule that can decide: its team key and display name."""
 
     team: str
@@ -271,7 +271,7 @@ class PackedOutcome:
     """
 
     codes: tuple[ColumnElement[int], ...]
-    decisions: tuple[Decision, ...]
+    decisions: tuple[DecidingRule, ...]
     extra_bits: int
     decision_bits: int
     segments: dict[str, BitPosition]
@@ -283,7 +283,7 @@ class PackedOutcome:
     def extra(self, code: int) -> int:
         return code & ((1 << self.extra_bits) - 1)
 
-    def decision_of(self, decision: int) -> Decision | None:
+    def decision_of(self, decision: int) -> DecidingRule | None:
         return None if decision == 0 else self.decisions[decision - 1]
 
     @staticmethod
@@ -296,7 +296,7 @@ def compile_packed(
     fields: SqlFieldSource,
     *,
     as_of: datetime,
-    extra: Callable[[Decision | None], ColumnElement[int]] | None = None,
+    extra: Callable[[DecidingRule | None], ColumnElement[int]] | None = None,
     extra_bits: int = 0,
 ) -> PackedOutcome:
     """The rule file's outcome as `PackedOutcome` codes.
@@ -309,9 +309,9 @@ def compile_packed(
     if extra is not None and extra_bits <= 0:
         raise ValueError("extra needs extra_bits > 0")
     parts = _compile_parts(rule_file, fields, as_of)
-    decisions = [Decision(when.team, when.rule) for when in parts.team_whens]
+    decisions = [DecidingRule(when.team, when.rule) for when in parts.team_whens]
     if parts.otherwise is not None:
-        decisions.append(Decision(*parts.otherwise))
+        decisions.append(DecidingRule(*parts.otherwise))
     decision_bits = len(decisions).bit_length()
     labels = list(parts.label_sources)
     first_free = extra_bits + decision_bits
@@ -356,9 +356,9 @@ def _known(parts: _Parts, source: _LabelSource, branch: int | None) -> bool | No
 
 def _packed_code(
     parts: _Parts,
-    decisions: Sequence[Decision],
+    decisions: Sequence[DecidingRule],
     labels: Sequence[tuple[list[_LabelSource], int]],
-    extra: Callable[[Decision | None], ColumnElement[int]] | None,
+    extra: Callable[[DecidingRule | None], ColumnElement[int]] | None,
     extra_bits: int | None,
 ) -> ColumnElement[int]:
     def branch_value(branch: int | None) -> ColumnElement[int]:
@@ -643,7 +643,7 @@ _TEXT_OPS: dict[str, Callable[[ColumnElement[Any], ColumnElement[Any]], ColumnEl
 }
 
 
-class _ConditionCompiler:
+class _SqlConditionCompiler:
     """Compiles conditions; two-valued unless given a `strict` partner.
 
     A lean compiler (one with a strict partner) leaves out the `IS NOT NULL` guards
@@ -658,7 +658,7 @@ class _ConditionCompiler:
         fields: SqlFieldSource,
         as_of: datetime,
         segments: Mapping[str, ColumnElement[bool]],
-        strict: _ConditionCompiler | None = None,
+        strict: _SqlConditionCompiler | None = None,
     ) -> None:
         self._fields = fields
         self._as_of = _naive(as_of)

@@ -68,7 +68,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from segmenta.dsl.ast import RuleFile
-from segmenta.dsl.sql_compiler import BitPosition, Decision, PackedOutcome, compile_packed
+from segmenta.dsl.sql_compiler import BitPosition, DecidingRule, PackedOutcome, compile_packed
 from segmenta.storage.engine import affected_rows
 from segmenta.storage.models import (
     AssignmentHistory,
@@ -210,7 +210,7 @@ def _settled_check(team_ids: Mapping[str, int], automatic_team_ids: Iterable[int
     automatic = set(automatic_team_ids)
     row = customers.c
 
-    def check(decision: Decision | None) -> ColumnElement[int]:
+    def check(decision: DecidingRule | None) -> ColumnElement[int]:
         team_id = None if decision is None else team_ids[decision.team]
         rule = None if decision is None else decision.rule
         settled = [

@@ -25,7 +25,7 @@ from segmenta.dsl import sql_compiler
 from segmenta.dsl.formatter import format_statement
 from segmenta.dsl.parser import parse
 from segmenta.dsl.ruleset import Ruleset
-from segmenta.dsl.sql_compiler import Decision, PackedOutcome, compile_packed
+from segmenta.dsl.sql_compiler import DecidingRule, PackedOutcome, compile_packed
 from segmenta.storage.models import Customer
 from segmenta.storage.rule_fields import CustomerFields
 from tests.dsl.test_differential import AS_OFS, _person, _rule_file, evaluator_mapping
@@ -54,7 +54,7 @@ async def decoded(
     return outcomes
 
 
-def rule_length(decision: Decision | None) -> Any:
+def rule_length(decision: DecidingRule | None) -> Any:
     """A per-decision value for the `extra` bits: the deciding rule's name length mod 4."""
     return literal(0 if decision is None else len(decision.rule) % 4, Integer)
 
