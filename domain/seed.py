@@ -72,7 +72,6 @@ REGIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "华北": ("中国", ("北京", "天津", "石家庄", "太原")),
     "华南": ("中国", ("广州", "深圳", "南宁", "海口")),
 }
-ENGLISH_REGIONS = ("east", "west", "north", "south")
 CHINESE_REGIONS = ("华东", "华北", "华南")
 REGION_WEIGHTS = {"east": 16, "west": 13, "north": 11, "south": 12, "华东": 20, "华北": 15, "华南": 13}
 

@@ -295,19 +295,3 @@ async def save_positions(session: AsyncSession, assigners: Iterable[TeamAssigner
             await session.execute(
                 update(Team).where(Team.id == assigner.team_id).values(round_robin_position=assigner.position_to_store)
             )
-
-
-async def assign_managers(
-    session: AsyncSession, team_id: int, candidates: Iterable[Candidate]
-) -> dict[int, int | None]:
-    """Managers for customers joining one team (reads and stores the shared state).
-
-    The caller writes the returned managers onto the customers in the same transaction.
-    """
-    assigners = await load_team_assigners(session, [team_id])
-    assigner = assigners.get(team_id)
-    if assigner is None:
-        return {candidate.customer_id: None for candidate in candidates}
-    result = assigner.assign_all(candidates)
-    await save_positions(session, [assigner])
-    return result

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -198,20 +197,3 @@ async def explain_customer(
                 notes.append(f"{verb}: manager {manager.name} ({rule_team.strategy.replace('_', ' ')})")
     explanation.notes.extend(notes)
     return CustomerExplanation(customer, used_ruleset, explanation, team, manager, explanation.team)
-
-
-def explanation_json(result: CustomerExplanation) -> dict[str, Any]:
-    """The explanation as plain data (for scripts)."""
-    return {
-        "deciding_rule": result.deciding_rule,
-        "team": result.team.key if result.team is not None else None,
-        "manager": result.manager.name if result.manager is not None else None,
-        "segments": list(result.segments),
-        "tags": list(result.tags),
-        "notes": list(result.notes),
-        "rules": [
-            {"label": trace.label, "line": trace.line, "matched": trace.matched, "detail": trace.detail}
-            for trace in result.rules
-        ],
-        "text": result.text,
-    }

@@ -38,19 +38,20 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from segmenta.domain import events
-from segmenta.domain.errors import NotFound, UserError
+from segmenta.domain.errors import UserError
 from segmenta.domain.routing import assignment
 from segmenta.domain.routing.rulesets import check_rules, get_ruleset
 from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES
 from segmenta.dsl.ast import Rule, RuleFile, SegmentDef
 from segmenta.dsl.diagnostics import RuleError
+from segmenta.dsl.fields import naive_utc
 from segmenta.dsl.sql_compiler import SqlRuleset, compile_ruleset
 from segmenta.storage import routing_queries as queries
 from segmenta.storage.engine import begin_reader, begin_writer
@@ -100,30 +101,14 @@ class RunPlan:
     tag_keys: tuple[str, ...]
     team_rule_labels: tuple[str, ...]
 
-    team_rules: tuple[tuple[str, str], ...] = ()  # (label, team key) of every team rule, in file order
-
-    @property
-    def team_by_rule(self) -> dict[str, int] | None:
-        """Team id by deciding-rule label; None when two team rules share a label (unlabelled on one line)."""
-        mapping: dict[str, int] = {}
-        for label, team_key in self.team_rules:
-            if label in mapping:
-                return None
-            mapping[label] = self.teams[team_key].id
-        return mapping
-
     @property
     def automatic_team_ids(self) -> list[int]:
         return sorted(team.id for team in self.teams.values() if team.strategy in AUTOMATIC_STRATEGIES)
 
 
 def normalise_as_of(as_of: datetime | None) -> datetime:
-    """Naive UTC, as every timestamp is stored; now when not given."""
-    if as_of is None:
-        return utcnow()
-    if as_of.tzinfo is not None:
-        return as_of.astimezone(UTC).replace(tzinfo=None)
-    return as_of
+    """Naive UTC, as every timestamp is stored; now when not given (the rule language's one rule for instants)."""
+    return naive_utc(as_of)
 
 
 def _error_summary(diagnostics: Sequence[Any]) -> str:
@@ -219,7 +204,6 @@ async def plan_run(
         segment_keys=segment_keys,
         tag_keys=tag_keys,
         team_rule_labels=tuple(dict.fromkeys(label for label, _ in team_rules)),
-        team_rules=team_rules,
     )
 
 
@@ -567,18 +551,3 @@ async def apply_ruleset(
     plan = await plan_run(session, "apply", ruleset_id=ruleset_id, as_of=as_of)
     run = await start_run(session, plan)
     return await execute_run(session, plan, run.id, progress)
-
-
-async def get_run(session: AsyncSession, run_id: int) -> EvaluationRun:
-    run = await session.get(EvaluationRun, run_id)
-    if run is None:
-        raise NotFound("evaluation run", run_id, field="id")
-    return run
-
-
-async def list_runs(session: AsyncSession, *, ruleset_id: int | None = None, limit: int = 100) -> Sequence[EvaluationRun]:
-    """Runs, newest first."""
-    statement = select(EvaluationRun).order_by(EvaluationRun.id.desc()).limit(limit)
-    if ruleset_id is not None:
-        statement = statement.where(EvaluationRun.ruleset_id == ruleset_id)
-    return (await session.scalars(statement)).all()

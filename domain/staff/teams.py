@@ -37,7 +37,6 @@ _EMPLOYEE_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "active": _not_null(lambda value: v.boolean(value, "active"), "active"),
     "monthly_target": lambda value: v.number(value, "monthly_target", minimum=0),
 }
-EMPLOYEE_FIELDS = tuple(_EMPLOYEE_VALIDATORS)
 
 _TEAM_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "key": lambda value: v.rule_key(value, "key", max_length=v.column_length(Team, "key")),
@@ -47,7 +46,6 @@ _TEAM_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "strategy": _not_null(lambda value: v.word(value, "strategy", TEAM_STRATEGIES), "strategy"),
     "monthly_target": lambda value: v.number(value, "monthly_target", minimum=0),
 }
-TEAM_FIELDS = tuple(_TEAM_VALIDATORS)
 
 
 def _validate(
@@ -89,11 +87,6 @@ async def get_employee(session: AsyncSession, employee_id: int, *, field: str = 
     if employee is None:
         raise NotFound("employee", employee_id, field=field)
     return employee
-
-
-async def get_employee_by_email(session: AsyncSession, email: str) -> Employee | None:
-    normalised = email.strip().lower()
-    return (await session.execute(select(Employee).where(Employee.email == normalised))).scalar_one_or_none()
 
 
 async def update_employee(session: AsyncSession, employee_id: int, patch: Mapping[str, Any]) -> Employee:

@@ -15,12 +15,19 @@ from segmenta.domain.routing.assignment import (
     Candidate,
     MemberState,
     TeamAssigner,
-    assign_managers,
     load_team_assigners,
     save_positions,
 )
 from segmenta.storage.models import Team
 from tests.domain.routing_support import add_customer, add_employee, add_team
+
+
+async def assign_managers(session: AsyncSession, team_id: int, batch: list[Candidate]) -> dict[int, int | None]:
+    """Managers for customers joining one team, reading and storing its shared state as routing does."""
+    assigner = (await load_team_assigners(session, [team_id]))[team_id]
+    result = assigner.assign_all(batch)
+    await save_positions(session, [assigner])
+    return result
 
 
 def members(*capacities: int | None, loads: tuple[int, ...] | None = None) -> list[MemberState]:

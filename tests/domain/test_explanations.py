@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain.errors import UserError
-from segmenta.domain.routing.explanations import RulesHaveErrors, explain_customer, explanation_json
+from segmenta.domain.routing.explanations import RulesHaveErrors, explain_customer
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from tests.domain.routing_support import add_customer, add_employee, add_team
 
@@ -50,7 +50,7 @@ async def test_a_move_names_the_deciding_rule_failed_comparisons_and_the_predict
     text = result.text.splitlines()
     assert text[0] == "Team: east_desk (decided by east)"
     assert "moves to team east_desk: manager Bob (least loaded)" in text
-    assert explanation_json(result)["manager"] == "Bob"
+    assert result.manager is not None and result.manager.name == "Bob"
 
 
 async def test_full_team_and_manual_team_leave_the_manager_empty(session: AsyncSession) -> None:

@@ -12,7 +12,6 @@ from segmenta.domain.staff.teams import (
     add_team_member,
     create_employee,
     create_team,
-    get_employee_by_email,
     remove_team_member,
     team_members,
     update_employee,
@@ -25,7 +24,6 @@ async def test_create_employee_defaults_and_normalisation(session: AsyncSession)
     employee = await create_employee(session, {"name": " Li Na ", "email": "Li.Na@Example.com"})
     assert (employee.name, employee.email, employee.level) == ("Li Na", "li.na@example.com", "junior")
     assert (employee.specialties, employee.regions, employee.capacity, employee.active) == ([], [], None, True)
-    assert await get_employee_by_email(session, " LI.NA@example.com") is employee
 
 
 async def test_create_employee_all_fields(session: AsyncSession) -> None:
