@@ -167,13 +167,6 @@ def counter(db: SerialSession, statement: Select[Any]) -> Callable[[], Awaitable
     return count_rows
 
 
-def constant_count(value: int) -> Callable[[], Awaitable[int]]:
-    async def count_rows() -> int:
-        return value
-
-    return count_rows
-
-
 def split_pages(rows: Sequence[tuple[Any, Any]], first: int, after: str | None) -> dict[Any, Page[Any]]:
     """Group (parent key, row) pairs, ordered and numbered per parent, into one page per parent."""
     grouped: dict[Any, list[Any]] = {}
