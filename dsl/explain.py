@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from segmenta.dsl import ast
-from segmenta.dsl.fields import rank
+from segmenta.dsl.fields import naive_utc, rank
 from segmenta.dsl.like import like_regex
 from segmenta.dsl.python_compiler import (
     ORDER_OPS,
@@ -23,7 +23,6 @@ from segmenta.dsl.python_compiler import (
     as_members,
     as_text,
     field_spec,
-    naive_utc,
     pattern_text,
     read_field,
     set_is_missing,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 FieldKind = Literal["text", "ordered", "number", "date", "set", "attribute"]
@@ -101,9 +101,23 @@ def rank(spec: FieldSpec, word: object) -> int | None:
         return None
 
 
+def naive_utc(moment: datetime | None) -> datetime:
+    """`moment` as every timestamp is stored: naive UTC; now when None.
+
+    The one rule for instants, whether an evaluation's `as_of` or a datetime field
+    value handed to the Python evaluator: an aware datetime is converted to UTC and
+    then loses its zone; a naive one is taken as UTC already.
+    """
+    if moment is None:
+        return datetime.now(UTC).replace(tzinfo=None)
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
 def _as_datetime(value: date | datetime) -> datetime:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None) if value.tzinfo is not None else value
+        return naive_utc(value)
     return datetime(value.year, value.month, value.day)
 
 
@@ -125,7 +139,7 @@ def next_birthday(birthday: date, today: date) -> date:
 
 
 def days_to_birthday(birthday: date, as_of: datetime) -> int:
-    today = as_of.date()
+    today = naive_utc(as_of).date()
     return (next_birthday(birthday, today) - today).days
 
 
@@ -137,7 +151,7 @@ def derive_day_metrics(values: Mapping[str, Any], as_of: datetime) -> dict[str, 
         if stamp is None:
             continue
         if metric == "days_to_birthday":
-            derived[metric] = days_to_birthday(stamp if not isinstance(stamp, datetime) else stamp.date(), as_of)
+            derived[metric] = days_to_birthday(stamp if not isinstance(stamp, datetime) else naive_utc(stamp).date(), as_of)
         else:
             derived[metric] = days_between(stamp, as_of)
     return derived

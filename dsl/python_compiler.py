@@ -23,20 +23,22 @@ Semantics (docs/python-api.md, 'Semantics'; shared with dsl.explain and the SQL 
   when absent, None or empty (the database stores sets as rows, so "no rows" is the
   only missing a set can have).  `contains` on a missing set is false.
 * Day metrics absent from the mapping are derived from their source date at `as_of`
-  (default: now, naive UTC) with dsl.fields.derive_day_metrics.
+  (default: now) with dsl.fields.derive_day_metrics.
+* Instants are naive UTC, as stored (dsl.fields.naive_utc): an aware `as_of`, or an
+  aware datetime value, is converted to UTC first; a naive one is taken as UTC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from numbers import Real
 from typing import Any, ClassVar
 
 from segmenta.dsl import ast
-from segmenta.dsl.fields import DAY_METRIC_SOURCES, FieldSpec, derive_day_metrics, lookup, rank
+from segmenta.dsl.fields import DAY_METRIC_SOURCES, FieldSpec, derive_day_metrics, lookup, naive_utc, rank
 from segmenta.dsl.like import contained_text, is_plain, like_regex
 
 OutcomeTuple = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
@@ -70,9 +72,9 @@ def as_text(value: Any) -> str | None:
 
 
 def as_day(value: Any) -> date | None:
-    """The calendar day of a date or datetime value; None for anything else."""
+    """The calendar day of a date or datetime value (an aware datetime's day in UTC); None for anything else."""
     if isinstance(value, datetime):
-        return value.date()
+        return value.date() if value.tzinfo is None else naive_utc(value).date()
     if isinstance(value, date):
         return value
     return None
@@ -112,13 +114,6 @@ def field_spec(ref: ast.FieldRef) -> FieldSpec:
     if spec is None:
         raise CompileError(f"unknown field {ref.name!r} at line {ref.span.line}")
     return spec
-
-
-def naive_utc(moment: datetime | None) -> datetime:
-    """`as_of` as dsl.fields reads it: naive UTC; a zone, if any, is dropped (pass UTC instants)."""
-    if moment is None:
-        return datetime.now(UTC).replace(tzinfo=None)
-    return moment.replace(tzinfo=None) if moment.tzinfo is not None else moment
 
 
 def derive_metric(metric: str, source_value: Any, as_of: datetime | None) -> Any:

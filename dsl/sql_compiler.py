@@ -70,7 +70,7 @@ from segmenta.dsl.ast import (
     ValueKind,
 )
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
-from segmenta.dsl.fields import ATTRIBUTE_PREFIX, FieldSpec, days_to_birthday, lookup, rank
+from segmenta.dsl.fields import ATTRIBUTE_PREFIX, FieldSpec, days_to_birthday, lookup, naive_utc, rank
 
 # ---------------------------------------------------------------------------
 # What the compiler needs from the storage layer
@@ -600,11 +600,6 @@ def _next_day(day: date) -> date | None:
         return None
 
 
-def _naive(as_of: datetime) -> datetime:
-    """As dsl.fields.days_between reads it: a zone, if any, is dropped, not converted."""
-    return as_of.replace(tzinfo=None) if as_of.tzinfo is not None else as_of
-
-
 # Every month-day a birthday can have, in calendar order (a leap year holds them all).
 _ALL_MONTH_DAYS: tuple[date, ...] = tuple(date(2000, 1, 1) + timedelta(days=offset) for offset in range(366))
 
@@ -661,7 +656,7 @@ class _SqlConditionCompiler:
         strict: _SqlConditionCompiler | None = None,
     ) -> None:
         self._fields = fields
-        self._as_of = _naive(as_of)
+        self._as_of = naive_utc(as_of)
         self._segments = segments
         self._strict = strict if strict is not None else self
 
