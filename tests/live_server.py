@@ -16,9 +16,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from websockets.sync.client import ClientConnection, connect
 
 SEGMENTA = str(Path(sys.executable).with_name("segmenta"))
 
@@ -140,6 +144,16 @@ class LiveServer:
 
     def query(self, query: str, variables: dict[str, Any] | None = None, *, role: str = "admin") -> tuple[int, Any]:
         return self.post({"query": query, "variables": variables or {}}, token=self.tokens[role])
+
+    @contextmanager
+    def graphql_ws(self, token: str, *, timeout: float = 30) -> Iterator[ClientConnection]:
+        """A graphql-transport-ws connection to /graphql, acknowledged, `token` in its connection_init."""
+        url = self.url.replace("http://", "ws://") + "/graphql"
+        with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=timeout) as socket:
+            socket.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+            acknowledged = json.loads(socket.recv(timeout=timeout))
+            assert acknowledged["type"] == "connection_ack", acknowledged
+            yield socket
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -7,7 +7,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -68,14 +68,8 @@ class Reassigner:
         raise AssertionError("no employee could take the customer")
 
 
-@contextmanager
-def open_socket(live: LiveServer, token: str) -> Iterator[ClientConnection]:
-    """A graphql-transport-ws connection, acknowledged, with `token` in its connection_init."""
-    url = live.url.replace("http://", "ws://") + "/graphql"
-    with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=WAIT) as socket:
-        socket.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
-        assert json.loads(socket.recv(timeout=WAIT))["type"] == "connection_ack"
-        yield socket
+def open_socket(live: LiveServer, token: str) -> AbstractContextManager[ClientConnection]:
+    return live.graphql_ws(token, timeout=WAIT)
 
 
 def receive(socket: ClientConnection) -> dict[str, Any]:
