@@ -13,7 +13,7 @@ from strawberry.extensions import SchemaExtension
 from segmenta.domain.errors import Unavailable
 from segmenta.schema.ids import InvalidCursor, InvalidId
 from segmenta.schema.pagination import PageSizeError
-from segmenta.storage.guard import as_unavailable
+from segmenta.storage.error_translation import translate
 
 logger = logging.getLogger("segmenta.graphql")
 
@@ -33,7 +33,7 @@ def client_error(message: str, code: str = BAD_USER_INPUT, **extensions: Any) ->
 def is_unexpected(error: GraphQLError) -> bool:
     """True for an exception the client did not cause (a bug or an outage): it is logged and masked."""
     original = error.original_error
-    if original is not None and as_unavailable(original) is not None:
+    if original is not None and translate(original) is not None:
         return False
     return original is not None and not isinstance(original, (GraphQLError, Unavailable, *_BAD_INPUT_TYPES))
 
@@ -58,7 +58,7 @@ def _with_code(error: GraphQLError) -> GraphQLError:
         return error
     original = error.original_error
     if original is not None:
-        original = as_unavailable(original) or original
+        original = translate(original) or original
     if original is None or isinstance(original, (GraphQLError, *_BAD_INPUT_TYPES)):
         code = GRAPHQL_VALIDATION_FAILED if original is None else BAD_USER_INPUT
         return _at_same_place(error, error.message, {**(error.extensions or {}), "code": code}, original)

@@ -12,7 +12,7 @@ from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from segmenta.domain.settings import number_setting
-from segmenta.storage import contention, guard
+from segmenta.storage import error_translation, guard
 
 DEFAULT_DATABASE_FILE = "segmenta.db"
 
@@ -101,8 +101,9 @@ def create_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
     # Statement time limits, for the connections whose options ask for one (storage/guard.py).
     guard.install(engine)
-    # A write that loses on a lock raises domain.errors.Busy (storage/contention.py).
-    contention.install(engine)
+    # A statement stopped by its limit raises TimedOut, a write that loses on a lock Busy
+    # (storage/error_translation.py).
+    error_translation.install(engine)
     return engine
 
 

@@ -7,7 +7,7 @@ Two guards keep one kind of request from starving every other:
   PostgreSQL by ``SET LOCAL statement_timeout`` at the start of each transaction,
   SQLite by ``interrupt()`` on the raw connection from an event-loop timer (the
   statement itself runs in aiosqlite's thread, so the loop is free to fire it).
-  The stopped statement raises ``domain.errors.TimedOut``.  Only the GraphQL
+  The stopped statement raises ``domain.errors.TimedOut`` (storage/error_translation.py).  Only the GraphQL
   request sessions use a limited engine (``limit_statements``); runs, the
   scheduler, migrations and the CLI use the engine as created, and the run
   launcher removes any limit it is handed (``without_statement_limit``), because
@@ -37,12 +37,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, exc
-from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from segmenta.domain.errors import Busy, TimedOut
+from segmenta.domain.errors import Busy
 from segmenta.domain.settings import number_setting
 
 TIMEOUT_SETTING = "SEGMENTA_STATEMENT_TIMEOUT"
@@ -54,8 +54,6 @@ MAX_TERMS_SETTING = "SEGMENTA_WHERE_MAX_TERMS"
 DEFAULT_MAX_TERMS = 100
 
 TIMEOUT_OPTION = "segmenta_statement_timeout"
-# PostgreSQL's SQLSTATE query_canceled; a statement_timeout says so in its message.
-_QUERY_CANCELED = "57014"
 _SLOT_KEY = "segmenta_expensive_slot"
 _TIMER_KEY = "segmenta_interrupt_timer"
 
@@ -142,21 +140,28 @@ def _disarm_interrupt(
         timer.cancel()
 
 
-def _timed_out(context: ExceptionContext) -> None:
-    """Turn a statement stopped by its time limit into TimedOut (retryable), whatever the back end."""
-    execution = context.execution_context
-    timer = getattr(execution, "_segmenta_timer", None) if execution is not None else None
+@dataclass(frozen=True)
+class FailedStatement:
+    """What the time limit knows of a statement that failed (storage/error_translation.py reads it)."""
+
+    limit: float | None  # the seconds it was allowed (None: no limit)
+    interrupted: bool  # SQLite: the limit's timer interrupted it
+
+
+NO_STATEMENT = FailedStatement(limit=None, interrupted=False)
+
+
+def failed_statement(execution: Any) -> FailedStatement:
+    """Disarm a failed statement's timer (it never reaches after_cursor_execute) and say what limit it ran under."""
+    if execution is None:
+        return NO_STATEMENT
+    timer = getattr(execution, "_segmenta_timer", None)
     if timer is not None:
         timer.cancel()
-    original = context.original_exception
-    limit = _timeout_of(execution.execution_options) if execution is not None else None
-    if getattr(execution, "_segmenta_interrupted", False) and "interrupt" in str(original).lower():
-        raise TimedOut(f"a statement ran past the {limit:g} s limit and was stopped", retry_after=None) from original
-    if _QUERY_CANCELED in (getattr(original, "sqlstate", None), getattr(original, "pgcode", None)) and (
-        "statement timeout" in str(original)
-    ):
-        stated = f" {limit:g} s" if limit is not None else ""
-        raise TimedOut(f"a statement ran past the{stated} limit and was stopped", retry_after=None) from original
+    return FailedStatement(
+        limit=_timeout_of(execution.execution_options),
+        interrupted=bool(getattr(execution, "_segmenta_interrupted", False)),
+    )
 
 
 def install(engine: AsyncEngine) -> None:
@@ -167,7 +172,6 @@ def install(engine: AsyncEngine) -> None:
     elif engine.dialect.name == "sqlite":
         event.listen(sync_engine, "before_cursor_execute", _arm_interrupt)
         event.listen(sync_engine, "after_cursor_execute", _disarm_interrupt)
-    event.listen(sync_engine, "handle_error", _timed_out)
 
 
 # ---------------------------------------------------------------------------
@@ -260,10 +264,3 @@ async def hold_expensive_slot(session: AsyncSession) -> None:
     bind = session.bind
     assert isinstance(bind, AsyncEngine), "an expensive read needs a session bound to an engine"
     await expensive_reads(bind).hold(session)
-
-
-def as_unavailable(error: BaseException) -> Busy | None:
-    """A pool checkout that timed out is the server being busy, not a bug."""
-    if isinstance(error, exc.TimeoutError):
-        return Busy("no database connection became free in time; retry shortly", retry_after=1.0)
-    return None

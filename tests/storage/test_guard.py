@@ -13,6 +13,7 @@ from segmenta.domain.errors import Busy, TimedOut
 from segmenta.domain.settings import SettingError
 from segmenta.storage import guard
 from segmenta.storage.engine import session_factory
+from segmenta.storage.error_translation import translate
 
 # Seconds of work, however fast the machine: SQLite counts through a recursive CTE, PostgreSQL sleeps.
 SQLITE_SLOW = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
@@ -161,5 +162,5 @@ async def test_a_waiting_read_gets_the_slot_freed_within_the_wait(engine: AsyncE
 def test_a_pool_timeout_is_busy_and_other_errors_are_not() -> None:
     from sqlalchemy import exc
 
-    assert isinstance(guard.as_unavailable(exc.TimeoutError("QueuePool limit reached")), Busy)
-    assert guard.as_unavailable(ValueError("no")) is None
+    assert isinstance(translate(exc.TimeoutError("QueuePool limit reached")), Busy)
+    assert translate(ValueError("no")) is None
