@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import click
 import uvicorn
 from rich.progress import Progress
+from sqlalchemy.engine import make_url
 
 from segmenta.cli.app import main
 from segmenta.cli.data import (
@@ -128,13 +129,18 @@ async def prepare_demo(url: str, *, customers: int = 5000, progress: Progress | 
     return DemoSetup(token=token, seeded=seeded, routing=routing)
 
 
-def demo_instructions(setup: DemoSetup, host: str, port: int) -> str:
+def demo_instructions(setup: DemoSetup, host: str, port: int, database: str, *, serving: bool) -> str:
     base = f"http://{host}:{port}/graphql"
+    if serving:
+        opening = ["", "Segmenta demo is ready.", ""]
+    else:
+        # --no-serve: nothing listens yet; say how to start the server these addresses belong to.
+        shown = make_url(database).render_as_string(hide_password=True)  # a password is not for the terminal
+        serve = f"segmenta serve --host {host} --port {port} --database-url {shown}"
+        opening = ["", "Segmenta demo data is prepared; no server is running.", f"  Start one:  {serve}", "  then:", ""]
     return "\n".join(
         [
-            "",
-            "Segmenta demo is ready.",
-            "",
+            *opening,
             f"  GraphiQL (token pre-filled):  {base}?token={setup.token}",
             f"  Admin token:                  {setup.token}",
             "",
@@ -170,6 +176,6 @@ def demo(host: str, port: int, url: str | None, customers: int, no_serve: bool) 
         stderr.print("the database already holds data: kept as it is (segmenta seed --force starts over)")
     if setup.routing:
         stderr.print(setup.routing)
-    click.echo(demo_instructions(setup, host, port))
+    click.echo(demo_instructions(setup, host, port, resolved, serving=not no_serve))
     if not no_serve:
         run_server(resolved, host, port)

@@ -70,6 +70,9 @@ def test_demo_no_serve_seeds_routes_and_prints_a_working_token_url(db_url: str, 
     assert match is not None and match.group(1) == "8123"
     token = match.group(2)
     assert f"Bearer {token}" in result.stdout and "curl" in result.stdout
+    # Nothing is served: the output does not say it is, and tells how to start the server.
+    assert "is ready" not in result.stdout and "no server is running" in result.stdout
+    assert f"segmenta serve --host 127.0.0.1 --port 8123 --database-url {db_url}" in result.stdout
     assert "seeded 150 customers" in result.stderr and "routed 150 customers" in result.stderr
     assert served == []
     assert scalar(db_url, select(func.count()).select_from(Customer)) == 150
@@ -87,6 +90,7 @@ def test_demo_serves_an_app_that_accepts_the_printed_token(db_url: str, served: 
     result = invoke("demo", "--customers", "30", "--port", "8124", "--database-url", db_url)
     assert result.exit_code == 0, result.output
     token = TOKEN_URL.search(result.stdout).group(2)  # type: ignore[union-attr]
+    assert "Segmenta demo is ready." in result.stdout and "no server is running" not in result.stdout
     (call,) = served
     assert (call["host"], call["port"]) == ("127.0.0.1", 8124)
     body = graphql(call["app"], token, "{ customers(first: 2) { totalCount edges { node { code } } } }")
