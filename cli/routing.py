@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from segmenta.cli.app import main
 from segmenta.cli.rules import EXIT_ERRORS, EXIT_OK, EXIT_UNUSABLE, read_rules
 from segmenta.domain.errors import UserError
-from segmenta.domain.routing import rulesets, runs
+from segmenta.domain.routing import rulesets
+from segmenta.domain.routing.run_plan import RunProgress
 from segmenta.domain.routing.run_tasks import run_owned
 from segmenta.dsl.render import render
 from segmenta.storage.engine import create_engine, session_factory
@@ -47,7 +48,7 @@ class RunProgressBar:
         self.progress = progress
         self.tasks: dict[str, TaskID] = {}
 
-    def __call__(self, update: runs.RunProgress) -> None:
+    def __call__(self, update: RunProgress) -> None:
         if update.step not in STEP_TITLES:
             return
         task = self.tasks.get(update.step)

@@ -25,8 +25,9 @@ from segmenta.cli.log_redaction import log_config
 from segmenta.domain.access.tokens import create_token, recheck_interval
 from segmenta.domain.errors import UserError
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing.run_plan import RunProgress
 from segmenta.domain.routing.run_tasks import grace_from_environment, wait_from_environment
-from segmenta.domain.routing.runs import RunProgress, apply_ruleset
+from segmenta.domain.routing.runs import apply_ruleset
 from segmenta.domain.seed import SAMPLE_RULES_PATH, database_is_empty, sample_rules, seed_database
 from segmenta.storage.engine import busy_timeout_from_environment, create_engine, database_url, session_factory
 from segmenta.storage.guard import check_environment as check_guard_settings

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from segmenta.domain.errors import UserError
 from segmenta.domain.routing import rulesets as ruleset_service
 from segmenta.domain.routing import runs as run_service
+from segmenta.domain.routing.run_plan import RunPlan
 from segmenta.dsl.pipeline import check_source
 from segmenta.schema.context import Info
 from segmenta.schema.enums import RulesetStatus
@@ -125,12 +126,12 @@ def _source_problem(source: str) -> None:
 
 
 async def _start_run(
-    info: Info, plan: Callable[[], Awaitable[run_service.RunPlan]], *, arguments: set[str]
+    info: Info, plan: Callable[[], Awaitable[RunPlan]], *, arguments: set[str]
 ) -> RunPayload:
     """Validate (a user error writes nothing), commit the run as RUNNING, execute it in the
     background and return it: finished when it ended within the launcher's wait."""
     session = info.context.session
-    plans: list[run_service.RunPlan] = []
+    plans: list[RunPlan] = []
 
     async def work() -> models.EvaluationRun:
         plans.append(await plan())
@@ -194,7 +195,7 @@ class RoutingMutation:
     ) -> RunPayload:
         session = info.context.session
 
-        async def plan() -> run_service.RunPlan:
+        async def plan() -> RunPlan:
             if rule_source is not None:
                 _source_problem(rule_source)
             ruleset_id = input_id(id, "Ruleset", "id") if id is not None else None
@@ -214,7 +215,7 @@ class RoutingMutation:
     async def apply_ruleset(self, info: Info, id: strawberry.ID, as_of: datetime | None = None) -> RunPayload:
         session = info.context.session
 
-        async def plan() -> run_service.RunPlan:
+        async def plan() -> RunPlan:
             return await run_service.plan_run(
                 session, "apply", ruleset_id=input_id(id, "Ruleset", "id"), as_of=to_storage(as_of)
             )

@@ -48,7 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from segmenta.domain import events
 from segmenta.domain.events import RunProgressEvent, Subscriber
-from segmenta.domain.routing.runs import ProgressCallback, RunPlan, execute_run, plan_run, start_run
+from segmenta.domain.routing.run_plan import ProgressCallback, RunPlan
+from segmenta.domain.routing.runs import execute_run, plan_run, start_run
 from segmenta.domain.settings import number_setting
 from segmenta.storage.engine import affected_rows
 from segmenta.storage.guard import without_statement_limit

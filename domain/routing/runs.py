@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,11 +47,12 @@ from segmenta.domain import events
 from segmenta.domain.errors import UserError
 from segmenta.domain.routing import assignment
 from segmenta.domain.routing.rulesets import check_rules, get_ruleset
-from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES
+from segmenta.domain.routing.run_plan import ProgressCallback, RunPlan, RunProgress, TeamInfo
+from segmenta.domain.routing.run_summary import summarise
 from segmenta.dsl.ast import Rule, RuleFile, SegmentDef
 from segmenta.dsl.diagnostics import RuleError
 from segmenta.dsl.fields import naive_utc
-from segmenta.dsl.sql_compiler import SqlRuleset, compile_ruleset
+from segmenta.dsl.sql_compiler import compile_ruleset
 from segmenta.storage import routing_queries as queries
 from segmenta.storage.engine import begin_reader, begin_writer
 from segmenta.storage.locks import held_across_transactions
@@ -67,43 +67,6 @@ logger = logging.getLogger(__name__)
 EVALUATION_CHUNK = 100_000
 ASSIGNMENT_CHUNK = 100_000
 MAX_ERROR_LENGTH = 2_000
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    run_id: int
-    step: str  # evaluate | compare | assign | write | summarise | done
-    done: int
-    total: int
-
-
-ProgressCallback = Callable[[RunProgress], Awaitable[None] | None]
-
-
-@dataclass(frozen=True)
-class TeamInfo:
-    id: int
-    key: str
-    strategy: str
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """Everything a run needs, validated before the run row exists."""
-
-    mode: str
-    ruleset_id: int | None
-    rule_file: RuleFile
-    compiled: SqlRuleset
-    as_of: datetime
-    teams: dict[str, TeamInfo]  # by key, the teams the rules name
-    segment_keys: tuple[str, ...]
-    tag_keys: tuple[str, ...]
-    team_rule_labels: tuple[str, ...]
-
-    @property
-    def automatic_team_ids(self) -> list[int]:
-        return sorted(team.id for team in self.teams.values() if team.strategy in AUTOMATIC_STRATEGIES)
 
 
 def normalise_as_of(as_of: datetime | None) -> datetime:
@@ -261,61 +224,6 @@ async def _assign_managers(
     return list(assigners.values())
 
 
-async def _summary(
-    session: AsyncSession, tables: queries.WorkTables, plan: RunPlan, census: queries.Census
-) -> dict[str, Any]:
-    """Settled customers' figures come from the census, the unsettled ones' from the subjects."""
-    groups = await queries.outcome_groups(session, tables, plan.automatic_team_ids) if census.unsettled else []
-    settled_changed = await queries.settled_label_changes(session, tables)
-    key_by_id = {team.id: team.key for team in plan.teams.values()}
-    # Teams the rules do not name can still appear: locked customers' and movers' old teams.
-    other_ids = sorted(
-        {team for group in groups for team in (group.team_before, group.rule_team) if team is not None} - set(key_by_id)
-    )
-    if other_ids:
-        rows = await session.execute(select(Team.id, Team.key).where(Team.id.in_(other_ids)))
-        key_by_id.update({team_id: key for team_id, key in rows.all()})
-
-    def key(team_id: int | None) -> str | None:
-        return None if team_id is None else key_by_id.get(team_id, f"#{team_id}")
-
-    team_counts: Counter[str] = Counter()
-    rule_hits: Counter[str] = Counter()
-    unassigned: Counter[str] = Counter()
-    moves: Counter[tuple[str | None, str | None]] = Counter()
-    for decision, count in census.by_decision.items():
-        rule = tables.rule_by_decision[decision]
-        if rule is not None:
-            rule_hits[rule] += count
-    for decision, count in census.settled_by_decision.items():
-        team = tables.team_by_decision[decision]  # a settled customer is in the decision's team already
-        if team is not None:
-            team_counts[key(team) or ""] += count
-    for group in groups:
-        final_team = group.team_before if group.locked else group.rule_team
-        if final_team is not None:
-            team_counts[key(final_team) or ""] += group.count
-        if group.unassigned and group.rule_team is not None:
-            unassigned[key(group.rule_team) or ""] += group.unassigned
-        if not group.locked and group.team_before != group.rule_team:
-            moves[(key(group.team_before), key(group.rule_team))] += group.count
-    return {
-        "evaluated": census.evaluated,
-        "changed": sum(group.changed for group in groups) + settled_changed,
-        "unmatched": census.by_decision.get(0, 0),
-        "locked": sum(group.count for group in groups if group.locked),
-        "team_counts": dict(sorted(team_counts.items())),
-        "rule_hits": {label: rule_hits.get(label, 0) for label in plan.team_rule_labels},
-        "segment_counts": {k: census.wanted.get((queries.SEGMENT, k), 0) for k in plan.segment_keys},
-        "tag_counts": {k: census.wanted.get((queries.TAG, k), 0) for k in plan.tag_keys},
-        "unassigned_by_team": dict(sorted(unassigned.items())),
-        "moves": [
-            {"from": before, "to": after, "count": count}
-            for (before, after), count in sorted(moves.items(), key=lambda item: (-item[1], item[0][0] or "", item[0][1] or ""))
-        ],
-    }
-
-
 # Names the lock that lets one apply at a time run on a database (storage.locks).
 _APPLY_LOCK_KEY = 0x5E6_A991
 
@@ -409,7 +317,7 @@ async def _write(
         # team, then a new segment's key): in another order the two could wait for each other.
         segment_ids = await _check_segments(session, plan)
         await queries.create_dynamic_segments(session, [k for k in plan.segment_keys if k not in segment_ids], utcnow())
-    summary = await _summary(session, tables, plan, evaluated.census)
+    summary = await summarise(session, tables, plan, evaluated.census)
     if superseded:
         summary["superseded"] = superseded
     await _report(progress, run_id, "write", 0, 1)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from segmenta.domain.errors import UserError
 from segmenta.domain.routing import runs
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
+from segmenta.domain.routing.run_plan import RunProgress
 from segmenta.storage import routing_queries
 from segmenta.storage.models import AssignmentHistory, Customer, EvaluationChange, EvaluationRun, Segment, Team
 from tests.domain.routing_support import (
@@ -396,9 +397,9 @@ async def test_progress_is_reported_and_runs_are_listed(session: AsyncSession) -
     for index in range(3):
         await add_customer(session, f"c{index}")
     await session.commit()
-    seen: list[runs.RunProgress] = []
+    seen: list[RunProgress] = []
 
-    async def record(progress: runs.RunProgress) -> None:
+    async def record(progress: RunProgress) -> None:
         seen.append(progress)
 
     run = await runs.preview_ruleset(session, source="otherwise -> team general\n", progress=record)
