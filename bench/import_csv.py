@@ -34,7 +34,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from segmenta.domain.customers.csv_io import ImportReport, export_customers, import_customers
+from segmenta.domain.customers.csv_export import export_customers
+from segmenta.domain.customers.csv_import import ImportReport, import_customers
 from segmenta.domain.routing.rulesets import activate_ruleset
 from segmenta.storage.engine import normalize_url, session_factory
 from segmenta.storage.migrate import upgrade

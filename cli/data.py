@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from segmenta.cli.app import main
 from segmenta.domain.access.tokens import OPERATOR, ROLES, TokenInfo, create_token, expiry, list_tokens, revoke_token
-from segmenta.domain.customers.csv_io import ImportReport, count_customers, export_customers, import_customers
+from segmenta.domain.customers.csv_export import count_customers, export_customers
+from segmenta.domain.customers.csv_import import ImportReport, import_customers
 from segmenta.domain.errors import UserError
 from segmenta.domain.seed import SeedSummary, seed_database
 from segmenta.storage.engine import create_engine, database_url, session_factory

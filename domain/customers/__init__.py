@@ -2,6 +2,6 @@
 those keep, batch updates and CSV import/export.
 
 records.py and vocabulary.py route nothing and sit below domain/routing/; every write here that
-changes what the rules read (profiles, activity, batch, csv_io) routes the customer again through
+changes what the rules read (profiles, activity, batch, csv_import) routes the customer again through
 domain/routing/realtime.py in the same transaction.
 """

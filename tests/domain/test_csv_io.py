@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmenta.domain.customers import csv_io
-from segmenta.domain.customers.csv_io import ImportReport, export_customers, import_customers
+from segmenta.domain.customers import csv_format, csv_import
+from segmenta.domain.customers.csv_export import export_customers
+from segmenta.domain.customers.csv_import import ImportReport, import_customers
 from segmenta.domain.customers.profiles import create_customer, update_customer
+from segmenta.domain.customers.records import get_customer_attributes
 from segmenta.domain.errors import UserError
 from segmenta.domain.events import AssignmentChangeEvent, hub
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
@@ -231,7 +233,7 @@ async def test_export_lists_fields_tags_attributes_and_assignment(engine: AsyncE
         await session.commit()
     rows = list(csv.reader(io.StringIO(await run_export(engine))))
     header, row = rows
-    assert header == [*csv_io.FIELD_COLUMNS, "tags", "team", "manager", "assignment_locked", "attr.score", "attr.tier"]
+    assert header == [*csv_format.FIELD_COLUMNS, "tags", "team", "manager", "assignment_locked", "attr.score", "attr.tier"]
     record = dict(zip(header, row, strict=True))
     assert record["tags"] == "a;b" and record["attr.score"] == "3.5" and record["attr.tier"] == "gold"
     assert record["income"] == "1200" and record["created_at"] == "2024-05-06T07:08:09"
@@ -247,14 +249,14 @@ async def test_the_assignment_columns_are_accepted_and_ignored_on_import(engine:
 
 
 def test_attribute_cells_that_are_plain_numbers_become_numbers() -> None:
-    assert csv_io.attribute_value("12") == 12.0
-    assert csv_io.attribute_value("-1.5e3") == -1500.0
-    assert csv_io.attribute_value("nan") == "nan"
-    assert csv_io.attribute_value("1_000") == "1_000"
-    assert csv_io.attribute_value("gold") == "gold"
+    assert csv_format.attribute_value("12") == 12.0
+    assert csv_format.attribute_value("-1.5e3") == -1500.0
+    assert csv_format.attribute_value("nan") == "nan"
+    assert csv_format.attribute_value("1_000") == "1_000"
+    assert csv_format.attribute_value("gold") == "gold"
     # Past the numbers' limit (and float's exact integers): text, neither refused nor rounded.
-    assert csv_io.attribute_value("12345678901234567890") == "12345678901234567890"
-    assert csv_io.attribute_value("1e400") == "1e400"
+    assert csv_format.attribute_value("12345678901234567890") == "12345678901234567890"
+    assert csv_format.attribute_value("1e400") == "1e400"
 
 
 # -- round trip --------------------------------------------------------------------------------
@@ -313,7 +315,7 @@ async def test_export_then_import_round_trips(engine: AsyncEngine, customers: li
     header = rows[0]
     for row in rows[1:]:
         for column, cell in zip(header, row, strict=True):
-            assert not cell.startswith(csv_io.FORMULA_STARTS) or csv_io._NUMBER.fullmatch(cell), (column, cell)
+            assert not cell.startswith(csv_format.FORMULA_STARTS) or csv_format.PLAIN_NUMBER.fullmatch(cell), (column, cell)
     await _wipe(engine)
     report = await run_import(engine, first, mode="strict")
     assert report.ok, report.errors
@@ -376,7 +378,7 @@ async def test_marked_export_imports_back_unchanged_and_raw_import_keeps_apostro
     async with session_factory(engine)() as session:
         customer = (await session.execute(select(Customer))).scalar_one()
         assert (customer.code, customer.name) == ("'quoted", FORMULAS["name"])
-        assert (await csv_io.get_customer_attributes(session, [customer.id]))[customer.id]["text_delta"] == "-5"
+        assert (await get_customer_attributes(session, [customer.id]))[customer.id]["text_delta"] == "-5"
 
     await _wipe(engine)
     report = await run_import(engine, "code,name\n'=x,'+y\n", raw=True)
@@ -391,7 +393,7 @@ async def test_a_hand_written_apostrophe_is_taken_off_as_a_spreadsheet_does(engi
     async with session_factory(engine)() as session:
         customer = (await session.execute(select(Customer))).scalar_one()
         assert (customer.code, customer.name) == ("007", "Bond")
-        assert (await csv_io.get_customer_attributes(session, [customer.id]))[customer.id] == {"n": "42", "m": 42.0}
+        assert (await get_customer_attributes(session, [customer.id]))[customer.id] == {"n": "42", "m": 42.0}
 
 
 # -- data limits in files ----------------------------------------------------------------------
@@ -529,13 +531,13 @@ async def update_world(
 async def import_row_by_row(engine: AsyncEngine, text: str) -> list[tuple[int, str | None, str]]:
     """The reference: every row through update_customer in its own SAVEPOINT; committed."""
     errors: list[tuple[int, str | None, str]] = []
-    records = csv_io._records(io.StringIO(text))
+    records = csv_format.records(io.StringIO(text))
     _, header = next(records)
     async with session_factory(engine)() as session:
         for line, cells in records:
             try:
-                data = csv_io.parse_cells(header, cells, patch=True)
-            except csv_io._CellError as error:
+                data = csv_format.parse_cells(header, cells, patch=True)
+            except csv_format.CellError as error:
                 errors.append((line, error.column or None, error.message))
                 continue
             customer = (await session.execute(select(Customer).where(Customer.code == cells[0]))).scalar_one()
@@ -543,7 +545,7 @@ async def import_row_by_row(engine: AsyncEngine, text: str) -> list[tuple[int, s
                 async with session.begin_nested():
                     await update_customer(session, customer.id, data)
             except UserError as error:
-                errors.append((line, csv_io._column_of(error, header), error.message))
+                errors.append((line, csv_format.column_of(error, header), error.message))
         await session.commit()
     return errors
 
@@ -651,14 +653,14 @@ async def test_batched_update_import_equals_update_customer_row_by_row(
 
     await update_world(engine, source, people, loads, locked)
     before = utcnow()
-    original_chunk = csv_io.IMPORT_CHUNK
-    csv_io.IMPORT_CHUNK = chunk  # batches split across chunks and at repeated codes
+    original_chunk = csv_import.IMPORT_CHUNK
+    csv_import.IMPORT_CHUNK = chunk  # batches split across chunks and at repeated codes
     try:
         with hub.assignments.subscribe() as subscriber:
             report = await run_import(engine, text, update=True, mode="strict" if strict else "skip")
             events = announced(drain(subscriber), await customer_codes(engine))
     finally:
-        csv_io.IMPORT_CHUNK = original_chunk
+        csv_import.IMPORT_CHUNK = original_chunk
 
     assert [(e.line, e.column, e.message) for e in report.errors] == expected_errors
     assert sorted({line for line, _, _ in expected_errors}) == bad
