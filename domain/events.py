@@ -7,8 +7,10 @@ Two topics on the module-level ``hub``:
   last one (step ``done``, the final status) after the run's transaction ended.
 * ``hub.assignments`` — :class:`AssignmentChangeEvent`, one per
   ``assignment_history`` row written row by row (real-time routing, manual
-  assignment).  They are published only AFTER the session's transaction
-  commits: a rolled-back transaction (or savepoint) publishes nothing.  An apply
+  assignment).  The code that writes the rows records them explicitly
+  (:func:`record_assignment_changes`) in an outbox of its session, per (nested)
+  transaction; they are published only AFTER the session's transaction commits,
+  and dropped when it (or the savepoint they were written in) rolls back.  An apply
   run writes its history with one INSERT … SELECT, whose rows are not known in
   Python; its changes are announced by the run's final progress event, and
   readers take the rows from the database (schema/subscriptions.py does).
@@ -25,21 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
-
-from segmenta.storage.models import AssignmentHistory
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 # Events a subscriber may have waiting before the oldest are dropped.
 QUEUE_SIZE = 1000
 
-_history_table = AssignmentHistory.__table__
-_PENDING_KEY = "segmenta_pending_assignment_events"
+_OUTBOX_KEY = "segmenta_assignment_outbox"
 
 Event = TypeVar("Event")
 
@@ -146,70 +146,60 @@ def publish_run_progress(run_id: int, step: str, done: int, total: int, status: 
 
 
 # ---------------------------------------------------------------------------
-# Assignment changes: collected per (nested) transaction, published on commit.
+# Assignment changes: recorded per (nested) transaction, published on commit.
 # ---------------------------------------------------------------------------
 
 
-def _pending(session: Session) -> dict[SessionTransaction, list[AssignmentChangeEvent]]:
-    pending: dict[SessionTransaction, list[AssignmentChangeEvent]] = session.info.setdefault(_PENDING_KEY, {})
-    return pending
+class _Outbox:
+    """One session's recorded assignment changes, by the (nested) transaction that made them.
 
-
-def _innermost_transaction(session: Session) -> SessionTransaction | None:
-    return session.get_nested_transaction() or session.get_transaction()
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _collect_history_rows(state: ORMExecuteState) -> None:
-    """Remember the assignment_history rows an INSERT with explicit values writes."""
-    statement = state.statement
-    if not state.is_insert or getattr(statement, "table", None) is not _history_table:
-        return
-    parameters = state.parameters
-    rows: list[Any] = parameters if isinstance(parameters, list) else [parameters] if parameters else []
-    values = [dict(row) for row in rows if "customer_id" in row]
-    if not values:
-        return  # INSERT … SELECT (apply runs): announced by the run's final progress event.
-    remember_assignment_changes(state.session, values)
-
-
-def remember_assignment_changes(session: Session, values: list[dict[str, Any]]) -> None:
-    """Announce these assignment_history rows when the session's current transaction commits.
-
-    For rows written where the hook above cannot see them (a history INSERT inside a
-    larger statement: domain/routing/realtime_create.py on PostgreSQL).
+    Created with the session's first recorded change, it hooks into that session alone (no
+    process-wide listener): a root commit publishes everything; a released savepoint's changes
+    join its enclosing transaction; whatever is still here when its transaction ends was
+    rolled back (or never committed) and is dropped.
     """
-    transaction = _innermost_transaction(session)
+
+    def __init__(self, session: Session) -> None:
+        self.pending: dict[SessionTransaction, list[AssignmentChangeEvent]] = {}
+        event.listen(session, "after_commit", self._committed)
+        event.listen(session, "after_transaction_end", self._ended)
+
+    def _committed(self, session: Session) -> None:
+        if not self.pending:
+            return
+        savepoint = session.get_nested_transaction()
+        if savepoint is not None:
+            released = self.pending.pop(savepoint, None)
+            if released and savepoint.parent is not None:
+                self.pending.setdefault(savepoint.parent, []).extend(released)
+            return
+        committed, self.pending = self.pending, {}
+        for changes in committed.values():
+            for change in changes:
+                hub.assignments.publish(change)
+
+    def _ended(self, session: Session, transaction: SessionTransaction) -> None:
+        if not self.pending:
+            return
+        if transaction.parent is None:
+            self.pending = {}
+        else:
+            self.pending.pop(transaction, None)
+
+
+def record_assignment_changes(session: AsyncSession | Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Publish these assignment_history rows (as written) once the session's transaction commits.
+
+    Called by the code that writes them (real-time routing, manual assignment); nothing is
+    published if the transaction, or the savepoint they were written in, rolls back.
+    """
+    if not rows:
+        return
+    sync_session = session.sync_session if isinstance(session, AsyncSession) else session
+    transaction = sync_session.get_nested_transaction() or sync_session.get_transaction()
     if transaction is None:
         return
-    _pending(session).setdefault(transaction, []).extend(AssignmentChangeEvent.from_values(v) for v in values)
-
-
-@event.listens_for(Session, "after_commit")
-def _publish_committed(session: Session) -> None:
-    """Root commit: publish everything.  Savepoint release: its events now belong to the enclosing transaction."""
-    pending = session.info.get(_PENDING_KEY)
-    if not pending:
-        return
-    savepoint = session.get_nested_transaction()
-    if savepoint is not None:
-        events = pending.pop(savepoint, None)
-        if events and savepoint.parent is not None:
-            pending.setdefault(savepoint.parent, []).extend(events)
-        return
-    session.info.pop(_PENDING_KEY, None)
-    for events in pending.values():
-        for item in events:
-            hub.assignments.publish(item)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_uncommitted(session: Session, transaction: SessionTransaction) -> None:
-    """Whatever is still pending when its transaction ends was rolled back (or never committed)."""
-    pending = session.info.get(_PENDING_KEY)
-    if not pending:
-        return
-    if transaction.parent is None:
-        session.info.pop(_PENDING_KEY, None)
-    else:
-        pending.pop(transaction, None)
+    outbox = sync_session.info.get(_OUTBOX_KEY)
+    if outbox is None:
+        outbox = sync_session.info[_OUTBOX_KEY] = _Outbox(sync_session)
+    outbox.pending.setdefault(transaction, []).extend(AssignmentChangeEvent.from_values(dict(row)) for row in rows)

@@ -9,8 +9,8 @@
 * :func:`insert_new_customer` — the customer, its tags, attributes, segment
   memberships, change row, history row and round-robin position: on PostgreSQL one
   statement (data-modifying CTEs fed by arrays) that also picks the manager
-  (:class:`ManagerPick`); on SQLite the customer's INSERT … RETURNING, then the
-  other statements straight to the driver in one trip (storage/sqlite_direct.py).
+  (:class:`ManagerPick`); on SQLite (no data-modifying CTEs) the customer's INSERT …
+  RETURNING, then one statement per table that has rows.  All through the session.
 
 Every statement is built once per process and executed with bound parameters: an
 executed statement object keeps its cache key, so a call costs neither compilation
@@ -51,7 +51,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from segmenta.storage import sqlite_direct
 from segmenta.storage.models import (
     AssignmentHistory,
     Customer,
@@ -441,8 +440,7 @@ async def insert_new_customer(
 ) -> Customer:
     """Write it all in the session's transaction; the new customer, persistent in the session.
 
-    No ORM execution event sees the history row (it is not written through
-    ``session.execute``): the caller announces it (domain/events.py).
+    The caller announces the history row (:func:`history_values`; domain/events.py).
     """
     if session.get_bind().dialect.name == "postgresql":
         return await _insert_in_one_statement(session, writes, tuple(every_load_strategies))
@@ -452,7 +450,6 @@ async def insert_new_customer(
 async def _insert_table_by_table(session: AsyncSession, writes: NewCustomerWrites) -> Customer:
     customer = (await session.scalars(_INSERT_CUSTOMER, [writes.row], execution_options=_POPULATE)).one()
     customer_id = customer.id
-    # The rest straight to the driver, all in one trip (storage/sqlite_direct.py).
     batch: list[tuple[Any, list[dict[str, Any]]]] = [
         (_INSERT_TAGS, [{"customer_id": customer_id, "tag": tag, "source": source} for tag, source in writes.tags]),
         (
@@ -477,7 +474,9 @@ async def _insert_table_by_table(session: AsyncSession, writes: NewCustomerWrite
     if writes.position is not None:
         team_id, position = writes.position
         batch.append((_UPDATE_POSITION, [{"target_team": team_id, "new_position": position}]))
-    await sqlite_direct.write_all(session, batch)
+    for statement, rows in batch:
+        if rows:
+            await session.execute(statement, rows)
     return customer
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from segmenta.domain import events
 from segmenta.domain import validation as v
 from segmenta.domain.customers.records import chunked
 from segmenta.domain.errors import NotFound, UserError
@@ -150,6 +151,7 @@ async def assign_manager(
     await session.flush()
     if history:
         await session.execute(insert(AssignmentHistory.__table__), history)
+        events.record_assignment_changes(session, history)  # published after the commit
     return customers
 
 

@@ -43,29 +43,16 @@ from datetime import datetime, time
 from typing import Any, cast
 
 from sqlalchemy import (
-    Boolean,
     DateTime,
     Integer,
     Row,
-    String,
-    any_,
     bindparam,
-    case,
-    delete,
     func,
-    insert,
     literal,
-    literal_column,
     select,
     union_all,
-    update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from segmenta.domain import events
 from segmenta.domain.customers.metrics import rule_values
@@ -78,10 +65,12 @@ from segmenta.domain.customers.records import (
     get_customer_tags,
 )
 from segmenta.domain.routing import assignment
+from segmenta.domain.routing.vocabulary import ASSIGNMENT_CAUSES
+from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES, EVERY_LOAD_STRATEGIES
 from segmenta.dsl import ast
 from segmenta.dsl.fields import ATTRIBUTE_PREFIX
 from segmenta.dsl.ruleset import Ruleset, compile_rules
-from segmenta.storage import sqlite_direct
+from segmenta.storage.dml import insert_ignoring_duplicates
 from segmenta.storage.models import (
     AssignmentHistory,
     Customer,
@@ -95,11 +84,11 @@ from segmenta.storage.models import (
     utcnow,
 )
 from segmenta.storage.new_customer_queries import ExistingCustomer, NewCustomerRead, read_new_customer
+from segmenta.storage.routing_writes import CustomerAssignment, RoutingWrites, write_routing
 
 logger = logging.getLogger(__name__)
 
 REALTIME = "realtime"
-CAUSES = ("run", "realtime", "manual")
 # Compiled rulesets kept per process; a server only ever uses the active one and
 # maybe a few being explained, so a handful is plenty.
 CACHE_SIZE = 8
@@ -272,7 +261,7 @@ async def _active_rules_and_customer(
     """
     found: Row[Any] | None = (
         await session.execute(
-            _active_rules_and_customer_statement(), {"customer_id": customer_id, "day": _day_start(now)}
+            _active_rules_and_customer_statement(), {"customer_id": customer_id, "day": day_start(now)}
         )
     ).first()
     if found is None:
@@ -500,8 +489,8 @@ async def _read_team(
         guess=None,
         with_loads=with_loads,
         realtime_mode=REALTIME,
-        automatic_strategies=assignment.AUTOMATIC_STRATEGIES,
-        every_load_strategies=assignment.EVERY_LOAD_STRATEGIES,
+        automatic_strategies=AUTOMATIC_STRATEGIES,
+        every_load_strategies=EVERY_LOAD_STRATEGIES,
         existing=existing,
     )
 
@@ -556,7 +545,7 @@ async def _assign_new_managers(
         if not d.row["assignment_locked"]
         and d.team_known
         and d.rule_team is not None
-        and strategies.get(d.rule_team) in assignment.AUTOMATIC_STRATEGIES
+        and strategies.get(d.rule_team) in AUTOMATIC_STRATEGIES
         and d.manager_after is None
     ]
     if not needing:
@@ -650,7 +639,7 @@ async def _decide(
 # ---------------------------------------------------------------------------
 
 
-def _day_start(moment: datetime) -> datetime:
+def day_start(moment: datetime) -> datetime:
     return datetime.combine(moment.date(), time.min)
 
 
@@ -678,7 +667,7 @@ async def realtime_run_id(
     """
     if known is not None:
         return known
-    day = _day_start(now)
+    day = day_start(now)
     found = await session.scalar(_DAY_RUN, {"run_ruleset": ruleset_id, "day": day})
     if found is not None:
         return found
@@ -690,7 +679,7 @@ async def realtime_run_id(
     return run.id
 
 
-async def _dynamic_segment_ids(
+async def dynamic_segment_ids(
     session: AsyncSession, keys: Collection[str], now: datetime, known: Sequence[SegmentRow]
 ) -> dict[str, int]:
     """Ids of the dynamic segments `keys`, creating the missing ones (as apply does).
@@ -711,9 +700,8 @@ async def _dynamic_segment_ids(
         return ids
     # Another transaction (real time, or an apply) may create the same segment at the same
     # moment: a key already taken is skipped, then every missing key is read back.
-    insert_new = (postgresql_insert if _dialect(session) == "postgresql" else sqlite_insert)(_segments)
     await session.execute(
-        insert_new.on_conflict_do_nothing(),
+        insert_ignoring_duplicates(session.get_bind().dialect.name, _segments),
         [
             {"key": key, "name": key, "description": "maintained by the active ruleset", "kind": "dynamic", "created_at": now}
             for key in missing
@@ -726,171 +714,9 @@ async def _dynamic_segment_ids(
     return ids
 
 
-# Every write below goes in one batch (storage/sqlite_direct.py: one trip to SQLite's
-# driver thread; on PostgreSQL one Core statement each), so none of them may have a
-# column default to compute or a result to read.
-#
-# Every customer re-evaluated gets its routing_version raised, changed or not: an apply
-# running meanwhile then knows its snapshot of the customer is stale and leaves it to this
-# decision (domain/routing/runs.py).  Rows a concurrent apply already wrote or removed are no error:
-# inserts skip a row already there, deletes of a row already gone delete nothing.
-_NEXT_VERSION = _customers.c.routing_version + literal_column("1")
-_UPDATE_ASSIGNMENT = (
-    update(_customers)
-    .where(_customers.c.id == bindparam("target_id"))
-    .values(
-        team_id=bindparam("new_team"),
-        manager_id=bindparam("new_manager"),
-        deciding_rule=bindparam("new_rule"),
-        updated_at=bindparam("new_updated_at"),
-        routing_version=_NEXT_VERSION,
-    )
-)
-# updated_at named as itself: the column's onupdate would stamp it, and routing is no edit of the customer.
-_RAISE_VERSION = (
-    update(_customers)
-    .where(_customers.c.id == bindparam("versioned_id"))
-    .values(routing_version=_NEXT_VERSION, updated_at=_customers.c.updated_at)
-)
-_DELETE_MEMBERSHIP = delete(_members).where(
-    _members.c.customer_id == bindparam("member_customer"), _members.c.segment_id == bindparam("member_segment")
-)
-_INSERT_MEMBERSHIPS = {
-    "postgresql": postgresql_insert(_members).on_conflict_do_nothing(),
-    "sqlite": sqlite_insert(_members).on_conflict_do_nothing(),
-}
-_DELETE_TAG = delete(_tags).where(
-    _tags.c.customer_id == bindparam("tag_customer"),
-    _tags.c.tag == bindparam("tag_name"),
-    _tags.c.source == bindparam("tag_source"),
-)
-_INSERT_TAGS = {
-    "postgresql": postgresql_insert(_tags).on_conflict_do_nothing(),
-    "sqlite": sqlite_insert(_tags).on_conflict_do_nothing(),
-}
-_INSERT_CHANGES = insert(_changes)
-_INSERT_HISTORY = insert(_history)
-_UPDATE_POSITION = (
-    update(_teams)
-    .where(_teams.c.id == bindparam("target_team"))
-    .values(round_robin_position=bindparam("new_position"))
-)
-
-Batch = list[tuple[Any, list[dict[str, Any]]]]
-
-
-def _dialect(session: AsyncSession) -> str:
-    return "postgresql" if assignment.has_row_locks(session) else "sqlite"
-
-
-def _array_of(name: str, type_: Any) -> Any:
-    return func.unnest(bindparam(name, type_=ARRAY(type_))).table_valued(name).render_derived()
-
-
-def _row_of(table: Any, prefix: str) -> dict[str, Any]:
-    return {
-        column.name: bindparam(f"{prefix}{column.name}", type_=column.type) for column in table.c if not column.primary_key
-    }
-
-
-@functools.cache
-def _one_customer_writes() -> Any:
-    """PostgreSQL: the batch of one customer as one statement (data-modifying CTEs fed by arrays;
-    a row that may be missing comes with a boolean), so that it costs one round trip."""
-    customer = bindparam("w_customer", type_=Integer())
-    joined = _array_of("w_joined", Integer())
-    added = _array_of("w_added", String())
-    moved = bindparam("w_moved", type_=Boolean())
-    change = _row_of(_changes, "ch_")
-    history = _row_of(_history, "h_")
-    ctes = [
-        update(_customers)
-        .where(_customers.c.id == customer)
-        .values(
-            team_id=case((moved, bindparam("w_team", type_=Integer())), else_=_customers.c.team_id),
-            manager_id=case((moved, bindparam("w_manager", type_=Integer())), else_=_customers.c.manager_id),
-            deciding_rule=case((moved, bindparam("w_rule", type_=String())), else_=_customers.c.deciding_rule),
-            updated_at=case((moved, bindparam("w_updated_at", type_=DateTime())), else_=_customers.c.updated_at),
-            routing_version=_NEXT_VERSION,
-        )
-        .cte("moved_customer"),
-        delete(_members)
-        .where(_members.c.customer_id == customer, _members.c.segment_id == any_(bindparam("w_left", type_=ARRAY(Integer()))))
-        .cte("left_segments"),
-        postgresql_insert(_members)
-        .from_select(
-            ["segment_id", "customer_id", "added_at"],
-            select(joined.c.w_joined, customer, bindparam("w_added_at", type_=DateTime())).select_from(joined),
-        )
-        .on_conflict_do_nothing()
-        .cte("joined_segments"),
-        delete(_tags)
-        .where(
-            _tags.c.customer_id == customer,
-            _tags.c.tag == any_(bindparam("w_removed", type_=ARRAY(String()))),
-            _tags.c.source == bindparam("w_source", type_=String()),
-        )
-        .cte("removed_tags"),
-        postgresql_insert(_tags)
-        .from_select(
-            ["customer_id", "tag", "source"],
-            select(customer, added.c.w_added, bindparam("w_source", type_=String())).select_from(added),
-        )
-        .on_conflict_do_nothing()
-        .cte("added_tags"),
-        insert(_changes)
-        .from_select(list(change), select(*change.values()).where(bindparam("w_change", type_=Boolean())))
-        .cte("change_row"),
-        insert(_history)
-        .from_select(list(history), select(*history.values()).where(bindparam("w_history", type_=Boolean())))
-        .cte("history_row"),
-        update(_teams)
-        .where(_teams.c.id == bindparam("w_position_team", type_=Integer()))
-        .values(round_robin_position=bindparam("w_position", type_=Integer()))
-        .cte("stored_position"),
-    ]
-    return select(literal(1)).add_cte(*ctes)
-
-
-async def _write_one_customer(session: AsyncSession, customer_id: int, batch: Batch) -> None:
-    """`batch` (the writes of one customer, as _write builds it) in one statement (PostgreSQL)."""
-    rows = {statement: statement_rows for statement, statement_rows in batch}
-    moved = rows[_UPDATE_ASSIGNMENT][0] if rows[_UPDATE_ASSIGNMENT] else None
-    joined = rows.get(_INSERT_MEMBERSHIPS["postgresql"], [])
-    change = rows.get(_INSERT_CHANGES, [])
-    history = rows.get(_INSERT_HISTORY, [])
-    position = rows[_UPDATE_POSITION][0] if rows[_UPDATE_POSITION] else None
-    parameters: dict[str, Any] = {
-        "w_customer": customer_id,
-        "w_moved": moved is not None,
-        "w_team": moved and moved["new_team"],
-        "w_manager": moved and moved["new_manager"],
-        "w_rule": moved and moved["new_rule"],
-        "w_updated_at": moved and moved["new_updated_at"],
-        "w_left": [row["member_segment"] for row in rows.get(_DELETE_MEMBERSHIP, [])],
-        "w_joined": [row["segment_id"] for row in joined],
-        "w_added_at": joined[0]["added_at"] if joined else None,
-        "w_removed": [row["tag_name"] for row in rows.get(_DELETE_TAG, [])],
-        "w_added": [row["tag"] for row in rows.get(_INSERT_TAGS["postgresql"], [])],
-        "w_source": RULE,
-        "w_change": bool(change),
-        "w_history": bool(history),
-        "w_position_team": position and position["target_team"],
-        "w_position": position and position["new_position"],
-    }
-    for prefix, table, values in (
-        ("ch_", _changes, change),
-        ("h_", _history, history),
-    ):
-        for column in table.c:
-            if not column.primary_key:
-                parameters[f"{prefix}{column.name}"] = values[0][column.name] if values else None
-    await session.execute(_one_customer_writes(), parameters)
-
-
-def _assignment_updates(decisions: Sequence[_Decision]) -> list[_Decision]:
+def _assignment_moves(decisions: Sequence[_Decision]) -> set[int]:
     """The unlocked customers whose team, manager or deciding rule differ from the stored ones."""
-    updates = []
+    moved = set()
     for decision in decisions:
         row = decision.row
         if row["assignment_locked"] or not decision.team_known:
@@ -900,45 +726,25 @@ def _assignment_updates(decisions: Sequence[_Decision]) -> list[_Decision]:
             decision.manager_after,
             decision.rule,
         ):
-            updates.append(decision)
-    return updates
+            moved.add(decision.customer_id)
+    return moved
 
 
-async def _label_writes(
-    session: AsyncSession, changes: Sequence[RealtimeChange], now: datetime, known_segments: Sequence[SegmentRow]
-) -> Batch:
+async def _add_label_writes(
+    session: AsyncSession,
+    writes: RoutingWrites,
+    changes: Sequence[RealtimeChange],
+    known_segments: Sequence[SegmentRow],
+) -> None:
     removed_segments = [(c.customer_id, key) for c in changes for key in c.segments_removed]
     added_segments = [(c.customer_id, key) for c in changes for key in c.segments_added]
-    segment_ids = await _dynamic_segment_ids(
-        session, {key for _, key in removed_segments + added_segments}, now, known_segments
+    segment_ids = await dynamic_segment_ids(
+        session, {key for _, key in removed_segments + added_segments}, writes.now, known_segments
     )
-    return [
-        (
-            _DELETE_MEMBERSHIP,
-            [
-                {"member_customer": customer, "member_segment": segment_ids[key]}
-                for customer, key in removed_segments
-                if key in segment_ids
-            ],
-        ),
-        (
-            _INSERT_MEMBERSHIPS[_dialect(session)],
-            [
-                {"segment_id": segment_ids[key], "customer_id": customer, "added_at": now}
-                for customer, key in added_segments
-                if key in segment_ids
-            ],
-        ),
-        (
-            _DELETE_TAG,
-            [
-                {"tag_customer": c.customer_id, "tag_name": tag, "tag_source": RULE}
-                for c in changes
-                for tag in c.tags_removed
-            ],
-        ),
-        (_INSERT_TAGS[_dialect(session)], [{"customer_id": c.customer_id, "tag": tag, "source": RULE} for c in changes for tag in c.tags_added]),
-    ]
+    writes.segments_left = [(customer, segment_ids[key]) for customer, key in removed_segments if key in segment_ids]
+    writes.segments_joined = [(customer, segment_ids[key]) for customer, key in added_segments if key in segment_ids]
+    writes.tags_removed = [(c.customer_id, tag) for c in changes for tag in c.tags_removed]
+    writes.tags_added = [(c.customer_id, tag) for c in changes for tag in c.tags_added]
 
 
 def _change_rows(changes: Sequence[RealtimeChange], run_id: int) -> list[dict[str, Any]]:
@@ -992,62 +798,30 @@ async def _write(
     known_segments: Sequence[SegmentRow],
     known_run_id: int | None,
 ) -> None:
-    """The new assignments, memberships, rule tags, change and history rows and round-robin positions."""
-    updates = _assignment_updates(decisions)
-    updated = {id(d) for d in updates}
-    batch: Batch = [
-        (
-            _UPDATE_ASSIGNMENT,
-            [
-                {
-                    "target_id": d.customer_id,
-                    "new_team": d.rule_team,
-                    "new_manager": d.manager_after,
-                    "new_rule": d.rule,
-                    "new_updated_at": now,
-                }
-                for d in updates
-            ],
-        ),
-        (_RAISE_VERSION, [{"versioned_id": d.customer_id} for d in decisions if id(d) not in updated]),
-    ]
-    history: list[dict[str, Any]] = []
+    """The new assignments, memberships, rule tags, change and history rows and round-robin positions,
+    through the one write path (storage.routing_writes); the history announced after the commit."""
+    moved = _assignment_moves(decisions)
+    writes = RoutingWrites(
+        now=now,
+        customers=[
+            CustomerAssignment(d.customer_id, d.customer_id in moved, d.rule_team, d.manager_after, d.rule)
+            for d in decisions
+        ],
+        # What domain.routing.assignment.save_positions writes.
+        positions=[(a.team_id, a.position_to_store) for a in assigners if a.position_to_store is not None],
+    )
     if changes:
         # Rarely anything to create (the day's first change, a segment the rules name for
-        # the first time): done first, since the batch refers to them.
-        batch += await _label_writes(session, changes, now, known_segments)
+        # the first time): done first, since the writes refer to them.
+        await _add_label_writes(session, writes, changes, known_segments)
         run_id = await realtime_run_id(session, ruleset_id, now, known=known_run_id)
         for change in changes:
             change.run_id = run_id
-        history = _history_rows(changes, run_id, cause, now)
-        batch += [(_INSERT_CHANGES, _change_rows(changes, run_id)), (_INSERT_HISTORY, history)]
-    # What domain.routing.assignment.save_positions writes, in the batch.
-    batch.append(
-        (
-            _UPDATE_POSITION,
-            [
-                {"target_team": a.team_id, "new_position": a.position_to_store}
-                for a in assigners
-                if a.position_to_store is not None
-            ],
-        )
-    )
-    if len(decisions) == 1 and assignment.has_row_locks(session):
-        await _write_one_customer(session, decisions[0].customer_id, batch)
-    else:
-        await sqlite_direct.write_all(session, batch)
-    if history:
-        # Not written through session.execute: the hook in domain/events.py does not see it.
-        events.remember_assignment_changes(session.sync_session, history)
-    # Loaded Customer objects (the one a mutation returns) must show the new assignment.
-    identity_map = session.sync_session.identity_map
-    for decision in updates:
-        loaded = identity_map.get(identity_key(Customer, decision.customer_id))
-        if loaded is not None:
-            set_committed_value(loaded, "team_id", decision.rule_team)
-            set_committed_value(loaded, "manager_id", decision.manager_after)
-            set_committed_value(loaded, "deciding_rule", decision.rule)
-            set_committed_value(loaded, "updated_at", now)
+        writes.changes = _change_rows(changes, run_id)
+        writes.history = _history_rows(changes, run_id, cause, now)
+    await write_routing(session, writes)
+    events.record_assignment_changes(session, writes.history)
+
 
 
 async def reevaluate_customers(
@@ -1058,7 +832,7 @@ async def reevaluate_customers(
     Returns what changed (customers with nothing to change are left out).  Unknown
     ids are ignored.  Does nothing, apart from one SELECT, when no ruleset is active.
     """
-    if cause not in CAUSES:
+    if cause not in ASSIGNMENT_CAUSES:
         raise ValueError(f"unknown assignment cause {cause!r}")
     ids = list(dict.fromkeys(customer_ids))
     if not ids:

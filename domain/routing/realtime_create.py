@@ -56,6 +56,7 @@ from segmenta.domain.customers.records import MANUAL, RULE, birthday_md
 from segmenta.domain.errors import Conflict
 from segmenta.domain.routing import assignment, realtime
 from segmenta.domain.routing.realtime import REALTIME, CompiledRules
+from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES, EVERY_LOAD_STRATEGIES
 from segmenta.storage.models import Customer, utcnow
 from segmenta.storage.new_customer_queries import (
     Guess,
@@ -127,8 +128,8 @@ async def _read(
         guess=guess,
         with_loads=with_loads,
         realtime_mode=REALTIME,
-        automatic_strategies=assignment.AUTOMATIC_STRATEGIES,
-        every_load_strategies=assignment.EVERY_LOAD_STRATEGIES,
+        automatic_strategies=AUTOMATIC_STRATEGIES,
+        every_load_strategies=EVERY_LOAD_STRATEGIES,
     )
 
 
@@ -152,7 +153,7 @@ async def insert_customer(
 
     guess = realtime.last_used_rules()
     plan = _decide(guess, rule_input, now) if guess is not None else None
-    read = await _read(session, plan, head=(row["code"], realtime._day_start(now)), with_loads=not row_locks)
+    read = await _read(session, plan, head=(row["code"], realtime.day_start(now)), with_loads=not row_locks)
     if read.code_taken:
         raise code_conflict(row["code"])
     routing: _Routing | None = None
@@ -180,7 +181,7 @@ async def insert_customer(
         await _add_routing(session, writes, routing, now)
     try:
         customer = await insert_new_customer(
-            session, writes, every_load_strategies=assignment.EVERY_LOAD_STRATEGIES
+            session, writes, every_load_strategies=EVERY_LOAD_STRATEGIES
         )
     except IntegrityError as error:
         if is_code_conflict(error):
@@ -188,8 +189,7 @@ async def insert_customer(
         raise
     history = history_values(writes, customer)
     if history is not None:
-        # Not written through session.execute: the hook in domain/events.py does not see it.
-        events.remember_assignment_changes(session.sync_session, [dict(history)])
+        events.record_assignment_changes(session, [history])  # published after the commit
     return customer
 
 
@@ -231,7 +231,7 @@ def _route(plan: _Plan, read: NewCustomerRead, row: Mapping[str, Any], *, pick_i
         return routing
     team_id, strategy, position = read.team
     routing.team_id = team_id
-    if strategy in assignment.AUTOMATIC_STRATEGIES:
+    if strategy in AUTOMATIC_STRATEGIES:
         assigner = assignment.build_assigners([read.team], read.members, read.loads)[team_id]
         candidate = assignment.Candidate(0, row["industry"], row["region"])
         if pick_in_write:
@@ -264,7 +264,7 @@ async def _add_routing(session: AsyncSession, writes: NewCustomerWrites, routing
     # name for the first time is created (as domain/routing/realtime.py does).
     run_id = await realtime.realtime_run_id(session, plan.rules.ruleset_id, now, known=routing.day_run_id)
     joined = sorted(set(plan.segments))
-    segment_ids = await realtime._dynamic_segment_ids(session, set(joined), now, routing.segments)
+    segment_ids = await realtime.dynamic_segment_ids(session, set(joined), now, routing.segments)
     writes.segment_ids = [segment_ids[key] for key in joined if key in segment_ids]
     writes.added_at = now
     writes.pick = routing.pick

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from segmenta.domain.customers import profiles
 from segmenta.domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, Topic, hub
 from segmenta.domain.routing import manual_assignment, runs
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
+from segmenta.storage.engine import session_factory
 from tests.domain.routing_support import add_customer, add_employee, add_team
 
 RULES = """
@@ -114,3 +115,43 @@ async def test_run_progress_is_published_and_ends_with_the_final_status(session:
     assert [event.step for event in events][0] == "evaluate"
     assert all(event.status == "running" for event in events[:-1])
     assert (events[-1].step, events[-1].status) == ("done", "succeeded")
+
+
+async def test_a_committed_change_is_published_once(session: AsyncSession) -> None:
+    world = await _routing_world(session)
+    with hub.assignments.subscribe() as subscriber:
+        customer = await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})
+        await session.commit()
+        await session.commit()  # a later, empty commit publishes nothing again
+        await profiles.update_customer(session, customer.id, {"name": "C1 renamed"})  # stays: no change
+        await session.commit()
+        published = drain(subscriber)
+    assert [(e.customer_id, e.team_after_id) for e in published] == [(customer.id, world["standard"])]
+
+
+async def test_a_rolled_back_manual_assignment_publishes_nothing(session: AsyncSession) -> None:
+    world = await _routing_world(session)
+    customer_id = (await add_customer(session, "c1", size="small")).id
+    await session.commit()
+    with hub.assignments.subscribe() as subscriber:
+        await manual_assignment.assign_manager(session, [customer_id], world["bob"])
+        await session.rollback()
+        await session.commit()
+        assert drain(subscriber) == []
+        await manual_assignment.assign_manager(session, [customer_id], world["bob"])
+        await session.commit()
+        assert [(e.customer_id, e.manager_after_id, e.cause) for e in drain(subscriber)] == [
+            (customer_id, world["bob"], "manual")
+        ]
+
+
+async def test_only_the_session_that_made_a_change_publishes_it(session: AsyncSession, engine: AsyncEngine) -> None:
+    # The outbox belongs to its session: another session's commit does not publish it.
+    await _routing_world(session)
+    with hub.assignments.subscribe() as subscriber:
+        await profiles.create_customer(session, {"code": "c1", "name": "C1", "size": "small"})
+        async with session_factory(engine)() as other:
+            await other.commit()
+        assert drain(subscriber) == []
+        await session.commit()
+        assert len(drain(subscriber)) == 1

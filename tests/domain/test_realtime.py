@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from segmenta.domain.customers import activity, profiles, records
 from segmenta.domain.routing import assignment, realtime, runs
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
-from segmenta.storage import sqlite_direct
+from segmenta.storage import routing_writes
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import (
     AssignmentHistory,
@@ -312,10 +312,6 @@ async def _lock_team_assigners_in_the_assignment_module(
     return await assignment.load_team_assigners(session, sorted({d.rule_team for d in needing}))
 
 
-async def _write_statement_by_statement(session: AsyncSession, customer_id: int, batch: Any) -> None:
-    await sqlite_direct.write_all(session, batch)
-
-
 PURCHASED_AT = datetime(2026, 1, 2, 3, 4, 5)
 people = st.lists(
     st.fixed_dictionaries(
@@ -403,7 +399,7 @@ async def test_one_customer_routes_exactly_as_with_the_general_reads_and_writes(
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(realtime, "_read_team", _read_team_as_the_assignment_module_does)
                 patch.setattr(realtime, "_lock_team_assigners", _lock_team_assigners_in_the_assignment_module)
-                patch.setattr(realtime, "_write_one_customer", _write_statement_by_statement)
+                patch.setattr(routing_writes, "_in_one_statement", lambda session, writes: False)
                 patch.setattr(realtime, "_assigners_read", _assigners_with_the_loads_read)
                 await event(session, customer_id, change)
             code = (await session.get(Customer, customer_id)).code
