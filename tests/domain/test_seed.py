@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from segmenta.domain.errors import Conflict
-from segmenta.domain.seed import CHINESE_REGIONS, REGIONS, TEAMS, generate_dataset, sample_rules, seed_database
+from segmenta.domain.seed import sample_rules, seed_database
+from segmenta.domain.seed_generator import TEAMS, generate_dataset
+from segmenta.domain.seed_words import CHINESE_REGIONS, REGIONS
 from segmenta.dsl.pipeline import check_source
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import (
