@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from segmenta.schema.context import Info
 from segmenta.schema.loaders import overall_stats, restricted
+from segmenta.schema.metric_types import CustomerGroupStats
 from segmenta.schema.permissions import scope
-from segmenta.schema.types import CustomerGroupStats, Team
+from segmenta.schema.types import Team
 from segmenta.storage import models
 
 

@@ -1,7 +1,17 @@
-"""GraphQL object types (docs/graphql.md).  Each is built from its storage row with
+"""GraphQL object types of the data model (docs/graphql.md).  Each is built from its storage row with
 `from_row`; related objects and lists come through the request's DataLoaders,
 which apply the caller's customer scope (schema/permissions.py): a Customer
-reached from another object is null when the caller may not see it."""
+reached from another object is null when the caller may not see it.  The figures about customers
+are in schema/metric_types.py, the routing types in schema/routing_types.py.
+
+Why one module: these types point at each other both ways (a customer's team and a team's
+customers, a purchase's customer and a customer's purchases, an employee's teams and a team's
+members), and Strawberry resolves a field's type from the module that declares it.  Split by
+area, each module would have to import the others (an import circle) or name them by string
+through `strawberry.lazy` (the same circle, hidden from the import graph).  Everything that is
+not part of that graph (the metrics and group figures, the routing types, the payloads) lives
+elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +21,6 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from segmenta.dsl.fields import derive_day_metrics
 from segmenta.schema.context import Info
 from segmenta.schema.enums import (
     AssignmentCause,
@@ -38,8 +47,8 @@ from segmenta.schema.loaders import (
     INTERACTIONS_OF_CUSTOMER,
     PURCHASES_OF_CUSTOMER,
     ChildList,
-    GroupStats,
 )
+from segmenta.schema.metric_types import CustomerGroupStats, CustomerMetrics, EmployeeStats, TeamStats
 from segmenta.schema.orderings import (
     CUSTOMER_ORDERINGS,
     NEWEST_FEEDBACK,
@@ -69,114 +78,6 @@ async def _child_connection(
         return await loaders.count_of(children).load(parent_id)
 
     return to_connection(page, ordering, convert, count_rows)
-
-
-def _mean(total: float, count: int) -> float | None:
-    return total / count if count else None
-
-
-@strawberry.type(description="Every rule-language metric; day-based ones are measured at the time of the request.")
-class CustomerMetrics:
-    purchase_count: int
-    total_spent: float
-    avg_order_value: float | None
-    first_purchase_at: datetime | None
-    last_purchase_at: datetime | None
-    days_since_purchase: int | None
-    avg_satisfaction: float | None = strawberry.field(description="Mean survey score (1–5).")
-    nps: float | None = strawberry.field(description="Mean NPS score (0–10).")
-    feedback_count: int
-    complaint_count: int
-    open_complaints: int
-    interaction_count: int
-    last_contact_at: datetime | None
-    days_since_contact: int | None
-    tenure_days: int | None
-    days_to_birthday: int | None = strawberry.field(description="0 on the birthday.")
-    customer_id: strawberry.Private[int]
-
-    @strawberry.field(description="The distinct categories of the customer's purchases.")
-    async def product_categories(self, info: Info) -> list[str]:
-        return await info.context.loaders.categories_of_customer.load(self.customer_id)
-
-    @classmethod
-    def from_row(cls, row: models.Customer, now: datetime) -> CustomerMetrics:
-        days = derive_day_metrics(
-            {
-                "last_purchase_at": row.last_purchase_at,
-                "last_contact_at": row.last_contact_at,
-                "created_at": row.created_at,
-                "birthday": row.birthday,
-            },
-            now,
-        )
-        return cls(
-            purchase_count=row.purchase_count or 0,
-            total_spent=row.total_spent or 0.0,
-            avg_order_value=_mean(row.total_spent or 0.0, row.purchase_count or 0),
-            first_purchase_at=to_api(row.first_purchase_at),
-            last_purchase_at=to_api(row.last_purchase_at),
-            days_since_purchase=days.get("days_since_purchase"),
-            avg_satisfaction=_mean(row.survey_sum or 0.0, row.survey_count or 0),
-            nps=_mean(row.nps_sum or 0.0, row.nps_count or 0),
-            feedback_count=row.feedback_count or 0,
-            complaint_count=row.complaint_count or 0,
-            open_complaints=row.open_complaints or 0,
-            interaction_count=row.interaction_count or 0,
-            last_contact_at=to_api(row.last_contact_at),
-            days_since_contact=days.get("days_since_contact"),
-            tenure_days=days.get("tenure_days"),
-            days_to_birthday=days.get("days_to_birthday"),
-            customer_id=row.id,
-        )
-
-
-@strawberry.type(description="Aggregates over a group of customers (an agent: only their customers in it).")
-class CustomerGroupStats:
-    customer_count: int
-    total_spent: float
-    purchase_count: int
-    avg_order_value: float | None
-    avg_satisfaction: float | None = strawberry.field(description="Mean of all survey scores in the group.")
-    nps: float | None = strawberry.field(description="Mean of all NPS scores in the group.")
-    feedback_count: int
-    complaint_count: int
-    open_complaints: int
-    interaction_count: int
-
-    @staticmethod
-    def fields_of(stats: GroupStats) -> dict[str, Any]:
-        return {
-            "customer_count": stats.customer_count,
-            "total_spent": stats.total_spent,
-            "purchase_count": stats.purchase_count,
-            "avg_order_value": _mean(stats.total_spent, stats.purchase_count),
-            "avg_satisfaction": _mean(stats.survey_sum, stats.survey_count),
-            "nps": _mean(stats.nps_sum, stats.nps_count),
-            "feedback_count": stats.feedback_count,
-            "complaint_count": stats.complaint_count,
-            "open_complaints": stats.open_complaints,
-            "interaction_count": stats.interaction_count,
-        }
-
-    @classmethod
-    def from_stats(cls, stats: GroupStats) -> CustomerGroupStats:
-        return cls(**cls.fields_of(stats))
-
-
-@strawberry.type
-class TeamStats(CustomerGroupStats):
-    member_count: int
-    monthly_target: float | None
-
-
-@strawberry.type
-class EmployeeStats(CustomerGroupStats):
-    capacity: int | None = strawberry.field(description="Maximum customers; null = unlimited.")
-    free_capacity: int | None = strawberry.field(description="Customers the employee can still take; null = unlimited.")
-    interactions_handled: int = strawberry.field(description="Interactions recorded with this employee.")
-    feedback_received: int = strawberry.field(description="Feedback naming this employee.")
-    monthly_target: float | None
 
 
 @strawberry.type
