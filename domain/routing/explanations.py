@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from segmenta.domain.customers.metrics import load_rule_values
 from segmenta.domain.errors import NotFound, UserError
 from segmenta.domain.routing import assignment
-from segmenta.domain.routing.realtime import active_rules, compiled_rules
+from segmenta.domain.routing.realtime_rules import active_rules, compiled_rules
 from segmenta.domain.routing.rulesets import get_ruleset
 from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES
 from segmenta.dsl.diagnostics import Diagnostic, RuleError

@@ -54,8 +54,9 @@ from segmenta.domain import events
 from segmenta.domain.customers.metrics import rule_values
 from segmenta.domain.customers.records import MANUAL, RULE, birthday_md
 from segmenta.domain.errors import Conflict
-from segmenta.domain.routing import assignment, realtime
-from segmenta.domain.routing.realtime import REALTIME, CompiledRules
+from segmenta.domain.routing import assignment, realtime_rules
+from segmenta.domain.routing.realtime_records import REALTIME, day_start, dynamic_segment_ids, realtime_run_id
+from segmenta.domain.routing.realtime_rules import CompiledRulesetVersion
 from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES, EVERY_LOAD_STRATEGIES
 from segmenta.storage.models import Customer, utcnow
 from segmenta.storage.new_customer_queries import (
@@ -101,14 +102,14 @@ def new_customer_row(values: Mapping[str, Any], now: datetime) -> dict[str, Any]
 class _Plan:
     """What `rules` decide for the new customer."""
 
-    rules: CompiledRules
+    rules: CompiledRulesetVersion
     team_key: str | None
     rule: str | None
     segments: tuple[str, ...]
     tags: tuple[str, ...]
 
 
-def _decide(rules: CompiledRules, values: Mapping[str, Any], now: datetime) -> _Plan:
+def _decide(rules: CompiledRulesetVersion, values: Mapping[str, Any], now: datetime) -> _Plan:
     team_key, rule, segments, tags = rules.rules.decide(values, now)
     return _Plan(rules, team_key, rule, tuple(segments), tuple(tags))
 
@@ -151,16 +152,16 @@ async def insert_customer(
     rule_input = rule_values(row, tags, kept_attributes, ())
     row_locks = assignment.has_row_locks(session)
 
-    guess = realtime.last_used_rules()
+    guess = realtime_rules.last_used_rules()
     plan = _decide(guess, rule_input, now) if guess is not None else None
-    read = await _read(session, plan, head=(row["code"], realtime.day_start(now)), with_loads=not row_locks)
+    read = await _read(session, plan, head=(row["code"], day_start(now)), with_loads=not row_locks)
     if read.code_taken:
         raise code_conflict(row["code"])
     routing: _Routing | None = None
     if read.ruleset is None:
-        realtime.saw_no_active_ruleset()  # the next read carries no guessed team and segments
+        realtime_rules.saw_no_active_ruleset()  # the next read carries no guessed team and segments
     else:
-        rules = realtime.compiled_rules(*read.ruleset)
+        rules = realtime_rules.compiled_rules(*read.ruleset)
         if plan is None or plan.rules is not rules:
             plan = _decide(rules, rule_input, now)
             day_run_id = read.day_run_id
@@ -262,9 +263,9 @@ async def _add_routing(session: AsyncSession, writes: NewCustomerWrites, routing
         return
     # Both rare: the day's first change creates its realtime run, a segment the rules
     # name for the first time is created (as domain/routing/realtime.py does).
-    run_id = await realtime.realtime_run_id(session, plan.rules.ruleset_id, now, known=routing.day_run_id)
+    run_id = await realtime_run_id(session, plan.rules.ruleset_id, now, known=routing.day_run_id)
     joined = sorted(set(plan.segments))
-    segment_ids = await realtime.dynamic_segment_ids(session, set(joined), now, routing.segments)
+    segment_ids = await dynamic_segment_ids(session, set(joined), now, routing.segments)
     writes.segment_ids = [segment_ids[key] for key in joined if key in segment_ids]
     writes.added_at = now
     writes.pick = routing.pick

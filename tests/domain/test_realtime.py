@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from segmenta.domain.customers import activity, profiles, records
-from segmenta.domain.routing import assignment, realtime, runs
+from segmenta.domain.routing import assignment, realtime_decide, realtime_reads, realtime_rules, runs
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage import routing_writes
 from segmenta.storage.engine import session_factory
@@ -240,15 +240,15 @@ async def test_a_failed_write_rolls_back_the_routing_too(session: AsyncSession) 
 async def test_the_ruleset_is_compiled_once_per_version(session: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> None:
     await staff(session)
     await activate(session)
-    realtime._cache.clear()
+    realtime_rules._cache.clear()
     calls: list[str] = []
-    original = realtime.compile_rules
+    original = realtime_rules.compile_rules
 
     def counting(source: str) -> Any:
         calls.append(source)
         return original(source)
 
-    monkeypatch.setattr(realtime, "compile_rules", counting)
+    monkeypatch.setattr(realtime_rules, "compile_rules", counting)
     for index in range(4):
         await profiles.create_customer(session, {"code": f"c{index}", "name": "C", "size": "small"})
     assert len(calls) == 1
@@ -287,9 +287,9 @@ async def test_capacity_counts_the_customer_leaving_its_old_manager(session: Asy
 async def _read_team_as_the_assignment_module_does(
     session: AsyncSession, team_key: str | None, segment_keys: Any, *, with_loads: bool, existing: Any = None
 ) -> NewCustomerRead:
-    """The reference for realtime._read_team: the segments and teams by key, then the team's
+    """The reference for realtime_reads.read_team: the segments and teams by key, then the team's
     assigner as domain.routing.assignment.load_team_assigners builds it (every member's stored load)."""
-    teams, segments = await realtime._teams_and_segments_by_key(session, [team_key] if team_key else [], segment_keys)
+    teams, segments = await realtime_reads.teams_and_segments_by_key(session, [team_key] if team_key else [], segment_keys)
     read = NewCustomerRead(segments=segments)
     if team_key in teams:
         team_id, strategy = teams[team_key]
@@ -397,10 +397,10 @@ async def test_one_customer_routes_exactly_as_with_the_general_reads_and_writes(
         customer_id = ids[which % len(ids)]
         async with factory() as session:
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(realtime, "_read_team", _read_team_as_the_assignment_module_does)
-                patch.setattr(realtime, "_lock_team_assigners", _lock_team_assigners_in_the_assignment_module)
+                patch.setattr(realtime_decide, "read_team", _read_team_as_the_assignment_module_does)
+                patch.setattr(realtime_decide, "_lock_team_assigners", _lock_team_assigners_in_the_assignment_module)
                 patch.setattr(routing_writes, "_in_one_statement", lambda session, writes: False)
-                patch.setattr(realtime, "_assigners_read", _assigners_with_the_loads_read)
+                patch.setattr(realtime_decide, "_assigners_read", _assigners_with_the_loads_read)
                 await event(session, customer_id, change)
             code = (await session.get(Customer, customer_id)).code
             expected = await outcome(session, code)

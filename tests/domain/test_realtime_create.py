@@ -22,7 +22,7 @@ from segmenta.domain.customers import profiles
 from segmenta.domain.customers.records import MANUAL, birthday_md, validate_customer_input
 from segmenta.domain.errors import Conflict
 from segmenta.domain.events import hub
-from segmenta.domain.routing import realtime, realtime_create
+from segmenta.domain.routing import realtime, realtime_create, realtime_rules
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import (
@@ -154,13 +154,13 @@ async def world(engine: AsyncEngine, source: str, loads: tuple[int, int, int], d
 
 def set_guess(kind: str, ruleset_id: int, source: str) -> None:
     if kind == "none":
-        realtime._last_used = None
+        realtime_rules._last_used = None
     elif kind == "other ruleset":
-        realtime._last_used = realtime.compiled_rules(ruleset_id + 1000, 1, "otherwise -> team t2, tag other\n")
+        realtime_rules._last_used = realtime_rules.compiled_rules(ruleset_id + 1000, 1, "otherwise -> team t2, tag other\n")
     elif kind == "same id, other source":  # another database whose ruleset has this id and version
-        realtime._last_used = realtime.compiled_rules(ruleset_id, 1, "otherwise -> team t0, tag elsewhere\n")
+        realtime_rules._last_used = realtime_rules.compiled_rules(ruleset_id, 1, "otherwise -> team t0, tag elsewhere\n")
     else:
-        realtime._last_used = realtime.compiled_rules(ruleset_id, 1, source)
+        realtime_rules._last_used = realtime_rules.compiled_rules(ruleset_id, 1, source)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -225,7 +225,7 @@ async def test_activation_by_another_session_routes_the_next_customer_by_the_new
             EvaluationRun, EvaluationRun.id == AssignmentHistory.run_id))).all())
     assert (teams[before.team_id], tags[before.id], runs[before.id]) == ("one", "first", first.id)
     assert (teams[after.team_id], tags[after.id], runs[after.id]) == ("two", "second", second.id)
-    assert realtime.last_used_rules() is not None and realtime.last_used_rules().ruleset_id == second.id
+    assert realtime_rules.last_used_rules() is not None and realtime_rules.last_used_rules().ruleset_id == second.id
 
 
 async def test_deactivation_by_another_session_stops_routing(engine: AsyncEngine) -> None:
