@@ -31,11 +31,11 @@ statement per table.  On PostgreSQL the read locks the team row and then its
 members' employee rows (in id order, as every assignment does, and only when the
 active ruleset is the guessed one, so a wrong guess never holds locks out of order),
 and the writes are one statement that also picks the manager
-(storage.new_customer_queries.ManagerPick): its loads are counted after the locks
+(storage.new_customer_write.ManagerPick): its loads are counted after the locks
 were granted — a statement that waited for a lock still reads its own older
 snapshot, so the read could not count them — without a statement in between.
 
-The statements themselves are in storage/new_customer_queries.py.
+The statements themselves are in storage/new_customer_read.py and new_customer_write.py.
 """
 
 from __future__ import annotations
@@ -59,15 +59,8 @@ from segmenta.domain.routing.realtime_records import REALTIME, day_start, dynami
 from segmenta.domain.routing.realtime_rules import CompiledRulesetVersion
 from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES, EVERY_LOAD_STRATEGIES
 from segmenta.storage.models import Customer, utcnow
-from segmenta.storage.new_customer_queries import (
-    Guess,
-    ManagerPick,
-    NewCustomerRead,
-    NewCustomerWrites,
-    history_values,
-    insert_new_customer,
-    read_new_customer,
-)
+from segmenta.storage.new_customer_read import Guess, NewCustomerRead, read_new_customer
+from segmenta.storage.new_customer_write import ManagerPick, NewCustomerWrites, history_values, insert_new_customer
 
 logger = logging.getLogger(__name__)
 

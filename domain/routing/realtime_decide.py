@@ -18,7 +18,7 @@ from segmenta.domain.routing.realtime_records import SegmentRow
 from segmenta.domain.routing.realtime_rules import CompiledRulesetVersion
 from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES
 from segmenta.storage.models import Customer
-from segmenta.storage.new_customer_queries import ExistingCustomer, NewCustomerRead
+from segmenta.storage.new_customer_read import ExistingCustomer, NewCustomerRead
 
 logger = logging.getLogger(__name__)
 

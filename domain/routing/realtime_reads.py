@@ -30,7 +30,7 @@ from segmenta.domain.routing.realtime_records import REALTIME, SegmentRow, day_s
 from segmenta.domain.routing.realtime_rules import CompiledRulesetVersion, compiled_rules
 from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES, EVERY_LOAD_STRATEGIES
 from segmenta.storage.models import Customer, CustomerTag, EvaluationRun, RulesetVersion, Segment, SegmentMember, Team
-from segmenta.storage.new_customer_queries import ExistingCustomer, NewCustomerRead, read_new_customer
+from segmenta.storage.new_customer_read import ExistingCustomer, NewCustomerRead, read_new_customer
 
 _customers = Customer.__table__
 
@@ -243,7 +243,7 @@ async def read_team(
     """The team `team_key` with its active members — locked on PostgreSQL, the team row first, then
     the members' employee rows in id order (domain/routing/assignment.py's order); for an `existing`
     customer only when it needs a manager — and the segments `segment_keys`, in one statement
-    (storage/new_customer_queries.py); with the members' loads that can matter when `with_loads`
+    (storage/new_customer_read.py); with the members' loads that can matter when `with_loads`
     (only where no lock is taken: a locked row's load must be counted by a later statement, which
     sees what committed while waiting)."""
     return await read_new_customer(

@@ -25,7 +25,7 @@ from segmenta.storage.models import (
     Team,
     TeamMember,
 )
-from segmenta.storage.new_customer_queries import NewCustomerRead
+from segmenta.storage.new_customer_read import NewCustomerRead
 from tests.domain.routing_support import (
     add_customer,
     add_employee,
@@ -363,7 +363,7 @@ async def test_one_customer_routes_exactly_as_with_the_general_reads_and_writes(
     drop_t3: bool,
 ) -> None:
     """One customer's team and segments are read in one statement, with the team's members
-    when it needs a manager (storage/new_customer_queries.py; locked on PostgreSQL, which then
+    when it needs a manager (storage/new_customer_read.py; locked on PostgreSQL, which then
     counts their loads, with them on SQLite); on PostgreSQL its writes are one statement.
     Every event must route exactly as with the team read, locked and loaded by
     domain.routing.assignment and the writes made one statement each."""
