@@ -1,6 +1,6 @@
 """The summary of a run (docs/routing.md, 'Runs'): counts per team, rule, segment and tag, the
 customers left without a manager and the moves between teams, from the work tables of its
-evaluation (storage.routing_queries)."""
+evaluation (storage.run_evaluation)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain.routing.run_plan import RunPlan
-from segmenta.storage import routing_queries as queries
+from segmenta.storage import run_evaluation, run_work_tables
 from segmenta.storage.models import Team
 
 
 async def summarise(
-    session: AsyncSession, tables: queries.WorkTables, plan: RunPlan, census: queries.Census
+    session: AsyncSession, tables: run_work_tables.WorkTables, plan: RunPlan, census: run_evaluation.Census
 ) -> dict[str, Any]:
     """Settled customers' figures come from the census, the unsettled ones' from the subjects."""
-    groups = await queries.outcome_groups(session, tables, plan.automatic_team_ids) if census.unsettled else []
-    settled_changed = await queries.settled_label_changes(session, tables)
+    groups = await run_evaluation.outcome_groups(session, tables, plan.automatic_team_ids) if census.unsettled else []
+    settled_changed = await run_evaluation.settled_label_changes(session, tables)
     key_by_id = {team.id: team.key for team in plan.teams.values()}
     # Teams the rules do not name can still appear: locked customers' and movers' old teams.
     other_ids = sorted(
@@ -60,8 +60,8 @@ async def summarise(
         "locked": sum(group.count for group in groups if group.locked),
         "team_counts": dict(sorted(team_counts.items())),
         "rule_hits": {label: rule_hits.get(label, 0) for label in plan.team_rule_labels},
-        "segment_counts": {k: census.wanted.get((queries.SEGMENT, k), 0) for k in plan.segment_keys},
-        "tag_counts": {k: census.wanted.get((queries.TAG, k), 0) for k in plan.tag_keys},
+        "segment_counts": {k: census.wanted.get((run_work_tables.SEGMENT, k), 0) for k in plan.segment_keys},
+        "tag_counts": {k: census.wanted.get((run_work_tables.TAG, k), 0) for k in plan.tag_keys},
         "unassigned_by_team": dict(sorted(unassigned.items())),
         "moves": [
             {"from": before, "to": after, "count": count}

@@ -1,6 +1,6 @@
 """Evaluation runs: preview and apply a ruleset to every customer (docs/routing.md, 'Runs').
 
-A run is evaluated set-based inside the database (storage.routing_queries): the
+A run is evaluated set-based inside the database (storage.run_work_tables, run_evaluation and routing_queries): the
 SQL compiler's expressions fill a temporary work table with one row per customer,
 and every difference — team, manager, dynamic segments, rule tags — is derived
 from it with INSERT … SELECT / UPDATE / DELETE statements.  Only the customers
@@ -54,6 +54,7 @@ from segmenta.dsl.diagnostics import RuleError
 from segmenta.dsl.fields import naive_utc
 from segmenta.dsl.sql_compiler import compile_ruleset
 from segmenta.storage import routing_queries as queries
+from segmenta.storage import run_evaluation, run_work_tables
 from segmenta.storage.engine import begin_reader, begin_writer
 from segmenta.storage.locks import held_across_transactions
 from segmenta.storage.models import EvaluationRun, RulesetVersion, Team, utcnow
@@ -192,7 +193,7 @@ async def _report(
 
 async def _assign_managers(
     session: AsyncSession,
-    tables: queries.WorkTables,
+    tables: run_work_tables.WorkTables,
     plan: RunPlan,
     run_id: int,
     progress: ProgressCallback | None,
@@ -247,8 +248,8 @@ async def _check_still_active(session: AsyncSession, plan: RunPlan) -> None:
 
 @dataclass
 class _Evaluated:
-    tables: queries.WorkTables
-    census: queries.Census
+    tables: run_work_tables.WorkTables
+    census: run_evaluation.Census
     labelled: bool
 
     @property
@@ -261,34 +262,34 @@ class _Evaluated:
 
 
 async def _evaluate(
-    session: AsyncSession, plan: RunPlan, run_id: int, tables: queries.WorkTables, progress: ProgressCallback | None
+    session: AsyncSession, plan: RunPlan, run_id: int, tables: run_work_tables.WorkTables, progress: ProgressCallback | None
 ) -> _Evaluated:
     """Everything but the writes, in one read-only snapshot: no lock is held (the work tables are temporary)."""
     await begin_reader(session)
-    await queries.begin_snapshot(session)
-    await queries.tune_for_run(session)
-    await queries.create_work_tables(session, tables)
+    await run_work_tables.begin_snapshot(session)
+    await run_work_tables.tune_for_run(session)
+    await run_work_tables.create_work_tables(session, tables)
     # Read again inside the snapshot: the plan may be stale.  A segment the rules name that
     # does not exist yet has no members; the writes create it.
     segment_ids = await _check_segments(session, plan)
 
-    id_range = await queries.customer_id_range(session)
+    id_range = await run_evaluation.customer_id_range(session)
     if id_range is not None:
         low, high = id_range
         total = high - low + 1
-        chunk = EVALUATION_CHUNK if queries.evaluates_in_chunks(session) else total
+        chunk = EVALUATION_CHUNK if run_evaluation.evaluates_in_chunks(session) else total
         for start in range(low, high + 1, chunk):
-            await queries.evaluate_chunk(session, tables, start, start + chunk)
+            await run_evaluation.evaluate_chunk(session, tables, start, start + chunk)
             await _report(progress, run_id, "evaluate", min(start + chunk, high + 1) - low, total)
 
     await _report(progress, run_id, "compare", 0, 1)
-    census = await queries.census(session, tables)
-    labelled = await queries.compute_labels(session, tables, segment_ids, census.wanted)
+    census = await run_evaluation.census(session, tables)
+    labelled = await run_evaluation.compute_labels(session, tables, segment_ids, census.wanted)
     # Steady state (nothing unsettled, no label changes): the subjects stay empty and
     # the statements below are skipped or read an empty table.
-    await queries.collect_subjects(session, tables, unsettled=census.unsettled > 0, labelled=labelled > 0)
+    await run_evaluation.collect_subjects(session, tables, unsettled=census.unsettled > 0, labelled=labelled > 0)
     if census.unsettled or labelled:
-        await queries.analyze(session, tables.subjects)
+        await run_work_tables.analyze(session, tables.subjects)
     await _report(progress, run_id, "compare", 1, 1)
     await session.commit()  # ends the snapshot; the temporary tables stay with the connection
     return _Evaluated(tables, census, labelled > 0)
@@ -303,7 +304,7 @@ async def _write(
     and the loads read now, so real-time assignments made meanwhile are counted.
     """
     await begin_writer(session)
-    await queries.tune_for_run(session)
+    await run_work_tables.tune_for_run(session)
     tables = evaluated.tables
     superseded = 0
     if plan.mode == "apply":
@@ -345,12 +346,12 @@ async def _execute(
 ) -> dict[str, Any]:
     """The whole run on `session`, bound to one connection: evaluate in a snapshot, write, commit."""
     team_ids = {key: team.id for key, team in plan.teams.items()}
-    tables = queries.build_work_tables(session, plan.rule_file, plan.as_of, team_ids, plan.automatic_team_ids)
+    tables = run_work_tables.build_work_tables(session, plan.rule_file, plan.as_of, team_ids, plan.automatic_team_ids)
     dropped = False
     try:
         evaluated = await _evaluate(session, plan, run_id, tables, progress)
         summary = await _write(session, plan, run_id, evaluated, progress)
-        await queries.drop_work_tables(session, tables)  # in the write transaction: no extra one
+        await run_work_tables.drop_work_tables(session, tables)  # in the write transaction: no extra one
         await session.commit()
         dropped = True
         return summary
@@ -360,11 +361,11 @@ async def _execute(
             await _drop_work_tables(session, tables)
 
 
-async def _drop_work_tables(session: AsyncSession, tables: queries.WorkTables) -> None:
+async def _drop_work_tables(session: AsyncSession, tables: run_work_tables.WorkTables) -> None:
     """The connection goes back to the pool: its temporary tables must not outlive the run."""
     try:
         await begin_reader(session)  # temporary tables: no need to wait for the write lock
-        await queries.drop_work_tables(session, tables)
+        await run_work_tables.drop_work_tables(session, tables)
         await session.commit()
     except Exception:  # noqa: BLE001 — the run's own outcome matters more; a broken connection is discarded anyway
         logger.warning("dropping a run's work tables failed", exc_info=True)
