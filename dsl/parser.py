@@ -12,22 +12,19 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lark import Lark, Token, Transformer, UnexpectedToken
 
-# Lark internals, kept on purpose: lark's public API has no equivalent.  The recovery below
-# snapshots and copies the LALR parser state (ParserState), rebuilds an InteractiveParser around
-# a copy (Lark.parse_interactive() only starts from the beginning), and reads the parse table's
-# actions (Shift) to tell a shift from a reduce.  pyproject.toml bounds lark to <2; a lark upgrade
-# must rerun tests/dsl.
-from lark.parsers.lalr_analysis import Shift
-from lark.parsers.lalr_interactive_parser import InteractiveParser
-from lark.parsers.lalr_parser_state import ParserState
+if TYPE_CHECKING:
+    # Lark.parse_interactive() returns an InteractiveParser, but lark exports the class
+    # from no public module; only its type is needed here.  The one place that reaches
+    # past its public methods is _raw_driver, which says why.
+    from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from segmenta.dsl.ast import (
     Action,
@@ -118,21 +115,25 @@ def _text_of(token: Token) -> str:
     return _unescape(raw[1:-1]) if token.type == "STRING" else raw
 
 
-def _snapshot(state: ParserState[Any]) -> ParserState[Any]:
-    """A copy of `state` that reading on cannot change: the lists `_append` grows in place are copied.
-
-    Not lark's deep copy: it rebuilds every Token without its end line and column."""
-    copied = state.copy(deepcopy_values=False)
-    copied.value_stack = [list(value) if isinstance(value, list) else value for value in copied.value_stack]
-    return copied
+Chain = tuple[Any, Any] | None
+"""A list built by a left-recursive rule, as (earlier items, last item).  Immutable, so a copy
+of the parser (the fallback kept at a possible statement end) can share it with the parser
+that reads on."""
 
 
-def _append(children: list[Any]) -> list[Any]:
-    """`item` starts a list, `list SEP item` appends in place (the parser drops the old reference)."""
+def _chain(children: list[Any]) -> Chain:
+    """`item` starts a chain, `chain SEP item` adds to it."""
     if len(children) == 1:
-        return [children[0]]
-    items = children[0]
-    items.append(children[2])
+        return (None, children[0])
+    return (children[0], children[2])
+
+
+def _items(chain: Chain) -> list[Any]:
+    items = []
+    while chain is not None:
+        chain, item = chain
+        items.append(item)
+    items.reverse()
     return items
 
 
@@ -145,42 +146,45 @@ class _AstBuilder(Transformer[Token, Any]):
 
     def rule(self, children: list[Any]) -> Rule:
         if isinstance(children[0], _Label):
-            label, _colon, condition, _arrow, actions = children
+            label, _colon, condition, _arrow, chain = children
+            actions = _items(chain)
             return Rule(condition, tuple(actions), label.text, label.span, label.span.cover(actions[-1].span))
-        condition, _arrow, actions = children
+        condition, _arrow, chain = children
+        actions = _items(chain)
         return Rule(condition, tuple(actions), None, None, condition.span.cover(actions[-1].span))
 
     def otherwise_rule(self, children: list[Any]) -> Rule:
-        keyword, _arrow, actions = children
+        keyword, _arrow, chain = children
+        actions = _items(chain)
         return Rule(None, tuple(actions), None, None, span_of(keyword).cover(actions[-1].span))
 
     def label(self, children: list[Token]) -> _Label:
         return _Label(_text_of(children[0]), span_of(children[0]))
 
-    def actions(self, children: list[Any]) -> list[Action]:
-        return _append(children)
+    def actions(self, children: list[Any]) -> Chain:
+        return _chain(children)
 
     def action(self, children: list[Token]) -> Action:
         keyword, target = children
         return Action(keyword.type.lower(), _text_of(target), span_of(keyword).cover(span_of(target)))  # type: ignore[arg-type]
 
-    def condition(self, children: list[list[Condition]]) -> Condition:
-        operands = children[0]
+    def condition(self, children: list[Chain]) -> Condition:
+        operands = _items(children[0])
         if len(operands) == 1:
             return operands[0]
         return Or(tuple(operands), operands[0].span.cover(operands[-1].span))
 
-    def or_chain(self, children: list[Any]) -> list[Condition]:
-        return _append(children)
+    def or_chain(self, children: list[Any]) -> Chain:
+        return _chain(children)
 
-    def and_cond(self, children: list[list[Condition]]) -> Condition:
-        operands = children[0]
+    def and_cond(self, children: list[Chain]) -> Condition:
+        operands = _items(children[0])
         if len(operands) == 1:
             return operands[0]
         return And(tuple(operands), operands[0].span.cover(operands[-1].span))
 
-    def and_chain(self, children: list[Any]) -> list[Condition]:
-        return _append(children)
+    def and_chain(self, children: list[Any]) -> Chain:
+        return _chain(children)
 
     def not_cond(self, children: list[Any]) -> Condition:
         if len(children) == 1:
@@ -207,10 +211,10 @@ class _AstBuilder(Transformer[Token, Any]):
         return _value_of(children[0])
 
     def value_list(self, children: list[Any]) -> tuple[tuple[Value, ...], Span]:
-        return tuple(children[1]), span_of(children[2])
+        return tuple(_items(children[1])), span_of(children[2])
 
-    def values(self, children: list[Any]) -> list[Value]:
-        return _append(children)
+    def values(self, children: list[Any]) -> Chain:
+        return _chain(children)
 
     def comparison(self, children: list[Any]) -> Comparison:
         field, op, value = children
@@ -263,9 +267,8 @@ def _master_pattern() -> re.Pattern[str]:
     return re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals))
 
 
-# Starting a parse from a copy of a fresh state is much cheaper than asking Lark for a new one.
+# Starting a parse from a copy of a fresh parser is much cheaper than asking Lark for a new one.
 _FRESH_PARSERS = {symbol: _LARK.parse_interactive(start=symbol) for symbol in ("statement", "condition")}
-_FRESH_STATES = {symbol: parser.parser_state for symbol, parser in _FRESH_PARSERS.items()}
 _PATTERN = _master_pattern()
 # Characters that cannot begin any token: a run of them is reported as one error.
 _NO_TOKEN_START = re.compile(r"""[^\w\s#"'()=!<>:,\-]+""")
@@ -473,11 +476,26 @@ def _syntax_message(choices: set[str], found: Token | None, previous: Token | No
 _STATEMENT_STARTS = {"SEGMENT", "OTHERWISE", "WORD", "STRING", "ATTR", "NOT", "LPAR", "TRUE", "FALSE"}
 
 
+def _raw_driver(parser: InteractiveParser) -> tuple[Mapping[Any, Mapping[str, Any]], list[Any], Callable[[Token], Any]]:
+    """The parse table, state stack and feed of `parser`'s LALR state: `states[stack[-1]]` is
+    `parser.choices()`, `feed(token)` is `parser.feed_token(token)` for any token but `$END`.
+
+    The one reach past lark's public API.  The fast pass reads every token of every
+    well-formed file, and the public InteractiveParser methods each wrap one call to the
+    parser state it holds (`parser_state`): the two extra calls per token cost about 6 % of
+    parsing a large file.  Everything else goes through the public methods.  pyproject.toml
+    bounds lark to <2; a lark upgrade must rerun tests/dsl.
+    """
+    state = parser.parser_state
+    return state.parse_conf.parse_table.states, state.state_stack, state.feed_token
+
+
 class _Parser:
     def __init__(self, tokens: list[Token], diagnostics: list[Diagnostic]) -> None:
         self.tokens = tokens
         self.diagnostics = diagnostics
         self.syntax_errors = sum(1 for d in diagnostics if d.code == "syntax")
+        self.label_starts = frozenset(index for index in range(len(tokens) - 1) if tokens[index + 1].type == "COLON")
 
     # Where a statement may start again after an error: a line beginning a segment
     # definition, `otherwise ->`, a label, or a condition right after an action.
@@ -514,17 +532,6 @@ class _Parser:
         self.diagnostics.append(Diagnostic.at(span, "error", "syntax", message, hint))
         self.syntax_errors += 1
 
-    @staticmethod
-    def _finish(parser: InteractiveParser, last: Token) -> Any | None:
-        """End the statement here; None when it cannot end here after all.
-
-        LALR merges lookaheads, so `$END` among the choices of a state does not
-        promise that the reductions it starts will accept it."""
-        try:
-            return parser.feed_token(Token.new_borrow_pos(_END, "", last))
-        except UnexpectedToken:
-            return None
-
     def parse_one(self, start: int, symbol: str) -> tuple[Any | None, int]:
         """Parse the statement (or condition) beginning at token `start`; return it (None if broken) and where the next begins."""
         parsed = self._parse_fast(start, symbol)
@@ -532,70 +539,87 @@ class _Parser:
             return parsed
         return self._parse_careful(start, symbol, trusted_until=parsed)
 
+    # -- where a statement ends: the one rule both passes follow ------------------------------
+    #
+    # Newlines are whitespace, so a statement ends before the first token the parser cannot
+    # take, or before `WORD :` (a label).  If it cannot end there, it ends at the latest
+    # earlier line start where it could have: after `segment a = b`, a rule beginning with
+    # `not` reads on as `b not in ...` until that fails.
+
+    def _label_follows(self, index: int, start: int) -> bool:
+        """`WORD :` always starts a labelled rule, so it ends whatever came before it."""
+        return index > start and index in self.label_starts
+
+    def _could_end_before(self, index: int, start: int, choices: Container[str]) -> bool:
+        """Token `index` begins a line and could begin a statement, and the one read so far could end before it."""
+        token = self.tokens[index]
+        return (index > start and token.type in _STATEMENT_STARTS and _END in choices
+                and (token.line or 0) > (self.tokens[index - 1].end_line or 0))
+
+    def _end(self, parser: InteractiveParser, index: int, start: int,
+             fallback: tuple[InteractiveParser, int] | None, *, keep: bool) -> tuple[Any, int] | None:
+        """End the statement before token `index`, or else at the fallback: (statement, where the next
+        begins), or None when it can end at neither.  `keep`: `parser` must stay as it is when
+        the end fails (the careful pass reports from it)."""
+        for candidate, resume in ((parser, index), fallback or (None, 0)):
+            if candidate is not None and resume > start and _END in candidate.choices():
+                # LALR merges lookaheads, so `$END` among the choices does not promise that the
+                # reductions it starts will accept it: try it (on a copy where that matters).
+                if keep and candidate is parser:
+                    candidate = candidate.copy(deepcopy_values=False)
+                end = Token.new_borrow_pos(_END, "", self.tokens[resume - 1])
+                try:
+                    return candidate.feed_token(end), resume
+                except UnexpectedToken:
+                    pass
+        return None
+
+    # -- the two passes ------------------------------------------------------------------------
+
     def _parse_fast(self, start: int, symbol: str) -> tuple[Any, int] | int:
         """The common case, a well-formed statement, without the bookkeeping error messages need.
 
         On any trouble, returns the index of the token where it began: every token before
         it was accepted, so the careful pass need not guard those."""
-        tokens, count = self.tokens, len(self.tokens)
-        state = _FRESH_STATES[symbol].copy(deepcopy_values=False)
-        states = state.parse_conf.parse_table.states
-        fallback: tuple[Any, int] | None = None
+        tokens, count, label_starts = self.tokens, len(self.tokens), self.label_starts
+        parser = _FRESH_PARSERS[symbol].copy(deepcopy_values=False)
+        states, stack, feed = _raw_driver(parser)
+        fallback: tuple[InteractiveParser, int] | None = None
         depth = 0
         index = start
         while True:
             token = tokens[index] if index < count else None
-            table = states[state.position]
-            kind = token.type if token is not None else _END
-            if token is None or kind not in table or (index > start and index + 1 < count and tokens[index + 1].type == "COLON"):
-                for saved, resume in ((state, index), fallback or (None, 0)):
-                    if saved is not None and resume > start:
-                        try:
-                            return saved.feed_token(Token.new_borrow_pos(_END, "", tokens[resume - 1]), True), resume
-                        except UnexpectedToken:
-                            pass
-                return index
+            table = states[stack[-1]]  # parser.choices()
+            if token is None or token.type not in table or (index in label_starts and self._label_follows(index, start)):
+                ended = self._end(parser, index, start, fallback, keep=False)
+                return index if ended is None else ended
+            kind = token.type
             if kind == "LPAR":
                 depth += 1
                 if depth > MAX_NESTING:
                     return index
-            elif kind == "NOT" and _END in table and index > start and (token.line or 0) > (tokens[index - 1].end_line or 0):
-                fallback = (_snapshot(state), index)
+            elif kind == "RPAR":
+                depth -= 1
+            if _END in table and kind in _STATEMENT_STARTS and self._could_end_before(index, start, table):
+                fallback = (parser.copy(deepcopy_values=False), index)
             try:
-                state.feed_token(token)
+                feed(token)  # parser.feed_token(token)
             except UnexpectedToken:
                 return index
             index += 1
 
     def _parse_careful(self, start: int, symbol: str, trusted_until: int) -> tuple[Any | None, int]:
         tokens = self.tokens
-        fresh = _FRESH_PARSERS[symbol]
-        parser = InteractiveParser(fresh.parser, _FRESH_STATES[symbol].copy(), fresh.lexer_thread)
+        parser = _FRESH_PARSERS[symbol].copy(deepcopy_values=False)
         depth = 0
-        # The latest line start where the statement could have ended, to back off to
-        # when reading on fails (`segment a = b` then a rule starting with `not`).
         fallback: tuple[InteractiveParser, int] | None = None
         index = start
         while True:
             token = tokens[index] if index < len(tokens) else None
-            choices = parser.choices()
-            if token is None:
-                if _END in choices and index > start:
-                    finished = self._finish(parser.copy(deepcopy_values=False), tokens[index - 1])
-                    if finished is not None:
-                        return finished, index
-                if fallback is not None:
-                    finished = self._finish(fallback[0], tokens[fallback[1] - 1])
-                    if finished is not None:
-                        return finished, fallback[1]
-                message, hint = _syntax_message(parser.accepts(), None, tokens[index - 1] if index > start else None)
-                self._error(None, message, hint)
-                return None, index
-            if token.type == _ERROR:
+            if token is not None and token.type == _ERROR:
                 return None, self._recover(index, start)
-            # `WORD :` always starts a labelled rule, so it ends whatever came before it.
-            starts_label = index > start and index + 1 < len(tokens) and tokens[index + 1].type == "COLON"
-            if token.type in choices and not starts_label:
+            choices = parser.choices()
+            if token is not None and token.type in choices and not self._label_follows(index, start):
                 if token.type == "LPAR":
                     depth += 1
                     if depth > MAX_NESTING:
@@ -604,15 +628,14 @@ class _Parser:
                         return None, self._recover(index, start)
                 elif token.type == "RPAR":
                     depth -= 1
-                if (_END in choices and index > start and token.type in _STATEMENT_STARTS
-                        and (token.line or 0) > (tokens[index - 1].end_line or 0)):
-                    fallback = (InteractiveParser(parser.parser, _snapshot(parser.parser_state), parser.lexer_thread), index)
-                if choices[token.type][0] is Shift or index < trusted_until:
+                if self._could_end_before(index, start, choices):
+                    fallback = (parser.copy(deepcopy_values=False), index)
+                if index < trusted_until:
                     parser.feed_token(token)
                     index += 1
                     continue
-                # A reduction can still fail (LALR merges lookaheads): try it on a copy,
-                # so the parser stays intact for the error message.
+                # Feeding can still fail (LALR merges lookaheads): try it on a copy, so the
+                # parser stays intact for the error message.
                 attempt = parser.copy(deepcopy_values=False)
                 try:
                     attempt.feed_token(token)
@@ -622,16 +645,14 @@ class _Parser:
                     parser = attempt
                     index += 1
                     continue
-            if _END in choices and index > start:
-                finished = self._finish(parser.copy(deepcopy_values=False), tokens[index - 1])
-                if finished is not None:
-                    return finished, index
-            if fallback is not None:
-                finished = self._finish(fallback[0], tokens[fallback[1] - 1])
-                if finished is not None:
-                    return finished, fallback[1]
+            ended = self._end(parser, index, start, fallback, keep=True)
+            if ended is not None:
+                return ended
             # The exact set: LALR merges lookaheads, so `choices` may list tokens that would fail later.
             message, hint = _syntax_message(parser.accepts(), token, tokens[index - 1] if index > start else None)
+            if token is None:
+                self._error(None, message, hint)
+                return None, index
             if index == start and symbol == "statement":
                 message, hint = self._statement_start_message(index, message, hint)
             self._error(token, message, hint)
