@@ -16,6 +16,7 @@ from segmenta.domain.customers.metrics import load_rule_values
 from segmenta.domain.routing import runs
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.dsl import compile_rules
+from segmenta.dsl.fields import SIZES
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import Base, Customer, CustomerAttribute, Employee, Team, TeamMember
 from tests.domain.routing_support import (
@@ -29,7 +30,6 @@ from tests.domain.routing_support import (
 AS_OF = datetime(2026, 3, 15, 10, 30)
 TEAMS = ("t0", "t1", "t2", "t3")
 REGIONS = ("east", "west", "north", "华东")
-SIZES = ("small", "medium", "large", "enterprise")
 INDUSTRIES = ("finance", "fintech", "retail")
 
 atoms = st.one_of(
