@@ -12,7 +12,7 @@ from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from segmenta.domain.settings import number_setting
-from segmenta.storage import error_translation, guard
+from segmenta.storage import error_translation, guard, sqlite_writes
 
 DEFAULT_DATABASE_FILE = "segmenta.db"
 
@@ -57,6 +57,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any, *, busy_timeout: floa
     cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # The one-statement form of real-time routing's writes (storage/sqlite_writes.py).
+    sqlite_writes.install(cursor)
     cursor.close()
 
 

@@ -4,7 +4,8 @@
 memberships, change row, history row and round-robin position, all through the
 session: on PostgreSQL one statement (data-modifying CTEs fed by arrays) that also
 picks the manager (:class:`ManagerPick`); on SQLite (no data-modifying CTEs) the
-customer's INSERT … RETURNING, then one statement per table that has rows.
+customer's INSERT … RETURNING, then one row of storage/sqlite_writes.py's routing view,
+whose trigger writes the rest in the same statement.
 
 Statements are built once per process (see storage/new_customer_read.py for why).
 """
@@ -38,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from segmenta.storage import sqlite_writes
 from segmenta.storage.models import (
     AssignmentHistory,
     Customer,
@@ -108,14 +110,6 @@ _INSERT_CUSTOMER = insert(Customer).returning(Customer)
 # An id freed by a rolled-back insert (SQLite reuses ids) may still name a stale,
 # expired object in the session: it becomes the new customer.
 _POPULATE = {"populate_existing": True}
-_INSERT_TAGS = insert(_tags)
-_INSERT_ATTRIBUTES = insert(_attributes)
-_INSERT_MEMBERSHIPS = insert(_memberships)
-_INSERT_CHANGE = insert(_changes)
-_INSERT_HISTORY = insert(_history)
-_UPDATE_POSITION = (
-    update(_teams).where(_teams.c.id == bindparam("target_team")).values(round_robin_position=bindparam("new_position"))
-)
 
 
 async def insert_new_customer(
@@ -127,39 +121,28 @@ async def insert_new_customer(
     """
     if session.get_bind().dialect.name == "postgresql":
         return await _insert_in_one_statement(session, writes, tuple(every_load_strategies))
-    return await _insert_table_by_table(session, writes)
+    return await _insert_then_one_row(session, writes)
 
 
-async def _insert_table_by_table(session: AsyncSession, writes: NewCustomerWrites) -> Customer:
+async def _insert_then_one_row(session: AsyncSession, writes: NewCustomerWrites) -> Customer:
+    """SQLite: the customer's INSERT … RETURNING, then everything else as one row of the routing view."""
     customer = (await session.scalars(_INSERT_CUSTOMER, [writes.row], execution_options=_POPULATE)).one()
-    customer_id = customer.id
-    batch: list[tuple[Any, list[dict[str, Any]]]] = [
-        (_INSERT_TAGS, [{"customer_id": customer_id, "tag": tag, "source": source} for tag, source in writes.tags]),
-        (
-            _INSERT_ATTRIBUTES,
-            [
-                {"customer_id": customer_id, "key": key, "text_value": text, "number_value": number}
-                for key, text, number in writes.attributes
-            ],
-        ),
-        (
-            _INSERT_MEMBERSHIPS,
-            [
-                {"segment_id": segment_id, "customer_id": customer_id, "added_at": writes.added_at}
-                for segment_id in writes.segment_ids
-            ],
-        ),
-    ]
-    if writes.change is not None:
-        batch.append((_INSERT_CHANGE, [{**writes.change, "customer_id": customer_id}]))
-    if writes.history is not None:
-        batch.append((_INSERT_HISTORY, [{**writes.history, "customer_id": customer_id}]))
-    if writes.position is not None:
-        team_id, position = writes.position
-        batch.append((_UPDATE_POSITION, [{"target_team": team_id, "new_position": position}]))
-    for statement, rows in batch:
-        if rows:
-            await session.execute(statement, rows)
+    if not (writes.tags or writes.attributes or writes.segment_ids or writes.change or writes.history or writes.position):
+        return customer
+    row = dict(sqlite_writes.EMPTY_ROW)
+    row.update(
+        customer_id=customer.id,
+        segments_joined=list(writes.segment_ids),
+        added_at=writes.added_at,
+        tags_added=[[tag, source] for tag, source in writes.tags],
+        attributes=[[key, text, number] for key, text, number in writes.attributes],
+        positions=[list(writes.position)] if writes.position is not None else [],
+    )
+    for prefix, flag, values in (("ch_", "write_change", writes.change), ("h_", "write_history", writes.history)):
+        if values is not None:
+            row[flag] = True
+            row.update({f"{prefix}{name}": value for name, value in values.items()})
+    await session.execute(sqlite_writes.ROUTING_WRITES, [row])
     return customer
 
 

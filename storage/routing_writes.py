@@ -48,6 +48,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
+from segmenta.storage import sqlite_writes
 from segmenta.storage.dml import insert_ignoring_duplicates
 from segmenta.storage.models import AssignmentHistory, Customer, CustomerTag, EvaluationChange, SegmentMember, Team
 
@@ -137,26 +138,22 @@ _UPDATE_POSITION = (
 _UPDATE_RETURNING_CUSTOMER = select(Customer).from_statement(_UPDATE_CUSTOMER.returning(*_customers.c))
 
 
-async def _write_table_by_table(session: AsyncSession, writes: RoutingWrites, *, refresh: bool) -> None:
-    """One statement per table; `refresh`: the session holds some of the customers (for one customer,
-    its UPDATE returns the row that refreshes the object; for several, the caller reads them)."""
+def _customer_parameters(customer: CustomerAssignment, now: datetime) -> dict[str, Any]:
+    return {
+        "target_id": customer.customer_id,
+        "moved": customer.moved,
+        "new_team": customer.team_id,
+        "new_manager": customer.manager_id,
+        "new_rule": customer.rule,
+        "new_updated_at": now,
+    }
+
+
+async def _write_table_by_table(session: AsyncSession, writes: RoutingWrites, *, customers: bool) -> None:
+    """One statement per table (`customers`: the customers' rows too)."""
     dialect = session.get_bind().dialect.name
-    one_refreshed = refresh and len(writes.customers) == 1
     batch: list[tuple[Any, list[dict[str, Any]]]] = [
-        (
-            _UPDATE_RETURNING_CUSTOMER if one_refreshed else _UPDATE_CUSTOMER,
-            [
-                {
-                    "target_id": c.customer_id,
-                    "moved": c.moved,
-                    "new_team": c.team_id,
-                    "new_manager": c.manager_id,
-                    "new_rule": c.rule,
-                    "new_updated_at": writes.now,
-                }
-                for c in writes.customers
-            ],
-        ),
+        (_UPDATE_CUSTOMER, [_customer_parameters(c, writes.now) for c in writes.customers] if customers else []),
         (
             _DELETE_MEMBERSHIP,
             [{"member_customer": customer, "member_segment": segment} for customer, segment in writes.segments_left],
@@ -184,10 +181,50 @@ async def _write_table_by_table(session: AsyncSession, writes: RoutingWrites, *,
         (_UPDATE_POSITION, [{"target_team": team, "new_position": position} for team, position in writes.positions]),
     ]
     for statement, rows in batch:
-        if statement is _UPDATE_RETURNING_CUSTOMER:
-            await session.execute(statement, rows[0], execution_options=_POPULATE)
-        elif rows:
+        if rows:
             await session.execute(statement, rows)
+
+
+# -- SQLite: one row per customer into the routing view ---------------------------------------
+
+
+def _view_rows(writes: RoutingWrites, *, customers: bool) -> list[dict[str, Any]]:
+    """The rows of storage/sqlite_writes.py's view: one per customer (`customers`: its row is updated too)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for c in writes.customers:
+        row = dict(sqlite_writes.EMPTY_ROW)
+        row.update(
+            customer_id=c.customer_id,
+            update_customer=customers,
+            moved=c.moved,
+            new_team=c.team_id,
+            new_manager=c.manager_id,
+            new_rule=c.rule,
+            new_updated_at=writes.now,
+            added_at=writes.now,
+            segments_left=[],
+            segments_joined=[],
+            tags_removed=[],
+            tags_added=[],
+        )
+        rows[c.customer_id] = row
+    for customer, segment in writes.segments_left:
+        rows[customer]["segments_left"].append(segment)
+    for customer, segment in writes.segments_joined:
+        rows[customer]["segments_joined"].append(segment)
+    for customer, tag in writes.tags_removed:
+        rows[customer]["tags_removed"].append(tag)
+    for customer, tag in writes.tags_added:
+        rows[customer]["tags_added"].append([tag, RULE_SOURCE])
+    for prefix, flag, written in (("ch_", "write_change", writes.changes), ("h_", "write_history", writes.history)):
+        for values in written:
+            row = rows[values["customer_id"]]
+            row[flag] = True
+            row.update({f"{prefix}{name}": value for name, value in values.items() if name != "customer_id"})
+    # Positions are per team: they ride on the last row.
+    last = rows[writes.customers[-1].customer_id]
+    last["positions"] = [[team, position] for team, position in writes.positions]
+    return list(rows.values())
 
 
 # -- one customer in one statement (PostgreSQL) ----------------------------------------------
@@ -288,9 +325,14 @@ def _loaded_ids(session: AsyncSession, writes: RoutingWrites) -> list[int]:
     return [c.customer_id for c in writes.customers if identity_key(Customer, c.customer_id) in identity_map]
 
 
-
 def _in_one_statement(session: AsyncSession, writes: RoutingWrites) -> bool:
+    """PostgreSQL, one customer: the data-modifying CTEs."""
     return len(writes.customers) == 1 and session.get_bind().dialect.name == "postgresql"
+
+
+def _through_view(session: AsyncSession) -> bool:
+    """SQLite: rows into the routing view (storage/sqlite_writes.py)."""
+    return session.get_bind().dialect.name == "sqlite"
 
 
 async def write_routing(session: AsyncSession, writes: RoutingWrites) -> None:
@@ -308,6 +350,14 @@ async def write_routing(session: AsyncSession, writes: RoutingWrites) -> None:
         else:
             await session.execute(statement, parameters)
         return
-    await _write_table_by_table(session, writes, refresh=bool(loaded))
-    if loaded and len(writes.customers) > 1:
+    # One loaded customer: its UPDATE … RETURNING refreshes it; several: read back after the writes.
+    updated_first = len(writes.customers) == 1 and bool(loaded)
+    if updated_first:
+        parameters = _customer_parameters(writes.customers[0], writes.now)
+        await session.execute(_UPDATE_RETURNING_CUSTOMER, parameters, execution_options=_POPULATE)
+    if _through_view(session):
+        await session.execute(sqlite_writes.ROUTING_WRITES, _view_rows(writes, customers=not updated_first))
+    else:
+        await _write_table_by_table(session, writes, customers=not updated_first)
+    if loaded and not updated_first:
         await session.execute(select(Customer).where(Customer.id.in_(loaded)), execution_options=_POPULATE)

@@ -400,6 +400,7 @@ async def test_one_customer_routes_exactly_as_with_the_general_reads_and_writes(
                 patch.setattr(realtime_decide, "read_team", _read_team_as_the_assignment_module_does)
                 patch.setattr(realtime_decide, "_lock_team_assigners", _lock_team_assigners_in_the_assignment_module)
                 patch.setattr(routing_writes, "_in_one_statement", lambda session, writes: False)
+                patch.setattr(routing_writes, "_through_view", lambda session: False)
                 patch.setattr(realtime_decide, "_assigners_read", _assigners_with_the_loads_read)
                 await event(session, customer_id, change)
             code = (await session.get(Customer, customer_id)).code
