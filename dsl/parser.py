@@ -2,7 +2,8 @@
 
 The grammar lives in grammar.lark.  This module tokenizes with the grammar's own
 terminal patterns, retypes reserved words, and feeds the Lark LALR parser one
-statement at a time.  Newlines are whitespace, so a statement ends where the next
+statement at a time; the parser builds the tree as it reduces (dsl.ast_builder) and
+dsl.syntax_messages words the errors.  Newlines are whitespace, so a statement ends where the next
 token cannot continue it; after a syntax error the parser skips to the next
 plausible statement start, so every broken statement of a file gets a diagnostic.
 """
@@ -18,7 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lark import Lark, Token, Transformer, UnexpectedToken
+from lark import Lark, Token, UnexpectedToken
 
 if TYPE_CHECKING:
     # Lark.parse_interactive() returns an InteractiveParser, but lark exports the class
@@ -26,41 +27,16 @@ if TYPE_CHECKING:
     # past its public methods is _raw_driver, which says why.
     from lark.parsers.lalr_interactive_parser import InteractiveParser
 
-from segmenta.dsl.ast import (
-    Action,
-    And,
-    Between,
-    BoolConst,
-    Comparison,
-    Condition,
-    Contains,
-    FieldRef,
-    InList,
-    Like,
-    Not,
-    Or,
-    Presence,
-    Rule,
-    RuleFile,
-    SegmentDef,
-    SegmentRef,
-    Span,
-    Statement,
-    Value,
-    operands,
-)
+from segmenta.dsl.ast import Condition, RuleFile, Span, Statement, operands
+from segmenta.dsl.ast_builder import AstBuilder, parse_number, span_of
 from segmenta.dsl.diagnostics import Diagnostic
+from segmenta.dsl.syntax_messages import ACTION_WORDS, END, KEYWORDS, describe_token, syntax_message
 
-KEYWORDS = frozenset(
-    "and or not in between like contains is missing present segment team tag otherwise true false".split()
-)
 # Deeper nesting is refused: later passes walk the tree recursively.
 MAX_NESTING = 100
 MAX_SYNTAX_ERRORS = 100
-NUMBER_SUFFIXES = {"k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "万": 1e4, "亿": 1e8}
 
 _ERROR = "ERROR"  # a placeholder token for text the tokenizer already reported
-_END = "$END"
 
 
 @dataclass(frozen=True)
@@ -71,187 +47,13 @@ class Comment:
     span: Span
 
 
-def span_of(token: Token) -> Span:
-    return Span(token.line, token.column, token.end_line, token.end_column)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class _Label:
-    text: str
-    span: Span
-
-
-def _unescape(body: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), body)
-
-
-def parse_number(raw: str) -> float:
-    multiplier = NUMBER_SUFFIXES.get(raw[-1], 1.0)
-    digits = raw[:-1] if raw[-1] in NUMBER_SUFFIXES else raw
-    return float(digits) * multiplier
-
-
-def _value_of(token: Token) -> Value:
-    raw = str(token)
-    span = span_of(token)
-    kind = token.type
-    if kind == "STRING":
-        return Value("text", _unescape(raw[1:-1]), raw, span, quoted=True)
-    if kind == "NUMBER":
-        return Value("number", parse_number(raw), raw, span)
-    if kind == "DATE":
-        try:
-            day = date.fromisoformat(raw)
-        except ValueError:  # rejected before parsing; see _Tokenizer
-            day = date.min
-        return Value("date", day, raw, span)
-    if kind in ("TRUE", "FALSE"):
-        return Value("bool", kind == "TRUE", raw, span)
-    return Value("text", raw, raw, span)
-
-
-def _text_of(token: Token) -> str:
-    raw = str(token)
-    return _unescape(raw[1:-1]) if token.type == "STRING" else raw
-
-
-Chain = tuple[Any, Any] | None
-"""A list built by a left-recursive rule, as (earlier items, last item).  Immutable, so a copy
-of the parser (the fallback kept at a possible statement end) can share it with the parser
-that reads on."""
-
-
-def _chain(children: list[Any]) -> Chain:
-    """`item` starts a chain, `chain SEP item` adds to it."""
-    if len(children) == 1:
-        return (None, children[0])
-    return (children[0], children[2])
-
-
-def _items(chain: Chain) -> list[Any]:
-    items = []
-    while chain is not None:
-        chain, item = chain
-        items.append(item)
-    items.reverse()
-    return items
-
-
-class _AstBuilder(Transformer[Token, Any]):
-    """Runs inside the LALR parser (bottom-up, no recursion), building dsl.ast nodes."""
-
-    def segment_def(self, children: list[Any]) -> SegmentDef:
-        keyword, name, _eq, condition = children
-        return SegmentDef(str(name), condition, span_of(keyword).cover(condition.span), span_of(name))
-
-    def rule(self, children: list[Any]) -> Rule:
-        if isinstance(children[0], _Label):
-            label, _colon, condition, _arrow, chain = children
-            actions = _items(chain)
-            return Rule(condition, tuple(actions), label.text, label.span, label.span.cover(actions[-1].span))
-        condition, _arrow, chain = children
-        actions = _items(chain)
-        return Rule(condition, tuple(actions), None, None, condition.span.cover(actions[-1].span))
-
-    def otherwise_rule(self, children: list[Any]) -> Rule:
-        keyword, _arrow, chain = children
-        actions = _items(chain)
-        return Rule(None, tuple(actions), None, None, span_of(keyword).cover(actions[-1].span))
-
-    def label(self, children: list[Token]) -> _Label:
-        return _Label(_text_of(children[0]), span_of(children[0]))
-
-    def actions(self, children: list[Any]) -> Chain:
-        return _chain(children)
-
-    def action(self, children: list[Token]) -> Action:
-        keyword, target = children
-        return Action(keyword.type.lower(), _text_of(target), span_of(keyword).cover(span_of(target)))  # type: ignore[arg-type]
-
-    def condition(self, children: list[Chain]) -> Condition:
-        operands = _items(children[0])
-        if len(operands) == 1:
-            return operands[0]
-        return Or(tuple(operands), operands[0].span.cover(operands[-1].span))
-
-    def or_chain(self, children: list[Any]) -> Chain:
-        return _chain(children)
-
-    def and_cond(self, children: list[Chain]) -> Condition:
-        operands = _items(children[0])
-        if len(operands) == 1:
-            return operands[0]
-        return And(tuple(operands), operands[0].span.cover(operands[-1].span))
-
-    def and_chain(self, children: list[Any]) -> Chain:
-        return _chain(children)
-
-    def not_cond(self, children: list[Any]) -> Condition:
-        if len(children) == 1:
-            return children[0]
-        keyword, operand = children
-        return Not(operand, span_of(keyword).cover(operand.span))
-
-    def group(self, children: list[Any]) -> Condition:
-        return children[1]
-
-    def segment_ref(self, children: list[Token]) -> SegmentRef:
-        return SegmentRef(str(children[0]), span_of(children[0]))
-
-    def bool_const(self, children: list[Token]) -> BoolConst:
-        return BoolConst(children[0].type == "TRUE", span_of(children[0]))
-
-    def field(self, children: list[Token]) -> FieldRef:
-        return FieldRef(str(children[0]), span_of(children[0]))
-
-    def compare_op(self, children: list[Token]) -> Token:
-        return children[0]
-
-    def value(self, children: list[Token]) -> Value:
-        return _value_of(children[0])
-
-    def value_list(self, children: list[Any]) -> tuple[tuple[Value, ...], Span]:
-        return tuple(_items(children[1])), span_of(children[2])
-
-    def values(self, children: list[Any]) -> Chain:
-        return _chain(children)
-
-    def comparison(self, children: list[Any]) -> Comparison:
-        field, op, value = children
-        return Comparison(field, str(op), value, field.span.cover(value.span))  # type: ignore[arg-type]
-
-    def in_list(self, children: list[Any]) -> InList:
-        field, _in, (values, end) = children
-        return InList(field, values, False, field.span.cover(end))
-
-    def not_in_list(self, children: list[Any]) -> InList:
-        field, _not, _in, (values, end) = children
-        return InList(field, values, True, field.span.cover(end))
-
-    def between(self, children: list[Any]) -> Between:
-        field, _between, low, _and, high = children
-        return Between(field, low, high, field.span.cover(high.span))
-
-    def like(self, children: list[Any]) -> Like:
-        field, _like, pattern = children
-        return Like(field, pattern, field.span.cover(pattern.span))
-
-    def contains(self, children: list[Any]) -> Contains:
-        field, _contains, value = children
-        return Contains(field, value, field.span.cover(value.span))
-
-    def presence(self, children: list[Any]) -> Presence:
-        field, _is, word = children
-        return Presence(field, word.type == "PRESENT", field.span.cover(span_of(word)))
-
-
 _LARK = Lark.open(
     str(Path(__file__).with_name("grammar.lark")),
     parser="lalr",
     lexer="basic",
     start=["statement", "condition"],
     maybe_placeholders=False,
-    transformer=_AstBuilder(),
+    transformer=AstBuilder(),
     cache=True,
 )
 
@@ -374,103 +176,6 @@ class _Tokenizer:
     _bad_end = 0
 
 
-# --- turning parser states into plain-words messages ---------------------------------------
-
-_VALUE_TERMINALS = {"WORD", "STRING", "NUMBER", "DATE"}
-_CONDITION_STARTS = {"NOT", "LPAR", "WORD", "ATTR"}
-_OPERATORS = {"EQ", "IN", "BETWEEN", "IS"}
-_SYMBOLS = {
-    "ARROW": "->", "LE": "<=", "GE": ">=", "NE": "!=", "LT": "<", "GT": ">", "EQ": "=",
-    "COLON": ":", "COMMA": ",", "LPAR": "(", "RPAR": ")",
-}
-_ACTION_WORDS = {"TEAM": "a team name", "TAG": "a tag name", "SEGMENT": "a segment name"}
-
-
-def _short(token: Token) -> str:
-    text = str(token)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _describe_token(token: Token | None) -> str:
-    if token is None:
-        return "the end of the file"
-    kind = token.type
-    text = str(token)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    if kind in _SYMBOLS:
-        return f"`{text}`"
-    if kind.lower() in KEYWORDS:
-        return f"the keyword `{text}`"
-    if kind == "STRING":
-        return f"the string {text}"
-    if kind in ("NUMBER", "DATE"):
-        return f"the {kind.lower()} `{text}`"
-    if kind == "ATTR":
-        return f"the field `{text}`"
-    return f"`{text}`"
-
-
-def _expected(choices: set[str]) -> str:
-    parts: list[str] = []
-    if _VALUE_TERMINALS <= choices:
-        parts.append("a value")
-    elif _CONDITION_STARTS <= choices:
-        parts.append("a condition")
-    if _OPERATORS <= choices:
-        parts.append("an operator (`=`, `!=`, `<`, `in`, `between`, `like`, `contains`, `is`, ...)")
-    named = [
-        ("COLON", "`:`"), ("ARROW", "`->`"), ("AND", "`and`"), ("OR", "`or`"), ("RPAR", "`)`"),
-        ("COMMA", "`,`"), ("EQ", "`=`"), ("LPAR", "`(`"), ("IN", "`in`"), ("MISSING", "`missing`"),
-        ("PRESENT", "`present`"),
-    ]
-    for kind, words in named:
-        covered = (kind == "EQ" and _OPERATORS <= choices) or (
-            kind == "LPAR" and _CONDITION_STARTS <= choices
-        )
-        if kind in choices and not covered:
-            parts.append(words)
-    if {"TEAM", "TAG"} <= choices:
-        parts.append("an action (`team`, `tag` or `segment` and a name)")
-    if not parts and "WORD" in choices:
-        parts.append("a name")
-    if not parts:
-        parts = sorted(f"`{_SYMBOLS.get(kind, kind.lower())}`" for kind in choices if kind.isupper() and kind != _END)
-    if len(parts) == 1:
-        return parts[0]
-    return ", ".join(parts[:-1]) + " or " + parts[-1]
-
-
-def _syntax_message(choices: set[str], found: Token | None, previous: Token | None) -> tuple[str, str | None]:
-    """A plain-words message (and hint) for `found` arriving where only `choices` fit."""
-    hint: str | None = None
-    found_kind = found.type if found is not None else _END
-    if previous is not None and previous.type in _ACTION_WORDS and "WORD" in choices:
-        what, after = _ACTION_WORDS[previous.type], f" after `{previous}`"
-    elif previous is not None and previous.type == "IS":
-        what, after = "`missing` or `present`", " after `is`"
-        if found_kind == "NOT":
-            hint = "write `is present` for `is not missing`, `is missing` for `is not present`"
-    elif previous is not None and previous.type == "ARROW":
-        what, after = "an action", " after `->`"
-        hint = "actions are `team NAME`, `tag NAME` or `segment NAME`, separated by commas"
-    else:
-        what = _expected(choices)
-        after = f" after `{_short(previous)}`" if previous is not None else ""
-    message = f"expected {what}{after}, found {_describe_token(found)}"
-    if found is not None and found_kind.lower() in KEYWORDS and _VALUE_TERMINALS <= choices:
-        hint = f'`{found}` is a keyword; write "{found}" to use it as a value'
-    elif found is not None and "ARROW" in choices and found_kind in ("TEAM", "TAG"):
-        hint = "put `->` between the condition and the actions"
-    elif found_kind == "EQ" and previous is not None and previous.type == "EQ":
-        hint = "equality is a single `=`"
-    elif found_kind in ("NUMBER", "DATE", "STRING") and _CONDITION_STARTS <= choices:
-        hint = "a condition starts with the field: `total_spent >= 100k`"
-    elif previous is not None and previous.type == "IN" and found_kind != "LPAR":
-        hint = "a list is written in parentheses: `region in (east, west)`"
-    return message, hint
-
-
 # --- the statement driver -------------------------------------------------------------------
 
 _STATEMENT_STARTS = {"SEGMENT", "OTHERWISE", "WORD", "STRING", "ATTR", "NOT", "LPAR", "TRUE", "FALSE"}
@@ -512,7 +217,7 @@ class _Parser:
         if index < 2 or token.type not in _STATEMENT_STARTS:
             return False
         first_on_line = (token.line or 0) > (tokens[index - 1].end_line or 0)
-        after_action = tokens[index - 2].type in _ACTION_WORDS and tokens[index - 1].type in ("WORD", "STRING")
+        after_action = tokens[index - 2].type in ACTION_WORDS and tokens[index - 1].type in ("WORD", "STRING")
         return first_on_line and after_action
 
     def _recover(self, error_index: int, start: int) -> int:
@@ -553,7 +258,7 @@ class _Parser:
     def _could_end_before(self, index: int, start: int, choices: Container[str]) -> bool:
         """Token `index` begins a line and could begin a statement, and the one read so far could end before it."""
         token = self.tokens[index]
-        return (index > start and token.type in _STATEMENT_STARTS and _END in choices
+        return (index > start and token.type in _STATEMENT_STARTS and END in choices
                 and (token.line or 0) > (self.tokens[index - 1].end_line or 0))
 
     def _end(self, parser: InteractiveParser, index: int, start: int,
@@ -562,12 +267,12 @@ class _Parser:
         begins), or None when it can end at neither.  `keep`: `parser` must stay as it is when
         the end fails (the careful pass reports from it)."""
         for candidate, resume in ((parser, index), fallback or (None, 0)):
-            if candidate is not None and resume > start and _END in candidate.choices():
+            if candidate is not None and resume > start and END in candidate.choices():
                 # LALR merges lookaheads, so `$END` among the choices does not promise that the
                 # reductions it starts will accept it: try it (on a copy where that matters).
                 if keep and candidate is parser:
                     candidate = candidate.copy(deepcopy_values=False)
-                end = Token.new_borrow_pos(_END, "", self.tokens[resume - 1])
+                end = Token.new_borrow_pos(END, "", self.tokens[resume - 1])
                 try:
                     return candidate.feed_token(end), resume
                 except UnexpectedToken:
@@ -600,7 +305,7 @@ class _Parser:
                     return index
             elif kind == "RPAR":
                 depth -= 1
-            if _END in table and kind in _STATEMENT_STARTS and self._could_end_before(index, start, table):
+            if END in table and kind in _STATEMENT_STARTS and self._could_end_before(index, start, table):
                 fallback = (parser.copy(deepcopy_values=False), index)
             try:
                 feed(token)  # parser.feed_token(token)
@@ -649,7 +354,7 @@ class _Parser:
             if ended is not None:
                 return ended
             # The exact set: LALR merges lookaheads, so `choices` may list tokens that would fail later.
-            message, hint = _syntax_message(parser.accepts(), token, tokens[index - 1] if index > start else None)
+            message, hint = syntax_message(parser.accepts(), token, tokens[index - 1] if index > start else None)
             if token is None:
                 self._error(None, message, hint)
                 return None, index
@@ -660,7 +365,7 @@ class _Parser:
 
     def _statement_start_message(self, index: int, message: str, hint: str | None) -> tuple[str, str | None]:
         token, tokens = self.tokens[index], self.tokens
-        if token.type in ("TEAM", "TAG") and index >= 2 and tokens[index - 2].type in _ACTION_WORDS:
+        if token.type in ("TEAM", "TAG") and index >= 2 and tokens[index - 2].type in ACTION_WORDS:
             return f"expected `,` before `{token}`", "separate actions with commas: `team a, tag b`"
         if token.type == "ARROW":
             return "expected a condition before `->`", "write `otherwise -> ...` for a catch-all rule"
@@ -739,7 +444,7 @@ def parse_condition(source: str) -> tuple[Condition | None, list[Diagnostic]]:
     condition, index = parser.parse_one(0, "condition")
     if condition is not None and index < len(tokens):
         token = tokens[index]
-        parser._error(token, f"unexpected {_describe_token(token)} after the condition",
+        parser._error(token, f"unexpected {describe_token(token)} after the condition",
                       "join conditions with `and` or `or`")
         return None, diagnostics
     if condition is not None and _too_deep(condition, condition.span, diagnostics):

@@ -26,8 +26,9 @@ from segmenta.dsl.ast import (
     Statement,
     Value,
 )
+from segmenta.dsl.ast_builder import NUMBER_SUFFIXES, parse_number
 from segmenta.dsl.fields import FIELDS
-from segmenta.dsl.parser import NUMBER_SUFFIXES, is_bare_word, parse_number, quote
+from segmenta.dsl.parser import is_bare_word, quote
 
 bare_words = (
     st.tuples(

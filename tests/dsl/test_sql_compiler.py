@@ -40,7 +40,8 @@ from segmenta.dsl.ast import (
 )
 from segmenta.dsl.diagnostics import RuleError
 from segmenta.dsl.fields import days_between, days_to_birthday
-from segmenta.dsl.sql_compiler import compile_condition, compile_ruleset, glob_pattern, like_pattern
+from segmenta.dsl.sql_compiler import compile_condition, compile_ruleset
+from segmenta.dsl.sql_constructs import glob_pattern, like_pattern
 from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
 from segmenta.storage.rule_fields import CustomerFields, evaluate_in_database
 
