@@ -13,6 +13,7 @@ from segmenta.schema.assignment import AssignmentMutation, AssignmentQuery
 from segmenta.schema.errors import ErrorCodes, is_unexpected, logger
 from segmenta.schema.limits import MaxQueryBytes, OperationLimits, token_limiter
 from segmenta.schema.mutations import DataMutation
+from segmenta.schema.node import NodeQuery
 from segmenta.schema.permissions import Authentication
 from segmenta.schema.queries import DataQuery
 from segmenta.schema.routing import RoutingMutation, RoutingQuery
@@ -20,7 +21,7 @@ from segmenta.schema.subscriptions import Subscription, refusals_as_results
 from segmenta.schema.text_arguments import StorableTextArguments
 from segmenta.schema.tokens import TokenMutation, TokenQuery
 
-Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery, TokenQuery))
+Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery, TokenQuery, NodeQuery))
 Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation, TokenMutation))
 
 class SegmentaSchema(strawberry.Schema):

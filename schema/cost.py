@@ -12,7 +12,8 @@ fragment were written out in its place:
 - cost: an estimate of the field values the response can hold.  Every field costs 1; a connection
   field multiplies the cost of what it selects by its page size (`first`, or the field's default,
   at most the largest page), so nested connections multiply; any other list of objects multiplies
-  by LIST_SIZE_ESTIMATE, except in introspection, whose lists are bounded by the schema itself.
+  by LIST_SIZE_ESTIMATE, except in introspection, whose lists are bounded by the schema itself,
+  and a list fetched by IDs (`nodes(ids)`), which multiplies by the number of IDs given.
 
 Fragments are measured once each, in dependency order, and a spread adds its fragment's stored
 measure: the pass is linear in the document, where writing the fragments out would be exponential
@@ -41,6 +42,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
@@ -223,10 +225,23 @@ class _Walker:
             return 1
         if _is_connection(get_named_type(definition.type)):
             return self._page_size(node, definition)
+        if _is_list(definition.type) and "ids" in definition.args:
+            return self._id_count(node)
         if _is_list(definition.type) and not _is_connection(parent):
             return LIST_SIZE_ESTIMATE
         # A connection's own lists (edges, nodes) are its page, already counted at the connection.
         return 1
+
+    def _id_count(self, node: FieldNode) -> int:
+        """A list fetched by IDs (`nodes(ids)`): one item per ID given; the resolver refuses more than a page."""
+        argument = next((item for item in node.arguments or () if item.name.value == "ids"), None)
+        value: Any = None
+        if argument is not None and isinstance(argument.value, ListValueNode):
+            value = argument.value.values
+        elif argument is not None and isinstance(argument.value, VariableNode):
+            value = self.variables.get(argument.value.name.value)
+        count = len(value) if isinstance(value, list | tuple) else 1
+        return max(0, min(count, MAX_PAGE_SIZE))
 
     def _page_size(self, node: FieldNode, definition: GraphQLField) -> int:
         argument = next((item for item in node.arguments or () if item.name.value == "first"), None)

@@ -39,18 +39,26 @@ def encode_id(type_name: str, key: int) -> str:
 
 def decode_id(value: str, expected: str) -> int:
     """The primary key inside `value`, which must be an ID of type `expected`."""
+    type_name, number = decode_any_id(value, expected)
+    if type_name != expected:
+        raise InvalidId(value, expected)
+    return number
+
+
+def decode_any_id(value: str, expected: str = "Node") -> tuple[str, int]:
+    """The type name and primary key inside `value`, an ID of any type (`expected` names it in the error)."""
     try:
         text = base64.b64decode(value.encode("ascii"), validate=True).decode("utf-8")
     except (UnicodeError, binascii.Error, ValueError) as error:
         raise InvalidId(value, expected) from error
     type_name, separator, key = text.partition(":")
-    if separator != ":" or type_name != expected or not key.isascii() or not key.isdigit():
+    if separator != ":" or not type_name or not key.isascii() or not key.isdigit():
         raise InvalidId(value, expected)
     number = int(key)
     # Keys are 32-bit integer columns: PostgreSQL refuses to even compare with a larger bound value.
     if not 0 < number <= LARGEST_ID:
         raise InvalidId(value, expected)
-    return number
+    return type_name, number
 
 
 def encode_cursor(sort_values: list[Any], key: int) -> str:

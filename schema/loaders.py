@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from strawberry.dataloader import DataLoader
 
+from segmenta.domain.access import tokens
 from segmenta.domain.access.scope import Scope
 from segmenta.schema.pagination import Ordering, Page, split_pages
 from segmenta.schema.serial import SerialSession
@@ -127,10 +128,22 @@ class Loaders:
         self.db = SerialSession(session)
         # Fail closed until Authentication binds the caller's scope.
         self.scope = Scope(restricted=True)
+        # The caller's role, bound with the scope (None: nobody, who may see no token).
+        self.role: str | None = None
         self.customer = self._by_id(models.Customer, scoped=True)
         self.team = self._by_id(models.Team)
         self.employee = self._by_id(models.Employee)
         self.segment = self._by_id(models.Segment)
+        # The rows `node(id)` can reach besides those above: a customer's own rows only when the customer
+        # is in scope (as through `customer(id)`), runs and rulesets for everyone, tokens for admins.
+        self.purchase = self._by_id(models.Purchase, owner=models.Purchase.customer_id)
+        self.interaction = self._by_id(models.Interaction, owner=models.Interaction.customer_id)
+        self.feedback = self._by_id(models.Feedback, owner=models.Feedback.customer_id)
+        self.assignment_change = self._by_id(models.AssignmentHistory, owner=models.AssignmentHistory.customer_id)
+        self.evaluation_change = self._by_id(models.EvaluationChange, owner=models.EvaluationChange.customer_id)
+        self.evaluation_run = self._by_id(models.EvaluationRun)
+        self.ruleset = self._by_id(models.RulesetVersion)
+        self.api_token: DataLoader[int, tokens.TokenInfo | None] = DataLoader(self._api_tokens)
         self.segments_of_customer: DataLoader[int, list[models.Segment]] = DataLoader(self._segments_of_customers)
         self.tags_of_customer: DataLoader[int, list[models.CustomerTag]] = DataLoader(self._tags_of_customers)
         self.attributes_of_customer: DataLoader[int, dict[str, Any]] = DataLoader(self._attributes_of_customers)
@@ -172,16 +185,28 @@ class Loaders:
 
     # -- loaders -----------------------------------------------------------------------------
 
-    def _by_id(self, model: type[Any], scoped: bool = False) -> DataLoader[int, Any]:
+    def _by_id(
+        self, model: type[Any], scoped: bool = False, owner: InstrumentedAttribute[Any] | None = None
+    ) -> DataLoader[int, Any]:
+        """Rows by key; `scoped`: customers in the caller's scope only; `owner`: only rows whose customer
+        (this column) is in scope.  The predicate is built at load time, after the scope is bound."""
+
         async def load(keys: list[int]) -> list[Any]:
             statement = select(model).where(model.id.in_(set(keys)))
             if scoped:
                 statement = restricted(statement, self.scope.customers())
+            if owner is not None:
+                statement = restricted(statement, self.scope.owned_by_visible(owner))
             rows = await self.db.scalars(statement)
             found = {row.id: row for row in rows}
             return [found.get(key) for key in keys]
 
         return DataLoader(load)
+
+    async def _api_tokens(self, keys: list[int]) -> list[tokens.TokenInfo | None]:
+        async with self.db.exclusive() as session:
+            found = await tokens.tokens_by_id(session, self.role, keys)
+        return [found.get(key) for key in keys]
 
     async def _segments_of_customers(self, keys: list[int]) -> list[list[models.Segment]]:
         statement = (

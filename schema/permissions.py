@@ -102,6 +102,7 @@ class Authentication(SchemaExtension):
                 response.headers["WWW-Authenticate"] = 'Bearer realm="segmenta"'
             raise GraphQLError(message, extensions={"code": UNAUTHENTICATED})
         context.loaders.scope = customer_scope(context)
+        context.loaders.role = context.principal.role
         yield
 
     def on_execute(self) -> Iterator[None]:

@@ -14,6 +14,7 @@ from segmenta.schema.context import Info
 from segmenta.schema.enums import RulesetStatus, RunMode, RunStatus, Severity, to_enum
 from segmenta.schema.ids import encode_id
 from segmenta.schema.loaders import restricted
+from segmenta.schema.node_interface import Node
 from segmenta.schema.pagination import Connection, Ordering, counter, fetch_page, page_size, to_connection
 from segmenta.schema.permissions import scope
 from segmenta.schema.routing_loaders import RoutingLoaders
@@ -62,7 +63,7 @@ class CheckResult:
 
 
 @strawberry.type(name="Ruleset", description="A saved version of a rule file.")
-class RulesetType:
+class RulesetType(Node):
     id: strawberry.ID
     name: str
     version: int
@@ -190,7 +191,7 @@ class RunSummary:
 
 
 @strawberry.type(description="What a run changes (or, for a locked customer, would have changed) for one customer.")
-class EvaluationChange(TeamAndManagerMove):
+class EvaluationChange(TeamAndManagerMove, Node):
     id: strawberry.ID
     segments_added: list[str]
     segments_removed: list[str]
@@ -228,7 +229,7 @@ NEWEST_RUNS = Ordering(models.EvaluationRun.id, models.EvaluationRun.id, "number
 
 
 @strawberry.type(description="One evaluation of a ruleset over every customer.")
-class EvaluationRun:
+class EvaluationRun(Node):
     id: strawberry.ID
     mode: RunMode | None
     status: RunStatus | None

@@ -17,6 +17,7 @@ from segmenta.domain.errors import UserError
 from segmenta.schema.context import Info
 from segmenta.schema.enums import Role, to_enum, to_word
 from segmenta.schema.ids import encode_id
+from segmenta.schema.node_interface import Node
 from segmenta.schema.payloads import ArgumentError, UserErrorType, in_transaction, input_id
 from segmenta.schema.permissions import CanManageTokens
 from segmenta.schema.timestamps import to_api
@@ -27,7 +28,7 @@ TYPE_NAME = "ApiToken"
 
 
 @strawberry.type(description="An API token as stored. Its secret is never shown again after creation.")
-class ApiToken:
+class ApiToken(Node):
     id: strawberry.ID
     role: Role | None
     label: str | None

@@ -49,6 +49,7 @@ from segmenta.schema.loaders import (
     ChildList,
 )
 from segmenta.schema.metric_types import CustomerGroupStats, CustomerMetrics, EmployeeStats, TeamStats
+from segmenta.schema.node_interface import Node
 from segmenta.schema.orderings import (
     CUSTOMER_ORDERINGS,
     NEWEST_FEEDBACK,
@@ -81,7 +82,7 @@ async def _child_connection(
 
 
 @strawberry.type
-class Customer:
+class Customer(Node):
     id: strawberry.ID
     code: str
     name: str
@@ -213,7 +214,7 @@ def _customer_converter(info: Info) -> Any:
 
 
 @strawberry.type
-class Team:
+class Team(Node):
     id: strawberry.ID
     key: str = strawberry.field(description="The name rules use (`-> team KEY`).")
     name: str
@@ -286,7 +287,7 @@ class TeamMember:
 
 
 @strawberry.type
-class Employee:
+class Employee(Node):
     id: strawberry.ID
     name: str
     email: str
@@ -363,7 +364,7 @@ class Employee:
 
 
 @strawberry.type
-class Segment:
+class Segment(Node):
     id: strawberry.ID
     key: str
     name: str
@@ -427,7 +428,7 @@ async def employee_of(info: Info, employee_id: int | None) -> Employee | None:
 
 
 @strawberry.type
-class Purchase:
+class Purchase(Node):
     id: strawberry.ID
     amount: float
     category: str | None
@@ -454,7 +455,7 @@ class Purchase:
 
 
 @strawberry.type
-class Interaction:
+class Interaction(Node):
     id: strawberry.ID
     kind: InteractionKind | None
     occurred_at: datetime | None
@@ -481,7 +482,7 @@ class Interaction:
 
 
 @strawberry.type
-class Feedback:
+class Feedback(Node):
     id: strawberry.ID
     kind: FeedbackKind | None
     score: float | None = strawberry.field(description="Survey 1–5, NPS 0–10, otherwise null.")
@@ -541,7 +542,7 @@ class TeamAndManagerMove:
 
 
 @strawberry.type(description="One change of a customer's team or manager.")
-class AssignmentChange(TeamAndManagerMove):
+class AssignmentChange(TeamAndManagerMove, Node):
     id: strawberry.ID
     cause: AssignmentCause | None
     rule: str | None = strawberry.field(description="The deciding rule, when a rule made the change.")

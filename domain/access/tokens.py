@@ -223,6 +223,19 @@ async def list_tokens(session: AsyncSession, acting_role: str | None) -> list[To
     return [_info(token, email) for token, email in rows]
 
 
+async def tokens_by_id(session: AsyncSession, acting_role: str | None, token_ids: list[int]) -> dict[int, TokenInfo]:
+    """The tokens with these ids, for an administrator; for every other role none (as if they did not
+    exist: `node(id)` answers null rather than telling a non-admin which token ids exist)."""
+    if acting_role != MANAGING_ROLE or not token_ids:
+        return {}
+    rows = await session.execute(
+        select(ApiToken, Employee.email)
+        .outerjoin(Employee, Employee.id == ApiToken.employee_id)
+        .where(ApiToken.id.in_(set(token_ids)))
+    )
+    return {token.id: _info(token, email) for token, email in rows}
+
+
 async def revoke_token(session: AsyncSession, acting_role: str | None, token_id: int) -> TokenInfo:
     """Revoke a token; an unknown id is `not_found`, a token already revoked `already_revoked`."""
     ensure_may_manage_tokens(acting_role)
