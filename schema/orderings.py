@@ -12,18 +12,19 @@ from segmenta.storage import models
 _customer = models.Customer
 
 
-@strawberry.enum(description="Sort order of a customer list; ties are broken by creation order.")
+@strawberry.enum(description="Sort order of a customer list; ties are broken by creation order, in the same direction.")
 class CustomerOrder(Enum):
-    NAME_ASC = "name_asc"
-    NAME_DESC = "name_desc"
-    CODE_ASC = "code_asc"
-    CODE_DESC = "code_desc"
-    CREATED_AT_ASC = "created_at_asc"
-    CREATED_AT_DESC = "created_at_desc"
-    TOTAL_SPENT_ASC = "total_spent_asc"
-    TOTAL_SPENT_DESC = "total_spent_desc"
-    PURCHASE_COUNT_ASC = "purchase_count_asc"
-    PURCHASE_COUNT_DESC = "purchase_count_desc"
+    _value_: str  # the word, for type checkers (members are enum_value definitions)
+    NAME_ASC = strawberry.enum_value("name_asc", description="By name, A to Z (the default).")
+    NAME_DESC = strawberry.enum_value("name_desc", description="By name, Z to A.")
+    CODE_ASC = strawberry.enum_value("code_asc", description="By external code, ascending.")
+    CODE_DESC = strawberry.enum_value("code_desc", description="By external code, descending.")
+    CREATED_AT_ASC = strawberry.enum_value("created_at_asc", description="Oldest customer first.")
+    CREATED_AT_DESC = strawberry.enum_value("created_at_desc", description="Newest customer first.")
+    TOTAL_SPENT_ASC = strawberry.enum_value("total_spent_asc", description="Smallest total spent first.")
+    TOTAL_SPENT_DESC = strawberry.enum_value("total_spent_desc", description="Largest total spent first.")
+    PURCHASE_COUNT_ASC = strawberry.enum_value("purchase_count_asc", description="Fewest purchases first.")
+    PURCHASE_COUNT_DESC = strawberry.enum_value("purchase_count_desc", description="Most purchases first.")
 
 
 CUSTOMER_ORDERINGS: dict[CustomerOrder, Ordering] = {

@@ -89,29 +89,40 @@ class Ordering:
         raise InvalidCursor(cursor)
 
 
-@strawberry.type
+@strawberry.type(description="Where a page of a connection stands in the whole list.")
 class PageInfo:
-    has_next_page: bool
+    has_next_page: bool = strawberry.field(
+        description="True when more items follow: ask for them with `after: endCursor`."
+    )
     has_previous_page: bool = strawberry.field(
         description="True when the page was requested with `after` (there are rows before it)."
     )
-    start_cursor: str | None
-    end_cursor: str | None
+    start_cursor: str | None = strawberry.field(description="The cursor of the page's first item; null for an empty page.")
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the page's last item, to pass as `after` for the next page; null for an empty page."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One item of a page, with its cursor.")
 class Edge(Generic[NodeT]):
-    cursor: str
-    node: NodeT
+    cursor: str = strawberry.field(
+        description="Opaque position of this item in the list's order; pass it as `after` to read the items after it."
+    )
+    node: NodeT = strawberry.field(description="The item.")
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "A page of a list (a Relay connection). `first` takes 0 to 100 items (default 20); `after` takes the "
+        "`endCursor` of the previous page. Pages are keyset-based: rows added before a page do not shift it."
+    )
+)
 class Connection(Generic[NodeT]):
-    edges: list[Edge[NodeT]]
-    page_info: PageInfo
+    edges: list[Edge[NodeT]] = strawberry.field(description="The items of this page with their cursors, in the list's order.")
+    page_info: PageInfo = strawberry.field(description="Whether more items follow, and the cursors to page with.")
     count_rows: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field(description="Number of items in the whole list (all pages).")
+    @strawberry.field(description="Number of items in the whole list (all pages); counted only when selected.")
     async def total_count(self) -> int:
         return await self.count_rows()
 
