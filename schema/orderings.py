@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 
@@ -26,6 +27,9 @@ class CustomerOrder(Enum):
     PURCHASE_COUNT_ASC = strawberry.enum_value("purchase_count_asc", description="Fewest purchases first.")
     PURCHASE_COUNT_DESC = strawberry.enum_value("purchase_count_desc", description="Most purchases first.")
 
+
+# The `orderBy` argument of customer lists.
+CustomerOrderArgument = Annotated[CustomerOrder, strawberry.argument(description="The sort order; default NAME_ASC.")]
 
 CUSTOMER_ORDERINGS: dict[CustomerOrder, Ordering] = {
     CustomerOrder.NAME_ASC: Ordering(_customer.name, _customer.id, "text"),

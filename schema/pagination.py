@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import strawberry
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -23,6 +23,26 @@ from segmenta.schema.serial import SerialSession
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+
+# The paging arguments every connection field takes, with what GraphiQL shows about them.
+FirstArgument = Annotated[
+    int | None,
+    strawberry.argument(
+        description=(
+            "How many items to return: 0 to 100, default 20 (more is a BAD_USER_INPUT error; 0 returns just "
+            "totalCount)."
+        )
+    ),
+]
+AfterArgument = Annotated[
+    str | None,
+    strawberry.argument(
+        description=(
+            "Return the items after this cursor: the `endCursor` (or an edge's `cursor`) of this same list in "
+            "the same order. Null: from the start."
+        )
+    ),
+]
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")

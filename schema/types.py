@@ -56,8 +56,9 @@ from segmenta.schema.orderings import (
     NEWEST_INTERACTIONS,
     NEWEST_PURCHASES,
     CustomerOrder,
+    CustomerOrderArgument,
 )
-from segmenta.schema.pagination import Connection, Ordering, page_size, to_connection
+from segmenta.schema.pagination import AfterArgument, Connection, FirstArgument, Ordering, page_size, to_connection
 from segmenta.schema.timestamps import to_api
 from segmenta.storage import models
 
@@ -81,33 +82,76 @@ async def _child_connection(
     return to_connection(page, ordering, convert, count_rows)
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "A customer (a company or a person): its profile, routing outcome (team, manager, segments, tags), "
+        "metrics and activity. An agent sees only their customers: elsewhere such a customer reads as null."
+    )
+)
 class Customer(Node):
-    id: strawberry.ID
-    code: str
-    name: str
-    kind: CustomerKind | None
-    industry: str | None
-    size: CustomerSize | None
-    region: str | None
-    city: str | None
-    country: str | None
-    lifecycle: Lifecycle | None
-    purchasing_power: PurchasingPower | None
-    channel: str | None
-    email: str | None
-    phone: str | None
-    address: str | None
-    age: float | None
-    gender: str | None
-    income: float | None
-    occupation: str | None
-    birthday: date | None
-    created_at: datetime
-    updated_at: datetime | None
+    id: strawberry.ID = strawberry.field(
+        description=(
+            "Opaque global ID (base64 of `Customer:key`); pass it back as given, e.g. to `node(id)` or "
+            "`customer(id)`."
+        ),
+    )
+    code: str = strawberry.field(
+        description=(
+            "The unique external code (e.g. from another system); `customerByCode` finds the customer by it."
+        ),
+    )
+    name: str = strawberry.field(description="The customer's name.")
+    kind: CustomerKind | None = strawberry.field(description="Company or person; null when not recorded.")
+    industry: str | None = strawberry.field(
+        description=(
+            "Industry, a free word such as `finance` (team members whose specialties include it are preferred as "
+            "manager); null when not recorded."
+        ),
+    )
+    size: CustomerSize | None = strawberry.field(description="Company size; null when not recorded.")
+    region: str | None = strawberry.field(
+        description=(
+            "Region, a free word such as `east` (team members who cover it are preferred as manager); null when "
+            "not recorded."
+        ),
+    )
+    city: str | None = strawberry.field(description="City; null when not recorded.")
+    country: str | None = strawberry.field(description="Country; null when not recorded.")
+    lifecycle: Lifecycle | None = strawberry.field(description="Lifecycle stage; null when not recorded.")
+    purchasing_power: PurchasingPower | None = strawberry.field(description="Purchasing power; null when not recorded.")
+    channel: str | None = strawberry.field(
+        description=(
+            "The channel the customer is reached or buys through, a free word such as `online`; null when not "
+            "recorded."
+        ),
+    )
+    email: str | None = strawberry.field(
+        description="E-mail address, stored lower-case; null when not recorded.",
+    )
+    phone: str | None = strawberry.field(description="Phone number as given; null when not recorded.")
+    address: str | None = strawberry.field(description="Postal address; null when not recorded.")
+    age: float | None = strawberry.field(description="Age in years (0–150); null when not recorded.")
+    gender: str | None = strawberry.field(description="Gender as given; null when not recorded.")
+    income: float | None = strawberry.field(
+        description="Income, in the currency's units (0 or more); null when not recorded.",
+    )
+    occupation: str | None = strawberry.field(description="Occupation; null when not recorded.")
+    birthday: date | None = strawberry.field(
+        description="Date of birth (from 1900-01-01 to today); null when not recorded.",
+    )
+    created_at: datetime = strawberry.field(
+        description="When the customer was created (or the creation time given by an import), UTC.",
+    )
+    updated_at: datetime | None = strawberry.field(
+        description="When the customer's profile or assignment last changed, UTC; null when unknown.",
+    )
     assignment_locked: bool = strawberry.field(description="Locked customers keep team and manager in rule runs.")
     deciding_rule: str | None = strawberry.field(description="The rule that decided the current team.")
-    metrics: CustomerMetrics
+    metrics: CustomerMetrics = strawberry.field(
+        description=(
+            "Every rule-language metric of the customer; day-based ones measured at the time of the request."
+        ),
+    )
     row: strawberry.Private[models.Customer]
 
     @classmethod
@@ -141,7 +185,7 @@ class Customer(Node):
             row=row,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The team the rules (or assignManager) put the customer in; null: no team.")
     async def team(self, info: Info) -> Team | None:
         if self.row.team_id is None:
             return None
@@ -180,7 +224,7 @@ class Customer(Node):
 
     @strawberry.field(description="Purchases, newest first.")
     async def purchases(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: Info, first: FirstArgument = None, after: AfterArgument = None
     ) -> Connection[Purchase]:
         return await _child_connection(
             info, PURCHASES_OF_CUSTOMER, self.row.id, NEWEST_PURCHASES, first, after, Purchase.from_row
@@ -188,7 +232,7 @@ class Customer(Node):
 
     @strawberry.field(description="Interactions, newest first.")
     async def interactions(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: Info, first: FirstArgument = None, after: AfterArgument = None
     ) -> Connection[Interaction]:
         return await _child_connection(
             info, INTERACTIONS_OF_CUSTOMER, self.row.id, NEWEST_INTERACTIONS, first, after, Interaction.from_row
@@ -196,7 +240,7 @@ class Customer(Node):
 
     @strawberry.field(description="Feedback, newest first.")
     async def feedback(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: Info, first: FirstArgument = None, after: AfterArgument = None
     ) -> Connection[Feedback]:
         return await _child_connection(
             info, FEEDBACK_OF_CUSTOMER, self.row.id, NEWEST_FEEDBACK, first, after, Feedback.from_row
@@ -213,16 +257,28 @@ def _customer_converter(info: Info) -> Any:
     return lambda row: Customer.from_row(row, now)
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "A team of employees that customers are routed to by the rules (`-> team KEY`); its strategy picks each "
+        "customer's account manager among its members."
+    )
+)
 class Team(Node):
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(
+        description=(
+            "Opaque global ID (base64 of `Team:key`); pass it back as given, e.g. to `node(id)` or "
+            "`updateTeam(id:)`."
+        ),
+    )
     key: str = strawberry.field(description="The name rules use (`-> team KEY`).")
-    name: str
-    description: str | None
-    kind: TeamKind | None
-    strategy: TeamStrategy | None
-    monthly_target: float | None
-    created_at: datetime | None
+    name: str = strawberry.field(description="Display name.")
+    description: str | None = strawberry.field(description="What the team is for; null when none.")
+    kind: TeamKind | None = strawberry.field(description="What the team is organised around (informational).")
+    strategy: TeamStrategy | None = strawberry.field(description="How the team picks a customer's account manager.")
+    monthly_target: float | None = strawberry.field(
+        description="Revenue target per month, in the currency's units; null when none.",
+    )
+    created_at: datetime | None = strawberry.field(description="When the team was created, UTC.")
     row: strawberry.Private[models.Team]
 
     @classmethod
@@ -244,19 +300,23 @@ class Team(Node):
         rows = await info.context.loaders.members_of_team.load(self.row.id)
         return [TeamMember.from_row(row) for row in rows]
 
-    @strawberry.field
+    @strawberry.field(description="The team's customers (an agent: only their customers), paged.")
     async def customers(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        order_by: CustomerOrder = CustomerOrder.NAME_ASC,
+        first: FirstArgument = None,
+        after: AfterArgument = None,
+        order_by: CustomerOrderArgument = CustomerOrder.NAME_ASC,
     ) -> Connection[Customer]:
         return await _child_connection(
             info, CUSTOMERS_OF_TEAM, self.row.id, CUSTOMER_ORDERINGS[order_by], first, after, _customer_converter(info)
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description=(
+            "Figures over the team's customers (an agent: only their customers), its member count and target."
+        )
+    )
     async def stats(self, info: Info) -> TeamStats:
         stats = await info.context.loaders.team_stats.load(self.row.id)
         members = await info.context.loaders.members_of_team.load(self.row.id)
@@ -265,39 +325,54 @@ class Team(Node):
         )
 
 
-@strawberry.type
+@strawberry.type(description="An employee's membership of a team, with their role in it.")
 class TeamMember:
-    role: TeamRole | None
-    joined_at: datetime | None
+    role: TeamRole | None = strawberry.field(description="LEADER or MEMBER.")
+    joined_at: datetime | None = strawberry.field(description="When the employee joined the team, UTC.")
     row: strawberry.Private[models.TeamMember]
 
     @classmethod
     def from_row(cls, row: models.TeamMember) -> TeamMember:
         return cls(role=to_enum(TeamRole, row.role), joined_at=to_api(row.joined_at), row=row)
 
-    @strawberry.field
+    @strawberry.field(description="The member.")
     async def employee(self, info: Info) -> Employee:
         found = await info.context.loaders.employee.load(self.row.employee_id)
         return Employee.from_row(found)
 
-    @strawberry.field
+    @strawberry.field(description="The team.")
     async def team(self, info: Info) -> Team:
         found = await info.context.loaders.team.load(self.row.team_id)
         return Team.from_row(found)
 
 
-@strawberry.type
+@strawberry.type(description="A member of staff who can manage customers and belong to teams.")
 class Employee(Node):
-    id: strawberry.ID
-    name: str
-    email: str
-    level: EmployeeLevel | None
+    id: strawberry.ID = strawberry.field(
+        description=(
+            "Opaque global ID (base64 of `Employee:key`); pass it back as given, e.g. to `node(id)` or "
+            "`employee(id)`."
+        ),
+    )
+    name: str = strawberry.field(description="The employee's name.")
+    email: str = strawberry.field(
+        description="Unique e-mail address, stored lower-case; agent tokens are bound by it.",
+    )
+    level: EmployeeLevel | None = strawberry.field(description="Seniority (informational).")
     specialties: list[str] = strawberry.field(description="Industries the employee knows best.")
-    regions: list[str]
+    regions: list[str] = strawberry.field(
+        description=(
+            "Regions the employee covers; as a team member they are preferred for customers of these regions."
+        ),
+    )
     capacity: int | None = strawberry.field(description="Maximum customers; null = unlimited.")
-    active: bool
-    monthly_target: float | None
-    created_at: datetime | None
+    active: bool = strawberry.field(
+        description="False: the employee gets no new customers from routing and cannot be assigned by hand.",
+    )
+    monthly_target: float | None = strawberry.field(
+        description="Revenue target per month, in the currency's units; null when none.",
+    )
+    created_at: datetime | None = strawberry.field(description="When the employee was created, UTC.")
     row: strawberry.Private[models.Employee]
 
     @classmethod
@@ -316,7 +391,7 @@ class Employee(Node):
             row=row,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The teams the employee is a member of.")
     async def teams(self, info: Info) -> list[Team]:
         memberships = await info.context.loaders.memberships_of_employee.load(self.row.id)
         teams = await info.context.loaders.team.load_many([member.team_id for member in memberships])
@@ -331,9 +406,9 @@ class Employee(Node):
     async def customers(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        order_by: CustomerOrder = CustomerOrder.NAME_ASC,
+        first: FirstArgument = None,
+        after: AfterArgument = None,
+        order_by: CustomerOrderArgument = CustomerOrder.NAME_ASC,
     ) -> Connection[Customer]:
         return await _child_connection(
             info,
@@ -345,7 +420,12 @@ class Employee(Node):
             _customer_converter(info),
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description=(
+            "Figures over the customers the employee manages (an agent: only their customers), capacity and "
+            "activity counts."
+        )
+    )
     async def stats(self, info: Info) -> EmployeeStats:
         loaders = info.context.loaders
         stats = await loaders.manager_stats.load(self.row.id)
@@ -363,14 +443,25 @@ class Employee(Node):
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "A named group of customers: MANUAL (kept by hand) or DYNAMIC (kept by the active ruleset). Rules and "
+        "`where` conditions name a segment by its key."
+    )
+)
 class Segment(Node):
-    id: strawberry.ID
-    key: str
-    name: str
-    description: str | None
-    kind: SegmentKind | None
-    created_at: datetime | None
+    id: strawberry.ID = strawberry.field(
+        description="Opaque global ID (base64 of `Segment:key`); pass it back as given, e.g. to `node(id)`.",
+    )
+    key: str = strawberry.field(
+        description="The name rules and `where` conditions use for the segment, e.g. `high_value`; unique.",
+    )
+    name: str = strawberry.field(description="Display name.")
+    description: str | None = strawberry.field(description="What the segment is for; null when none.")
+    kind: SegmentKind | None = strawberry.field(
+        description="MANUAL (kept by hand) or DYNAMIC (kept by the active ruleset).",
+    )
+    created_at: datetime | None = strawberry.field(description="When the segment was created, UTC.")
     row: strawberry.Private[models.Segment]
 
     @classmethod
@@ -389,13 +480,13 @@ class Segment(Node):
     async def size(self, info: Info) -> int:
         return await info.context.loaders.count_of(CUSTOMERS_OF_SEGMENT).load(self.row.id)
 
-    @strawberry.field
+    @strawberry.field(description="The segment's members (an agent: only their customers), paged.")
     async def customers(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        order_by: CustomerOrder = CustomerOrder.NAME_ASC,
+        first: FirstArgument = None,
+        after: AfterArgument = None,
+        order_by: CustomerOrderArgument = CustomerOrder.NAME_ASC,
     ) -> Connection[Customer]:
         return await _child_connection(
             info,
@@ -407,7 +498,7 @@ class Segment(Node):
             _customer_converter(info),
         )
 
-    @strawberry.field
+    @strawberry.field(description="Figures over the segment's members (an agent: only their customers).")
     async def stats(self, info: Info) -> CustomerGroupStats:
         return CustomerGroupStats.from_stats(await info.context.loaders.segment_stats.load(self.row.id))
 
@@ -427,14 +518,22 @@ async def employee_of(info: Info, employee_id: int | None) -> Employee | None:
     return Employee.from_row(found) if found is not None else None
 
 
-@strawberry.type
+@strawberry.type(description="One purchase of a customer; recording it updates the customer's metrics.")
 class Purchase(Node):
-    id: strawberry.ID
-    amount: float
-    category: str | None
-    product: str | None
-    channel: str | None
-    purchased_at: datetime | None
+    id: strawberry.ID = strawberry.field(
+        description="Opaque global ID (base64 of `Purchase:key`); pass it back as given, e.g. to `node(id)`.",
+    )
+    amount: float = strawberry.field(
+        description="The amount paid, in the currency's units (0 to 1,000,000,000, at most 2 decimals).",
+    )
+    category: str | None = strawberry.field(
+        description="Product category, a free word such as `software`; null when not recorded.",
+    )
+    product: str | None = strawberry.field(description="Product name; null when not recorded.")
+    channel: str | None = strawberry.field(
+        description="Where the purchase was made, a free word such as `web`; null when not recorded.",
+    )
+    purchased_at: datetime | None = strawberry.field(description="When the purchase was made, UTC.")
     row: strawberry.Private[models.Purchase]
 
     @classmethod
@@ -454,12 +553,14 @@ class Purchase(Node):
         return await _customer_of(info, self.row.customer_id)
 
 
-@strawberry.type
+@strawberry.type(description="One contact between an employee and a customer (visit, call, e-mail, message, meeting).")
 class Interaction(Node):
-    id: strawberry.ID
-    kind: InteractionKind | None
-    occurred_at: datetime | None
-    summary: str | None
+    id: strawberry.ID = strawberry.field(
+        description="Opaque global ID (base64 of `Interaction:key`); pass it back as given, e.g. to `node(id)`.",
+    )
+    kind: InteractionKind | None = strawberry.field(description="How the contact happened.")
+    occurred_at: datetime | None = strawberry.field(description="When it happened, UTC.")
+    summary: str | None = strawberry.field(description="A note on what was discussed; null when none.")
     row: strawberry.Private[models.Interaction]
 
     @classmethod
@@ -476,22 +577,44 @@ class Interaction(Node):
     async def customer(self, info: Info) -> Customer | None:
         return await _customer_of(info, self.row.customer_id)
 
-    @strawberry.field
+    @strawberry.field(description="The employee involved; null when none was named (or the employee was deleted).")
     async def employee(self, info: Info) -> Employee | None:
         return await employee_of(info, self.row.employee_id)
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "A survey answer, NPS answer, complaint, suggestion or praise from a customer, with its handling status."
+    )
+)
 class Feedback(Node):
-    id: strawberry.ID
-    kind: FeedbackKind | None
+    id: strawberry.ID = strawberry.field(
+        description=(
+            "Opaque global ID (base64 of `Feedback:key`); pass it back as given, e.g. to `node(id)`, or to "
+            "`updateFeedbackStatus(id:)`."
+        ),
+    )
+    kind: FeedbackKind | None = strawberry.field(description="Survey, NPS, complaint, suggestion or praise.")
     score: float | None = strawberry.field(description="Survey 1–5, NPS 0–10, otherwise null.")
-    comment: str | None
-    channel: str | None
-    status: FeedbackStatus | None
-    status_note: str | None
-    created_at: datetime | None
-    resolved_at: datetime | None
+    comment: str | None = strawberry.field(description="What the customer said; null when nothing.")
+    channel: str | None = strawberry.field(
+        description="How the feedback came in, a free word such as `phone`; null when not recorded.",
+    )
+    status: FeedbackStatus | None = strawberry.field(
+        description="Handling status: complaints start OPEN, other kinds CLOSED.",
+    )
+    status_note: str | None = strawberry.field(
+        description=(
+            "The note of the latest status change that gave one (updateFeedbackStatus `note`); null when none."
+        ),
+    )
+    created_at: datetime | None = strawberry.field(description="When the feedback was submitted, UTC.")
+    resolved_at: datetime | None = strawberry.field(
+        description=(
+            "When it last moved from OPEN or IN_PROGRESS to RESOLVED or CLOSED, UTC; null while open and for "
+            "feedback that started CLOSED."
+        ),
+    )
     row: strawberry.Private[models.Feedback]
 
     @classmethod
@@ -513,41 +636,47 @@ class Feedback(Node):
     async def customer(self, info: Info) -> Customer | None:
         return await _customer_of(info, self.row.customer_id)
 
-    @strawberry.field
+    @strawberry.field(description="The employee named with the feedback; null when none.")
     async def employee(self, info: Info) -> Employee | None:
         return await employee_of(info, self.row.employee_id)
 
 
-@strawberry.type
+@strawberry.type(description="Team and manager before and after a change.")
 class TeamAndManagerMove:
     """Team and manager before and after, read from a row with *_before_id / *_after_id columns."""
 
     row: strawberry.Private[Any]
 
-    @strawberry.field
+    @strawberry.field(description="The team before the change; null: none (or deleted since).")
     async def team_before(self, info: Info) -> Team | None:
         return await team_of(info, self.row.team_before_id)
 
-    @strawberry.field
+    @strawberry.field(description="The team after the change; null: none (or deleted since).")
     async def team_after(self, info: Info) -> Team | None:
         return await team_of(info, self.row.team_after_id)
 
-    @strawberry.field
+    @strawberry.field(description="The account manager before the change; null: none (or deleted since).")
     async def manager_before(self, info: Info) -> Employee | None:
         return await employee_of(info, self.row.manager_before_id)
 
-    @strawberry.field
+    @strawberry.field(description="The account manager after the change; null: none (or deleted since).")
     async def manager_after(self, info: Info) -> Employee | None:
         return await employee_of(info, self.row.manager_after_id)
 
 
 @strawberry.type(description="One change of a customer's team or manager.")
 class AssignmentChange(TeamAndManagerMove, Node):
-    id: strawberry.ID
-    cause: AssignmentCause | None
+    id: strawberry.ID = strawberry.field(
+        description=(
+            "Opaque global ID (base64 of `AssignmentChange:key`); pass it back as given, e.g. to `node(id)`."
+        ),
+    )
+    cause: AssignmentCause | None = strawberry.field(
+        description="What made the change: an apply RUN, REALTIME routing or a MANUAL assignManager.",
+    )
     rule: str | None = strawberry.field(description="The deciding rule, when a rule made the change.")
     run_id: strawberry.ID | None = strawberry.field(description="The evaluation run, when a run made the change.")
-    changed_at: datetime | None
+    changed_at: datetime | None = strawberry.field(description="When the change was committed, UTC.")
     row: strawberry.Private[models.AssignmentHistory]
 
     @classmethod
