@@ -9,12 +9,15 @@ history rows and the round-robin positions — and writes it
 * one customer on PostgreSQL: as ONE statement, the same writes as data-modifying CTEs fed
   by arrays (a row that may be missing comes with a boolean), so routing a customer costs
   one round trip;
-* otherwise (SQLite, which has no data-modifying CTEs, or several customers): one statement
-  per table, each executed once for all its rows, tables without rows skipped.
+* on SQLite, which has no data-modifying CTEs: as ONE ``INSERT`` of a row per customer into
+  the temporary routing view whose trigger runs the same writes (storage/sqlite_writes.py
+  says why and how);
+* several customers on PostgreSQL: one statement per table, each executed once for all
+  its rows, tables without rows skipped.
 
-Both end with the customers' rows as written; the Customer objects the session holds for
-them are refreshed from those rows (``populate_existing``), so the object a mutation
-returns shows the new assignment.
+The Customer objects the session holds for the customers are refreshed from their rows as
+written (``populate_existing``: the customer's UPDATE … RETURNING, or a read after a batch),
+so the object a mutation returns shows the new assignment.
 
 Every customer re-evaluated gets its routing_version raised, changed or not: an apply
 running meanwhile then knows its snapshot of the customer is stale and leaves it to this

@@ -26,8 +26,8 @@ Statements, with a ruleset active (without one: 1 and the customer's INSERTs):
 
 The manager: on SQLite the read brings the members' loads (those that can matter:
 all under least_loaded, those of members with a capacity under round_robin; a writer
-holds the whole database) and domain.routing.assignment picks in Python; the writes are one
-statement per table.  On PostgreSQL the read locks the team row and then its
+holds the whole database) and domain.routing.assignment picks in Python; the writes are the
+customer's INSERT and one row of the routing view (storage/sqlite_writes.py).  On PostgreSQL the read locks the team row and then its
 members' employee rows (in id order, as every assignment does, and only when the
 active ruleset is the guessed one, so a wrong guess never holds locks out of order),
 and the writes are one statement that also picks the manager
