@@ -23,22 +23,52 @@ def mean_of(total: float, count: int) -> float | None:
 
 @strawberry.type(description="Every rule-language metric; day-based ones are measured at the time of the request.")
 class CustomerMetrics:
-    purchase_count: int
-    total_spent: float
-    avg_order_value: float | None
-    first_purchase_at: datetime | None
-    last_purchase_at: datetime | None
-    days_since_purchase: int | None
-    avg_satisfaction: float | None = strawberry.field(description="Mean survey score (1–5).")
-    nps: float | None = strawberry.field(description="Mean NPS score (0–10).")
-    feedback_count: int
-    complaint_count: int
-    open_complaints: int
-    interaction_count: int
-    last_contact_at: datetime | None
-    days_since_contact: int | None
-    tenure_days: int | None
-    days_to_birthday: int | None = strawberry.field(description="0 on the birthday.")
+    purchase_count: int = strawberry.field(description="Number of purchases.")
+    total_spent: float = strawberry.field(
+        description="Sum of all purchase amounts, in the currency's units; 0 without purchases.",
+    )
+    avg_order_value: float | None = strawberry.field(
+        description="totalSpent / purchaseCount, in the currency's units; null without purchases.",
+    )
+    first_purchase_at: datetime | None = strawberry.field(
+        description="When the earliest purchase was made, UTC; null without purchases.",
+    )
+    last_purchase_at: datetime | None = strawberry.field(
+        description="When the latest purchase was made, UTC; null without purchases.",
+    )
+    days_since_purchase: int | None = strawberry.field(
+        description=(
+            "Whole days (24-hour periods, rounded down) since the latest purchase, at the time of the request (in "
+            "a mutation payload: after the write); null without purchases."
+        ),
+    )
+    avg_satisfaction: float | None = strawberry.field(description="Mean survey score (1–5); null without surveys.")
+    nps: float | None = strawberry.field(description="Mean NPS answer (0–10); null without NPS answers.")
+    feedback_count: int = strawberry.field(description="Feedback items of every kind.")
+    complaint_count: int = strawberry.field(description="Complaints, open or not.")
+    open_complaints: int = strawberry.field(description="Complaints still OPEN or IN_PROGRESS.")
+    interaction_count: int = strawberry.field(description="Number of interactions.")
+    last_contact_at: datetime | None = strawberry.field(
+        description="When the latest interaction happened, UTC; null without interactions.",
+    )
+    days_since_contact: int | None = strawberry.field(
+        description=(
+            "Whole days since the latest interaction, at the time of the request (in a mutation payload: after "
+            "the write); null without interactions."
+        ),
+    )
+    tenure_days: int | None = strawberry.field(
+        description=(
+            "Whole days since the customer was created, at the time of the request (in a mutation payload: after "
+            "the write)."
+        ),
+    )
+    days_to_birthday: int | None = strawberry.field(
+        description=(
+            "Days until the next birthday, 0 on the birthday (29 February: 1 March in other years); "
+            "null without a birthday."
+        )
+    )
     customer_id: strawberry.Private[int]
 
     @strawberry.field(description="The distinct categories of the customer's purchases.")
@@ -79,16 +109,20 @@ class CustomerMetrics:
 
 @strawberry.type(description="Aggregates over a group of customers (an agent: only their customers in it).")
 class CustomerGroupStats:
-    customer_count: int
-    total_spent: float
-    purchase_count: int
-    avg_order_value: float | None
-    avg_satisfaction: float | None = strawberry.field(description="Mean of all survey scores in the group.")
-    nps: float | None = strawberry.field(description="Mean of all NPS scores in the group.")
-    feedback_count: int
-    complaint_count: int
-    open_complaints: int
-    interaction_count: int
+    customer_count: int = strawberry.field(description="Number of customers in the group.")
+    total_spent: float = strawberry.field(
+        description="Sum of the customers' purchase amounts, in the currency's units; 0 without purchases.",
+    )
+    purchase_count: int = strawberry.field(description="Number of purchases of the customers.")
+    avg_order_value: float | None = strawberry.field(
+        description="totalSpent / purchaseCount, in the currency's units; null without purchases.",
+    )
+    avg_satisfaction: float | None = strawberry.field(description="Mean of all survey scores in the group (1–5); null without surveys.")
+    nps: float | None = strawberry.field(description="Mean of all NPS answers in the group (0–10); null without NPS answers.")
+    feedback_count: int = strawberry.field(description="Feedback items of the customers, every kind.")
+    complaint_count: int = strawberry.field(description="Complaints of the customers, open or not.")
+    open_complaints: int = strawberry.field(description="Complaints still OPEN or IN_PROGRESS.")
+    interaction_count: int = strawberry.field(description="Interactions with the customers.")
 
     @staticmethod
     def fields_of(stats: GroupStats) -> dict[str, Any]:
@@ -110,16 +144,30 @@ class CustomerGroupStats:
         return cls(**cls.fields_of(stats))
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "Figures over a team's customers (an agent: only their customers in it), with its member count and "
+        "target."
+    )
+)
 class TeamStats(CustomerGroupStats):
-    member_count: int
-    monthly_target: float | None
+    member_count: int = strawberry.field(description="Number of team members.")
+    monthly_target: float | None = strawberry.field(
+        description="The team's revenue target per month, in the currency's units; null when none.",
+    )
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "Figures over the customers an employee manages (an agent: only their customers), with capacity and "
+        "activity counts."
+    )
+)
 class EmployeeStats(CustomerGroupStats):
     capacity: int | None = strawberry.field(description="Maximum customers; null = unlimited.")
     free_capacity: int | None = strawberry.field(description="Customers the employee can still take; null = unlimited.")
     interactions_handled: int = strawberry.field(description="Interactions recorded with this employee.")
     feedback_received: int = strawberry.field(description="Feedback naming this employee.")
-    monthly_target: float | None
+    monthly_target: float | None = strawberry.field(
+        description="The employee's revenue target per month, in the currency's units; null when none.",
+    )
