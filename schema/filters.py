@@ -24,23 +24,33 @@ _customer = models.Customer
     )
 )
 class CustomerFilter:
-    kind: CustomerKind | None = None
-    industry: str | None = None
-    industry_in: list[str] | None = None
-    size: CustomerSize | None = None
-    size_in: list[CustomerSize] | None = None
-    region: str | None = None
-    region_in: list[str] | None = None
-    city: str | None = None
-    country: str | None = None
-    lifecycle: Lifecycle | None = None
-    lifecycle_in: list[Lifecycle] | None = None
-    purchasing_power: PurchasingPower | None = None
-    channel: str | None = None
+    kind: CustomerKind | None = strawberry.field(default=None, description="Customers of this kind.")
+    industry: str | None = strawberry.field(
+        default=None, description="Customers in this industry (exact word).",
+    )
+    industry_in: list[str] | None = strawberry.field(default=None, description="Customers in any of these industries.")
+    size: CustomerSize | None = strawberry.field(default=None, description="Customers of this size.")
+    size_in: list[CustomerSize] | None = strawberry.field(default=None, description="Customers of any of these sizes.")
+    region: str | None = strawberry.field(default=None, description="Customers in this region (exact word).")
+    region_in: list[str] | None = strawberry.field(default=None, description="Customers in any of these regions.")
+    city: str | None = strawberry.field(default=None, description="Customers in this city (exact text).")
+    country: str | None = strawberry.field(
+        default=None, description="Customers in this country (exact text).",
+    )
+    lifecycle: Lifecycle | None = strawberry.field(default=None, description="Customers at this lifecycle stage.")
+    lifecycle_in: list[Lifecycle] | None = strawberry.field(
+        default=None, description="Customers at any of these lifecycle stages.",
+    )
+    purchasing_power: PurchasingPower | None = strawberry.field(default=None, description="Customers with this purchasing power.")
+    channel: str | None = strawberry.field(
+        default=None, description="Customers with this channel (exact word).",
+    )
     team_key: str | None = strawberry.field(default=None, description="Customers of the team with this key.")
-    manager_id: strawberry.ID | None = strawberry.field(default=None, description="Customers this employee manages.")
+    manager_id: strawberry.ID | None = strawberry.field(default=None, description="Customers this employee (an Employee ID) manages.")
     unassigned: bool | None = strawberry.field(default=None, description="true: no team; false: has a team.")
-    assignment_locked: bool | None = None
+    assignment_locked: bool | None = strawberry.field(
+        default=None, description="true: only customers whose assignment is locked; false: only unlocked ones.",
+    )
     tag: str | None = strawberry.field(default=None, description="Has this tag (manual or rule-made).")
     segment_key: str | None = strawberry.field(default=None, description="Member of the segment with this key.")
     search: str | None = strawberry.field(
@@ -105,14 +115,20 @@ def customer_conditions(given: CustomerFilter | None) -> list[ColumnElement[bool
 
 @strawberry.input(description="Feedback filters; every given field must hold (AND).")
 class FeedbackFilter:
-    kind: FeedbackKind | None = None
-    kind_in: list[FeedbackKind] | None = None
-    status: FeedbackStatus | None = None
-    status_in: list[FeedbackStatus] | None = None
-    customer_id: strawberry.ID | None = None
-    employee_id: strawberry.ID | None = None
-    created_after: datetime | None = strawberry.field(default=None, description="Created at or after this instant.")
-    created_before: datetime | None = strawberry.field(default=None, description="Created before this instant.")
+    kind: FeedbackKind | None = strawberry.field(default=None, description="Feedback of this kind.")
+    kind_in: list[FeedbackKind] | None = strawberry.field(default=None, description="Feedback of any of these kinds.")
+    status: FeedbackStatus | None = strawberry.field(default=None, description="Feedback in this status.")
+    status_in: list[FeedbackStatus] | None = strawberry.field(default=None, description="Feedback in any of these statuses.")
+    customer_id: strawberry.ID | None = strawberry.field(
+        default=None, description=(
+            "Feedback of this customer (a Customer ID); for an agent, a customer not theirs finds nothing."
+        ),
+    )
+    employee_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Feedback naming this employee (an Employee ID).",
+    )
+    created_after: datetime | None = strawberry.field(default=None, description="Created at or after this instant (without a zone: UTC).")
+    created_before: datetime | None = strawberry.field(default=None, description="Created before this instant (without a zone: UTC).")
 
 
 def feedback_conditions(given: FeedbackFilter | None) -> list[ColumnElement[bool]]:

@@ -29,8 +29,8 @@ class UserErrorType:
     field: str | None = strawberry.field(
         description="camelCase path of the offending argument, e.g. `input.email` or `customerIds`; null: the call."
     )
-    message: str
-    code: str = strawberry.field(description="NOT_FOUND, CONFLICT, REQUIRED, INVALID, INVALID_ID, …")
+    message: str = strawberry.field(description="What was wrong, in plain words.")
+    code: str = strawberry.field(description="What kind of problem, in upper case: NOT_FOUND, CONFLICT, REQUIRED, INVALID, INVALID_ID, OUT_OF_RANGE, TOO_LONG, FORBIDDEN, …")
 
 
 def camel_case(name: str) -> str:
@@ -105,63 +105,81 @@ async def in_transaction(
     return result, []
 
 
-@strawberry.type
+@strawberry.type(description="The result of createCustomer or updateCustomer.")
 class CustomerPayload:
-    customer: Customer | None
-    user_errors: list[UserErrorType]
+    customer: Customer | None = strawberry.field(
+        description="The customer as written (metrics and routing included); null when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of deleteCustomer.")
 class DeleteCustomerPayload:
-    deleted_id: strawberry.ID | None = strawberry.field(description="The ID of the deleted customer.")
-    user_errors: list[UserErrorType]
+    deleted_id: strawberry.ID | None = strawberry.field(description="The ID of the deleted customer; null when userErrors is not empty.")
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of recordPurchase.")
 class PurchasePayload:
-    purchase: Purchase | None
-    user_errors: list[UserErrorType]
+    purchase: Purchase | None = strawberry.field(
+        description="The purchase recorded; null when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of recordInteraction.")
 class InteractionPayload:
-    interaction: Interaction | None
-    user_errors: list[UserErrorType]
+    interaction: Interaction | None = strawberry.field(
+        description="The interaction recorded; null when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of submitFeedback or updateFeedbackStatus.")
 class FeedbackPayload:
-    feedback: Feedback | None
-    user_errors: list[UserErrorType]
+    feedback: Feedback | None = strawberry.field(
+        description="The feedback as written; null when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of createEmployee or updateEmployee.")
 class EmployeePayload:
-    employee: Employee | None
-    user_errors: list[UserErrorType]
+    employee: Employee | None = strawberry.field(
+        description="The employee as written; null when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of createTeam or updateTeam.")
 class TeamPayload:
-    team: Team | None
-    user_errors: list[UserErrorType]
+    team: Team | None = strawberry.field(
+        description="The team as written; null when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of addTeamMember or removeTeamMember.")
 class TeamMemberPayload:
-    team: Team | None
-    employee: Employee | None
-    user_errors: list[UserErrorType]
+    team: Team | None = strawberry.field(
+        description="The team after the change; null when userErrors is not empty.",
+    )
+    employee: Employee | None = strawberry.field(
+        description="The employee added or removed; null when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of a segment mutation.")
 class SegmentPayload:
-    segment: Segment | None
-    user_errors: list[UserErrorType]
+    segment: Segment | None = strawberry.field(
+        description="The segment after the change; null when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of moveToSegment.")
 class MoveToSegmentPayload:
     segment: Segment | None = strawberry.field(description="The segment the customers moved to.")
     from_segment: Segment | None = strawberry.field(description="The segment the customers left.")
-    user_errors: list[UserErrorType]
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
