@@ -6,6 +6,8 @@ agent recording for a customer that is not theirs gets a userError with code FOR
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from segmenta.domain.access.scope import ensure_may_act_on
@@ -49,8 +51,16 @@ async def _customer_to_act_on(info: Info, value: strawberry.ID) -> int:
 
 @strawberry.type
 class CustomerMutation:
-    @strawberry.mutation(permission_classes=[CanWriteCustomers])
-    async def create_customer(self, info: Info, input: CustomerInput) -> CustomerPayload:
+    @strawberry.mutation(
+        permission_classes=[CanWriteCustomers],
+        description=(
+            "Create a customer. With an active ruleset, it is routed in the same transaction (team, manager, "
+            "dynamic segments, rule tags). Roles: admin, manager."
+        ),
+    )
+    async def create_customer(
+        self, info: Info, input: Annotated[CustomerInput, strawberry.argument(description="The new customer.")]
+    ) -> CustomerPayload:
         session = info.context.session
         row, errors = await in_transaction(
             info, lambda: profiles.create_customer(session, as_create_data(input)), prefix="input"
@@ -59,9 +69,17 @@ class CustomerMutation:
 
     @strawberry.mutation(
         permission_classes=[CanWriteCustomers],
-        description="Change the given fields; see CustomerPatch for null and UNSET.",
+        description=(
+            "Change the fields given in `input`: fields left out stay, null clears (see CustomerPatch). With an "
+            "active ruleset, the customer is re-routed in the same transaction. Roles: admin, manager."
+        ),
     )
-    async def update_customer(self, info: Info, id: strawberry.ID, input: CustomerPatch) -> CustomerPayload:
+    async def update_customer(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The customer to change (a Customer ID).")],
+        input: Annotated[CustomerPatch, strawberry.argument(description="The changes.")],
+    ) -> CustomerPayload:
         session = info.context.session
 
         async def work() -> models.Customer:
@@ -70,8 +88,16 @@ class CustomerMutation:
         row, errors = await in_transaction(info, work, prefix="input", arguments={"id"})
         return CustomerPayload(customer=_customer(info, row), user_errors=errors)
 
-    @strawberry.mutation(permission_classes=[CanWriteCustomers])
-    async def delete_customer(self, info: Info, id: strawberry.ID) -> DeleteCustomerPayload:
+    @strawberry.mutation(
+        permission_classes=[CanWriteCustomers],
+        description=(
+            "Delete a customer with its purchases, interactions, feedback, tags, attributes, segment memberships "
+            "and assignment history. Roles: admin, manager."
+        ),
+    )
+    async def delete_customer(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The customer (a Customer ID).")]
+    ) -> DeleteCustomerPayload:
         session = info.context.session
 
         async def work() -> int:
@@ -85,8 +111,16 @@ class CustomerMutation:
             user_errors=errors,
         )
 
-    @strawberry.mutation(permission_classes=[CanRecordActivity], description="Also updates the customer's metrics.")
-    async def record_purchase(self, info: Info, input: PurchaseInput) -> PurchasePayload:
+    @strawberry.mutation(
+        permission_classes=[CanRecordActivity],
+        description=(
+            "Record a purchase; the customer's metrics change in the same transaction, and it is re-routed."
+            " Roles: admin, manager, agent (an agent only for their customers)."
+        ),
+    )
+    async def record_purchase(
+        self, info: Info, input: Annotated[PurchaseInput, strawberry.argument(description="The purchase.")]
+    ) -> PurchasePayload:
         session = info.context.session
 
         async def work() -> models.Purchase:
@@ -103,8 +137,16 @@ class CustomerMutation:
         row, errors = await in_transaction(info, work, prefix="input")
         return PurchasePayload(purchase=Purchase.from_row(row) if row is not None else None, user_errors=errors)
 
-    @strawberry.mutation(permission_classes=[CanRecordActivity])
-    async def record_interaction(self, info: Info, input: InteractionInput) -> InteractionPayload:
+    @strawberry.mutation(
+        permission_classes=[CanRecordActivity],
+        description=(
+            "Record a contact with a customer; the customer's metrics change in the same transaction, and it "
+            "is re-routed. Roles: admin, manager, agent (an agent only for their customers)."
+        ),
+    )
+    async def record_interaction(
+        self, info: Info, input: Annotated[InteractionInput, strawberry.argument(description="The interaction.")]
+    ) -> InteractionPayload:
         session = info.context.session
 
         async def work() -> models.Interaction:
@@ -123,9 +165,15 @@ class CustomerMutation:
         )
 
     @strawberry.mutation(
-        permission_classes=[CanRecordActivity], description="Complaints start OPEN; other kinds start CLOSED."
+        permission_classes=[CanRecordActivity],
+        description=(
+            "Record feedback: complaints start OPEN, other kinds CLOSED. The customer's metrics change in the "
+            "same transaction, and it is re-routed. Roles: admin, manager, agent (an agent only for their customers)."
+        ),
     )
-    async def submit_feedback(self, info: Info, input: FeedbackInput) -> FeedbackPayload:
+    async def submit_feedback(
+        self, info: Info, input: Annotated[FeedbackInput, strawberry.argument(description="The feedback.")]
+    ) -> FeedbackPayload:
         session = info.context.session
 
         async def work() -> models.Feedback:
@@ -144,10 +192,19 @@ class CustomerMutation:
 
     @strawberry.mutation(
         permission_classes=[CanHandleFeedback],
-        description="Move feedback along OPEN → IN_PROGRESS → RESOLVED → CLOSED (reopening allowed); `note` is kept.",
+        description=(
+            "Move feedback along OPEN → IN_PROGRESS → RESOLVED → CLOSED (reopening allowed; see FeedbackStatus); "
+            "a move not allowed is INVALID_TRANSITION. Keeps the customer's openComplaints in step. Roles: admin, manager."
+        ),
     )
     async def update_feedback_status(
-        self, info: Info, id: strawberry.ID, status: FeedbackStatus, note: str | None = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The feedback (a Feedback ID).")],
+        status: Annotated[FeedbackStatus, strawberry.argument(description="The new status.")],
+        note: Annotated[
+            str | None, strawberry.argument(description="A note kept as statusNote; null keeps the previous note.")
+        ] = None,
     ) -> FeedbackPayload:
         session = info.context.session
 
