@@ -16,6 +16,7 @@ from segmenta.schema.mutations import DataMutation
 from segmenta.schema.node import NodeQuery
 from segmenta.schema.permissions import Authentication
 from segmenta.schema.queries import DataQuery
+from segmenta.schema.response_warnings import ResponseWarnings
 from segmenta.schema.routing import RoutingMutation, RoutingQuery
 from segmenta.schema.subscriptions import Subscription, refusals_as_results
 from segmenta.schema.text_arguments import StorableTextArguments
@@ -50,6 +51,7 @@ schema = SegmentaSchema(
         token_limiter,
         OperationLimits,
         StorableTextArguments,
+        ResponseWarnings,
     ],
 )
 

@@ -44,6 +44,8 @@ class Context:
     runs: RunLauncher | None = None
     # The routing resolvers' loaders (schema.routing_types.routing_loaders makes them on first use).
     routing_loaders: RoutingLoaders | None = None
+    # Warnings for the whole response (`extensions.warnings`, schema/response_warnings.py), e.g. of a `where`.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def db(self) -> SerialSession:

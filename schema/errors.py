@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
 from segmenta.domain.errors import Unavailable
@@ -22,6 +22,8 @@ UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
 INTERNAL = "INTERNAL_SERVER_ERROR"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+# The document is not GraphQL at all (graphql-core's syntax errors, the token limit among them).
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 
 _BAD_INPUT_TYPES = (InvalidId, InvalidCursor, PageSizeError)
 
@@ -56,6 +58,8 @@ def _at_same_place(
 def _with_code(error: GraphQLError) -> GraphQLError:
     if error.extensions and "code" in error.extensions:
         return error
+    if isinstance(error, GraphQLSyntaxError):
+        return _at_same_place(error, error.message, {**(error.extensions or {}), "code": GRAPHQL_PARSE_FAILED}, None)
     original = error.original_error
     if original is not None:
         original = translate(original) or original

@@ -109,7 +109,10 @@ class Authentication(SchemaExtension):
         # Runs after validation, before any resolver: a refusal here means nothing ran.
         refused = refused_root_fields(self.execution_context)
         if refused:
-            raise GraphQLError(forbidden_message(refused), extensions={"code": FORBIDDEN, "fields": _names(refused)})
+            raise GraphQLError(
+                forbidden_message(refused),
+                extensions={"code": FORBIDDEN, "fields": _names(refused), "refused": _occurrences(refused)},
+            )
         yield
 
     async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
@@ -222,6 +225,14 @@ def _role_permissions(root: GraphQLObjectType, name: str) -> list[type[RolePermi
 
 def _names(refused: list[RefusedField]) -> list[str]:
     return list(dict.fromkeys(name for _, name, _ in refused))
+
+
+def _occurrences(refused: list[RefusedField]) -> list[dict[str, Any]]:
+    """Each refused selection, aliases apart: `fields` names a field once, this lists every place."""
+    return [
+        {"responseKey": key, "field": name, "roles": list(permission.roles), "reason": permission.reason}
+        for key, name, permission in refused
+    ]
 
 
 def forbidden_message(refused: list[RefusedField]) -> str:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from segmenta.domain import validation
 from segmenta.domain.errors import UserError
+from segmenta.dsl.diagnostics import Diagnostic
 from segmenta.schema.context import Info
 from segmenta.schema.errors import client_error
 from segmenta.schema.filters import CustomerFilter, FeedbackFilter, customer_conditions, feedback_conditions, filtered
@@ -18,7 +19,7 @@ from segmenta.schema.pagination import Connection, counter, fetch_page, page_siz
 from segmenta.schema.permissions import scope
 from segmenta.schema.stats import Stats
 from segmenta.schema.types import Customer, Employee, Feedback, Segment, Team
-from segmenta.schema.where import where_condition
+from segmenta.schema.where import report_warnings, where_condition
 from segmenta.storage import models
 from segmenta.storage.guard import hold_expensive_slot
 
@@ -54,7 +55,9 @@ class DataQuery:
         size = page_size(first)
         conditions = customer_conditions(filter)
         if where is not None:
-            conditions.append(await where_condition(info.context.db, where, info.context.now))
+            warnings: list[Diagnostic] = []
+            conditions.append(await where_condition(info.context.db, where, info.context.now, warnings))
+            report_warnings(info, "where", warnings)
         statement = restricted(filtered(select(models.Customer), conditions), scope(info).customers())
         ordering = CUSTOMER_ORDERINGS[order_by]
         db = info.context.db

@@ -6,12 +6,14 @@ and stay global."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import strawberry
 from sqlalchemy import func, select
 
 from segmenta.schema.context import Info
+from segmenta.schema.enums import CustomerSize, EnumT, Lifecycle, to_enum
 from segmenta.schema.loaders import overall_stats, restricted
 from segmenta.schema.metric_types import CustomerGroupStats
 from segmenta.schema.permissions import scope
@@ -23,6 +25,22 @@ from segmenta.storage import models
 class ValueCount:
     value: str | None = strawberry.field(description="The stored word (null: customers without a value).")
     count: int
+
+
+@strawberry.type(description="Customers of one size.")
+class SizeCount:
+    value: CustomerSize | None = strawberry.field(
+        description="The size (null: customers without a size, or with a stored word that is no CustomerSize)."
+    )
+    count: int = strawberry.field(description="Customers of this size (an agent: of their customers).")
+
+
+@strawberry.type(description="Customers at one lifecycle stage.")
+class LifecycleCount:
+    value: Lifecycle | None = strawberry.field(
+        description="The stage (null: customers without a lifecycle, or with a stored word that is no Lifecycle)."
+    )
+    count: int = strawberry.field(description="Customers at this stage (an agent: of their customers).")
 
 
 @strawberry.type
@@ -52,6 +70,16 @@ def _grouped_customers(info: Info, column: Any) -> Any:
 async def _by_column(info: Info, column: Any) -> list[ValueCount]:
     rows = (await info.context.db.execute(_grouped_customers(info, column))).all()
     return [ValueCount(value=value, count=count) for value, count in rows]
+
+
+async def _by_enum(info: Info, column: Any, enum_type: type[EnumT]) -> list[tuple[EnumT | None, int]]:
+    """Visible customers per enum member, largest group first; customers without a value and those
+    holding a word the enum lacks (no write path stores one, but a database may) share one null group."""
+    counts: Counter[EnumT | None] = Counter()
+    for word, count in (await info.context.db.execute(_grouped_customers(info, column))).all():
+        counts[to_enum(enum_type, word)] += count
+    # Counter keeps first-seen order among equal counts: the statement's order (count, then word).
+    return counts.most_common()
 
 
 @strawberry.type(
@@ -92,13 +120,14 @@ class Stats:
         conditions = [models.Feedback.status.in_(["open", "in_progress"])] + ([] if visible is None else [visible])
         return await _count(info, models.Feedback, *conditions)
 
-    @strawberry.field
-    async def by_lifecycle(self, info: Info) -> list[ValueCount]:
-        return await _by_column(info, models.Customer.lifecycle)
+    @strawberry.field(description="Customers per lifecycle stage, largest first; at most one null group.")
+    async def by_lifecycle(self, info: Info) -> list[LifecycleCount]:
+        counts = await _by_enum(info, models.Customer.lifecycle, Lifecycle)
+        return [LifecycleCount(value=value, count=count) for value, count in counts]
 
-    @strawberry.field
-    async def by_size(self, info: Info) -> list[ValueCount]:
-        return await _by_column(info, models.Customer.size)
+    @strawberry.field(description="Customers per size, largest first; at most one null group.")
+    async def by_size(self, info: Info) -> list[SizeCount]:
+        return [SizeCount(value=value, count=count) for value, count in await _by_enum(info, models.Customer.size, CustomerSize)]
 
     @strawberry.field
     async def by_region(self, info: Info) -> list[ValueCount]:

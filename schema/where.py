@@ -3,7 +3,9 @@
 A bare identifier names a segment stored in the database (manual or dynamic),
 so `where: "high_value and region = east"` works.  Errors come back as one
 GraphQL error with `extensions.code = INVALID_CONDITION` and the located
-diagnostics (line, column, hint) in `extensions.diagnostics`.
+diagnostics (line, column, hint) in `extensions.diagnostics`.  A condition with warnings only
+(`size = hugee`, a value `size` never has) runs, and its warnings are in the response's
+`extensions.warnings`, so a client can tell "nothing matches" from "you misspelled it".
 
 A condition is read over every customer, so its cost grows with the database and
 with its own size: it is refused past ``SEGMENTA_WHERE_MAX_TERMS`` terms (each
@@ -24,6 +26,7 @@ from segmenta.dsl.ast import And, Condition, InList, Not, Or, SegmentRef
 from segmenta.dsl.checker import check_condition
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
 from segmenta.dsl.parser import parse_condition
+from segmenta.schema.context import Info
 from segmenta.schema.serial import SerialSession
 from segmenta.storage import models
 from segmenta.storage.guard import MAX_TERMS_SETTING, hold_expensive_slot, max_terms_from_environment
@@ -100,8 +103,13 @@ def _member_of(segment_id: int) -> ColumnElement[bool]:
     )
 
 
-async def where_condition(db: SerialSession, text: str, as_of: datetime) -> ColumnElement[bool]:
-    """The SQL filter of a condition; raises a GraphQLError with diagnostics when the text is not a valid condition."""
+async def where_condition(
+    db: SerialSession, text: str, as_of: datetime, warnings: list[Diagnostic] | None = None
+) -> ColumnElement[bool]:
+    """The SQL filter of a condition; raises a GraphQLError with diagnostics when the text is not a valid condition.
+
+    A valid condition's warnings (`size = hugee`: a value the field never has) are added to `warnings`:
+    the condition still runs, and the caller reports them (`report_warnings`)."""
     if len(text) > MAX_CONDITION_LENGTH:
         raise GraphQLError(
             f"`where` condition too long ({len(text)} characters; at most {MAX_CONDITION_LENGTH})",
@@ -121,6 +129,8 @@ async def where_condition(db: SerialSession, text: str, as_of: datetime) -> Colu
     problems = check_condition(condition, segments=stored.keys())
     if any(diagnostic.is_error for diagnostic in problems):
         raise condition_error(problems)
+    if warnings is not None:
+        warnings.extend(diagnostic for diagnostic in [*diagnostics, *problems] if not diagnostic.is_error)
     segments = {name: _member_of(stored[name]) for name in names if name in stored}
     try:
         compiled = customers_where(condition, as_of, segments)
@@ -129,3 +139,11 @@ async def where_condition(db: SerialSession, text: str, as_of: datetime) -> Colu
     async with db.exclusive() as session:
         await hold_expensive_slot(session)
     return compiled
+
+
+def report_warnings(info: Info, argument: str, diagnostics: list[Diagnostic]) -> None:
+    """Give the warnings of a condition to the client, in the response's `extensions.warnings`
+    (schema/response_warnings.py), each naming the field (its path) and the argument it is about."""
+    path = info.path.as_list()
+    for diagnostic in diagnostics:
+        info.context.warnings.append({"path": path, "argument": argument, **diagnostic.to_dict()})

@@ -88,9 +88,33 @@ async def test_every_refused_field_is_named(api: Api, tokens: dict[str, str], wo
         'y: createSegment(input: {key: "k", name: "K"}) { segment { key } } }'
     )
     [error] = await api.errors(document, token=tokens["viewer"])
-    assert error["extensions"] == {"code": "FORBIDDEN", "fields": ["createCustomer", "createSegment"]}
+    assert error["extensions"] == {
+        "code": "FORBIDDEN",
+        "fields": ["createCustomer", "createSegment"],
+        "refused": [
+            {"responseKey": "x", "field": "createCustomer", "roles": ["admin", "manager"],
+             "reason": "changing customers needs one of the roles admin, manager"},
+            {"responseKey": "y", "field": "createSegment", "roles": ["admin", "manager"],
+             "reason": "changing segments needs one of the roles admin, manager"},
+        ],
+    }
     assert "x: createCustomer (changing customers" in error["message"]
     assert "y: createSegment (changing segments" in error["message"]
+
+
+async def test_the_same_field_refused_under_two_aliases_is_reported_at_both(
+    api: Api, engine: AsyncEngine, tokens: dict[str, str], world: World
+) -> None:
+    before = await snapshot(engine)
+    document = (
+        'mutation { a: createCustomer(input: {code: "N1", name: "One"}) { customer { code } } '
+        'b: createCustomer(input: {code: "N2", name: "Two"}) { customer { code } } }'
+    )
+    [error] = await api.errors(document, token=tokens["viewer"])
+    assert error["extensions"]["fields"] == ["createCustomer"]
+    assert [item["responseKey"] for item in error["extensions"]["refused"]] == ["a", "b"]
+    assert "a: createCustomer (" in error["message"] and "b: createCustomer (" in error["message"]
+    assert await snapshot(engine) == before
 
 
 async def test_a_forbidden_query_field_refuses_the_readable_ones_too(api: Api, tokens: dict[str, str]) -> None:

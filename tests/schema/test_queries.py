@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from segmenta.storage import models
@@ -303,10 +304,10 @@ async def test_stats(api: Api, world: World) -> None:
     assert (stats["customerCount"], stats["employeeCount"], stats["teamCount"], stats["segmentCount"]) == (6, 3, 2, 2)
     assert (stats["unassignedCustomers"], stats["customersWithoutManager"], stats["openFeedback"]) == (0, 0, 0)
     assert stats["customers"] == {"customerCount": 6, "totalSpent": 1500.0, "purchaseCount": 15, "avgOrderValue": 100.0}
-    assert {row["value"]: row["count"] for row in stats["bySize"]} == {"small": 2, "medium": 2, "large": 1, "enterprise": 1}
+    assert {row["value"]: row["count"] for row in stats["bySize"]} == {"SMALL": 2, "MEDIUM": 2, "LARGE": 1, "ENTERPRISE": 1}
     assert {row["value"]: row["count"] for row in stats["byRegion"]} == {"east": 3, "west": 3}
     assert {row["team"]["key"]: row["count"] for row in stats["byTeam"]} == {"east_sales": 3, "west_sales": 3}
-    assert stats["byLifecycle"] == [{"value": "active", "count": 6}]
+    assert stats["byLifecycle"] == [{"value": "ACTIVE", "count": 6}]
 
 
 async def test_purchases_and_interactions_of_a_customer_newest_first(api: Api, world: World, engine: AsyncEngine) -> None:
@@ -362,3 +363,21 @@ async def test_assignment_history_newest_first(api: Api, world: World, engine: A
         {"cause": "MANUAL", "rule": None, "runId": None, "teamBefore": None,
          "teamAfter": {"key": "west_sales"}, "managerBefore": None, "managerAfter": {"name": "Bob Wu"}},
     ]
+
+
+async def test_stats_by_size_and_lifecycle_answer_enums_with_one_null_group(
+    api: Api, world: World, engine: AsyncEngine
+) -> None:
+    """Customers without a value and a word no enum member has (a hand-edited database) share the null group."""
+    async with session_factory(engine)() as session:
+        await session.execute(
+            update(models.Customer).where(models.Customer.code == "C000").values(size=None, lifecycle=None)
+        )
+        await session.execute(
+            update(models.Customer).where(models.Customer.code == "C001").values(size="huge", lifecycle="dormant")
+        )
+        await session.commit()
+    stats = (await api.data("{ stats { bySize { value count } byLifecycle { value count } } }"))["stats"]
+    assert sorted(stats["bySize"], key=lambda row: (-row["count"], str(row["value"]))) == stats["bySize"]
+    assert {row["value"]: row["count"] for row in stats["bySize"]} == {"MEDIUM": 1, "LARGE": 1, "ENTERPRISE": 1, "SMALL": 1, None: 2}
+    assert stats["byLifecycle"] == [{"value": "ACTIVE", "count": 4}, {"value": None, "count": 2}]
