@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from segmenta.domain.routing import segments
@@ -19,8 +21,13 @@ def _segment(row: models.Segment | None) -> Segment | None:
 
 @strawberry.type
 class SegmentMutation:
-    @strawberry.mutation(permission_classes=[CanWriteSegments], description="A new MANUAL segment.")
-    async def create_segment(self, info: Info, input: SegmentInput) -> SegmentPayload:
+    @strawberry.mutation(
+        permission_classes=[CanWriteSegments],
+        description="Create a MANUAL segment; a key already taken is CONFLICT. Roles: admin, manager.",
+    )
+    async def create_segment(
+        self, info: Info, input: Annotated[SegmentInput, strawberry.argument(description="The new segment.")]
+    ) -> SegmentPayload:
         session = info.context.session
         row, errors = await in_transaction(
             info, lambda: segments.create_segment(session, as_create_data(input)), prefix="input"
@@ -28,10 +35,14 @@ class SegmentMutation:
         return SegmentPayload(segment=_segment(row), user_errors=errors)
 
     @strawberry.mutation(
-        permission_classes=[CanWriteSegments], description="Manual segments only; customers already in stay in."
+        permission_classes=[CanWriteSegments],
+        description=(
+            "Add customers to a MANUAL segment (a DYNAMIC one is refused: the rules keep it); customers already "
+            "in stay in. Roles: admin, manager."
+        ),
     )
     async def add_to_segment(
-        self, info: Info, segment_key: str, customer_ids: list[strawberry.ID]
+        self, info: Info, segment_key: Annotated[str, strawberry.argument(description="The MANUAL segment's key.")], customer_ids: Annotated[list[strawberry.ID], strawberry.argument(description="The customers (Customer IDs).")]
     ) -> SegmentPayload:
         session = info.context.session
 
@@ -42,9 +53,15 @@ class SegmentMutation:
         row, errors = await in_transaction(info, work)
         return SegmentPayload(segment=_segment(row), user_errors=errors)
 
-    @strawberry.mutation(permission_classes=[CanWriteSegments], description="Manual segments only.")
+    @strawberry.mutation(
+        permission_classes=[CanWriteSegments],
+        description=(
+            "Remove customers from a MANUAL segment (a DYNAMIC one is refused); customers not in it are "
+            "ignored. Roles: admin, manager."
+        ),
+    )
     async def remove_from_segment(
-        self, info: Info, segment_key: str, customer_ids: list[strawberry.ID]
+        self, info: Info, segment_key: Annotated[str, strawberry.argument(description="The MANUAL segment's key.")], customer_ids: Annotated[list[strawberry.ID], strawberry.argument(description="The customers (Customer IDs).")]
     ) -> SegmentPayload:
         session = info.context.session
 
@@ -57,10 +74,17 @@ class SegmentMutation:
 
     @strawberry.mutation(
         permission_classes=[CanWriteSegments],
-        description="Remove the customers from `fromKey` and add them to `toKey`, in one transaction.",
+        description=(
+            "Remove the customers from `fromKey` and add them to `toKey`, in one transaction; both must be "
+            "MANUAL segments. Roles: admin, manager."
+        ),
     )
     async def move_to_segment(
-        self, info: Info, from_key: str, to_key: str, customer_ids: list[strawberry.ID]
+        self,
+        info: Info,
+        from_key: Annotated[str, strawberry.argument(description="The key of the MANUAL segment they leave.")],
+        to_key: Annotated[str, strawberry.argument(description="The key of the MANUAL segment they join.")],
+        customer_ids: Annotated[list[strawberry.ID], strawberry.argument(description="The customers (Customer IDs).")],
     ) -> MoveToSegmentPayload:
         session = info.context.session
 

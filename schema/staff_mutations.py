@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from sqlalchemy import select
 
@@ -55,16 +57,26 @@ async def _team_key(info: Info, key: str | None, id: strawberry.ID | None) -> st
 
 @strawberry.type
 class StaffMutation:
-    @strawberry.mutation(permission_classes=[CanManageStaff])
-    async def create_employee(self, info: Info, input: EmployeeInput) -> EmployeePayload:
+    @strawberry.mutation(permission_classes=[CanManageStaff], description="Create an employee. Role: admin.")
+    async def create_employee(
+        self, info: Info, input: Annotated[EmployeeInput, strawberry.argument(description="The new employee.")]
+    ) -> EmployeePayload:
         session = info.context.session
         row, errors = await in_transaction(
             info, lambda: staff.create_employee(session, as_create_data(input)), prefix="input"
         )
         return EmployeePayload(employee=_employee(row), user_errors=errors)
 
-    @strawberry.mutation(permission_classes=[CanManageStaff])
-    async def update_employee(self, info: Info, id: strawberry.ID, input: EmployeePatch) -> EmployeePayload:
+    @strawberry.mutation(
+        permission_classes=[CanManageStaff],
+        description="Change the fields given in `input`: fields left out stay, null clears (see EmployeePatch). Role: admin.",
+    )
+    async def update_employee(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The employee to change (an Employee ID).")],
+        input: Annotated[EmployeePatch, strawberry.argument(description="The changes.")],
+    ) -> EmployeePayload:
         session = info.context.session
 
         async def work() -> models.Employee:
@@ -73,17 +85,33 @@ class StaffMutation:
         row, errors = await in_transaction(info, work, prefix="input", arguments={"id"})
         return EmployeePayload(employee=_employee(row), user_errors=errors)
 
-    @strawberry.mutation(permission_classes=[CanManageStaff])
-    async def create_team(self, info: Info, input: TeamInput) -> TeamPayload:
+    @strawberry.mutation(
+        permission_classes=[CanManageStaff],
+        description="Create a team; rules route customers to it by its key (`-> team KEY`). Role: admin.",
+    )
+    async def create_team(
+        self, info: Info, input: Annotated[TeamInput, strawberry.argument(description="The new team.")]
+    ) -> TeamPayload:
         session = info.context.session
         row, errors = await in_transaction(
             info, lambda: staff.create_team(session, as_create_data(input)), prefix="input"
         )
         return TeamPayload(team=_team(row), user_errors=errors)
 
-    @strawberry.mutation(permission_classes=[CanManageStaff], description="Name the team by `key` or by `id`.")
+    @strawberry.mutation(
+        permission_classes=[CanManageStaff],
+        description=(
+            "Change the fields given in `input` of the team named by `key` or by `id` (exactly one). Role: admin."
+        ),
+    )
     async def update_team(
-        self, info: Info, input: TeamPatch, key: str | None = None, id: strawberry.ID | None = None
+        self,
+        info: Info,
+        input: Annotated[TeamPatch, strawberry.argument(description="The changes.")],
+        key: Annotated[str | None, strawberry.argument(description="The team's current key (or give `id`).")] = None,
+        id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="The team's ID (or give `key`).")
+        ] = None,
     ) -> TeamPayload:
         session = info.context.session
 
@@ -93,9 +121,16 @@ class StaffMutation:
         row, errors = await in_transaction(info, work, prefix="input")
         return TeamPayload(team=_team(row), user_errors=errors)
 
-    @strawberry.mutation(permission_classes=[CanManageStaff], description="Adding an existing member changes its role; role defaults to MEMBER.")
+    @strawberry.mutation(
+        permission_classes=[CanManageStaff],
+        description="Add an employee to a team; adding an existing member changes its role. Role: admin.",
+    )
     async def add_team_member(
-        self, info: Info, team_key: str, employee_id: strawberry.ID, role: TeamRole | None = None
+        self,
+        info: Info,
+        team_key: Annotated[str, strawberry.argument(description="The team's key.")],
+        employee_id: Annotated[strawberry.ID, strawberry.argument(description="The employee (an Employee ID).")],
+        role: Annotated[TeamRole | None, strawberry.argument(description="The role in the team; default MEMBER.")] = None,
     ) -> TeamMemberPayload:
         session = info.context.session
 
@@ -107,8 +142,19 @@ class StaffMutation:
         member, errors = await in_transaction(info, work)
         return await _member_payload(info, member, errors)
 
-    @strawberry.mutation(permission_classes=[CanManageStaff])
-    async def remove_team_member(self, info: Info, team_key: str, employee_id: strawberry.ID) -> TeamMemberPayload:
+    @strawberry.mutation(
+        permission_classes=[CanManageStaff],
+        description=(
+            "Remove an employee from a team. The customers they manage keep them as manager until routing moves "
+            "those customers to another team. Role: admin."
+        ),
+    )
+    async def remove_team_member(
+        self,
+        info: Info,
+        team_key: Annotated[str, strawberry.argument(description="The team's key.")],
+        employee_id: Annotated[strawberry.ID, strawberry.argument(description="The employee (an Employee ID).")],
+    ) -> TeamMemberPayload:
         session = info.context.session
 
         async def work() -> tuple[str, int]:
