@@ -15,7 +15,16 @@ from segmenta.schema.enums import RulesetStatus, RunMode, RunStatus, Severity, t
 from segmenta.schema.ids import encode_id
 from segmenta.schema.loaders import restricted
 from segmenta.schema.node_interface import Node
-from segmenta.schema.pagination import Connection, Ordering, counter, fetch_page, page_size, to_connection
+from segmenta.schema.pagination import (
+    AfterArgument,
+    Connection,
+    FirstArgument,
+    Ordering,
+    counter,
+    fetch_page,
+    page_size,
+    to_connection,
+)
 from segmenta.schema.permissions import scope
 from segmenta.schema.routing_loaders import RoutingLoaders
 from segmenta.schema.timestamps import to_api
@@ -33,14 +42,27 @@ def routing_loaders(info: Info) -> RoutingLoaders:
 
 @strawberry.type(description="A located message about a rule file; lines and columns are 1-based, in characters.")
 class Diagnostic:
-    severity: Severity | None
-    code: str
-    message: str
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-    hint: str | None
+    severity: Severity | None = strawberry.field(
+        description="ERROR, WARNING or INFO; null for a word this server does not know.",
+    )
+    code: str = strawberry.field(
+        description=(
+            "A stable kebab-case code, e.g. `unknown-field`, `type-mismatch`, `too-complex` (docs: rule "
+            "language)."
+        ),
+    )
+    message: str = strawberry.field(description="What is wrong, in plain words.")
+    line: int = strawberry.field(description="Line where the problem starts (1-based).")
+    column: int = strawberry.field(
+        description="Column where the problem starts (1-based, in characters).",
+    )
+    end_line: int = strawberry.field(description="Line where the problem ends (1-based).")
+    end_column: int = strawberry.field(
+        description="Column just after the problem's end (1-based, in characters).",
+    )
+    hint: str | None = strawberry.field(
+        description="How to fix it (e.g. `did you mean region?`); null when there is no hint.",
+    )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Diagnostic:
@@ -56,24 +78,41 @@ class Diagnostic:
         )
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of checking a rule file: whether it can be used, and every diagnostic.")
 class CheckResult:
     ok: bool = strawberry.field(description="True when no diagnostic is an error.")
-    diagnostics: list[Diagnostic]
+    diagnostics: list[Diagnostic] = strawberry.field(description="Every diagnostic, in source order.")
 
 
 @strawberry.type(name="Ruleset", description="A saved version of a rule file.")
 class RulesetType(Node):
-    id: strawberry.ID
-    name: str
-    version: int
-    source: str
-    status: RulesetStatus | None
-    has_errors: bool
-    diagnostics: list[Diagnostic]
-    created_at: datetime | None
-    activated_at: datetime | None
-    archived_at: datetime | None
+    id: strawberry.ID = strawberry.field(
+        description=(
+            "Opaque global ID (base64 of `Ruleset:key`); pass it back as given, e.g. to `ruleset(id)` or "
+            "`activateRuleset(id)`."
+        ),
+    )
+    name: str = strawberry.field(
+        description="The ruleset's name; saving under the same name makes a new version.",
+    )
+    version: int = strawberry.field(
+        description="Version number within its name: 1 for the first save, then one more per save.",
+    )
+    source: str = strawberry.field(description="The rule file text as saved.")
+    status: RulesetStatus | None = strawberry.field(description="DRAFT, ACTIVE (at most one version) or ARCHIVED.")
+    has_errors: bool = strawberry.field(
+        description="True when a diagnostic is an error: such a version cannot be activated.",
+    )
+    diagnostics: list[Diagnostic] = strawberry.field(
+        description="The diagnostics of the last check against the database (at save, and again at activation).",
+    )
+    created_at: datetime | None = strawberry.field(description="When the version was saved, UTC.")
+    activated_at: datetime | None = strawberry.field(
+        description="When the version was last activated, UTC; null when never.",
+    )
+    archived_at: datetime | None = strawberry.field(
+        description="When the version was archived (another was activated), UTC; null unless ARCHIVED.",
+    )
 
     @classmethod
     def from_row(cls, row: models.RulesetVersion) -> RulesetType:
@@ -98,50 +137,54 @@ async def _team_by_key(info: Info, key: str | None) -> Team | None:
     return Team.from_row(row) if row is not None else None
 
 
-@strawberry.type
+@strawberry.type(description="A number of customers of one team.")
 class RunTeamCount:
-    team_key: str
-    count: int
+    team_key: str = strawberry.field(description="The team's key as the run saw it.")
+    count: int = strawberry.field(description="Number of customers.")
 
     @strawberry.field(description="The team, or null when it has been deleted since the run.")
     async def team(self, info: Info) -> Team | None:
         return await _team_by_key(info, self.team_key)
 
 
-@strawberry.type
+@strawberry.type(description="How many customers one team rule decided.")
 class RuleHit:
     label: str = strawberry.field(description="The rule's label, or `line N` for an unlabelled rule.")
     count: int = strawberry.field(description="Customers whose team this rule decided.")
 
 
-@strawberry.type
+@strawberry.type(description="The number of members of one segment.")
 class SegmentCount:
-    segment_key: str
-    count: int
+    segment_key: str = strawberry.field(description="The segment's key.")
+    count: int = strawberry.field(description="Number of members.")
 
-    @strawberry.field
+    @strawberry.field(description="The segment, or null when it has been deleted since the run.")
     async def segment(self, info: Info) -> Segment | None:
         row = await routing_loaders(info).segment_by_key.load(self.segment_key)
         return Segment.from_row(row) if row is not None else None
 
 
-@strawberry.type
+@strawberry.type(description="The number of customers with one rule tag.")
 class TagCount:
-    tag: str
-    count: int
+    tag: str = strawberry.field(description="The rule tag.")
+    count: int = strawberry.field(description="Customers with the tag after the run.")
 
 
 @strawberry.type(description="Customers moved from one team to another (null: no team).")
 class TeamMove:
-    from_key: str | None
-    to_key: str | None
-    count: int
+    from_key: str | None = strawberry.field(
+        description="Key of the team the customers left; null: they had no team.",
+    )
+    to_key: str | None = strawberry.field(
+        description="Key of the team the customers joined; null: they are left without a team.",
+    )
+    count: int = strawberry.field(description="Number of customers that made this move.")
 
-    @strawberry.field(name="from")
+    @strawberry.field(name="from", description="The team the customers left; null: no team (or deleted since).")
     async def from_team(self, info: Info) -> Team | None:
         return await _team_by_key(info, self.from_key)
 
-    @strawberry.field(name="to")
+    @strawberry.field(name="to", description="The team the customers joined; null: no team (or deleted since).")
     async def to_team(self, info: Info) -> Team | None:
         return await _team_by_key(info, self.to_key)
 
@@ -157,11 +200,11 @@ class RunSummary:
     team_counts: list[RunTeamCount] = strawberry.field(description="Customers per team after the run.")
     rule_hits: list[RuleHit] = strawberry.field(description="Customers per deciding team rule, every team rule listed.")
     segment_counts: list[SegmentCount] = strawberry.field(description="Members per segment the rules maintain.")
-    tag_counts: list[TagCount]
+    tag_counts: list[TagCount] = strawberry.field(description="Customers per rule tag after the run.")
     unassigned_by_team: list[RunTeamCount] = strawberry.field(
         description="Customers left without a manager because no member of the team had capacity."
     )
-    moves: list[TeamMove]
+    moves: list[TeamMove] = strawberry.field(description="Team changes, one entry per (from, to) pair.")
     superseded: int = strawberry.field(
         default=0,
         description="Customers an apply left alone: re-routed in real time, on newer data, while it evaluated.",
@@ -192,12 +235,24 @@ class RunSummary:
 
 @strawberry.type(description="What a run changes (or, for a locked customer, would have changed) for one customer.")
 class EvaluationChange(TeamAndManagerMove, Node):
-    id: strawberry.ID
-    segments_added: list[str]
-    segments_removed: list[str]
-    tags_added: list[str]
-    tags_removed: list[str]
-    deciding_rule: str | None
+    id: strawberry.ID = strawberry.field(
+        description=(
+            "Opaque global ID (base64 of `EvaluationChange:key`); pass it back as given, e.g. to `node(id)`."
+        ),
+    )
+    segments_added: list[str] = strawberry.field(
+        description="Keys of the dynamic segments the customer joins, sorted.",
+    )
+    segments_removed: list[str] = strawberry.field(
+        description="Keys of the dynamic segments the customer leaves, sorted.",
+    )
+    tags_added: list[str] = strawberry.field(description="Rule tags the customer gains, sorted.")
+    tags_removed: list[str] = strawberry.field(description="Rule tags the customer loses, sorted.")
+    deciding_rule: str | None = strawberry.field(
+        description=(
+            "The label of the team rule that decided (`line N` when unlabelled); null when no team rule matched."
+        ),
+    )
     locked: bool = strawberry.field(
         description="The customer's assignment is locked: teamAfter is what the rules chose, but team and manager were kept."
     )
@@ -230,13 +285,20 @@ NEWEST_RUNS = Ordering(models.EvaluationRun.id, models.EvaluationRun.id, "number
 
 @strawberry.type(description="One evaluation of a ruleset over every customer.")
 class EvaluationRun(Node):
-    id: strawberry.ID
-    mode: RunMode | None
-    status: RunStatus | None
+    id: strawberry.ID = strawberry.field(
+        description=(
+            "Opaque global ID (base64 of `EvaluationRun:key`); pass it to `evaluationRun(id)` or "
+            "`evaluationRunProgress(runId)`."
+        ),
+    )
+    mode: RunMode | None = strawberry.field(description="PREVIEW, APPLY or REALTIME.")
+    status: RunStatus | None = strawberry.field(description="RUNNING, SUCCEEDED or FAILED.")
     as_of: datetime | None = strawberry.field(description="The instant day-based metrics were measured at.")
-    started_at: datetime | None
-    finished_at: datetime | None
-    error: str | None
+    started_at: datetime | None = strawberry.field(description="When the run started, UTC.")
+    finished_at: datetime | None = strawberry.field(description="When the run ended, UTC; null while RUNNING.")
+    error: str | None = strawberry.field(
+        description="Why the run FAILED (`interrupted: …` when its process died); null otherwise.",
+    )
     row: strawberry.Private[models.EvaluationRun]
 
     @classmethod
@@ -275,7 +337,9 @@ class EvaluationRun(Node):
     @strawberry.field(
         description="The customers this run changes, in customer order of the run (an agent: only their customers). `first` ≤ 100."
     )
-    async def changes(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[EvaluationChange]:
+    async def changes(
+        self, info: Info, first: FirstArgument = None, after: AfterArgument = None
+    ) -> Connection[EvaluationChange]:
         size = page_size(first)
         statement = restricted(
             select(models.EvaluationChange).where(models.EvaluationChange.run_id == self.row.id),
