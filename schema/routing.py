@@ -26,7 +26,15 @@ from segmenta.schema.context import Info
 from segmenta.schema.enums import RulesetStatus
 from segmenta.schema.errors import client_error
 from segmenta.schema.ids import decode_id
-from segmenta.schema.pagination import Connection, counter, fetch_page, page_size, to_connection
+from segmenta.schema.pagination import (
+    AfterArgument,
+    Connection,
+    FirstArgument,
+    counter,
+    fetch_page,
+    page_size,
+    to_connection,
+)
 from segmenta.schema.payloads import UserErrorType, in_transaction, input_id
 from segmenta.schema.permissions import CanManageRules, CanPreviewRules
 from segmenta.schema.routing_types import (
@@ -44,9 +52,15 @@ from segmenta.storage.catalog import load_known
 MAX_SOURCE_LENGTH = 200_000
 # Strawberry's permission extension takes a parameter called `source`, so the
 # resolvers name the `source` argument differently in Python.
-SourceArgument = Annotated[str, strawberry.argument(name="source", description="The rule file text.")]
+SourceArgument = Annotated[
+    str, strawberry.argument(name="source", description="The rule file text (at most 200,000 characters).")
+]
 OptionalSourceArgument = Annotated[
-    str | None, strawberry.argument(name="source", description="Unsaved rule file text (instead of `id`).")
+    str | None,
+    strawberry.argument(
+        name="source",
+        description="Unsaved rule file text, instead of a saved ruleset (at most 200,000 characters).",
+    ),
 ]
 
 
@@ -58,7 +72,10 @@ def _diagnostics(items: Sequence[Any]) -> list[Diagnostic]:
 class RoutingQuery:
     @strawberry.field(description="Saved rulesets, newest first; optionally one name's versions or one status.")
     async def rulesets(
-        self, info: Info, name: str | None = None, status: RulesetStatus | None = None
+        self,
+        info: Info,
+        name: Annotated[str | None, strawberry.argument(description="Only the versions of this name.")] = None,
+        status: Annotated[RulesetStatus | None, strawberry.argument(description="Only versions in this status.")] = None,
     ) -> list[RulesetType]:
         statement = select(models.RulesetVersion).order_by(models.RulesetVersion.created_at.desc(), models.RulesetVersion.id.desc())
         if name is not None:
@@ -67,8 +84,10 @@ class RoutingQuery:
             statement = statement.where(models.RulesetVersion.status == status.value)
         return [RulesetType.from_row(row) for row in await info.context.db.scalars(statement)]
 
-    @strawberry.field
-    async def ruleset(self, info: Info, id: strawberry.ID) -> RulesetType | None:
+    @strawberry.field(description="The ruleset version with this ID, or null.")
+    async def ruleset(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A Ruleset ID.")]
+    ) -> RulesetType | None:
         row = await routing_loaders(info).ruleset.load(decode_id(id, "Ruleset"))
         return RulesetType.from_row(row) if row is not None else None
 
@@ -80,7 +99,11 @@ class RoutingQuery:
     @strawberry.field(
         description="Check a rule file against the database (unknown teams, values never seen); nothing is saved."
     )
-    async def check_rules(self, info: Info, source: str) -> CheckResult:
+    async def check_rules(
+        self,
+        info: Info,
+        source: Annotated[str, strawberry.argument(description="The rule file text (at most 200,000 characters).")],
+    ) -> CheckResult:
         if len(source) > MAX_SOURCE_LENGTH:
             raise client_error(f"rule source too long ({len(source)} characters; at most {MAX_SOURCE_LENGTH})")
         # load_known only needs execute/scalars, which the serialised request session provides.
@@ -88,9 +111,9 @@ class RoutingQuery:
         result = check_source(source, known_teams=team_keys, known_values=known_values)
         return CheckResult(ok=result.ok, diagnostics=_diagnostics(result.diagnostics))
 
-    @strawberry.field(description="Evaluation runs, newest first. `first` ≤ 100.")
+    @strawberry.field(description="Evaluation runs of every mode, newest first, paged.")
     async def evaluation_runs(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: Info, first: FirstArgument = None, after: AfterArgument = None
     ) -> Connection[EvaluationRun]:
         size = page_size(first)
         statement = select(models.EvaluationRun)
@@ -98,24 +121,33 @@ class RoutingQuery:
         page = await fetch_page(db, statement, NEWEST_RUNS, size, after)
         return to_connection(page, NEWEST_RUNS, EvaluationRun.from_row, counter(db, statement))
 
-    @strawberry.field(description="One run; poll it while its status is RUNNING.")
-    async def evaluation_run(self, info: Info, id: strawberry.ID) -> EvaluationRun | None:
+    @strawberry.field(description="One run, or null; poll it while its status is RUNNING.")
+    async def evaluation_run(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="An EvaluationRun ID.")]
+    ) -> EvaluationRun | None:
         row = await info.context.db.scalar(
             select(models.EvaluationRun).where(models.EvaluationRun.id == decode_id(id, "EvaluationRun"))
         )
         return EvaluationRun.from_row(row) if row is not None else None
 
 
-@strawberry.type
+@strawberry.type(description="The result of saveRuleset or activateRuleset.")
 class RulesetPayload:
-    ruleset: RulesetType | None
-    user_errors: list[UserErrorType]
+    ruleset: RulesetType | None = strawberry.field(
+        description="The ruleset version; null when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of previewRuleset or applyRuleset: the run, finished or still RUNNING.")
 class RunPayload:
-    run: EvaluationRun | None
-    user_errors: list[UserErrorType]
+    run: EvaluationRun | None = strawberry.field(
+        description=(
+            "The run as committed: finished when it ended within SEGMENTA_RUN_WAIT seconds (default 2), else "
+            "RUNNING (follow it with evaluationRunProgress or evaluationRun). Null when userErrors is not empty."
+        ),
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why no run was started; empty on success.")
 
 
 def _source_problem(source: str) -> None:
@@ -157,9 +189,17 @@ async def _start_run(
 class RoutingMutation:
     @strawberry.mutation(
         permission_classes=[CanManageRules],
-        description="Save a rule file as the next version of `name` (a DRAFT; saved even with errors, see diagnostics).",
+        description=(
+            "Save a rule file as the next version of `name`: a DRAFT, saved even with errors (see its diagnostics). "
+            "Role: admin."
+        ),
     )
-    async def save_ruleset(self, info: Info, name: str, rule_source: SourceArgument) -> RulesetPayload:
+    async def save_ruleset(
+        self,
+        info: Info,
+        name: Annotated[str, strawberry.argument(description="The ruleset's name; each save adds a version.")],
+        rule_source: SourceArgument,
+    ) -> RulesetPayload:
         session = info.context.session
 
         async def work() -> models.RulesetVersion:
@@ -171,9 +211,14 @@ class RoutingMutation:
 
     @strawberry.mutation(
         permission_classes=[CanManageRules],
-        description="Make a ruleset the active one (the previous one is archived). Does not re-route: apply does.",
+        description=(
+            "Make a ruleset version the active one (the previous one is archived); one with errors is refused "
+            "(HAS_ERRORS). Does not re-route existing customers: applyRuleset does. Role: admin."
+        ),
     )
-    async def activate_ruleset(self, info: Info, id: strawberry.ID) -> RulesetPayload:
+    async def activate_ruleset(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A Ruleset ID.")]
+    ) -> RulesetPayload:
         session = info.context.session
 
         async def work() -> models.RulesetVersion:
@@ -184,14 +229,24 @@ class RoutingMutation:
 
     @strawberry.mutation(
         permission_classes=[CanPreviewRules],
-        description="Evaluate a saved ruleset (`id`) or unsaved rules (`source`) for every customer; changes nothing.",
+        description=(
+            "Evaluate a saved ruleset (`id`) or unsaved rules (`source`) for every customer and report what would "
+            "change; changes nothing. Roles: admin, manager."
+        ),
     )
     async def preview_ruleset(
         self,
         info: Info,
-        id: strawberry.ID | None = None,
+        id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="A saved Ruleset ID (or give `source`).")
+        ] = None,
         rule_source: OptionalSourceArgument = None,
-        as_of: datetime | None = None,
+        as_of: Annotated[
+            datetime | None,
+            strawberry.argument(
+                description="The instant day-based metrics are measured at (without a zone: UTC); default now."
+            ),
+        ] = None,
     ) -> RunPayload:
         session = info.context.session
 
@@ -209,10 +264,20 @@ class RoutingMutation:
         permission_classes=[CanManageRules],
         description=(
             "Route every customer with the ACTIVE ruleset `id`, in one transaction: on failure nothing changes "
-            "and the run is FAILED with its error."
+            "and the run is FAILED with its error. Role: admin."
         ),
     )
-    async def apply_ruleset(self, info: Info, id: strawberry.ID, as_of: datetime | None = None) -> RunPayload:
+    async def apply_ruleset(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The ACTIVE ruleset's ID.")],
+        as_of: Annotated[
+            datetime | None,
+            strawberry.argument(
+                description="The instant day-based metrics are measured at (without a zone: UTC); default now."
+            ),
+        ] = None,
+    ) -> RunPayload:
         session = info.context.session
 
         async def plan() -> RunPlan:
