@@ -8,6 +8,8 @@ may call it, an agent only for a customer in their scope (domain.access.scope).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from segmenta.domain.errors import UserError
@@ -28,8 +30,10 @@ RULE_ERRORS = "RULE_ERRORS"
 @strawberry.type(description="One statement of the rule file for the customer.")
 class RuleExplanation:
     label: str = strawberry.field(description="The rule's label, `line N` when unlabelled, or `segment K`.")
-    line: int
-    matched: bool
+    line: int = strawberry.field(description="The line the statement starts on (1-based).")
+    matched: bool = strawberry.field(
+        description="True when the customer matches the statement's condition.",
+    )
     detail: str = strawberry.field(
         description="Why it matched, or the first comparison that failed with the actual value."
     )
@@ -46,7 +50,9 @@ class Explanation:
         description="Current assignment and the lock, strategy and capacity effects on the manager."
     )
     text: str = strawberry.field(description="The whole explanation as readable lines.")
-    rules: list[RuleExplanation]
+    rules: list[RuleExplanation] = strawberry.field(
+        description="Every statement of the rule file, in order, with whether it matched.",
+    )
     rule_team_key: str | None = strawberry.field(description="The team the rules choose (a locked customer keeps its own).")
     result: strawberry.Private[explanation_service.CustomerExplanation]
 
@@ -58,7 +64,7 @@ class Explanation:
     def manager(self) -> Employee | None:
         return Employee.from_row(self.result.manager) if self.result.manager is not None else None
 
-    @strawberry.field
+    @strawberry.field(description="The customer explained.")
     def customer(self, info: Info) -> Customer:
         return Customer.from_row(self.result.customer, info.context.now)
 
@@ -100,14 +106,18 @@ class AssignmentQuery:
         description=(
             "Explain a customer's routing: with the saved ruleset `rulesetId`, the unsaved rules `source`, "
             "or (default) the active ruleset. Null when there is no such customer. Rules with errors give an "
-            "error with code RULE_ERRORS and the diagnostics in its extensions."
+            "error with code RULE_ERRORS and the diagnostics in its extensions. Every role; an agent only for "
+            "their customers (FORBIDDEN otherwise)."
         )
     )
     async def explain(
         self,
         info: Info,
-        customer_id: strawberry.ID,
-        ruleset_id: strawberry.ID | None = None,
+        customer_id: Annotated[strawberry.ID, strawberry.argument(description="The customer (a Customer ID).")],
+        ruleset_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="A saved Ruleset ID; default: the active ruleset."),
+        ] = None,
         rule_source: OptionalSourceArgument = None,
     ) -> Explanation | None:
         customer_key = decode_id(customer_id, "Customer")
@@ -132,10 +142,12 @@ class AssignmentQuery:
         return Explanation.from_result(result)
 
 
-@strawberry.type
+@strawberry.type(description="The result of assignManager or unlockAssignment.")
 class AssignmentPayload:
-    customers: list[Customer]
-    user_errors: list[UserErrorType]
+    customers: list[Customer] = strawberry.field(
+        description="The customers as changed; empty when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
 def _customers(info: Info, rows: list[models.Customer] | None) -> list[Customer]:
@@ -149,11 +161,18 @@ class AssignmentMutation:
         description=(
             "Make an employee the account manager of the customers. A customer outside the employee's teams moves "
             "to the employee's home team (the team they lead, else their first). `lock` (default true) keeps the "
-            "assignment through rule runs and real-time routing. Refused for an inactive employee or beyond capacity."
+            "assignment through rule runs and real-time routing. Refused for an inactive employee or beyond capacity. "
+            "Roles: admin, manager."
         ),
     )
     async def assign_manager(
-        self, info: Info, customer_ids: list[strawberry.ID], employee_id: strawberry.ID, lock: bool = True
+        self,
+        info: Info,
+        customer_ids: Annotated[list[strawberry.ID], strawberry.argument(description="The customers (Customer IDs).")],
+        employee_id: Annotated[strawberry.ID, strawberry.argument(description="The new manager (an Employee ID).")],
+        lock: Annotated[
+            bool, strawberry.argument(description="Keep the assignment through rule runs and real-time routing.")
+        ] = True,
     ) -> AssignmentPayload:
         session = info.context.session
 
@@ -167,9 +186,16 @@ class AssignmentMutation:
 
     @strawberry.mutation(
         permission_classes=[CanAssign],
-        description="Let the rules route these customers again, from their next change or the next run.",
+        description=(
+            "Let the rules route these customers again, from their next change or the next run. Roles: admin, "
+            "manager."
+        ),
     )
-    async def unlock_assignment(self, info: Info, customer_ids: list[strawberry.ID]) -> AssignmentPayload:
+    async def unlock_assignment(
+        self,
+        info: Info,
+        customer_ids: Annotated[list[strawberry.ID], strawberry.argument(description="The customers (Customer IDs).")],
+    ) -> AssignmentPayload:
         session = info.context.session
 
         async def work() -> list[models.Customer]:
