@@ -9,6 +9,7 @@ it again, and no type here has a field for the hash.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -29,12 +30,16 @@ TYPE_NAME = "ApiToken"
 
 @strawberry.type(description="An API token as stored. Its secret is never shown again after creation.")
 class ApiToken(Node):
-    id: strawberry.ID
-    role: Role | None
-    label: str | None
-    created_at: datetime | None
+    id: strawberry.ID = strawberry.field(
+        description="Opaque global ID (base64 of `ApiToken:key`); pass it to `revokeApiToken(id)`.",
+    )
+    role: Role | None = strawberry.field(description="What the token's requests may do.")
+    label: str | None = strawberry.field(description="The note given at creation; null when none.")
+    created_at: datetime | None = strawberry.field(description="When the token was created, UTC.")
     expires_at: datetime | None = strawberry.field(description="Null: the token never expires.")
-    revoked_at: datetime | None
+    revoked_at: datetime | None = strawberry.field(
+        description="When the token was revoked, UTC; null while not revoked.",
+    )
     employee_email: str | None = strawberry.field(description="The employee the token is bound to, if any.")
     employee_key: strawberry.Private[int | None]
 
@@ -66,7 +71,7 @@ class ApiToken(Node):
 
 @strawberry.input(description="A new token. Give at most one of `expiresAt` and `expiresIn`; neither: never expires.")
 class ApiTokenInput:
-    role: Role
+    role: Role = strawberry.field(description="The role the token acts with.")
     employee_email: str | None = strawberry.field(
         default=None, description="Bind the token to this employee (required for AGENT)."
     )
@@ -79,19 +84,25 @@ class ApiTokenInput:
     )
 
 
-@strawberry.type
+@strawberry.type(description="The result of createApiToken.")
 class CreateApiTokenPayload:
-    api_token: ApiToken | None
+    api_token: ApiToken | None = strawberry.field(
+        description="The token as stored (never its secret); null when userErrors is not empty.",
+    )
     secret: str | None = strawberry.field(
         description="The token to send as `Authorization: Bearer …`. Shown only in this response; store it now."
     )
-    user_errors: list[UserErrorType]
+    user_errors: list[UserErrorType] = strawberry.field(description="Why no token was created; empty on success.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of revokeApiToken.")
 class RevokeApiTokenPayload:
-    api_token: ApiToken | None
-    user_errors: list[UserErrorType]
+    api_token: ApiToken | None = strawberry.field(
+        description="The token as revoked; null when userErrors is not empty.",
+    )
+    user_errors: list[UserErrorType] = strawberry.field(
+        description="Why nothing was revoked (NOT_FOUND, INVALID_ID, ALREADY_REVOKED); empty on success.",
+    )
 
 
 def _acting_role(info: Info) -> str | None:
@@ -118,7 +129,9 @@ class TokenMutation:
         permission_classes=[CanManageTokens],
         description="Create an API token (admin only); the payload's `secret` is the only time it is shown.",
     )
-    async def create_api_token(self, info: Info, input: ApiTokenInput) -> CreateApiTokenPayload:
+    async def create_api_token(
+        self, info: Info, input: Annotated[ApiTokenInput, strawberry.argument(description="The new token.")]
+    ) -> CreateApiTokenPayload:
         session = info.context.session
 
         async def work() -> tokens.NewToken:
@@ -136,7 +149,9 @@ class TokenMutation:
         permission_classes=[CanManageTokens],
         description="Revoke an API token (admin only): requests with it fail at once, open websockets within SEGMENTA_TOKEN_RECHECK seconds.",
     )
-    async def revoke_api_token(self, info: Info, id: strawberry.ID) -> RevokeApiTokenPayload:
+    async def revoke_api_token(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The token (an ApiToken ID).")]
+    ) -> RevokeApiTokenPayload:
         session = info.context.session
 
         async def work() -> tokens.TokenInfo:
