@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 from graphql import GraphQLError
@@ -56,11 +56,13 @@ def _engine(info: Info) -> AsyncEngine:
 
 @strawberry.type(description="How far an evaluation run has got; the last event has a status other than RUNNING.")
 class EvaluationRunProgress:
-    run_id: strawberry.ID
+    run_id: strawberry.ID = strawberry.field(description="The run's ID (an EvaluationRun ID).")
     step: str = strawberry.field(description="evaluate, compare, assign, write, or done.")
     done: int = strawberry.field(description="Units of this step done so far.")
     total: int = strawberry.field(description="Units of this step in all.")
-    status: RunStatus | None
+    status: RunStatus | None = strawberry.field(
+        description="RUNNING until the last event, which has SUCCEEDED or FAILED.",
+    )
     row_id: strawberry.Private[int]
 
     @classmethod
@@ -83,11 +85,15 @@ class EvaluationRunProgress:
 
 @strawberry.type(description="A committed change of a customer's team or manager.")
 class AssignmentChangeNotice(TeamAndManagerMove):
-    customer_id: strawberry.ID
-    cause: AssignmentCause | None
+    customer_id: strawberry.ID = strawberry.field(
+        description="The customer's ID (a Customer ID), also when `customer` is null.",
+    )
+    cause: AssignmentCause | None = strawberry.field(
+        description="What made the change: an apply RUN, REALTIME routing or a MANUAL assignManager.",
+    )
     rule: str | None = strawberry.field(description="The deciding rule, when a rule made the change.")
     run_id: strawberry.ID | None = strawberry.field(description="The evaluation run, when a run made the change.")
-    changed_at: datetime | None
+    changed_at: datetime | None = strawberry.field(description="When the change was committed, UTC.")
     row: strawberry.Private[AssignmentChangeEvent]
 
     @classmethod
@@ -187,13 +193,23 @@ async def _run_history(
         last_id = rows[-1].id
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "Live events over a websocket at /graphql (graphql-transport-ws or graphql-ws), per server process and "
+        "best effort: the database stays the record. Every role may subscribe."
+    )
+)
 class Subscription:
     @strawberry.subscription(
         description="Progress of one run, ending with its final status; a finished run yields its final state once."
     )
     async def evaluation_run_progress(
-        self, info: Info, run_id: strawberry.ID
+        self,
+        info: Info,
+        run_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The run to follow (an EvaluationRun ID); an unknown run completes at once."),
+        ],
     ) -> AsyncGenerator[EvaluationRunProgress, None]:
         key = decode_id(run_id, "EvaluationRun")
         # Subscribe before reading the run, so an end between the read and the wait is not missed.
@@ -216,7 +232,12 @@ class Subscription:
         )
     )
     async def assignment_changed(
-        self, info: Info, customer_id: strawberry.ID | None = None
+        self,
+        info: Info,
+        customer_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Only this customer's changes (a Customer ID); null: every customer."),
+        ] = None,
     ) -> AsyncGenerator[AssignmentChangeNotice, None]:
         wanted = decode_id(customer_id, "Customer") if customer_id is not None else None
         audience = scope(info)
