@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from sqlalchemy import select
 
@@ -14,8 +16,16 @@ from segmenta.schema.errors import client_error
 from segmenta.schema.filters import CustomerFilter, FeedbackFilter, customer_conditions, feedback_conditions, filtered
 from segmenta.schema.ids import decode_id
 from segmenta.schema.loaders import restricted
-from segmenta.schema.orderings import CUSTOMER_ORDERINGS, NEWEST_FEEDBACK, CustomerOrder
-from segmenta.schema.pagination import Connection, counter, fetch_page, page_size, to_connection
+from segmenta.schema.orderings import CUSTOMER_ORDERINGS, NEWEST_FEEDBACK, CustomerOrder, CustomerOrderArgument
+from segmenta.schema.pagination import (
+    AfterArgument,
+    Connection,
+    FirstArgument,
+    counter,
+    fetch_page,
+    page_size,
+    to_connection,
+)
 from segmenta.schema.permissions import scope
 from segmenta.schema.stats import Stats
 from segmenta.schema.types import Customer, Employee, Feedback, Segment, Team
@@ -46,11 +56,22 @@ class DataQuery:
     async def customers(
         self,
         info: Info,
-        filter: CustomerFilter | None = None,
-        where: str | None = None,
-        order_by: CustomerOrder = CustomerOrder.NAME_ASC,
-        first: int | None = None,
-        after: str | None = None,
+        filter: Annotated[
+            CustomerFilter | None, strawberry.argument(description="Simple field filters; every given one must hold.")
+        ] = None,
+        where: Annotated[
+            str | None,
+            strawberry.argument(
+                description=(
+                    "A rule-language condition over every field, metric, `attr.KEY` and stored segment, e.g. "
+                    "`size >= large and total_spent > 10k` (at most 10,000 characters; 100 terms by default). Errors: "
+                    "INVALID_CONDITION with the diagnostics; warnings come in the response's `extensions.warnings`."
+                )
+            ),
+        ] = None,
+        order_by: CustomerOrderArgument = CustomerOrder.NAME_ASC,
+        first: FirstArgument = None,
+        after: AfterArgument = None,
     ) -> Connection[Customer]:
         size = page_size(first)
         conditions = customer_conditions(filter)
@@ -68,14 +89,20 @@ class DataQuery:
         return to_connection(page, ordering, lambda row: Customer.from_row(row, now), counter(db, statement))
 
     @strawberry.field(description="The customer with this ID, or null (also when the caller may not see it).")
-    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+    async def customer(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A Customer ID.")]
+    ) -> Customer | None:
         row = await info.context.loaders.customer.load(decode_id(id, "Customer"))
         return Customer.from_row(row, info.context.now) if row is not None else None
 
     @strawberry.field(
         description="The customer with this external code, or null (also when the caller may not see it)."
     )
-    async def customer_by_code(self, info: Info, code: str) -> Customer | None:
+    async def customer_by_code(
+        self,
+        info: Info,
+        code: Annotated[str, strawberry.argument(description="The customer's external code, exactly as stored.")],
+    ) -> Customer | None:
         code = _lookup_key(code, "code", "code", models.Customer)
         statement = restricted(select(models.Customer).where(models.Customer.code == code), scope(info).customers())
         row = await info.context.db.scalar(statement)
@@ -86,8 +113,10 @@ class DataQuery:
         rows = await info.context.db.scalars(select(models.Segment).order_by(models.Segment.key))
         return [Segment.from_row(row) for row in rows]
 
-    @strawberry.field
-    async def segment(self, info: Info, key: str) -> Segment | None:
+    @strawberry.field(description="The segment with this key, or null.")
+    async def segment(
+        self, info: Info, key: Annotated[str, strawberry.argument(description="The segment's key.")]
+    ) -> Segment | None:
         key = _lookup_key(key, "key", "key", models.Segment)
         row = await info.context.db.scalar(select(models.Segment).where(models.Segment.key == key))
         return Segment.from_row(row) if row is not None else None
@@ -97,22 +126,30 @@ class DataQuery:
         rows = await info.context.db.scalars(select(models.Team).order_by(models.Team.key))
         return [Team.from_row(row) for row in rows]
 
-    @strawberry.field
-    async def team(self, info: Info, key: str) -> Team | None:
+    @strawberry.field(description="The team with this key, or null.")
+    async def team(self, info: Info, key: Annotated[str, strawberry.argument(description="The team's key.")]) -> Team | None:
         key = _lookup_key(key, "key", "key", models.Team)
         row = await info.context.db.scalar(select(models.Team).where(models.Team.key == key))
         return Team.from_row(row) if row is not None else None
 
     @strawberry.field(description="Every employee, by name.")
-    async def employees(self, info: Info, active: bool | None = None) -> list[Employee]:
+    async def employees(
+        self,
+        info: Info,
+        active: Annotated[
+            bool | None, strawberry.argument(description="true: active employees only; false: inactive only; null: all.")
+        ] = None,
+    ) -> list[Employee]:
         statement = select(models.Employee).order_by(models.Employee.name, models.Employee.id)
         if active is not None:
             statement = statement.where(models.Employee.active.is_(active))
         rows = await info.context.db.scalars(statement)
         return [Employee.from_row(row) for row in rows]
 
-    @strawberry.field
-    async def employee(self, info: Info, id: strawberry.ID) -> Employee | None:
+    @strawberry.field(description="The employee with this ID, or null.")
+    async def employee(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="An Employee ID.")]
+    ) -> Employee | None:
         row = await info.context.loaders.employee.load(decode_id(id, "Employee"))
         return Employee.from_row(row) if row is not None else None
 
@@ -120,9 +157,11 @@ class DataQuery:
     async def feedback(
         self,
         info: Info,
-        filter: FeedbackFilter | None = None,
-        first: int | None = None,
-        after: str | None = None,
+        filter: Annotated[
+            FeedbackFilter | None, strawberry.argument(description="Feedback filters; every given one must hold.")
+        ] = None,
+        first: FirstArgument = None,
+        after: AfterArgument = None,
     ) -> Connection[Feedback]:
         size = page_size(first)
         statement = restricted(

@@ -21,10 +21,12 @@ from segmenta.schema.types import Team
 from segmenta.storage import models
 
 
-@strawberry.type
+@strawberry.type(description="Customers sharing one stored value of a free-text field.")
 class ValueCount:
     value: str | None = strawberry.field(description="The stored word (null: customers without a value).")
-    count: int
+    count: int = strawberry.field(
+        description="Customers with this value (an agent: of their customers).",
+    )
 
 
 @strawberry.type(description="Customers of one size.")
@@ -43,10 +45,12 @@ class LifecycleCount:
     count: int = strawberry.field(description="Customers at this stage (an agent: of their customers).")
 
 
-@strawberry.type
+@strawberry.type(description="Customers of one team.")
 class TeamCount:
     team: Team | None = strawberry.field(description="null: customers without a team.")
-    count: int
+    count: int = strawberry.field(
+        description="Customers of this team (an agent: of their customers).",
+    )
 
 
 async def _count(info: Info, model: type[Any], *conditions: Any) -> int:
@@ -90,7 +94,7 @@ class Stats:
     async def customers(self, info: Info) -> CustomerGroupStats:
         return CustomerGroupStats.from_stats(await overall_stats(info.context.db, scope(info).customers()))
 
-    @strawberry.field
+    @strawberry.field(description="Number of customers (an agent: of their customers).")
     async def customer_count(self, info: Info) -> int:
         return await _count_customers(info)
 
@@ -102,15 +106,15 @@ class Stats:
     async def customers_without_manager(self, info: Info) -> int:
         return await _count_customers(info, models.Customer.team_id.is_not(None), models.Customer.manager_id.is_(None))
 
-    @strawberry.field
+    @strawberry.field(description="Number of employees, active or not (global, also for an agent).")
     async def employee_count(self, info: Info) -> int:
         return await _count(info, models.Employee)
 
-    @strawberry.field
+    @strawberry.field(description="Number of teams (global, also for an agent).")
     async def team_count(self, info: Info) -> int:
         return await _count(info, models.Team)
 
-    @strawberry.field
+    @strawberry.field(description="Number of segments, manual and dynamic (global, also for an agent).")
     async def segment_count(self, info: Info) -> int:
         return await _count(info, models.Segment)
 
@@ -129,11 +133,11 @@ class Stats:
     async def by_size(self, info: Info) -> list[SizeCount]:
         return [SizeCount(value=value, count=count) for value, count in await _by_enum(info, models.Customer.size, CustomerSize)]
 
-    @strawberry.field
+    @strawberry.field(description="Customers per region, largest first; customers without a region form one null group.")
     async def by_region(self, info: Info) -> list[ValueCount]:
         return await _by_column(info, models.Customer.region)
 
-    @strawberry.field
+    @strawberry.field(description="Customers per industry, largest first; customers without an industry form one null group.")
     async def by_industry(self, info: Info) -> list[ValueCount]:
         return await _by_column(info, models.Customer.industry)
 
