@@ -8,6 +8,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.base import get_object_definition
 
 from segmenta.schema.assignment import AssignmentMutation, AssignmentQuery
 from segmenta.schema.errors import ErrorCodes, is_unexpected, logger
@@ -24,6 +25,16 @@ from segmenta.schema.tokens import TokenMutation, TokenQuery
 
 Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery, TokenQuery, NodeQuery))
 Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation, TokenMutation))
+# merge_types takes no description: the merged root types get theirs here, for GraphiQL's docs explorer.
+get_object_definition(Query, strict=True).description = (
+    "Everything a token may read. Every request needs `Authorization: Bearer TOKEN`; an agent's token sees only "
+    "their customers (elsewhere such a customer reads as null). Lists are paged: `first` 0–100, default 20."
+)
+get_object_definition(Mutation, strict=True).description = (
+    "Every change. Each mutation runs in its own transaction: bad input comes back in the payload's `userErrors` "
+    "and writes nothing. The whole document is refused (FORBIDDEN) when the token's role may not run one of its "
+    "mutations; each mutation's description names the roles that may."
+)
 
 class SegmentaSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
