@@ -359,6 +359,13 @@ class TeamPatch:
     monthly_target: float | None = strawberry.field(
         default=UNSET, description="Revenue target per month, in the currency's units. Not given: unchanged; null clears it.",
     )
+    active: bool | None = strawberry.field(
+        default=UNSET,
+        description=(
+            "false deactivates the team (it takes no customers; the next run moves its customers on and "
+            "reports them), true reactivates it. Not given: unchanged; null is refused."
+        ),
+    )
 
 
 @strawberry.input(description="A new MANUAL segment.")

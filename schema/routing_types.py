@@ -209,6 +209,14 @@ class RunSummary:
         default=0,
         description="Customers an apply left alone: re-routed in real time, on newer data, while it evaluated.",
     )
+    inactive_teams: list[str] = strawberry.field(
+        default_factory=list,
+        description=(
+            "Keys of inactive teams the rules name: the run passed over their rules' team action, so their "
+            "customers went to the next matching team rule or, with none, were left without a team "
+            "(counted in unmatched). Empty when every team named is active."
+        ),
+    )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSummary:
@@ -230,6 +238,7 @@ class RunSummary:
                 for move in data.get("moves") or []
             ],
             superseded=int(data.get("superseded", 0)),
+            inactive_teams=[str(key) for key in data.get("inactive_teams") or []],
         )
 
 

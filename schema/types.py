@@ -279,6 +279,12 @@ class Team(Node):
         description="Revenue target per month, in the currency's units; null when none.",
     )
     created_at: datetime | None = strawberry.field(description="When the team was created, UTC.")
+    active: bool = strawberry.field(
+        description=(
+            "False: the team takes no customers (runs pass over rules naming it; real-time routing leaves "
+            "customers where they are). Its customers stay until the next run moves them on."
+        )
+    )
     row: strawberry.Private[models.Team]
 
     @classmethod
@@ -292,6 +298,7 @@ class Team(Node):
             strategy=to_enum(TeamStrategy, row.strategy),
             monthly_target=row.monthly_target,
             created_at=to_api(row.created_at),
+            active=bool(row.active),
             row=row,
         )
 

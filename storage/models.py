@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -212,6 +213,9 @@ class Team(Base):
     # Shared across server processes: the next member position for round_robin.
     round_robin_position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # An inactive team takes no customers: runs pass over rules naming it, real-time routing
+    # leaves customers where they are (docs/domain.md, "Inactive teams").
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class TeamMember(Base):
@@ -327,6 +331,9 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # When the token last authenticated, to the minute: written at most once a minute
+    # (domain/access/tokens.py, LAST_USED_GRANULARITY), so a request does not write every time.
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class SchedulerLock(Base):

@@ -144,8 +144,9 @@ def _team_arms(
     `guess_source` (what the caller decided with before reading), so that a guess
     that turns out wrong locks nothing.
     """
+    # An inactive team takes no customers: to routing it is as absent as a deleted one.
     team_query = select(Team.id, Team.strategy, Team.round_robin_position).where(
-        Team.key == bindparam("team_key", type_=String())
+        Team.key == bindparam("team_key", type_=String()), Team.active.is_(True)
     )
     if guarded:
         active = _active_ruleset()

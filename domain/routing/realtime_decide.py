@@ -158,8 +158,10 @@ async def decide(
         if decision.team_key is not None:
             found = teams.get(decision.team_key)
             if found is None:
-                # Deleted after activation: keep the assignment rather than fail the caller's write.
-                logger.warning("real-time routing: team %r of the active ruleset does not exist", decision.team_key)
+                # Deleted or deactivated after activation: keep the assignment rather than fail the caller's write.
+                logger.warning(
+                    "real-time routing: team %r of the active ruleset does not exist or is inactive", decision.team_key
+                )
                 decision.team_known = False
             else:
                 team_id, strategy = found

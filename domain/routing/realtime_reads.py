@@ -199,7 +199,7 @@ def _teams_and_segments_statement(teams: bool, segments: bool) -> Any:
     if teams:
         parts.append(
             select(literal("team").label("what"), Team.key, Team.id, Team.strategy.label("detail")).where(
-                Team.key.in_(bindparam("team_keys", expanding=True))
+                Team.key.in_(bindparam("team_keys", expanding=True)), Team.active.is_(True)
             )
         )
     if segments:

@@ -43,6 +43,8 @@ class RunPlan:
     segment_keys: tuple[str, ...]
     tag_keys: tuple[str, ...]
     team_rule_labels: tuple[str, ...]
+    # Inactive teams the rules name, whose team actions the run passes over (inactive_teams.py).
+    inactive_teams: tuple[str, ...] = ()
 
     @property
     def automatic_team_ids(self) -> list[int]:

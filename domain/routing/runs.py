@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from segmenta.domain import events
 from segmenta.domain.errors import UserError
 from segmenta.domain.routing import assignment
+from segmenta.domain.routing.inactive_teams import inactive_team_keys, passing_over
 from segmenta.domain.routing.rulesets import check_rules, get_ruleset
 from segmenta.domain.routing.run_plan import ProgressCallback, RunPlan, RunProgress, TeamInfo
 from segmenta.domain.routing.run_summary import summarise
@@ -134,7 +135,9 @@ async def plan_run(
     result = await check_rules(session, source, values=False)
     if not result.ok or result.rule_file is None:
         raise UserError(_error_summary(result.diagnostics), field="source" if ruleset_id is None else "id", code="has_errors")
-    rule_file = result.rule_file
+    # An inactive team takes no customers: its rules' team actions are passed over (inactive_teams.py).
+    passed_over = await inactive_team_keys(session, _outputs(result.rule_file)[2])
+    rule_file = passing_over(result.rule_file, passed_over)
     segment_keys, tag_keys, team_keys, team_rules = _outputs(rule_file)
 
     team_rows = (
@@ -168,6 +171,7 @@ async def plan_run(
         segment_keys=segment_keys,
         tag_keys=tag_keys,
         team_rule_labels=tuple(dict.fromkeys(label for label, _ in team_rules)),
+        inactive_teams=passed_over,
     )
 
 
@@ -319,6 +323,8 @@ async def _write(
         segment_ids = await _check_segments(session, plan)
         await queries.create_dynamic_segments(session, [k for k in plan.segment_keys if k not in segment_ids], utcnow())
     summary = await summarise(session, tables, plan, evaluated.census)
+    if plan.inactive_teams:
+        summary["inactive_teams"] = list(plan.inactive_teams)
     if superseded:
         summary["superseded"] = superseded
     await _report(progress, run_id, "write", 0, 1)

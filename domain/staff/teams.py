@@ -45,6 +45,7 @@ _TEAM_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "kind": _not_null(lambda value: v.word(value, "kind", TEAM_KINDS), "kind"),
     "strategy": _not_null(lambda value: v.word(value, "strategy", TEAM_STRATEGIES), "strategy"),
     "monthly_target": lambda value: v.number(value, "monthly_target", minimum=0),
+    "active": _not_null(lambda value: v.boolean(value, "active"), "active"),
 }
 
 
@@ -131,7 +132,12 @@ async def get_team(session: AsyncSession, key: str, *, field: str = "key") -> Te
 
 
 async def update_team(session: AsyncSession, key: str, patch: Mapping[str, Any]) -> Team:
-    """`key` in the patch renames the team (rules naming the old key then report unknown-team)."""
+    """`key` in the patch renames the team (rules naming the old key then report unknown-team).
+
+    `active: false` deactivates the team: it takes no customers from then on (runs pass over the rules
+    naming it, real-time routing leaves customers where they are); its customers keep it until the next
+    run, which moves them on and reports them (docs/domain.md, "Inactive teams").  `active: true`
+    reactivates it."""
     values = _validate(patch, _TEAM_VALIDATORS, ())
     team = await get_team(session, key)
     if "key" in values and values["key"] != team.key:
