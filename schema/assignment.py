@@ -43,7 +43,9 @@ class RuleExplanation:
 
 @strawberry.type(description="Why a customer lands where it does under a ruleset.")
 class Explanation:
-    deciding_rule: str | None = strawberry.field(description="The label of the rule that decides the team, or `line N`.")
+    deciding_rule: str | None = strawberry.field(
+        description="The label of the rule that decides the team, or `line N`."
+    )
     segments: list[str] = strawberry.field(description="The dynamic segments the rules give, by key.")
     tags: list[str] = strawberry.field(description="The tags the rules give.")
     notes: list[str] = strawberry.field(
@@ -53,7 +55,9 @@ class Explanation:
     rules: list[RuleExplanation] = strawberry.field(
         description="Every statement of the rule file, in order, with whether it matched.",
     )
-    rule_team_key: str | None = strawberry.field(description="The team the rules choose (a locked customer keeps its own).")
+    rule_team_key: str | None = strawberry.field(
+        description="The team the rules choose (a locked customer keeps its own)."
+    )
     result: strawberry.Private[explanation_service.CustomerExplanation]
 
     @strawberry.field(description="The team the customer ends up in (a locked customer keeps its team).")

@@ -194,7 +194,8 @@ class CustomerMutation:
         permission_classes=[CanHandleFeedback],
         description=(
             "Move feedback along OPEN → IN_PROGRESS → RESOLVED → CLOSED (reopening allowed; see FeedbackStatus); "
-            "a move not allowed is INVALID_TRANSITION. Keeps the customer's openComplaints in step. Roles: admin, manager."
+            "a move not allowed is INVALID_TRANSITION. Keeps the customer's openComplaints in step. Roles: admin, "
+            "manager."
         ),
     )
     async def update_feedback_status(

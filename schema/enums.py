@@ -60,7 +60,9 @@ class CustomerKind(Enum):
 
 @words_of(SIZES)
 @strawberry.enum(
-    description="Company size, ordered SMALL < MEDIUM < LARGE < ENTERPRISE: rules compare by that order (`size >= large`)."
+    description=(
+        "Company size, ordered SMALL < MEDIUM < LARGE < ENTERPRISE: rules compare by that order (`size >= large`)."
+    ),
 )
 class CustomerSize(Enum):
     _value_: str
@@ -112,7 +114,10 @@ class TeamKind(Enum):
     _value_: str
     PROFESSIONAL = strawberry.enum_value("professional", description="Organised around industries or expertise.")
     REGIONAL = strawberry.enum_value("regional", description="Organised around regions.")
-    LIFECYCLE = strawberry.enum_value("lifecycle", description="Organised around a lifecycle stage (e.g. at-risk customers).")
+    LIFECYCLE = strawberry.enum_value(
+        "lifecycle",
+        description="Organised around a lifecycle stage (e.g. at-risk customers).",
+    )
     GENERAL = strawberry.enum_value("general", description="Everything else (the default).")
 
 
@@ -165,7 +170,8 @@ class FeedbackKind(Enum):
     SURVEY = strawberry.enum_value("survey", description="A satisfaction survey: score 1–5, starts CLOSED.")
     NPS = strawberry.enum_value("nps", description="A Net Promoter Score answer: score 0–10, starts CLOSED.")
     COMPLAINT = strawberry.enum_value(
-        "complaint", description="A complaint: no score, starts OPEN and counts in openComplaints until RESOLVED or CLOSED."
+        "complaint",
+        description="A complaint: no score, starts OPEN and counts in openComplaints until RESOLVED or CLOSED.",
     )
     SUGGESTION = strawberry.enum_value("suggestion", description="A suggestion: no score, starts CLOSED.")
     PRAISE = strawberry.enum_value("praise", description="Praise: no score, starts CLOSED.")
@@ -271,7 +277,10 @@ class Severity(Enum):
     ERROR = strawberry.enum_value(
         "error", description="The rules cannot be used as written (a ruleset with one has hasErrors true)."
     )
-    WARNING = strawberry.enum_value("warning", description="Probably a mistake, such as a value no customer has; the rules still work.")
+    WARNING = strawberry.enum_value(
+        "warning",
+        description="Probably a mistake, such as a value no customer has; the rules still work.",
+    )
     INFO = strawberry.enum_value("info", description="For information only.")
 
 

@@ -41,12 +41,18 @@ class CustomerFilter:
     lifecycle_in: list[Lifecycle] | None = strawberry.field(
         default=None, description="Customers at any of these lifecycle stages.",
     )
-    purchasing_power: PurchasingPower | None = strawberry.field(default=None, description="Customers with this purchasing power.")
+    purchasing_power: PurchasingPower | None = strawberry.field(
+        default=None,
+        description="Customers with this purchasing power."
+    )
     channel: str | None = strawberry.field(
         default=None, description="Customers with this channel (exact word).",
     )
     team_key: str | None = strawberry.field(default=None, description="Customers of the team with this key.")
-    manager_id: strawberry.ID | None = strawberry.field(default=None, description="Customers this employee (an Employee ID) manages.")
+    manager_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Customers this employee (an Employee ID) manages."
+    )
     unassigned: bool | None = strawberry.field(default=None, description="true: no team; false: has a team.")
     assignment_locked: bool | None = strawberry.field(
         default=None, description="true: only customers whose assignment is locked; false: only unlocked ones.",
@@ -118,7 +124,10 @@ class FeedbackFilter:
     kind: FeedbackKind | None = strawberry.field(default=None, description="Feedback of this kind.")
     kind_in: list[FeedbackKind] | None = strawberry.field(default=None, description="Feedback of any of these kinds.")
     status: FeedbackStatus | None = strawberry.field(default=None, description="Feedback in this status.")
-    status_in: list[FeedbackStatus] | None = strawberry.field(default=None, description="Feedback in any of these statuses.")
+    status_in: list[FeedbackStatus] | None = strawberry.field(
+        default=None,
+        description="Feedback in any of these statuses."
+    )
     customer_id: strawberry.ID | None = strawberry.field(
         default=None, description=(
             "Feedback of this customer (a Customer ID); for an agent, a customer not theirs finds nothing."
@@ -127,8 +136,14 @@ class FeedbackFilter:
     employee_id: strawberry.ID | None = strawberry.field(
         default=None, description="Feedback naming this employee (an Employee ID).",
     )
-    created_after: datetime | None = strawberry.field(default=None, description="Created at or after this instant (without a zone: UTC).")
-    created_before: datetime | None = strawberry.field(default=None, description="Created before this instant (without a zone: UTC).")
+    created_after: datetime | None = strawberry.field(
+        default=None,
+        description="Created at or after this instant (without a zone: UTC)."
+    )
+    created_before: datetime | None = strawberry.field(
+        default=None,
+        description="Created before this instant (without a zone: UTC)."
+    )
 
 
 def feedback_conditions(given: FeedbackFilter | None) -> list[ColumnElement[bool]]:

@@ -117,8 +117,12 @@ class CustomerGroupStats:
     avg_order_value: float | None = strawberry.field(
         description="totalSpent / purchaseCount, in the currency's units; null without purchases.",
     )
-    avg_satisfaction: float | None = strawberry.field(description="Mean of all survey scores in the group (1–5); null without surveys.")
-    nps: float | None = strawberry.field(description="Mean of all NPS answers in the group (0–10); null without NPS answers.")
+    avg_satisfaction: float | None = strawberry.field(
+        description="Mean of all survey scores in the group (1–5); null without surveys."
+    )
+    nps: float | None = strawberry.field(
+        description="Mean of all NPS answers in the group (0–10); null without NPS answers."
+    )
     feedback_count: int = strawberry.field(description="Feedback items of the customers, every kind.")
     complaint_count: int = strawberry.field(description="Complaints of the customers, open or not.")
     open_complaints: int = strawberry.field(description="Complaints still OPEN or IN_PROGRESS.")

@@ -117,7 +117,9 @@ class PageInfo:
     has_previous_page: bool = strawberry.field(
         description="True when the page was requested with `after` (there are rows before it)."
     )
-    start_cursor: str | None = strawberry.field(description="The cursor of the page's first item; null for an empty page.")
+    start_cursor: str | None = strawberry.field(
+        description="The cursor of the page's first item; null for an empty page."
+    )
     end_cursor: str | None = strawberry.field(
         description="The cursor of the page's last item, to pass as `after` for the next page; null for an empty page."
     )
@@ -138,7 +140,9 @@ class Edge(Generic[NodeT]):
     )
 )
 class Connection(Generic[NodeT]):
-    edges: list[Edge[NodeT]] = strawberry.field(description="The items of this page with their cursors, in the list's order.")
+    edges: list[Edge[NodeT]] = strawberry.field(
+        description="The items of this page with their cursors, in the list's order."
+    )
     page_info: PageInfo = strawberry.field(description="Whether more items follow, and the cursors to page with.")
     count_rows: strawberry.Private[Callable[[], Awaitable[int]]]
 

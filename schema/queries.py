@@ -127,7 +127,9 @@ class DataQuery:
         return [Team.from_row(row) for row in rows]
 
     @strawberry.field(description="The team with this key, or null.")
-    async def team(self, info: Info, key: Annotated[str, strawberry.argument(description="The team's key.")]) -> Team | None:
+    async def team(
+        self, info: Info, key: Annotated[str, strawberry.argument(description="The team's key.")]
+    ) -> Team | None:
         key = _lookup_key(key, "key", "key", models.Team)
         row = await info.context.db.scalar(select(models.Team).where(models.Team.key == key))
         return Team.from_row(row) if row is not None else None
@@ -137,7 +139,8 @@ class DataQuery:
         self,
         info: Info,
         active: Annotated[
-            bool | None, strawberry.argument(description="true: active employees only; false: inactive only; null: all.")
+            bool | None,
+            strawberry.argument(description="true: active employees only; false: inactive only; null: all."),
         ] = None,
     ) -> list[Employee]:
         statement = select(models.Employee).order_by(models.Employee.name, models.Employee.id)

@@ -69,7 +69,10 @@ class StaffMutation:
 
     @strawberry.mutation(
         permission_classes=[CanManageStaff],
-        description="Change the fields given in `input`: fields left out stay, null clears (see EmployeePatch). Role: admin.",
+        description=(
+            "Change the fields given in `input`: fields left out stay, null clears (see EmployeePatch). Role: "
+            "admin."
+        ),
     )
     async def update_employee(
         self,
@@ -130,7 +133,9 @@ class StaffMutation:
         info: Info,
         team_key: Annotated[str, strawberry.argument(description="The team's key.")],
         employee_id: Annotated[strawberry.ID, strawberry.argument(description="The employee (an Employee ID).")],
-        role: Annotated[TeamRole | None, strawberry.argument(description="The role in the team; default MEMBER.")] = None,
+        role: Annotated[
+            TeamRole | None, strawberry.argument(description="The role in the team; default MEMBER.")
+        ] = None,
     ) -> TeamMemberPayload:
         session = info.context.session
 

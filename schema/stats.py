@@ -133,11 +133,15 @@ class Stats:
     async def by_size(self, info: Info) -> list[SizeCount]:
         return [SizeCount(value=value, count=count) for value, count in await _by_enum(info, models.Customer.size, CustomerSize)]
 
-    @strawberry.field(description="Customers per region, largest first; customers without a region form one null group.")
+    @strawberry.field(
+        description="Customers per region, largest first; customers without a region form one null group."
+    )
     async def by_region(self, info: Info) -> list[ValueCount]:
         return await _by_column(info, models.Customer.region)
 
-    @strawberry.field(description="Customers per industry, largest first; customers without an industry form one null group.")
+    @strawberry.field(
+        description="Customers per industry, largest first; customers without an industry form one null group."
+    )
     async def by_industry(self, info: Info) -> list[ValueCount]:
         return await _by_column(info, models.Customer.industry)
 

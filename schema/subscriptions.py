@@ -208,7 +208,9 @@ class Subscription:
         info: Info,
         run_id: Annotated[
             strawberry.ID,
-            strawberry.argument(description="The run to follow (an EvaluationRun ID); an unknown run completes at once."),
+            strawberry.argument(
+                description="The run to follow (an EvaluationRun ID); an unknown run completes at once."
+            ),
         ],
     ) -> AsyncGenerator[EvaluationRunProgress, None]:
         key = decode_id(run_id, "EvaluationRun")
