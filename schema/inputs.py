@@ -373,3 +373,15 @@ class SegmentInput:
     key: str = strawberry.field(description="The name rules and filters use, e.g. `vip_watch`.")
     name: str = strawberry.field(description="Display name (required).")
     description: str | None = strawberry.field(default=None, description="What the segment is for. Optional.")
+
+
+@strawberry.input(description="Changes to a MANUAL segment: fields not given stay.")
+class SegmentPatch:
+    key: str | None = strawberry.field(
+        default=UNSET,
+        description="A new key renames the segment (`where` conditions name it by key). Not given: unchanged.",
+    )
+    name: str | None = strawberry.field(default=UNSET, description="Display name. Not given: unchanged; null is refused.")
+    description: str | None = strawberry.field(
+        default=UNSET, description="What the segment is for. Not given: unchanged; null clears it.",
+    )

@@ -178,6 +178,17 @@ class SegmentPayload:
     user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
+@strawberry.type(description="The result of deleteSegment.")
+class DeleteSegmentPayload:
+    deleted_id: strawberry.ID | None = strawberry.field(
+        description="The ID of the deleted segment; null when userErrors is not empty."
+    )
+    deleted_key: str | None = strawberry.field(
+        description="The key the deleted segment had; null when userErrors is not empty."
+    )
+    user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
+
+
 @strawberry.type(description="The result of moveToSegment.")
 class MoveToSegmentPayload:
     segment: Segment | None = strawberry.field(description="The segment the customers moved to.")

@@ -1,4 +1,4 @@
-"""Mutations on manual segments: create, add, remove, move."""
+"""Mutations on manual segments: create, update, delete, add, remove, move."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ import strawberry
 
 from segmenta.domain.routing import segments
 from segmenta.schema.context import Info
-from segmenta.schema.inputs import SegmentInput, as_create_data
-from segmenta.schema.payloads import MoveToSegmentPayload, SegmentPayload, in_transaction, input_ids
+from segmenta.schema.ids import encode_id
+from segmenta.schema.inputs import SegmentInput, SegmentPatch, as_create_data, as_patch
+from segmenta.schema.payloads import (
+    DeleteSegmentPayload,
+    MoveToSegmentPayload,
+    SegmentPayload,
+    in_transaction,
+    input_ids,
+)
 from segmenta.schema.permissions import CanWriteSegments
 from segmenta.schema.types import Segment
 from segmenta.storage import models
@@ -33,6 +40,50 @@ class SegmentMutation:
             info, lambda: segments.create_segment(session, as_create_data(input)), prefix="input"
         )
         return SegmentPayload(segment=_segment(row), user_errors=errors)
+
+    @strawberry.mutation(
+        permission_classes=[CanWriteSegments],
+        description=(
+            "Rename or describe a MANUAL segment (a DYNAMIC one is refused with DYNAMIC_SEGMENT: its ruleset "
+            "owns it); a new key already taken is CONFLICT. Roles: admin, manager."
+        ),
+    )
+    async def update_segment(
+        self,
+        info: Info,
+        segment_key: Annotated[str, strawberry.argument(description="The segment's current key.")],
+        input: Annotated[SegmentPatch, strawberry.argument(description="The fields to change.")],
+    ) -> SegmentPayload:
+        session = info.context.session
+        row, errors = await in_transaction(
+            info,
+            lambda: segments.update_segment(session, segment_key, as_patch(input)),
+            prefix="input",
+            arguments={"segment_key"},
+        )
+        return SegmentPayload(segment=_segment(row), user_errors=errors)
+
+    @strawberry.mutation(
+        permission_classes=[CanWriteSegments],
+        description=(
+            "Delete a MANUAL segment and its memberships; the customers stay. A DYNAMIC segment is refused "
+            "with DYNAMIC_SEGMENT: it follows its ruleset. Roles: admin, manager."
+        ),
+    )
+    async def delete_segment(
+        self,
+        info: Info,
+        segment_key: Annotated[str, strawberry.argument(description="The key of the segment to delete.")],
+    ) -> DeleteSegmentPayload:
+        session = info.context.session
+        deleted, errors = await in_transaction(
+            info, lambda: segments.delete_segment(session, segment_key), arguments={"segment_key"}
+        )
+        return DeleteSegmentPayload(
+            deleted_id=strawberry.ID(encode_id("Segment", deleted)) if deleted is not None else None,
+            deleted_key=segment_key if deleted is not None else None,
+            user_errors=errors,
+        )
 
     @strawberry.mutation(
         permission_classes=[CanWriteSegments],

@@ -1,4 +1,4 @@
-"""Manual segments: create, and add, remove or move customers by hand.
+"""Manual segments: create, rename or describe, delete, and add, remove or move customers by hand.
 
 Dynamic segments belong to the active ruleset (its `segment K = …` definitions keep
 their members); hand edits to them would be overwritten by the next run, so they
@@ -24,6 +24,7 @@ MANUAL = "manual"
 DYNAMIC = "dynamic"
 SEGMENT_KINDS = (MANUAL, DYNAMIC)
 SEGMENT_FIELDS = ("key", "name", "description", "kind")
+UPDATABLE_SEGMENT_FIELDS = ("key", "name", "description")
 
 
 async def create_segment(session: AsyncSession, data: Mapping[str, Any]) -> Segment:
@@ -54,15 +55,56 @@ async def get_segment(session: AsyncSession, key: str, *, field: str = "key") ->
     return segment
 
 
-async def _manual_segment(session: AsyncSession, key: str, field: str) -> Segment:
+MEMBERS_FOLLOW_RULES = "its members come from the rules and cannot be edited by hand"
+SEGMENT_FOLLOWS_RULES = "it follows the ruleset that defines it; change or remove its definition in the rules instead"
+
+
+async def _manual_segment(session: AsyncSession, key: str, field: str, why: str = MEMBERS_FOLLOW_RULES) -> Segment:
     segment = await get_segment(session, key, field=field)
     if segment.kind != MANUAL:
-        raise UserError(
-            f"segment {segment.key!r} is dynamic: its members come from the rules and cannot be edited by hand",
-            field=field,
-            code="dynamic_segment",
-        )
+        raise UserError(f"segment {segment.key!r} is dynamic: {why}", field=field, code="dynamic_segment")
     return segment
+
+
+async def update_segment(session: AsyncSession, key: str, patch: Mapping[str, Any]) -> Segment:
+    """Change a manual segment's key, name or description (only the keys present).  A new key must be
+    free (`conflict`); the name cannot be cleared.  A dynamic segment is refused (`dynamic_segment`):
+    the active ruleset's `segment K = …` owns it, name included."""
+    if not isinstance(patch, Mapping):
+        raise UserError("segment input must be an object")
+    v.reject_unknown_keys(patch, UPDATABLE_SEGMENT_FIELDS)
+    values: dict[str, Any] = {}
+    if "key" in patch:
+        values["key"] = v.rule_key(patch["key"], "key", max_length=v.column_length(Segment, "key"))
+    if "name" in patch:
+        values["name"] = v.required_text(patch["name"], "name", max_length=v.column_length(Segment, "name"))
+    if "description" in patch:
+        values["description"] = v.text(patch["description"], "description", max_length=None)
+    segment = await _manual_segment(session, key, "segment_key", SEGMENT_FOLLOWS_RULES)
+    new_key = values.get("key")
+    if new_key is not None and new_key != segment.key:
+        taken = await session.execute(select(Segment.id).where(Segment.key == new_key, Segment.id != segment.id))
+        if taken.first() is not None:
+            raise Conflict(f"a segment with key {new_key!r} already exists", field="key")
+    for field, value in values.items():
+        setattr(segment, field, value)
+    await v.flush_or_conflict(session, "key", f"a segment with key {segment.key!r} already exists")
+    return segment
+
+
+async def delete_segment(session: AsyncSession, key: str) -> int:
+    """Delete a manual segment and its memberships (the customers stay); returns its id.  A dynamic
+    segment is refused (`dynamic_segment`): it follows its ruleset, and the next apply would only
+    create it again.  No rule can name a manual segment (rules name only segments they define), so
+    no ruleset breaks."""
+    segment = await _manual_segment(session, key, "segment_key", SEGMENT_FOLLOWS_RULES)
+    segment_id = segment.id
+    await session.execute(
+        delete(SegmentMember).where(SegmentMember.segment_id == segment_id).execution_options(synchronize_session=False)
+    )
+    await session.delete(segment)
+    await session.flush()
+    return segment_id
 
 
 async def _existing_customers(session: AsyncSession, customer_ids: Iterable[Any]) -> list[int]:

@@ -12,9 +12,11 @@ from segmenta.domain.errors import Conflict, NotFound, UserError
 from segmenta.domain.routing.segments import (
     add_to_segment,
     create_segment,
+    delete_segment,
     move_to_segment,
     remove_from_segment,
     segment_customer_ids,
+    update_segment,
 )
 from segmenta.storage.models import Segment
 from tests.domain.helpers import database_snapshot
@@ -156,3 +158,43 @@ async def test_segment_key_conflict_is_reported_as_conflict(session: AsyncSessio
     await create_segment(session, {"key": "dup"})
     with pytest.raises(Conflict):
         await create_segment(session, {"key": "dup", "name": "again"})
+
+
+async def test_update_segment_changes_only_the_keys_given(session: AsyncSession) -> None:
+    created = await create_segment(session, {"key": "fair", "name": "Fair", "description": "met there"})
+    updated = await update_segment(session, "fair", {"name": "Trade fair"})
+    assert (updated.id, updated.key, updated.name, updated.description) == (created.id, "fair", "Trade fair", "met there")
+    renamed = await update_segment(session, "fair", {"key": "fair_2025", "description": None})
+    assert (renamed.key, renamed.description) == ("fair_2025", None)
+
+
+async def test_update_and_delete_refuse_dynamic_segments_and_bad_input(session: AsyncSession) -> None:
+    await _dynamic(session, "high_value")
+    await create_segment(session, {"key": "fair"})
+    before = await database_snapshot(session)
+    for call in (
+        lambda: update_segment(session, "high_value", {"name": "x"}),
+        lambda: delete_segment(session, "high_value"),
+    ):
+        with pytest.raises(UserError) as refused:
+            await call()
+        assert (refused.value.field, refused.value.code) == ("segment_key", "dynamic_segment")
+    with pytest.raises(Conflict):
+        await update_segment(session, "fair", {"key": "high_value"})
+    with pytest.raises(UserError) as unknown:
+        await update_segment(session, "fair", {"kind": "dynamic"})
+    assert unknown.value.field == "kind"
+    with pytest.raises(NotFound):
+        await delete_segment(session, "missing")
+    assert await database_snapshot(session) == before
+
+
+async def test_delete_segment_drops_memberships_and_keeps_customers(session: AsyncSession) -> None:
+    ids = await _customers(session, 2)
+    segment = await create_segment(session, {"key": "fair"})
+    await add_to_segment(session, "fair", ids)
+    assert await delete_segment(session, "fair") == segment.id
+    assert await session.get(Segment, segment.id) is None
+    created = await create_segment(session, {"key": "fair"})
+    # SQLite may give the new segment the old id: its members must have gone with the old one.
+    assert (created.key, await segment_customer_ids(session, "fair")) == ("fair", [])
