@@ -321,7 +321,7 @@ def _stamp(moment: datetime | None) -> str:
     return "-" if moment is None else moment.isoformat(timespec="seconds") + "Z"
 
 
-TOKEN_COLUMNS = ("id", "role", "employee", "label", "created", "expires", "revoked")
+TOKEN_COLUMNS = ("id", "role", "employee", "label", "created", "expires", "revoked", "last-used")
 
 
 def token_rows(listed: list[TokenInfo]) -> list[tuple[str, ...]]:
@@ -334,6 +334,7 @@ def token_rows(listed: list[TokenInfo]) -> list[tuple[str, ...]]:
             _stamp(item.created_at),
             _stamp(item.expires_at),
             _stamp(item.revoked_at),
+            _stamp(item.last_used_at),
         )
         for item in listed
     ]

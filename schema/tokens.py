@@ -41,6 +41,12 @@ class ApiToken(Node):
         description="When the token was revoked, UTC; null while not revoked.",
     )
     employee_email: str | None = strawberry.field(description="The employee the token is bound to, if any.")
+    last_used_at: datetime | None = strawberry.field(
+        description=(
+            "When the token last authenticated a request or websocket, UTC, to within a minute or two (it is "
+            "stored at most once a minute); null when not used since it was created or since this was recorded."
+        ),
+    )
     employee_key: strawberry.Private[int | None]
 
     @classmethod
@@ -53,6 +59,7 @@ class ApiToken(Node):
             expires_at=to_api(info.expires_at),
             revoked_at=to_api(info.revoked_at),
             employee_email=info.employee_email,
+            last_used_at=to_api(info.last_used_at),
             employee_key=info.employee_id,
         )
 

@@ -18,6 +18,7 @@ connection's token (a websocket) is still valid while it delivers subscription e
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -25,11 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain import validation as v
-from segmenta.domain.errors import NotFound, UserError
+from segmenta.domain.errors import NotFound, Unavailable, UserError
 from segmenta.domain.settings import number_setting
 from segmenta.storage.models import ApiToken, Employee, utcnow
 
@@ -51,6 +52,13 @@ _DURATION_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedel
 _MAX_DURATION_TEXT = 40
 # Far enough for any real credential, near enough that the date stays a valid datetime everywhere.
 MAX_LIFETIME = timedelta(days=3660)
+
+# A token's last use is stored to the minute: authenticating writes its row at most once a minute,
+# not on every request (docs/security.md, Tokens).
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+# Token id -> time.monotonic() of this process's last failed attempt to store a use.
+_failed_notes: dict[int, float] = {}
+logger = logging.getLogger(__name__)
 
 RECHECK_SETTING = "SEGMENTA_TOKEN_RECHECK"
 DEFAULT_RECHECK = 5.0
@@ -79,6 +87,8 @@ class TokenInfo:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    # When it last authenticated, to within LAST_USED_GRANULARITY; None: not used yet.
+    last_used_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,7 @@ def _info(row: ApiToken, employee_email: str | None) -> TokenInfo:
         created_at=row.created_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
     )
 
 
@@ -281,18 +292,54 @@ async def recheck(session: AsyncSession, principal: Principal) -> Principal | No
 
 
 async def _principal(session: AsyncSession, which: ColumnElement[bool]) -> Principal | None:
+    now = utcnow()
     row = (
         await session.execute(
-            select(ApiToken.id, ApiToken.role, ApiToken.employee_id, Employee.active)
+            select(ApiToken.id, ApiToken.role, ApiToken.employee_id, Employee.active, ApiToken.last_used_at)
             .outerjoin(Employee, Employee.id == ApiToken.employee_id)
-            .where(which, *_valid_now(utcnow()))
+            .where(which, *_valid_now(now))
         )
     ).first()
     if row is None or row.role not in ROLES:
         return None
     if row.role == "agent" and (row.employee_id is None or not row.active):
         return None
+    if _last_use_is_stale(row.id, row.last_used_at, now):
+        await _note_use(session, row.id, now)
     return Principal(token_id=row.id, role=row.role, employee_id=row.employee_id, checked_at=time.monotonic())
+
+
+def _last_use_is_stale(token_id: int, last_used_at: datetime | None, now: datetime) -> bool:
+    """Whether this use should be written: the stored one is a minute old or more (read with the token,
+    so a fresh one costs no statement), and this process did not fail to write it in the last minute."""
+    if last_used_at is not None and now - last_used_at < LAST_USED_GRANULARITY:
+        return False
+    failed_at = _failed_notes.get(token_id)
+    return failed_at is None or time.monotonic() - failed_at >= LAST_USED_GRANULARITY.total_seconds()
+
+
+async def _note_use(session: AsyncSession, token_id: int, now: datetime) -> None:
+    """Store `now` as the token's last use, best effort: in a savepoint, and only if no one stored a use
+    within the minute meanwhile (concurrent requests, other processes), so the row is written at most
+    about once a minute per token.  A write that cannot get its lock (`Busy`, `TimedOut`: an apply
+    holding SQLite's write lock) is given up, never failing the request it authenticates; this
+    process then leaves that token's last use alone for a minute."""
+    statement = (
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_GRANULARITY),
+        )
+        .values(last_used_at=now)
+    )
+    try:
+        async with session.begin_nested():
+            await session.execute(statement)
+    except Unavailable:
+        _failed_notes[token_id] = time.monotonic()
+        logger.info("the last use of token %s was not recorded: the database was busy", token_id)
+    else:
+        _failed_notes.pop(token_id, None)
 
 
 def recheck_interval(environ: Mapping[str, str] | None = None) -> float:

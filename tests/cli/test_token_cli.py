@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
 from segmenta.cli import main
-from segmenta.domain.access.tokens import hash_token
+from segmenta.domain.access.tokens import authenticate, hash_token
 from segmenta.storage.engine import create_engine, session_factory
 from segmenta.storage.models import ApiToken, utcnow
 from tests.cli.test_data_cli import authenticate_token, query
@@ -41,7 +41,7 @@ def listed(db_url: str) -> list[dict[str, str]]:
     result = invoke("token", "list", "--database-url", db_url)
     assert result.exit_code == 0, result.stderr
     header, *rows = [line.split("\t") for line in result.stdout.splitlines()]
-    assert header == ["id", "role", "employee", "label", "created", "expires", "revoked"]
+    assert header == ["id", "role", "employee", "label", "created", "expires", "revoked", "last-used"]
     return [dict(zip(header, row, strict=True)) for row in rows]
 
 
@@ -121,3 +121,25 @@ def test_an_expired_token_no_longer_authenticates(db_url: str) -> None:
 
     asyncio.run(expire())
     assert authenticate_token(db_url, token) is None
+
+
+def test_list_shows_when_each_token_was_last_used(db_url: str) -> None:
+    used = create(db_url, "--role", "viewer", "--label", "script")
+    create(db_url, "--role", "viewer", "--label", "idle")
+    assert [row["last-used"] for row in listed(db_url)] == ["-", "-"]
+
+    async def authenticate_and_commit() -> None:
+        engine = create_engine(db_url)
+        try:
+            async with session_factory(engine)() as session:
+                assert await authenticate(session, used) is not None
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    before = utcnow()
+    asyncio.run(authenticate_and_commit())
+    script, idle = listed(db_url)
+    last_used = datetime.fromisoformat(script["last-used"].removesuffix("Z"))
+    assert before - timedelta(seconds=1) <= last_used <= utcnow() + timedelta(seconds=1)
+    assert idle["last-used"] == "-"

@@ -242,3 +242,69 @@ def test_bad_recheck_interval_names_the_setting(raw: str) -> None:
 
 def test_roles_are_the_spec_roles() -> None:
     assert ROLES == ("admin", "manager", "agent", "viewer")
+
+
+# -- the last use ---------------------------------------------------------------------------------
+
+
+def _token_updates(statements: list[str]) -> int:
+    return sum(1 for statement in statements if statement.lstrip().upper().startswith("UPDATE API_TOKENS"))
+
+
+async def test_authenticating_writes_the_last_use_at_most_once_a_minute(session: AsyncSession) -> None:
+    from tests.schema.test_statement_count import counted_statements
+
+    token = await create_token(session, "viewer")
+    await session.commit()
+    engine = session.bind
+    with counted_statements(engine) as statements:  # type: ignore[arg-type]
+        for _ in range(50):
+            assert await authenticate(session, token) is not None
+            await session.commit()
+    # 50 authentications in the same minute: one write, the first; the other 49 only read.
+    assert _token_updates(statements) == 1
+    row = await session.scalar(select(ApiToken))
+    assert row is not None and row.last_used_at is not None
+    assert utcnow() - row.last_used_at < timedelta(seconds=5)
+
+    # A minute later the next use is written again, once.
+    row.last_used_at = utcnow() - timedelta(seconds=61)
+    await session.commit()
+    with counted_statements(engine) as statements:  # type: ignore[arg-type]
+        for _ in range(5):
+            assert await authenticate(session, token) is not None
+            await session.commit()
+    assert _token_updates(statements) == 1
+    listed = await list_tokens(session, OPERATOR)
+    assert listed[0].last_used_at is not None and utcnow() - listed[0].last_used_at < timedelta(seconds=5)
+
+
+async def test_a_busy_database_never_fails_authentication(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segmenta.domain.access import tokens as tokens_module
+    from segmenta.domain.errors import Busy
+
+    token = await create_token(session, "viewer")
+    await session.commit()
+    calls = 0
+    real_execute = session.execute
+
+    async def busy_on_update(statement, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        if getattr(statement, "is_update", False):
+            calls += 1
+            raise Busy("the database is busy")
+        return await real_execute(statement, *args, **kwargs)
+
+    monkeypatch.setattr(session, "execute", busy_on_update)
+    monkeypatch.setattr(tokens_module, "_failed_notes", {})
+    principal = await authenticate(session, token)
+    assert principal is not None and principal.role == "viewer"
+    # Given up for a minute in this process: the next authentications do not try again.
+    assert await authenticate(session, token) is not None
+    assert calls == 1
+    monkeypatch.undo()
+    await session.commit()
+    row = await session.scalar(select(ApiToken))
+    assert row is not None and row.last_used_at is None

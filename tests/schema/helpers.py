@@ -51,12 +51,17 @@ def key_of(value: str) -> int:
     return int(key)
 
 
+# Authentication's own bookkeeping (a token's last use, at most once a minute), not a write of the call.
+NOT_SNAPSHOTTED = {("api_tokens", "last_used_at")}
+
+
 async def snapshot(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, to prove a refused call wrote nothing."""
     tables: dict[str, list[tuple[Any, ...]]] = {}
     async with session_factory(engine)() as session:
         for table in models.Base.metadata.sorted_tables:
-            rows = await session.execute(select(table).order_by(*table.primary_key.columns))
+            columns = [column for column in table.columns if (table.name, column.name) not in NOT_SNAPSHOTTED]
+            rows = await session.execute(select(*columns).order_by(*table.primary_key.columns))
             tables[table.name] = [tuple(row) for row in rows]
     return tables
 

@@ -123,5 +123,5 @@ async def test_no_field_can_show_a_secret_or_hash(api: Api) -> None:
     fields = (await api.data('{ __type(name: "ApiToken") { fields { name } } }'))["__type"]["fields"]
     names = {field["name"] for field in fields}
     assert names == {
-        "id", "role", "label", "createdAt", "expiresAt", "revokedAt", "employeeEmail", "active", "employee"
+        "id", "role", "label", "createdAt", "expiresAt", "revokedAt", "employeeEmail", "active", "employee", "lastUsedAt"
     }
