@@ -99,7 +99,10 @@ class CustomerInput:
     birthday: date | None = strawberry.field(
         default=None, description="Date of birth (YYYY-MM-DD), from 1900-01-01 to today. Optional.",
     )
-    tags: list[str] | None = strawberry.field(default=None, description="Manual tags: at most 50, each ≤ 100 characters.")
+    tags: list[str] | None = strawberry.field(
+        default=None,
+        description="Manual tags: at most 50, each ≤ 100 characters.",
+    )
     attributes: JSON | None = strawberry.field(
         default=None,
         description=(
@@ -108,7 +111,11 @@ class CustomerInput:
         ),
     )
     created_at: datetime | None = strawberry.field(
-        default=None, description="When the customer was created, for imports; default now. From 1900-01-01 to now + 1 day; without a zone: UTC."
+        default=None,
+        description=(
+            "When the customer was created, for imports; default now. From 1900-01-01 to now + 1 day; without a "
+            "zone: UTC."
+        ),
     )
 
 
@@ -126,7 +133,8 @@ class CustomerPatch:
         ),
     )
     name: str | None = strawberry.field(
-        default=UNSET, description="The customer's name (at most 200 characters). Not given: unchanged; cannot be cleared.",
+        default=UNSET,
+        description="The customer's name (at most 200 characters). Not given: unchanged; cannot be cleared.",
     )
     kind: CustomerKind | None = strawberry.field(
         default=UNSET, description="Company or person. Not given: unchanged; null clears it.",
@@ -202,7 +210,9 @@ class CustomerPatch:
     )
 
 
-@strawberry.input(description="A purchase to record; it updates the customer's purchase metrics in the same transaction.")
+@strawberry.input(
+    description="A purchase to record; it updates the customer's purchase metrics in the same transaction."
+)
 class PurchaseInput:
     customer_id: strawberry.ID = strawberry.field(
         description=(
@@ -211,7 +221,10 @@ class PurchaseInput:
         ),
     )
     amount: float = strawberry.field(
-        description="The amount paid, in the currency's units: 0 to 1,000,000,000 with at most 2 decimals; the customer's total stays ≤ 1,000,000,000,000."
+        description=(
+            "The amount paid, in the currency's units: 0 to 1,000,000,000 with at most 2 decimals; the customer's "
+            "total stays ≤ 1,000,000,000,000."
+        ),
     )
     category: str | None = strawberry.field(
         default=None, description="Product category, a free word such as `software`. Optional.",
@@ -221,7 +234,8 @@ class PurchaseInput:
         default=None, description="Where the purchase was made, a free word such as `web`. Optional.",
     )
     purchased_at: datetime | None = strawberry.field(
-        default=None, description="When the purchase was made; default now. From 1900-01-01 to now + 1 day; without a zone: UTC."
+        default=None,
+        description="When the purchase was made; default now. From 1900-01-01 to now + 1 day; without a zone: UTC.",
     )
 
 
@@ -317,7 +331,8 @@ class EmployeePatch:
         ),
     )
     monthly_target: float | None = strawberry.field(
-        default=UNSET, description="Revenue target per month, in the currency's units. Not given: unchanged; null clears it.",
+        default=UNSET,
+        description="Revenue target per month, in the currency's units. Not given: unchanged; null clears it.",
     )
 
 
@@ -357,7 +372,8 @@ class TeamPatch:
         default=UNSET, description="How the team picks account managers. Not given: unchanged.",
     )
     monthly_target: float | None = strawberry.field(
-        default=UNSET, description="Revenue target per month, in the currency's units. Not given: unchanged; null clears it.",
+        default=UNSET,
+        description="Revenue target per month, in the currency's units. Not given: unchanged; null clears it.",
     )
     active: bool | None = strawberry.field(
         default=UNSET,
@@ -381,7 +397,10 @@ class SegmentPatch:
         default=UNSET,
         description="A new key renames the segment (`where` conditions name it by key). Not given: unchanged.",
     )
-    name: str | None = strawberry.field(default=UNSET, description="Display name. Not given: unchanged; null is refused.")
+    name: str | None = strawberry.field(
+        default=UNSET,
+        description="Display name. Not given: unchanged; null is refused.",
+    )
     description: str | None = strawberry.field(
         default=UNSET, description="What the segment is for. Not given: unchanged; null clears it.",
     )

@@ -27,10 +27,15 @@ ResultT = TypeVar("ResultT")
 @strawberry.type(name="UserError", description="Why a mutation did not change anything.")
 class UserErrorType:
     field: str | None = strawberry.field(
-        description="camelCase path of the offending argument, e.g. `input.email` or `customerIds`; null: the call."
+        description="camelCase path of the offending argument, e.g. `input.email` or `customerIds`; null: the call.",
     )
     message: str = strawberry.field(description="What was wrong, in plain words.")
-    code: str = strawberry.field(description="What kind of problem, in upper case: NOT_FOUND, CONFLICT, REQUIRED, INVALID, INVALID_ID, OUT_OF_RANGE, TOO_LONG, FORBIDDEN, …")
+    code: str = strawberry.field(
+        description=(
+            "What kind of problem, in upper case: NOT_FOUND, CONFLICT, REQUIRED, INVALID, INVALID_ID, OUT_OF_RANGE, "
+            "TOO_LONG, FORBIDDEN, …"
+        ),
+    )
 
 
 def camel_case(name: str) -> str:
@@ -115,7 +120,9 @@ class CustomerPayload:
 
 @strawberry.type(description="The result of deleteCustomer.")
 class DeleteCustomerPayload:
-    deleted_id: strawberry.ID | None = strawberry.field(description="The ID of the deleted customer; null when userErrors is not empty.")
+    deleted_id: strawberry.ID | None = strawberry.field(
+        description="The ID of the deleted customer; null when userErrors is not empty.",
+    )
     user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 
 
@@ -181,10 +188,10 @@ class SegmentPayload:
 @strawberry.type(description="The result of deleteSegment.")
 class DeleteSegmentPayload:
     deleted_id: strawberry.ID | None = strawberry.field(
-        description="The ID of the deleted segment; null when userErrors is not empty."
+        description="The ID of the deleted segment; null when userErrors is not empty.",
     )
     deleted_key: str | None = strawberry.field(
-        description="The key the deleted segment had; null when userErrors is not empty."
+        description="The key the deleted segment had; null when userErrors is not empty.",
     )
     user_errors: list[UserErrorType] = strawberry.field(description="Why nothing was changed; empty on success.")
 

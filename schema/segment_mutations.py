@@ -93,7 +93,10 @@ class SegmentMutation:
         ),
     )
     async def add_to_segment(
-        self, info: Info, segment_key: Annotated[str, strawberry.argument(description="The MANUAL segment's key.")], customer_ids: Annotated[list[strawberry.ID], strawberry.argument(description="The customers (Customer IDs).")]
+        self,
+        info: Info,
+        segment_key: Annotated[str, strawberry.argument(description="The MANUAL segment's key.")],
+        customer_ids: Annotated[list[strawberry.ID], strawberry.argument(description="The customers (Customer IDs).")],
     ) -> SegmentPayload:
         session = info.context.session
 
@@ -112,7 +115,10 @@ class SegmentMutation:
         ),
     )
     async def remove_from_segment(
-        self, info: Info, segment_key: Annotated[str, strawberry.argument(description="The MANUAL segment's key.")], customer_ids: Annotated[list[strawberry.ID], strawberry.argument(description="The customers (Customer IDs).")]
+        self,
+        info: Info,
+        segment_key: Annotated[str, strawberry.argument(description="The MANUAL segment's key.")],
+        customer_ids: Annotated[list[strawberry.ID], strawberry.argument(description="The customers (Customer IDs).")],
     ) -> SegmentPayload:
         session = info.context.session
 
