@@ -195,3 +195,17 @@ async def test_add_team_member_rejects_bad_input(
         await add_team_member(session, team_key, person.id if employee else 999999, role=role)
     assert raised.value.field == field
     assert await database_snapshot(session) == before
+
+
+async def test_a_team_is_deactivated_and_reactivated_never_cleared(session: AsyncSession) -> None:
+    team = await create_team(session, {"key": "east"})
+    assert team.active is True
+    assert (await update_team(session, "east", {"active": False})).active is False
+    assert (await update_team(session, "east", {"name": "East"})).active is False  # other patches keep it
+    assert (await update_team(session, "east", {"active": True})).active is True
+    before = await database_snapshot(session)
+    for bad in (None, "no", 0):
+        with pytest.raises(UserError) as refused:
+            await update_team(session, "east", {"active": bad})
+        assert refused.value.field == "active"
+    assert await database_snapshot(session) == before
