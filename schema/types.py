@@ -143,7 +143,7 @@ class Customer(Node):
         description="When the customer was created (or the creation time given by an import), UTC.",
     )
     updated_at: datetime | None = strawberry.field(
-        description="When the customer's profile or assignment last changed, UTC; null when unknown.",
+        description="When the customer's row last changed (profile, metrics or assignment), UTC; null when unknown.",
     )
     assignment_locked: bool = strawberry.field(description="Locked customers keep team and manager in rule runs.")
     deciding_rule: str | None = strawberry.field(description="The rule that decided the current team.")
