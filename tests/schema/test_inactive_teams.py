@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.schema.helpers import Api, World, snapshot
+from tests.schema.helpers import Api, World, global_id, snapshot
 from tests.schema.test_routing_api import ACTIVATE, save
 
 RULES = "east: region = east -> team east_sales, tag eastern\nwest: region = west -> team west_sales\n"
@@ -40,6 +40,12 @@ async def test_an_inactive_team_takes_no_customers_and_its_customers_are_reporte
     # Real time: a new customer the rules would send to the inactive team gets no team (its tag still applies).
     created = (await api.data(CREATE))["createCustomer"]
     assert created["customer"]["team"] is None and "eastern" in created["customer"]["tags"]
+
+    # Real time, an existing customer of the team re-routed by an update: it keeps its assignment.
+    update = """mutation ($id: ID!) { updateCustomer(id: $id, input: {city: "Boston"}) {
+      customer { city team { key } } userErrors { code } } }"""
+    updated = (await api.data(update, {"id": global_id("Customer", world.customers["C002"])}))["updateCustomer"]
+    assert updated == {"customer": {"city": "Boston", "team": {"key": "east_sales"}}, "userErrors": []}
 
     run = (await api.data(APPLY, {"id": ruleset["id"]}))["applyRuleset"]["run"]
     summary = run["summary"]
