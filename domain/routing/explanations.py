@@ -176,6 +176,11 @@ async def explain_customer(
         notes.append(f"assignment locked: keeps team {_key(current_team)} and manager {_name(current_manager)}{would}")
     elif explanation.team is not None and rule_team is None:
         notes.append(f"team {explanation.team} does not exist: keeps team {_key(current_team)} and manager {_name(current_manager)}")
+    elif rule_team is not None and not rule_team.active:
+        notes.append(
+            f"team {rule_team.key} is inactive: keeps team {_key(current_team)} and manager {_name(current_manager)} "
+            "(the next run passes over this rule's team)"
+        )
     elif explanation.team is None:
         team, manager = None, None
         if current_team is not None:

@@ -41,6 +41,14 @@ async def test_an_inactive_team_takes_no_customers_and_its_customers_are_reporte
     created = (await api.data(CREATE))["createCustomer"]
     assert created["customer"]["team"] is None and "eastern" in created["customer"]["tags"]
 
+    # explain says what real time does with it.
+    explain = """query ($id: ID!) { explain(customerId: $id) { team { key } notes } }"""
+    explained = (await api.data(explain, {"id": global_id("Customer", world.customers["C000"])}))["explain"]
+    assert explained["team"] == {"key": "east_sales"}
+    assert explained["notes"][-1] == (
+        "team east_sales is inactive: keeps team east_sales and manager Ann Lee (the next run passes over this rule's team)"
+    )
+
     # Real time, an existing customer of the team re-routed by an update: it keeps its assignment.
     update = """mutation ($id: ID!) { updateCustomer(id: $id, input: {city: "Boston"}) {
       customer { city team { key } } userErrors { code } } }"""
