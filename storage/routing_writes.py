@@ -353,14 +353,22 @@ async def write_routing(session: AsyncSession, writes: RoutingWrites) -> None:
         else:
             await session.execute(statement, parameters)
         return
-    # One loaded customer: its UPDATE … RETURNING refreshes it; several: read back after the writes.
-    updated_first = len(writes.customers) == 1 and bool(loaded)
-    if updated_first:
-        parameters = _customer_parameters(writes.customers[0], writes.now)
-        await session.execute(_UPDATE_RETURNING_CUSTOMER, parameters, execution_options=_POPULATE)
+    one_loaded = len(writes.customers) == 1 and bool(loaded)
     if _through_view(session):
-        await session.execute(sqlite_writes.ROUTING_WRITES, _view_rows(writes, customers=not updated_first))
+        if one_loaded:
+            # The view's RETURNING reads the customer's row as the trigger left it.
+            (row,) = _view_rows(writes, customers=True)
+            await session.execute(sqlite_writes.ROUTING_WRITES_RETURNING_CUSTOMER, row, execution_options=_POPULATE)
+            return
+        await session.execute(sqlite_writes.ROUTING_WRITES, _view_rows(writes, customers=True))
     else:
-        await _write_table_by_table(session, writes, customers=not updated_first)
-    if loaded and not updated_first:
+        # One loaded customer: its UPDATE … RETURNING refreshes it.
+        if one_loaded:
+            parameters = _customer_parameters(writes.customers[0], writes.now)
+            await session.execute(_UPDATE_RETURNING_CUSTOMER, parameters, execution_options=_POPULATE)
+        await _write_table_by_table(session, writes, customers=not one_loaded)
+        if one_loaded:
+            return
+    if loaded:
+        # Several customers: the ones the session holds are read back.
         await session.execute(select(Customer).where(Customer.id.in_(loaded)), execution_options=_POPULATE)

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, insert
+from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, insert, literal_column, select
 
-from segmenta.storage.models import AssignmentHistory, EvaluationChange
+from segmenta.storage.models import AssignmentHistory, Customer, EvaluationChange
 
 VIEW = "segmenta_routing_writes"
 
+_customers = Customer.__table__
 _changes = EvaluationChange.__table__
 _history = AssignmentHistory.__table__
 
@@ -70,6 +71,17 @@ ROUTING_WRITES_TABLE = Table(
     Column("positions", JSON),  # [[team id, round-robin position]]
 )
 ROUTING_WRITES = insert(ROUTING_WRITES_TABLE)
+# One customer whose Customer object the session holds: the same INSERT, returning the
+# customer's row as the trigger left it (RETURNING is computed after the row's trigger ran),
+# for the ORM to refresh that object from (populate_existing) without another statement.
+ROUTING_WRITES_RETURNING_CUSTOMER = select(Customer).from_statement(
+    ROUTING_WRITES.returning(
+        *[
+            select(column).where(_customers.c.id == literal_column(f"{VIEW}.customer_id")).scalar_subquery().label(column.name)
+            for column in _customers.c
+        ]
+    )
+)
 
 # Defaults of a row: nothing to write.
 EMPTY_ROW: dict[str, Any] = {
