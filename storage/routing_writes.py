@@ -16,7 +16,7 @@ history rows and the round-robin positions — and writes it
   its rows, tables without rows skipped.
 
 The Customer objects the session holds for the customers are refreshed from their rows as
-written (``populate_existing``: the customer's UPDATE … RETURNING, or a read after a batch),
+written (``populate_existing``: the statement's RETURNING for one customer, a read after a batch),
 so the object a mutation returns shows the new assignment.
 
 Every customer re-evaluated gets its routing_version raised, changed or not: an apply
