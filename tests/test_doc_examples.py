@@ -5,18 +5,25 @@ An example is a ```graphql block. Each operation in it runs on its own (fragment
 admin, and must answer without `errors` and with every `userErrors` list empty. Values an example
 cannot know are filled in by name: a variable `$customer` (or a string "CUSTOMER_ID") gets a
 customer of the demo data, `$employee`/"EMPLOYEE_ID" an employee, `$ruleset`/"RULESET_ID" the
-ruleset the example saved last (else the active one), `$run`/"RUN_ID" the run it started last.
+ruleset the example saved last (else the active one), `$run`/"RUN_ID" the run it started last
+(else the demo's newest),
+"CREATED_CUSTOMER_ID", "FEEDBACK_ID" and "TOKEN_ID" what an earlier example's createCustomer,
+submitFeedback and createApiToken made.
 A root field answering null (a key or code the demo data does not have) fails the example too.
 A block preceded by `<!-- example as ROLE -->` runs with a token of that role (viewer, or agent:
 bound to an employee), and one preceded by `<!-- example expects CODE -->` (or both, `<!-- example
 as agent expects FORBIDDEN -->`) must fail with that error code instead.
-Subscriptions are checked against the schema, not run (they wait for events).
+Subscriptions are checked against the schema, not run (they wait for events). Every query and
+mutation of the schema appears in some example. The examples run on SQLite, and on PostgreSQL too
+when SEGMENTA_TEST_POSTGRES_URL is set (in a database of their own, dropped afterwards).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +32,11 @@ from typing import Any
 import pytest
 from graphql import OperationDefinitionNode, OperationType, parse, print_ast, validate
 from graphql.language import DocumentNode, FragmentDefinitionNode
+from sqlalchemy import make_url, text
 
 from segmenta.schema import schema
+from segmenta.storage.engine import create_engine, normalize_url
+from tests.conftest import BACKENDS, POSTGRES_URL
 from tests.live_server import SEGMENTA, LiveServer, segmenta
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +47,19 @@ BLOCK = re.compile(
     re.S,
 )
 TOKEN = re.compile(r"/graphql\?token=(sgm_[A-Za-z0-9_-]+)")
-PLACEHOLDERS = {"CUSTOMER_ID": "customer", "EMPLOYEE_ID": "employee", "RULESET_ID": "ruleset", "RUN_ID": "run"}
+PLACEHOLDERS = {
+    "CUSTOMER_ID": "customer",
+    "EMPLOYEE_ID": "employee",
+    "RULESET_ID": "ruleset",
+    "RUN_ID": "run",
+    "CREATED_CUSTOMER_ID": "created_customer",
+    "FEEDBACK_ID": "feedback",
+    "TOKEN_ID": "token",
+}
+# What an example's mutation made, under the name a later example's placeholder uses: the root
+# field, then the payload field holding the object whose id is kept.
+MADE = {"createCustomer": ("customer", "created_customer"), "submitFeedback": ("feedback", "feedback"),
+        "createApiToken": ("apiToken", "token")}
 
 
 @dataclass(frozen=True)
@@ -73,18 +95,25 @@ class Demo:
         self.server = server
         found = self.data(
             "{ customers(first: 1, orderBy: CODE_ASC) { edges { node { id } } }"
-            " employees(active: true) { id } activeRuleset { id } }"
+            " employees(active: true) { id } activeRuleset { id } evaluationRuns(first: 1) { edges { node { id } } } }"
         )
         self.values: dict[str, str] = {
             "customer": found["customers"]["edges"][0]["node"]["id"],
             "employee": found["employees"][0]["id"],
             "ruleset": found["activeRuleset"]["id"],
+            "run": found["evaluationRuns"]["edges"][0]["node"]["id"],
         }
 
     def data(self, query: str) -> Any:
         status, body = self.server.query(query)
         assert status == 200 and "errors" not in body, body
         return body["data"]
+
+    def remember_made(self, data: Any) -> None:
+        for root_field, answer in (data or {}).items():
+            made = MADE.get(root_field.split(":")[-1])
+            if made is not None and isinstance(answer, dict) and isinstance(answer.get(made[0]), dict):
+                self.values[made[1]] = answer[made[0]]["id"]
 
     def remember(self, answer: Any) -> None:
         """The ids an operation created that a later one may name."""
@@ -100,10 +129,33 @@ class Demo:
                 self.remember(item)
 
 
+async def _postgres(statement: str) -> None:
+    assert POSTGRES_URL is not None
+    engine = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        await connection.execute(text(statement))
+    await engine.dispose()
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    folder = tmp_path_factory.mktemp("doc-examples")
-    url = f"sqlite+aiosqlite:///{folder / 'demo.db'}"
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A new, empty database on the back end under test (a database of its own on PostgreSQL)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('doc-examples') / 'demo.db'}"
+        return
+    assert POSTGRES_URL is not None
+    name = f"segmenta_docs_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(normalize_url(POSTGRES_URL)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def demo(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    folder = tmp_path_factory.mktemp("doc-examples-server")
+    url = database_url
     prepared = subprocess.run(
         [SEGMENTA, "demo", "--no-serve", "--customers", "300", "--database-url", url],
         capture_output=True, text=True, check=True, timeout=300,
@@ -132,6 +184,16 @@ def _operations(document: DocumentNode) -> list[DocumentNode]:
     ]
 
 
+def _root_field(operation: OperationDefinitionNode, response_key: str) -> str:
+    """The schema field behind a response key (an alias such as `survey: submitFeedback`)."""
+    for selection in operation.selection_set.selections:
+        alias = getattr(selection, "alias", None)
+        name = getattr(selection, "name", None)
+        if name is not None and (alias.value if alias else name.value) == response_key:
+            return str(name.value)
+    return response_key
+
+
 def _user_errors(answer: Any) -> list[Any]:
     if isinstance(answer, dict):
         found = list(answer.get("userErrors") or [])
@@ -141,11 +203,14 @@ def _user_errors(answer: Any) -> list[Any]:
     return []
 
 
-def test_the_docs_hold_examples() -> None:
-    assert len(EXAMPLES) >= 15
+def test_the_docs_show_every_data_query_and_mutation() -> None:
     assert any(example.path.name == "README.md" for example in EXAMPLES)
+    shown = "\n".join(example.text for example in EXAMPLES)
+    root_fields = [*schema._schema.query_type.fields, *schema._schema.mutation_type.fields]  # type: ignore[union-attr]
+    assert [name for name in root_fields if not re.search(rf"\b{name}\b", shown)] == []
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True, scope="module")
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])
 def test_the_example_runs_as_written(example: Example, demo: Demo) -> None:
     text = example.text
@@ -176,5 +241,6 @@ def test_the_example_runs_as_written(example: Example, demo: Demo) -> None:
             missing = [field for field, answer in body["data"].items() if answer is None]
             assert missing == [], f"{example.name}: {missing} answered null"
         demo.remember(body.get("data"))
+        demo.remember_made({_root_field(operation, key): value for key, value in (body.get("data") or {}).items()})
     if example.expected_code is not None:
         assert example.expected_code in codes, f"{example.name}: expected {example.expected_code}, got {codes}"
