@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from segmenta.domain.customers.vocabulary import FEEDBACK_KINDS, FEEDBACK_STATUSES, INTERACTION_KINDS
@@ -51,6 +52,7 @@ from segmenta.domain.seed_words import (
 )
 from segmenta.domain.staff.vocabulary import EMPLOYEE_LEVELS
 from segmenta.dsl.fields import SIZES
+from segmenta.dsl.money import to_cent, to_decimal
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class TeamSpec:
     description: str
     kind: str
     strategy: str
-    monthly_target: float
+    monthly_target: Decimal
     # Which employees join: predicate on the generated employee row.
     members: Callable[[dict[str, Any]], bool]
 
@@ -69,23 +71,26 @@ def _covers(row: dict[str, Any], regions: Sequence[str]) -> bool:
     return any(region in row["regions"] for region in regions)
 
 
+# The smallest purchase the demo data makes.
+MINIMUM_AMOUNT = Decimal("9.90")
+
 TEAMS: tuple[TeamSpec, ...] = (
     TeamSpec("senior_sales", "Senior Sales", "Large and enterprise accounts with high value", "professional",
-             "least_loaded", 900_000.0, lambda e: e["level"] in ("senior", "lead", "supervisor") and e["index"] % 3 == 0),
+             "least_loaded", Decimal(900_000), lambda e: e["level"] in ("senior", "lead", "supervisor") and e["index"] % 3 == 0),
     TeamSpec("technical_support", "Technical Support", "Integration-heavy technology and manufacturing accounts",
-             "professional", "least_loaded", 300_000.0, lambda e: bool({"technology", "manufacturing"} & set(e["specialties"]))),
+             "professional", "least_loaded", Decimal(300_000), lambda e: bool({"technology", "manufacturing"} & set(e["specialties"]))),
     TeamSpec("standard_service", "Standard Service", "Small and medium customers", "general", "round_robin",
-             400_000.0, lambda e: e["level"] in ("junior", "senior") and e["index"] % 2 == 1),
+             Decimal(400_000), lambda e: e["level"] in ("junior", "senior") and e["index"] % 2 == 1),
     TeamSpec("east_region", "East / 华东 Regional", "Regional team for east and 华东", "regional", "round_robin",
-             500_000.0, lambda e: _covers(e, ("east", "华东"))),
+             Decimal(500_000), lambda e: _covers(e, ("east", "华东"))),
     TeamSpec("north_region", "North / 华北 Regional", "Regional team for north and 华北", "regional", "round_robin",
-             350_000.0, lambda e: _covers(e, ("north", "华北"))),
+             Decimal(350_000), lambda e: _covers(e, ("north", "华北"))),
     TeamSpec("customer_success", "Customer Success", "Unhappy and at-risk customers", "lifecycle", "least_loaded",
-             200_000.0, lambda e: e["index"] % 5 == 2),
+             Decimal(200_000), lambda e: e["index"] % 5 == 2),
     TeamSpec("low_value_upgrade", "Low-Value Upgrade", "Customers with buying power who spend little",
-             "lifecycle", "round_robin", 150_000.0, lambda e: e["index"] % 6 == 4),
+             "lifecycle", "round_robin", Decimal(150_000), lambda e: e["index"] % 6 == 4),
     TeamSpec("general_pool", "General Pool", "Everyone no other rule took", "general", "least_loaded",
-             250_000.0, lambda e: e["level"] == "junior" or e["index"] % 4 == 0),
+             Decimal(250_000), lambda e: e["level"] == "junior" or e["index"] % 4 == 0),
 )
 
 MANUAL_SEGMENTS = (
@@ -160,7 +165,7 @@ class _Generator:
                     "regions": sorted({home, extra}),
                     "capacity": capacity,
                     "active": index % 17 != 16,
-                    "monthly_target": float({"junior": 40_000, "senior": 80_000, "lead": 120_000, "supervisor": 150_000}[level]),
+                    "monthly_target": Decimal({"junior": 40_000, "senior": 80_000, "lead": 120_000, "supervisor": 150_000}[level]),
                     "created_at": self.as_of - timedelta(days=self.rng.randrange(200, 1500)),
                 }
             )
@@ -314,11 +319,11 @@ class _Generator:
             for _ in range(count):
                 category = rng.choice(list(CATEGORIES))
                 products, typical = CATEGORIES[category]
-                amount = round(rng.lognormvariate(math.log(typical * spend_factor), 0.7), 2)
+                amount = to_cent(to_decimal(round(rng.lognormvariate(math.log(typical * spend_factor), 0.7), 2)))
                 self.data.purchases.append(
                     {
                         "customer_code": code,
-                        "amount": max(amount, 9.9),
+                        "amount": max(amount, MINIMUM_AMOUNT),
                         "category": category,
                         "product": rng.choice(products),
                         "channel": row["channel"],

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from segmenta.domain.errors import Conflict, UserError
+from segmenta.dsl.money import MONEY_DECIMALS, NotMoney, is_whole_cents, to_cent, to_decimal
 
 # A rule-language bare word (docs/rule-language.md, 'Values'): a Unicode letter or `_`, then letters, digits, `_`, `-`.
 BARE_WORD = re.compile(r"[^\W\d][\w-]*", re.UNICODE)
@@ -39,7 +40,6 @@ EARLIEST_DATE = date(1900, 1, 1)
 FUTURE_SLACK = timedelta(days=1)
 # Money: one purchase, and a customer's lifetime total (the sum stays finite and exact to the cent).
 MAX_PURCHASE_AMOUNT = 1_000_000_000
-MONEY_DECIMALS = 2
 MAX_TOTAL_SPENT = 1_000_000_000_000
 # Any other number: below 2**53, so every whole number in range is stored exactly.
 MAX_NUMBER = 1e15
@@ -209,17 +209,35 @@ def whole_number(
     return None if result is None else int(result)
 
 
-def money(value: Any, field: str) -> float:
-    """An amount of money: 0 to MAX_PURCHASE_AMOUNT, at most MONEY_DECIMALS decimal places."""
-    result = number(value, field, minimum=0, maximum=MAX_PURCHASE_AMOUNT, required=True)
-    assert result is not None
-    # The shortest decimal that reads back as this float: what the client wrote.
-    exponent = Decimal(repr(result)).as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -MONEY_DECIMALS:
+def optional_money(value: Any, field: str, *, maximum: int | float = MAX_NUMBER) -> Decimal | None:
+    """money() for an optional amount (a monthly target): None stays None."""
+    return None if value is None else money(value, field, maximum=maximum)
+
+
+def money(value: Any, field: str, *, maximum: int | float = MAX_PURCHASE_AMOUNT) -> Decimal:
+    """An amount of money as an exact Decimal with two places: 0 to `maximum`, at most MONEY_DECIMALS decimals.
+
+    Takes a Decimal, an int or a float (read as the shortest decimal that reads back as it: what
+    the client wrote); never text, bool, NaN or an infinity.  Never rounds: a
+    fraction of a cent is refused.
+    """
+    if value is None:
+        raise UserError(f"{field} is required", field=field, code="required")
+    if isinstance(value, str):  # the API's Money scalar hands over a Decimal; text here is a caller's mistake
+        raise UserError(f"{field} must be a number, got str", field=field)
+    try:
+        exact = to_decimal(value)
+    except NotMoney as error:
+        raise UserError(f"{field} must be an amount of money: {error}", field=field) from None
+    if exact < 0:
+        raise UserError(f"{field} must be at least 0, got {value}", field=field, code="out_of_range")
+    if exact > maximum:
+        raise UserError(f"{field} must be at most {_plain(maximum)}, got {value}", field=field, code="out_of_range")
+    if not is_whole_cents(exact):
         raise UserError(
             f"{field} has more than {MONEY_DECIMALS} decimal places: {value}", field=field, code="out_of_range"
         )
-    return result
+    return to_cent(exact)
 
 
 def _plain(bound: float) -> str:

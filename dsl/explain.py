@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from segmenta.dsl import ast
-from segmenta.dsl.fields import naive_utc, rank
+from segmenta.dsl.fields import literal_value, naive_utc, rank
 from segmenta.dsl.like import like_regex
 from segmenta.dsl.python_compiler import (
     ORDER_OPS,
@@ -283,9 +283,11 @@ class _Interpreter:
         return text is not None and like_regex(pattern_text(predicate.pattern)).fullmatch(text) is not None
 
     def _holds_in_list(self, predicate: ast.InList) -> bool:
-        field_spec(predicate.subject)
         raw = self.value(predicate.subject.name)
-        found = any(VIEWS[v.kind](raw) == v.value for v in predicate.values if VIEWS[v.kind](raw) is not None)
+        spec = field_spec(predicate.subject)
+        found = any(
+            VIEWS[v.kind](raw) == literal_value(spec, v) for v in predicate.values if VIEWS[v.kind](raw) is not None
+        )
         return not found if predicate.negated else found
 
     def _holds_between(self, predicate: ast.Between) -> bool:
@@ -300,7 +302,7 @@ class _Interpreter:
                 return False
             return low_rank <= value_rank <= high_rank
         viewed = VIEWS[low.kind](raw)
-        return viewed is not None and low.value <= viewed <= high.value
+        return viewed is not None and literal_value(spec, low) <= viewed <= literal_value(spec, high)
 
     def _holds_comparison(self, comparison: ast.Comparison) -> bool:
         return self._comparison(comparison, field_spec(comparison.subject), self.value(comparison.subject.name))
@@ -314,7 +316,7 @@ class _Interpreter:
         if spec.kind == "ordered" and op in ORDER_OPS:
             left, right = self._value_rank(spec, raw), self._rank(spec, literal)
         else:
-            left, right = VIEWS[literal.kind](raw), literal.value
+            left, right = VIEWS[literal.kind](raw), literal_value(spec, literal)
         if left is None or right is None:
             return False
         if op == "=":

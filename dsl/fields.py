@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+
+from segmenta.dsl.money import to_decimal
+
+if TYPE_CHECKING:
+    from segmenta.dsl.ast import Value
 
 FieldKind = Literal["text", "ordered", "number", "date", "set", "attribute"]
 
@@ -24,12 +30,18 @@ class FieldSpec:
     # True for day-based metrics derived at `as_of` (never stored).
     derived: bool = False
     description: str = ""
+    # True for amounts of money (a number kind): values are exact Decimals with two places, and a
+    # number literal compared with them is read as an exact decimal too (money_literal).
+    money: bool = False
 
 
 SIZES = ("small", "medium", "large", "enterprise")
 PURCHASING_POWERS = ("low", "medium", "high")
 LIFECYCLES = ("prospect", "new", "active", "loyal", "at_risk", "churned")
 CUSTOMER_KINDS = ("company", "person")
+# The rule language's number suffixes (dsl/ast_builder.py) as exact multipliers.
+MONEY_SUFFIXES = {"k": Decimal(1000), "K": Decimal(1000), "m": Decimal(10**6), "M": Decimal(10**6),
+                  "万": Decimal(10**4), "亿": Decimal(10**8)}
 
 _FIELDS = [
     # Customer attributes (docs/domain.md, 'Data model').
@@ -56,8 +68,8 @@ _FIELDS = [
     FieldSpec("tags", "set", description="manual tags only"),
     # Metrics (docs/rule-language.md, 'Fields'; docs/domain.md, 'Maintained metrics').
     FieldSpec("purchase_count", "number"),
-    FieldSpec("total_spent", "number"),
-    FieldSpec("avg_order_value", "number"),
+    FieldSpec("total_spent", "number", money=True),
+    FieldSpec("avg_order_value", "number", money=True, description="rounded half to even to the cent"),
     FieldSpec("first_purchase_at", "date"),
     FieldSpec("last_purchase_at", "date"),
     FieldSpec("days_since_purchase", "number", derived=True),
@@ -84,6 +96,29 @@ DAY_METRIC_SOURCES = {
     "tenure_days": "created_at",
     "days_to_birthday": "birthday",
 }
+
+
+def money_literal(value: Value) -> Decimal:
+    """A number literal as the exact decimal it was written as (`0.1` is one tenth, `1.5m` 1,500,000).
+
+    Rules compare money with these; other numbers keep the float of `value.value` (faster, and exact
+    enough for counts, ages and days).  A literal built without its text falls back to the float's
+    shortest decimal reading.
+    """
+    raw = value.raw
+    if not raw:
+        return to_decimal(value.value)
+    multiplier = MONEY_SUFFIXES.get(raw[-1])
+    if multiplier is None:
+        return Decimal(raw)
+    return Decimal(raw[:-1]) * multiplier
+
+
+def literal_value(spec: FieldSpec, value: Value) -> Any:
+    """What a literal compares as against `spec`'s values: an exact Decimal for a number against money."""
+    if spec.money and value.kind == "number":
+        return money_literal(value)
+    return value.value
 
 
 def lookup(name: str) -> FieldSpec | None:

@@ -12,7 +12,8 @@ Semantics (docs/python-api.md, 'Semantics'; shared with dsl.explain and the SQL 
 * A value is read by its rule-language name; a missing key and None are both missing.
 * A comparison picks the *view* of the stored value from the literal's type: a text
   literal compares against text values only, a number literal against numbers
-  (int, float, Decimal; never bool), a date literal against dates (a datetime is
+  (int, float, Decimal; never bool; against a money field the literal is the exact decimal it
+  was written as, dsl.fields.money_literal), a date literal against dates (a datetime is
   compared by its calendar day).  A value of another type makes the comparison
   false, exactly like a missing value.
 * Ordered fields (`size`, `purchasing_power`) compare `<`, `<=`, `>`, `>=` and
@@ -38,7 +39,15 @@ from numbers import Real
 from typing import Any, ClassVar
 
 from segmenta.dsl import ast
-from segmenta.dsl.fields import DAY_METRIC_SOURCES, FieldSpec, derive_day_metrics, lookup, naive_utc, rank
+from segmenta.dsl.fields import (
+    DAY_METRIC_SOURCES,
+    FieldSpec,
+    derive_day_metrics,
+    literal_value,
+    lookup,
+    naive_utc,
+    rank,
+)
 from segmenta.dsl.like import contained_text, is_plain, like_regex
 
 OutcomeTuple = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
@@ -187,7 +196,7 @@ class _Locals:
             local = f"{view[0]}{len(self._views)}"
             self._views[key] = local
             if view == "number":
-                fast = f"{raw}.__class__ is float or {raw}.__class__ is int"
+                fast = f"{raw}.__class__ is float or {raw}.__class__ is int or {raw}.__class__ is _Decimal"
                 self.preamble.append(f"{local} = {raw} if {fast} else _as_number({raw})")
             elif view == "text":
                 self.preamble.append(f"{local} = {raw} if {raw}.__class__ is str else _as_text({raw})")
@@ -284,7 +293,7 @@ class _PythonConditionCompiler:
             local = self.locals.view(comparison.subject.name, "rank", _ranks(spec))
             return f"({local} is not None and {local} {_PYTHON_OPS[op]} {self.constants.name(literal_rank)})"
         local = self.locals.view(comparison.subject.name, literal.kind)
-        constant = self.constants.name(literal.value)
+        constant = self.constants.name(literal_value(spec, literal))
         if op == "=":
             return f"({local} == {constant})"
         return f"({local} is not None and {local} {_PYTHON_OPS[op]} {constant})"
@@ -294,10 +303,10 @@ class _PythonConditionCompiler:
         return f"(not {positive})" if in_list.negated else positive
 
     def _in_list_positive(self, in_list: ast.InList) -> str:
-        field_spec(in_list.subject)  # an unknown field raises CompileError
+        spec = field_spec(in_list.subject)  # an unknown field raises CompileError
         by_kind: dict[str, set[Any]] = {}
         for literal in in_list.values:
-            by_kind.setdefault(literal.kind, set()).add(literal.value)
+            by_kind.setdefault(literal.kind, set()).add(literal_value(spec, literal))
         tests = []
         for kind, values in sorted(by_kind.items()):
             local = self.locals.view(in_list.subject.name, kind)
@@ -320,7 +329,7 @@ class _PythonConditionCompiler:
             bounds = (self.constants.name(low_rank), self.constants.name(high_rank))
         else:
             local = self.locals.view(between.subject.name, low.kind)
-            bounds = (self.constants.name(low.value), self.constants.name(high.value))
+            bounds = (self.constants.name(literal_value(spec, low)), self.constants.name(literal_value(spec, high)))
         return f"({local} is not None and {bounds[0]} <= {local} <= {bounds[1]})"
 
     def _like(self, like: ast.Like, depth: int) -> str:
@@ -464,6 +473,7 @@ def compile_rule_file(rule_file: ast.RuleFile) -> CompiledEvaluator:
         "_as_members": as_members,
         "_derive_metric": derive_metric,
         "_naive_utc": naive_utc,
+        "_Decimal": Decimal,
     }
     source_lines: list[str] = ["def _factory(K, H):"]
     if constants.values:

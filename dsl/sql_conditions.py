@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import Date, DateTime, Float, Integer, String, and_, false, literal, not_, true
@@ -33,7 +34,8 @@ from segmenta.dsl.ast import (
     ValueKind,
 )
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
-from segmenta.dsl.fields import ATTRIBUTE_PREFIX, FieldSpec, days_to_birthday, lookup, naive_utc, rank
+from segmenta.dsl.fields import ATTRIBUTE_PREFIX, FieldSpec, days_to_birthday, lookup, money_literal, naive_utc, rank
+from segmenta.dsl.money import CENT, is_whole_cents
 from segmenta.dsl.sql_constructs import CaseSensitiveMatch, CodepointText, all_of, any_of
 from segmenta.dsl.sql_days import (
     ALL_MONTH_DAYS,
@@ -245,6 +247,8 @@ class SqlConditionCompiler:
         if spec.derived:
             return self._day_metric(self._fields.day_source(field.name), self._day_intervals(op, comparable))
         column = self._fields.column(field.name)
+        if spec.money:
+            return self._money(column, op, comparable)
         if spec.kind == "number":
             return self._number(column, op, comparable)
         if spec.kind == "date":
@@ -287,6 +291,35 @@ class SqlConditionCompiler:
         if op == "=":
             return self._guard(column, column == _bind(values[0]))
         return self._guard(column, _TEXT_OPS[op](column, _bind(values[0])))
+
+    def _money(self, column: ColumnElement[Any], op: str, values: list[Value]) -> ColumnElement[bool]:
+        """A money comparison with exact decimal literals, as a test on whole cents (what money values are).
+
+        A bound with a fraction of a cent becomes the whole cent on the same side (`> 9.995` is
+        `> 9.99`, `>= 9.995` is `>= 10.00`), an equality with one never holds; the bound is then
+        bound with the column's own type, so the database compares exactly (and an index serves it).
+        """
+        exact = [_within_money_range(money_literal(value)) for value in values]
+
+        def bind(amount: Decimal) -> ColumnElement[Any]:
+            return literal(amount, column.type)
+
+        if op in ("=", "in"):
+            whole = [amount for amount in exact if is_whole_cents(amount)]
+            if not whole:
+                return false()
+            return self._guard(column, any_of([column == bind(amount) for amount in whole]))
+        if op == "between":
+            low, high = _cent_above(exact[0]), _cent_below(exact[1])
+            return self._guard(column, and_(column >= bind(low), column <= bind(high)))
+        bound = exact[0]
+        if op == ">=":
+            return self._guard(column, column >= bind(_cent_above(bound)))
+        if op == ">":
+            return self._guard(column, column > bind(_cent_below(bound)))
+        if op == "<=":
+            return self._guard(column, column <= bind(_cent_below(bound)))
+        return self._guard(column, column < bind(_cent_above(bound)))
 
     def _ordered(self, spec: FieldSpec, column: ColumnElement[Any], op: str, values: list[Value]) -> ColumnElement[bool]:
         """An order comparison as the IN-list of qualifying words (an index serves it)."""
@@ -425,6 +458,23 @@ class SqlConditionCompiler:
             return self._number(column, op, values) if numeric else self._text(column, op, values)
 
         return self._fields.attribute_where(key, numeric, predicate)
+
+
+# Past any amount a database can hold (the data limits stop at 10^12): a bound beyond it compares as it,
+# so a huge literal never overflows the column's integer cents.
+_MONEY_BOUND = Decimal(10**16)
+
+
+def _within_money_range(amount: Decimal) -> Decimal:
+    return max(-_MONEY_BOUND, min(_MONEY_BOUND, amount))
+
+
+def _cent_above(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_CEILING)
+
+
+def _cent_below(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_FLOOR)
 
 
 _LITERAL_KIND: dict[str, ValueKind] = {"text": "text", "ordered": "text", "number": "number", "date": "date"}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.base import get_object_definition
@@ -13,6 +15,7 @@ from strawberry.types.base import get_object_definition
 from segmenta.schema.assignment import AssignmentMutation, AssignmentQuery
 from segmenta.schema.errors import ErrorCodes, is_unexpected, logger
 from segmenta.schema.limits import MaxQueryBytes, OperationLimits, token_limiter
+from segmenta.schema.money import MONEY
 from segmenta.schema.mutations import DataMutation
 from segmenta.schema.node import NodeQuery
 from segmenta.schema.permissions import Authentication
@@ -49,6 +52,8 @@ class SegmentaSchema(strawberry.Schema):
 
 
 schema = SegmentaSchema(
+    # Every Decimal in the schema is money (schema/money.py).
+    config=StrawberryConfig(scalar_map={Decimal: MONEY}),
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -220,10 +221,11 @@ class PurchaseInput:
             "nothing is written."
         ),
     )
-    amount: float = strawberry.field(
+    amount: Decimal = strawberry.field(
         description=(
-            "The amount paid, in the currency's units: 0 to 1,000,000,000 with at most 2 decimals; the customer's "
-            "total stays ≤ 1,000,000,000,000."
+            "The amount paid, in the currency's units: 0 to 1,000,000,000 with at most 2 decimals (a string such "
+            "as \"12.30\" or a number; more decimals are refused, never rounded); the customer's total stays "
+            "≤ 1,000,000,000,000."
         ),
     )
     category: str | None = strawberry.field(
@@ -276,8 +278,8 @@ class FeedbackInput:
     employee_id: strawberry.ID | None = strawberry.field(
         default=None, description="The employee the feedback names (an Employee ID). Optional.",
     )
-    score: float | None = strawberry.field(
-        default=None, description="SURVEY: 1–5; NPS: 0–10; other kinds: none (null).",
+    score: int | None = strawberry.field(
+        default=None, description="SURVEY: a whole number 1–5; NPS: 0–10; other kinds: none (null).",
     )
     comment: str | None = strawberry.field(default=None, description="What the customer said. Optional.")
     channel: str | None = strawberry.field(
@@ -302,8 +304,8 @@ class EmployeeInput:
     active: bool | None = strawberry.field(
         default=None, description="Default true; an inactive employee gets no new customers.",
     )
-    monthly_target: float | None = strawberry.field(
-        default=None, description="Revenue target per month, in the currency's units. Optional.",
+    monthly_target: Decimal | None = strawberry.field(
+        default=None, description="Revenue target per month, in the currency's units, at most 2 decimals. Optional.",
     )
 
 
@@ -330,7 +332,7 @@ class EmployeePatch:
             "False: the employee gets no new customers and cannot be assigned by hand. Not given: unchanged."
         ),
     )
-    monthly_target: float | None = strawberry.field(
+    monthly_target: Decimal | None = strawberry.field(
         default=UNSET,
         description="Revenue target per month, in the currency's units. Not given: unchanged; null clears it.",
     )
@@ -343,8 +345,8 @@ class TeamInput:
     description: str | None = strawberry.field(default=None, description="What the team is for. Optional.")
     kind: TeamKind | None = strawberry.field(default=None, description="Default GENERAL.")
     strategy: TeamStrategy | None = strawberry.field(default=None, description="Default ROUND_ROBIN.")
-    monthly_target: float | None = strawberry.field(
-        default=None, description="Revenue target per month, in the currency's units. Optional.",
+    monthly_target: Decimal | None = strawberry.field(
+        default=None, description="Revenue target per month, in the currency's units, at most 2 decimals. Optional.",
     )
 
 
@@ -371,7 +373,7 @@ class TeamPatch:
     strategy: TeamStrategy | None = strawberry.field(
         default=UNSET, description="How the team picks account managers. Not given: unchanged.",
     )
-    monthly_target: float | None = strawberry.field(
+    monthly_target: Decimal | None = strawberry.field(
         default=UNSET,
         description="Revenue target per month, in the currency's units. Not given: unchanged; null clears it.",
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
@@ -24,6 +25,7 @@ from strawberry.dataloader import DataLoader
 
 from segmenta.domain.access import tokens
 from segmenta.domain.access.scope import Scope
+from segmenta.dsl.money import ZERO
 from segmenta.schema.pagination import Ordering, Page, split_pages
 from segmenta.schema.serial import SerialSession
 from segmenta.storage import models
@@ -64,7 +66,7 @@ class GroupStats:
     """Aggregates of the maintained metric columns over a group of customers."""
 
     customer_count: int = 0
-    total_spent: float = 0.0
+    total_spent: Decimal = ZERO
     purchase_count: int = 0
     survey_sum: float = 0.0
     survey_count: int = 0
@@ -80,7 +82,7 @@ def _stats_columns() -> list[ColumnElement[Any]]:
     customer = models.Customer
     return [
         func.count(customer.id),
-        func.coalesce(func.sum(customer.total_spent), 0.0),
+        func.coalesce(func.sum(customer.total_spent), 0),
         func.coalesce(func.sum(customer.purchase_count), 0),
         func.coalesce(func.sum(customer.survey_sum), 0.0),
         func.coalesce(func.sum(customer.survey_count), 0),
@@ -96,7 +98,7 @@ def _stats_columns() -> list[ColumnElement[Any]]:
 def _stats_from_row(values: Sequence[Any]) -> GroupStats:
     return GroupStats(
         customer_count=int(values[0]),
-        total_spent=float(values[1]),
+        total_spent=values[1],
         purchase_count=int(values[2]),
         survey_sum=float(values[3]),
         survey_count=int(values[4]),

@@ -5,11 +5,13 @@ day-based ones measured at the request's instant) and the aggregates over a grou
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import strawberry
 
 from segmenta.dsl.fields import derive_day_metrics
+from segmenta.dsl.money import ZERO, mean_to_cent
 from segmenta.schema.context import Info
 from segmenta.schema.loaders import GroupStats
 from segmenta.schema.timestamps import to_api
@@ -17,18 +19,21 @@ from segmenta.storage import models
 
 
 def mean_of(total: float, count: int) -> float | None:
-    """A mean, or None for no values."""
+    """A mean of scores, or None for no values (money: dsl.money.mean_to_cent)."""
     return total / count if count else None
 
 
 @strawberry.type(description="Every rule-language metric; day-based ones are measured at the time of the request.")
 class CustomerMetrics:
     purchase_count: int = strawberry.field(description="Number of purchases.")
-    total_spent: float = strawberry.field(
-        description="Sum of all purchase amounts, in the currency's units; 0 without purchases.",
+    total_spent: Decimal = strawberry.field(
+        description="Sum of all purchase amounts (exact), in the currency's units; \"0.00\" without purchases.",
     )
-    avg_order_value: float | None = strawberry.field(
-        description="totalSpent / purchaseCount, in the currency's units; null without purchases.",
+    avg_order_value: Decimal | None = strawberry.field(
+        description=(
+            "totalSpent / purchaseCount rounded half to even to the cent (the value rules compare), in the "
+            "currency's units; null without purchases."
+        ),
     )
     first_purchase_at: datetime | None = strawberry.field(
         description="When the earliest purchase was made, UTC; null without purchases.",
@@ -88,8 +93,8 @@ class CustomerMetrics:
         )
         return cls(
             purchase_count=row.purchase_count or 0,
-            total_spent=row.total_spent or 0.0,
-            avg_order_value=mean_of(row.total_spent or 0.0, row.purchase_count or 0),
+            total_spent=row.total_spent or ZERO,
+            avg_order_value=mean_to_cent(row.total_spent or ZERO, row.purchase_count or 0),
             first_purchase_at=to_api(row.first_purchase_at),
             last_purchase_at=to_api(row.last_purchase_at),
             days_since_purchase=days.get("days_since_purchase"),
@@ -110,12 +115,15 @@ class CustomerMetrics:
 @strawberry.type(description="Aggregates over a group of customers (an agent: only their customers in it).")
 class CustomerGroupStats:
     customer_count: int = strawberry.field(description="Number of customers in the group.")
-    total_spent: float = strawberry.field(
-        description="Sum of the customers' purchase amounts, in the currency's units; 0 without purchases.",
+    total_spent: Decimal = strawberry.field(
+        description="Sum of the customers' purchase amounts (exact), in the currency's units; \"0.00\" without purchases.",
     )
     purchase_count: int = strawberry.field(description="Number of purchases of the customers.")
-    avg_order_value: float | None = strawberry.field(
-        description="totalSpent / purchaseCount, in the currency's units; null without purchases.",
+    avg_order_value: Decimal | None = strawberry.field(
+        description=(
+            "totalSpent / purchaseCount rounded half to even to the cent, in the currency's units; null without "
+            "purchases."
+        ),
     )
     avg_satisfaction: float | None = strawberry.field(
         description="Mean of all survey scores in the group (1–5); null without surveys."
@@ -134,7 +142,7 @@ class CustomerGroupStats:
             "customer_count": stats.customer_count,
             "total_spent": stats.total_spent,
             "purchase_count": stats.purchase_count,
-            "avg_order_value": mean_of(stats.total_spent, stats.purchase_count),
+            "avg_order_value": mean_to_cent(stats.total_spent, stats.purchase_count),
             "avg_satisfaction": mean_of(stats.survey_sum, stats.survey_count),
             "nps": mean_of(stats.nps_sum, stats.nps_count),
             "feedback_count": stats.feedback_count,
@@ -156,7 +164,7 @@ class CustomerGroupStats:
 )
 class TeamStats(CustomerGroupStats):
     member_count: int = strawberry.field(description="Number of team members.")
-    monthly_target: float | None = strawberry.field(
+    monthly_target: Decimal | None = strawberry.field(
         description="The team's revenue target per month, in the currency's units; null when none.",
     )
 
@@ -172,6 +180,6 @@ class EmployeeStats(CustomerGroupStats):
     free_capacity: int | None = strawberry.field(description="Customers the employee can still take; null = unlimited.")
     interactions_handled: int = strawberry.field(description="Interactions recorded with this employee.")
     feedback_received: int = strawberry.field(description="Feedback naming this employee.")
-    monthly_target: float | None = strawberry.field(
+    monthly_target: Decimal | None = strawberry.field(
         description="The employee's revenue target per month, in the currency's units; null when none.",
     )

@@ -38,8 +38,8 @@ CUSTOMER_ORDERINGS: dict[CustomerOrder, Ordering] = {
     CustomerOrder.CODE_DESC: Ordering(_customer.code, _customer.id, "text", descending=True),
     CustomerOrder.CREATED_AT_ASC: Ordering(_customer.created_at, _customer.id, "datetime"),
     CustomerOrder.CREATED_AT_DESC: Ordering(_customer.created_at, _customer.id, "datetime", descending=True),
-    CustomerOrder.TOTAL_SPENT_ASC: Ordering(_customer.total_spent, _customer.id, "number"),
-    CustomerOrder.TOTAL_SPENT_DESC: Ordering(_customer.total_spent, _customer.id, "number", descending=True),
+    CustomerOrder.TOTAL_SPENT_ASC: Ordering(_customer.total_spent, _customer.id, "money"),
+    CustomerOrder.TOTAL_SPENT_DESC: Ordering(_customer.total_spent, _customer.id, "money", descending=True),
     CustomerOrder.PURCHASE_COUNT_ASC: Ordering(_customer.purchase_count, _customer.id, "number"),
     CustomerOrder.PURCHASE_COUNT_DESC: Ordering(_customer.purchase_count, _customer.id, "number", descending=True),
 }

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import strawberry
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
+from segmenta.dsl.money import NotMoney, is_whole_cents, plain, to_cent, to_decimal
 from segmenta.schema.ids import InvalidCursor, decode_cursor, encode_cursor
 from segmenta.schema.serial import SerialSession
 
@@ -44,9 +46,13 @@ AfterArgument = Annotated[
     ),
 ]
 
+# Past any amount the database holds: a forged cursor beyond it is refused, not an overflow.
+MONEY_CURSOR_BOUND = Decimal(10**15)
+
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")
-SortKind = Literal["text", "number", "datetime"]
+# money: an exact amount, carried in the cursor as its decimal string ("1593788.51").
+SortKind = Literal["text", "number", "money", "datetime"]
 
 
 class PageSizeError(ValueError):
@@ -94,6 +100,8 @@ class Ordering:
         key = getattr(row, self.key_column.key)
         if self.kind == "datetime":
             value = value.isoformat()
+        elif self.kind == "money":
+            value = plain(value)
         return encode_cursor([value], key)
 
     def _parse(self, raw_value: Any, cursor: str) -> Any:
@@ -101,12 +109,32 @@ class Ordering:
             return raw_value
         if self.kind == "number" and isinstance(raw_value, int | float) and not isinstance(raw_value, bool):
             return raw_value
+        if self.kind == "money":
+            return self._parse_money(raw_value, cursor)
         if self.kind == "datetime" and isinstance(raw_value, str):
             try:
                 return datetime.fromisoformat(raw_value)
             except ValueError:
                 pass
         raise InvalidCursor(cursor)
+
+
+    @staticmethod
+    def _parse_money(raw_value: Any, cursor: str) -> Decimal:
+        try:
+            if isinstance(raw_value, int | float) and not isinstance(raw_value, bool):
+                # A cursor made before money was exact carries a float: read as the migration read the stored
+                # floats (shortest decimal, rounded half to even to the cent), it still points at its row.
+                amount = to_cent(to_decimal(raw_value))
+            elif isinstance(raw_value, str):
+                amount = to_decimal(raw_value)
+            else:
+                raise InvalidCursor(cursor)
+        except NotMoney:
+            raise InvalidCursor(cursor) from None
+        if not is_whole_cents(amount) or abs(amount) >= MONEY_CURSOR_BOUND:
+            raise InvalidCursor(cursor)
+        return amount
 
 
 @strawberry.type(description="Where a page of a connection stands in the whole list.")

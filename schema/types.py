@@ -16,6 +16,7 @@ elsewhere.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import strawberry
@@ -275,8 +276,8 @@ class Team(Node):
     description: str | None = strawberry.field(description="What the team is for; null when none.")
     kind: TeamKind | None = strawberry.field(description="What the team is organised around (informational).")
     strategy: TeamStrategy | None = strawberry.field(description="How the team picks a customer's account manager.")
-    monthly_target: float | None = strawberry.field(
-        description="Revenue target per month, in the currency's units; null when none.",
+    monthly_target: Decimal | None = strawberry.field(
+        description="Revenue target per month, in the currency's units (exact); null when none.",
     )
     created_at: datetime | None = strawberry.field(description="When the team was created, UTC.")
     active: bool = strawberry.field(
@@ -376,8 +377,8 @@ class Employee(Node):
     active: bool = strawberry.field(
         description="False: the employee gets no new customers from routing and cannot be assigned by hand.",
     )
-    monthly_target: float | None = strawberry.field(
-        description="Revenue target per month, in the currency's units; null when none.",
+    monthly_target: Decimal | None = strawberry.field(
+        description="Revenue target per month, in the currency's units (exact); null when none.",
     )
     created_at: datetime | None = strawberry.field(description="When the employee was created, UTC.")
     row: strawberry.Private[models.Employee]
@@ -530,8 +531,8 @@ class Purchase(Node):
     id: strawberry.ID = strawberry.field(
         description="Opaque global ID (base64 of `Purchase:key`); pass it back as given, e.g. to `node(id)`.",
     )
-    amount: float = strawberry.field(
-        description="The amount paid, in the currency's units (0 to 1,000,000,000, at most 2 decimals).",
+    amount: Decimal = strawberry.field(
+        description="The amount paid, exact, in the currency's units (0 to 1,000,000,000, at most 2 decimals).",
     )
     category: str | None = strawberry.field(
         description="Product category, a free word such as `software`; null when not recorded.",
@@ -602,7 +603,7 @@ class Feedback(Node):
         ),
     )
     kind: FeedbackKind | None = strawberry.field(description="Survey, NPS, complaint, suggestion or praise.")
-    score: float | None = strawberry.field(description="Survey 1–5, NPS 0–10, otherwise null.")
+    score: int | None = strawberry.field(description="Survey 1–5, NPS 0–10 (whole numbers), otherwise null.")
     comment: str | None = strawberry.field(description="What the customer said; null when nothing.")
     channel: str | None = strawberry.field(
         description="How the feedback came in, a free word such as `phone`; null when not recorded.",
@@ -629,7 +630,7 @@ class Feedback(Node):
         return cls(
             id=strawberry.ID(encode_id("Feedback", row.id)),
             kind=to_enum(FeedbackKind, row.kind),
-            score=row.score,
+            score=None if row.score is None else int(row.score),
             comment=row.comment,
             channel=row.channel,
             status=to_enum(FeedbackStatus, row.status),

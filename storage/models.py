@@ -10,6 +10,7 @@ stored: they are derived from the stored dates at the evaluation's ``as_of``.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
@@ -29,6 +30,8 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from segmenta.storage.money_type import Money
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -95,7 +98,8 @@ class Customer(Base):
 
     # Maintained metrics (docs/domain.md).  Counts and sums default to 0.
     purchase_count: Mapped[int] = mapped_column(Integer, default=0, index=True)
-    total_spent: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+    # Money columns hold whole cents (storage/money_type.py): exact, and the same on both back ends.
+    total_spent: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), index=True)
     first_purchase_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_purchase_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     survey_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -147,7 +151,7 @@ class Purchase(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
-    amount: Mapped[float] = mapped_column(Float)
+    amount: Mapped[Decimal] = mapped_column(Money)
     category: Mapped[str | None] = mapped_column(String(100))
     product: Mapped[str | None] = mapped_column(String(200))
     channel: Mapped[str | None] = mapped_column(String(50))
@@ -196,7 +200,7 @@ class Employee(Base):
     regions: Mapped[list[str]] = mapped_column(JSON, default=list)
     capacity: Mapped[int | None] = mapped_column(Integer)  # None = unlimited
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    monthly_target: Mapped[float | None] = mapped_column(Float)
+    monthly_target: Mapped[Decimal | None] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -209,7 +213,7 @@ class Team(Base):
     description: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(20), default="general")  # words: domain/staff/vocabulary.py
     strategy: Mapped[str] = mapped_column(String(20), default="round_robin")  # words: domain/staff/vocabulary.py
-    monthly_target: Mapped[float | None] = mapped_column(Float)
+    monthly_target: Mapped[Decimal | None] = mapped_column(Money)
     # Shared across server processes: the next member position for round_robin.
     round_robin_position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

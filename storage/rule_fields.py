@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Float, FromClause, case, cast, exists, select
+from sqlalchemy import BigInteger, Float, FromClause, and_, case, cast, exists, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -19,10 +19,11 @@ from segmenta.dsl.ast import Condition, RuleFile
 from segmenta.dsl.fields import DAY_METRIC_SOURCES, FIELDS
 from segmenta.dsl.sql_compiler import EMPTY_SEGMENTS, SqlRuleset, compile_condition, compile_ruleset
 from segmenta.storage.models import Customer, CustomerAttribute, CustomerTag, Purchase
+from segmenta.storage.money_type import Money
 
 # Averages kept as a maintained sum and count; missing (NULL) when the count is 0.
+# (avg_order_value is money: rounded to the cent, CustomerFields._average_order_value.)
 RATIO_METRICS: dict[str, tuple[str, str]] = {
-    "avg_order_value": ("total_spent", "purchase_count"),
     "avg_satisfaction": ("survey_sum", "survey_count"),
     "nps": ("nps_sum", "nps_count"),
 }
@@ -49,6 +50,8 @@ class CustomerFields:
         return exists().where(*criteria).correlate(self.customers)
 
     def column(self, name: str) -> ColumnElement[Any]:
+        if name == "avg_order_value":
+            return self._average_order_value()
         if name in RATIO_METRICS:
             total, count = (self.customers.c[part] for part in RATIO_METRICS[name])
             # Cast both sides: SQLite divides integers as integers, and PostgreSQL would raise on 0.
@@ -57,6 +60,20 @@ class CustomerFields:
         if spec is None or spec.kind in ("set", "attribute") or spec.derived:
             raise KeyError(f"`{name}` is not a scalar column of customers")
         return self.customers.c[name]
+
+    def _average_order_value(self) -> ColumnElement[Any]:
+        """total_spent / purchase_count rounded half to even to the cent, in integer arithmetic on the stored cents.
+
+        The same value as dsl.money.mean_to_cent (the Python evaluator's), so a rule comparing it gives the same
+        answer in both.  Totals are never negative, so integer division (truncating on both back ends) is floor.
+        """
+        cents = type_coerce(self.customers.c.total_spent, BigInteger())
+        count = type_coerce(self.customers.c.purchase_count, BigInteger())
+        quotient = cents // count
+        remainder = cents - quotient * count
+        round_up = or_(2 * remainder > count, and_(2 * remainder == count, quotient % 2 == 1))
+        rounded = quotient + case((round_up, 1), else_=0)
+        return type_coerce(case((count > 0, rounded), else_=None), Money())
 
     def set_contains(self, name: str, value: ColumnElement[str]) -> ColumnElement[bool]:
         if name == "tags":

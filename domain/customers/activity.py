@@ -10,6 +10,7 @@ statement, so an unknown customer is reported before anything is written.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, DateTime, Float, Integer, case, func, literal, or_, select, update
@@ -30,6 +31,7 @@ from segmenta.domain.customers.vocabulary import (
 )
 from segmenta.domain.errors import NotFound, UserError
 from segmenta.storage.models import Customer, Employee, Feedback, Interaction, Purchase, utcnow
+from segmenta.storage.money_type import Money
 
 _customers = Customer.__table__
 
@@ -87,8 +89,8 @@ def _latest(column: ColumnElement[Any], stamp: datetime) -> ColumnElement[Any]:
     return case((or_(column.is_(None), column < at), at), else_=column)
 
 
-def _plus(column: str, amount: float | int) -> ColumnElement[Any]:
-    kind = Float if isinstance(amount, float) else Integer
+def _plus(column: str, amount: float | int | Decimal) -> ColumnElement[Any]:
+    kind = Money() if isinstance(amount, Decimal) else Float() if isinstance(amount, float) else Integer()
     return _customers.c[column] + literal(amount, kind)
 
 
@@ -100,7 +102,7 @@ async def record_purchase(
     session: AsyncSession,
     *,
     customer_id: int,
-    amount: float,
+    amount: Decimal | float | int | str,
     category: str | None = None,
     product: str | None = None,
     channel: str | None = None,
@@ -128,8 +130,8 @@ async def record_purchase(
             "last_purchase_at": _latest(_customers.c.last_purchase_at, at),
         },
         unless=(
-            func.coalesce(_customers.c.total_spent, 0.0) + literal(checked_amount, Float)
-            > literal(float(v.MAX_TOTAL_SPENT), Float),
+            func.coalesce(_customers.c.total_spent, 0) + literal(checked_amount, Money())
+            > literal(Decimal(v.MAX_TOTAL_SPENT), Money()),
             over_limit,
         ),
     )

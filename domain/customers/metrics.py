@@ -11,6 +11,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Integer, case, cast, extract, func, select, update
@@ -25,6 +26,7 @@ from segmenta.domain.customers.records import (
 )
 from segmenta.domain.customers.vocabulary import OPEN_STATUSES
 from segmenta.dsl.fields import ATTRIBUTE_PREFIX, derive_day_metrics
+from segmenta.dsl.money import ZERO, mean_to_cent, to_decimal
 from segmenta.storage.models import Customer, Feedback, Interaction, Purchase
 
 _customers = Customer.__table__
@@ -89,7 +91,7 @@ def _recomputed_columns() -> dict[str, Any]:
     birthday = _customers.c.birthday
     return {
         "purchase_count": of_purchases(func.count(_purchases.c.id)),
-        "total_spent": of_purchases(func.coalesce(func.sum(_purchases.c.amount), 0.0)),
+        "total_spent": of_purchases(func.coalesce(func.sum(_purchases.c.amount), 0)),
         "first_purchase_at": of_purchases(func.min(_purchases.c.purchased_at)),
         "last_purchase_at": of_purchases(func.max(_purchases.c.purchased_at)),
         "survey_count": of_feedback(func.count(score), _feedback.c.kind == "survey"),
@@ -157,11 +159,13 @@ def customer_metrics(customer: Customer | Mapping[str, Any]) -> dict[str, Any]:
     """
     get = _reader(customer)
     purchase_count = get("purchase_count") or 0
-    total_spent = float(get("total_spent") or 0.0)
+    stored_total = get("total_spent")
+    total_spent = stored_total if stored_total.__class__ is Decimal else to_decimal(stored_total or ZERO)
     return {
         "purchase_count": purchase_count,
         "total_spent": total_spent,
-        "avg_order_value": _mean(total_spent, purchase_count),
+        # Money: rounded half to even to the cent, exactly as the SQL compiler computes it.
+        "avg_order_value": mean_to_cent(total_spent, purchase_count),
         "first_purchase_at": get("first_purchase_at"),
         "last_purchase_at": get("last_purchase_at"),
         "avg_satisfaction": _mean(get("survey_sum"), get("survey_count")),

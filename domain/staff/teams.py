@@ -35,7 +35,7 @@ _EMPLOYEE_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "regions": lambda value: v.string_list(value, "regions", max_length=_REGION_LENGTH),
     "capacity": lambda value: v.whole_number(value, "capacity", minimum=0),
     "active": _not_null(lambda value: v.boolean(value, "active"), "active"),
-    "monthly_target": lambda value: v.number(value, "monthly_target", minimum=0),
+    "monthly_target": lambda value: v.optional_money(value, "monthly_target"),
 }
 
 _TEAM_VALIDATORS: dict[str, Callable[[Any], Any]] = {
@@ -44,7 +44,7 @@ _TEAM_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "description": lambda value: v.text(value, "description", max_length=None),
     "kind": _not_null(lambda value: v.word(value, "kind", TEAM_KINDS), "kind"),
     "strategy": _not_null(lambda value: v.word(value, "strategy", TEAM_STRATEGIES), "strategy"),
-    "monthly_target": lambda value: v.number(value, "monthly_target", minimum=0),
+    "monthly_target": lambda value: v.optional_money(value, "monthly_target"),
     "active": _not_null(lambda value: v.boolean(value, "active"), "active"),
 }
 

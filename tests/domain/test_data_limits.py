@@ -73,7 +73,7 @@ async def test_a_purchase_amount_is_bounded_and_has_cents_at_most(engine: AsyncE
                 await call()
                 await session.commit()
                 stored = await session.get(Customer, customer_id)
-                assert stored is not None and stored.total_spent == amount
+                assert stored is not None and stored.total_spent == Decimal(repr(amount))  # as written, exact
             else:
                 error = await _refused(session, call, "amount")
                 assert error.code in ("invalid", "out_of_range")

@@ -44,7 +44,7 @@ async def test_a_move_names_the_deciding_rule_failed_comparisons_and_the_predict
     assert result.segments == () and result.tags == ()
     [segment, vip, east, rest] = result.rules
     assert (vip.label, vip.line, vip.matched) == ("vip", 2, False)
-    assert "total_spent >= 1000 ✗ (total_spent is 200)" in vip.detail
+    assert "total_spent >= 1000 ✗ (total_spent is 200.00)" in vip.detail  # money: to the cent
     assert east.matched and "decides team east_desk" in east.detail
     assert result.notes == ["Now: team general, manager none", "moves to team east_desk: manager Bob (least loaded)"]
     text = result.text.splitlines()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
@@ -13,6 +14,7 @@ from segmenta.domain.errors import Conflict
 from segmenta.domain.seed import sample_rules, seed_database
 from segmenta.domain.seed_generator import TEAMS, generate_dataset
 from segmenta.domain.seed_words import CHINESE_REGIONS, REGIONS
+from segmenta.dsl.money import to_cent
 from segmenta.dsl.pipeline import check_source
 from segmenta.storage.engine import session_factory
 from segmenta.storage.models import (
@@ -62,10 +64,11 @@ def test_dataset_is_realistic() -> None:
     assert all(not c["name"].isascii() for c in chinese)
     assert all(c["name"].isascii() for c in customers if c["region"] not in CHINESE_REGIONS)
 
-    spent: dict[str, float] = defaultdict(float)
+    spent: dict[str, Decimal] = defaultdict(Decimal)
     two_years_ago = AS_OF - timedelta(days=731)
     for purchase in data.purchases:
         spent[purchase["customer_code"]] += purchase["amount"]
+        assert isinstance(purchase["amount"], Decimal) and purchase["amount"] == to_cent(purchase["amount"])
         assert two_years_ago <= purchase["purchased_at"] <= AS_OF
     high_value = sum(1 for total in spent.values() if total >= 100_000)
     assert 0.03 * len(customers) <= high_value <= 0.3 * len(customers)

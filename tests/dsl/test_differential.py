@@ -1,6 +1,7 @@
 """Differential test: the SQL compiler against the Python evaluator, on every back end.
 
-Hypothesis draws a small population (missing values, edge numbers, Unicode, dates
+Hypothesis draws a small population (missing values, edge numbers, exact money on cent
+boundaries, Unicode, dates
 around day boundaries, Feb 29 birthdays, tags, categories, attributes) and a rule
 file (segments, labelled and unlabelled rules, `otherwise`, every operator, literals
 of the wrong kind on purpose).  The rule file is rendered to text with the formatter
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -40,6 +42,7 @@ from segmenta.dsl.ast import (
 )
 from segmenta.dsl.fields import FIELDS, PURCHASING_POWERS, SIZES
 from segmenta.dsl.formatter import format_statement
+from segmenta.dsl.money import mean_to_cent
 from segmenta.dsl.parser import parse, parse_number, quote
 from segmenta.dsl.ruleset import Ruleset
 from segmenta.storage.rule_fields import RATIO_METRICS, evaluate_in_database
@@ -53,7 +56,15 @@ AS_OFS = [
 ]
 TEXTS = ["east", "west", "华东", "East", "east ", "", "a%b_c", "Star*[x]?", "C:\\d", "north-east", "两\n行", "gold"]
 NUMBER_RAWS = ["0", "1", "2", "3", "7", "30", "29.999", "-1.5", "45.5", "0.5", "4.5", "179.5", "180", "181", "364",
-               "365", "366", "100k", "10万", "150000", "1000000000000", "-1"]
+               "365", "366", "100k", "10万", "150000", "1000000000000", "-1",
+               # Money boundaries: exact decimals against cents (0.10 + 0.20 is 0.30), sub-cent bounds,
+               # and the half-cent averages rounded half to even.
+               "0.1", "0.3", "0.30", "0.2", "99999.99", "100000.00", "100000.01", "9.995", "0.025", "0.02", "0.08",
+               "0.12", "2.43", "2.435", "7.3"]
+# Customers' totals (exact, as stored); with 1–3 purchases their averages round half to even to the cent.
+TOTALS = [Decimal("0.10") + Decimal("0.20"), Decimal("0.10"), Decimal("100000.00"), Decimal("99999.99"),
+          Decimal("100000.01"), Decimal("150000.00"), Decimal("7.30"), Decimal("0.05"), Decimal("0.15"),
+          Decimal("0.25"), Decimal("0.00")]
 DAY_OFFSETS = [0, 1, 2, 179, 180, 181, 364, 365, -1]
 TAGS = ["vip", "华东", "new", "x y"]
 CATEGORIES = ["books", "toys", "华", None]
@@ -95,7 +106,7 @@ def _person(data: st.DataObject, index: int, as_of: datetime) -> Person:
         "age": draw(st.sampled_from([None, 0.0, 30.0, 29.999, -1.5, 1e12, 45.5])),
         "income": draw(st.sampled_from([None, 0.0, 150000.0, 10000.0])),
         "purchase_count": purchase_count,
-        "total_spent": 0.0 if purchase_count == 0 else draw(st.sampled_from([0.0, 0.1, 150000.0, 100000.0, 7.3])),
+        "total_spent": Decimal("0.00") if purchase_count == 0 else draw(st.sampled_from(TOTALS)),
         "survey_count": draw(st.integers(0, 2)),
         "survey_sum": draw(st.sampled_from([0.0, 9.0, 4.5])),
         "nps_count": draw(st.integers(0, 2)),
@@ -129,6 +140,9 @@ def evaluator_mapping(person: Person) -> dict[str, Any]:
     for metric, (total, count) in RATIO_METRICS.items():
         if row[count]:
             mapping[metric] = row[total] / row[count]
+    average = mean_to_cent(row["total_spent"], row["purchase_count"])
+    if average is not None:
+        mapping["avg_order_value"] = average
     mapping["tags"] = frozenset(person.tags)
     mapping["product_categories"] = frozenset(category for category in person.categories if category is not None)
     for key, value in person.attributes.items():

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from segmenta.storage.engine import create_engine
-from segmenta.storage.migrate import alembic_config, upgrade
+from segmenta.storage.migrate import alembic_config
 from tests.conftest import BACKENDS, _drop_postgres_schema, _postgres_engine
 
 
@@ -49,7 +49,8 @@ async def test_0003_upgrades_a_0002_database_keeping_its_rows(empty_engine: Asyn
         await connection.execute(
             text("INSERT INTO api_tokens (token_hash, role, created_at) VALUES ('h', 'admin', CURRENT_TIMESTAMP)")
         )
-    await upgrade(empty_engine)
+    async with empty_engine.begin() as connection:
+        await connection.run_sync(_upgrade_to("0003"))  # type: ignore[arg-type]
     async with empty_engine.connect() as connection:
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
         active = (await connection.execute(text("SELECT active FROM teams WHERE key = 'east'"))).scalar_one()
