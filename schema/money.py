@@ -17,6 +17,7 @@ import strawberry
 from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
 
 from segmenta.dsl.money import NotMoney, plain, to_decimal
+from segmenta.schema.errors import client_error
 
 MONEY_DESCRIPTION = (
     "An exact amount of money in the currency's units, as a decimal string with two places: \"2054930.82\". "
@@ -30,17 +31,18 @@ def serialize_money(value: Decimal) -> str:
 
 
 def parse_money(value: Any) -> Decimal:
+    # A GraphQLError (not a ValueError): bad input the client caused, answered as BAD_USER_INPUT.
     try:
         return to_decimal(value)
     except NotMoney as error:
-        raise ValueError(f"Money is a decimal number as a string or number: {error}") from None
+        raise client_error(f"Money is a decimal number as a string or number: {error}") from None
 
 
 def parse_money_literal(node: ValueNode, variables: dict[str, Any] | None = None) -> Decimal:
     # A literal's own text: `12.30` in a document is exactly 12.30, never a float first.
     if isinstance(node, (StringValueNode, IntValueNode, FloatValueNode)):
         return parse_money(node.value)
-    raise ValueError("Money is a decimal number as a string or number")
+    raise client_error("Money is a decimal number as a string or number")
 
 
 MONEY = strawberry.scalar(

@@ -125,14 +125,15 @@ class Ordering:
             if isinstance(raw_value, int | float) and not isinstance(raw_value, bool):
                 # A cursor made before money was exact carries a float: read as the migration read the stored
                 # floats (shortest decimal, rounded half to even to the cent), it still points at its row.
-                amount = to_cent(to_decimal(raw_value))
+                amount = to_decimal(raw_value)
+                amount = to_cent(amount) if abs(amount) < MONEY_CURSOR_BOUND else amount
             elif isinstance(raw_value, str):
                 amount = to_decimal(raw_value)
             else:
                 raise InvalidCursor(cursor)
         except NotMoney:
             raise InvalidCursor(cursor) from None
-        if not is_whole_cents(amount) or abs(amount) >= MONEY_CURSOR_BOUND:
+        if abs(amount) >= MONEY_CURSOR_BOUND or not is_whole_cents(amount):
             raise InvalidCursor(cursor)
         return amount
 

@@ -178,15 +178,15 @@ async def test_aggregates_are_over_the_agents_customers(api: Api, world: World, 
     stats = data["stats"]
     # C000, C001, C003, C005 have spent 0, 100, 300, 500 and bought 0, 1, 3, 5 times.
     assert (stats["customerCount"], stats["unassignedCustomers"], stats["openFeedback"]) == (4, 0, 4)
-    assert stats["customers"] == {"customerCount": 4, "totalSpent": 900.0, "purchaseCount": 9}
+    assert stats["customers"] == {"customerCount": 4, "totalSpent": "900.00", "purchaseCount": 9}
     assert stats["byRegion"] == [{"value": "west", "count": 3}, {"value": "east", "count": 1}]
     assert stats["byTeam"] == [{"team": {"key": "west_sales"}, "count": 3}, {"team": {"key": "east_sales"}, "count": 1}]
     # Counts that are not customer data stay global: Ann, Bob, Cat and the agent; two teams.
     assert (stats["employeeCount"], stats["teamCount"]) == (4, 2)
-    assert data["east"]["stats"] == {"customerCount": 1, "totalSpent": 0.0, "memberCount": 2}
+    assert data["east"]["stats"] == {"customerCount": 1, "totalSpent": "0.00", "memberCount": 2}
     # Ann's customers (C002, C004) are not the agent's, but her free capacity is still the real one: 50 - 2.
     assert data["ann"]["stats"] == {"customerCount": 0, "capacity": 50, "freeCapacity": 48}
-    assert data["vip"]["stats"] == {"customerCount": 2, "totalSpent": 300.0}
+    assert data["vip"]["stats"] == {"customerCount": 2, "totalSpent": "300.00"}
     admin = await api.data(query, variables)
     assert (admin["stats"]["customerCount"], admin["ann"]["stats"]["customerCount"]) == (6, 2)
 

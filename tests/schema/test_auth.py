@@ -107,7 +107,7 @@ async def test_an_agent_records_activity_but_a_viewer_does_not(
     assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert await snapshot(engine) == before
     data = await api.data(mutation, {"customer": customer}, token=agent_token)
-    assert data["recordPurchase"] == {"purchase": {"amount": 12.5}, "userErrors": []}
+    assert data["recordPurchase"] == {"purchase": {"amount": "12.50"}, "userErrors": []}
 
 
 async def test_graphiql_page_prefills_the_token_header(http: httpx.AsyncClient) -> None:

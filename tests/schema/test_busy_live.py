@@ -20,7 +20,7 @@ from segmenta.schema.ids import encode_id
 from tests.live_server import LiveServer
 
 PURCHASE = """
-mutation($customer: ID!, $amount: Float!) {
+mutation($customer: ID!, $amount: Money!) {
   recordPurchase(input: {customerId: $customer, amount: $amount}) { purchase { amount } userErrors { code } }
 }
 """
@@ -75,7 +75,7 @@ def test_a_write_that_cannot_get_the_lock_is_busy_and_retryable(servers: tuple[L
     assert _stored_purchases(first) == before  # nothing of the refused write
 
     status, body = _purchase(first, 1, 5.0)  # the retry, once the lock is free, goes through
-    assert status == 200 and body["data"]["recordPurchase"]["purchase"] == {"amount": 5.0}, body
+    assert status == 200 and body["data"]["recordPurchase"]["purchase"] == {"amount": "5.00"}, body
     assert _stored_purchases(first) == before + 1
     assert "Traceback" not in first.log()
 

@@ -60,7 +60,7 @@ async def test_create_customer_with_every_kind_of_field(api: Api) -> None:
     assert customer["birthday"] == "2013-05-04"
     assert customer["manualTags"] == ["key_account", "newsletter"]
     assert customer["attributes"] == {"seats": 40, "tier": "gold"}
-    assert customer["metrics"] == {"purchaseCount": 0, "totalSpent": 0.0}
+    assert customer["metrics"] == {"purchaseCount": 0, "totalSpent": "0.00"}
     again = await api.data("query($id: ID!) { customer(id: $id) { code city } }", {"id": customer["id"]})
     assert again["customer"] == {"code": "ACME", "city": "Shanghai"}
 
@@ -157,7 +157,7 @@ async def test_record_purchase_updates_the_metrics_in_the_payload(api: Api, worl
     assert key_of(purchase["id"]) > 0
     assert purchase["purchasedAt"] == "2026-01-01T19:04:05+00:00"
     assert purchase["customer"]["metrics"]["purchaseCount"] == 1
-    assert purchase["customer"]["metrics"]["totalSpent"] == 250.5
+    assert purchase["customer"]["metrics"]["totalSpent"] == "250.50"
     assert purchase["customer"]["metrics"]["productCategories"] == ["software"]
 
 

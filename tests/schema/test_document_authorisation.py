@@ -78,7 +78,7 @@ async def test_the_same_write_alone_is_allowed(
 ) -> None:
     purchases = await purchase_count(engine)
     data = await api.data(f"mutation($customer: ID!) {{ a: {PURCHASE} }}", {"customer": own_customer}, token=agent_token)
-    assert data["a"] == {"purchase": {"amount": 12.5}, "userErrors": []}
+    assert data["a"] == {"purchase": {"amount": "12.50"}, "userErrors": []}
     assert await purchase_count(engine) == purchases + 1
 
 

@@ -97,7 +97,17 @@ json_values: st.SearchStrategy[graphql.ValueNode] = st.recursive(
     ),
     max_leaves=12,
 )
-CUSTOM_SCALARS = {"ID": ids, "Date": dates, "DateTime": datetimes, "JSON": json_values}
+# Money: decimal strings (some with too many places, negative or huge), JSON numbers, junk.
+money = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False, places=2).map(
+        lambda amount: nodes.String(str(amount))
+    ),
+    st.decimals(allow_nan=True, allow_infinity=True).map(lambda amount: nodes.String(str(amount))),
+    st.integers(min_value=-(2**31), max_value=2**31 - 1).map(nodes.Int),
+    st.floats(allow_nan=False, allow_infinity=False).map(nodes.Float),
+    junk_text.map(nodes.String),
+)
+CUSTOM_SCALARS = {"ID": ids, "Date": dates, "DateTime": datetimes, "JSON": json_values, "Money": money}
 
 
 def documents(mode: gql_st.Mode) -> st.SearchStrategy[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -71,7 +72,7 @@ async def test_paging_visits_every_customer_once_in_the_order_of_one_big_page(
 
 async def test_numeric_orders_sort_by_value_then_by_creation(api: Api, many: World) -> None:
     edges = (await api.data(PAGE, {"first": 100, "order": "TOTAL_SPENT_DESC"}))["customers"]["edges"]
-    spent = [(edge["node"]["totalSpent"]["totalSpent"], many.customers[edge["node"]["code"]]) for edge in edges]
+    spent = [(Decimal(edge["node"]["totalSpent"]["totalSpent"]), many.customers[edge["node"]["code"]]) for edge in edges]
     assert spent == sorted(spent, key=lambda pair: (-pair[0], -pair[1]))
 
 

@@ -75,8 +75,8 @@ async def test_metrics_come_from_the_row_and_day_metrics_are_measured_now(api: A
         await session.commit()
     metrics = (await api.data(f'{{ customerByCode(code: "M1") {{ {CUSTOMER_FIELDS} }} }}'))["customerByCode"]["metrics"]
     assert metrics["purchaseCount"] == 4
-    assert metrics["totalSpent"] == 1000.0
-    assert metrics["avgOrderValue"] == 250.0
+    assert metrics["totalSpent"] == "1000.00"
+    assert metrics["avgOrderValue"] == "250.00"
     assert metrics["avgSatisfaction"] == 4.5
     assert metrics["nps"] == 7.0
     assert metrics["daysSincePurchase"] == 10
@@ -220,7 +220,7 @@ async def test_segments_teams_and_employees(api: Api, world: World) -> None:
     segments = {segment["key"]: segment for segment in data["segments"]}
     assert segments["vip"]["kind"] == "MANUAL"
     assert segments["vip"]["size"] == 2
-    assert segments["vip"]["stats"] == {"customerCount": 2, "totalSpent": 300.0}
+    assert segments["vip"]["stats"] == {"customerCount": 2, "totalSpent": "300.00"}
     assert [edge["node"]["code"] for edge in segments["vip"]["customers"]["edges"]] == ["C000", "C003"]
     assert segments["high_value"]["kind"] == "DYNAMIC"
     assert segments["high_value"]["customers"]["totalCount"] == 3
@@ -231,7 +231,7 @@ async def test_segments_teams_and_employees(api: Api, world: World) -> None:
         ("LEADER", "Ann Lee"),
         ("MEMBER", "Bob Wu"),
     ]
-    assert teams["east_sales"]["stats"] == {"customerCount": 3, "memberCount": 2, "totalSpent": 600.0}
+    assert teams["east_sales"]["stats"] == {"customerCount": 3, "memberCount": 2, "totalSpent": "600.00"}
     assert data["team"]["customers"]["totalCount"] == 3
     assert [edge["node"]["code"] for edge in data["team"]["customers"]["edges"]] == ["C005", "C003"]
     assert data["team"]["customers"]["pageInfo"]["hasNextPage"] is True
@@ -303,7 +303,7 @@ async def test_stats(api: Api, world: World) -> None:
     stats = data["stats"]
     assert (stats["customerCount"], stats["employeeCount"], stats["teamCount"], stats["segmentCount"]) == (6, 3, 2, 2)
     assert (stats["unassignedCustomers"], stats["customersWithoutManager"], stats["openFeedback"]) == (0, 0, 0)
-    assert stats["customers"] == {"customerCount": 6, "totalSpent": 1500.0, "purchaseCount": 15, "avgOrderValue": 100.0}
+    assert stats["customers"] == {"customerCount": 6, "totalSpent": "1500.00", "purchaseCount": 15, "avgOrderValue": "100.00"}
     assert {row["value"]: row["count"] for row in stats["bySize"]} == {"SMALL": 2, "MEDIUM": 2, "LARGE": 1, "ENTERPRISE": 1}
     assert {row["value"]: row["count"] for row in stats["byRegion"]} == {"east": 3, "west": 3}
     assert {row["team"]["key"]: row["count"] for row in stats["byTeam"]} == {"east_sales": 3, "west_sales": 3}
@@ -332,7 +332,7 @@ async def test_purchases_and_interactions_of_a_customer_newest_first(api: Api, w
     purchases = data["customerByCode"]["purchases"]
     # C001 had one seeded purchase (at insert time, i.e. newest) plus the three above.
     assert purchases["totalCount"] == 4
-    assert [edge["node"]["amount"] for edge in purchases["edges"]][1:] == [1.0, 3.0, 5.0]
+    assert [edge["node"]["amount"] for edge in purchases["edges"]][1:] == ["1.00", "3.00", "5.00"]
     assert purchases["edges"][0]["node"]["customer"] == {"code": "C001"}
     interactions = data["customerByCode"]["interactions"]
     assert interactions == {
