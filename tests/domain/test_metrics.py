@@ -33,7 +33,8 @@ from segmenta.dsl.fields import FIELDS
 from segmenta.storage.models import Customer, CustomerTag, Feedback
 
 BASE = datetime(2024, 1, 1)
-FLOAT_COLUMNS = {"total_spent", "survey_sum", "nps_sum"}
+# Score sums are floats (addition order may differ); money (total_spent) is exact and compared exactly.
+FLOAT_COLUMNS = {"survey_sum", "nps_sum"}
 
 
 async def _metric_rows(session: AsyncSession, customer_ids: list[int]) -> dict[int, dict[str, Any]]:
