@@ -70,9 +70,10 @@ TEAMS = [
     ("standard_service", "round_robin", 10, 60_000),
     ("general_pool", "manual", 2, None),
 ]
+# Money columns hold whole cents (storage/money_type.py): 5000 is 500000 here, and amounts are written in cents.
 TEAM_CASE = """
        CASE
-         WHEN c.size IN ('large', 'enterprise') AND (c.total_spent >= 5000 OR c.purchase_count >= 8)
+         WHEN c.size IN ('large', 'enterprise') AND (c.total_spent >= 500000 OR c.purchase_count >= 8)
            THEN (SELECT id FROM teams WHERE key = 'senior_sales')
          WHEN c.purchase_count > 0 AND c.last_purchase_at <= :lapsed_before AND c.lifecycle IN ('at_risk', 'churned')
            THEN (SELECT id FROM teams WHERE key = 'customer_success')
@@ -133,7 +134,7 @@ async def build(engine: AsyncEngine, customers: int, purchases: int) -> None:
                 # Customer ids non-decreasing in i (index-friendly appends), skewed so
                 # that the first customers buy much more than the last ones.
                 f"SELECT 1 + ((CAST({customers} AS BIGINT) * (i - 1) / {purchases}) * (i - 1)) / {purchases}, "
-                "((i * 31) % 2000) + 0.5, "
+                "((i * 31) % 2000) * 100 + 50, "
                 f"{_pick(dialect, 'i', ['software', 'hardware', 'services', 'support'])}, {stamp} "
                 f"FROM {_numbers(dialect, purchases)}"
             )

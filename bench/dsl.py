@@ -19,11 +19,13 @@ import argparse
 import random
 import time
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from segmenta.dsl import compile_rules
 from segmenta.dsl.analysis import analyse
 from segmenta.dsl.checker import check
+from segmenta.dsl.money import to_cent, to_decimal
 from segmenta.dsl.parser import parse
 from segmenta.dsl.python_compiler import compile_rule_file
 
@@ -58,7 +60,8 @@ def generate_customers(count: int, seed: int = 7) -> list[dict[str, Any]]:
             "lifecycle": rng.choice(LIFECYCLES),
             "purchasing_power": rng.choice(POWERS),
             "purchase_count": rng.randint(0, 30),
-            "total_spent": round(rng.expovariate(1 / 40_000), 2),
+            # Money as the domain hands it over: an exact Decimal with two places.
+            "total_spent": to_cent(to_decimal(round(rng.expovariate(1 / 40_000), 2))),
         }
         customers.append({k: v for k, v in values.items() if rng.random() >= 0.1})
     return customers
@@ -69,17 +72,22 @@ def generate_customers(count: int, seed: int = 7) -> list[dict[str, Any]]:
 SIZE_RANK = {word: rank for rank, word in enumerate(SIZES)}
 
 
-def _at_least(value: Any, bound: float) -> bool:
+def _at_least(value: Any, bound: float | Decimal) -> bool:
     return value is not None and value >= bound
+
+
+# Exact money bounds, as a hand-written router comparing Decimal amounts would use.
+HUNDRED_K = Decimal(100_000)
+FIVE_K = Decimal(5000)
 
 
 LAMBDA_RULES: list[tuple[Callable[[Customer], bool], str]] = [
     (lambda c: SIZE_RANK.get(c.get("size"), -1) >= 2 and c.get("region") == "east", "senior_sales"),
-    (lambda c: c.get("industry") in ("finance", "insurance", "banking") and _at_least(c.get("total_spent"), 100_000), "finance_desk"),
+    (lambda c: c.get("industry") in ("finance", "insurance", "banking") and _at_least(c.get("total_spent"), HUNDRED_K), "finance_desk"),
     (lambda c: c.get("lifecycle") == "loyal" or _at_least(c.get("purchase_count"), 20), "loyalty"),
     (lambda c: c.get("region") in ("west", "north-west") and c.get("purchasing_power") == "high", "west_premium"),
     (lambda c: c.get("size") == "small" and c.get("region") == "east", "east_standard"),
-    (lambda c: _at_least(c.get("total_spent"), 5000) and c.get("lifecycle") != "churned", "growth"),
+    (lambda c: _at_least(c.get("total_spent"), FIVE_K) and c.get("lifecycle") != "churned", "growth"),
 ]
 
 
@@ -164,7 +172,9 @@ def cel_router() -> Router:
     programs = [(cel.compile(text), team) for text, team in CEL_RULES]
 
     def route(customer: Customer) -> str | None:
-        context = cel.Context(variables={"c": customer})  # converted to CEL values once per customer
+        # Converted to CEL values once per customer; CEL has no decimal type, so money goes as a double.
+        values = {key: float(value) if isinstance(value, Decimal) else value for key, value in customer.items()}
+        context = cel.Context(variables={"c": values})
         for program, team in programs:
             if program.execute(context):
                 return team

@@ -196,7 +196,11 @@ class _Locals:
             local = f"{view[0]}{len(self._views)}"
             self._views[key] = local
             if view == "number":
-                fast = f"{raw}.__class__ is float or {raw}.__class__ is int or {raw}.__class__ is _Decimal"
+                spec = lookup(name)
+                if spec is not None and spec.money:  # money is a Decimal (from the database): test that first
+                    fast = f"{raw}.__class__ is _Decimal or {raw}.__class__ is float or {raw}.__class__ is int"
+                else:
+                    fast = f"{raw}.__class__ is float or {raw}.__class__ is int or {raw}.__class__ is _Decimal"
                 self.preamble.append(f"{local} = {raw} if {fast} else _as_number({raw})")
             elif view == "text":
                 self.preamble.append(f"{local} = {raw} if {raw}.__class__ is str else _as_text({raw})")
