@@ -83,6 +83,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -151,6 +152,11 @@ def days_since(value: datetime | str | None, now: datetime) -> int | None:
     return None if moment is None else (now - moment) // timedelta(days=1)
 
 
+def money_text(cents: int | None) -> str:
+    """An amount as the API shows it (the Money scalar): money columns hold whole cents."""
+    return f"{Decimal(int(cents or 0)).scaleb(-2):f}"
+
+
 def page_node(row: Sequence[Any], segments: list[str], tags: list[str], now: datetime) -> dict[str, Any]:
     customer_id, name, total_spent, purchase_count, survey_sum, survey_count, last_purchase_at, team_key, team_name, manager = row
     return {
@@ -161,7 +167,7 @@ def page_node(row: Sequence[Any], segments: list[str], tags: list[str], now: dat
         "segments": [{"key": key} for key in segments],
         "tags": tags,
         "metrics": {
-            "totalSpent": float(total_spent or 0.0),
+            "totalSpent": money_text(total_spent),
             "purchaseCount": purchase_count or 0,
             "avgSatisfaction": mean(survey_sum, survey_count),
             "daysSincePurchase": days_since(last_purchase_at, now),
@@ -199,16 +205,16 @@ VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"""
 class Bought:
     purchase_id: int
     purchase_count: int
-    total_spent: float
+    total_spent: str
 
 
 class FloorStore(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def role(self, token_hash: str, now: datetime) -> str | None: ...
-    async def one(self, customer_id: int) -> tuple[str, str | None, float] | None: ...
+    async def one(self, customer_id: int) -> tuple[str, str | None, int] | None: ...
     async def page(self, first: int) -> tuple[list[Sequence[Any]], dict[int, list[str]], dict[int, list[str]]]: ...
-    async def buy(self, customer_id: int, amount: float, category: str | None, product: str | None,
+    async def buy(self, customer_id: int, cents: int, category: str | None, product: str | None,
                   channel: str | None, now: datetime) -> Bought | None: ...
 
 
@@ -257,7 +263,7 @@ class SqliteFloor:
     async def role(self, token_hash: str, now: datetime) -> str | None:
         return checked_role(self.connection.execute(self.sql(TOKEN_SQL), (token_hash, self.text_time(now))).fetchone())
 
-    async def one(self, customer_id: int) -> tuple[str, str | None, float] | None:
+    async def one(self, customer_id: int) -> tuple[str, str | None, int] | None:
         row = self.connection.execute(self.sql(ONE_SQL), (customer_id,)).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
@@ -268,23 +274,23 @@ class SqliteFloor:
         tags = grouped(self.connection.execute(TAGS_SQL.format(ids=ids)).fetchall())
         return rows, segments, tags
 
-    async def buy(self, customer_id: int, amount: float, category: str | None, product: str | None,
+    async def buy(self, customer_id: int, cents: int, category: str | None, product: str | None,
                   channel: str | None, now: datetime) -> Bought | None:
         db, moment = self.connection, self.text_time(now)
         db.execute("BEGIN IMMEDIATE")
         try:
-            updated = db.execute(self.sql(BUY_SQL), (amount, moment, customer_id)).fetchone()
+            updated = db.execute(self.sql(BUY_SQL), (cents, moment, customer_id)).fetchone()
             if updated is None:
                 db.execute("ROLLBACK")
                 return None
             (purchase_id,) = db.execute(
-                self.sql(INSERT_PURCHASE_SQL), (customer_id, amount, category, product, channel, moment)
+                self.sql(INSERT_PURCHASE_SQL), (customer_id, cents, category, product, channel, moment)
             ).fetchone()
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return Bought(purchase_id, updated[0], float(updated[1]))
+        return Bought(purchase_id, updated[0], money_text(updated[1]))
 
 
 class PostgresFloor:
@@ -305,7 +311,7 @@ class PostgresFloor:
     async def role(self, token_hash: str, now: datetime) -> str | None:
         return checked_role(await self.pool.fetchrow(TOKEN_SQL, token_hash, now))
 
-    async def one(self, customer_id: int) -> tuple[str, str | None, float] | None:
+    async def one(self, customer_id: int) -> tuple[str, str | None, int] | None:
         row = await self.pool.fetchrow(ONE_SQL, customer_id)
         return None if row is None else (row[0], row[1], row[2])
 
@@ -317,16 +323,16 @@ class PostgresFloor:
             tags = grouped(await connection.fetch(TAGS_SQL.format(ids="SELECT unnest($1::int[])"), ids))
         return rows, segments, tags
 
-    async def buy(self, customer_id: int, amount: float, category: str | None, product: str | None,
+    async def buy(self, customer_id: int, cents: int, category: str | None, product: str | None,
                   channel: str | None, now: datetime) -> Bought | None:
         async with self.pool.acquire() as connection, connection.transaction():
-            updated = await connection.fetchrow(BUY_SQL, amount, now, customer_id)
+            updated = await connection.fetchrow(BUY_SQL, cents, now, customer_id)
             if updated is None:
                 return None
             purchase_id = await connection.fetchval(
-                INSERT_PURCHASE_SQL, customer_id, amount, category, product, channel, now
+                INSERT_PURCHASE_SQL, customer_id, cents, category, product, channel, now
             )
-        return Bought(purchase_id, updated[0], float(updated[1]))
+        return Bought(purchase_id, updated[0], money_text(updated[1]))
 
 
 def floor_store(database: str) -> FloorStore:
@@ -358,7 +364,7 @@ def floor_app() -> Any:
         name, team_key, total_spent = found
         return {"data": {"customer": {
             "name": name, "team": None if team_key is None else {"key": team_key},
-            "metrics": {"totalSpent": float(total_spent or 0.0)},
+            "metrics": {"totalSpent": money_text(total_spent)},
         }}}
 
     async def page(variables: dict[str, Any]) -> dict[str, Any]:
@@ -380,13 +386,15 @@ def floor_app() -> Any:
         if not isinstance(amount, int | float) or isinstance(amount, bool) or not 0 <= amount <= 1_000_000_000:
             errors.append({"field": "input.amount", "code": "INVALID", "message": "0 to 1,000,000,000"})
         bought = None
+        cents = 0
         if not errors and customer_id is not None and isinstance(amount, int | float):
-            bought = await store.buy(customer_id, float(amount), given.get("category"), given.get("product"),
+            cents = int((Decimal(repr(amount)) * 100).to_integral_value())  # money columns hold whole cents
+            bought = await store.buy(customer_id, cents, given.get("category"), given.get("product"),
                                      given.get("channel"), naive_utc_now())
             if bought is None:
                 errors.append({"field": "input.customerId", "code": "NOT_FOUND", "message": "no such customer"})
         payload = None if bought is None else {
-            "id": global_id("Purchase", bought.purchase_id), "amount": float(amount),  # type: ignore[arg-type]
+            "id": global_id("Purchase", bought.purchase_id), "amount": money_text(cents),
             "customer": {"metrics": {"purchaseCount": bought.purchase_count, "totalSpent": bought.total_spent}},
         }
         return {"data": {"recordPurchase": {"purchase": payload, "userErrors": errors}}}
