@@ -46,7 +46,7 @@ def test_explain_prints_the_explanation_with_manager_notes(tmp_path: Path) -> No
     assert lines[:4] == ["Customer rich (Rich Co)", "Team: senior (decided by big)", "Segments: none", "Tags: big"]
     assert "Now: team general, manager none" in lines
     assert "moves to team senior: team senior has no member with free capacity: manager left empty" in lines
-    assert "  ✓ big (line 1): total_spent >= 1000 ✓ (total_spent is 5000); decides team senior" in lines
+    assert "  ✓ big (line 1): total_spent >= 1000 ✓ (total_spent is 5000.00); decides team senior" in lines
 
 
 def test_unknown_customer_and_broken_rules_exit_1(tmp_path: Path) -> None:
