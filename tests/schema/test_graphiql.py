@@ -124,18 +124,21 @@ def test_the_command_reports_a_failure_and_writes_nothing(tmp_path: Path) -> Non
     assert not target.exists()
 
 
-@pytest.fixture
-def offline_server(tmp_path: Path, asset_folder: Path) -> Iterator[LiveServer]:
-    server = LiveServer.start(tmp_path, customers=20, env={"SEGMENTA_GRAPHIQL_DIR": str(asset_folder)})
+@pytest.fixture(scope="module")
+def offline_server(tmp_path_factory: pytest.TempPathFactory, asset_folder: Path) -> Iterator[LiveServer]:
+    server = LiveServer.start(
+        tmp_path_factory.mktemp("graphiql-offline"), customers=20, env={"SEGMENTA_GRAPHIQL_DIR": str(asset_folder)}
+    )
     try:
         yield server
     finally:
         server.stop()
 
 
-@pytest.fixture
-def server_without_assets(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer.start(tmp_path, customers=5, env={"SEGMENTA_GRAPHIQL_DIR": str(tmp_path / "none")})
+@pytest.fixture(scope="module")
+def server_without_assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    folder = tmp_path_factory.mktemp("graphiql-none")
+    server = LiveServer.start(folder, customers=5, env={"SEGMENTA_GRAPHIQL_DIR": str(folder / "none")})
     try:
         yield server
     finally:
