@@ -85,13 +85,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
+if TYPE_CHECKING:
+    from tests.live_server import LiveServer
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# A server's start-up may include the migrations of a fresh database, on a loaded machine.
+SERVER_START_TIMEOUT = 180
 FLOOR_DATABASE_VARIABLE = "BENCH_API_FLOOR_DATABASE"  # the floor process's database (a path or a DSN)
 CONCURRENCY = (1, 10, 50)
 ROLES = ("admin", "manager", "agent", "viewer")
@@ -510,52 +515,8 @@ def serve_supports_workers() -> bool:
     return "--workers" in shown
 
 
-@dataclass
-class Server:
-    label: str
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
-
-
-def start_server(label: str, command: list[str], env: dict[str, str], log_directory: Path, port: int,
-                 timeout: float = 180) -> Server:
-    """Starts `command` (listening on `port`) and waits until /health answers."""
-    log_path = log_directory / f"{label.replace(' ', '-')}-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
-    server = Server(label, f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"{label} exited {process.returncode}:\n{server.log_tail()}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                connection.close()
-                return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    sys.exit(f"{label} did not become healthy:\n{server.log_tail()}")
-
-
-def start_segmenta(database_url: str, workers: int, with_option: bool, log_directory: Path) -> Server:
-    from tests.live_server import SEGMENTA, free_port
+def start_segmenta(database_url: str, workers: int, with_option: bool, log_directory: Path) -> LiveServer:
+    from tests.live_server import SEGMENTA, LiveServer, free_port
 
     port = free_port()
     env = {"SEGMENTA_SCHEDULE_INTERVAL": "off"}
@@ -568,17 +529,19 @@ def start_segmenta(database_url: str, workers: int, with_option: bool, log_direc
         env["SEGMENTA_DATABASE_URL"] = database_url
         command = [sys.executable, "-m", "uvicorn", "segmenta.server:app", "--host", "127.0.0.1", "--port", str(port),
                    "--workers", str(workers)]
-    return start_server(label, command, env, log_directory, port)
+    return LiveServer.launch(command, port, log_directory, env=env, label=label, timeout=SERVER_START_TIMEOUT)
 
 
-def start_floor(database_url: str, workers: int, log_directory: Path) -> Server:
-    from tests.live_server import free_port
+def start_floor(database_url: str, workers: int, log_directory: Path) -> LiveServer:
+    from tests.live_server import LiveServer, free_port
 
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "api:floor_app", "--factory", "--app-dir", str(BENCH_DIR),
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    return start_server(f"floor {workers}w", command, {FLOOR_DATABASE_VARIABLE: floor_database(database_url)},
-                        log_directory, port)
+    return LiveServer.launch(
+        command, port, log_directory, env={FLOOR_DATABASE_VARIABLE: floor_database(database_url)},
+        label=f"floor {workers}w", timeout=SERVER_START_TIMEOUT,
+    )
 
 
 # =============================================================================================
@@ -645,7 +608,7 @@ class Connection:
         self.http.close()
 
 
-def data_of(server: Server, workload: Workload, body: bytes) -> Any:
+def data_of(server: LiveServer, workload: Workload, body: bytes) -> Any:
     connection = Connection(server.url, workload)
     try:
         status, raw = connection.post(body)
@@ -656,14 +619,14 @@ def data_of(server: Server, workload: Workload, body: bytes) -> Any:
     return json.loads(raw)
 
 
-def first_page_ids(server: Server, workload: Workload) -> list[str]:
+def first_page_ids(server: LiveServer, workload: Workload) -> list[str]:
     answer = data_of(server, workload, Workload(workload.token, ["none"]).body("page"))
     if answer.get("errors"):
         sys.exit(f"{server.label}: {answer['errors']}")
     return [node["id"] for node in answer["data"]["customers"]["nodes"]]
 
 
-def check_same_answers(segmenta: Server, floor: Server, workload: Workload) -> None:
+def check_same_answers(segmenta: LiveServer, floor: LiveServer, workload: Workload) -> None:
     """Stops the run unless both sides answer the same data for `one` (a few customers) and `page`."""
     for kind in ("one", "one", "one", "page"):
         body = workload.body(kind)
@@ -693,7 +656,7 @@ class Samples:
     errors: list[str] = field(default_factory=list)
 
 
-def sequential(servers: list[Server], workload: Workload, kinds: Sequence[str], warmup: int, repeat: int
+def sequential(servers: list[LiveServer], workload: Workload, kinds: Sequence[str], warmup: int, repeat: int
                ) -> dict[tuple[str, str], Samples]:
     """Latency per (side, kind): warm-up, then `repeat` rounds, alternating which side goes first."""
     connections = {server.label: Connection(server.url, workload) for server in servers}
@@ -790,7 +753,7 @@ class RawConnection:
             self.streams = None
 
 
-async def drive(server: Server, workload: Workload, kind: str, clients: int, duration: float
+async def drive(server: LiveServer, workload: Workload, kind: str, clients: int, duration: float
                 ) -> tuple[int, float, list[float], list[str]]:
     latencies: list[float] = []
     errors: list[str] = []
@@ -819,7 +782,7 @@ async def drive(server: Server, workload: Workload, kind: str, clients: int, dur
     return len(latencies), time.perf_counter() - started, latencies, errors
 
 
-def concurrency(server: Server, side: str, workers: int, workload: Workload, duration: float) -> list[Level]:
+def concurrency(server: LiveServer, side: str, workers: int, workload: Workload, duration: float) -> list[Level]:
     levels: list[Level] = []
     for kind in ("one", "page"):
         for clients in CONCURRENCY:
@@ -927,7 +890,7 @@ def main() -> None:
         print(f"{backend}: segmenta demo --no-serve --customers {customers} …", flush=True)
         token = prepare_demo(database_url, customers)
         log_directory = Path(logs)
-        servers: list[Server] = []
+        servers: list[LiveServer] = []
         try:
             servers = [start_segmenta(database_url, 1, with_option, log_directory), start_floor(database_url, 1, log_directory)]
             segmenta, floor = servers

@@ -50,6 +50,7 @@ class LiveServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    label: str = "segmenta serve"
 
     @classmethod
     def start(
@@ -84,17 +85,36 @@ class LiveServer:
     ) -> LiveServer:
         """`segmenta serve` on a database as it is (several may share one), once /health answers."""
         port = free_port()
-        log_path = log_directory / f"serve-{port}.log"
+        return cls.launch(
+            [SEGMENTA, "serve", "--port", str(port), "--database-url", database_url],
+            port,
+            log_directory,
+            env={"SEGMENTA_SCHEDULE_INTERVAL": "off", **(env or {})},
+            database_url=database_url,
+            tokens=tokens,
+            timeout=timeout,
+        )
+
+    @classmethod
+    def launch(
+        cls,
+        command: list[str],
+        port: int,
+        log_directory: Path,
+        *,
+        env: dict[str, str] | None = None,
+        database_url: str = "",
+        tokens: dict[str, str] | None = None,
+        label: str = "segmenta serve",
+        timeout: float = 60,
+    ) -> LiveServer:
+        """Any server `command` listening on 127.0.0.1:`port`, its output logged, once /health answers."""
+        log_path = log_directory / f"{label.replace(' ', '-')}-{port}.log"
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [SEGMENTA, "serve", "--port", str(port), "--database-url", database_url],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "SEGMENTA_SCHEDULE_INTERVAL": "off", **(env or {})},
-            )
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         server = cls(
             url=f"http://127.0.0.1:{port}", database_url=database_url, process=process, log_path=log_path,
-            tokens=tokens or {},
+            tokens=tokens or {}, label=label,
         )
         server.wait_healthy(timeout)
         return server
@@ -103,7 +123,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"segmenta serve exited {self.process.returncode}: {self.log()[-3000:]}")
+                raise RuntimeError(f"{self.label} exited {self.process.returncode}: {self.log()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
                     if response.status == 200:
@@ -111,7 +131,8 @@ class LiveServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"segmenta serve did not become healthy: {self.log()[-3000:]}")
+        self.stop()
+        raise RuntimeError(f"{self.label} did not become healthy: {self.log()[-3000:]}")
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
