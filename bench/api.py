@@ -78,7 +78,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -465,26 +464,10 @@ def prepared_database(database_url: str | None) -> Iterator[str]:
         sys.exit("--database-url: a PostgreSQL URL (SQLite runs on a temporary file without it)")
     if (base.host or "localhost") not in LOOPBACK:
         sys.exit(f"--database-url: this benchmark only talks to 127.0.0.1, not {base.host}")
-    name = f"segmenta_api_{uuid.uuid4().hex[:10]}"
-    admin = base.render_as_string(hide_password=False)
-    asyncio.run(postgres_admin(admin, f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(postgres_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    from tests.live_server import new_postgres_database
 
-
-async def postgres_admin(url: str, statement: str) -> None:
-    from sqlalchemy import text
-
-    from segmenta.storage.engine import create_engine
-
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
+    with new_postgres_database(database_url, "segmenta_api") as url:
+        yield url
 
 
 def floor_database(database_url: str) -> str:

@@ -8,6 +8,7 @@ dependency (a websocket library, say) fails here as it would for a user.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +43,37 @@ def segmenta(*args: str, env: dict[str, str] | None = None, timeout: float = 120
     if completed.returncode != 0:
         raise RuntimeError(f"segmenta {' '.join(args)} exited {completed.returncode}: {completed.stderr[-2000:]}")
     return completed.stdout
+
+
+async def _postgres_admin(url: str, statement: str) -> None:
+    from sqlalchemy import text
+
+    from segmenta.storage.engine import create_engine
+
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def new_postgres_database(server_url: str, prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database on the PostgreSQL server of `server_url`, dropped afterwards
+    (servers started on it may still be connected: the drop forces them off)."""
+    from sqlalchemy.engine import make_url
+
+    from segmenta.storage.engine import normalize_url
+
+    base = make_url(normalize_url(server_url))
+    admin = base.render_as_string(hide_password=False)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_postgres_admin(admin, f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_postgres_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @dataclass

@@ -20,10 +20,8 @@ when SEGMENTA_TEST_POSTGRES_URL is set (in a database of their own, dropped afte
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +30,10 @@ from typing import Any
 import pytest
 from graphql import OperationDefinitionNode, OperationType, parse, print_ast, validate
 from graphql.language import DocumentNode, FragmentDefinitionNode
-from sqlalchemy import make_url, text
 
 from segmenta.schema import schema
-from segmenta.storage.engine import create_engine, normalize_url
 from tests.conftest import BACKENDS, POSTGRES_URL
-from tests.live_server import SEGMENTA, LiveServer, segmenta
+from tests.live_server import SEGMENTA, LiveServer, new_postgres_database, segmenta
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -129,14 +125,6 @@ class Demo:
                 self.remember(item)
 
 
-async def _postgres(statement: str) -> None:
-    assert POSTGRES_URL is not None
-    engine = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(statement))
-    await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A new, empty database on the back end under test (a database of its own on PostgreSQL)."""
@@ -144,12 +132,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('doc-examples') / 'demo.db'}"
         return
     assert POSTGRES_URL is not None
-    name = f"segmenta_docs_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(normalize_url(POSTGRES_URL)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with new_postgres_database(POSTGRES_URL, "segmenta_docs") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
