@@ -54,8 +54,14 @@ PLACEHOLDERS = {
 }
 # What an example's mutation made, under the name a later example's placeholder uses: the root
 # field, then the payload field holding the object whose id is kept.
-MADE = {"createCustomer": ("customer", "created_customer"), "submitFeedback": ("feedback", "feedback"),
-        "createApiToken": ("apiToken", "token")}
+MADE = {
+    "createCustomer": ("customer", "created_customer"),
+    "submitFeedback": ("feedback", "feedback"),
+    "createApiToken": ("apiToken", "token"),
+    "saveRuleset": ("ruleset", "ruleset"),
+    "previewRuleset": ("run", "run"),
+    "applyRuleset": ("run", "run"),
+}
 
 
 @dataclass(frozen=True)
@@ -105,24 +111,15 @@ class Demo:
         assert status == 200 and "errors" not in body, body
         return body["data"]
 
-    def remember_made(self, data: Any) -> None:
-        for root_field, answer in (data or {}).items():
-            made = MADE.get(root_field.split(":")[-1])
-            if made is not None and isinstance(answer, dict) and isinstance(answer.get(made[0]), dict):
-                self.values[made[1]] = answer[made[0]]["id"]
-
-    def remember(self, answer: Any) -> None:
-        """The ids an operation created that a later one may name."""
-        if isinstance(answer, dict):
-            for key, value in answer.items():
-                if key == "ruleset" and isinstance(value, dict) and "id" in value:
-                    self.values["ruleset"] = value["id"]
-                elif key == "run" and isinstance(value, dict) and "id" in value:
-                    self.values["run"] = value["id"]
-                self.remember(value)
-        elif isinstance(answer, list):
-            for item in answer:
-                self.remember(item)
+    def remember(self, operation: OperationDefinitionNode, data: Any) -> None:
+        """The ids an operation made that a later example may name (when it selected them)."""
+        for response_key, answer in (data or {}).items():
+            made = MADE.get(_root_field(operation, response_key))
+            if made is None or not isinstance(answer, dict):
+                continue
+            thing = answer.get(made[0])
+            if isinstance(thing, dict) and "id" in thing:
+                self.values[made[1]] = thing["id"]
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +221,6 @@ def test_the_example_runs_as_written(example: Example, demo: Demo) -> None:
             # A key or code the demo data does not have answers null, not an error: refuse that too.
             missing = [field for field, answer in body["data"].items() if answer is None]
             assert missing == [], f"{example.name}: {missing} answered null"
-        demo.remember(body.get("data"))
-        demo.remember_made({_root_field(operation, key): value for key, value in (body.get("data") or {}).items()})
+        demo.remember(operation, body.get("data"))
     if example.expected_code is not None:
         assert example.expected_code in codes, f"{example.name}: expected {example.expected_code}, got {codes}"
