@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -321,6 +322,65 @@ class AssignmentHistory(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("evaluation_runs.id", ondelete="SET NULL"))
     rule: Mapped[str | None] = mapped_column(String(200))
     changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Task(Base):
+    """A follow-up task on one customer (docs/tasks.md): for an employee, or a team's queue.
+
+    At most one OPEN task per (customer, kind): the partial unique index below, which makes the
+    rule action `-> task KIND` idempotent when an apply, the schedule and real time insert it with
+    INSERT … ON CONFLICT DO NOTHING (storage/dml.py).  Status and source words: domain/tasks/vocabulary.py.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index(
+            "uq_tasks_open_customer_kind", "customer_id", "kind", unique=True,
+            sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'"),
+        ),
+        # My/an employee's open tasks by due date; overdue = open and due_at < now.
+        Index("ix_tasks_employee_status_due", "employee_id", "status", "due_at"),
+        Index("ix_tasks_team_status_due", "team_id", "status", "due_at"),
+        Index("ix_tasks_status_due", "status", "due_at"),
+        Index("ix_tasks_customer_status", "customer_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # The assignee: an employee, or (employee NULL) the queue of team_id.  Both NULL: nobody yet.
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id", ondelete="SET NULL"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(200))
+    due_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(10), default="open", server_default="open")
+    source: Mapped[str] = mapped_column(String(10), default="manual", server_default="manual")
+    # Set when source = 'rule': the rule's label and the ruleset version (and run) that created it.
+    rule: Mapped[str | None] = mapped_column(String(200))
+    ruleset_id: Mapped[int | None] = mapped_column(ForeignKey("rulesets.id", ondelete="SET NULL"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("evaluation_runs.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # When it was done or cancelled, and by whom.
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id", ondelete="SET NULL"))
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class TaskTrigger(Base):
+    """(customer, kind) whose rule condition held at the last evaluation that looked at it.
+
+    A rule's `-> task KIND` creates a task only where the condition holds and no row is here (it
+    just became true), then writes the row; an evaluation that finds the condition false deletes it
+    (re-arms).  So a task completed while the condition still holds is not created again until the
+    condition has stopped holding and holds again (docs/rule-language.md, "Tasks").
+    """
+
+    __tablename__ = "task_triggers"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(100), primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ApiToken(Base):
