@@ -13,7 +13,7 @@ from strawberry.dataloader import DataLoader
 
 from segmenta.domain.routing import realtime_summary
 from segmenta.schema.serial import SerialSession
-from segmenta.storage import models
+from segmenta.storage import models, run_changes
 
 
 class RoutingLoaders:
@@ -37,6 +37,12 @@ class RoutingLoaders:
                 summaries = await realtime_summary.realtime_summaries(session, run_ids)
             return [summaries[run_id] for run_id in run_ids]
 
+        async def label_changes(run_ids: list[int]) -> list[run_changes.LabelChanges]:
+            async with db.exclusive() as session:
+                found = await run_changes.label_changes(session, run_ids)
+            return [found[run_id] for run_id in run_ids]
+
+        self.label_changes: DataLoader[int, run_changes.LabelChanges] = DataLoader(label_changes)
         self.team_by_key: DataLoader[str, models.Team | None] = DataLoader(teams)
         self.realtime_summary: DataLoader[int, dict[str, Any]] = DataLoader(realtime_summaries)
         self.segment_by_key: DataLoader[str, models.Segment | None] = DataLoader(segments)

@@ -5,7 +5,7 @@ changes, and the diagnostics of a rule file. The queries and mutations are in sc
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import select
@@ -29,7 +29,7 @@ from segmenta.schema.permissions import scope
 from segmenta.schema.routing_loaders import RoutingLoaders
 from segmenta.schema.timestamps import to_api
 from segmenta.schema.types import Customer, Segment, Team, TeamAndManagerMove
-from segmenta.storage import models
+from segmenta.storage import models, run_changes
 
 
 def routing_loaders(info: Info) -> RoutingLoaders:
@@ -189,6 +189,32 @@ class TeamMove:
         return await _team_by_key(info, self.to_key)
 
 
+@strawberry.type(description="How many customers gained and lost one segment or one tag in a run.")
+class LabelChange:
+    key: str = strawberry.field(description="The segment's key, or the tag.")
+    added: int = strawberry.field(description="Customers who gain it.")
+    removed: int = strawberry.field(description="Customers who lose it.")
+
+
+def _label_changes(counts: dict[str, tuple[int, int]]) -> list[LabelChange]:
+    return [LabelChange(key=key, added=added, removed=removed) for key, (added, removed) in sorted(counts.items())]
+
+
+@strawberry.input(
+    description=(
+        "One cell of a run's `summary.moves`: the customers that left team `fromKey` for team `toKey`. "
+        "Null (or left out) means no team. Locked customers never move; staying in the same team is not a move."
+    )
+)
+class TeamMoveFilter:
+    from_key: str | None = strawberry.field(
+        default=None, description="Key of the team the customers left; null: they had no team."
+    )
+    to_key: str | None = strawberry.field(
+        default=None, description="Key of the team the customers join; null: they are left without a team."
+    )
+
+
 @strawberry.type(description="The figures of a run (empty while it is RUNNING or when it FAILED).")
 class RunSummary:
     evaluated: int = strawberry.field(description="Customers evaluated.")
@@ -217,9 +243,32 @@ class RunSummary:
             "(counted in unmatched). Empty when every team named is active."
         ),
     )
+    run_id: strawberry.Private[int | None] = None
+
+    @strawberry.field(
+        description=(
+            "Per dynamic segment: customers who join it and who leave it, counted from the run's changes; "
+            "only segments with a change, by key."
+        )
+    )
+    async def segment_changes(self, info: Info) -> list[LabelChange]:
+        if self.run_id is None:
+            return []
+        return _label_changes((await routing_loaders(info).label_changes.load(self.run_id)).segments)
+
+    @strawberry.field(
+        description=(
+            "Per rule tag: customers who gain it and who lose it, counted from the run's changes; only tags "
+            "with a change, sorted."
+        )
+    )
+    async def tag_changes(self, info: Info) -> list[LabelChange]:
+        if self.run_id is None:
+            return []
+        return _label_changes((await routing_loaders(info).label_changes.load(self.run_id)).tags)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunSummary:
+    def from_json(cls, data: dict[str, Any], run_id: int | None = None) -> RunSummary:
         def counts(key: str) -> list[tuple[str, int]]:
             return [(name, int(count)) for name, count in (data.get(key) or {}).items()]
 
@@ -239,6 +288,7 @@ class RunSummary:
             ],
             superseded=int(data.get("superseded", 0)),
             inactive_teams=[str(key) for key in data.get("inactive_teams") or []],
+            run_id=run_id,
         )
 
 
@@ -333,8 +383,8 @@ class EvaluationRun(Node):
     )
     async def summary(self, info: Info) -> RunSummary:
         if self.row.mode == "realtime":
-            return RunSummary.from_json(await routing_loaders(info).realtime_summary.load(self.row.id))
-        return RunSummary.from_json(self.row.summary or {})
+            return RunSummary.from_json(await routing_loaders(info).realtime_summary.load(self.row.id), self.row.id)
+        return RunSummary.from_json(self.row.summary or {}, self.row.id)
 
     @strawberry.field(description="The ruleset evaluated; null for a preview of unsaved source.")
     async def ruleset(self, info: Info) -> RulesetType | None:
@@ -344,16 +394,30 @@ class EvaluationRun(Node):
         return RulesetType.from_row(row) if row is not None else None
 
     @strawberry.field(
-        description="The customers this run changes, in customer order of the run (an agent: only their customers). `first` ≤ 100."
+        description=(
+            "The customers this run changes, in customer order of the run (an agent: only their customers); "
+            "`move` keeps those of one cell of `summary.moves`. `first` ≤ 100."
+        )
     )
     async def changes(
-        self, info: Info, first: FirstArgument = None, after: AfterArgument = None
+        self,
+        info: Info,
+        first: FirstArgument = None,
+        after: AfterArgument = None,
+        move: Annotated[
+            TeamMoveFilter | None,
+            strawberry.argument(
+                description="Only the customers that made this move between teams (as `summary.moves` counts them)."
+            ),
+        ] = None,
     ) -> Connection[EvaluationChange]:
         size = page_size(first)
         statement = restricted(
             select(models.EvaluationChange).where(models.EvaluationChange.run_id == self.row.id),
             scope(info).owned_by_visible(models.EvaluationChange.customer_id),
         )
+        if move is not None:
+            statement = statement.where(run_changes.one_move(move.from_key, move.to_key))
         db = info.context.db
         page = await fetch_page(db, statement, CHANGE_ORDER, size, after)
         return to_connection(page, CHANGE_ORDER, EvaluationChange.from_row, counter(db, statement))
