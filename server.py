@@ -1,4 +1,5 @@
-"""The ASGI app: GraphQL at /graphql (GraphiQL on GET in a browser) and /health.
+"""The ASGI app: GraphQL at /graphql (GraphiQL on GET in a browser), the workbench page at /workbench
+and /health.
 
 `uvicorn segmenta.server:app` serves the database in SEGMENTA_DATABASE_URL (default: a
 SQLite file in the working directory).  Tests and the CLI build their own app
@@ -43,6 +44,7 @@ from segmenta.schema.permissions import AUTHENTICATION_REQUIRED, TOKEN_NO_LONGER
 from segmenta.storage.engine import create_engine, session_factory
 from segmenta.storage.guard import limit_statements, statement_timeout_from_environment
 from segmenta.storage.migrate import upgrade
+from segmenta.workbench.routes import routes as workbench_routes
 
 CONTEXT_KEY = "segmenta_context"
 # The principal of a POST authenticated before its body was read (get_context takes it from here).
@@ -282,6 +284,8 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             Route("/health", health, methods=["GET"]),
             Route(ASSET_ROUTE + "/{name}", graphiql_asset, methods=["GET"]),
+            # The policy workbench page and its files (workbench/, docs/workbench.md).
+            *workbench_routes(),
         ],
         lifespan=lifespan,
     )

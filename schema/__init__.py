@@ -15,6 +15,7 @@ from strawberry.types.base import get_object_definition
 from segmenta.schema.assignment import AssignmentMutation, AssignmentQuery
 from segmenta.schema.errors import ErrorCodes, is_unexpected, logger
 from segmenta.schema.limits import MaxQueryBytes, OperationLimits, token_limiter
+from segmenta.schema.me import MeQuery
 from segmenta.schema.money import MONEY
 from segmenta.schema.mutations import DataMutation
 from segmenta.schema.node import NodeQuery
@@ -26,7 +27,7 @@ from segmenta.schema.subscriptions import Subscription, refusals_as_results
 from segmenta.schema.text_arguments import StorableTextArguments
 from segmenta.schema.tokens import TokenMutation, TokenQuery
 
-Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery, TokenQuery, NodeQuery))
+Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery, TokenQuery, MeQuery, NodeQuery))
 Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation, TokenMutation))
 # merge_types takes no description: the merged root types get theirs here, for GraphiQL's docs explorer.
 get_object_definition(Query, strict=True).description = (

@@ -11,16 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT_FOLDERS = ("cli", "domain", "dsl", "schema", "storage")
+PRODUCT_FOLDERS = ("cli", "domain", "dsl", "schema", "storage", "workbench")
 LONG_MODULE = 500
 # What a layer must not import: dsl/ knows nothing of the database session or the API, domain/
 # nothing of GraphQL, HTTP or the command line, storage/ nothing of the services above it (only
-# domain's error and setting types), schema/ nothing of the command line.
+# domain's error and setting types), schema/ nothing of the command line, workbench/ (static files
+# and their routes) nothing of the layers: the page talks to the public API only.
 FORBIDDEN = {
     "dsl": ("segmenta.domain", "segmenta.storage", "segmenta.schema", "segmenta.cli", "segmenta.server", "sqlalchemy.ext.asyncio"),
     "domain": ("segmenta.schema", "segmenta.cli", "segmenta.server", "strawberry", "starlette"),
     "storage": ("segmenta.schema", "segmenta.cli", "segmenta.server", "strawberry", "starlette"),
     "schema": ("segmenta.cli",),
+    "workbench": ("segmenta.domain", "segmenta.storage", "segmenta.schema", "segmenta.dsl", "segmenta.cli", "segmenta.server"),
 }
 STORAGE_MAY_USE = ("segmenta.domain.errors", "segmenta.domain.settings")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT_FOLDERS = ("cli", "domain", "dsl", "schema", "storage")
+PRODUCT_FOLDERS = ("cli", "domain", "dsl", "schema", "storage", "workbench")
 FIRST_PARTY = {*PRODUCT_FOLDERS, "server"}
 
 

@@ -1,0 +1,97 @@
+"""The workbench shell (workbench/routes.py, static/app.js and api.js): its files are served safely,
+sign-in keeps the token for the tab, each role is shown its limits, and the hash routes work with
+the keyboard at 1280 and 390 pixels wide."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.live_server import LiveServer
+from tests.workbench.conftest import NARROW, shot
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_the_page_and_its_files_are_served_with_their_types(server: LiveServer) -> None:
+    status, headers, body = _get(f"{server.url}/workbench")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert headers["cache-control"] == "no-cache"
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert b"/workbench/static/app.js" in body
+    for name, media_type in (("app.js", "text/javascript"), ("api.js", "text/javascript"), ("app.css", "text/css")):
+        status, headers, body = _get(f"{server.url}/workbench/static/{name}")
+        assert status == 200 and headers["content-type"].startswith(media_type), name
+        assert "max-age" in headers["cache-control"] and headers.get("etag")
+        assert headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("name", ["..%2Froutes.py", "%2E%2E%2F__init__.py", "routes.py", ".hidden.js", "missing.js", "app.js.bak"])
+def test_nothing_but_the_static_files_is_served(server: LiveServer, name: str) -> None:
+    status, _, body = _get(f"{server.url}/workbench/static/{name}")
+    assert status == 404
+    assert b"import" not in body
+
+
+def test_a_wrong_token_is_refused_and_nothing_is_kept(page: Page, server: LiveServer) -> None:
+    page.goto(f"{server.url}/workbench")
+    page.fill("#token", "sgm_not-a-token")
+    page.press("#token", "Enter")
+    page.wait_for_selector("#sign-in-error:has-text('not valid')")
+    assert page.evaluate("sessionStorage.length") == 0
+    assert page.is_hidden("#nav")
+
+
+def test_a_viewer_sees_its_limits_and_the_token_survives_a_reload(
+    page: Page, server: LiveServer, sign_in: Callable[..., None]
+) -> None:
+    sign_in(page, "viewer")
+    assert "not save, activate or apply" in page.inner_text("#limits")
+    assert page.evaluate("document.body.dataset.role") == "viewer"
+    page.reload()
+    page.wait_for_selector("#role-badge:has-text('viewer')")
+    assert page.is_hidden("#sign-in")
+    page.click("#sign-out")
+    page.wait_for_selector("#sign-in:not([hidden])")
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_the_screens_are_reached_with_the_keyboard(page: Page, sign_in: Callable[..., None]) -> None:
+    sign_in(page, "admin")
+    assert "may save, activate and apply" in page.inner_text("#limits")
+    page.wait_for_selector("#nav a[aria-current=page][data-route=editor]")
+    # Tab from the top of a fresh page reaches the skip link first, then the screens' links in order.
+    page.reload()
+    page.wait_for_selector("#role-badge:has-text('admin')")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    for _ in range(4):
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.route") == "dashboards"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#nav a[aria-current=page][data-route=dashboards]")
+    assert page.url.endswith("#/dashboards")
+    page.go_back()
+    page.wait_for_selector("#nav a[aria-current=page][data-route=editor]")
+    shot(page, "shell")
+
+
+def test_narrow_screens_keep_every_link_visible(page: Page, sign_in: Callable[..., None]) -> None:
+    page.set_viewport_size(NARROW)
+    sign_in(page, "manager")
+    assert "preview rules" in page.inner_text("#limits")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= NARROW["width"], f"the page scrolls sideways at 390 px ({width} px wide)"
+    for route in ("editor", "preview", "explain", "dashboards"):
+        assert page.is_visible(f"#nav a[data-route={route}]")
+    shot(page, "shell")
