@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from segmenta.dsl.ast import Value
 
 FieldKind = Literal["text", "ordered", "number", "date", "set", "attribute"]
+FIELD_KINDS: tuple[FieldKind, ...] = ("text", "ordered", "number", "date", "set", "attribute")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class FieldSpec:
     # True for amounts of money (a number kind): values are exact Decimals with two places, and a
     # number literal compared with them is read as an exact decimal too (money_literal).
     money: bool = False
+    # What a number or date counts in ("days", "money", "score 1–5"); empty when it is a plain word or number.
+    unit: str = ""
 
 
 SIZES = ("small", "medium", "large", "enterprise")
@@ -45,49 +48,61 @@ MONEY_SUFFIXES = {"k": Decimal(1000), "K": Decimal(1000), "m": Decimal(10**6), "
 
 _FIELDS = [
     # Customer attributes (docs/domain.md, 'Data model').
-    FieldSpec("code", "text", description="unique external id"),
-    FieldSpec("name", "text"),
-    FieldSpec("kind", "text", CUSTOMER_KINDS),
-    FieldSpec("industry", "text"),
-    FieldSpec("size", "ordered", SIZES),
-    FieldSpec("region", "text"),
-    FieldSpec("city", "text"),
-    FieldSpec("country", "text"),
-    FieldSpec("lifecycle", "text", LIFECYCLES),
-    FieldSpec("purchasing_power", "ordered", PURCHASING_POWERS),
-    FieldSpec("channel", "text"),
-    FieldSpec("email", "text"),
-    FieldSpec("phone", "text"),
-    FieldSpec("address", "text"),
-    FieldSpec("age", "number"),
-    FieldSpec("gender", "text"),
-    FieldSpec("income", "number"),
-    FieldSpec("occupation", "text"),
-    FieldSpec("birthday", "date"),
-    FieldSpec("created_at", "date"),
+    FieldSpec("code", "text", description="the customer's unique external id"),
+    FieldSpec("name", "text", description="the customer's name"),
+    FieldSpec("kind", "text", CUSTOMER_KINDS, description="a company or a person"),
+    FieldSpec("industry", "text", description="the customer's industry"),
+    FieldSpec("size", "ordered", SIZES, description="the customer's size, from small to enterprise"),
+    FieldSpec("region", "text", description="the region the customer is in"),
+    FieldSpec("city", "text", description="the customer's city"),
+    FieldSpec("country", "text", description="the customer's country"),
+    FieldSpec("lifecycle", "text", LIFECYCLES, description="where the customer is in their life with us"),
+    FieldSpec("purchasing_power", "ordered", PURCHASING_POWERS, description="how much the customer can buy, low to high"),
+    FieldSpec("channel", "text", description="how the customer came to us"),
+    FieldSpec("email", "text", description="the customer's email address"),
+    FieldSpec("phone", "text", description="the customer's phone number"),
+    FieldSpec("address", "text", description="the customer's postal address"),
+    FieldSpec("age", "number", description="a person's age", unit="years"),
+    FieldSpec("gender", "text", description="a person's gender as stated"),
+    FieldSpec("income", "number", description="income as the customer stated it (a number, not an exact amount)"),
+    FieldSpec("occupation", "text", description="a person's occupation"),
+    FieldSpec("birthday", "date", description="a person's birthday", unit="date"),
+    FieldSpec("created_at", "date", description="when the customer was created", unit="date"),
     FieldSpec("tags", "set", description="manual tags only"),
     # Metrics (docs/rule-language.md, 'Fields'; docs/domain.md, 'Maintained metrics').
-    FieldSpec("purchase_count", "number"),
-    FieldSpec("total_spent", "number", money=True),
-    FieldSpec("avg_order_value", "number", money=True, description="rounded half to even to the cent"),
-    FieldSpec("first_purchase_at", "date"),
-    FieldSpec("last_purchase_at", "date"),
-    FieldSpec("days_since_purchase", "number", derived=True),
-    FieldSpec("product_categories", "set"),
-    FieldSpec("avg_satisfaction", "number", description="mean survey score"),
-    FieldSpec("nps", "number", description="mean NPS score"),
-    FieldSpec("feedback_count", "number"),
-    FieldSpec("complaint_count", "number"),
-    FieldSpec("open_complaints", "number"),
-    FieldSpec("interaction_count", "number"),
-    FieldSpec("days_since_contact", "number", derived=True),
-    FieldSpec("tenure_days", "number", derived=True),
-    FieldSpec("days_to_birthday", "number", derived=True, description="0 on the day"),
+    FieldSpec("purchase_count", "number", description="purchases made, 0 when none", unit="purchases"),
+    FieldSpec("total_spent", "number", money=True, description="the sum of all purchases, exact", unit="money"),
+    FieldSpec("avg_order_value", "number", money=True, description="total_spent / purchase_count, rounded half to even to the cent", unit="money"),
+    FieldSpec("first_purchase_at", "date", description="when the first purchase was made", unit="date"),
+    FieldSpec("last_purchase_at", "date", description="when the latest purchase was made", unit="date"),
+    FieldSpec("days_since_purchase", "number", derived=True, description="whole days since the latest purchase", unit="days"),
+    FieldSpec("product_categories", "set", description="the categories of every purchase"),
+    FieldSpec("avg_satisfaction", "number", description="mean survey score", unit="score 1–5"),
+    FieldSpec("nps", "number", description="mean NPS score", unit="score 0–10"),
+    FieldSpec("feedback_count", "number", description="feedback items given, of every kind", unit="feedback items"),
+    FieldSpec("complaint_count", "number", description="complaints made, open or not", unit="complaints"),
+    FieldSpec("open_complaints", "number", description="complaints not yet resolved or closed", unit="complaints"),
+    FieldSpec("interaction_count", "number", description="calls, visits, emails and other contacts recorded", unit="interactions"),
+    FieldSpec("days_since_contact", "number", derived=True, description="whole days since the latest interaction", unit="days"),
+    FieldSpec("tenure_days", "number", derived=True, description="whole days since the customer was created", unit="days"),
+    FieldSpec("days_to_birthday", "number", derived=True, description="days until the next birthday, 0 on the day", unit="days"),
 ]
 
 FIELDS: dict[str, FieldSpec] = {spec.name: spec for spec in _FIELDS}
 ATTRIBUTE_PREFIX = "attr."
 ATTRIBUTE_FIELD = FieldSpec("attr.*", "attribute", description="custom attribute (text or number)")
+
+_COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+_PRESENCE = ("is missing", "is present")
+# The operators each kind of field takes (docs/rule-language.md, 'Fields'), as they are written.
+OPERATORS: dict[FieldKind, tuple[str, ...]] = {
+    "text": ("=", "!=", "in", "not in", "like", *_PRESENCE),
+    "ordered": (*_COMPARISONS, "in", "not in", "between", *_PRESENCE),
+    "number": (*_COMPARISONS, "in", "not in", "between", *_PRESENCE),
+    "date": (*_COMPARISONS, "in", "not in", "between", *_PRESENCE),
+    "set": ("contains", *_PRESENCE),
+    "attribute": (*_COMPARISONS, "in", "not in", "between", "like", *_PRESENCE),
+}
 
 # The stored field each day-based metric is measured from.
 DAY_METRIC_SOURCES = {

@@ -23,11 +23,12 @@ from segmenta.schema.permissions import Authentication
 from segmenta.schema.queries import DataQuery
 from segmenta.schema.response_warnings import ResponseWarnings
 from segmenta.schema.routing import RoutingMutation, RoutingQuery
+from segmenta.schema.rule_tools import RuleToolsQuery
 from segmenta.schema.subscriptions import Subscription, refusals_as_results
 from segmenta.schema.text_arguments import StorableTextArguments
 from segmenta.schema.tokens import TokenMutation, TokenQuery
 
-Query = merge_types("Query", (DataQuery, RoutingQuery, AssignmentQuery, TokenQuery, MeQuery, NodeQuery))
+Query = merge_types("Query", (DataQuery, RoutingQuery, RuleToolsQuery, AssignmentQuery, TokenQuery, MeQuery, NodeQuery))
 Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation, TokenMutation))
 # merge_types takes no description: the merged root types get theirs here, for GraphiQL's docs explorer.
 get_object_definition(Query, strict=True).description = (
