@@ -13,6 +13,7 @@ from typing import Any
 
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
 from segmenta.dsl.explain import Explanation, RuleTrace
+from segmenta.dsl.outcome import TaskOutcome
 from segmenta.dsl.ruleset import Outcome, Ruleset, compile_rules
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Outcome",
     "RuleError",
     "RuleTrace",
+    "TaskOutcome",
     "Ruleset",
     "check_source",
     "compile_rules",

@@ -155,14 +155,35 @@ Predicate = Comparison | InList | Between | Like | Contains | Presence
 Condition = Predicate | SegmentRef | BoolConst | Not | And | Or
 
 
-ActionKind = TypingLiteral["team", "tag", "segment"]
+ActionKind = TypingLiteral["team", "tag", "segment", "task"]
 
 
 @dataclass(frozen=True)
 class Action:
+    """`team T`, `tag T`, `segment T`, or `task KIND [within N days]` (target = KIND).
+
+    `within` is the number of `within N days` as written (the checker wants a whole number
+    from 1 to MAX_TASK_DAYS) and `unit` its word (`day` or `days`); both None without it.
+    """
+
     kind: ActionKind
     target: str
     span: Span = dataclasses.field(default=NO_SPAN, compare=False)
+    within: Value | None = None
+    unit: str | None = dataclasses.field(default=None, compare=False)  # spelling only: the formatter writes day(s)
+    unit_span: Span | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def due_days(self) -> int:
+        """Days from the evaluation until the task is due (DEFAULT_TASK_DAYS without `within`)."""
+        if self.within is None:
+            return DEFAULT_TASK_DAYS
+        return int(self.within.value)  # type: ignore[arg-type]  # a number: checked
+
+
+# `task KIND` without `within N days` is due a week after the evaluation that creates it.
+DEFAULT_TASK_DAYS = 7
+MAX_TASK_DAYS = 3650
 
 
 @dataclass(frozen=True)

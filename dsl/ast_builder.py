@@ -132,6 +132,10 @@ class AstBuilder(Transformer[Token, Any]):
         return _chain(children)
 
     def action(self, children: list[Token]) -> Action:
+        if len(children) == 5:  # task KIND within N days
+            keyword, target, _within, number, unit = children
+            within = Value("number", parse_number(str(number)), str(number), span_of(number))
+            return Action("task", _text_of(target), span_of(keyword).cover(span_of(unit)), within, str(unit), span_of(unit))
         keyword, target = children
         return Action(keyword.type.lower(), _text_of(target), span_of(keyword).cover(span_of(target)))  # type: ignore[arg-type]
 

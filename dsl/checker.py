@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from segmenta.dsl.ast import (
+    MAX_TASK_DAYS,
+    Action,
     And,
     Between,
     BoolConst,
@@ -33,6 +35,9 @@ from segmenta.dsl.ast import (
 from segmenta.dsl.diagnostics import Diagnostic, Severity
 from segmenta.dsl.extent import MAX_COPIED, MAX_DEPTH, Extent, measure
 from segmenta.dsl.fields import FIELDS, FieldSpec, lookup
+
+# The tasks table's `kind` column (storage/models.py, Task).
+MAX_TASK_KIND_LENGTH = 100
 
 # What rules write, never read (docs/rule-language.md, 'Fields'): naming them as fields gets its own explanation.
 OUTPUT_NAMES = frozenset({"team", "manager", "segment", "segments", "rule_tags"})
@@ -135,6 +140,9 @@ class _Checker:
                         "move `otherwise -> ...` to the end of the file")
 
     def _check_actions(self, rule: Rule) -> None:
+        for action in rule.actions:
+            if action.kind == "task":
+                self._check_task(action)
         teams = [action for action in rule.actions if action.kind == "team"]
         for extra in teams[1:]:
             self.report(extra.span, "conflicting-actions",
@@ -147,6 +155,24 @@ class _Checker:
                 hint = _did_you_mean(action.target, self.known_teams)
                 self.report(action.span, "unknown-team", f"no team has the key `{action.target}`",
                             hint or "create the team first (createTeam) or fix the key")
+
+    def _check_task(self, action: Action) -> None:
+        # Any kind is fine (kinds are the team's own words); it must fit the tasks table.
+        if not action.target.strip() or len(action.target) > MAX_TASK_KIND_LENGTH:
+            self.report(action.span, "bad-task-kind",
+                        f"a task kind has 1 to {MAX_TASK_KIND_LENGTH} characters and is not blank")
+        within = action.within
+        if within is None:
+            return
+        number = within.value
+        if not isinstance(number, float) or not number.is_integer() or not 1 <= number <= MAX_TASK_DAYS:
+            self.report(within.span, "bad-task-due",
+                        f"`within {within.raw}`: the number of days must be a whole number from 1 to {MAX_TASK_DAYS}",
+                        "write `within 3 days`")
+        if action.unit is not None and action.unit.lower() not in ("day", "days"):
+            self.report(action.unit_span or action.span, "bad-task-due",
+                        f"`within {within.raw} {action.unit}`: the unit is `days`",
+                        f"write `within {within.raw} days`")
 
     # --- conditions ---------------------------------------------------------------------------
 

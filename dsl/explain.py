@@ -20,6 +20,7 @@ from segmenta.dsl.like import like_regex
 from segmenta.dsl.python_compiler import (
     ORDER_OPS,
     VIEWS,
+    TaskOutcome,
     as_members,
     as_text,
     field_spec,
@@ -60,6 +61,8 @@ class Explanation:
     rules: list[RuleTrace]
     notes: list[str] = field(default_factory=list)
     """Extra lines callers add (e.g. the domain layer's manager, capacity and lock effects)."""
+    tasks: tuple[TaskOutcome, ...] = ()
+    """The task kinds the rules give, each with the first matching rule giving it and its due days."""
 
     @property
     def lines(self) -> list[str]:
@@ -69,6 +72,8 @@ class Explanation:
             lines = [f"Team: {self.team} (decided by {self.deciding_rule})"]
         lines.append("Segments: " + (", ".join(self.segments) if self.segments else "none"))
         lines.append("Tags: " + (", ".join(self.tags) if self.tags else "none"))
+        if self.tasks:
+            lines.append("Tasks: " + ", ".join(f"{task.kind} within {task.due_days} days (rule {task.rule})" for task in self.tasks))
         lines.extend(self.notes)
         lines.append("Rules:")
         for trace in self.rules:
@@ -440,6 +445,7 @@ def explain(rule_file: ast.RuleFile, customer: Mapping[str, Any], as_of: datetim
     deciding: str | None = None
     segments: list[str] = []
     tags: list[str] = []
+    tasks: dict[str, TaskOutcome] = {}
     traces: list[RuleTrace] = []
     for statement in rule_file.statements:
         line = statement.span.line
@@ -473,5 +479,12 @@ def explain(rule_file: ast.RuleFile, customer: Mapping[str, Any], as_of: datetim
                     _add(segments, action.target)
                 elif action.kind == "tag":
                     _add(tags, action.target)
+                elif action.kind == "task":
+                    given = tasks.get(action.target)
+                    if given is None:
+                        tasks[action.target] = TaskOutcome(action.target, statement.display_name, action.due_days)
+                        detail += f"; gives task {action.target} (due in {action.due_days} days)"
+                    else:
+                        detail += f"; task {action.target} already given by {given.rule}"
         traces.append(RuleTrace(statement.display_name, line, matched, detail, kind="rule", decided=decided))
-    return Explanation(team, deciding, tuple(segments), tuple(tags), traces)
+    return Explanation(team, deciding, tuple(segments), tuple(tags), traces, tasks=tuple(tasks.values()))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segmenta.dsl.ast import (
+    Action,
     And,
     Between,
     BoolConst,
@@ -122,10 +123,17 @@ _FORMATS: NodeTable[Callable[[Any], str]] = NodeTable(
 )
 
 
+def _format_action(action: Action) -> str:
+    text = f"{action.kind} {_name(action.target)}"
+    if action.within is None:
+        return text
+    return f"{text} within {action.within.raw} {'day' if action.within.value == 1 else 'days'}"
+
+
 def format_statement(statement: Statement) -> str:
     if isinstance(statement, SegmentDef):
         return f"segment {statement.name} = {format_condition(statement.condition)}"
-    actions = ", ".join(f"{action.kind} {_name(action.target)}" for action in statement.actions)
+    actions = ", ".join(_format_action(action) for action in statement.actions)
     if statement.condition is None:
         return f"otherwise -> {actions}"
     label = f"{_name(statement.label)}: " if statement.label is not None else ""

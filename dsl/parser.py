@@ -365,7 +365,7 @@ class _Parser:
 
     def _statement_start_message(self, index: int, message: str, hint: str | None) -> tuple[str, str | None]:
         token, tokens = self.tokens[index], self.tokens
-        if token.type in ("TEAM", "TAG") and index >= 2 and tokens[index - 2].type in ACTION_WORDS:
+        if token.type in ("TEAM", "TAG", "TASK") and index >= 2 and tokens[index - 2].type in ACTION_WORDS:
             return f"expected `,` before `{token}`", "separate actions with commas: `team a, tag b`"
         if token.type == "ARROW":
             return "expected a condition before `->`", "write `otherwise -> ...` for a catch-all rule"

@@ -49,11 +49,7 @@ from segmenta.dsl.fields import (
     rank,
 )
 from segmenta.dsl.like import contained_text, is_plain, like_regex
-
-OutcomeTuple = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
-"""(team, deciding rule display name, segments, tags) in first-contributed order."""
-
-EvaluatorFunction = Callable[[Mapping[str, Any], "datetime | None"], OutcomeTuple]
+from segmenta.dsl.outcome import CompiledEvaluator, TaskOutcome
 
 ORDER_OPS = frozenset({"<", "<=", ">", ">="})
 
@@ -373,16 +369,6 @@ def _ranks(spec: FieldSpec) -> dict[str, int]:
     return {word: position for position, word in enumerate(spec.values)}
 
 
-@dataclass(frozen=True)
-class CompiledEvaluator:
-    function: EvaluatorFunction
-    source_code: str
-    """The generated Python text (for debugging; it holds no rule-file strings)."""
-
-    def __call__(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> OutcomeTuple:
-        return self.function(customer, as_of)
-
-
 def _collector(name: str, target: str, constants: _Constants, repeated: set[str], indent: str) -> str:
     constant = constants.name(target)
     if target in repeated:
@@ -406,23 +392,29 @@ def compile_rule_file(rule_file: ast.RuleFile) -> CompiledEvaluator:
 
     segment_targets = [s.name for s in rule_file.statements if isinstance(s, ast.SegmentDef)]
     tag_targets: list[str] = []
+    task_targets: list[str] = []
     for statement in rule_file.statements:
         if isinstance(statement, ast.Rule):
             segment_targets += [a.target for a in statement.actions if a.kind == "segment"]
             tag_targets += [a.target for a in statement.actions if a.kind == "tag"]
+            task_targets += [a.target for a in statement.actions if a.kind == "task"]
     repeated_segments = _repeated(segment_targets)
     repeated_tags = _repeated(tag_targets)
+    repeated_tasks = _repeated(task_targets)
 
     statements = rule_file.statements
     contributes = [isinstance(s, ast.SegmentDef) or any(a.kind != "team" for a in s.actions) for s in statements]
     contributes_from = [any(contributes[i:]) for i in range(len(statements))] + [False]
-    result = "team, rule, tuple(segments), tuple(tags)" if any(contributes) else "team, rule, (), ()"
+    tasks_result = "tuple(tasks.values())" if task_targets else "()"
+    result = f"team, rule, tuple(segments), tuple(tags), {tasks_result}" if any(contributes) else "team, rule, (), (), ()"
     # Field loads go just before the first statement that reads them, and a rule that
     # decides the team returns at once when nothing after it can add segments or tags:
     # a customer decided early never pays for the fields of later rules.
     body: list[str] = ["team = None", "rule = None"]
     if any(contributes):
         body += ["segments = []", "tags = []"]
+    if task_targets:
+        body.append("tasks = {}")
     team_may_be_set = False
     for index, statement in enumerate(statements):
         if team_may_be_set and not contributes_from[index]:
@@ -453,6 +445,11 @@ def compile_rule_file(rule_file: ast.RuleFile) -> CompiledEvaluator:
             else:
                 lines.append(decide)
         for action in others:
+            if action.kind == "task":
+                # The first matching rule giving a kind gives its rule and due days.
+                kind, task = constants.name(action.target), constants.name(TaskOutcome(action.target, statement.display_name, action.due_days))
+                lines.append(f"if {kind} not in tasks: tasks[{kind}] = {task}" if action.target in repeated_tasks else f"tasks[{kind}] = {task}")
+                continue
             name = "segments" if action.kind == "segment" else "tags"
             repeated = repeated_segments if action.kind == "segment" else repeated_tags
             lines.append(_collector(name, action.target, constants, repeated, ""))

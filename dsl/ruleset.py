@@ -9,20 +9,23 @@ from typing import Any, NamedTuple
 from segmenta.dsl import ast
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
 from segmenta.dsl.explain import Explanation, explain
-from segmenta.dsl.python_compiler import CompiledEvaluator, OutcomeTuple, compile_rule_file
+from segmenta.dsl.outcome import CompiledEvaluator, OutcomeTuple, TaskOutcome
+from segmenta.dsl.python_compiler import compile_rule_file
 
 
 class Outcome(NamedTuple):
     """Where one customer lands: `rule` is the deciding rule's label (`line N` when unlabelled).
 
-    `segments` and `tags` are the rule-made ones, in the order the file first contributes them.
-    (A named tuple: built once per customer, it must be cheap.)
+    `segments` and `tags` are the rule-made ones, in the order the file first contributes them;
+    `tasks` the kinds of `-> task` actions whose rule matches, each with the first such rule
+    and its days until due.  (A named tuple: built once per customer, it must be cheap.)
     """
 
     team: str | None
     rule: str | None
     segments: tuple[str, ...]
     tags: tuple[str, ...]
+    tasks: tuple[TaskOutcome, ...] = ()
 
 
 def _unique(names: Sequence[str]) -> tuple[str, ...]:
@@ -49,10 +52,11 @@ class Ruleset:
                 segment_keys.extend(a.target for a in s.actions if a.kind == "segment")
         self.segment_keys = _unique(segment_keys)
         self.tag_names = _unique([a.target for r in rules for a in r.actions if a.kind == "tag"])
+        self.task_kinds = _unique([a.target for r in rules for a in r.actions if a.kind == "task"])
         self.labels = tuple(r.display_name for r in rules)
 
     def decide(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> OutcomeTuple:
-        """The raw (team, rule, segments, tags) tuple: the fast path for bulk evaluation."""
+        """The raw (team, rule, segments, tags, tasks) tuple: the fast path for bulk evaluation."""
         return self.compiled.function(customer, as_of)
 
     def evaluate(self, customer: Mapping[str, Any], as_of: datetime | None = None) -> Outcome:

@@ -32,8 +32,12 @@ from sqlalchemy import BigInteger, String, case, cast, literal, not_, null, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from segmenta.dsl.ast import Condition, RuleFile, SegmentDef
+from segmenta.dsl.outcome import TaskOutcome
 from segmenta.dsl.sql_conditions import SqlConditionCompiler, SqlFieldSource
 from segmenta.dsl.sql_constructs import any_of
+
+# The label kind of a `-> task` action in the packed codes (segments and tags use their own kind).
+TASK_LABEL = "task"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class SqlRuleset:
     rule: ColumnElement[Any]
     segments: dict[str, ColumnElement[bool]]
     tags: dict[str, ColumnElement[bool]]
+    tasks: dict[str, ColumnElement[bool]] = field(default_factory=dict)
+    """Per task kind: whether some rule giving it matches."""
 
 
 EMPTY_SEGMENTS: Mapping[str, ColumnElement[bool]] = MappingProxyType({})
@@ -73,6 +79,7 @@ def compile_ruleset(rule_file: RuleFile, fields: SqlFieldSource, *, as_of: datet
         rule=_first_match(whens, 2, parts.otherwise),
         segments={key: any_of(conditions) for key, conditions in parts.segment_parts.items()},
         tags={key: any_of(conditions) for key, conditions in parts.tag_parts.items()},
+        tasks={key: any_of(conditions) for key, conditions in parts.task_parts.items()},
     )
 
 
@@ -105,6 +112,9 @@ class _Parts:
     otherwise_position: int | None = None
     segment_parts: dict[str, list[ColumnElement[bool]]] = field(default_factory=dict)  # strict conditions
     tag_parts: dict[str, list[ColumnElement[bool]]] = field(default_factory=dict)
+    task_parts: dict[str, list[ColumnElement[bool]]] = field(default_factory=dict)
+    # Every `-> task` action in file order; its label is (TASK_LABEL, its index here as text).
+    task_actions: list[TaskOutcome] = field(default_factory=list)
     label_sources: dict[tuple[str, str], list[_LabelSource]] = field(default_factory=dict)
 
 
@@ -139,7 +149,13 @@ def _compile_parts(rule_file: RuleFile, fields: SqlFieldSource, as_of: datetime)
             parts.team_whens.append(
                 _TeamWhen(lean.compile(statement.condition), team, statement.display_name, position)  # type: ignore[arg-type]
             )
-        labels = [(action.kind, action.target) for action in statement.actions if action.kind in ("segment", "tag")]
+        labels: list[tuple[str, str]] = [(action.kind, action.target) for action in statement.actions if action.kind in ("segment", "tag")]
+        for action in statement.actions:
+            if action.kind == "task":
+                # One label per action, not per kind: the first matching one gives the rule and due days.
+                labels.append((TASK_LABEL, str(len(parts.task_actions))))
+                parts.task_actions.append(TaskOutcome(action.target, statement.display_name, action.due_days))
+                parts.task_parts.setdefault(action.target, []).append(condition)
         if labels:
             if statement.condition is None:
                 source = _LabelSource(None, otherwise_position=position)
@@ -148,7 +164,8 @@ def _compile_parts(rule_file: RuleFile, fields: SqlFieldSource, as_of: datetime)
             else:
                 source = _LabelSource(lean.compile(statement.condition))
             for kind, target in labels:
-                (parts.segment_parts if kind == "segment" else parts.tag_parts).setdefault(target, []).append(condition)
+                if kind != TASK_LABEL:
+                    (parts.segment_parts if kind == "segment" else parts.tag_parts).setdefault(target, []).append(condition)
                 parts.label_sources.setdefault((kind, target), []).append(source)
         if team is None:
             continue
@@ -201,6 +218,9 @@ class PackedOutcome:
     decision_bits: int
     segments: dict[str, BitPosition]
     tags: dict[str, BitPosition]
+    tasks: dict[str, tuple[tuple[TaskOutcome, BitPosition], ...]] = field(default_factory=dict)
+    """Per task kind, each `-> task` action giving it (file order) and its bit: the kind is wanted
+    when one is set, and the first set one gives the task's rule and due days."""
 
     def decision(self, code: int) -> int:
         return (code >> self.extra_bits) & ((1 << self.decision_bits) - 1)
@@ -262,7 +282,17 @@ def compile_packed(
         decision_bits=decision_bits,
         segments={key: position for (kind, key), position in positions.items() if kind == "segment"},
         tags={key: position for (kind, key), position in positions.items() if kind == "tag"},
+        tasks=_task_positions(parts, positions),
     )
+
+
+def _task_positions(
+    parts: _Parts, positions: Mapping[tuple[str, str], BitPosition]
+) -> dict[str, tuple[tuple[TaskOutcome, BitPosition], ...]]:
+    by_kind: dict[str, list[tuple[TaskOutcome, BitPosition]]] = {}
+    for index, task in enumerate(parts.task_actions):
+        by_kind.setdefault(task.kind, []).append((task, positions[(TASK_LABEL, str(index))]))
+    return {kind: tuple(actions) for kind, actions in by_kind.items()}
 
 
 def _known(parts: _Parts, source: _LabelSource, branch: int | None) -> bool | None:

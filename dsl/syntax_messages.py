@@ -8,7 +8,7 @@ from lark import Token
 
 # The reserved words: the tokenizer retypes them, and a message names one used as a value.
 KEYWORDS = frozenset(
-    "and or not in between like contains is missing present segment team tag otherwise true false".split()
+    "and or not in between like contains is missing present segment team tag task within otherwise true false".split()
 )
 
 END = "$END"  # lark's name for the end of the input
@@ -20,7 +20,7 @@ _SYMBOLS = {
     "ARROW": "->", "LE": "<=", "GE": ">=", "NE": "!=", "LT": "<", "GT": ">", "EQ": "=",
     "COLON": ":", "COMMA": ",", "LPAR": "(", "RPAR": ")",
 }
-ACTION_WORDS = {"TEAM": "a team name", "TAG": "a tag name", "SEGMENT": "a segment name"}
+ACTION_WORDS = {"TEAM": "a team name", "TAG": "a tag name", "SEGMENT": "a segment name", "TASK": "a task kind"}
 
 
 def _short(token: Token) -> str:
@@ -68,7 +68,7 @@ def _expected(choices: set[str]) -> str:
         if kind in choices and not covered:
             parts.append(words)
     if {"TEAM", "TAG"} <= choices:
-        parts.append("an action (`team`, `tag` or `segment` and a name)")
+        parts.append("an action (`team`, `tag`, `segment` or `task` and a name)")
     if not parts and "WORD" in choices:
         parts.append("a name")
     if not parts:
@@ -90,7 +90,7 @@ def syntax_message(choices: set[str], found: Token | None, previous: Token | Non
             hint = "write `is present` for `is not missing`, `is missing` for `is not present`"
     elif previous is not None and previous.type == "ARROW":
         what, after = "an action", " after `->`"
-        hint = "actions are `team NAME`, `tag NAME` or `segment NAME`, separated by commas"
+        hint = "actions are `team NAME`, `tag NAME`, `segment NAME` or `task KIND [within N days]`, separated by commas"
     else:
         what = _expected(choices)
         after = f" after `{_short(previous)}`" if previous is not None else ""

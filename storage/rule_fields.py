@@ -124,6 +124,7 @@ class DatabaseOutcome(NamedTuple):
     rule: str | None
     segments: frozenset[str]
     tags: frozenset[str]
+    tasks: frozenset[str] = frozenset()
 
 
 async def evaluate_in_database(
@@ -132,17 +133,19 @@ async def evaluate_in_database(
     as_of: datetime,
     customer_ids: Collection[int] | None = None,
 ) -> dict[int, DatabaseOutcome]:
-    """Team, deciding rule, segments and tags of every (or each given) customer, in one SELECT."""
+    """Team, deciding rule, segments, tags and task kinds of every (or each given) customer, in one SELECT."""
     fields = CustomerFields()
     compiled = rules if isinstance(rules, SqlRuleset) else compile_ruleset(rules, fields, as_of=as_of)
     segment_keys = list(compiled.segments)
     tag_keys = list(compiled.tags)
+    task_keys = list(compiled.tasks)
     statement = select(
         fields.customers.c.id,
         compiled.team.label("team"),
         compiled.rule.label("rule"),
         *[compiled.segments[key].label(f"segment_{index}") for index, key in enumerate(segment_keys)],
         *[compiled.tags[key].label(f"tag_{index}") for index, key in enumerate(tag_keys)],
+        *[compiled.tasks[key].label(f"task_{index}") for index, key in enumerate(task_keys)],
     )
     if customer_ids is None:
         statements = [statement]
@@ -154,6 +157,7 @@ async def evaluate_in_database(
     outcomes: dict[int, DatabaseOutcome] = {}
     first_segment = 3
     first_tag = first_segment + len(segment_keys)
+    first_task = first_tag + len(tag_keys)
     for chunk_statement in statements:
         for row in await session.execute(chunk_statement):
             outcomes[row[0]] = DatabaseOutcome(
@@ -161,6 +165,7 @@ async def evaluate_in_database(
                 rule=row[2],
                 segments=frozenset(key for index, key in enumerate(segment_keys) if row[first_segment + index]),
                 tags=frozenset(key for index, key in enumerate(tag_keys) if row[first_tag + index]),
+                tasks=frozenset(key for index, key in enumerate(task_keys) if row[first_task + index]),
             )
     return outcomes
 

@@ -103,7 +103,7 @@ class _Plan:
 
 
 def _decide(rules: CompiledRulesetVersion, values: Mapping[str, Any], now: datetime) -> _Plan:
-    team_key, rule, segments, tags = rules.rules.decide(values, now)
+    team_key, rule, segments, tags, tasks = rules.rules.decide(values, now)
     return _Plan(rules, team_key, rule, tuple(segments), tuple(tags))
 
 

@@ -128,7 +128,7 @@ async def decide(
     for customer_id in customer_ids:
         if customer_id not in values:
             continue
-        team, rule, segments, tags = rules.rules.decide(values[customer_id], as_of)
+        team, rule, segments, tags, tasks = rules.rules.decide(values[customer_id], as_of)
         decisions.append(RoutingDecision(customer_id, rows[customer_id], team, rule, segments, tags))
     # Segments joined are among the rules' outputs, segments left among the stored memberships.
     segment_keys = {key for d in decisions for key in d.segments}

@@ -80,7 +80,16 @@ def _extend(children: st.SearchStrategy[Condition]) -> st.SearchStrategy[Conditi
 
 conditions = st.recursive(predicates, _extend, max_leaves=8)
 targets = st.one_of(bare_words, texts)
-actions = st.builds(Action, st.sampled_from(["team", "tag", "segment"]), targets)
+
+@st.composite
+def task_actions(draw: st.DrawFn) -> Action:
+    """`task KIND [within N days]`: the unit word is the formatter's (`day` for 1, else `days`)."""
+    within = draw(st.one_of(st.none(), numbers()))
+    unit = None if within is None else ("day" if within.value == 1 else "days")
+    return Action("task", draw(targets), within=within, unit=unit)
+
+
+actions = st.one_of(st.builds(Action, st.sampled_from(["team", "tag", "segment"]), targets), task_actions())
 statements: st.SearchStrategy[Statement] = st.one_of(
     st.builds(SegmentDef, bare_words, conditions),
     st.builds(

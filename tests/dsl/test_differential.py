@@ -255,6 +255,11 @@ def _rule_file(data: st.DataObject, as_of: datetime) -> list[Statement]:
                     for _ in range(draw(st.integers(0 if actions else 1, 2)))]
         if draw(st.booleans()):
             actions.append(Action("segment", draw(st.sampled_from([*segments, "watch"]))))
+        if draw(st.integers(0, 2)) == 0:
+            days = draw(st.sampled_from([None, 1, 3]))
+            within = None if days is None else Value("number", float(days), str(days))
+            actions.append(Action("task", draw(st.sampled_from(["call_back", "visit"])), within=within,
+                                  unit=None if days is None else ("day" if days == 1 else "days")))
         label = f"r{index}" if draw(st.booleans()) else None
         statements.append(Rule(_condition(data, as_of, segments), tuple(actions), label))
     if draw(st.booleans()):
@@ -290,7 +295,8 @@ async def test_sql_and_python_agree_for_every_customer(session: AsyncSession, da
     for person in people:
         expected = ruleset.evaluate(evaluator_mapping(person), as_of)
         actual = in_database[ids[person.code]]
-        assert (actual.team, actual.rule, actual.segments, actual.tags) == (
-            expected.team, expected.rule, frozenset(expected.segments), frozenset(expected.tags)
+        assert (actual.team, actual.rule, actual.segments, actual.tags, actual.tasks) == (
+            expected.team, expected.rule, frozenset(expected.segments), frozenset(expected.tags),
+            frozenset(task.kind for task in expected.tasks),
         ), f"customer {person}\nrules:\n{source}"
 

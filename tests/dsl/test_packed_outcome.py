@@ -37,7 +37,7 @@ customers = Customer.__table__
 
 async def decoded(
     session: AsyncSession, packed: PackedOutcome
-) -> dict[int, tuple[str | None, str | None, frozenset[str], frozenset[str], int]]:
+) -> dict[int, tuple[Any, ...]]:
     """Per customer id: team, rule, segments, tags and the extra value, decoded from the codes."""
     rows = await session.execute(select(customers.c.id, *packed.codes))
     outcomes = {}
@@ -50,6 +50,12 @@ async def decoded(
             frozenset(key for key, position in packed.segments.items() if packed.has(codes, position)),
             frozenset(key for key, position in packed.tags.items() if packed.has(codes, position)),
             packed.extra(codes[0]),
+            # Per task kind, the first of its actions whose bit is set (rule and due days).
+            frozenset(
+                next(task for task, position in actions if packed.has(codes, position))
+                for actions in packed.tasks.values()
+                if any(packed.has(codes, position) for _, position in actions)
+            ),
         )
     return outcomes
 
@@ -84,9 +90,9 @@ async def test_decoded_codes_agree_with_the_python_evaluator(
     ruleset = Ruleset(rule_file)
     for person in people:
         expected = ruleset.evaluate(evaluator_mapping(person), as_of)
-        team, rule, segments, tags, extra = outcomes[ids[person.code]]
-        assert (team, rule, segments, tags) == (
-            expected.team, expected.rule, frozenset(expected.segments), frozenset(expected.tags)
+        team, rule, segments, tags, extra, tasks = outcomes[ids[person.code]]
+        assert (team, rule, segments, tags, tasks) == (
+            expected.team, expected.rule, frozenset(expected.segments), frozenset(expected.tags), frozenset(expected.tasks)
         ), f"customer {person}\nrules:\n{source}"
         assert extra == (0 if rule is None else len(rule) % 4)
 

@@ -710,7 +710,7 @@ async def test_the_docs_example_from_source_text(session: AsyncSession) -> None:
         Person("recent", {"open_complaints": 1, "last_purchase_at": AS_OF - timedelta(days=180)}),
         Person("small-east", {"size": "small", "region": "华东"}),
     ])
-    outcome = {code: (await evaluate_in_database(session, rule_file, AS_OF))[customer_id]
+    outcome = {code: (await evaluate_in_database(session, rule_file, AS_OF))[customer_id][:4]
                for code, customer_id in ids.items()}
     assert outcome == {
         # finance matches too: it does not decide the team, but its tag is additive.
