@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.base import get_object_definition
 
 from segmenta.schema.assignment import AssignmentMutation, AssignmentQuery
+from segmenta.schema.documents import CachedDocuments, PersistedQueries
 from segmenta.schema.errors import ErrorCodes, is_unexpected, logger
 from segmenta.schema.limits import MaxQueryBytes, OperationLimits, token_limiter
 from segmenta.schema.me import MeQuery
@@ -63,11 +64,16 @@ schema = SegmentaSchema(
         # Order matters: authentication first (nothing else runs for an anonymous call), then the
         # cheap size checks before parsing, then the limits that need the parsed document: one
         # linear pass (schema/limits.py) that refuses an over-limit operation before validation.
+        # A persisted query's text is found (or checked against its hash) right after authentication,
+        # so every later check sees it; a known document skips parsing and validation, never the
+        # limits (schema/documents.py).
         Authentication,
+        PersistedQueries,
         MaxQueryBytes,
         ErrorCodes,
         token_limiter,
         OperationLimits,
+        CachedDocuments,
         StorableTextArguments,
         ResponseWarnings,
     ],

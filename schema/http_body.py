@@ -6,7 +6,7 @@ Strawberry sees it, so every bad body is a 4xx answer with a JSON error and a co
   Content-Length said (or without one, chunked): never more than the limit is held.
 - The body must be UTF-8 JSON, an object, nested at most SEGMENTA_MAX_VARIABLES_DEPTH + 1 levels
   (measured before parsing, so a body of 100,000 `[` is one linear scan, not a deep recursion),
-  with `query` a string, `variables` and `extensions` objects (or null), `operationName` a string
+  with `query` a string (or absent, with `extensions.persistedQuery`), `variables` and `extensions` objects (or null), `operationName` a string
   (or null), and at most SEGMENTA_MAX_VARIABLE_VALUES values in `variables`.
 """
 
@@ -114,11 +114,13 @@ def check_request(body: bytes, limits: RequestLimits) -> dict[str, Any]:
         raise _bad(f"the request body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
     if not isinstance(request, dict):
         raise _bad(f'the request body must be a JSON object such as {{"query": "…", "variables": {{}}}}, not {_kind(request)}')
-    if not isinstance(request.get("query"), str):
-        raise _bad(f"`query` must be a string holding the GraphQL document, not {_kind(request.get('query'))}")
     for name in ("variables", "extensions"):
         if not isinstance(request.get(name), dict | None):
             raise _bad(f"`{name}` must be a JSON object or null, not {_kind(request[name])}")
+    # A persisted query (schema/documents.py) may come as its hash alone.
+    persisted = "persistedQuery" in (request.get("extensions") or {})
+    if not isinstance(request.get("query"), str) and not (persisted and request.get("query") is None):
+        raise _bad(f"`query` must be a string holding the GraphQL document, not {_kind(request.get('query'))}")
     if not isinstance(request.get("operationName"), str | None):
         raise _bad(f"`operationName` must be a string or null, not {_kind(request['operationName'])}")
     values = count_values(request.get("variables") or {})
