@@ -28,7 +28,7 @@ from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
-from segmenta.domain.access.tokens import Principal, authenticate
+from segmenta.domain.access.tokens import Principal, authenticate, cache_seconds, principals
 from segmenta.domain.errors import TimedOut
 from segmenta.domain.routing.run_tasks import RunLauncher, wait_from_environment
 from segmenta.domain.routing.scheduler import scheduler_from_environment
@@ -87,6 +87,7 @@ class SegmentaGraphQL(GraphQL[Context, None]):
         self.sessions = sessions
         self.runs = runs
         self.limits = request_limits()
+        principals.ttl = cache_seconds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope.setdefault("state", {})
@@ -135,13 +136,7 @@ class SegmentaGraphQL(GraphQL[Context, None]):
     async def authenticate_first(self, headers: Headers) -> Principal:
         """The caller of a POST, or RequestRefused (401) before a byte of its body is read."""
         token = bearer_token(headers)
-        principal = None
-        if token is not None:
-            async with self.sessions() as session:
-                try:
-                    principal = await authenticate(session, token)
-                finally:
-                    await session.commit()
+        principal = await self.principal_of(token) if token is not None else None
         if principal is not None:
             return principal
         raise RequestRefused(
@@ -150,6 +145,20 @@ class SegmentaGraphQL(GraphQL[Context, None]):
             f"{AUTHENTICATION_REQUIRED} ({authentication_problem(headers, token)})",
             {"WWW-Authenticate": 'Bearer realm="segmenta"'},
         )
+
+    async def principal_of(self, token: str) -> Principal | None:
+        """The token's principal from this process's cache (SEGMENTA_TOKEN_CACHE seconds), else from
+        its row, read in a short transaction of its own (which may note the token's last use)."""
+        principal = principals.lookup(token)
+        if principal is None:
+            async with self.sessions() as session:
+                try:
+                    principal = await authenticate(session, token)
+                finally:
+                    await session.commit()
+            if principal is not None:
+                principals.store(token, principal)
+        return principal
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         """The operation, or a TIMEOUT error when it runs past SEGMENTA_REQUEST_TIMEOUT: it is
@@ -187,11 +196,7 @@ class SegmentaGraphQL(GraphQL[Context, None]):
             return context
         token = bearer_token(request.headers)
         if token is not None:
-            try:
-                context.principal = await authenticate(session, token)
-            finally:
-                # Close the read transaction of the lookup; each mutation runs in a transaction of its own.
-                await session.commit()
+            context.principal = await self.principal_of(token)
         if context.principal is None:
             context.auth_problem = authentication_problem(request.headers, token)
         return context

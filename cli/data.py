@@ -361,7 +361,7 @@ async def run_revoke_token(url: str | None, token_id: int) -> TokenInfo:
 @click.argument("token_id", metavar="ID", type=int)
 @database_url_option
 def token_revoke(token_id: int, url: str | None) -> None:
-    """Revoke the token with this ID (from `segmenta token list`): it stops working at once."""
+    """Revoke the token with this ID (from `segmenta token list`): running servers refuse it within SEGMENTA_TOKEN_CACHE seconds."""
     try:
         revoked = asyncio.run(run_revoke_token(url, token_id))
     except UserError as error:

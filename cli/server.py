@@ -22,7 +22,7 @@ from segmenta.cli.data import (
     step_progress,
 )
 from segmenta.cli.log_redaction import log_config
-from segmenta.domain.access.tokens import create_token, recheck_interval
+from segmenta.domain.access.tokens import cache_seconds, create_token, recheck_interval
 from segmenta.domain.errors import UserError
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.domain.routing.run_plan import RunProgress
@@ -61,6 +61,7 @@ def run_server(url: str, host: str, port: int) -> None:
     try:
         wait_from_environment()  # a bad setting stops here with its name, not in a traceback
         recheck_interval()
+        cache_seconds()
         busy_timeout_from_environment()
         grace_from_environment()
         check_guard_settings()

@@ -11,8 +11,10 @@ functions take the acting role and refuse every other.  The command line acts as
 ``OPERATOR``: whoever holds the database URL already holds every token's row.
 No function here ever returns a secret or a hash except ``issue_token``, once.
 
-Setting: ``SEGMENTA_TOKEN_RECHECK`` — seconds between two checks that a long-lived
-connection's token (a websocket) is still valid while it delivers subscription events.
+Settings: ``SEGMENTA_TOKEN_RECHECK`` — seconds between two checks that a long-lived
+connection's token (a websocket) is still valid while it delivers subscription events;
+``SEGMENTA_TOKEN_CACHE`` — seconds a server process may answer a token from `principals`
+(`PrincipalCache`) without reading its row again.  ``authenticate`` itself always reads the row.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -64,6 +66,12 @@ RECHECK_SETTING = "SEGMENTA_TOKEN_RECHECK"
 DEFAULT_RECHECK = 5.0
 MAX_RECHECK = 3600.0
 
+CACHE_SETTING = "SEGMENTA_TOKEN_CACHE"
+DEFAULT_CACHE_SECONDS = 5.0
+MAX_CACHE_SECONDS = 60.0
+# Far more tokens than a deployment uses at once; past it the oldest entries go.
+MAX_CACHED_TOKENS = 10_000
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -73,6 +81,8 @@ class Principal:
     role: str
     employee_id: int | None
     checked_at: float = field(default=0.0, compare=False)
+    # The token's expiry (naive UTC), so a cached principal never outlives it.
+    expires_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -270,6 +280,8 @@ async def revoke_token(session: AsyncSession, acting_role: str | None, token_id:
         )
     token.revoked_at = utcnow()
     await session.flush()
+    # This process stops answering the token from its cache at once (others within SEGMENTA_TOKEN_CACHE).
+    principals.forget(token.id)
     return _info(token, email)
 
 
@@ -295,7 +307,10 @@ async def _principal(session: AsyncSession, which: ColumnElement[bool]) -> Princ
     now = utcnow()
     row = (
         await session.execute(
-            select(ApiToken.id, ApiToken.role, ApiToken.employee_id, Employee.active, ApiToken.last_used_at)
+            select(
+                ApiToken.id, ApiToken.role, ApiToken.employee_id, Employee.active, ApiToken.last_used_at,
+                ApiToken.expires_at,
+            )
             .outerjoin(Employee, Employee.id == ApiToken.employee_id)
             .where(which, *_valid_now(now))
         )
@@ -306,7 +321,10 @@ async def _principal(session: AsyncSession, which: ColumnElement[bool]) -> Princ
         return None
     if _last_use_is_stale(row.id, row.last_used_at, now):
         await _note_use(session, row.id, now)
-    return Principal(token_id=row.id, role=row.role, employee_id=row.employee_id, checked_at=time.monotonic())
+    return Principal(
+        token_id=row.id, role=row.role, employee_id=row.employee_id, checked_at=time.monotonic(),
+        expires_at=row.expires_at,
+    )
 
 
 def _last_use_is_stale(token_id: int, last_used_at: datetime | None, now: datetime) -> bool:
@@ -345,3 +363,101 @@ async def _note_use(session: AsyncSession, token_id: int, now: datetime) -> None
 def recheck_interval(environ: Mapping[str, str] | None = None) -> float:
     """Seconds between two checks of a websocket's token while events flow (SEGMENTA_TOKEN_RECHECK)."""
     return number_setting(RECHECK_SETTING, DEFAULT_RECHECK, minimum=0, maximum=MAX_RECHECK, environ=environ)
+
+
+def cache_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a server process answers a token from its cache (SEGMENTA_TOKEN_CACHE; 0: never)."""
+    return number_setting(CACHE_SETTING, DEFAULT_CACHE_SECONDS, minimum=0, maximum=MAX_CACHE_SECONDS, environ=environ)
+
+
+class PrincipalCache:
+    """The principals of tokens found valid in the last `ttl` seconds, by token hash, per process.
+
+    A hit costs no statement.  What a hit may miss is bounded by `ttl`: a token revoked, expired or
+    whose agent was deactivated by another process (or by the command line) still authenticates
+    here for at most `ttl` seconds; `forget` (called by `revoke_token` and when an employee is
+    deactivated) ends it in this process at once, and keeps the token out of the cache for `ttl`
+    seconds, so a lookup that read the row just before the revocation committed cannot put it
+    back.  An entry never outlives the token's expiry.  Failures are never cached: an unknown
+    token reads the database every time, as it would without the cache.
+    The last use (`lastUsedAt`) is still written to the minute: a miss, at least every `ttl`
+    seconds per token and process, checks and writes it as before."""
+
+    def __init__(self, ttl: float = DEFAULT_CACHE_SECONDS, max_entries: int = MAX_CACHED_TOKENS) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        # token hash -> (principal, time.monotonic() until which it may be answered)
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        # token id / employee id -> time.monotonic() when it was forgotten
+        self._forgotten_tokens: dict[int, float] = {}
+        self._forgotten_employees: dict[int, float] = {}
+
+    def lookup(self, token: object) -> Principal | None:
+        key = _cache_key(token)
+        entry = self._entries.get(key) if key is not None else None
+        if entry is None:
+            return None
+        principal, until = entry
+        if time.monotonic() >= until:
+            del self._entries[key]  # type: ignore[arg-type]
+            return None
+        return principal
+
+    def store(self, token: object, principal: Principal) -> None:
+        key = _cache_key(token)
+        if key is None or self.ttl <= 0:
+            return
+        now = time.monotonic()
+        if self._recently(self._forgotten_tokens, principal.token_id, now) or (
+            principal.employee_id is not None and self._recently(self._forgotten_employees, principal.employee_id, now)
+        ):
+            return
+        until = now + self.ttl
+        if principal.expires_at is not None:
+            until = min(until, now + (principal.expires_at - utcnow()).total_seconds())
+        if until <= now:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[key] = (principal, until)
+
+    def forget(self, token_id: int) -> None:
+        """Stop answering this token from the cache (it was just revoked)."""
+        self._forgotten_tokens[token_id] = time.monotonic()
+        self._drop(lambda principal: principal.token_id == token_id)
+
+    def forget_employee(self, employee_id: int) -> None:
+        """Stop answering the tokens bound to this employee from the cache (they were just deactivated)."""
+        self._forgotten_employees[employee_id] = time.monotonic()
+        self._drop(lambda principal: principal.employee_id == employee_id)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._forgotten_tokens.clear()
+        self._forgotten_employees.clear()
+
+    def _drop(self, which: Callable[[Principal], bool]) -> None:
+        for key in [key for key, (principal, _) in self._entries.items() if which(principal)]:
+            del self._entries[key]
+
+    def _recently(self, forgotten: dict[int, float], key: int, now: float) -> bool:
+        at = forgotten.get(key)
+        if at is None:
+            return False
+        if now - at < self.ttl:
+            return True
+        del forgotten[key]
+        return False
+
+
+def _cache_key(token: object) -> str | None:
+    if not isinstance(token, str):
+        return None
+    candidate = token.strip()
+    if not candidate.startswith(TOKEN_PREFIX) or len(candidate) > _MAX_TOKEN_LENGTH:
+        return None
+    return hash_token(candidate)
+
+
+# This process's cache; server.py sets its `ttl` from SEGMENTA_TOKEN_CACHE when it builds the app.
+principals = PrincipalCache()

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain import validation as v
+from segmenta.domain.access.tokens import principals
 from segmenta.domain.errors import Conflict, NotFound, UserError
 from segmenta.domain.staff.vocabulary import EMPLOYEE_LEVELS, TEAM_KINDS, TEAM_ROLES, TEAM_STRATEGIES
 from segmenta.storage.models import Customer, Employee, Team, TeamMember
@@ -98,6 +99,9 @@ async def update_employee(session: AsyncSession, employee_id: int, patch: Mappin
     for field, value in values.items():
         setattr(employee, field, value)
     await v.flush_or_conflict(session, "email", f"an employee with email {employee.email!r} already exists")
+    if values.get("active") is False:
+        # An agent's token stops authenticating in this process at once (domain/access/tokens.py).
+        principals.forget_employee(employee.id)
     return employee
 
 

@@ -17,14 +17,17 @@ from segmenta.domain.access.tokens import (
     OPERATOR,
     ROLES,
     Principal,
+    PrincipalCache,
     TokenInfo,
     authenticate,
+    cache_seconds,
     create_token,
     expiry,
     hash_token,
     issue_token,
     list_tokens,
     parse_duration,
+    principals,
     recheck,
     recheck_interval,
     revoke_token,
@@ -308,3 +311,107 @@ async def test_a_busy_database_never_fails_authentication(
     await session.commit()
     row = await session.scalar(select(ApiToken))
     assert row is not None and row.last_used_at is None
+
+
+# -- the per-process principal cache (SEGMENTA_TOKEN_CACHE) -------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 5.0), ("", 5.0), ("0", 0.0), ("1.5", 1.5), ("60", 60.0)])
+def test_token_cache_setting(raw: str | None, expected: float) -> None:
+    assert cache_seconds({} if raw is None else {"SEGMENTA_TOKEN_CACHE": raw}) == expected
+
+
+@pytest.mark.parametrize("raw", ["-1", "soon", "nan", "61"])
+def test_bad_token_cache_setting_names_it(raw: str) -> None:
+    with pytest.raises(UserError) as raised:
+        cache_seconds({"SEGMENTA_TOKEN_CACHE": raw})
+    assert "SEGMENTA_TOKEN_CACHE" in raised.value.message
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    from segmenta.domain.access import tokens as tokens_module
+
+    clock = Clock()
+    monkeypatch.setattr(tokens_module.time, "monotonic", clock)
+    return clock
+
+
+TOKEN = "sgm_" + "a" * 43
+
+
+def test_a_cached_principal_lives_at_most_the_ttl(clock: Clock) -> None:
+    cache = PrincipalCache(ttl=5)
+    principal = Principal(token_id=1, role="viewer", employee_id=None)
+    cache.store(TOKEN, principal)
+    assert cache.lookup(TOKEN) == principal and cache.lookup(f" {TOKEN} ") == principal
+    clock.now += 4.9
+    assert cache.lookup(TOKEN) == principal
+    clock.now += 0.2
+    assert cache.lookup(TOKEN) is None
+    for bad in (None, 42, "", "sgm_other", "x" * 5000):
+        assert cache.lookup(bad) is None
+
+
+def test_a_cached_principal_never_outlives_its_token(clock: Clock) -> None:
+    cache = PrincipalCache(ttl=5)
+    cache.store(TOKEN, Principal(token_id=1, role="viewer", employee_id=None, expires_at=utcnow() + timedelta(seconds=1)))
+    assert cache.lookup(TOKEN) is not None
+    clock.now += 1.5
+    assert cache.lookup(TOKEN) is None
+    cache.store(TOKEN, Principal(token_id=1, role="viewer", employee_id=None, expires_at=utcnow() - timedelta(seconds=1)))
+    assert cache.lookup(TOKEN) is None
+
+
+def test_forgetting_a_token_or_an_employee_is_immediate_and_keeps_it_out_for_the_ttl(clock: Clock) -> None:
+    cache = PrincipalCache(ttl=5)
+    viewer = Principal(token_id=1, role="viewer", employee_id=None)
+    agent = Principal(token_id=2, role="agent", employee_id=7)
+    cache.store(TOKEN, viewer)
+    cache.store(TOKEN + "b", agent)
+    cache.forget(1)
+    cache.forget_employee(7)
+    assert cache.lookup(TOKEN) is None and cache.lookup(TOKEN + "b") is None
+    # A lookup that read the row just before the revocation committed cannot put it back.
+    cache.store(TOKEN, viewer)
+    cache.store(TOKEN + "b", agent)
+    assert cache.lookup(TOKEN) is None and cache.lookup(TOKEN + "b") is None
+    clock.now += 6
+    cache.store(TOKEN, viewer)
+    assert cache.lookup(TOKEN) == viewer
+
+
+def test_the_cache_is_bounded_and_off_at_zero(clock: Clock) -> None:
+    cache = PrincipalCache(ttl=5, max_entries=3)
+    for index in range(10):
+        cache.store(f"{TOKEN}{index}", Principal(token_id=index, role="viewer", employee_id=None))
+    assert [cache.lookup(f"{TOKEN}{index}") is not None for index in range(10)] == [False] * 7 + [True] * 3
+    off = PrincipalCache(ttl=0)
+    off.store(TOKEN, Principal(token_id=1, role="viewer", employee_id=None))
+    assert off.lookup(TOKEN) is None
+
+
+async def test_revoking_and_deactivating_clear_this_process_cache(session: AsyncSession) -> None:
+    employee = await create_employee(session, {"name": "Agent", "email": "cached@example.com"})
+    agent_token = await create_token(session, "agent", employee_email="cached@example.com")
+    viewer_token = await create_token(session, "viewer")
+    for token in (agent_token, viewer_token):
+        found = await authenticate(session, token)
+        assert found is not None
+        principals.store(token, found)
+    try:
+        viewer = principals.lookup(viewer_token)
+        assert viewer is not None and principals.lookup(agent_token) is not None
+        await revoke_token(session, OPERATOR, viewer.token_id)
+        await update_employee(session, employee.id, {"active": False})
+        assert principals.lookup(viewer_token) is None and principals.lookup(agent_token) is None
+    finally:
+        principals.clear()

@@ -1,10 +1,13 @@
 """The request path of a real `segmenta serve` process: automatic persisted queries over HTTP POST
-and GET (schema/documents.py)."""
+and GET (schema/documents.py); the per-process token cache against a revocation by another process
+(domain/access/tokens.py, SEGMENTA_TOKEN_CACHE)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,14 +17,19 @@ from typing import Any
 
 import pytest
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, segmenta
 
 STATS = "query Stats { stats { customerCount } }"
+CACHE_SECONDS = 1.0
+CREATE_TOKEN = """mutation { createApiToken(input: {role: VIEWER, label: "cached"}) { secret apiToken { id } } }"""
+REVOKE = "mutation($id: ID!) { revokeApiToken(id: $id) { userErrors { code } } }"
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer.start(tmp_path_factory.mktemp("request-path-live"), customers=12)
+    server = LiveServer.start(
+        tmp_path_factory.mktemp("request-path-live"), customers=12, env={"SEGMENTA_TOKEN_CACHE": str(CACHE_SECONDS)}
+    )
     yield server
     server.stop()
 
@@ -79,3 +87,33 @@ def test_a_mismatched_hash_over_post_runs_nothing(live: LiveServer) -> None:
     assert body["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_HASH_MISMATCH"
     status, body = live.query('{ customerByCode(code: "APQ-1") { code } }')
     assert body == {"data": {"customerByCode": None}}
+
+
+def new_token(live: LiveServer) -> tuple[str, str]:
+    status, body = live.query(CREATE_TOKEN)
+    assert status == 200, body
+    created = body["data"]["createApiToken"]
+    return created["secret"], created["apiToken"]["id"]
+
+
+def test_a_token_revoked_by_another_process_stops_within_the_cache_time(live: LiveServer) -> None:
+    secret, token_id = new_token(live)
+    assert live.post({"query": STATS}, token=secret)[0] == 200  # now cached by the server
+    key = base64.b64decode(token_id).decode().partition(":")[2]
+    segmenta("token", "revoke", key, "--database-url", live.database_url)
+    revoked_at = time.monotonic()
+    while live.post({"query": STATS}, token=secret)[0] == 200:
+        assert time.monotonic() - revoked_at < CACHE_SECONDS + 5, "the revoked token still works"
+        time.sleep(0.05)
+    # Refused from then on, never answered from the cache again.
+    for _ in range(3):
+        status, body = live.post({"query": STATS}, token=secret)
+        assert status == 401 and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_a_token_revoked_through_the_same_process_stops_at_once(live: LiveServer) -> None:
+    secret, token_id = new_token(live)
+    assert live.post({"query": STATS}, token=secret)[0] == 200
+    status, body = live.query(REVOKE, {"id": token_id})
+    assert body["data"]["revokeApiToken"]["userErrors"] == []
+    assert live.post({"query": STATS}, token=secret)[0] == 401

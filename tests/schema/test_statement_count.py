@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from segmenta.domain.access.tokens import principals
 from segmenta.storage.engine import session_factory
 from tests.schema.helpers import Api, build_world
 
@@ -36,8 +37,12 @@ query Page($first: Int!) {
 
 
 @contextmanager
-def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+def counted_statements(engine: AsyncEngine, *, tokens_cached: bool = False) -> Iterator[list[str]]:
+    """The statements run on `engine` in the block.  Unless `tokens_cached`, this process's token
+    cache is emptied first, so a request's count includes reading its token (as its first one would)."""
     statements: list[str] = []
+    if not tokens_cached:
+        principals.clear()
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
