@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +31,7 @@ from strawberry.types.unset import UnsetType
 
 from segmenta.domain.access.tokens import Principal, authenticate, cache_seconds, principals
 from segmenta.domain.errors import TimedOut
+from segmenta.domain.event_relay import EventRelay
 from segmenta.domain.routing.run_tasks import RunLauncher, wait_from_environment
 from segmenta.domain.routing.scheduler import scheduler_from_environment
 from segmenta.schema import schema
@@ -41,7 +43,7 @@ from segmenta.schema.http_body import BAD_REQUEST, ClientGone, RequestRefused, c
 from segmenta.schema.limits import request_limits
 from segmenta.schema.loaders import Loaders
 from segmenta.schema.permissions import AUTHENTICATION_REQUIRED, TOKEN_NO_LONGER_VALID
-from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.engine import create_engine, is_private_memory, session_factory
 from segmenta.storage.guard import limit_statements, statement_timeout_from_environment
 from segmenta.storage.migrate import upgrade
 from segmenta.workbench.routes import routes as workbench_routes
@@ -240,7 +242,8 @@ async def health(request: Request) -> Response:
             await connection.execute(text("SELECT 1"))
     except Exception as error:  # noqa: BLE001 - any failure means "not healthy"
         return JSONResponse({"status": "error", "database": type(error).__name__}, status_code=503)
-    return JSONResponse({"status": "ok", "database": engine.dialect.name})
+    # Which process answered: with `segmenta serve --workers N` each connection is served by one of N.
+    return JSONResponse({"status": "ok", "database": engine.dialect.name, "process": os.getpid()})
 
 
 def create_app(
@@ -249,14 +252,19 @@ def create_app(
     engine: AsyncEngine | None = None,
     schedule: bool = True,
     run_wait: float | None = None,
+    migrate: bool = True,
+    relay_events: bool | None = None,
 ) -> Starlette:
     """The app over `engine` (left as it is), or over a new engine for `database_url` (default
-    SEGMENTA_DATABASE_URL), which is migrated at startup and disposed at shutdown.  With
+    SEGMENTA_DATABASE_URL), which is migrated at startup (unless `migrate` is false: the caller did it)
+    and disposed at shutdown.  With
     `schedule`, the lifespan also runs the scheduled apply (domain/routing/scheduler.py) unless
     SEGMENTA_SCHEDULE_INTERVAL is off.  Preview and apply runs execute in background tasks;
     the API waits up to `run_wait` seconds (default SEGMENTA_RUN_WAIT) before returning a
     run that is still running (domain/routing/run_tasks.py).  Every request is bounded by the limits of
-    schema/limits.py (SEGMENTA_ settings, read once per process)."""
+    schema/limits.py (SEGMENTA_ settings, read once per process).  With `relay_events` (default:
+    when the app owns its engine, as a served app does) subscribers also get the events of the other
+    processes on the database (domain/event_relay.py; never for a private in-memory SQLite)."""
     owns_engine = engine is None
     active_engine = engine if engine is not None else create_engine(database_url)
     launcher = RunLauncher(
@@ -266,11 +274,18 @@ def create_app(
     request_engine = limit_statements(active_engine, statement_timeout_from_environment())
     graphql = SegmentaGraphQL(session_factory(request_engine), launcher)
 
+    relay = EventRelay(active_engine) if (owns_engine if relay_events is None else relay_events) else None
+    if relay is not None and is_private_memory(active_engine.url):
+        relay = None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if owns_engine:
+        if owns_engine and migrate:
             # `uvicorn segmenta.server:app` on a new database just works: create or upgrade the schema first.
             await upgrade(active_engine)
+        if relay is not None:
+            # First: the sweep below may already publish, and the other processes must hear it.
+            await relay.start()
         # Scheduled re-application of the active ruleset (SEGMENTA_SCHEDULE_INTERVAL; "off" disables it).
         scheduler = scheduler_from_environment(session_factory(active_engine)) if schedule else None
         if scheduler is not None:
@@ -280,6 +295,8 @@ def create_app(
         if scheduler is not None:
             await scheduler.stop()
         await launcher.shutdown()
+        if relay is not None:
+            await relay.stop()  # last: the runs the shutdown interrupted are announced
         if owns_engine:
             await active_engine.dispose()
 
@@ -300,4 +317,17 @@ def create_app(
     return app
 
 
-app = create_app()
+def worker_app() -> Starlette:
+    """The app of one `segmenta serve --workers N` process: SEGMENTA_DATABASE_URL, already migrated
+    by the parent (cli/workers.py), so N processes never upgrade the schema at once."""
+    return create_app(migrate=False)
+
+
+def __getattr__(name: str) -> Starlette:
+    # `app` is built on first use, for `uvicorn segmenta.server:app`: importing this module for
+    # create_app or worker_app (tests, the CLI, each worker) opens no engine it would not use.
+    if name == "app":
+        built = create_app()
+        globals()["app"] = built
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

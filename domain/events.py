@@ -15,19 +15,24 @@ Two topics on the module-level ``hub``:
   Python; its changes are announced by the run's final progress event, and
   readers take the rows from the database (schema/subscriptions.py does).
 
-Every subscriber has a bounded queue; a slow consumer loses its OLDEST events
-(and ``dropped`` counts them) rather than slowing the publisher or growing memory.
+Every subscriber has a bounded queue.  A subscriber that falls behind (its queue is full when
+an event comes) is not slowed down to, nor silently skipped: it is marked lost, its queue is
+emptied, and its next ``get`` raises :class:`EventsLost` (code ``EVENTS_LOST``).  The same
+happens to every subscriber of the process when the transport between processes may have missed
+events (``EventHub.lose_all``).  The subscription then ends with that error; the client
+re-subscribes and re-reads what it shows from the database, which stays the record.
 
-The hub is per process: with several server processes each sees only the events
-of its own process.  A client that must not miss a run's end polls
-``evaluationRun(id)``; the subscription is a convenience, not the record.
+Between processes (several workers, several servers): every event published here is also handed
+to ``hub.forward`` when a relay is running (domain/event_relay.py), which sends it to the other
+processes; what they send arrives through ``EventHub.deliver`` and reaches local subscribers
+only (never forwarded again).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -36,12 +41,29 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
+from segmenta.domain.errors import Unavailable
+
 # Events a subscriber may have waiting before the oldest are dropped.
 QUEUE_SIZE = 1000
 
 _OUTBOX_KEY = "segmenta_assignment_outbox"
 
 Event = TypeVar("Event")
+
+FELL_BEHIND = "this subscription fell behind: more events came than it could take in time"
+
+
+class EventsLost(Unavailable):
+    """Some events never reached this subscriber: re-subscribe, and re-read the state it shows."""
+
+    code = "EVENTS_LOST"
+
+
+class _Lost:
+    """Queued in place of events once a subscriber has lost some: wakes a waiting get()."""
+
+
+_LOST = _Lost()
 
 
 @dataclass(frozen=True)
@@ -85,33 +107,50 @@ class AssignmentChangeEvent:
 
 
 class Subscriber(Generic[Event]):
-    """One consumer's bounded queue; the oldest event goes when it is full."""
+    """One consumer's bounded queue; when it overflows the consumer is told (EventsLost), never skipped."""
 
     def __init__(self, size: int) -> None:
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=size)
-        self.dropped = 0
+        self._queue: asyncio.Queue[Event | _Lost] = asyncio.Queue(maxsize=size)
+        self.lost: str | None = None  # why events were lost, once they were
 
     def offer(self, item: Event) -> None:
+        if self.lost is not None:
+            return
         if self._queue.full():
-            self._queue.get_nowait()
-            self.dropped += 1
+            self.lose(FELL_BEHIND)
+            return
         self._queue.put_nowait(item)
 
+    def lose(self, reason: str) -> None:
+        """Drop what is queued; the next get() raises EventsLost(reason)."""
+        if self.lost is not None:
+            return
+        self.lost = reason
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(_LOST)
+
     async def get(self) -> Event:
-        return await self._queue.get()
+        item = await self._queue.get()
+        if isinstance(item, _Lost):
+            self._queue.put_nowait(item)  # every later get() raises too
+            raise EventsLost(f"events were lost: {self.lost}; subscribe again and re-read the current state")
+        return item
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        return 0 if self.lost is not None else self._queue.qsize()
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         while True:
-            yield await self._queue.get()
+            yield await self.get()
 
 
 class Topic(Generic[Event]):
     def __init__(self, size: int = QUEUE_SIZE) -> None:
         self.size = size
         self._subscribers: set[Subscriber[Event]] = set()
+        # Set while events of other processes cannot arrive: a new subscriber is told at once.
+        self.outage: str | None = None
 
     def publish(self, item: Event) -> None:
         for subscriber in list(self._subscribers):
@@ -121,28 +160,68 @@ class Topic(Generic[Event]):
     def subscribe(self) -> Iterator[Subscriber[Event]]:
         """A subscriber that receives every event published while the block runs."""
         subscriber: Subscriber[Event] = Subscriber(self.size)
+        if self.outage is not None:
+            subscriber.lose(self.outage)
         self._subscribers.add(subscriber)
         try:
             yield subscriber
         finally:
             self._subscribers.discard(subscriber)
 
+    def lose_all(self, reason: str) -> None:
+        for subscriber in list(self._subscribers):
+            subscriber.lose(reason)
+
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+
+# Hands this process's events to the other processes (domain/event_relay.py sets it while it runs).
+Forward = Callable[[Sequence[RunProgressEvent], Sequence[AssignmentChangeEvent]], None]
 
 
 class EventHub:
     def __init__(self, size: int = QUEUE_SIZE) -> None:
         self.run_progress: Topic[RunProgressEvent] = Topic(size)
         self.assignments: Topic[AssignmentChangeEvent] = Topic(size)
+        self.forward: Forward | None = None
+
+    def publish(
+        self, progress: Sequence[RunProgressEvent] = (), changes: Sequence[AssignmentChangeEvent] = ()
+    ) -> None:
+        """Events of this process: to its subscribers, and to the other processes' through the relay."""
+        self.deliver(progress, changes)
+        if self.forward is not None and (progress or changes):
+            self.forward(progress, changes)
+
+    def deliver(
+        self, progress: Sequence[RunProgressEvent] = (), changes: Sequence[AssignmentChangeEvent] = ()
+    ) -> None:
+        """Events to this process's subscribers only (those of other processes arrive here)."""
+        for item in progress:
+            self.run_progress.publish(item)
+        for change in changes:
+            self.assignments.publish(change)
+
+    def lose_all(self, reason: str) -> None:
+        """Tell every subscriber of this process that events may have been missed."""
+        self.run_progress.lose_all(reason)
+        self.assignments.lose_all(reason)
+
+    def set_outage(self, reason: str | None) -> None:
+        """While `reason` is set, events of other processes cannot arrive: every subscriber, present
+        or new, is told; None when they can again."""
+        self.run_progress.outage = self.assignments.outage = reason
+        if reason is not None:
+            self.lose_all(reason)
 
 
 hub = EventHub()
 
 
 def publish_run_progress(run_id: int, step: str, done: int, total: int, status: str = "running") -> None:
-    hub.run_progress.publish(RunProgressEvent(run_id, step, done, total, status))
+    hub.publish(progress=[RunProgressEvent(run_id, step, done, total, status)])
 
 
 # ---------------------------------------------------------------------------
@@ -174,9 +253,7 @@ class _Outbox:
                 self.pending.setdefault(savepoint.parent, []).extend(released)
             return
         committed, self.pending = self.pending, {}
-        for changes in committed.values():
-            for change in changes:
-                hub.assignments.publish(change)
+        hub.publish(changes=[change for changes in committed.values() for change in changes])
 
     def _ended(self, session: Session, transaction: SessionTransaction) -> None:
         if not self.pending:

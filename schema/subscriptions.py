@@ -1,7 +1,9 @@
 """GraphQL subscriptions (docs/graphql.md): `evaluationRunProgress(runId)` and `assignmentChanged(customerId)`.
 
-Both read the in-process hub of domain/events.py, so a subscriber sees what its
-own server process does (see that module).  Authentication is the schema's
+Both read the hub of domain/events.py, which the relay of domain/event_relay.py feeds with the
+events of every other server process on the database, so a subscriber sees what any worker or
+server did.  A subscriber that may have missed events (it fell behind, or the relay lost events)
+gets one error with code EVENTS_LOST, and its subscription ends: `events_lost`.  Authentication is the schema's
 (schema/permissions.py `Authentication`): over a websocket the token comes from
 the upgrade request's Authorization header or the `connection_init` payload
 (server.py); without one the subscription gets one UNAUTHENTICATED error.
@@ -30,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types.execution import PreExecutionError
 
 from segmenta.domain.access.scope import Scope, change_is_visible
-from segmenta.domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, hub
+from segmenta.domain.events import AssignmentChangeEvent, EventsLost, RunProgressEvent, Subscriber, hub
 from segmenta.domain.routing.run_tasks import follow_run
 from segmenta.schema.context import Info
 from segmenta.schema.enums import AssignmentCause, RunStatus, to_enum
@@ -193,10 +195,16 @@ async def _run_history(
         last_id = rows[-1].id
 
 
+def events_lost(error: EventsLost) -> GraphQLError:
+    """The subscription's last message: events were missed, so re-subscribe and re-read the state."""
+    return GraphQLError(error.message, extensions={"code": error.code, "retryable": True})
+
+
 @strawberry.type(
     description=(
-        "Live events over a websocket at /graphql (graphql-transport-ws or graphql-ws), per server process and "
-        "best effort: the database stays the record. Every role may subscribe."
+        "Live events over a websocket at /graphql (graphql-transport-ws or graphql-ws), from every server "
+        "process on the database. A subscriber that missed events gets one error with code EVENTS_LOST and "
+        "its subscription ends: subscribe again and re-read what it shows. Every role may subscribe."
     )
 )
 class Subscription:
@@ -224,8 +232,11 @@ class Subscription:
                 yield EvaluationRunProgress.from_event(RunProgressEvent(key, "done", 1, 1, row.status))
                 return
             # Polls the row when events stop: the run may end where no event reaches this process.
-            async for item in follow_run(session_factory(_engine(info)), key, progress):
-                yield EvaluationRunProgress.from_event(item)
+            try:
+                async for item in follow_run(session_factory(_engine(info)), key, progress):
+                    yield EvaluationRunProgress.from_event(item)
+            except EventsLost as error:
+                raise events_lost(error) from error
 
     @strawberry.subscription(
         description=(
@@ -244,14 +255,17 @@ class Subscription:
         wanted = decode_id(customer_id, "Customer") if customer_id is not None else None
         audience = scope(info)
         with hub.assignments.subscribe() as changes, hub.run_progress.subscribe() as progress:
-            async for item in _either(changes, progress):
-                if isinstance(item, RunProgressEvent):
-                    if item.status != "succeeded":
-                        continue
-                    async for change in _run_history(info, item.run_id, wanted, audience):
-                        yield AssignmentChangeNotice.from_event(change)
-                elif (wanted is None or item.customer_id == wanted) and await _sees(info, audience, item):
-                    yield AssignmentChangeNotice.from_event(item)
+            try:
+                async for item in _either(changes, progress):
+                    if isinstance(item, RunProgressEvent):
+                        if item.status != "succeeded":
+                            continue
+                        async for change in _run_history(info, item.run_id, wanted, audience):
+                            yield AssignmentChangeNotice.from_event(change)
+                    elif (wanted is None or item.customer_id == wanted) and await _sees(info, audience, item):
+                        yield AssignmentChangeNotice.from_event(item)
+            except EventsLost as error:
+                raise events_lost(error) from error
 
 
 async def refusals_as_results(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:

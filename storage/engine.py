@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import event
-from sqlalchemy.engine import CursorResult, Result, make_url
+from sqlalchemy.engine import URL, CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from segmenta.domain.settings import number_setting
@@ -90,8 +90,27 @@ async def begin_reader(session: AsyncSession) -> None:
     await session.connection(execution_options={WRITER_OPTION: False})
 
 
+POOL_SIZE_SETTING = "SEGMENTA_POOL_SIZE"
+DEFAULT_POOL_SIZE = 5
+POOL_OVERFLOW_SETTING = "SEGMENTA_POOL_OVERFLOW"
+DEFAULT_POOL_OVERFLOW = 10
+
+
+def pool_from_environment(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(pool size, overflow) of each process's connection pool: connections kept open, and how many
+    more it may open under load (docs/cli.md, serve --workers)."""
+    size = number_setting(POOL_SIZE_SETTING, DEFAULT_POOL_SIZE, minimum=1, maximum=1000, whole=True, environ=environ)
+    overflow = number_setting(
+        POOL_OVERFLOW_SETTING, DEFAULT_POOL_OVERFLOW, minimum=0, maximum=1000, whole=True, environ=environ
+    )
+    return size, overflow
+
+
 def create_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
     resolved = database_url(url)
+    if "poolclass" not in kwargs and not is_private_memory(resolved):
+        size, overflow = pool_from_environment()
+        kwargs = {"pool_size": size, "max_overflow": overflow, **kwargs}
     engine = create_async_engine(resolved, **kwargs)
     if engine.dialect.name == "sqlite":
         busy_timeout = busy_timeout_from_environment()
@@ -107,6 +126,15 @@ def create_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
     # (storage/error_translation.py).
     error_translation.install(engine)
     return engine
+
+
+def is_private_memory(url: str | URL) -> bool:
+    """Whether `url` names an in-memory SQLite database, private to its process."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and (
+        not database or database == ":memory:" or database.startswith("file::memory:")
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

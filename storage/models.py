@@ -409,3 +409,18 @@ class SchedulerLock(Base):
     holder: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class EventLog(Base):
+    """Events on their way between the server processes of one SQLite database (storage/event_log.py).
+
+    Rows are appended in id order (SQLite writes one transaction at a time, and AUTOINCREMENT never
+    reuses an id), read by every process after the last id it saw, and pruned by age."""
+
+    __tablename__ = "event_log"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    origin: Mapped[str] = mapped_column(String(100), nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)

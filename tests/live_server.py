@@ -95,6 +95,7 @@ class LiveServer:
         roles: tuple[str, ...] = ("admin", "viewer"),
         database_url: str | None = None,
         seed: bool = True,
+        workers: int = 1,
     ) -> LiveServer:
         """Seed (unless `seed` is false), create one token per role, serve, wait until healthy."""
         url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
@@ -104,7 +105,7 @@ class LiveServer:
             role: segmenta("token", "create", "--role", role, "--database-url", url, env=env).strip()
             for role in roles
         }
-        return cls.serve(url, tmp_path, env=env, tokens=tokens)
+        return cls.serve(url, tmp_path, env=env, tokens=tokens, workers=workers)
 
     @classmethod
     def serve(
@@ -115,11 +116,13 @@ class LiveServer:
         env: dict[str, str] | None = None,
         tokens: dict[str, str] | None = None,
         timeout: float = 60,
+        workers: int = 1,
     ) -> LiveServer:
-        """`segmenta serve` on a database as it is (several may share one), once /health answers."""
+        """`segmenta serve --workers N` (one process unless asked: tests stay cheap) on a database as it
+        is (several may share one), once /health answers."""
         port = free_port()
         return cls.launch(
-            [SEGMENTA, "serve", "--port", str(port), "--database-url", database_url],
+            [SEGMENTA, "serve", "--port", str(port), "--database-url", database_url, "--workers", str(workers)],
             port,
             log_directory,
             env={"SEGMENTA_SCHEDULE_INTERVAL": "off", **(env or {})},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ def test_demo_no_serve_seeds_routes_and_prints_a_working_token_url(db_url: str, 
 
 
 def test_demo_serves_an_app_that_accepts_the_printed_token(db_url: str, served: list[dict[str, Any]]) -> None:
-    result = invoke("demo", "--customers", "30", "--port", "8124", "--database-url", db_url)
+    result = invoke("demo", "--customers", "30", "--port", "8124", "--database-url", db_url, "--workers", "1")
     assert result.exit_code == 0, result.output
     token = TOKEN_URL.search(result.stdout).group(2)  # type: ignore[union-attr]
     assert "Segmenta demo is ready." in result.stdout and "no server is running" not in result.stdout
@@ -99,7 +100,7 @@ def test_demo_serves_an_app_that_accepts_the_printed_token(db_url: str, served: 
 
 def test_serve_migrates_a_new_database_then_runs_the_app(tmp_path: Path, served: list[dict[str, Any]]) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-    result = invoke("serve", "--host", "0.0.0.0", "--port", "9001", "--database-url", url)
+    result = invoke("serve", "--host", "0.0.0.0", "--port", "9001", "--database-url", url, "--workers", "1")
     assert result.exit_code == 0, result.output
     (call,) = served
     assert isinstance(call["app"], Starlette) and (call["host"], call["port"]) == ("0.0.0.0", 9001)
@@ -118,3 +119,46 @@ def test_serve_refuses_a_bad_run_wait_setting_by_name(
     result = CliRunner().invoke(main, ["serve", "--database-url", url])
     assert result.exit_code == 1 and served == []
     assert "SEGMENTA_RUN_WAIT must be a number of seconds" in result.output
+
+
+def test_serve_with_workers_migrates_once_then_hands_an_import_string_to_the_supervisor(
+    tmp_path: Path, served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    supervised: list[tuple[str, Any, str | None]] = []
+
+    def supervise(url: str, config: Any) -> None:
+        supervised.append((url, config, None))
+
+    monkeypatch.setattr(cli_server, "serve_workers", supervise)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    result = invoke("serve", "--port", "9002", "--database-url", url, "--workers", "3")
+    assert result.exit_code == 0, result.output
+    assert served == []  # not one process: the supervisor's children serve
+    ((given_url, config, _),) = supervised
+    assert given_url == url and scalar(url, select(func.count()).select_from(Customer)) == 0  # migrated first
+    assert (config.app, config.factory, config.workers, config.port) == ("segmenta.server:worker_app", True, 3, 9002)
+
+
+def test_workers_default_to_the_cores_and_an_in_memory_database_takes_one(
+    served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli_server.default_workers() == len(os.sched_getaffinity(0))
+    result = CliRunner().invoke(main, ["serve", "--database-url", "sqlite+aiosqlite:///:memory:", "--workers", "2"])
+    assert result.exit_code == 1 and served == []
+    assert "in-memory SQLite database is private to one process; use --workers 1" in result.output
+    refused = CliRunner().invoke(main, ["serve", "--workers", "0"])
+    assert refused.exit_code == 2 and "--workers" in refused.output
+
+
+def test_the_connection_budget_warns_when_workers_may_open_more_than_postgresql_takes() -> None:
+    assert cli_server.connection_budget_warning(2, (5, 10), 97) is None  # 32 ≤ 97
+    warning = cli_server.connection_budget_warning(8, (5, 10), 97)
+    assert warning is not None and "= 128 connections at most" in warning and "takes 97" in warning
+
+
+def test_a_bad_pool_setting_stops_serve_by_name(
+    tmp_path: Path, served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGMENTA_POOL_SIZE", "0")
+    result = CliRunner().invoke(main, ["serve", "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"])
+    assert result.exit_code == 1 and served == [] and "SEGMENTA_POOL_SIZE" in result.output

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from segmenta.domain.customers import profiles
-from segmenta.domain.events import AssignmentChangeEvent, RunProgressEvent, Subscriber, Topic, hub
+from segmenta.domain.events import (
+    FELL_BEHIND,
+    AssignmentChangeEvent,
+    EventHub,
+    EventsLost,
+    RunProgressEvent,
+    Subscriber,
+    Topic,
+    hub,
+)
 from segmenta.domain.routing import manual_assignment, runs
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
 from segmenta.storage.engine import session_factory
@@ -29,15 +40,43 @@ def drain(subscriber: Subscriber[AssignmentChangeEvent]) -> list[AssignmentChang
 
 @settings(max_examples=100, deadline=None)
 @given(size=st.integers(min_value=1, max_value=20), count=st.integers(min_value=0, max_value=60))
-def test_a_slow_subscriber_keeps_the_newest_events(size: int, count: int) -> None:
+def test_a_subscriber_that_falls_behind_is_told_never_skipped(size: int, count: int) -> None:
+    """Up to its queue's size it gets every event in order; one more and it gets EventsLost, at once
+    and on every later get, instead of a silent gap."""
     topic: Topic[int] = Topic(size)
+
+    async def received(subscriber: Subscriber[int]) -> list[int]:
+        return [await subscriber.get() for _ in range(subscriber.pending())]
+
     with topic.subscribe() as subscriber:
         for number in range(count):
             topic.publish(number)
-        kept = [subscriber._queue.get_nowait() for _ in range(subscriber.pending())]
-    assert kept == list(range(max(0, count - size), count))
-    assert subscriber.dropped == max(0, count - size)
+        if count <= size:
+            assert subscriber.lost is None
+            assert asyncio.run(received(subscriber)) == list(range(count))
+        else:
+            assert subscriber.lost == FELL_BEHIND and subscriber.pending() == 0
+            for _ in range(2):
+                with pytest.raises(EventsLost) as lost:
+                    asyncio.run(subscriber.get())
+                assert lost.value.code == "EVENTS_LOST" and FELL_BEHIND in lost.value.message
     assert topic.subscriber_count == 0
+
+
+async def test_losing_wakes_a_waiting_subscriber_and_an_outage_tells_new_ones() -> None:
+    hub_under_test = EventHub()
+    with hub_under_test.assignments.subscribe() as waiting:
+        getter = asyncio.create_task(waiting.get())
+        await asyncio.sleep(0)
+        hub_under_test.set_outage("the relay lost its connection")
+        with pytest.raises(EventsLost, match="the relay lost its connection"):
+            await asyncio.wait_for(getter, 5)
+        with hub_under_test.run_progress.subscribe() as late:
+            assert late.lost == "the relay lost its connection"
+    hub_under_test.set_outage(None)
+    with hub_under_test.run_progress.subscribe() as after:
+        hub_under_test.deliver(progress=[RunProgressEvent(1, "done", 1, 1, "succeeded")])
+        assert (await after.get()).run_id == 1
 
 
 def test_every_subscriber_gets_every_event_and_leaving_stops_delivery() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 from sqlalchemy import select
@@ -125,4 +127,4 @@ async def test_graphiql_page_prefills_the_token_header(http: httpx.AsyncClient) 
 async def test_health_reports_the_database(http: httpx.AsyncClient, engine: AsyncEngine) -> None:
     response = await http.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": engine.dialect.name}
+    assert response.json() == {"status": "ok", "database": engine.dialect.name, "process": os.getpid()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,46 @@ async def test_an_agent_gets_only_their_customers_changes_of_an_apply_run(engine
     assert sorted(by_id[notice["customerId"]] for notice in notices) == ["c1", "c3", "last"]
     assert all(notice["teamAfter"] == {"key": "standard"} for notice in notices)
     assert sorted(notice["customer"]["code"] for notice in notices) == ["c1", "c3", "last"]
+
+
+def test_a_subscriber_that_missed_events_gets_events_lost_then_complete(tmp_path: Path) -> None:
+    """Over the real transport: when events were lost (here: as the relay does when its connection drops),
+    the subscription's last message is one EVENTS_LOST error, and a new one is refused the same way
+    until the outage ends."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'lost.db'}"
+
+    async def prepare() -> str:
+        engine = create_engine(url)
+        await upgrade(engine)
+        async with session_factory(engine)() as session:
+            token = await create_token(session, "viewer", label="websocket")
+            await session.commit()
+        await engine.dispose()
+        return token
+
+    token = asyncio.run(prepare())
+    subscribe = {"query": CHANGES, "variables": {}}
+    with TestClient(create_app(url, schedule=False)) as client:
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
+            socket.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+            assert socket.receive_json()["type"] == "connection_ack"
+            before = hub.assignments.subscriber_count
+            socket.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            for _ in range(500):
+                if hub.assignments.subscriber_count > before:
+                    break
+                time.sleep(0.01)
+            assert client.portal is not None
+            client.portal.call(hub.set_outage, "the relay lost its connection")
+            try:
+                message = socket.receive_json()
+                assert message["type"] == "next" and message["payload"]["data"] is None, message
+                (error,) = message["payload"]["errors"]
+                assert error["extensions"] == {"code": "EVENTS_LOST", "retryable": True}
+                assert "the relay lost its connection" in error["message"] and "subscribe again" in error["message"]
+                assert socket.receive_json() == {"id": "1", "type": "complete"}
+                socket.send_json({"id": "2", "type": "subscribe", "payload": subscribe})
+                message = socket.receive_json()
+                assert message["payload"]["errors"][0]["extensions"]["code"] == "EVENTS_LOST", message
+            finally:
+                client.portal.call(hub.set_outage, None)
