@@ -26,11 +26,14 @@ from segmenta.schema.response_warnings import ResponseWarnings
 from segmenta.schema.routing import RoutingMutation, RoutingQuery
 from segmenta.schema.rule_tools import RuleToolsQuery
 from segmenta.schema.subscriptions import Subscription, refusals_as_results
+from segmenta.schema.tasks import TaskMutation, TaskQuery
 from segmenta.schema.text_arguments import StorableTextArguments
 from segmenta.schema.tokens import TokenMutation, TokenQuery
 
-Query = merge_types("Query", (DataQuery, RoutingQuery, RuleToolsQuery, AssignmentQuery, TokenQuery, MeQuery, NodeQuery))
-Mutation = merge_types("Mutation", (DataMutation, RoutingMutation, AssignmentMutation, TokenMutation))
+Query = merge_types(
+    "Query", (DataQuery, TaskQuery, RoutingQuery, RuleToolsQuery, AssignmentQuery, TokenQuery, MeQuery, NodeQuery)
+)
+Mutation = merge_types("Mutation", (DataMutation, TaskMutation, RoutingMutation, AssignmentMutation, TokenMutation))
 # merge_types takes no description: the merged root types get theirs here, for GraphiQL's docs explorer.
 get_object_definition(Query, strict=True).description = (
     "Everything a token may read. Every request needs `Authorization: Bearer TOKEN`; an agent's token sees only "

@@ -21,6 +21,7 @@ from segmenta.domain.customers.vocabulary import FEEDBACK_KINDS, FEEDBACK_STATUS
 from segmenta.domain.routing.segments import SEGMENT_KINDS
 from segmenta.domain.routing.vocabulary import ASSIGNMENT_CAUSES, RULESET_STATUSES, RUN_MODES, RUN_STATUSES
 from segmenta.domain.staff.vocabulary import EMPLOYEE_LEVELS, TEAM_KINDS, TEAM_ROLES, TEAM_STRATEGIES
+from segmenta.domain.tasks.vocabulary import TASK_SOURCES, TASK_STATUSES
 from segmenta.dsl.diagnostics import Severity as SeverityWord
 from segmenta.dsl.fields import CUSTOMER_KINDS, LIFECYCLES, PURCHASING_POWERS, SIZES
 
@@ -282,6 +283,24 @@ class Severity(Enum):
         description="Probably a mistake, such as a value no customer has; the rules still work.",
     )
     INFO = strawberry.enum_value("info", description="For information only.")
+
+
+@words_of(TASK_STATUSES)
+@strawberry.enum(description="Where a follow-up task is: OPEN until DONE or CANCELLED (at most one OPEN per customer and kind).")
+class TaskStatus(Enum):
+    _value_: str
+    OPEN = strawberry.enum_value("open", description="To do; overdue once past its due time.")
+    DONE = strawberry.enum_value("done", description="Completed (completeTask); an interaction was recorded.")
+    CANCELLED = strawberry.enum_value("cancelled", description="Dropped (cancelTask).")
+
+
+@words_of(TASK_SOURCES)
+@strawberry.enum(description="Who made a task.")
+class TaskSource(Enum):
+    _value_: str
+    RULE = strawberry.enum_value("rule", description="A rule's `-> task KIND` action (docs/rule-language.md).")
+    MANUAL = strawberry.enum_value("manual", description="createTask.")
+    SYSTEM = strawberry.enum_value("system", description="Segmenta itself (e.g. the demo data).")
 
 
 def to_enum(enum_type: type[EnumT], stored: str | None) -> EnumT | None:

@@ -7,8 +7,19 @@ from datetime import datetime
 import strawberry
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 
+from segmenta.domain import validation
 from segmenta.domain.errors import UserError
-from segmenta.schema.enums import CustomerKind, CustomerSize, FeedbackKind, FeedbackStatus, Lifecycle, PurchasingPower
+from segmenta.domain.tasks import records as task_records
+from segmenta.schema.enums import (
+    CustomerKind,
+    CustomerSize,
+    FeedbackKind,
+    FeedbackStatus,
+    Lifecycle,
+    PurchasingPower,
+    TaskSource,
+    TaskStatus,
+)
 from segmenta.schema.errors import client_error
 from segmenta.schema.ids import decode_id
 from segmenta.schema.timestamps import to_storage
@@ -174,6 +185,67 @@ def _instant(stamp: datetime, name: str) -> datetime:
     try:
         return to_storage(stamp)  # type: ignore[return-value]
     except UserError as error:  # year 1 east of UTC, year 9999 west of it
+        raise client_error(f"filter.{name}: {error.message}") from None
+
+
+MAX_FILTER_KINDS = 100
+
+
+@strawberry.input(description="Task filters; every given field must hold (AND).")
+class TaskFilter:
+    status: TaskStatus | None = strawberry.field(default=None, description="Tasks in this status.")
+    status_in: list[TaskStatus] | None = strawberry.field(default=None, description="Tasks in any of these statuses.")
+    kind: str | None = strawberry.field(default=None, description="Tasks of this kind (exact word).")
+    kind_in: list[str] | None = strawberry.field(default=None, description="Tasks of any of these kinds (at most 100).")
+    source: TaskSource | None = strawberry.field(default=None, description="Tasks from this source.")
+    overdue: bool | None = strawberry.field(
+        default=None, description="true: OPEN tasks past their due time; false: every other task."
+    )
+    due_before: datetime | None = strawberry.field(default=None, description="Due before this instant (without a zone: UTC).")
+    due_after: datetime | None = strawberry.field(default=None, description="Due at or after this instant (without a zone: UTC).")
+    assignee_id: strawberry.ID | None = strawberry.field(default=None, description="Assigned to this employee (an Employee ID).")
+    team_id: strawberry.ID | None = strawberry.field(default=None, description="In the queue of this team (a Team ID).")
+    customer_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Tasks of this customer (a Customer ID); for an agent, only the tasks they may see."
+    )
+    unassigned: bool | None = strawberry.field(
+        default=None, description="true: tasks with neither an assignee nor a team queue; false: the others."
+    )
+
+
+def task_conditions(given: TaskFilter | None, now: datetime) -> list[ColumnElement[bool]]:
+    if given is None:
+        return []
+    kinds = [*([given.kind] if given.kind is not None else []), *(given.kind_in or [])]
+    if len(kinds) > MAX_FILTER_KINDS:
+        raise client_error(f"filter.kindIn: at most {MAX_FILTER_KINDS} kinds")
+    statuses = [*([given.status] if given.status is not None else []), *(given.status_in or [])]
+    conditions = task_records.conditions(
+        task_records.TaskFilter(
+            statuses=[status.value for status in statuses],
+            sources=[given.source.value] if given.source is not None else [],
+            employee_id=decode_id(given.assignee_id, "Employee") if given.assignee_id is not None else None,
+            team_id=decode_id(given.team_id, "Team") if given.team_id is not None else None,
+            customer_id=decode_id(given.customer_id, "Customer") if given.customer_id is not None else None,
+            unassigned=given.unassigned,
+            overdue=given.overdue,
+            due_before=_instant(given.due_before, "dueBefore") if given.due_before is not None else None,
+            due_after=_instant(given.due_after, "dueAfter") if given.due_after is not None else None,
+        ),
+        now,
+    )
+    if given.kind is not None:
+        conditions.append(models.Task.kind == _task_kind(given.kind, "kind"))
+    if given.kind_in is not None:
+        conditions.append(models.Task.kind.in_([_task_kind(kind, "kindIn") for kind in given.kind_in]))
+    return conditions
+
+
+def _task_kind(kind: str, name: str) -> str:
+    # Refused here rather than sent: PostgreSQL cannot compare text holding a NUL.
+    try:
+        return validation.lookup_text(kind, name, max_length=validation.column_length(models.Task, "kind"))
+    except UserError as error:
         raise client_error(f"filter.{name}: {error.message}") from None
 
 

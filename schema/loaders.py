@@ -25,6 +25,8 @@ from strawberry.dataloader import DataLoader
 
 from segmenta.domain.access import tokens
 from segmenta.domain.access.scope import Scope
+from segmenta.domain.tasks import records as task_records
+from segmenta.domain.tasks.vocabulary import TASK_STATUSES
 from segmenta.dsl.money import ZERO
 from segmenta.schema.pagination import Ordering, Page, split_pages
 from segmenta.schema.serial import SerialSession
@@ -36,14 +38,17 @@ ValueT = TypeVar("ValueT")
 
 @dataclass(frozen=True, eq=False)
 class ChildList:
-    """The children of a parent: rows of `entity` whose `parent_column` holds the parent's key."""
+    """The children of a parent: rows of `entity` whose `parent_column` holds the parent's key
+    (and, when given, for which `condition` holds: a module constant, so the list stays one loader)."""
 
     entity: type[models.Base]
     parent_column: InstrumentedAttribute[Any]
     join: Callable[[Select[Any]], Select[Any]] | None = None
+    condition: ColumnElement[bool] | None = None
 
     def joined(self, statement: Select[Any]) -> Select[Any]:
-        return self.join(statement) if self.join is not None else statement
+        statement = self.join(statement) if self.join is not None else statement
+        return statement if self.condition is None else statement.where(self.condition)
 
 
 def _join_segment_members(statement: Select[Any]) -> Select[Any]:
@@ -56,6 +61,15 @@ FEEDBACK_OF_CUSTOMER = ChildList(models.Feedback, models.Feedback.customer_id)
 CUSTOMERS_OF_TEAM = ChildList(models.Customer, models.Customer.team_id)
 CUSTOMERS_OF_MANAGER = ChildList(models.Customer, models.Customer.manager_id)
 CUSTOMERS_OF_SEGMENT = ChildList(models.Customer, models.SegmentMember.segment_id, _join_segment_members)
+# A customer's and an employee's tasks, all or of one status (the word as stored).
+TASKS_OF_CUSTOMER: dict[str | None, ChildList] = {
+    status: ChildList(models.Task, models.Task.customer_id, condition=None if status is None else models.Task.status == status)
+    for status in (None, *TASK_STATUSES)
+}
+TASKS_OF_EMPLOYEE: dict[str | None, ChildList] = {
+    status: ChildList(models.Task, models.Task.employee_id, condition=None if status is None else models.Task.status == status)
+    for status in (None, *TASK_STATUSES)
+}
 
 # (parent key, ordering, first, after): pages of one child list for many parents.
 PageKey = tuple[int, Ordering, int, str | None]
@@ -145,6 +159,7 @@ class Loaders:
         self.evaluation_change = self._by_id(models.EvaluationChange, owner=models.EvaluationChange.customer_id)
         self.evaluation_run = self._by_id(models.EvaluationRun)
         self.ruleset = self._by_id(models.RulesetVersion)
+        self.task = self._by_id(models.Task, tasks=True)
         self.api_token: DataLoader[int, tokens.TokenInfo | None] = DataLoader(self._api_tokens)
         self.segments_of_customer: DataLoader[int, list[models.Segment]] = DataLoader(self._segments_of_customers)
         self.tags_of_customer: DataLoader[int, list[models.CustomerTag]] = DataLoader(self._tags_of_customers)
@@ -188,13 +203,16 @@ class Loaders:
     # -- loaders -----------------------------------------------------------------------------
 
     def _by_id(
-        self, model: type[Any], scoped: bool = False, owner: InstrumentedAttribute[Any] | None = None
+        self, model: type[Any], scoped: bool = False, owner: InstrumentedAttribute[Any] | None = None, tasks: bool = False
     ) -> DataLoader[int, Any]:
         """Rows by key; `scoped`: customers in the caller's scope only; `owner`: only rows whose customer
-        (this column) is in scope.  The predicate is built at load time, after the scope is bound."""
+        (this column) is in scope; `tasks`: the tasks the caller may see (domain/tasks/records.py).
+        The predicate is built at load time, after the scope is bound."""
 
         async def load(keys: list[int]) -> list[Any]:
             statement = select(model).where(model.id.in_(set(keys)))
+            if tasks:
+                statement = restricted(statement, task_records.visible(self.scope))
             if scoped:
                 statement = restricted(statement, self.scope.customers())
             if owner is not None:
@@ -346,8 +364,10 @@ class Loaders:
         return [int(found.get(key, 0)) for key in keys]
 
     def _visible(self, children: ChildList) -> ColumnElement[bool] | None:
-        """The scope predicate for a list of customers.  Lists of a customer's own rows (purchases, …)
+        """The scope predicate for a list of customers or tasks.  Lists of a customer's own rows (purchases, …)
         need none: their parent is a customer the caller was allowed to reach."""
+        if children.entity is models.Task:
+            return task_records.visible(self.scope)
         return self.scope.customers() if children.entity is models.Customer else None
 
 

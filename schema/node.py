@@ -29,7 +29,17 @@ from segmenta.schema.node_interface import Node
 from segmenta.schema.pagination import MAX_PAGE_SIZE
 from segmenta.schema.routing_types import EvaluationChange, EvaluationRun, RulesetType
 from segmenta.schema.tokens import ApiToken
-from segmenta.schema.types import AssignmentChange, Customer, Employee, Feedback, Interaction, Purchase, Segment, Team
+from segmenta.schema.types import (
+    AssignmentChange,
+    Customer,
+    Employee,
+    Feedback,
+    Interaction,
+    Purchase,
+    Segment,
+    Task,
+    Team,
+)
 
 MAX_NODE_IDS = MAX_PAGE_SIZE
 TOO_MANY_IDS = "TOO_MANY_IDS"
@@ -60,6 +70,11 @@ async def _segment(info: Info, key: int) -> Node | None:
 async def _purchase(info: Info, key: int) -> Node | None:
     row = await info.context.loaders.purchase.load(key)
     return Purchase.from_row(row) if row is not None else None
+
+
+async def _task(info: Info, key: int) -> Node | None:
+    row = await info.context.loaders.task.load(key)
+    return Task.from_row(row, info.context.now) if row is not None else None
 
 
 async def _interaction(info: Info, key: int) -> Node | None:
@@ -105,6 +120,7 @@ NODE_LOADS: dict[str, NodeLoad] = {
     "Segment": _segment,
     "Purchase": _purchase,
     "Interaction": _interaction,
+    "Task": _task,
     "Feedback": _feedback,
     "AssignmentChange": _assignment_change,
     "EvaluationChange": _evaluation_change,

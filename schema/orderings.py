@@ -47,3 +47,24 @@ CUSTOMER_ORDERINGS: dict[CustomerOrder, Ordering] = {
 NEWEST_PURCHASES = Ordering(models.Purchase.purchased_at, models.Purchase.id, "datetime", descending=True)
 NEWEST_INTERACTIONS = Ordering(models.Interaction.occurred_at, models.Interaction.id, "datetime", descending=True)
 NEWEST_FEEDBACK = Ordering(models.Feedback.created_at, models.Feedback.id, "datetime", descending=True)
+
+
+@strawberry.enum(description="Sort order of a task list; ties are broken by task creation order, in the same direction.")
+class TaskOrder(Enum):
+    _value_: str
+    DUE_AT_ASC = strawberry.enum_value("due_at_asc", description="Soonest due first (the default).")
+    DUE_AT_DESC = strawberry.enum_value("due_at_desc", description="Latest due first.")
+    CREATED_AT_ASC = strawberry.enum_value("created_at_asc", description="Oldest task first.")
+    CREATED_AT_DESC = strawberry.enum_value("created_at_desc", description="Newest task first.")
+
+
+TaskOrderArgument = Annotated[TaskOrder, strawberry.argument(description="The sort order; default DUE_AT_ASC.")]
+
+_task = models.Task
+TASK_ORDERINGS: dict[TaskOrder, Ordering] = {
+    TaskOrder.DUE_AT_ASC: Ordering(_task.due_at, _task.id, "datetime"),
+    TaskOrder.DUE_AT_DESC: Ordering(_task.due_at, _task.id, "datetime", descending=True),
+    TaskOrder.CREATED_AT_ASC: Ordering(_task.created_at, _task.id, "datetime"),
+    TaskOrder.CREATED_AT_DESC: Ordering(_task.created_at, _task.id, "datetime", descending=True),
+}
+SOONEST_DUE = TASK_ORDERINGS[TaskOrder.DUE_AT_ASC]

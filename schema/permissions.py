@@ -302,6 +302,12 @@ class CanManageStaff(RolePermission):
     action = "changing employees and teams"
 
 
+class CanWorkTasks(RolePermission):
+    # An agent too: domain/tasks/service.py keeps them to the tasks their scope covers.
+    roles = ("admin", "manager", "agent")
+    action = "creating, completing, cancelling and reassigning tasks"
+
+
 class CanAssign(RolePermission):
     roles = ("admin", "manager")
     action = "assigning managers"

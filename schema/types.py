@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -34,6 +34,8 @@ from segmenta.schema.enums import (
     Lifecycle,
     PurchasingPower,
     SegmentKind,
+    TaskSource,
+    TaskStatus,
     TeamKind,
     TeamRole,
     TeamStrategy,
@@ -47,6 +49,8 @@ from segmenta.schema.loaders import (
     FEEDBACK_OF_CUSTOMER,
     INTERACTIONS_OF_CUSTOMER,
     PURCHASES_OF_CUSTOMER,
+    TASKS_OF_CUSTOMER,
+    TASKS_OF_EMPLOYEE,
     ChildList,
 )
 from segmenta.schema.metric_types import CustomerGroupStats, CustomerMetrics, EmployeeStats, TeamStats
@@ -56,12 +60,16 @@ from segmenta.schema.orderings import (
     NEWEST_FEEDBACK,
     NEWEST_INTERACTIONS,
     NEWEST_PURCHASES,
+    TASK_ORDERINGS,
     CustomerOrder,
     CustomerOrderArgument,
+    TaskOrder,
+    TaskOrderArgument,
 )
 from segmenta.schema.pagination import AfterArgument, Connection, FirstArgument, Ordering, page_size, to_connection
 from segmenta.schema.timestamps import to_api
 from segmenta.storage import models
+from segmenta.storage.models import utcnow
 
 
 async def _child_connection(
@@ -81,6 +89,12 @@ async def _child_connection(
         return await loaders.count_of(children).load(parent_id)
 
     return to_connection(page, ordering, convert, count_rows)
+
+
+# The `status` argument of task lists.
+TaskStatusArgument = Annotated[
+    TaskStatus | None, strawberry.argument(description="Only tasks in this status; all when not given.")
+]
 
 
 @strawberry.type(
@@ -246,6 +260,18 @@ class Customer(Node):
         return await _child_connection(
             info, FEEDBACK_OF_CUSTOMER, self.row.id, NEWEST_FEEDBACK, first, after, Feedback.from_row
         )
+
+    @strawberry.field(description="The customer's follow-up tasks (an agent: those they may see), soonest due first.")
+    async def tasks(
+        self,
+        info: Info,
+        status: TaskStatusArgument = None,
+        order_by: TaskOrderArgument = TaskOrder.DUE_AT_ASC,
+        first: FirstArgument = None,
+        after: AfterArgument = None,
+    ) -> Connection[Task]:
+        children = TASKS_OF_CUSTOMER[None if status is None else status.value]
+        return await _child_connection(info, children, self.row.id, TASK_ORDERINGS[order_by], first, after, Task.from_row)
 
     @strawberry.field(description="Every change of team or manager, newest first.")
     async def assignment_history(self, info: Info) -> list[AssignmentChange]:
@@ -429,6 +455,20 @@ class Employee(Node):
         )
 
     @strawberry.field(
+        description="Tasks assigned to this employee (an agent: those they may see), soonest due first."
+    )
+    async def tasks(
+        self,
+        info: Info,
+        status: TaskStatusArgument = None,
+        order_by: TaskOrderArgument = TaskOrder.DUE_AT_ASC,
+        first: FirstArgument = None,
+        after: AfterArgument = None,
+    ) -> Connection[Task]:
+        children = TASKS_OF_EMPLOYEE[None if status is None else status.value]
+        return await _child_connection(info, children, self.row.id, TASK_ORDERINGS[order_by], first, after, Task.from_row)
+
+    @strawberry.field(
         description=(
             "Figures over the customers the employee manages (an agent: only their customers), capacity and "
             "activity counts."
@@ -517,6 +557,66 @@ async def _customer_of(info: Info, customer_id: int) -> Customer | None:
 
 
 OUT_OF_SCOPE_CUSTOMER = "The customer; null when the caller may not see it (an agent's scope)."
+
+
+@strawberry.type(
+    description=(
+        "A follow-up task on one customer: for an employee (`assignee`) or a team's queue (`team`), with a kind, "
+        "a due time and a status. Made by a rule's `-> task KIND` action, by createTask, or by Segmenta."
+    )
+)
+class Task(Node):
+    id: strawberry.ID = strawberry.field(
+        description=(
+            "Opaque global ID (base64 of `Task:key`); pass it back as given, e.g. to `node(id)` or `completeTask`."
+        ),
+    )
+    kind: str = strawberry.field(description="The kind, a word of the team's own (e.g. `birthday_greeting`).")
+    title: str = strawberry.field(description="What to do, in words.")
+    due_at: datetime | None = strawberry.field(description="When it is due, UTC.")
+    status: TaskStatus | None = strawberry.field(description="OPEN, DONE or CANCELLED.")
+    overdue: bool = strawberry.field(description="OPEN and past its due time (at the request's time).")
+    source: TaskSource | None = strawberry.field(description="RULE, MANUAL or SYSTEM.")
+    rule: str | None = strawberry.field(
+        description="For a rule-made task, the rule that made it (its label, or `line N`); null otherwise."
+    )
+    created_at: datetime | None = strawberry.field(description="When it was created, UTC.")
+    completed_at: datetime | None = strawberry.field(description="When it was done or cancelled, UTC; null while open.")
+    outcome: str | None = strawberry.field(description="The note given when it was done or cancelled; null when none.")
+    row: strawberry.Private[models.Task]
+
+    @classmethod
+    def from_row(cls, row: models.Task, now: datetime | None = None) -> Task:
+        return cls(
+            id=strawberry.ID(encode_id("Task", row.id)),
+            kind=row.kind,
+            title=row.title,
+            due_at=to_api(row.due_at),
+            status=to_enum(TaskStatus, row.status),
+            overdue=row.status == "open" and row.due_at < (now or utcnow()),
+            source=to_enum(TaskSource, row.source),
+            rule=row.rule,
+            created_at=to_api(row.created_at),
+            completed_at=to_api(row.completed_at),
+            outcome=row.outcome,
+            row=row,
+        )
+
+    @strawberry.field(description=OUT_OF_SCOPE_CUSTOMER)
+    async def customer(self, info: Info) -> Customer | None:
+        return await _customer_of(info, self.row.customer_id)
+
+    @strawberry.field(description="The employee it is assigned to; null when it is in a team's queue or nobody's.")
+    async def assignee(self, info: Info) -> Employee | None:
+        return await employee_of(info, self.row.employee_id)
+
+    @strawberry.field(description="The team whose queue holds it (no assignee); null otherwise.")
+    async def team(self, info: Info) -> Team | None:
+        return await team_of(info, self.row.team_id)
+
+    @strawberry.field(description="Who completed or cancelled it; null while open or when not known.")
+    async def completed_by(self, info: Info) -> Employee | None:
+        return await employee_of(info, self.row.completed_by_id)
 
 
 async def employee_of(info: Info, employee_id: int | None) -> Employee | None:

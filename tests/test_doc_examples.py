@@ -8,7 +8,7 @@ customer of the demo data, `$employee`/"EMPLOYEE_ID" an employee, `$ruleset`/"RU
 ruleset the example saved last (else the active one), `$run`/"RUN_ID" the run it started last
 (else the demo's newest),
 "CREATED_CUSTOMER_ID", "FEEDBACK_ID" and "TOKEN_ID" what an earlier example's createCustomer,
-submitFeedback and createApiToken made.
+submitFeedback and createApiToken made, "TASK_ID" what the latest createTask made.
 A root field answering null (a key or code the demo data does not have) fails the example too.
 A block preceded by `<!-- example as ROLE -->` runs with a token of that role (viewer, or agent:
 bound to an employee), and one preceded by `<!-- example expects CODE -->` (or both, `<!-- example
@@ -51,6 +51,7 @@ PLACEHOLDERS = {
     "CREATED_CUSTOMER_ID": "created_customer",
     "FEEDBACK_ID": "feedback",
     "TOKEN_ID": "token",
+    "TASK_ID": "task",
 }
 # What an example's mutation made, under the name a later example's placeholder uses: the root
 # field, then the payload field holding the object whose id is kept.
@@ -58,6 +59,7 @@ MADE = {
     "createCustomer": ("customer", "created_customer"),
     "submitFeedback": ("feedback", "feedback"),
     "createApiToken": ("apiToken", "token"),
+    "createTask": ("task", "task"),
     "saveRuleset": ("ruleset", "ruleset"),
     "previewRuleset": ("run", "run"),
     "applyRuleset": ("run", "run"),

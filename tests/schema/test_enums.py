@@ -22,7 +22,7 @@ from segmenta.schema.enums import (
 )
 
 # Enums of the API's own making (sort orders), with no stored vocabulary behind them.
-API_ONLY = {"CustomerOrder"}
+API_ONLY = {"CustomerOrder", "TaskOrder"}
 
 
 def _schema_enums() -> dict[str, type[Enum]]:

@@ -35,6 +35,7 @@ async def _rows_of_every_kind(engine: AsyncEngine, world: World) -> dict[str, st
             "Feedback": models.Feedback(customer_id=customer, kind="complaint"),
             "AssignmentChange": models.AssignmentHistory(customer_id=customer, cause="manual"),
             "EvaluationChange": models.EvaluationChange(run_id=run.id, customer_id=customer),
+            "Task": models.Task(customer_id=customer, kind="call", title="Call", due_at=datetime(2026, 1, 2)),
         }
         session.add_all(rows.values())
         await session.flush()
