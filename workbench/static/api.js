@@ -45,11 +45,15 @@ export const session = {
       // kept in memory only
     }
   },
+  /** Forget the token and everything the screens kept for this tab (the edited text included). */
   signOut() {
     this.token = null;
     this.me = null;
+    delete this.source;
+    delete this.sourceName;
     try {
-      window.sessionStorage.removeItem(TOKEN_KEY);
+      const keys = Array.from({ length: window.sessionStorage.length }, (_, i) => window.sessionStorage.key(i));
+      for (const key of keys) if (key && key.startsWith("segmenta.workbench.")) window.sessionStorage.removeItem(key);
     } catch {
       // nothing stored
     }
