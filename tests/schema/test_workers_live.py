@@ -5,7 +5,8 @@ Each keep-alive connection is served by one worker; `/health` says which (`proce
 hold one connection per worker and make a change in the worker it chooses.  Checked: events reach a
 subscriber whichever worker did the work; concurrent writes from many clients across both workers
 all succeed (SQLite's writers queue, none gets "database is locked" or BUSY); the scheduled apply
-runs once per interval whatever the number of workers; SIGTERM stops the parent and every child.
+runs once per interval whatever the number of workers; a worker that dies is reported and replaced;
+SIGTERM stops the parent and every child.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import http.client
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -219,16 +221,38 @@ def test_the_schedule_applies_once_per_interval_across_workers(live: LiveServer)
     assert probe.data(ACTIVATE, {"id": saved["ruleset"]["id"]})["activateRuleset"]["userErrors"] == []
     probe.close()
     deadline = time.monotonic() + WAIT
-    runs: list[Any] = []
-    while len(runs) < 3:
-        assert time.monotonic() < deadline, f"scheduled runs: {runs}"
+    finished: list[Any] = []
+    while len(finished) < 2:
+        assert time.monotonic() < deadline, f"scheduled runs: {finished}"
         time.sleep(0.5)
         runs = asyncio.run(_scheduled_runs(live.database_url))
-    finished = [run for run in runs if run.finished_at is not None]
+        finished = [run for run in runs if run.finished_at is not None]
     for earlier, later in zip(finished, finished[1:], strict=False):
         assert earlier.finished_at <= later.started_at, runs
         # The interval counts from a run's start: the next starts that long after (rounding aside).
         assert (later.started_at - earlier.started_at).total_seconds() >= SCHEDULE_SECONDS - 0.1, runs
+
+
+def test_a_worker_that_dies_is_reported_and_replaced(live: LiveServer) -> None:
+    before = server_processes(live)
+    victim = before[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + WAIT
+    while True:
+        now = server_processes(live)
+        if victim not in now and len(now) == 2:
+            break
+        assert time.monotonic() < deadline, f"no replacement for worker {victim}: {now}"
+        time.sleep(0.2)
+    assert f"worker process [{victim}] exited with code -9" in live.log()
+    replacement = (set(now) - set(before)).pop()
+    deadline = time.monotonic() + WAIT
+    while True:  # it serves once started (its socket queued the connections meanwhile)
+        connection = Sticky(live)
+        connection.close()
+        if connection.process == replacement:
+            break
+        assert time.monotonic() < deadline, "the replacement never answered"
 
 
 def test_sigterm_stops_the_parent_and_every_worker(live: LiveServer) -> None:
