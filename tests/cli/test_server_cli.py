@@ -71,6 +71,7 @@ def test_demo_no_serve_seeds_routes_and_prints_a_working_token_url(db_url: str, 
     assert match is not None and match.group(1) == "8123"
     token = match.group(2)
     assert f"Bearer {token}" in result.stdout and "curl" in result.stdout
+    assert "Policy workbench:             http://127.0.0.1:8123/workbench" in result.stdout
     # Nothing is served: the output does not say it is, and tells how to start the server.
     assert "is ready" not in result.stdout and "no server is running" in result.stdout
     assert f"segmenta serve --host 127.0.0.1 --port 8123 --database-url {db_url}" in result.stdout

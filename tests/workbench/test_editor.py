@@ -94,7 +94,7 @@ def test_completion_module_offers_what_fits_where_the_cursor_is(page: Page, serv
         start: at(""), prefix: at("re"), operator: at("region "), typedOperator: at("region i"),
         value: at("region = "), list: at("region in (east, "), between: at("size between small and "),
         ordered: at("size >= l"), afterValue: at("region = east "), action: at("x -> "), team: at("x -> team s"),
-        tag: at("x -> tag "), segments: at("segment big = size > small\\nbig and g"), quoted: at('region = "ea'),
+        tag: at("x -> tag "), within: at("x -> task call "), days: at("x -> task call within 3 "), segments: at("segment big = size > small\\nbig and g"), quoted: at('region = "ea'),
         naming: at("segment "), presence: at("region is "), notIn: at("size not "),
         replaced: m.suggest("regoin = east", 3, catalogue),
         words: [m.quoteValue("New York"), m.quoteValue("in"), m.quoteValue("华东")],
@@ -110,7 +110,8 @@ def test_completion_module_offers_what_fits_where_the_cursor_is(page: Page, serv
     assert result["between"] == "value:small|medium|large|enterprise"
     assert result["ordered"] == "value:large|small"
     assert result["afterValue"] == "continue:and|or|-> "
-    assert result["action"] == "action:team |tag |segment "
+    assert result["action"] == "action:team |tag |segment |task "
+    assert result["within"] == "within:within " and result["days"] == "days:days"
     assert result["team"] == "team:senior_sales"
     assert result["tag"] == "tag:vip"
     # A condition may use the segments defined above it (not stored ones, which only actions add to).
@@ -217,6 +218,9 @@ def test_format_lays_out_the_text_and_refuses_syntax_errors(page: Page, sign_in:
     page.click("#format")
     page.wait_for_function("() => document.querySelector('#source').value === 'segment big = size >= large\\nbig -> team senior_sales\\n'")
     assert "Formatted" in page.inner_text("#status")
+    page.keyboard.press("Control+z")  # formatting is one edit: undone in one step
+    page.wait_for_function("() => document.querySelector('#source').value === 'segment  big=size>=large\\nbig->team   senior_sales'")
+    page.keyboard.press("Control+Shift+z")
     page.keyboard.press("Shift+Alt+F")
     page.wait_for_selector("#status:has-text('Already formatted')")
     _set_text(page, "a: region = -> team x\n")

@@ -8,7 +8,7 @@
 
 export const KEYWORDS = [
   "and", "or", "not", "in", "between", "like", "contains", "is", "missing", "present",
-  "segment", "team", "tag", "otherwise", "true", "false",
+  "segment", "team", "tag", "task", "within", "otherwise", "true", "false",
 ];
 const KEYWORD_SET = new Set(KEYWORDS);
 const COMPARISONS = new Set(["=", "!=", "<", "<=", ">", ">="]);
@@ -68,6 +68,7 @@ function fieldBefore(tokens, index, fields) {
  * Where the cursor is: {kind, prefix, from, to, field?}. `kind` is "condition" (a field, segment
  * or `not` may come), "operator" (after a field), "value" (a value of `field`), "presence" (after
  * `is`), "action" (after `->` or a `,` there), "team", "tag", "segment" (after those action words),
+ * "within" (after `task KIND`), "days" (after `within N`),
  * "continue" (after a finished comparison: `and`, `or`, `->`) or "none".
  */
 export function completionContext(text, offset, fields = new Map()) {
@@ -92,6 +93,9 @@ export function completionContext(text, offset, fields = new Map()) {
     if (lastWord === "team") return { ...base, kind: "team" };
     if (lastWord === "tag") return { ...base, kind: "tag" };
     if (lastWord === "segment") return { ...base, kind: "segment" };
+    // `task KIND within N days`: after the kind, `within`; after the number, the unit.
+    if (before.length >= 2 && lower(before[before.length - 2]) === "task" && last.text !== ",") return { ...base, kind: "within" };
+    if (before.length >= 2 && lower(before[before.length - 2]) === "within") return { ...base, kind: "days", count: last.text };
     return { ...base, kind: "none" };
   }
   if (!last) return { ...base, kind: "condition", lineStart: true };
@@ -185,6 +189,13 @@ export function suggest(text, offset, catalogue, limit = 50) {
       add("team", "keyword", "assign a team", "team ");
       add("tag", "keyword", "add a tag", "tag ");
       add("segment", "keyword", "add to a segment", "segment ");
+      add("task", "keyword", "a follow-up task", "task ");
+      break;
+    case "within":
+      add("within", "keyword", "a due date", "within ");
+      break;
+    case "days":
+      add(context.count === "1" ? "day" : "days", "keyword");
       break;
     case "team":
       for (const team of catalogue.teams || []) add(team.key, "team", team.name || "team", quoteValue(team.key));
