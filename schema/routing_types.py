@@ -170,6 +170,21 @@ class TagCount:
     count: int = strawberry.field(description="Customers with the tag after the run.")
 
 
+@strawberry.type(
+    description="Tasks one `-> task KIND` action of the rules created (an apply) or would create (a preview)."
+)
+class RunTaskCount:
+    kind: str = strawberry.field(description="The task kind.")
+    rule: str = strawberry.field(description="The rule giving it (its label, or `line N`): the first of its kind to match.")
+    due_days: int = strawberry.field(description="Days from the run until such a task is due.")
+    count: int = strawberry.field(
+        description=(
+            "Tasks created (APPLY) or that an apply now would create (PREVIEW): customers for whom the rule holds, "
+            "did not hold at their previous evaluation, and who have no OPEN task of the kind."
+        )
+    )
+
+
 @strawberry.type(description="Customers moved from one team to another (null: no team).")
 class TeamMove:
     from_key: str | None = strawberry.field(
@@ -243,6 +258,13 @@ class RunSummary:
             "(counted in unmatched). Empty when every team named is active."
         ),
     )
+    tasks: list[RunTaskCount] = strawberry.field(
+        default_factory=list,
+        description=(
+            "Per `-> task` action of the rules, the tasks the run created (APPLY) or would create (PREVIEW); "
+            "docs/rule-language.md, Tasks. Empty when the rules give no task (and for REALTIME runs)."
+        ),
+    )
     run_id: strawberry.Private[int | None] = None
 
     @strawberry.field(
@@ -288,6 +310,11 @@ class RunSummary:
             ],
             superseded=int(data.get("superseded", 0)),
             inactive_teams=[str(key) for key in data.get("inactive_teams") or []],
+            tasks=[
+                RunTaskCount(kind=str(item.get("kind")), rule=str(item.get("rule")), due_days=int(item.get("due_days", 0)),
+                             count=int(item.get("count", 0)))
+                for item in data.get("tasks") or []
+            ],
             run_id=run_id,
         )
 

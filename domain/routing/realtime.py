@@ -59,6 +59,7 @@ from segmenta.domain.routing.realtime_rules import active_rules
 from segmenta.domain.routing.vocabulary import ASSIGNMENT_CAUSES
 from segmenta.storage.models import utcnow
 from segmenta.storage.routing_writes import CustomerAssignment, RoutingWrites, write_routing
+from segmenta.storage.rule_tasks import EvaluatedTasks, write_realtime_tasks
 
 
 @dataclass
@@ -273,6 +274,22 @@ async def reevaluate_customers(
         known_segments=segments,
         known_run_id=known_run_id,
     )
+    if rules.rules.task_kinds:
+        await write_realtime_tasks(
+            session,
+            [
+                EvaluatedTasks(
+                    d.customer_id,
+                    d.tasks,
+                    d.manager_after,
+                    d.row["team_id"] if d.row["assignment_locked"] else d.rule_team,
+                )
+                for d in decisions
+            ],
+            rules.rules.task_kinds,
+            ruleset_id=rules.ruleset_id,
+            now=now,
+        )
     await session.flush()
     return changes
 

@@ -58,9 +58,11 @@ from segmenta.domain.routing import assignment, realtime_rules
 from segmenta.domain.routing.realtime_records import REALTIME, day_start, dynamic_segment_ids, realtime_run_id
 from segmenta.domain.routing.realtime_rules import CompiledRulesetVersion
 from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES, EVERY_LOAD_STRATEGIES
+from segmenta.dsl.outcome import TaskOutcome
 from segmenta.storage.models import Customer, utcnow
 from segmenta.storage.new_customer_read import Guess, NewCustomerRead, read_new_customer
 from segmenta.storage.new_customer_write import ManagerPick, NewCustomerWrites, history_values, insert_new_customer
+from segmenta.storage.rule_tasks import EvaluatedTasks, write_realtime_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +102,12 @@ class _Plan:
     rule: str | None
     segments: tuple[str, ...]
     tags: tuple[str, ...]
+    tasks: tuple[TaskOutcome, ...] = ()
 
 
 def _decide(rules: CompiledRulesetVersion, values: Mapping[str, Any], now: datetime) -> _Plan:
     team_key, rule, segments, tags, tasks = rules.rules.decide(values, now)
-    return _Plan(rules, team_key, rule, tuple(segments), tuple(tags))
+    return _Plan(rules, team_key, rule, tuple(segments), tuple(tags), tasks)
 
 
 async def _read(
@@ -181,6 +184,12 @@ async def insert_customer(
         if is_code_conflict(error):
             raise code_conflict(row["code"]) from error
         raise
+    if routing is not None and routing.plan.rules.rules.task_kinds:
+        # A new customer has no trigger and no task yet: each task its rules give is created.
+        evaluated = EvaluatedTasks(customer.id, routing.plan.tasks, customer.manager_id, customer.team_id)
+        await write_realtime_tasks(
+            session, [evaluated], routing.plan.rules.rules.task_kinds, ruleset_id=routing.plan.rules.ruleset_id, now=now
+        )
     history = history_values(writes, customer)
     if history is not None:
         events.record_assignment_changes(session, [history])  # published after the commit

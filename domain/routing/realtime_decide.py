@@ -17,6 +17,7 @@ from segmenta.domain.routing.realtime_reads import load_values, read_team, teams
 from segmenta.domain.routing.realtime_records import SegmentRow
 from segmenta.domain.routing.realtime_rules import CompiledRulesetVersion
 from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES
+from segmenta.dsl.outcome import TaskOutcome
 from segmenta.storage.models import Customer
 from segmenta.storage.new_customer_read import ExistingCustomer, NewCustomerRead
 
@@ -34,6 +35,7 @@ class RoutingDecision:
     rule_team: int | None = None
     team_known: bool = True
     manager_after: int | None = None
+    tasks: tuple[TaskOutcome, ...] = ()
 
 
 _LOADS = (
@@ -129,7 +131,7 @@ async def decide(
         if customer_id not in values:
             continue
         team, rule, segments, tags, tasks = rules.rules.decide(values[customer_id], as_of)
-        decisions.append(RoutingDecision(customer_id, rows[customer_id], team, rule, segments, tags))
+        decisions.append(RoutingDecision(customer_id, rows[customer_id], team, rule, segments, tags, tasks=tasks))
     # Segments joined are among the rules' outputs, segments left among the stored memberships.
     segment_keys = {key for d in decisions for key in d.segments}
     segment_keys.update(key for d in decisions for key in labels[d.customer_id][0])

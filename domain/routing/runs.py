@@ -36,7 +36,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -55,7 +55,7 @@ from segmenta.dsl.diagnostics import RuleError
 from segmenta.dsl.fields import naive_utc
 from segmenta.dsl.sql_compiler import compile_ruleset
 from segmenta.storage import routing_queries as queries
-from segmenta.storage import run_evaluation, run_work_tables
+from segmenta.storage import rule_tasks, run_evaluation, run_work_tables
 from segmenta.storage.engine import begin_reader, begin_writer
 from segmenta.storage.locks import held_across_transactions
 from segmenta.storage.models import EvaluationRun, RulesetVersion, Team, utcnow
@@ -338,6 +338,11 @@ async def _write(
         if evaluated.labelled:
             await queries.apply_label_changes(session, tables, now)
         await assignment.save_positions(session, assigners)
+    if tables.packed.tasks or plan.mode == "apply":
+        # After the customers' writes: a task goes to the manager the customer has after the run.
+        summary["tasks"] = [asdict(count) for count in await rule_tasks.run_tasks(
+            session, tables, apply=plan.mode == "apply", ruleset_id=plan.ruleset_id, run_id=run_id, now=utcnow()
+        )]
     await session.execute(
         update(EvaluationRun)
         .where(EvaluationRun.id == run_id)

@@ -13,6 +13,9 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from segmenta.domain.access.scope import Scope
 from segmenta.domain.tasks.vocabulary import OPEN
 from segmenta.storage.models import Task, TeamMember
+from segmenta.storage.rule_tasks import title_of
+
+__all__ = ["TaskFilter", "conditions", "is_overdue", "mine", "title_of", "visible"]
 
 
 def visible(scope: Scope) -> ColumnElement[bool] | None:
@@ -83,10 +86,3 @@ def mine(employee_id: int | None) -> ColumnElement[bool]:
         return Task.id.is_(None)  # a token without an employee has no tasks of its own
     teams = select(TeamMember.team_id).where(TeamMember.employee_id == employee_id)
     return or_(Task.employee_id == employee_id, and_(Task.employee_id.is_(None), Task.team_id.in_(teams)))
-
-
-def title_of(kind: str) -> str:
-    """The title a rule-made task gets: its kind in words (`birthday_greeting` → "Birthday greeting")."""
-    words = kind.replace("_", " ").replace("-", " ").strip()
-    return (words[:1].upper() + words[1:])[:200] if words else kind[:200]
-
