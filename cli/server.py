@@ -31,6 +31,8 @@ from segmenta.domain.routing.run_plan import RunProgress
 from segmenta.domain.routing.run_tasks import grace_from_environment, wait_from_environment
 from segmenta.domain.routing.runs import apply_ruleset
 from segmenta.domain.seed import SAMPLE_RULES_PATH, database_is_empty, sample_rules, seed_database
+from segmenta.domain.seed_generator import default_as_of
+from segmenta.domain.seed_history import backdate_demo_history
 from segmenta.storage.engine import (
     busy_timeout_from_environment,
     create_engine,
@@ -175,6 +177,9 @@ async def prepare_demo(url: str, *, customers: int = 5000, progress: Progress | 
                 run = await apply_ruleset(session, ruleset.id, progress=_run_progress(progress) if progress else None)
                 if run.status == "succeeded":
                     routing = f"routed {run.summary.get('evaluated', 0)} customers with the sample rules (run {run.id})"
+                    async with session.begin():
+                        # The demo's past: customers managed since they were created, some by someone else before.
+                        await backdate_demo_history(session, default_as_of())
                 else:
                     routing = f"routing with the sample rules failed: {run.error}"
             async with session.begin():

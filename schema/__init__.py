@@ -20,6 +20,7 @@ from segmenta.schema.me import MeQuery
 from segmenta.schema.money import MONEY
 from segmenta.schema.mutations import DataMutation
 from segmenta.schema.node import NodeQuery
+from segmenta.schema.performance import PerformanceMutation, PerformanceQuery
 from segmenta.schema.permissions import Authentication
 from segmenta.schema.queries import DataQuery
 from segmenta.schema.response_warnings import ResponseWarnings
@@ -31,9 +32,12 @@ from segmenta.schema.text_arguments import StorableTextArguments
 from segmenta.schema.tokens import TokenMutation, TokenQuery
 
 Query = merge_types(
-    "Query", (DataQuery, TaskQuery, RoutingQuery, RuleToolsQuery, AssignmentQuery, TokenQuery, MeQuery, NodeQuery)
+    "Query",
+    (DataQuery, TaskQuery, RoutingQuery, RuleToolsQuery, AssignmentQuery, TokenQuery, MeQuery, NodeQuery, PerformanceQuery),
 )
-Mutation = merge_types("Mutation", (DataMutation, TaskMutation, RoutingMutation, AssignmentMutation, TokenMutation))
+Mutation = merge_types(
+    "Mutation", (DataMutation, TaskMutation, RoutingMutation, AssignmentMutation, TokenMutation, PerformanceMutation)
+)
 # merge_types takes no description: the merged root types get theirs here, for GraphiQL's docs explorer.
 get_object_definition(Query, strict=True).description = (
     "Everything a token may read. Every request needs `Authorization: Bearer TOKEN`; an agent's token sees only "

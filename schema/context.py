@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain.routing.run_tasks import RunLauncher
 from segmenta.schema.loaders import Loaders
+from segmenta.schema.performance_loaders import PerformanceLoaders
 from segmenta.schema.routing_loaders import RoutingLoaders
 from segmenta.schema.serial import SerialSession
 from segmenta.storage.models import utcnow
@@ -44,6 +45,8 @@ class Context:
     runs: RunLauncher | None = None
     # The routing resolvers' loaders (schema.routing_types.routing_loaders makes them on first use).
     routing_loaders: RoutingLoaders | None = None
+    # The performance figures' loader (schema.performance_types.performance_loaders makes it on first use).
+    performance_loaders: PerformanceLoaders | None = None
     # Warnings for the whole response (`extensions.warnings`, schema/response_warnings.py), e.g. of a `where`.
     warnings: list[dict[str, Any]] = field(default_factory=list)
 

@@ -75,6 +75,8 @@ from strawberry.types import ExecutionContext
 
 from segmenta.domain.access.scope import Scope, scope_of
 from segmenta.domain.access.tokens import MANAGING_ROLE, Principal, recheck, recheck_interval
+from segmenta.domain.staff.review import REVIEW_ROLES
+from segmenta.domain.staff.targets import TARGET_SETTING_ROLES
 from segmenta.schema.context import Context, Info
 from segmenta.schema.errors import FORBIDDEN, UNAUTHENTICATED
 from segmenta.storage.engine import session_factory
@@ -327,3 +329,15 @@ class CanManageTokens(RolePermission):
     # The same role domain.access.tokens.ensure_may_manage_tokens requires.
     roles = (MANAGING_ROLE,)
     action = "listing, creating and revoking API tokens"
+
+
+class CanSetTargets(RolePermission):
+    # The roles domain.staff.targets.ensure_may_set_targets requires.
+    roles = TARGET_SETTING_ROLES
+    action = "setting targets"
+
+
+class CanReviewPerformance(RolePermission):
+    # The roles domain.staff.review.ensure_may_review requires.
+    roles = REVIEW_ROLES
+    action = "the performance review"

@@ -67,9 +67,22 @@ from segmenta.schema.orderings import (
     TaskOrderArgument,
 )
 from segmenta.schema.pagination import AfterArgument, Connection, FirstArgument, Ordering, page_size, to_connection
+from segmenta.schema.performance_types import (
+    PERFORMANCE_DESCRIPTION,
+    SERIES_DESCRIPTION,
+    FromArgument,
+    MonthArgument,
+    PerformanceType,
+    SeriesMonthsArgument,
+    SeriesToArgument,
+    ToArgument,
+    owner_performance,
+    owner_series,
+)
 from segmenta.schema.timestamps import to_api
 from segmenta.storage import models
 from segmenta.storage.models import utcnow
+from segmenta.storage.performance_sql import EMPLOYEE, TEAM
 
 
 async def _child_connection(
@@ -358,6 +371,18 @@ class Team(Node):
             **CustomerGroupStats.fields_of(stats), member_count=len(members), monthly_target=self.row.monthly_target
         )
 
+    @strawberry.field(description=PERFORMANCE_DESCRIPTION + " Over the customers the team managed at the time.")
+    async def performance(
+        self, info: Info, month: MonthArgument = None, from_: FromArgument = None, to: ToArgument = None
+    ) -> PerformanceType | None:
+        return await owner_performance(info, TEAM, self.row.id, month, from_, to)
+
+    @strawberry.field(description=SERIES_DESCRIPTION)
+    async def performance_series(
+        self, info: Info, to: SeriesToArgument = None, months: SeriesMonthsArgument = 12
+    ) -> list[PerformanceType] | None:
+        return await owner_series(info, TEAM, self.row.id, to, months)
+
 
 @strawberry.type(description="An employee's membership of a team, with their role in it.")
 class TeamMember:
@@ -489,6 +514,18 @@ class Employee(Node):
             feedback_received=await loaders.feedback_by_employee.load(self.row.id),
             monthly_target=self.row.monthly_target,
         )
+
+    @strawberry.field(description=PERFORMANCE_DESCRIPTION + " Over the customers the employee managed at the time.")
+    async def performance(
+        self, info: Info, month: MonthArgument = None, from_: FromArgument = None, to: ToArgument = None
+    ) -> PerformanceType | None:
+        return await owner_performance(info, EMPLOYEE, self.row.id, month, from_, to)
+
+    @strawberry.field(description=SERIES_DESCRIPTION)
+    async def performance_series(
+        self, info: Info, to: SeriesToArgument = None, months: SeriesMonthsArgument = 12
+    ) -> list[PerformanceType] | None:
+        return await owner_series(info, EMPLOYEE, self.row.id, to, months)
 
 
 @strawberry.type(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Float,
@@ -148,7 +149,11 @@ class CustomerAttribute(Base):
 
 class Purchase(Base):
     __tablename__ = "purchases"
-    __table_args__ = (Index("ix_purchases_customer_category", "customer_id", "category"),)
+    __table_args__ = (
+        Index("ix_purchases_customer_category", "customer_id", "category"),
+        # A customer's purchases in a time window (retention, docs/performance.md).
+        Index("ix_purchases_customer_purchased_at", "customer_id", "purchased_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
@@ -168,7 +173,8 @@ class Interaction(Base):
         ForeignKey("employees.id", ondelete="SET NULL"), index=True
     )
     kind: Mapped[str] = mapped_column(String(20))  # words: domain/customers/vocabulary.py
-    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Indexed for the interactions of a period (docs/performance.md).
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     summary: Mapped[str | None] = mapped_column(Text)
 
 
@@ -424,3 +430,22 @@ class EventLog(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
     origin: Mapped[str] = mapped_column(String(100), nullable=False)
     payload: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class PerformanceTarget(Base):
+    """A revenue target for one month ('YYYY-MM') of one employee or one team (exactly one of the two):
+    it overrides the owner's monthly_target for that month (docs/performance.md, "Targets")."""
+
+    __tablename__ = "performance_targets"
+    __table_args__ = (
+        UniqueConstraint("employee_id", "month", name="uq_performance_targets_employee_month"),
+        UniqueConstraint("team_id", "month", name="uq_performance_targets_team_month"),
+        CheckConstraint("(employee_id IS NULL) <> (team_id IS NULL)", name="one_owner"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    month: Mapped[str] = mapped_column(String(7))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    set_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
