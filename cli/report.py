@@ -145,7 +145,7 @@ def as_table(month: str, policy: str, reviews: list[TeamReview]) -> str:
             team_line += f": revenue {figures['revenue']}, target {_cell(figures['target'])}, attainment {_cell(figures['attainment_pct'])}%"
         lines.append(team_line)
         cells = [[_cell(row[column]) for column in shown] for row in flat if row["team"] == review.team.key]
-        widths = [max(len(header), *(len(line[i]) for line in cells)) for i, header in enumerate(headers)]
+        widths = [max([len(header), *(len(line[i]) for line in cells)]) for i, header in enumerate(headers)]
         lines.append("  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True)).rstrip())
         for line in cells:
             lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
