@@ -22,8 +22,6 @@ from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, TextClause, bindparam, text
 
-from segmenta.storage.models import Base
-
 EMPLOYEE = "employee"
 TEAM = "team"
 
@@ -38,17 +36,24 @@ class OwnerKind:
     history_after: str  # … and after it
     customer_column: str  # customers column holding the current owner
     target_column: str  # performance_targets column naming the owner
-    task_column: str  # the tasks column naming the owner
+    assigned: str  # the owners' tasks: (task_id, owner_id) rows
 
 
 KINDS = {
     EMPLOYEE: OwnerKind(
         EMPLOYEE, "employees", "manager_before_id", "manager_after_id", "manager_id", "employee_id",
-        "assignee_id",
+        """assigned (task_id, owner_id) AS (
+  SELECT t.id, t.employee_id FROM tasks t WHERE t.employee_id IN :owners
+)""",
     ),
     TEAM: OwnerKind(
         TEAM, "teams", "team_before_id", "team_after_id", "team_id", "team_id",
-        "team_id",
+        """assigned (task_id, owner_id) AS (
+  SELECT t.id, t.team_id FROM tasks t WHERE t.team_id IN :owners
+  UNION ALL
+  SELECT t.id, m.team_id FROM tasks t JOIN team_members m ON m.employee_id = t.employee_id
+  WHERE m.team_id IN :owners
+)""",
     ),
 }
 
@@ -106,13 +111,6 @@ _POSTGRES_CASTS = {
     "last": "VARCHAR",
     "months": "INTEGER",
 }
-
-# Until the tasks table exists (issue 13's follow-up tasks), the task figures are zero.
-_NO_TASKS = """follow_ups AS (
-  SELECT CAST(NULL AS INTEGER) AS owner_id, CAST(NULL AS INTEGER) AS period, 0 AS tasks_due, 0 AS tasks_done_on_time, 0 AS tasks_overdue
-  FROM periods pe WHERE 1 = 0
-)"""
-
 
 def _periods_part(count: int, dialect: str) -> str:
     # PostgreSQL types a parameter from its context, and a bare SELECT list gives none: cast it there.
@@ -265,16 +263,18 @@ resolved AS (
         ),
         (
             "tasks",
-            _NO_TASKS if "tasks" not in Base.metadata.tables else f"""follow_ups AS (
-  SELECT t.{kind.task_column} AS owner_id, pe.period,
+            kind.assigned
+            + """,
+follow_ups AS (
+  SELECT a.owner_id, pe.period,
          COUNT(*) AS tasks_due,
          COUNT(CASE WHEN t.status = 'done' AND t.completed_at <= t.due_at THEN 1 END) AS tasks_done_on_time,
          COUNT(CASE WHEN t.due_at < :as_of
                      AND NOT (t.status = 'done' AND t.completed_at <= t.due_at) THEN 1 END) AS tasks_overdue
   FROM periods pe
-  JOIN tasks t ON t.due_at >= pe.start_at AND t.due_at < pe.end_at
-  WHERE t.{kind.task_column} IN :owners AND t.status <> 'cancelled'
-  GROUP BY t.{kind.task_column}, pe.period
+  JOIN tasks t ON t.due_at >= pe.start_at AND t.due_at < pe.end_at AND t.status <> 'cancelled'
+  JOIN assigned a ON a.task_id = t.id
+  GROUP BY a.owner_id, pe.period
 )""",
         ),
     ]
@@ -320,9 +320,10 @@ def performance_statement(
 ) -> TextClause:
     """Every figure of `owner_ids` for every period: one row per (owner, period), RESULT_COLUMNS after them."""
     sql = statement_text(kind, dialect, len(periods))
-    binds: list[Any] = [bindparam("owners", list(owner_ids), expanding=True, type_=Integer)]
-    if ":as_of" in sql:
-        binds.append(bindparam("as_of", as_of, type_=DateTime))
+    binds: list[Any] = [
+        bindparam("owners", list(owner_ids), expanding=True, type_=Integer),
+        bindparam("as_of", as_of, type_=DateTime),
+    ]
     for index, period in enumerate(periods):
         binds += [
             bindparam(f"start_{index}", period.start, type_=DateTime),

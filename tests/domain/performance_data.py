@@ -13,6 +13,10 @@ a November target of 500.00 set) and B (no target); teams T1 (monthly target 500
 * c4: A / T1 since 2025-01-01, last purchase 2025-10-01 (not in the trailing 12 months).
 * c5: A / T1 since 2025-06-01, a purchase at 2025-12-01 00:00:00 (the first instant of the
   trailing 12 months at November's end: retained).
+
+Tasks (all on c1): A has three due in November (one done on time, one done late, one still open,
+both overdue at NOW) besides a cancelled one and ones due in October and December; B one done at
+its due second; T2's queue one open past due.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from segmenta.storage.models import (
     Interaction,
     PerformanceTarget,
     Purchase,
+    Task,
     Team,
 )
 
@@ -112,6 +117,24 @@ async def build(session: AsyncSession) -> dict[str, int]:
     )
     interactions = [("c1", T(2026, 11, 1)), ("c2", T(2026, 11, 15, 11, 59, 59)), ("c2", T(2026, 11, 15, 12))]
     session.add_all(Interaction(customer_id=c[who], kind="call", occurred_at=at) for who, at in interactions)
+    tasks = [
+        # (assignee employee, team queue, due, status, completed)
+        (a.id, None, T(2026, 11, 10), "done", T(2026, 11, 9)),  # on time
+        (a.id, None, T(2026, 11, 20), "done", T(2026, 11, 21)),  # done late: overdue
+        (a.id, None, T(2026, 11, 25), "open", None),  # open past due: overdue
+        (a.id, None, T(2026, 11, 28), "cancelled", T(2026, 11, 27)),  # left out
+        (a.id, None, T(2026, 12, 1), "open", None),  # December
+        (a.id, None, T(2026, 10, 31, 23, 59, 59), "done", T(2026, 10, 30)),  # October
+        (b.id, None, T(2026, 11, 30, 23, 59, 59), "done", T(2026, 11, 30, 23, 59, 59)),  # on time, to the second
+        (None, t2.id, T(2026, 11, 15), "open", None),  # T2's queue, overdue
+    ]
+    session.add_all(
+        Task(
+            customer_id=c["c1"], employee_id=employee, team_id=team, kind=f"k{index}", title="t", due_at=due,
+            status=status, completed_at=completed, created_at=T(2026, 10, 1),
+        )
+        for index, (employee, team, due, status, completed) in enumerate(tasks)
+    )
     session.add_all(
         [
             PerformanceTarget(employee_id=a.id, month="2026-11", amount=Decimal("500.00")),
@@ -133,7 +156,7 @@ NOVEMBER: dict[str, dict[str, Any]] = {
         "customers_retained": 2, "retention_rate": 0.5,
         "survey_count": 2, "average_satisfaction": 3.5, "nps_count": 3, "nps": 0.0,
         "complaints_received": 4, "complaints_resolved": 3, "median_resolution_hours": 24.0,
-        "interactions": 2,
+        "interactions": 2, "tasks_due": 3, "tasks_done_on_time": 1, "tasks_overdue": 2, "task_completion_rate": 1 / 3,
     },
     "B": {
         "revenue": Decimal("110.00"), "purchases": 3, "target": None, "attainment": None,
@@ -141,9 +164,11 @@ NOVEMBER: dict[str, dict[str, Any]] = {
         "customers_retained": 0, "retention_rate": None,
         "survey_count": 1, "average_satisfaction": 2.0, "nps_count": 1, "nps": 100.0,
         "complaints_received": 1, "complaints_resolved": 2, "median_resolution_hours": 84.0,
-        "interactions": 1,
+        "interactions": 1, "tasks_due": 1, "tasks_done_on_time": 1, "tasks_overdue": 0, "task_completion_rate": 1.0,
     },
 }
-# The teams saw the same moves as the managers; T1 has a monthly target, T2 none.
-NOVEMBER["T1"] = {**NOVEMBER["A"], "target": Decimal("5000.00"), "attainment": 0.11}
-NOVEMBER["T2"] = dict(NOVEMBER["B"])
+# The teams saw the same moves as the managers; T1 has a monthly target, T2 none.  Their tasks are their
+# queues' and their members' (none are members here): T1 has none, T2 the one of its queue.
+NO_TASKS = {"tasks_due": 0, "tasks_done_on_time": 0, "tasks_overdue": 0, "task_completion_rate": None}
+NOVEMBER["T1"] = {**NOVEMBER["A"], "target": Decimal("5000.00"), "attainment": 0.11, **NO_TASKS}
+NOVEMBER["T2"] = {**NOVEMBER["B"], "tasks_due": 1, "tasks_done_on_time": 0, "tasks_overdue": 1, "task_completion_rate": 0.0}

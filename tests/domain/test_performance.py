@@ -30,7 +30,7 @@ from tests.domain.helpers import database_snapshot
 from tests.domain.performance_data import NOVEMBER, NOW
 
 NOV = Period(Month(2026, 11), Month(2026, 11))
-RATIOS = ("attainment", "retention_rate", "average_satisfaction", "nps", "median_resolution_hours")
+RATIOS = ("attainment", "retention_rate", "average_satisfaction", "nps", "median_resolution_hours", "task_completion_rate")
 
 
 def _figures(performance: object) -> dict[str, object]:

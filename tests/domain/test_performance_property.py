@@ -27,7 +27,9 @@ from segmenta.storage.models import (
     Interaction,
     PerformanceTarget,
     Purchase,
+    Task,
     Team,
+    TeamMember,
 )
 from segmenta.storage.performance_sql import EMPLOYEE, TEAM
 
@@ -62,6 +64,8 @@ class World:
     interactions: list[tuple[int, datetime]]
     monthly: list[tuple[Decimal | None, Decimal | None]]  # (employee's, team's) monthly target per owner
     targets: list[tuple[str, int, str, Decimal]]  # kind, owner, month, amount
+    members: set[tuple[int, int]]  # (team, employee)
+    tasks: list[tuple[int | None, int | None, datetime, str, int | None]]  # employee, team queue, due, status, hours to completion
 
 
 def _feedback() -> st.SearchStrategy[tuple[int, str, int | None, datetime, datetime | None]]:
@@ -85,6 +89,14 @@ worlds = st.builds(
     interactions=st.lists(st.tuples(st.integers(0, CUSTOMERS - 1), instants), max_size=6),
     monthly=st.lists(st.tuples(st.one_of(st.none(), amounts), st.one_of(st.none(), amounts)), min_size=OWNERS, max_size=OWNERS),
     targets=st.lists(st.tuples(st.sampled_from([EMPLOYEE, TEAM]), st.integers(0, OWNERS - 1), st.sampled_from(MONTHS), amounts), max_size=4),
+    members=st.sets(st.tuples(st.integers(0, OWNERS - 1), st.integers(0, OWNERS - 1))),
+    tasks=st.lists(
+        st.one_of(
+            st.tuples(st.integers(0, OWNERS - 1), st.none(), instants, st.sampled_from(["open", "done", "cancelled"]), st.sampled_from([-24, -1, 0, 1, 24 * 40])),
+            st.tuples(st.none(), st.integers(0, OWNERS - 1), instants, st.sampled_from(["open", "done", "cancelled"]), st.sampled_from([-24, 0, 1])),
+        ),
+        max_size=8,
+    ),
 )
 
 
@@ -148,6 +160,15 @@ def expected(world: World, kind: str, owner: int, period: Period) -> dict[str, A
         set_here = [amount for k, o, m, amount in world.targets if (k, o, m) == (kind, owner, month)]
         month_targets.append(set_here[-1] if set_here else monthly)
     present = [target for target in month_targets if target is not None]
+    if kind == EMPLOYEE:
+        tasks = [task for task in world.tasks if task[0] == owner]
+    else:
+        tasks = [task for task in world.tasks if task[1] == owner or (task[0] is not None and (owner, task[0]) in world.members)]
+    due = [task for task in tasks if start <= task[2] < end and task[3] != "cancelled"]
+
+    def on_time(task: Any) -> bool:
+        return task[3] == "done" and task[2] + timedelta(hours=task[4]) <= task[2]
+
     return {
         "revenue": sum(sales, Decimal("0.00")),
         "purchases": len(sales),
@@ -166,6 +187,9 @@ def expected(world: World, kind: str, owner: int, period: Period) -> dict[str, A
         "complaints_resolved": len(waits),
         "median_resolution_seconds": statistics.median(waits) if waits else None,
         "interactions": sum(1 for c, at in world.interactions if mine(c, at)),
+        "tasks_due": len(due),
+        "tasks_done_on_time": sum(1 for task in due if on_time(task)),
+        "tasks_overdue": sum(1 for task in due if task[2] < NOW and not on_time(task)),
     }
 
 
@@ -218,6 +242,14 @@ async def _write(session: Any, world: World) -> tuple[list[int], list[int]]:
         await session.execute(
             insert(Interaction.__table__), [{"customer_id": c[who], "kind": "call", "occurred_at": at} for who, at in world.interactions]
         )
+    session.add_all(TeamMember(team_id=t[team_index], employee_id=e[employee_index]) for team_index, employee_index in world.members)
+    session.add_all(
+        Task(
+            customer_id=c[0], employee_id=employee(who), team_id=team(queue), kind=f"k{index}", title="t", due_at=due,
+            status=status, completed_at=None if status == "open" else due + timedelta(hours=hours),
+        )
+        for index, (who, queue, due, status, hours) in enumerate(world.tasks)
+    )
     latest: dict[tuple[str, int, str], Decimal] = {}
     for kind, owner, month, amount in world.targets:
         latest[(kind, owner, month)] = amount
