@@ -1,7 +1,8 @@
 """API cost: `segmenta serve` against a hand-written floor on the same data, in one run.
 
     .venv/bin/python bench/api.py [--customers 5000] [--repeat 300] [--duration 10] [--workers N]
-        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres] [--quick]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres] [--backends sqlite,postgresql]
+        [--quick]
 
 Prepares the demo data with `segmenta demo --no-serve --customers N` (SQLite: a file in a new
 temporary directory; PostgreSQL: a new database `segmenta_api_<random>` on the server of
@@ -22,20 +23,25 @@ stops if they differ).  Then:
 1. **Sequential latency**: a warm-up, then `--repeat` rounds, each sending every request once
    to each side (alternating which goes first), over one keep-alive connection per side
    (`http.client`, so the client adds little).  Median, p99 and the ratio Segmenta / floor.
-2. **Concurrency**: `page` and `one` at 1, 10 and 50 concurrent clients (asyncio tasks, one
-   keep-alive connection each, a minimal HTTP/1.1 client: see RawConnection for why not
-   httpx), `--duration` seconds per level after a short warm-up, against both sides with 1
-   worker process and then with `--workers` processes (default: the number of cores).
-   Requests per second, p50, p99.  Segmenta's workers come from `segmenta serve --workers N`
-   when its `--help` lists that option, otherwise from `uvicorn segmenta.server:app --workers
-   N` with SEGMENTA_DATABASE_URL (the run says which; that app is what `segmenta serve` runs,
-   without the filter that redacts tokens from its log).
+2. **Concurrency**: `one`, `page` and `purchase` at 1, 10 and 50 concurrent clients (asyncio
+   tasks, one keep-alive connection each, a minimal HTTP/1.1 client: see RawConnection for why
+   not httpx), `--duration` seconds per level after a short warm-up, against both sides with 1
+   worker process and then with `--workers` processes (default: the number of cores), once
+   every worker has answered /health (a worker still starting would get none of a level's
+   keep-alive connections).  Requests per second, p50, p99.  Segmenta's workers come from
+   `segmenta serve --workers N` (one listening socket per worker, so the kernel spreads the
+   connections evenly) when its `--help` lists that option, otherwise from `uvicorn
+   segmenta.server:app --workers N` with SEGMENTA_DATABASE_URL (the run says which).  The
+   floor's workers share uvicorn's one socket.
+
+`--backends sqlite,postgresql` makes one complete run on each, one after the other (PostgreSQL
+on `--database-url`'s server, by default the local one).
 
 Every answer is checked: HTTP 200, JSON, no GraphQL `errors`, no `userErrors`; anything else is
 an error, counted per side (the target is zero).  Finally a table puts the figures next to the
 targets of the API-speed issue: one customer ≤ 2× the floor, the page ≤ 5×, with 50 clients
-N workers serve at least 1.7× the requests per second of one worker, p99 < 10× p50 there,
-zero errors.
+N workers serve at least 1.7× the requests per second of one worker (for the two reads; writes
+are reported, with no target), p99 < 10× p50 there, zero errors.
 
 What the floor does, so the ratio is read honestly: it checks the bearer token against
 `api_tokens` on every request (SHA-256 of the token, not revoked, not expired, an agent's
@@ -98,6 +104,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SERVER_START_TIMEOUT = 180
 FLOOR_DATABASE_VARIABLE = "BENCH_API_FLOOR_DATABASE"  # the floor process's database (a path or a DSN)
 CONCURRENCY = (1, 10, 50)
+CONCURRENT_KINDS = ("one", "page", "purchase")
 ROLES = ("admin", "manager", "agent", "viewer")
 TOKEN_PREFIX = "sgm_"
 
@@ -349,7 +356,7 @@ def floor_app() -> Any:
     """The floor's ASGI app (a uvicorn factory): POST /graphql for the three requests, GET /health."""
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import PlainTextResponse, Response
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     store = floor_store(os.environ[FLOOR_DATABASE_VARIABLE])
@@ -429,7 +436,7 @@ def floor_app() -> Any:
         return answer(await operation(variables))
 
     async def health(request: Request) -> Response:
-        return PlainTextResponse("ok")
+        return JSONResponse({"status": "ok", "process": os.getpid()})  # as Segmenta's: which worker answered
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -513,6 +520,25 @@ def start_segmenta(database_url: str, workers: int, with_option: bool, log_direc
         command = [sys.executable, "-m", "uvicorn", "segmenta.server:app", "--host", "127.0.0.1", "--port", str(port),
                    "--workers", str(workers)]
     return LiveServer.launch(command, port, log_directory, env=env, label=label, timeout=SERVER_START_TIMEOUT)
+
+
+def wait_for_workers(server: LiveServer, workers: int, timeout: float = SERVER_START_TIMEOUT) -> None:
+    """Until `workers` different processes have answered /health: a worker still starting when the
+    clients connect would get none of their keep-alive connections for a whole level."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < workers:
+        if time.monotonic() > deadline:
+            server.stop()
+            sys.exit(f"{server.label}: only {len(seen)} of {workers} workers answered within {timeout:g} s")
+        connection = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=30)
+        try:
+            connection.request("GET", "/health")
+            seen.add(int(json.loads(connection.getresponse().read())["process"]))
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.1)
+        finally:
+            connection.close()
 
 
 def start_floor(database_url: str, workers: int, log_directory: Path) -> LiveServer:
@@ -767,7 +793,7 @@ async def drive(server: LiveServer, workload: Workload, kind: str, clients: int,
 
 def concurrency(server: LiveServer, side: str, workers: int, workload: Workload, duration: float) -> list[Level]:
     levels: list[Level] = []
-    for kind in ("one", "page"):
+    for kind in CONCURRENT_KINDS:
         for clients in CONCURRENCY:
             _, _, _, warm_errors = asyncio.run(drive(server, workload, kind, clients, max(0.5, duration / 5)))
             requests, seconds, latencies, errors = asyncio.run(drive(server, workload, kind, clients, duration))
@@ -833,6 +859,11 @@ def report(samples: dict[tuple[str, str], Samples], levels: list[Level], segment
                     segmenta_errors == 0 and floor_errors == 0))
     print(f"\nPurchase (recordPurchase): {ratios['purchase']:.1f}× the floor — no target; Segmenta also re-routes "
           "the customer in real time, the floor does not")
+    if workers > 1:
+        single, many = level_of("segmenta", 1, "purchase", 50), level_of("segmenta", workers, "purchase", 50)
+        gain = many.per_second / single.per_second if single.per_second else float("nan")
+        print(f"Purchases with 50 clients: {workers} workers {gain:.2f}× the req/s of 1 worker — no target: on SQLite "
+              "every write waits for the one write lock, whatever the number of processes")
     print("\nTargets")
     for name, figure, met in targets:
         print(f"  {name:<62}{figure:>12}  {verdict(met)}")
@@ -845,14 +876,20 @@ def report(samples: dict[tuple[str, str], Samples], levels: list[Level], segment
     return all(met is not False for _, _, met in targets)
 
 
+DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, help="demo customers (default 5000; --quick 500)")
     parser.add_argument("--repeat", type=int, help="sequential rounds after the warm-up (default 300; --quick 30)")
     parser.add_argument("--duration", type=float, help="seconds per concurrency level (default 10; --quick 2)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
                         help="worker processes for the scaled-out runs (default: the number of cores)")
     parser.add_argument("--database-url", help="a PostgreSQL server (a new database is made on it); default SQLite")
+    parser.add_argument("--backends", help="sqlite, postgresql or sqlite,postgresql: one run after the other "
+                        f"(default: postgresql with --database-url, else sqlite; PostgreSQL at {DEFAULT_POSTGRES} "
+                        "unless --database-url names another)")
     parser.add_argument("--quick", action="store_true", help="a small run, to check the bench works")
     arguments = parser.parse_args()
     customers = arguments.customers or (500 if arguments.quick else 5000)
@@ -860,11 +897,25 @@ def main() -> None:
     duration = arguments.duration or (2.0 if arguments.quick else 10.0)
     if customers < 100 or repeat < 1 or duration <= 0 or arguments.workers < 1:
         parser.error("--customers ≥ 100 (a full page), --repeat ≥ 1, --duration > 0, --workers ≥ 1")
+    backends = (arguments.backends or ("postgresql" if arguments.database_url else "sqlite")).split(",")
+    if not backends or any(name not in ("sqlite", "postgresql") for name in backends):
+        parser.error("--backends: sqlite, postgresql or sqlite,postgresql")
+    outcomes = {}
+    for backend in backends:
+        server = (arguments.database_url or DEFAULT_POSTGRES) if backend == "postgresql" else None
+        outcomes[backend] = run(server, customers, repeat, duration, arguments.workers)
+    if len(outcomes) > 1:
+        print("\n" + "; ".join(f"{name}: {'every target met' if met else 'a target NOT met'}" for name, met in outcomes.items()))
+    sys.exit(0 if all(outcomes.values()) else 1)
+
+
+def run(server_url: str | None, customers: int, repeat: int, duration: float, workers: int) -> bool:
+    """One complete run on SQLite (`server_url` None) or on a new database of that PostgreSQL server."""
     warmup = max(5, repeat // 10)
     with_option = serve_supports_workers()
     how_workers = "segmenta serve --workers" if with_option else "uvicorn segmenta.server:app --workers (serve has no --workers)"
 
-    with prepared_database(arguments.database_url) as database_url, \
+    with prepared_database(server_url) as database_url, \
             tempfile.TemporaryDirectory(prefix="segmenta-api-logs-") as logs:
         from sqlalchemy.engine import make_url
 
@@ -887,19 +938,20 @@ def main() -> None:
             levels += concurrency(floor, "floor", 1, workload, duration)
             for server in servers:
                 server.stop()
-            if arguments.workers > 1:
-                servers = [start_segmenta(database_url, arguments.workers, with_option, log_directory),
-                           start_floor(database_url, arguments.workers, log_directory)]
-                levels += concurrency(servers[0], "segmenta", arguments.workers, workload, duration)
-                levels += concurrency(servers[1], "floor", arguments.workers, workload, duration)
+            if workers > 1:
+                servers = [start_segmenta(database_url, workers, with_option, log_directory),
+                           start_floor(database_url, workers, log_directory)]
+                for server in servers:
+                    wait_for_workers(server, workers)
+                levels += concurrency(servers[0], "segmenta", workers, workload, duration)
+                levels += concurrency(servers[1], "floor", workers, workload, duration)
         finally:
             for server in servers:
                 server.stop()
-        print(f"\n{backend}, {customers} customers, {os.cpu_count()} cores, 1-minute load average "
+        print(f"\n{backend}, {customers} customers, {len(os.sched_getaffinity(0))} cores, 1-minute load average "
               f"{load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (the bench's own processes "
               "included); the clients run on the same machine")
-        met = report(samples, levels, segmenta.label, floor.label, arguments.workers, how_workers)
-    sys.exit(0 if met else 1)
+        return report(samples, levels, segmenta.label, floor.label, workers, how_workers)
 
 
 if __name__ == "__main__":
