@@ -107,7 +107,7 @@ def describe_seed(summary: SeedSummary) -> str:
     return (
         f"seeded {summary.customers} customers, {summary.purchases} purchases, {summary.feedback} feedback, "
         f"{summary.interactions} interactions, {summary.employees} employees, {summary.teams} teams, "
-        f"{summary.segments} manual segments"
+        f"{summary.segments} manual segments, {summary.tasks} hand-made tasks"
     )
 
 

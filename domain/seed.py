@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain.customers.metrics import recompute_metrics
 from segmenta.domain.errors import Conflict
-from segmenta.domain.seed_generator import Dataset, generate_dataset
+from segmenta.domain.seed_generator import Dataset, default_as_of, generate_dataset
+from segmenta.domain.seed_tasks import seed_tasks
 from segmenta.storage.models import (
     ApiToken,
     Base,
@@ -54,6 +55,7 @@ class SeedSummary:
     employees: int
     teams: int
     segments: int
+    tasks: int = 0
 
 
 def sample_rules() -> str:
@@ -177,6 +179,7 @@ async def seed_database(
     await recompute_metrics(session)
     if progress is not None:
         progress("metrics", 1, 1)
+    tasks = await seed_tasks(session, as_of or default_as_of())
     return SeedSummary(
         customers=len(data.customers),
         purchases=len(data.purchases),
@@ -185,4 +188,5 @@ async def seed_database(
         employees=len(data.employees),
         teams=len(data.teams),
         segments=len(data.segments),
+        tasks=tasks,
     )

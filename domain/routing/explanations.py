@@ -30,7 +30,7 @@ from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
 from segmenta.dsl.explain import Explanation, RuleTrace
 from segmenta.dsl.ruleset import Ruleset, compile_rules
-from segmenta.storage.models import Customer, Employee, Team, TeamMember
+from segmenta.storage.models import Customer, Employee, Task, TaskTrigger, Team, TeamMember
 
 
 class RulesHaveErrors(UserError):
@@ -147,6 +147,30 @@ async def _team(session: AsyncSession, team_id: int | None) -> Team | None:
     return await session.get(Team, team_id) if team_id is not None else None
 
 
+async def _task_notes(session: AsyncSession, customer_id: int, explanation: Explanation) -> list[str]:
+    """Per task kind the rules give: whether an apply or real-time routing now would create it, and why not
+    (docs/rule-language.md, "Tasks"); one statement for all kinds."""
+    if not explanation.tasks:
+        return []
+    kinds = [task.kind for task in explanation.tasks]
+    held = set((await session.execute(
+        select(TaskTrigger.kind).where(TaskTrigger.customer_id == customer_id, TaskTrigger.kind.in_(kinds))
+    )).scalars())
+    open_kinds = set((await session.execute(
+        select(Task.kind).where(Task.customer_id == customer_id, Task.kind.in_(kinds), Task.status == "open")
+    )).scalars())
+    notes = []
+    for task in explanation.tasks:
+        given = f"task {task.kind} (rule {task.rule}, due in {task.due_days} days)"
+        if task.kind in open_kinds:
+            notes.append(f"{given}: not created, one is already open")
+        elif task.kind in held:
+            notes.append(f"{given}: not created, the condition already held at the last evaluation")
+        else:
+            notes.append(f"{given}: would be created")
+    return notes
+
+
 async def explain_customer(
     session: AsyncSession,
     customer_id: int,
@@ -200,5 +224,6 @@ async def explain_customer(
                 notes.append(f"{verb}: team {rule_team.key} has no member with free capacity: manager left empty")
             else:
                 notes.append(f"{verb}: manager {manager.name} ({rule_team.strategy.replace('_', ' ')})")
+    notes.extend(await _task_notes(session, customer_id, explanation))
     explanation.notes.extend(notes)
     return CustomerExplanation(customer, used_ruleset, explanation, team, manager, explanation.team)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from segmenta.domain.access.scope import EVERY_CUSTOMER
 from segmenta.domain.customers import profiles
 from segmenta.domain.routing import runs
+from segmenta.domain.routing.explanations import explain_customer
 from segmenta.domain.routing.realtime import reevaluate_customer
 from segmenta.domain.routing.scheduler import Scheduler
 from segmenta.domain.tasks import service
@@ -160,3 +161,17 @@ async def test_a_ruleset_without_the_kind_re_arms_it(session: AsyncSession) -> N
     assert (await session.execute(select(TaskTrigger))).all() == []
     run = await _apply(session, await activate(session, RULES, name="again"))
     assert _counts(run)[("regular_visit", "big")] == 1  # c1 again (c2's is still open)
+
+
+async def test_explain_says_which_rule_would_create_which_task(session: AsyncSession) -> None:
+    ids = await _world(session)
+    ruleset_id = await activate(session, RULES)
+    before = await explain_customer(session, ids["c1"])
+    assert "task complaint_follow_up (rule care, due in 1 days): would be created" in before.notes
+    assert "Tasks: complaint_follow_up within 1 days (rule care), regular_visit within 7 days (rule big)" in before.explanation.lines
+    await _apply(session, ruleset_id)
+    visit = (await session.execute(select(Task).where(Task.kind == "regular_visit", Task.customer_id == ids["c1"]))).scalar_one()
+    await service.complete_task(session, EVERY_CUSTOMER, visit.id)
+    after = await explain_customer(session, ids["c1"])
+    assert "task complaint_follow_up (rule care, due in 1 days): not created, one is already open" in after.notes
+    assert "task regular_visit (rule big, due in 7 days): not created, the condition already held at the last evaluation" in after.notes
