@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from segmenta.domain.settings import number_setting
-from segmenta.storage import error_translation, guard, sqlite_writes
+from segmenta.storage import error_translation, guard, sqlite_cursor, sqlite_writes
 
 DEFAULT_DATABASE_FILE = "segmenta.db"
 
@@ -52,6 +52,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any, *, busy_timeout: floa
     # SAVEPOINT then opens the transaction itself and its RELEASE commits.  So the driver
     # stays in autocommit and SQLAlchemy emits BEGIN itself (_begin_sqlite).
     dbapi_connection.isolation_level = None
+    # One trip to aiosqlite's thread per statement, not four (storage/sqlite_cursor.py).
+    sqlite_cursor.use_one_trip_cursors(dbapi_connection)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from segmenta.domain.access.tokens import principals
 from segmenta.storage.engine import session_factory
-from tests.schema.helpers import Api, build_world
+from tests.schema.helpers import Api, build_world, global_id
 
 PAGE_QUERY = """
 query Page($first: Int!) {
@@ -73,3 +73,23 @@ async def test_page_of_10_and_page_of_100_run_the_same_small_number_of_statement
     # authentication, page, count, team, team stats, members, employees, manager stats, interactions,
     # memberships, segments, segment sizes, tags, attributes, categories, purchases page and count, history
     assert counts[100] <= 20, counts
+
+
+ONE_CUSTOMER = "query One($id: ID!) { customer(id: $id) { name team { key } metrics { totalSpent } } }"
+
+
+async def test_one_customer_with_a_known_token_runs_two_statements(api: Api, engine: AsyncEngine) -> None:
+    """bench/api.py's one-customer query: the token comes from this process's cache (read by the first
+    request), so a later request runs the customer's SELECT and its team's, and nothing else but its
+    transaction (SQLite's BEGIN; PostgreSQL's statement time limit, storage/guard.py)."""
+    async with session_factory(engine)() as session:
+        world = await build_world(session, customer_count=3)
+    customer = global_id("Customer", world.customers["C001"])
+    await api.data(ONE_CUSTOMER, {"id": customer})
+    with counted_statements(engine, tokens_cached=True) as statements:
+        data = await api.data(ONE_CUSTOMER, {"id": customer})
+    assert data["customer"]["team"] is not None
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    others = [s for s in statements if s not in reads]
+    assert len(reads) == 2, reads
+    assert all(s.strip().upper() == "BEGIN" or s.startswith("SET LOCAL statement_timeout") for s in others), others

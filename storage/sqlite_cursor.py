@@ -1,0 +1,120 @@
+"""One trip to aiosqlite's thread per SQLite statement, instead of four.
+
+aiosqlite runs every call on the connection in a thread of its own; each call is a hop there and
+back (a queue put, a thread wake-up, a loop callback), and on a busy machine each hop costs tens
+of microseconds or more.  SQLAlchemy's aiosqlite cursor makes four per statement: open a cursor,
+execute, fetch all rows, close the cursor.  For a small GraphQL request (a token from the cache,
+a customer, its team) those hops were most of the time spent outside Python (bench/api.py;
+docs/graphql.md, "API cost").
+
+`OneTripCursor` does the same work in one call on the thread: open, execute, fetch every row,
+close, and hands back the rows with the cursor's description, row count and last row id, which
+is all SQLAlchemy reads from a buffered (non-streaming) cursor.  Streaming (server-side) cursors
+keep SQLAlchemy's own class.  The statement still runs on aiosqlite's thread, so the event loop
+stays free, and storage/guard.py's `interrupt()` of a statement past its time limit still works.
+
+`use_one_trip_cursors` switches one new DBAPI connection over (from the engine's `connect`
+event, storage/engine.py): the connection's class becomes a subclass that only names this
+cursor class.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor
+
+_Outcome = tuple[Any, int, int | None, list[Any] | None]
+
+
+def _run(raw: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On aiosqlite's thread: the statement's description, row count, last row id and rows."""
+    cursor = raw.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else None
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A buffered cursor whose statements each take one call on aiosqlite's thread."""
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid")
+
+    def __init__(self, adapt_connection: Any) -> None:
+        # No aiosqlite cursor is opened here (that was a hop of its own): each statement opens and
+        # closes its sqlite3 cursor on the thread.
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = {}  # type: ignore[assignment]
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass
+
+    async def _async_soft_close(self) -> None:
+        """Nothing to close: the sqlite3 cursor was closed on the thread with the statement."""
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        await self._one_trip(operation, parameters, many=False)
+        return self
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        await self._one_trip(operation, seq_of_parameters, many=True)
+        return self
+
+    async def _one_trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        async with self._adapt_connection._execute_mutex:
+            connection = self._connection
+            description, rowcount, lastrowid, rows = await connection._execute(
+                _run, connection._conn, operation, parameters, many
+            )
+        self._description, self._rowcount, self._lastrowid = description, rowcount, lastrowid
+        self._rows = collections.deque(rows) if rows is not None else collections.deque()
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneTripCursor
+
+
+def use_one_trip_cursors(dbapi_connection: Any) -> None:
+    """Make this new aiosqlite DBAPI connection (SQLAlchemy's adapter) open OneTripCursors."""
+    if type(dbapi_connection) is AsyncAdapt_aiosqlite_connection:
+        # Same slots, one class attribute more: a well-defined class change.
+        dbapi_connection.__class__ = OneTripConnection
