@@ -39,7 +39,14 @@ from segmenta.schema.context import Context
 from segmenta.schema.disconnect import LoaderBatches, run_until_disconnect
 from segmenta.schema.errors import UNAUTHENTICATED
 from segmenta.schema.graphiql import ASSET_ROUTE, asset_dir, local_asset, render_page
-from segmenta.schema.http_body import BAD_REQUEST, ClientGone, RequestRefused, check_request, read_body
+from segmenta.schema.http_body import (
+    BAD_REQUEST,
+    ClientGone,
+    RequestRefused,
+    check_request,
+    encode_response,
+    read_body,
+)
 from segmenta.schema.limits import request_limits
 from segmenta.schema.loaders import Loaders
 from segmenta.schema.permissions import AUTHENTICATION_REQUIRED, TOKEN_NO_LONGER_VALID
@@ -221,6 +228,16 @@ class SegmentaGraphQL(GraphQL[Context, None]):
                     await context.session.commit()
                 context.auth_problem = None if context.principal is not None else TOKEN_NO_LONGER_VALID
         return await super().on_ws_connect(context)
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        """Strawberry's HTTP response, encoded by orjson (schema/http_body.py; websockets keep text frames)."""
+        response = Response(encode_response(response_data), status_code=200, media_type="application/json")
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        if sub_response.status_code:
+            response.status_code = sub_response.status_code
+        return response
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(render_page(request.app.state.graphiql_dir))

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/api.py [--customers 5000] [--repeat 300] [--duration 10] [--workers N]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres] [--backends sqlite,postgresql]
-        [--quick]
+        [--quick] [--sequential-only]
 
 Prepares the demo data with `segmenta demo --no-serve --customers N` (SQLite: a file in a new
 temporary directory; PostgreSQL: a new database `segmenta_api_<random>` on the server of
@@ -36,6 +36,11 @@ stops if they differ).  Then:
 
 `--backends sqlite,postgresql` makes one complete run on each, one after the other (PostgreSQL
 on `--database-url`'s server, by default the local one).
+
+3. **graphql-core's own cost**: the page document executed by graphql-core alone, in the bench's
+   process, over the floor's answer as in-memory data (a schema built from schema.graphql, no
+   resolvers, the document parsed and validated once): the per-field work no resolver or SQL
+   change can remove, next to the floor's and Segmenta's page.  `--sequential-only` skips step 2.
 
 Every answer is checked: HTTP 200, JSON, no GraphQL `errors`, no `userErrors`; anything else is
 an error, counted per side (the target is zero).  Finally a table puts the figures next to the
@@ -691,6 +696,34 @@ def sequential(servers: list[LiveServer], workload: Workload, kinds: Sequence[st
 
 
 # =============================================================================================
+# graphql-core's own cost
+
+
+def graphql_core_page(page_answer: dict[str, Any], repeat: int) -> float:
+    """Median seconds graphql-core (alone, in this process) takes to execute the page document over
+    in-memory data: the schema built from schema.graphql has no resolvers (each field reads its key
+    of the answer's own dicts, synchronously), the document is parsed and validated once.  What is
+    left is graphql-core's per-field work (collect fields, complete values, serialize scalars, build
+    the result): the part of Segmenta's page no resolver or SQL change can remove."""
+    from graphql import build_schema, execute_sync, parse, validate
+
+    schema = build_schema((BENCH_DIR.parent / "schema.graphql").read_text(encoding="utf-8"))
+    document = parse(PAGE)
+    assert not validate(schema, document)
+    root = page_answer["data"]
+    warmup = max(5, repeat // 10)
+    samples = []
+    for index in range(warmup + repeat):
+        started = time.perf_counter()
+        result = execute_sync(schema, document, root_value=root)
+        if index >= warmup:
+            samples.append(time.perf_counter() - started)
+        if result.errors or result.data != root:
+            sys.exit(f"graphql-core over the page's own data answered something else: {result.errors}")
+    return statistics.median(samples)
+
+
+# =============================================================================================
 # Concurrency
 
 
@@ -818,7 +851,7 @@ def verdict(met: bool | None) -> str:
 
 
 def report(samples: dict[tuple[str, str], Samples], levels: list[Level], segmenta_label: str, floor_label: str,
-           workers: int, how_workers: str) -> bool:
+           workers: int, how_workers: str, core_page: float) -> bool:
     print("\nSequential latency (ms; one keep-alive connection per side)")
     print(f"{'request':<10}{'segmenta p50':>14}{'p99':>9}{'floor p50':>12}{'p99':>9}{'ratio p50':>11}{'errors':>9}")
     ratios: dict[str, float] = {}
@@ -830,8 +863,15 @@ def report(samples: dict[tuple[str, str], Samples], levels: list[Level], segment
               f"{milliseconds(theirs_median):>12}{milliseconds(percentile(theirs.seconds, 0.99)):>9}"
               f"{ratios[kind]:>10.1f}×{len(ours.errors):>5}/{len(theirs.errors)}")
 
-    print(f"\nConcurrency ({workers} workers: {how_workers}); requests/s, p50 and p99 in ms")
-    print(f"{'side':<10}{'workers':>8}{'request':>9}{'clients':>9}{'req/s':>9}{'p50':>9}{'p99':>9}{'p99/p50':>9}{'errors':>8}")
+    page_median = statistics.median(samples[(segmenta_label, "page")].seconds)
+    floor_page = statistics.median(samples[(floor_label, "page")].seconds)
+    print(f"\ngraphql-core alone executes the page document over its own answer (no resolvers, parsed and "
+          f"validated once) in {milliseconds(core_page)} ms: {core_page / floor_page:.1f}× the floor's whole page; "
+          f"Segmenta's page is {page_median / core_page:.1f}× that, {milliseconds(page_median - core_page)} ms more")
+
+    if levels:
+        print(f"\nConcurrency ({workers} workers: {how_workers}); requests/s, p50 and p99 in ms")
+        print(f"{'side':<10}{'workers':>8}{'request':>9}{'clients':>9}{'req/s':>9}{'p50':>9}{'p99':>9}{'p99/p50':>9}{'errors':>8}")
     for row in levels:
         p50, p99 = percentile(row.latencies, 0.5), percentile(row.latencies, 0.99)
         print(f"{row.side:<10}{row.workers:>8}{row.kind:>9}{row.clients:>9}{row.per_second:>9.1f}"
@@ -844,7 +884,7 @@ def report(samples: dict[tuple[str, str], Samples], levels: list[Level], segment
         ("one customer ≤ 2× the floor (sequential p50)", f"{ratios['one']:.1f}×", ratios["one"] <= 2),
         ("page of 100 ≤ 5× the floor (sequential p50)", f"{ratios['page']:.1f}×", ratios["page"] <= 5),
     ]
-    for kind in ("one", "page"):
+    for kind in ("one", "page") if levels else ():
         single, many = level_of("segmenta", 1, kind, 50), level_of("segmenta", workers, kind, 50)
         gain = many.per_second / single.per_second if single.per_second else float("nan")
         targets.append((f"{kind}: 50 clients, {workers} workers ≥ 1.7× the req/s of 1 worker", f"{gain:.2f}×",
@@ -859,7 +899,7 @@ def report(samples: dict[tuple[str, str], Samples], levels: list[Level], segment
                     segmenta_errors == 0 and floor_errors == 0))
     print(f"\nPurchase (recordPurchase): {ratios['purchase']:.1f}× the floor — no target; Segmenta also re-routes "
           "the customer in real time, the floor does not")
-    if workers > 1:
+    if workers > 1 and levels:
         single, many = level_of("segmenta", 1, "purchase", 50), level_of("segmenta", workers, "purchase", 50)
         gain = many.per_second / single.per_second if single.per_second else float("nan")
         print(f"Purchases with 50 clients: {workers} workers {gain:.2f}× the req/s of 1 worker — no target: on SQLite "
@@ -891,6 +931,8 @@ def main() -> None:
                         f"(default: postgresql with --database-url, else sqlite; PostgreSQL at {DEFAULT_POSTGRES} "
                         "unless --database-url names another)")
     parser.add_argument("--quick", action="store_true", help="a small run, to check the bench works")
+    parser.add_argument("--sequential-only", action="store_true",
+                        help="measure sequential latency only, no concurrency levels (their targets are then n/a)")
     arguments = parser.parse_args()
     customers = arguments.customers or (500 if arguments.quick else 5000)
     repeat = arguments.repeat or (30 if arguments.quick else 300)
@@ -903,13 +945,14 @@ def main() -> None:
     outcomes = {}
     for backend in backends:
         server = (arguments.database_url or DEFAULT_POSTGRES) if backend == "postgresql" else None
-        outcomes[backend] = run(server, customers, repeat, duration, arguments.workers)
+        outcomes[backend] = run(server, customers, repeat, duration, arguments.workers, arguments.sequential_only)
     if len(outcomes) > 1:
         print("\n" + "; ".join(f"{name}: {'every target met' if met else 'a target NOT met'}" for name, met in outcomes.items()))
     sys.exit(0 if all(outcomes.values()) else 1)
 
 
-def run(server_url: str | None, customers: int, repeat: int, duration: float, workers: int) -> bool:
+def run(server_url: str | None, customers: int, repeat: int, duration: float, workers: int,
+        sequential_only: bool = False) -> bool:
     """One complete run on SQLite (`server_url` None) or on a new database of that PostgreSQL server."""
     warmup = max(5, repeat // 10)
     with_option = serve_supports_workers()
@@ -933,12 +976,15 @@ def run(server_url: str | None, customers: int, repeat: int, duration: float, wo
             check_same_answers(segmenta, floor, workload)
             print(f"both sides answer the same data; sequential: {warmup} warm-up + {repeat} rounds …", flush=True)
             samples = sequential(servers, workload, ("one", "page", "purchase"), warmup, repeat)
-            print(f"concurrency: {duration:g} s per level …", flush=True)
-            levels = concurrency(segmenta, "segmenta", 1, workload, duration)
-            levels += concurrency(floor, "floor", 1, workload, duration)
+            core_page = graphql_core_page(data_of(floor, workload, workload.body("page")), repeat)
+            levels: list[Level] = []
+            if not sequential_only:
+                print(f"concurrency: {duration:g} s per level …", flush=True)
+                levels += concurrency(segmenta, "segmenta", 1, workload, duration)
+                levels += concurrency(floor, "floor", 1, workload, duration)
             for server in servers:
                 server.stop()
-            if workers > 1:
+            if workers > 1 and not sequential_only:
                 servers = [start_segmenta(database_url, workers, with_option, log_directory),
                            start_floor(database_url, workers, log_directory)]
                 for server in servers:
@@ -951,7 +997,7 @@ def run(server_url: str | None, customers: int, repeat: int, duration: float, wo
         print(f"\n{backend}, {customers} customers, {len(os.sched_getaffinity(0))} cores, 1-minute load average "
               f"{load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (the bench's own processes "
               "included); the clients run on the same machine")
-        return report(samples, levels, segmenta.label, floor.label, workers, how_workers)
+        return report(samples, levels, segmenta.label, floor.label, workers, how_workers, core_page)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from itertools import accumulate
 from typing import Any
 
+import orjson
 from starlette.types import Receive, Send
 
 from segmenta.schema.limits import RequestLimits
@@ -153,3 +154,12 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null (or missing)"
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+
+
+def encode_response(data: Any) -> bytes:
+    """A GraphQL response as JSON, by orjson (several times faster than the json module on a page of
+    100 customers); anything orjson cannot encode goes through the json module as before."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":")).encode("utf-8")
