@@ -19,10 +19,14 @@ from collections.abc import Mapping
 from itertools import accumulate
 from typing import Any
 
-import orjson
 from starlette.types import Receive, Send
 
 from segmenta.schema.limits import RequestLimits
+
+try:
+    import orjson
+except ImportError:  # a virtualenv made before orjson became a dependency: answers stay the same, only slower
+    orjson = None  # type: ignore[assignment]
 
 BAD_REQUEST = "BAD_REQUEST"
 REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
@@ -160,6 +164,8 @@ def encode_response(data: Any) -> bytes:
     """A GraphQL response as JSON, by orjson (several times faster than the json module on a page of
     100 customers); anything orjson cannot encode goes through the json module as before."""
     try:
-        return orjson.dumps(data)
+        if orjson is not None:
+            return orjson.dumps(data)
     except TypeError:
-        return json.dumps(data, separators=(",", ":")).encode("utf-8")
+        pass
+    return json.dumps(data, separators=(",", ":")).encode("utf-8")

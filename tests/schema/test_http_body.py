@@ -154,3 +154,13 @@ async def test_a_disconnect_cancels_the_handler_and_a_finished_one_is_left_alone
 
     assert await run_until_disconnect(answers, b"", receiving({"type": "http.disconnect"}), send) is False
     assert sent[-1] == {"type": "http.response.body", "body": b"ok"}
+
+
+def test_responses_encode_as_the_json_module_would() -> None:
+    import json
+
+    from segmenta.schema.http_body import encode_response
+
+    answer = {"data": {"customers": {"nodes": [{"name": "Zoë ✓", "total": "12.50", "n": 3, "avg": 0.1, "none": None}]}},
+              "extensions": {"warnings": [{"path": ["customers"], "big": 2**70}]}}
+    assert json.loads(encode_response(answer)) == answer  # 2**70 is past orjson's integers: json encodes it
