@@ -1,5 +1,6 @@
-"""The workbench's browser tests: one live `segmenta serve` on the demo data and one headless
-chromium per test module (tests/browser.py), a fresh page (own sessionStorage) per test.
+"""The workbench's browser tests: one live `segmenta serve` per test module, on its own copy of the
+demo data, one headless chromium for the run (tests/browser.py), a fresh page (own
+sessionStorage) per test.
 
 Every page refuses requests that leave the server under test, as on a machine without internet,
 and a test fails when the page throws an uncaught JavaScript error. Screenshots go to
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,11 +39,13 @@ def artifacts_dir() -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """`segmenta serve` on the demo data (its sample rules active), with admin, manager and viewer tokens."""
-    folder = tmp_path_factory.mktemp("workbench")
-    url = f"sqlite+aiosqlite:///{folder / 'demo.db'}"
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The demo database and its admin, manager and viewer tokens, made once per run: each module's
+    server starts on a copy (the CLI's start-up made `demo` and two `token create` cost ~17 s a module)."""
+    folder = tmp_path_factory.mktemp("workbench-demo")
+    path = folder / "demo.db"
+    url = f"sqlite+aiosqlite:///{path}"
     prepared = subprocess.run(
         [SEGMENTA, "demo", "--no-serve", "--customers", str(DEMO_CUSTOMERS), "--database-url", url],
         capture_output=True, text=True, check=True, timeout=300,
@@ -51,14 +55,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tokens = {"admin": token.group(1)}
     for role in ("manager", "viewer"):
         tokens[role] = segmenta("token", "create", "--role", role, "--database-url", url).strip()
-    live = LiveServer.serve(url, folder, tokens=tokens)
+    return path, tokens
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, demo_template: tuple[Path, dict[str, str]]) -> Iterator[LiveServer]:
+    """`segmenta serve` on a fresh copy of the demo data (its sample rules active), with admin,
+    manager and viewer tokens: what one module changes, the next does not see."""
+    template, tokens = demo_template
+    folder = tmp_path_factory.mktemp("workbench")
+    # No process holds the template open, so its WAL is checkpointed: the file alone is the data.
+    for suffix in ("", "-wal", "-shm"):
+        source = template.with_name(template.name + suffix)
+        if source.exists():
+            shutil.copyfile(source, folder / source.name)
+    live = LiveServer.serve(f"sqlite+aiosqlite:///{folder / template.name}", folder, tokens=dict(tokens))
     try:
         yield live
     finally:
         live.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     with headless_chromium() as launched:
         yield launched
