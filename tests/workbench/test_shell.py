@@ -95,3 +95,25 @@ def test_narrow_screens_keep_every_link_visible(page: Page, sign_in: Callable[..
     for route in ("editor", "preview", "explain", "dashboards"):
         assert page.is_visible(f"#nav a[data-route={route}]")
     shot(page, "shell")
+
+
+def test_a_token_revoked_while_signed_in_leads_back_to_sign_in(
+    page: Page, server: LiveServer, sign_in: Callable[..., None]
+) -> None:
+    created = server.query('mutation { createApiToken(input: {role: VIEWER, label: "short-lived"}) { secret apiToken { id } } }')
+    token = created[1]["data"]["createApiToken"]
+    page.goto(f"{server.url}/workbench#/editor")
+    page.fill("#token", token["secret"])
+    page.press("#token", "Enter")
+    page.wait_for_selector("#role-badge:has-text('viewer')")
+    server.query("mutation($id: ID!) { revokeApiToken(id: $id) { userErrors { code } } }", {"id": token["apiToken"]["id"]})
+    # Another server process may accept the token for SEGMENTA_TOKEN_CACHE seconds (5) after the
+    # revocation: open the editor again (each opening asks the API) until it is refused.
+    for _ in range(40):
+        if page.is_visible("#sign-in-error:has-text('no longer valid')"):
+            break
+        page.evaluate("() => { window.location.hash = window.location.hash === '#/editor' ? '#/dashboards' : '#/editor'; }")
+        page.wait_for_timeout(500)
+    page.wait_for_selector("#sign-in-error:has-text('no longer valid')")
+    assert page.is_hidden("#nav")
+    assert page.evaluate("() => sessionStorage.length") == 0

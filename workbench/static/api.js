@@ -93,6 +93,10 @@ export async function graphql(query, variables = {}, { signal } = {}) {
     throw new ApiError(`the server answered ${response.status} without JSON`, { status: response.status });
   }
   const errors = Array.isArray(body && body.errors) ? body.errors : [];
+  if (response.status === 401 && session.me) {
+    // The token was revoked or expired while signed in: the shell asks for a new one.
+    window.dispatchEvent(new CustomEvent("workbench:unauthenticated"));
+  }
   if (errors.length) throw errorOf(errors, response.status);
   if (!response.ok) throw new ApiError(`the server answered ${response.status}`, { status: response.status });
   return body.data;

@@ -176,6 +176,10 @@ async function start() {
     session.signOut();
     showSignIn("Signed out.");
   });
+  window.addEventListener("workbench:unauthenticated", () => {
+    session.signOut();
+    showSignIn("Your token is no longer valid (revoked or expired): sign in again.");
+  });
   window.addEventListener("hashchange", () => {
     route();
     $("view").focus({ preventScroll: true });

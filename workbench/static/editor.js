@@ -155,7 +155,7 @@ export async function mount(root, app) {
     ),
   );
 
-  state = {
+  const current = {
     app, els, may,
     catalogue: { fields: new Map(), teams: [], segments: [] },
     diagnostics: [],
@@ -167,10 +167,11 @@ export async function mount(root, app) {
     confirmOpen: false,
     metrics: null,
   };
-  wire(state);
+  state = current;
+  wire(current);
 
   const [catalogue, versions] = await Promise.allSettled([app.api.graphql(CATALOGUE), app.api.graphql(VERSIONS)]);
-  if (state === null) return; // unmounted meanwhile
+  if (state !== current) return; // unmounted (signed out, another screen) meanwhile: write nothing
   if (catalogue.status === "fulfilled") {
     const data = catalogue.value;
     state.catalogue = {
@@ -661,7 +662,7 @@ async function save(current) {
       return;
     }
     const saved = payload.ruleset;
-    state.sources.set(saved.id, text(current));
+    current.sources.set(saved.id, text(current));
     app.status(`Saved “${saved.name}” version ${saved.version} as a draft${saved.hasErrors ? "; it has errors, so it cannot be activated until they are fixed" : ""}.`);
     await reloadVersions(current, saved.id);
   } catch (error) {
