@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -135,6 +135,27 @@ async def overall_stats(db: SerialSession, where: ColumnElement[bool] | None = N
 def restricted(statement: Select[Any], predicate: ColumnElement[bool] | None) -> Select[Any]:
     """`statement` with the scope predicate added; unchanged for a caller who sees everything."""
     return statement if predicate is None else statement.where(predicate)
+
+
+ResultT = TypeVar("ResultT")
+
+
+def loaded_or_later(loader: DataLoader[Any, ValueT], key: Any, convert: Callable[[ValueT], ResultT]) -> ResultT:
+    """`convert` of the loader's value for `key` when the loader already holds it, else an awaitable of it.
+
+    For a field resolver written as a plain function: graphql-core awaits a result that is awaitable,
+    and completes any other at once, without the task it runs each awaitable field in.  Relations
+    loaded ahead for a whole page (schema/prefetch.py) are so answered with no task per field.  The
+    declared type is the value's (the awaitable case is graphql-core's to await), so the field's type
+    in the schema stays the value's."""
+    future = loader.cache_map.get(key) if loader.cache else None
+    if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+        return convert(future.result())
+
+    async def later() -> ResultT:
+        return convert(await loader.load(key))
+
+    return cast(ResultT, later())
 
 
 class Loaders:

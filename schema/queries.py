@@ -27,6 +27,7 @@ from segmenta.schema.pagination import (
     to_connection,
 )
 from segmenta.schema.permissions import scope
+from segmenta.schema.prefetch import prefetch_customer_page
 from segmenta.schema.stats import Stats
 from segmenta.schema.types import Customer, Employee, Feedback, Segment, Team
 from segmenta.schema.where import report_warnings, where_condition
@@ -85,6 +86,7 @@ class DataQuery:
         page = await fetch_page(db, statement, ordering, size, after)
         for row in page.rows:
             info.context.loaders.customer.prime(row.id, row)
+        await prefetch_customer_page(info, page.rows)
         now = info.context.now
         return to_connection(page, ordering, lambda row: Customer.from_row(row, now), counter(db, statement))
 

@@ -52,6 +52,7 @@ from segmenta.schema.loaders import (
     TASKS_OF_CUSTOMER,
     TASKS_OF_EMPLOYEE,
     ChildList,
+    loaded_or_later,
 )
 from segmenta.schema.metric_types import CustomerGroupStats, CustomerMetrics, EmployeeStats, TeamStats
 from segmenta.schema.node_interface import Node
@@ -213,42 +214,39 @@ class Customer(Node):
             row=row,
         )
 
+    # Plain functions, not coroutines: on a page their loaders were filled ahead (schema/prefetch.py) and
+    # they answer at once; elsewhere they hand graphql-core the awaitable (schema/loaders.py, loaded_or_later).
     @strawberry.field(description="The team the rules (or assignManager) put the customer in; null: no team.")
-    async def team(self, info: Info) -> Team | None:
+    def team(self, info: Info) -> Team | None:
         if self.row.team_id is None:
             return None
-        found = await info.context.loaders.team.load(self.row.team_id)
-        return Team.from_row(found) if found is not None else None
+        return loaded_or_later(info.context.loaders.team, self.row.team_id, _team_or_none)
 
     @strawberry.field(description="The account manager (an employee).")
-    async def manager(self, info: Info) -> Employee | None:
+    def manager(self, info: Info) -> Employee | None:
         if self.row.manager_id is None:
             return None
-        found = await info.context.loaders.employee.load(self.row.manager_id)
-        return Employee.from_row(found) if found is not None else None
+        return loaded_or_later(info.context.loaders.employee, self.row.manager_id, _employee_or_none)
 
     @strawberry.field(description="Manual and dynamic (rule-made) segments, by key.")
-    async def segments(self, info: Info) -> list[Segment]:
-        return [Segment.from_row(row) for row in await info.context.loaders.segments_of_customer.load(self.row.id)]
+    def segments(self, info: Info) -> list[Segment]:
+        return loaded_or_later(info.context.loaders.segments_of_customer, self.row.id, _segments_of)
 
     @strawberry.field(description="Manual and rule-made tags together, sorted, each once.")
-    async def tags(self, info: Info) -> list[str]:
-        rows = await info.context.loaders.tags_of_customer.load(self.row.id)
-        return sorted({row.tag for row in rows})
+    def tags(self, info: Info) -> list[str]:
+        return loaded_or_later(info.context.loaders.tags_of_customer, self.row.id, _all_tags)
 
     @strawberry.field(description="The tags set by hand (the ones rules can read).")
-    async def manual_tags(self, info: Info) -> list[str]:
-        rows = await info.context.loaders.tags_of_customer.load(self.row.id)
-        return [row.tag for row in rows if row.source == "manual"]
+    def manual_tags(self, info: Info) -> list[str]:
+        return loaded_or_later(info.context.loaders.tags_of_customer, self.row.id, _manual_tags)
 
     @strawberry.field(description="The tags the active ruleset gave.")
-    async def rule_tags(self, info: Info) -> list[str]:
-        rows = await info.context.loaders.tags_of_customer.load(self.row.id)
-        return [row.tag for row in rows if row.source != "manual"]
+    def rule_tags(self, info: Info) -> list[str]:
+        return loaded_or_later(info.context.loaders.tags_of_customer, self.row.id, _rule_tags)
 
     @strawberry.field(description="Custom attributes: an object of text or number values.")
-    async def attributes(self, info: Info) -> JSON:
-        return JSON(await info.context.loaders.attributes_of_customer.load(self.row.id))
+    def attributes(self, info: Info) -> JSON:
+        return loaded_or_later(info.context.loaders.attributes_of_customer, self.row.id, JSON)
 
     @strawberry.field(description="Purchases, newest first.")
     async def purchases(
@@ -290,6 +288,30 @@ class Customer(Node):
     async def assignment_history(self, info: Info) -> list[AssignmentChange]:
         rows = await info.context.loaders.history_of_customer.load(self.row.id)
         return [AssignmentChange.from_row(row) for row in rows]
+
+
+def _team_or_none(row: models.Team | None) -> Team | None:
+    return Team.from_row(row) if row is not None else None
+
+
+def _employee_or_none(row: models.Employee | None) -> Employee | None:
+    return Employee.from_row(row) if row is not None else None
+
+
+def _segments_of(rows: list[models.Segment]) -> list[Segment]:
+    return [Segment.from_row(row) for row in rows]
+
+
+def _all_tags(rows: list[models.CustomerTag]) -> list[str]:
+    return sorted({row.tag for row in rows})
+
+
+def _manual_tags(rows: list[models.CustomerTag]) -> list[str]:
+    return [row.tag for row in rows if row.source == "manual"]
+
+
+def _rule_tags(rows: list[models.CustomerTag]) -> list[str]:
+    return [row.tag for row in rows if row.source != "manual"]
 
 
 def _customer_converter(info: Info) -> Any:

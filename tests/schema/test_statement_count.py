@@ -93,3 +93,23 @@ async def test_one_customer_with_a_known_token_runs_two_statements(api: Api, eng
     others = [s for s in statements if s not in reads]
     assert len(reads) == 2, reads
     assert all(s.strip().upper() == "BEGIN" or s.startswith("SET LOCAL statement_timeout") for s in others), others
+
+
+async def test_a_page_loads_only_the_relations_it_selects_fragments_included(api: Api, engine: AsyncEngine) -> None:
+    """The customers resolver loads the selected relations for the whole page before its nodes
+    (schema/prefetch.py): nothing it does not select, and what it selects through fragments too."""
+    async with session_factory(engine)() as session:
+        await build_world(session, customer_count=30)
+    await api.data("{ stats { customerCount } }")  # the token is cached from here on
+    with counted_statements(engine, tokens_cached=True) as statements:
+        data = await api.data("{ customers(first: 30) { nodes { name } } }")
+    assert len(data["customers"]["nodes"]) == 30
+    assert [s.split("FROM")[1].split()[0] for s in statements if s.lstrip().upper().startswith("SELECT")] == ["customers"]
+    fragments = """
+    fragment Who on Customer { team { key } ... on Customer { segments { key } } }
+    { customers(first: 30) { edges { node { ...Who tags } } } }"""
+    with counted_statements(engine, tokens_cached=True) as statements:
+        nodes = [edge["node"] for edge in (await api.data(fragments))["customers"]["edges"]]
+    assert all(node["team"] is not None and isinstance(node["segments"], list) for node in nodes)
+    tables = sorted(s.split("FROM")[1].split()[0] for s in statements if s.lstrip().upper().startswith("SELECT"))
+    assert tables == ["customer_tags", "customers", "segment_members", "teams"], tables
