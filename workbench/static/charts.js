@@ -158,12 +158,35 @@ function labelWidth(width, labels) {
 }
 
 function axis(svg, x0, x1, y, max, scale) {
+  let free = -Infinity; // where the last label ends: a label that would overlap it is left out
   for (const value of ticks(max)) {
     const x = x0 + scale(value);
     if (x > x1 + 1) break;
     svg.append(svgNode("line", { x1: x, x2: x, y1: 0, y2: y, class: "grid" }));
-    svg.append(textNode(x, y + 13, formatNumber(value), { class: "tick", "text-anchor": "middle" }));
+    const text = formatNumber(value);
+    const half = (text.length * FONT_WIDTH * 0.9) / 2;
+    if (x - half < free + 4) continue;
+    svg.append(textNode(x, y + 13, text, { class: "tick", "text-anchor": "middle" }));
+    free = x + half;
   }
+}
+
+/** Legend entries from `x`, wrapping at `width`: appends them and returns the height used. */
+function legend(svg, items, x0, width) {
+  let x = x0;
+  let y = 4;
+  for (const item of items) {
+    const size = 16 + item.name.length * FONT_WIDTH + 14;
+    if (x > x0 && x + size > width) {
+      x = x0;
+      y += 18;
+    }
+    if (item.limit) svg.append(svgNode("line", { x1: x + 2, x2: x + 2, y1: y - 2, y2: y + 14, class: "limit" }));
+    else svg.append(svgNode("rect", { x, y, width: 12, height: 12, class: `bar ${item.className}` }));
+    svg.append(textNode(x + (item.limit ? 8 : 16), y + 10, item.name, { class: "legend" }));
+    x += size;
+  }
+  return y + 18;
 }
 
 /** A chart's frame with a message instead of a picture (nothing to draw). */
@@ -222,20 +245,14 @@ export function groupedBarChart({ title, series, rows, limitName = "Capacity", s
     const right = 60;
     const plot = Math.max(40, width - left - right);
     const scale = (value) => (plot * value) / axisTop(max);
-    const legendHeight = 22;
+    const items = series.map((item, index) => ({ name: item.name, className: item.className || `series-${index}` }));
+    if (rows.some((row) => row.limit !== null && row.limit !== undefined)) items.push({ name: limitName, limit: true });
+    const probe = svgNode("g");
+    const legendHeight = legend(probe, items, Math.min(left, 8), width);
     const bottom = legendHeight + rows.length * groupHeight;
     const height = bottom + 24;
     const svg = svgNode("svg", { viewBox: `0 0 ${width} ${height}`, height });
-    let x = left;
-    for (const [index, item] of series.entries()) {
-      svg.append(svgNode("rect", { x, y: 4, width: 12, height: 12, class: `bar ${item.className || `series-${index}`}` }));
-      svg.append(textNode(x + 16, 14, item.name, { class: "legend" }));
-      x += 16 + item.name.length * FONT_WIDTH + 14;
-    }
-    if (rows.some((row) => row.limit !== null && row.limit !== undefined)) {
-      svg.append(svgNode("line", { x1: x, x2: x, y1: 2, y2: 18, class: "limit" }));
-      svg.append(textNode(x + 6, 14, limitName, { class: "legend" }));
-    }
+    svg.append(...probe.childNodes);
     axis(svg, left, left + plot, bottom, max, scale);
     rows.forEach((row, rowIndex) => {
       const top = legendHeight + rowIndex * groupHeight + ROW_GAP / 2;
@@ -305,20 +322,15 @@ export function divergingBarChart({ title, rows, leftName, rightName, summary, n
  * Columns over time, oldest left: points { label (the time, shown in the table), short (the axis
  * text), value, className?, detail? }. Used for changes per run.
  */
-export function columnChart({ title, points, valueName = "Changes", summary, note, className, legend = [] }) {
+export function columnChart({ title, points, valueName = "Changes", summary, note, className, legend: legendItems = [] }) {
   const max = Math.max(0, ...points.map((point) => point.value || 0));
   const draw = (width) => {
     const left = 48;
-    const top = legend.length ? 24 : 8;
+    const top = legendItems.length ? 40 : 8;
     const plotHeight = 160;
     const height = top + plotHeight + 40;
     const svg = svgNode("svg", { viewBox: `0 0 ${width} ${height}`, height });
-    let x = left;
-    for (const item of legend) {
-      svg.append(svgNode("rect", { x, y: 4, width: 12, height: 12, class: `bar ${item.className}` }));
-      svg.append(textNode(x + 16, 14, item.name, { class: "legend" }));
-      x += 16 + item.name.length * FONT_WIDTH + 14;
-    }
+    if (legendItems.length) legend(svg, legendItems, left, width);
     const plot = width - left - 8;
     const scaleTop = axisTop(max);
     const y = (value) => top + plotHeight - (plotHeight * value) / scaleTop;

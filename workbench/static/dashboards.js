@@ -1,9 +1,10 @@
 // The dashboards screen (docs/workbench.md, "Dashboards"): how customers, teams and runs stand.
 // Panels behind a tab list (arrow keys move between tabs): customers by team, segment, region,
-// size and lifecycle; team and manager load against capacity; the history of runs (changes per
-// run over time). Every chart has a table view. `#/dashboards?panel=NAME` opens a panel.
+// size and lifecycle; team and manager load against capacity; managers' revenue against target,
+// follow-ups done on time and overdue, and the overdue follow-ups now; the history of runs
+// (changes per run over time). Every chart has a table view. `#/dashboards?panel=NAME` opens a panel.
 
-import { barChart, columnChart, element, formatNumber, groupedBarChart } from "./charts.js";
+import { barChart, columnChart, element, emptyChart, formatNumber, groupedBarChart } from "./charts.js";
 import { teamCapacity } from "./matrix.js";
 
 const CUSTOMERS = `query WorkbenchCustomerDashboard {
@@ -30,6 +31,16 @@ const RUNS = `query WorkbenchRunDashboard {
     nodes { id mode status startedAt ruleset { name version } summary { evaluated changed moves { count } } }
   }
 }`;
+const MANAGERS = `query WorkbenchManagerDashboard($from: String!, $to: String!) {
+  employees(active: true) {
+    id name
+    performance(from: $from, to: $to) { revenue target attainment customersAtEnd tasksDue tasksDoneOnTime tasksOverdue }
+  }
+  tasks(filter: {overdue: true}, first: 50) {
+    totalCount
+    nodes { id kind title dueAt assignee { name } team { name } customer { id code name } }
+  }
+}`;
 const SIZES = ["SMALL", "MEDIUM", "LARGE", "ENTERPRISE"];
 const LIFECYCLES = ["PROSPECT", "NEW", "ACTIVE", "LOYAL", "AT_RISK", "CHURNED"];
 const DAY = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", timeZone: "UTC" });
@@ -39,7 +50,14 @@ const MOMENT = new Intl.DateTimeFormat("en-GB", { dateStyle: "medium", timeStyle
 export const PANELS = [
   { name: "customers", title: "Customers", render: customersPanel },
   { name: "teams", title: "Team load", render: teamsPanel },
+  { name: "managers", title: "Managers", render: managersPanel },
   { name: "runs", title: "Runs", render: runsPanel },
+];
+export const PERIODS = [
+  { name: "month", title: "this month", months: 1, back: 0 },
+  { name: "last-month", title: "last month", months: 1, back: 1 },
+  { name: "quarter", title: "the last 3 months", months: 3, back: 0 },
+  { name: "year", title: "the last 12 months", months: 12, back: 0 },
 ];
 
 let state = null;
@@ -128,6 +146,93 @@ async function teamsPanel(panel, app) {
     })));
 }
 
+/** The `YYYY-MM` months of a period: `months` months ending `back` months before `now`'s (UTC). */
+export function periodMonths(months, back, now = new Date()) {
+  const month = (offset) => {
+    const date = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - offset, 1));
+    return `${date.getUTCFullYear()}-${String(date.getUTCMonth() + 1).padStart(2, "0")}`;
+  };
+  return { from: month(back + months - 1), to: month(back) };
+}
+
+async function managersPanel(panel, app) {
+  const chosen = PERIODS.find((item) => item.name === state.period) || PERIODS[2];
+  const select = element("select", { id: "manager-period" },
+    PERIODS.map((item) => element("option", { value: item.name, text: item.title, selected: item === chosen })));
+  select.addEventListener("change", () => {
+    state.period = select.value;
+    show("managers").then(() => document.getElementById("manager-period")?.focus());
+  });
+  const range = periodMonths(chosen.months, chosen.back);
+  const data = await app.api.graphql(MANAGERS, range);
+  panel.append(element("div", { className: "row" }, element("label", { for: "manager-period", text: "Period" }), select,
+    element("span", { className: "muted", text: range.from === range.to ? range.from : `${range.from} to ${range.to}` })));
+  const readable = data.employees.filter((employee) => employee.performance);
+  if (!readable.length) {
+    panel.append(element("p", { className: "muted", text: "Your role may not read the managers' figures." }));
+  } else {
+    const revenue = readable
+      .filter((employee) => Number(employee.performance.revenue) > 0 || employee.performance.target !== null)
+      .sort((a, b) => (b.performance.attainment ?? -1) - (a.performance.attainment ?? -1) || Number(b.performance.revenue) - Number(a.performance.revenue));
+    const followUps = readable.filter((employee) => employee.performance.tasksDue > 0)
+      .sort((a, b) => b.performance.tasksOverdue - a.performance.tasksOverdue || b.performance.tasksDue - a.performance.tasksDue);
+    const percent = (value) => (value === null || value === undefined ? "no target" : `${Math.round(value * 100)}% of target`);
+    panel.append(element("div", { className: "chart-grid" },
+      revenue.length
+        ? groupedBarChart({
+          title: "Revenue against target",
+          series: [{ name: "Revenue", className: "after" }],
+          rows: revenue.map((employee) => ({
+            label: employee.name,
+            values: [Math.round(Number(employee.performance.revenue))],
+            limit: employee.performance.target === null ? null : Number(employee.performance.target),
+            limitLabel: employee.performance.target === null ? "none" : formatNumber(Math.round(Number(employee.performance.target))),
+            note: percent(employee.performance.attainment),
+          })),
+          limitName: "Target",
+          note: "Revenue (whole units) of the customers each manager managed when they bought, against the period's target (the mark); best attainment first.",
+        })
+        : emptyChart("Revenue against target", "No revenue and no target in this period."),
+      followUps.length
+        ? groupedBarChart({
+          title: "Follow-ups due: done on time and overdue",
+          series: [{ name: "Done on time", className: "gained" }, { name: "Overdue", className: "flag" }, { name: "Not yet due", className: "before" }],
+          rows: followUps.map((employee) => ({
+            label: employee.name,
+            values: [
+              employee.performance.tasksDoneOnTime,
+              employee.performance.tasksOverdue,
+              employee.performance.tasksDue - employee.performance.tasksDoneOnTime - employee.performance.tasksOverdue,
+            ],
+            limit: null,
+            limitLabel: `${formatNumber(employee.performance.tasksDue)} due`,
+            flag: employee.performance.tasksOverdue > 0,
+            note: employee.performance.tasksOverdue ? `${formatNumber(employee.performance.tasksOverdue)} overdue` : "",
+          })),
+          limitName: "Due",
+          note: "Follow-up tasks due in the period (cancelled ones left out): done by their due time, overdue (still open, or done late), or not yet due.",
+        })
+        : emptyChart("Follow-ups due", "No follow-up task was due in this period.")));
+  }
+  const overdue = data.tasks;
+  panel.append(element("h3", { text: `Overdue follow-ups now: ${formatNumber(overdue.totalCount)}` }));
+  if (!overdue.nodes.length) {
+    panel.append(element("p", { className: "muted", text: "None: every open follow-up is within its time." }));
+    return;
+  }
+  panel.append(element("div", { className: "table-scroll", role: "region", tabindex: "0", "aria-label": "Overdue follow-ups" },
+    element("table", { className: "tasks-table" },
+      element("caption", { text: overdue.totalCount > overdue.nodes.length ? `The ${overdue.nodes.length} most overdue of ${formatNumber(overdue.totalCount)}` : "Most overdue first" }),
+      element("thead", {}, element("tr", {}, ["Due", "Follow-up", "Customer", "Who"].map((text) => element("th", { scope: "col", text })))),
+      element("tbody", {}, overdue.nodes.map((task) => element("tr", {},
+        element("td", { text: task.dueAt ? `${MOMENT.format(new Date(task.dueAt))} UTC` : "–" }),
+        element("td", { text: `${task.title} (${task.kind})` }),
+        element("td", {}, task.customer
+          ? element("a", { href: `#/explain?customer=${encodeURIComponent(task.customer.id)}`, text: `${task.customer.code} ${task.customer.name}` })
+          : element("span", { className: "muted", text: "–" })),
+        element("td", { text: task.assignee ? task.assignee.name : task.team ? `${task.team.name} (queue)` : "nobody" })))))));
+}
+
 async function runsPanel(panel, app) {
   const data = await app.api.graphql(RUNS);
   const runs = data.evaluationRuns.nodes.slice().reverse(); // oldest first, left to right
@@ -194,7 +299,7 @@ async function show(name, focus = false) {
 }
 
 export async function mount(root, app) {
-  state = { app, ticket: 0 };
+  state = { app, ticket: 0, period: "quarter" };
   const params = app.params || new URLSearchParams((window.location.hash.split("?")[1]) || "");
   const list = element("div", { className: "tabs", role: "tablist", "aria-label": "Dashboards" });
   state.tabs = PANELS.map((panel) => element("button", {
