@@ -22,6 +22,11 @@ It checks that the apply produced exactly the hand-written teams, and prints the
 times, the ratios to `hand` and the peak resident memory (ru_maxrss).
 Targets: apply ≤ 3 × hand; peak memory < 1 GB.
 
+`--tasks` times instead a first apply of RULES against the same apply of RULES plus two
+`-> task` actions (TASK_RULES: about 9.5 % of the customers, 95,000 tasks per 1,000,000),
+alternately (`--repeat-first N` pairs, best of each), and checks the tasks created.
+Target: with tasks ≤ 1.5 × without.
+
 Options: `--directory DIR --reuse` (SQLite) or `--postgres URL --reuse` times a data
 set built by an earlier run again (it is reset to "nobody routed yet" first);
 `--repeat N` times hand-written, re-apply and preview N times and reports the best,
@@ -61,6 +66,12 @@ finance: industry = finance -> team finance_desk
 standard: size in (small, medium) -> team standard_service
 otherwise -> team general_pool
 """
+# Additive task rules (no team action): lifecycle = at_risk is 1 customer in 6 and each region pair
+# 2 in 7 of the generated data (independent), so each rule gives 1 customer in 21 a task.
+TASK_RULES = RULES.replace("otherwise -> team general_pool", """\
+follow: lifecycle = at_risk and region in (east, west) -> task follow_up within 2 days
+win: lifecycle = at_risk and region in (north, south) -> task win_back
+otherwise -> team general_pool""")
 # team key, strategy, members, capacity per member
 TEAMS = [
     ("senior_sales", "round_robin", 5, None),
@@ -236,11 +247,52 @@ async def timed(label: str, work: Any) -> tuple[float, Any]:
 async def unroute(engine: AsyncEngine) -> None:
     """Back to "nobody routed yet", keeping the generated customers and purchases (not timed)."""
     async with engine.begin() as connection:
-        for table in ("evaluation_changes", "assignment_history", "segment_members", "customer_tags", "evaluation_runs"):
+        for table in ("tasks", "task_triggers", "evaluation_changes", "assignment_history", "segment_members", "customer_tags",
+                      "evaluation_runs"):
             await connection.execute(text(f"DELETE FROM {table}"))
         await connection.execute(text("UPDATE customers SET team_id = NULL, manager_id = NULL, deciding_rule = NULL"))
         await connection.execute(text("DELETE FROM segments"))
         await connection.execute(text("UPDATE teams SET round_robin_position = 0"))
+
+
+async def forget_tasks(engine: AsyncEngine) -> None:
+    """No task and no trigger: the next apply creates every task its rules give (not timed)."""
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM tasks"))
+        await connection.execute(text("DELETE FROM task_triggers"))
+
+
+async def compare_tasks(engine: AsyncEngine, repeat: int) -> None:
+    """First applies without and with task actions, alternately from the same state; best of each."""
+    factory = session_factory(engine)
+    plain_times: list[float] = []
+    task_times: list[float] = []
+    created = 0
+    async with factory() as session:
+        plain = await save_ruleset(session, "bench plain", RULES)
+        with_tasks = await save_ruleset(session, "bench tasks", TASK_RULES)
+        assert not (plain.has_errors or with_tasks.has_errors), (plain.diagnostics, with_tasks.diagnostics)
+        await session.commit()
+        for _ in range(repeat):
+            for ruleset, times, label in ((plain, plain_times, "apply"), (with_tasks, task_times, "apply + tasks")):
+                await session.commit()  # its reads end: the resets below write
+                await unroute(engine)
+                await forget_tasks(engine)
+                session.expunge_all()  # the runs' rows are gone; their ids come round again
+                await activate_ruleset(session, ruleset.id)
+                await session.commit()
+                elapsed, run = await timed(label, runs.apply_ruleset(session, ruleset.id, as_of=AS_OF))
+                assert run.status == "succeeded", run.error
+                times.append(elapsed)
+                if ruleset is with_tasks:
+                    created = sum(item["count"] for item in run.summary["tasks"])
+                    stored = int((await session.execute(text("SELECT count(*) FROM tasks"))).scalar_one())
+                    assert stored == created, (stored, created)
+    best_plain, best_tasks = min(plain_times), min(task_times)
+    print()
+    print(f"tasks created: {created:,}")
+    print(f"best of {repeat}: apply {best_plain:.2f} s, apply + tasks {best_tasks:.2f} s")
+    print(f"ratio apply + tasks / apply: {best_tasks / best_plain:.2f}x  (target <= 1.5x)")
 
 
 async def hand_written(session: AsyncSession) -> None:
@@ -291,6 +343,10 @@ async def main(arguments: argparse.Namespace) -> None:
     else:
         await build(engine, arguments.customers, arguments.purchases)
     PROFILE.attach(engine)
+    if arguments.tasks:
+        await compare_tasks(engine, arguments.repeat_first)
+        await engine.dispose()
+        return
     factory = session_factory(engine)
     async with factory() as session:
         ruleset = await save_ruleset(session, "bench", RULES)
@@ -360,4 +416,5 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=1, help="time re-apply, preview and hand-written N times; report the best")
     parser.add_argument("--repeat-first", type=int, default=1, help="time the first apply N times (undoing it in between); report the best")
     parser.add_argument("--profile", action="store_true", help="print the slowest statements of each phase")
+    parser.add_argument("--tasks", action="store_true", help="time a first apply with task actions against one without")
     asyncio.run(main(parser.parse_args()))
