@@ -59,9 +59,12 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, demo_template: tuple[Path, dict[str, str]]) -> Iterator[LiveServer]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, demo_template: tuple[Path, dict[str, str]]
+) -> Iterator[LiveServer]:
     """`segmenta serve` on a fresh copy of the demo data (its sample rules active), with admin,
-    manager and viewer tokens: what one module changes, the next does not see."""
+    manager and viewer tokens: what one module changes, the next does not see. A module's
+    `SERVER_ENV` (a dict) adds settings, e.g. `{"SEGMENTA_RUN_WAIT": "0"}`."""
     template, tokens = demo_template
     folder = tmp_path_factory.mktemp("workbench")
     # No process holds the template open, so its WAL is checkpointed: the file alone is the data.
@@ -69,7 +72,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, demo_template: tuple[Path, 
         source = template.with_name(template.name + suffix)
         if source.exists():
             shutil.copyfile(source, folder / source.name)
-    live = LiveServer.serve(f"sqlite+aiosqlite:///{folder / template.name}", folder, tokens=dict(tokens))
+    env = getattr(request.module, "SERVER_ENV", None)
+    live = LiveServer.serve(f"sqlite+aiosqlite:///{folder / template.name}", folder, env=env, tokens=dict(tokens))
     try:
         yield live
     finally:

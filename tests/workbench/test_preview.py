@@ -5,6 +5,7 @@ explain one of its customers, then save, activate and apply and follow the run t
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 from playwright.sync_api import Page
@@ -13,15 +14,27 @@ from tests.live_server import LiveServer
 from tests.workbench.conftest import NARROW, shot
 from tests.workbench.views import EDITED, api, fits, hand_over, module
 
-SUMMARY = """mutation($source: String!) {
-  previewRuleset(source: $source) {
-    run { summary { changed moves { fromKey toKey count } ruleHits { label count } tagChanges { key added removed } } }
+# Runs come back RUNNING at once: the page must follow them (evaluationRunProgress) to their end.
+SERVER_ENV = {"SEGMENTA_RUN_WAIT": "0"}
+PREVIEW = """mutation($source: String!) { previewRuleset(source: $source) { run { id } } }"""
+SUMMARY = """query($id: ID!) {
+  evaluationRun(id: $id) {
+    status summary { changed moves { fromKey toKey count } ruleHits { label count } tagChanges { key added removed } }
   }
 }"""
 
 
 def expected(server: LiveServer) -> dict:
-    return api(server, SUMMARY, {"source": EDITED})["previewRuleset"]["run"]["summary"]
+    """The summary of a preview of the edited rules, once its run has finished."""
+    run_id = api(server, PREVIEW, {"source": EDITED})["previewRuleset"]["run"]["id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        run = api(server, SUMMARY, {"id": run_id})["evaluationRun"]
+        if run["status"] != "RUNNING":
+            assert run["status"] == "SUCCEEDED", run
+            return run["summary"]
+        time.sleep(0.1)
+    raise AssertionError("the preview did not finish")
 
 
 def test_matrix_arithmetic(page: Page, server: LiveServer) -> None:
@@ -149,6 +162,8 @@ def test_apply_states_how_many_move_and_follows_the_run_to_succeeded(
     page.wait_for_selector("#apply-progress[data-status=SUCCEEDED]")
     text = page.inner_text("#apply-progress")
     assert "Apply SUCCEEDED" in text and f"{moved} moved team" in text
+    # applyRuleset answered RUNNING: SUCCEEDED came through the subscription.
+    assert page.get_attribute("#apply-progress", "data-started") == "RUNNING"
     assert page.is_disabled("#rollout-apply")
     shot(page, "preview-applied")
 

@@ -356,6 +356,7 @@ async function rollOut() {
     if (applied.userErrors.length) throw new Error(userErrorText(applied.userErrors));
     const runId = applied.run.id;
     progress.dataset.run = runId;
+    progress.dataset.started = applied.run.status;
     state.follower = followRun(app, runId, (event) => {
       if (event.total) {
         bar.max = event.total;
