@@ -4,8 +4,11 @@ condition has stopped holding; counted, not created, by a preview."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -175,3 +178,50 @@ async def test_explain_says_which_rule_would_create_which_task(session: AsyncSes
     after = await explain_customer(session, ids["c1"])
     assert "task complaint_follow_up (rule care, due in 1 days): not created, one is already open" in after.notes
     assert "task regular_visit (rule big, due in 7 days): not created, the condition already held at the last evaluation" in after.notes
+
+
+# A longer soak: SEGMENTA_TASK_EXAMPLES=200 pytest tests/domain/test_rule_tasks.py
+TASK_EXAMPLES = int(os.environ.get("SEGMENTA_TASK_EXAMPLES", "8"))
+STEPS = st.lists(
+    st.tuples(st.booleans(), st.sampled_from(["apply", "realtime", "complete", "nothing"])), min_size=1, max_size=6
+)
+
+
+@settings(max_examples=TASK_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=STEPS)
+async def test_tasks_follow_the_rule_under_any_mix_of_evaluations(session: AsyncSession, steps: list[tuple[bool, str]]) -> None:
+    """Against a plain model: a task is created exactly when an evaluation finds the condition holding, the
+    previous evaluation did not, and no task of the kind is open; completing never creates one."""
+    for table in (Task.__table__, TaskTrigger.__table__, EvaluationRun.__table__, Customer.__table__):
+        await session.execute(table.delete())
+    customer = await add_customer(session, "p1", open_complaints=0)
+    await session.commit()
+    ruleset_id = await activate(session, "care: open_complaints > 0 -> task complaint_follow_up within 1 day",
+                                name=f"property {utcnow().timestamp()}")
+    held, open_task, created = False, False, 0
+    for holds, step in steps:
+        await session.execute(update(Customer).where(Customer.id == customer.id).values(open_complaints=int(holds)))
+        await session.commit()
+        if step == "complete":
+            task = (await session.execute(select(Task).where(Task.status == "open"))).scalar_one_or_none()
+            assert (task is not None) == open_task
+            if task is not None:
+                # Completing records an interaction, which re-evaluates the customer in real time.
+                await service.complete_task(session, EVERY_CUSTOMER, task.id)
+                open_task = False
+            else:
+                await reevaluate_customer(session, customer.id)
+            step = "realtime"
+        elif step == "apply":
+            await _apply(session, ruleset_id)
+        elif step == "realtime":
+            await reevaluate_customer(session, customer.id)
+        await session.commit()
+        if step != "nothing":
+            if holds and not held and not open_task:
+                created += 1
+                open_task = True
+            held = holds
+        statuses = (await session.execute(select(Task.status))).scalars().all()
+        assert (len(statuses), statuses.count("open")) == (created, int(open_task)), (steps, step)
