@@ -668,6 +668,31 @@ def percentile(values: Sequence[float], share: float) -> float:
 class Samples:
     seconds: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # CPU seconds the server's processes (all their threads) used during these requests, from /proc.
+    cpu: float = 0.0
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process `pid` and its descendants so far, from /proc (0 elsewhere).
+
+    Counted in clock ticks (1/100 s): one request's share is mostly 0 or a tick, but summed over
+    hundreds of requests it is an unbiased measure of a request's CPU cost, which a loaded machine
+    disturbs far less than latency (a request waiting for a core adds latency, not CPU time)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def sequential(servers: list[LiveServer], workload: Workload, kinds: Sequence[str], warmup: int, repeat: int
@@ -681,14 +706,17 @@ def sequential(servers: list[LiveServer], workload: Workload, kinds: Sequence[st
                 body = workload.body(kind)
                 order = servers if round_number % 2 == 0 else list(reversed(servers))
                 for server in order:
+                    cpu_before = cpu_seconds(server.process.pid)
                     started = time.perf_counter()
                     status, raw = connections[server.label].post(body)
                     elapsed = time.perf_counter() - started
+                    cpu = cpu_seconds(server.process.pid) - cpu_before
                     wrong = problem(kind, status, raw)
                     if wrong:
                         samples[(server.label, kind)].errors.append(wrong)
                     if round_number >= warmup:
                         samples[(server.label, kind)].seconds.append(elapsed)
+                        samples[(server.label, kind)].cpu += cpu
     finally:
         for connection in connections.values():
             connection.close()
@@ -862,6 +890,15 @@ def report(samples: dict[tuple[str, str], Samples], levels: list[Level], segment
         print(f"{kind:<10}{milliseconds(ours_median):>14}{milliseconds(percentile(ours.seconds, 0.99)):>9}"
               f"{milliseconds(theirs_median):>12}{milliseconds(percentile(theirs.seconds, 0.99)):>9}"
               f"{ratios[kind]:>10.1f}×{len(ours.errors):>5}/{len(theirs.errors)}")
+
+    print("\nServer CPU per request (ms; user + system of the server's processes and threads, from /proc, "
+          "summed over the sequential rounds: less disturbed by a loaded machine than latency)")
+    print(f"{'request':<10}{'segmenta':>12}{'floor':>10}{'ratio':>9}")
+    for kind in ("one", "page", "purchase"):
+        ours, theirs = samples[(segmenta_label, kind)], samples[(floor_label, kind)]
+        ours_cpu, theirs_cpu = ours.cpu / max(1, len(ours.seconds)), theirs.cpu / max(1, len(theirs.seconds))
+        shown = f"{ours_cpu / theirs_cpu:>8.1f}×" if theirs_cpu else f"{'n/a':>9}"
+        print(f"{kind:<10}{milliseconds(ours_cpu):>12}{milliseconds(theirs_cpu):>10}{shown}")
 
     page_median = statistics.median(samples[(segmenta_label, "page")].seconds)
     floor_page = statistics.median(samples[(floor_label, "page")].seconds)

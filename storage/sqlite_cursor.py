@@ -9,7 +9,12 @@ docs/graphql.md, "API cost").
 
 `OneTripCursor` does the same work in one call on the thread: open, execute, fetch every row,
 close, and hands back the rows with the cursor's description, row count and last row id, which
-is all SQLAlchemy reads from a buffered (non-streaming) cursor.  Streaming (server-side) cursors
+is all SQLAlchemy reads from a buffered (non-streaming) cursor.  A transaction's `BEGIN` (storage/
+engine.py emits it: the driver stays in autocommit) takes no trip of its own: it is held and sent in
+the trip of the transaction's first statement, and a rollback or commit with no statement sent since
+the last one (a transaction that ran none, or the pool's reset of a connection its session already
+rolled back) takes no trip at all.  SQLite's BEGIN takes no lock until the first statement anyway; a `BEGIN IMMEDIATE`
+that cannot get the write lock fails with that statement instead (as BUSY, storage/error_translation.py).  Streaming (server-side) cursors
 keep SQLAlchemy's own class.  The statement still runs on aiosqlite's thread, so the event loop
 stays free, and storage/guard.py's `interrupt()` of a statement past its time limit still works.
 
@@ -28,10 +33,17 @@ from typing import Any
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor
 
 _Outcome = tuple[Any, int, int | None, list[Any] | None]
+# On the aiosqlite connection: the BEGIN held for the next statement's trip, and whether a statement
+# was sent since the last rollback or commit (any statement: a SAVEPOINT alone also opens a transaction).
+_PENDING = "segmenta_pending_begin"
+_SENT = "segmenta_sent"
+_BEGINS = frozenset({"BEGIN", "BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN EXCLUSIVE"})
 
 
-def _run(raw: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+def _run(raw: sqlite3.Connection, begin: str | None, operation: str, parameters: Any, many: bool) -> _Outcome:
     """On aiosqlite's thread: the statement's description, row count, last row id and rows."""
+    if begin is not None:
+        raw.execute(begin)
     cursor = raw.cursor()
     try:
         if many:
@@ -99,10 +111,18 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         return self
 
     async def _one_trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        connection = self._connection
+        if not many and not parameters and isinstance(operation, str) and operation.strip().upper() in _BEGINS:
+            setattr(connection, _PENDING, operation)
+            self._description, self._rowcount, self._lastrowid = None, -1, None
+            self._rows = collections.deque()
+            return
         async with self._adapt_connection._execute_mutex:
-            connection = self._connection
+            begin = getattr(connection, _PENDING, None)
+            setattr(connection, _PENDING, None)
+            setattr(connection, _SENT, True)
             description, rowcount, lastrowid, rows = await connection._execute(
-                _run, connection._conn, operation, parameters, many
+                _run, connection._conn, begin, operation, parameters, many
             )
         self._description, self._rowcount, self._lastrowid = description, rowcount, lastrowid
         self._rows = collections.deque(rows) if rows is not None else collections.deque()
@@ -111,6 +131,23 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor
+
+    def rollback(self) -> None:
+        if self._statements_since_last_end():
+            super().rollback()
+
+    def commit(self) -> None:
+        if self._statements_since_last_end():
+            super().commit()
+
+    def _statements_since_last_end(self) -> bool:
+        """Whether a statement was sent since the last rollback or commit: else there is nothing to end
+        (the BEGIN held for a first statement that never came is dropped)."""
+        connection = self._connection
+        sent = bool(getattr(connection, _SENT, False))
+        setattr(connection, _PENDING, None)
+        setattr(connection, _SENT, False)
+        return sent
 
 
 def use_one_trip_cursors(dbapi_connection: Any) -> None:

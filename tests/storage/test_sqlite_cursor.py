@@ -47,3 +47,37 @@ async def test_one_trip_per_statement_with_the_usual_results(tmp_path: Path, mon
             await session.execute(insert(Team).values(key="a", name="again"))
         await session.rollback()
     await engine.dispose()
+
+
+async def test_begin_rides_with_the_first_statement_and_an_empty_transaction_costs_no_trip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'begin.db'}")
+    await upgrade(engine)
+    async with session_factory(engine)() as session:  # a pooled connection, configured
+        await session.execute(select(Team.id))
+    trips = 0
+    real = aiosqlite.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal trips
+        trips += 1
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with session_factory(engine)() as session:
+        await session.execute(select(Team.id))
+        await session.execute(select(Team.key))
+    assert trips == 3  # BEGIN and the first SELECT, the second SELECT, the ROLLBACK
+    trips = 0
+    async with engine.connect() as connection:
+        await connection.begin()
+        await connection.rollback()
+    assert trips == 0
+    # The held BEGIN really opens the transaction: a write inside it is undone by its rollback.
+    async with session_factory(engine)() as session:
+        session.add(Team(key="undone", name="U"))
+        await session.flush()
+        await session.rollback()
+        assert (await session.execute(select(Team).where(Team.key == "undone"))).first() is None
+    await engine.dispose()
