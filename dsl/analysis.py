@@ -137,7 +137,7 @@ class _Index:
 
 
 def analyse(rule_file: ast.RuleFile) -> list[Diagnostic]:
-    """Warnings `contradiction` and `shadowed-rule`, infos `overlap`, for a file without errors."""
+    """Warnings `contradiction` and `shadowed-rule`, infos `overlap` and `task-due-overlap`, for a file without errors."""
     segments = {s.name: s.condition for s in rule_file.statements if isinstance(s, ast.SegmentDef)}
     normalizer = Normalizer(segments)
     diagnostics: list[Diagnostic] = []
@@ -146,8 +146,32 @@ def analyse(rule_file: ast.RuleFile) -> list[Diagnostic]:
         _shadowing_and_overlaps(team_rules, normalizer, diagnostics)
     except TooBig:
         pass  # what was found before the budget ran out is certain; the rest goes unsaid
+    _task_due_overlaps(rule_file, diagnostics)
     diagnostics.sort(key=lambda d: (d.line, d.column))
     return diagnostics
+
+
+def _task_due_overlaps(rule_file: ast.RuleFile, diagnostics: list[Diagnostic]) -> None:
+    """A task kind given again with other due days: where both rules match, the first one's applies."""
+    first: dict[str, tuple[ast.Rule, ast.Action]] = {}
+    for statement in rule_file.statements:
+        if not isinstance(statement, ast.Rule):
+            continue
+        for action in statement.actions:
+            if action.kind != "task":
+                continue
+            earlier = first.setdefault(action.target, (statement, action))
+            if earlier[0] is statement or earlier[1].due_days == action.due_days:
+                continue
+            diagnostics.append(
+                Diagnostic.at(
+                    action.span,
+                    "info",
+                    "task-due-overlap",
+                    f"task {action.target} is also given by {_name(earlier[0])}, due in {earlier[1].due_days} days; "
+                    f"for a customer both match, that earlier rule's due date applies, not {action.due_days} days",
+                )
+            )
 
 
 def _normal_forms(normalizer: Normalizer, condition: ast.Condition) -> tuple[DNF | None, DNF | None]:

@@ -73,3 +73,12 @@ def test_formatting_normalises_the_action_and_round_trips() -> None:
     assert formatted == "A: region = east -> task call_back within 1 day, task visit within 3 days\nregion = west -> task visit\n"
     assert format_source(formatted) == formatted
     assert check_source(source).rule_file.statements == check_source(formatted).rule_file.statements  # type: ignore[union-attr]
+
+
+def test_a_kind_given_again_with_other_due_days_is_an_info() -> None:
+    diagnostics = check_source(RULES).diagnostics
+    overlaps = [d for d in diagnostics if d.code == "task-due-overlap"]
+    assert [(d.severity, d.line) for d in overlaps] == [("info", 3)]
+    assert "also given by `birthday` (line 2), due in 3 days" in overlaps[0].message
+    same = check_source("a: region = east -> task call\nb: size = large -> task call within 7 days").diagnostics
+    assert not [d for d in same if d.code == "task-due-overlap"]
