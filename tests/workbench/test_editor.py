@@ -143,7 +143,7 @@ def test_a_misspelt_field_is_underlined_at_its_line_and_listed_with_its_hint(
     assert underline.count() == 1
     assert (underline.get_attribute("data-line"), underline.get_attribute("data-column")) == ("3", "9")
     assert underline.inner_text() == "regoin"
-    assert "has-error" in str(page.locator(".line-number").nth(2).get_attribute("class"))
+    assert page.locator(".line-number.has-error").all_inner_texts() == ["3"]
     # Jumping to the problem selects the misspelt word and says what is wrong there.
     problem.click()
     selected = page.evaluate("(() => { const t = document.querySelector('#source'); return t.value.slice(t.selectionStart, t.selectionEnd); })()")

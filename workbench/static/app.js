@@ -173,10 +173,13 @@ async function route() {
 async function start() {
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", () => {
+    unmountCurrent();
     session.signOut();
     showSignIn("Signed out.");
   });
+  // The screen goes first: its unmount may still save what it holds, which signing out then forgets.
   window.addEventListener("workbench:unauthenticated", () => {
+    unmountCurrent();
     session.signOut();
     showSignIn("Your token is no longer valid (revoked or expired): sign in again.");
   });

@@ -78,9 +78,9 @@ function lineStarts(text) {
   return starts;
 }
 
-/** The string index of (line, column), both 1-based, columns in code points; clamped to the text. */
-export function indexOf(text, line, column) {
-  const starts = lineStarts(text);
+/** The string index of (line, column), both 1-based, columns in code points; clamped to the text.
+ * `starts` (lineStarts(text)) may be passed when many positions of one text are looked up. */
+export function indexOf(text, line, column, starts = lineStarts(text)) {
   const lineIndex = Math.min(Math.max(line, 1), starts.length) - 1;
   let index = starts[lineIndex];
   const end = lineIndex + 1 < starts.length ? starts[lineIndex + 1] - 1 : text.length;
@@ -119,7 +119,8 @@ export async function mount(root, app) {
     ),
     h("div", { class: "editor-layout" },
       h("div", { class: "code" },
-        ids("gutter", h("div", { class: "gutter", "aria-hidden": "true" }, ids("gutterLines", h("div", { class: "gutter-lines" })))),
+        ids("gutter", h("div", { class: "gutter", "aria-hidden": "true" }, ids("gutterLines", h("div", { class: "gutter-lines" },
+          ids("numbers", h("pre", { class: "gutter-numbers" })), ids("marks", h("div", { class: "gutter-marks" })))))),
         ids("area", h("div", { class: "code-area" },
           h("div", { class: "overlay", "aria-hidden": "true" }, ids("overlay", h("pre", { class: "overlay-text" }))),
           ids("text", h("textarea", {
@@ -200,6 +201,7 @@ export async function mount(root, app) {
 export function unmount() {
   if (state === null) return;
   window.clearTimeout(state.checkTimer);
+  shareText(state); // keep the text of a check still waiting
   state.checkTicket++;
   state = null;
 }
@@ -238,10 +240,13 @@ function text(current) {
   return current.els.text.value;
 }
 
-function shareText(current) {
+/** Share the text with the other screens: at once in memory, in the tab's storage with `persist`
+ * (after each check, not on every key: writing a large file per keystroke would slow typing). */
+function shareText(current, persist = true) {
   const { app, els } = current;
   app.session.source = els.text.value;
   app.session.sourceName = els.name.value.trim();
+  if (!persist) return;
   store(SOURCE_KEY, els.text.value);
   store(NAME_KEY, els.name.value.trim());
 }
@@ -263,7 +268,7 @@ function setText(value, { keepUndo = true } = {}) {
 
 function onInput(current, event) {
   render(current);
-  shareText(current);
+  shareText(current, false);
   window.clearTimeout(current.checkTimer);
   current.checkTimer = window.setTimeout(() => check(current), CHECK_DELAY_MS);
   current.els.count.textContent = "(checking…)";
@@ -293,28 +298,40 @@ function metrics(current) {
 }
 
 function render(current) {
+  // Cost in proportion to the lines with problems, not to the file: the line numbers are one text
+  // node rebuilt only when the line count changes, and only lines with problems are drawn over the
+  // textarea, each placed at its line (a 3,000-line file stays responsive while typing).
   const value = text(current);
-  const lines = value.split("\n");
+  let count = 1;
+  for (let i = value.indexOf("\n"); i !== -1; i = value.indexOf("\n", i + 1)) count++;
+  if (count !== current.lineCount) {
+    current.lineCount = count;
+    current.els.numbers.textContent = Array.from({ length: count }, (_, index) => index + 1).join("\n");
+  }
   const byLine = new Map();
   for (const diagnostic of current.diagnostics) {
     for (let line = diagnostic.line; line <= Math.max(diagnostic.line, diagnostic.endLine); line++) {
+      if (line > count) break;
       if (!byLine.has(line)) byLine.set(line, []);
       byLine.get(line).push(diagnostic);
     }
   }
-  const numbers = lines.map((_, index) => {
-    const marks = byLine.get(index + 1) || [];
-    const worst = marks.reduce((found, item) => Math.max(found, SEVERITY_ORDER[item.severity] || 0), 0);
-    const kind = worst === 3 ? "error" : worst === 2 ? "warning" : worst === 1 ? "info" : "";
-    return h("div", { class: kind ? `line-number has-${kind}` : "line-number" }, String(index + 1));
-  });
-  current.els.gutterLines.replaceChildren(...numbers);
-  const pieces = [];
-  lines.forEach((line, index) => {
-    if (index) pieces.push("\n");
-    pieces.push(...overlayLine(line, index + 1, byLine.get(index + 1) || []));
-  });
-  current.els.overlay.replaceChildren(...pieces, "\n");
+  const { lineHeight, padTop } = metrics(current);
+  const lines = byLine.size ? value.split("\n") : [];
+  const marks = [];
+  const drawn = [];
+  for (const [line, items] of byLine) {
+    const worst = items.reduce((found, item) => Math.max(found, SEVERITY_ORDER[item.severity] || 0), 0);
+    const kind = worst === 3 ? "error" : worst === 2 ? "warning" : "info";
+    const mark = h("div", { class: `line-number has-${kind}` }, String(line));
+    mark.style.top = `${(line - 1) * lineHeight}px`; // inside the gutter's padding
+    marks.push(mark);
+    const row = h("div", { class: "overlay-line" }, ...overlayLine(lines[line - 1], line, items));
+    row.style.top = `${padTop + (line - 1) * lineHeight}px`; // from the overlay's padding edge
+    drawn.push(row);
+  }
+  current.els.marks.replaceChildren(...marks);
+  current.els.overlay.replaceChildren(...drawn);
   syncScroll(current);
 }
 
@@ -364,6 +381,7 @@ function syncScroll(current) {
 async function check(current) {
   const ticket = ++current.checkTicket;
   const source = text(current);
+  shareText(current);
   let result;
   try {
     result = (await current.app.api.graphql(CHECK, { source })).checkRules;
@@ -430,7 +448,8 @@ function nextProblem(current) {
   if (!current.diagnostics.length) return;
   const caret = current.els.text.selectionEnd;
   const value = text(current);
-  const after = current.diagnostics.find((item) => indexOf(value, item.line, item.column) > caret);
+  const starts = lineStarts(value);
+  const after = current.diagnostics.find((item) => indexOf(value, item.line, item.column, starts) > caret);
   goTo(current, after || current.diagnostics[0]);
 }
 
@@ -445,9 +464,11 @@ function fieldHelp(field) {
 
 function diagnosticsAt(current, index) {
   const value = text(current);
+  if (!current.diagnostics.length) return [];
+  const starts = lineStarts(value);
   return current.diagnostics.filter((item) => {
-    const start = indexOf(value, item.line, item.column);
-    const end = Math.max(indexOf(value, item.endLine, item.endColumn), start + 1);
+    const start = indexOf(value, item.line, item.column, starts);
+    const end = Math.max(indexOf(value, item.endLine, item.endColumn, starts), start + 1);
     return index >= start && index <= end;
   });
 }
