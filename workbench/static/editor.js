@@ -167,6 +167,7 @@ export async function mount(root, app) {
     versions: [],
     confirmOpen: false,
     metrics: null,
+    edited: false,
   };
   state = current;
   wire(current);
@@ -194,14 +195,14 @@ export async function mount(root, app) {
   const draft = stored(SOURCE_KEY);
   const name = stored(NAME_KEY) || (active ? active.name : "") || "rules";
   els.name.value = name;
-  setText(draft !== null ? draft : active ? active.source : "", { keepUndo: false });
+  setText(draft !== null ? draft : active ? active.source : "", { load: true });
   fillVersionChoices(active);
 }
 
 export function unmount() {
   if (state === null) return;
   window.clearTimeout(state.checkTimer);
-  shareText(state); // keep the text of a check still waiting
+  if (state.edited) shareText(state); // keep an edit whose check is still waiting
   state.checkTicket++;
   state = null;
 }
@@ -251,24 +252,29 @@ function shareText(current, persist = true) {
   store(NAME_KEY, els.name.value.trim());
 }
 
-/** Replace the whole text; through the editing commands when possible, so Ctrl+Z undoes it. */
-function setText(value, { keepUndo = true } = {}) {
+/** Replace the whole text; through the editing commands when possible, so Ctrl+Z undoes it.
+ * With `load` (the text the editor opens with) it is not an edit: nothing is shared. */
+function setText(value, { load = false } = {}) {
   const current = state;
   const area = current.els.text;
   let done = false;
-  if (keepUndo && document.activeElement === area) {
+  if (!load && document.activeElement === area) {
     area.select();
     done = document.execCommand("insertText", false, value);
   }
   if (!done) {
     area.value = value;
-    onInput(current, { inputType: "replace" });
+    onInput(current, { inputType: load ? "load" : "replace" });
   }
 }
 
 function onInput(current, event) {
   render(current);
-  shareText(current, false);
+  if (!event || event.inputType !== "load") {
+    // Only what the user edited is "the edited rules" for the other screens.
+    current.edited = true;
+    shareText(current, false);
+  }
   window.clearTimeout(current.checkTimer);
   current.checkTimer = window.setTimeout(() => check(current), CHECK_DELAY_MS);
   current.els.count.textContent = "(checking…)";
@@ -381,7 +387,7 @@ function syncScroll(current) {
 async function check(current) {
   const ticket = ++current.checkTicket;
   const source = text(current);
-  shareText(current);
+  if (current.edited) shareText(current);
   let result;
   try {
     result = (await current.app.api.graphql(CHECK, { source })).checkRules;
