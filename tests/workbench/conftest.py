@@ -1,5 +1,5 @@
 """The workbench's browser tests: one live `segmenta serve` per test module, on its own copy of the
-demo data, one headless chromium for the run (tests/browser.py), a fresh page (own
+demo data, and one headless chromium per module (tests/browser.py), a fresh page (own
 sessionStorage) per test.
 
 Every page refuses requests that leave the server under test, as on a machine without internet,
@@ -80,8 +80,10 @@ def server(
         live.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per run: Playwright's sync API keeps an event loop running while it is
+    # open, and async tests collected after these would then fail to start theirs.
     with headless_chromium() as launched:
         yield launched
 
