@@ -2,23 +2,26 @@
 `Team.performance` and `Team.performanceSeries` (docs/performance.md).
 
 Every figure is defined in domain/staff/performance.py and computed by one statement per page of
-owners (schema/performance_loaders.py).  Who may read them: admins, managers and viewers every
+owners (schema/performance_loaders.py), holding only the groups of figures the query selects.  Who may read them: admins, managers and viewers every
 owner's; an agent their own employee's figures only (null elsewhere).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from strawberry.types.nodes import SelectedField
 
 from segmenta.domain.errors import UserError
 from segmenta.domain.staff import performance as figures
 from segmenta.schema.context import Info
 from segmenta.schema.errors import client_error
 from segmenta.schema.performance_loaders import PerformanceLoaders
+from segmenta.storage.performance_sql import CUSTOMERS, FEEDBACK, INTERACTIONS, RESOLUTIONS, SALES, TASKS
 
 
 @strawberry.type(
@@ -131,6 +134,38 @@ SeriesMonthsArgument = Annotated[
 ]
 
 
+# The group of figures (storage/performance_sql.py) each field needs; the others need none.
+FIELD_GROUPS = {
+    "revenue": SALES,
+    "purchaseCount": SALES,
+    "attainment": SALES,
+    **dict.fromkeys(
+        ("customersAtStart", "customersAtEnd", "customersWon", "customersLost", "customersRetained", "retentionRate"),
+        CUSTOMERS,
+    ),
+    **dict.fromkeys(("surveyCount", "averageSatisfaction", "npsResponses", "nps", "complaintsReceived"), FEEDBACK),
+    "complaintsResolved": RESOLUTIONS,
+    "medianResolutionHours": RESOLUTIONS,
+    "interactions": INTERACTIONS,
+    **dict.fromkeys(("tasksDue", "tasksDoneOnTime", "tasksOverdue", "taskCompletionRate"), TASKS),
+}
+
+
+def _selected_names(selections: Iterable[Any]) -> Iterator[str]:
+    for selection in selections:
+        name = getattr(selection, "name", None)
+        if isinstance(selection, SelectedField) and name is not None:
+            yield name
+        else:  # a fragment spread or an inline fragment: its own selections
+            yield from _selected_names(getattr(selection, "selections", ()))
+
+
+def selected_groups(info: Info) -> frozenset[str]:
+    """The groups of figures the query selects under this field (through fragments): only those are computed."""
+    names = _selected_names(selection for field in info.selected_fields for selection in field.selections)
+    return frozenset(FIELD_GROUPS[name] for name in names if name in FIELD_GROUPS)
+
+
 def performance_loaders(info: Info) -> PerformanceLoaders:
     loaders = info.context.performance_loaders
     if loaders is None:
@@ -148,7 +183,7 @@ def _may_read(info: Info, kind: str, owner_id: int) -> bool:
 async def _figures(info: Info, kind: str, owner_id: int, periods: list[figures.Period]) -> list[PerformanceType] | None:
     if not _may_read(info, kind, owner_id):
         return None
-    found = await performance_loaders(info).figures.load((kind, owner_id, tuple(periods)))
+    found = await performance_loaders(info).figures.load((kind, owner_id, tuple(periods), selected_groups(info)))
     return None if found is None else [PerformanceType.of(performance) for performance in found]
 
 

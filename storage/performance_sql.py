@@ -1,21 +1,26 @@
-"""The one statement behind every performance figure (docs/performance.md).
+"""The one statement behind the performance figures (docs/performance.md).
 
-`performance_statement` computes every figure of a page of owners (employees or teams) for a list
-of periods in ONE statement: a `periods` row per period (one month, a range of months, or the twelve
-months of a series), the owners' `spans` (who managed which customer when, from the assignment
-history), and one aggregate per group of figures, joined on (owner, period).  The statement is
-written as SQL text, one named part per group of figures, because docs/performance.md shows each
-part as it runs: tests/domain/test_performance_docs.py checks that every part printed there is
-the text `documented_parts` renders here.
+`performance_statement` computes the figures of a page of owners (employees or teams) for a list of
+periods in ONE statement: a `periods` row per period (one month, a range of months, or the twelve
+months of a series) and one part per group of figures, joined on (owner, period).  A caller names
+the groups it needs (GROUPS; the API derives them from the fields a query selects), and the
+statement holds only their parts: revenue and attainment alone never pay for retention.
+
+Who owned a customer when: an event (a purchase, a survey, a complaint or its resolution, an
+interaction) belongs to the owner at its instant, looked up per event in the assignment history
+(`owned`); the customer counts (at the start, at the end, won, lost, retained) walk each owner's
+`spans` of ownership.  The statement is SQL text, one named part per group, because
+docs/performance.md shows each part as it runs: tests/domain/test_performance_docs.py checks that
+every part printed there is the text `documented_parts` renders here.
 
 Bound parameters only: the owners' ids (an expanding IN list), each period's bounds, the time of
 the reading.  The only text put into the statement is chosen here (a column name per kind of owner,
-a dialect's duration expression), never anything a caller sent.
+a dialect's duration expression, the parts of the groups asked for), never anything a caller sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +29,17 @@ from sqlalchemy import DateTime, Integer, String, TextClause, bindparam, text
 
 EMPLOYEE = "employee"
 TEAM = "team"
+
+# Groups of figures, each computed by its own parts of the statement (the target always is).
+SALES = "sales"  # revenue, purchases
+CUSTOMERS = "customers"  # at start, at end, won, lost, retained
+FEEDBACK = "feedback"  # surveys, NPS, complaints received
+RESOLUTIONS = "resolutions"  # complaints resolved, median resolution time
+INTERACTIONS = "interactions"
+TASKS = "tasks"  # due, done on time, overdue
+GROUPS = (SALES, CUSTOMERS, FEEDBACK, RESOLUTIONS, INTERACTIONS, TASKS)
+# The groups whose figures count events, each event belonging to the owner at its instant.
+EVENT_GROUPS = (SALES, FEEDBACK, RESOLUTIONS, INTERACTIONS)
 
 
 @dataclass(frozen=True)
@@ -77,31 +93,6 @@ class PeriodBounds:
     months: int
 
 
-# Columns of one result row, in order (after owner_id and period).
-RESULT_COLUMNS = (
-    "target",
-    "revenue",
-    "purchases",
-    "customers_at_start",
-    "customers_at_end",
-    "customers_won",
-    "customers_lost",
-    "customers_retained",
-    "survey_count",
-    "survey_sum",
-    "nps_count",
-    "nps_promoters",
-    "nps_detractors",
-    "complaints_received",
-    "complaints_resolved",
-    "median_resolution_seconds",
-    "interactions",
-    "tasks_due",
-    "tasks_done_on_time",
-    "tasks_overdue",
-)
-
-
 _PERIOD_BINDS = ("start", "end", "trailing", "first", "last", "months")
 _POSTGRES_CASTS = {
     "start": "TIMESTAMP",
@@ -111,6 +102,7 @@ _POSTGRES_CASTS = {
     "last": "VARCHAR",
     "months": "INTEGER",
 }
+
 
 def _periods_part(count: int, dialect: str) -> str:
     # PostgreSQL types a parameter from its context, and a bare SELECT list gives none: cast it there.
@@ -126,34 +118,8 @@ def _periods_part(count: int, dialect: str) -> str:
     return f"periods (period, start_at, end_at, trailing_start, first_month, last_month, months) AS (\n{rows}\n)"
 
 
-def _parts(kind: OwnerKind, dialect: str, period_count: int) -> list[tuple[str, str]]:
-    """(name, SQL) of every common table expression of the statement, in order."""
-    return [
-        ("periods", _periods_part(period_count, dialect)),
-        (
-            "history",
-            f"""history AS (
-  SELECT h.customer_id, h.changed_at, h.{kind.history_before} AS owner_before, h.{kind.history_after} AS owner_after,
-         LEAD(h.changed_at) OVER (PARTITION BY h.customer_id ORDER BY h.changed_at, h.id) AS next_at,
-         ROW_NUMBER() OVER (PARTITION BY h.customer_id ORDER BY h.changed_at, h.id) AS position
-  FROM assignment_history h
-)""",
-        ),
-        (
-            "spans",
-            f"""spans (customer_id, owner_id, start_at, end_at) AS (
-  SELECT customer_id, owner_after, changed_at, next_at FROM history WHERE owner_after IN :owners
-  UNION ALL
-  SELECT customer_id, owner_before, NULL, changed_at FROM history WHERE position = 1 AND owner_before IN :owners
-  UNION ALL
-  SELECT c.id, c.{kind.customer_column}, NULL, NULL FROM customers c
-  WHERE c.{kind.customer_column} IN :owners
-    AND NOT EXISTS (SELECT 1 FROM assignment_history h WHERE h.customer_id = c.id)
-)""",
-        ),
-        (
-            "targets",
-            f"""targets AS (
+def _targets_part(kind: OwnerKind) -> str:
+    return f"""targets AS (
   SELECT o.id AS owner_id, pe.period,
          CASE WHEN COUNT(t.id) = 0 AND o.monthly_target IS NULL THEN NULL
               ELSE COALESCE(SUM(t.amount), 0) + (pe.months - COUNT(t.id)) * COALESCE(o.monthly_target, 0)
@@ -164,38 +130,131 @@ def _parts(kind: OwnerKind, dialect: str, period_count: int) -> list[tuple[str, 
     ON t.{kind.target_column} = o.id AND t.month >= pe.first_month AND t.month <= pe.last_month
   WHERE o.id IN :owners
   GROUP BY o.id, pe.period, pe.months, o.monthly_target
+)"""
+
+
+# The events of each group: (period, customer_id, at, what, amount, score, seconds).
+_EVENTS = {
+    SALES: """  SELECT pe.period, p.customer_id, p.purchased_at, 'purchase', p.amount, CAST(NULL AS FLOAT), CAST(NULL AS FLOAT)
+  FROM periods pe
+  JOIN purchases p ON p.purchased_at >= pe.start_at AND p.purchased_at < pe.end_at""",
+    FEEDBACK: """  SELECT pe.period, f.customer_id, f.created_at, f.kind, CAST(NULL AS BIGINT), f.score, CAST(NULL AS FLOAT)
+  FROM periods pe
+  JOIN feedback f ON f.created_at >= pe.start_at AND f.created_at < pe.end_at
+    AND f.kind IN ('survey', 'nps', 'complaint')""",
+    RESOLUTIONS: """  SELECT pe.period, f.customer_id, f.resolved_at, 'resolution', CAST(NULL AS BIGINT), CAST(NULL AS FLOAT), {seconds}
+  FROM periods pe
+  JOIN feedback f ON f.kind = 'complaint' AND f.resolved_at >= pe.start_at AND f.resolved_at < pe.end_at""",
+    INTERACTIONS: """  SELECT pe.period, i.customer_id, i.occurred_at, 'interaction', CAST(NULL AS BIGINT), CAST(NULL AS FLOAT), CAST(NULL AS FLOAT)
+  FROM periods pe
+  JOIN interactions i ON i.occurred_at >= pe.start_at AND i.occurred_at < pe.end_at""",
+}
+
+
+def _events_part(groups: Sequence[str], dialect: str) -> str:
+    branches = "\n  UNION ALL\n".join(_EVENTS[group].format(seconds=SECONDS[dialect]) for group in groups)
+    return f"events (period, customer_id, at, what, amount, score, seconds) AS (\n{branches}\n)"
+
+
+def _owned_part(kind: OwnerKind) -> str:
+    # The owner at instant `at`: the "before" of the customer's first change after it, else (no change
+    # since) the owner on the customer's row.  0 stands for "nobody" (ids start at 1), so that COALESCE
+    # moves on only when no change was found.
+    return f"""owned (owner_id, period, what, amount, score, seconds) AS (
+  SELECT COALESCE(
+           (SELECT COALESCE(h.{kind.history_before}, 0) FROM assignment_history h
+            WHERE h.customer_id = e.customer_id AND h.changed_at > e.at
+            ORDER BY h.changed_at, h.id LIMIT 1),
+           (SELECT COALESCE(c.{kind.customer_column}, 0) FROM customers c WHERE c.id = e.customer_id)),
+         e.period, e.what, e.amount, e.score, e.seconds
+  FROM events e
+)"""
+
+
+_ACTIVITY_COLUMNS = {
+    SALES: """         SUM(CASE WHEN what = 'purchase' THEN amount END) AS revenue,
+         COUNT(CASE WHEN what = 'purchase' THEN 1 END) AS purchases""",
+    FEEDBACK: """         COUNT(CASE WHEN what = 'survey' THEN score END) AS survey_count,
+         SUM(CASE WHEN what = 'survey' THEN score END) AS survey_sum,
+         COUNT(CASE WHEN what = 'nps' THEN score END) AS nps_count,
+         COUNT(CASE WHEN what = 'nps' AND score >= 9 THEN 1 END) AS nps_promoters,
+         COUNT(CASE WHEN what = 'nps' AND score <= 6 THEN 1 END) AS nps_detractors,
+         COUNT(CASE WHEN what = 'complaint' THEN 1 END) AS complaints_received""",
+    INTERACTIONS: """         COUNT(CASE WHEN what = 'interaction' THEN 1 END) AS interactions""",
+}
+
+
+def _activity_part(groups: Sequence[str]) -> str:
+    columns = ",\n".join(_ACTIVITY_COLUMNS[group] for group in groups if group in _ACTIVITY_COLUMNS)
+    return f"""activity AS (
+  SELECT owner_id, period,
+{columns}
+  FROM owned
+  WHERE owner_id IN :owners
+  GROUP BY owner_id, period
+)"""
+
+
+_RESOLVED_PART = """ranked_resolutions AS (
+  SELECT owner_id, period, seconds,
+         ROW_NUMBER() OVER (PARTITION BY owner_id, period ORDER BY seconds) AS position,
+         COUNT(*) OVER (PARTITION BY owner_id, period) AS total
+  FROM owned
+  WHERE what = 'resolution' AND owner_id IN :owners
+),
+resolved AS (
+  SELECT owner_id, period, MAX(total) AS complaints_resolved, AVG(seconds) AS median_resolution_seconds
+  FROM ranked_resolutions
+  WHERE position IN ((total + 1) / 2, (total + 2) / 2)
+  GROUP BY owner_id, period
+)"""
+
+
+def _customer_parts(kind: OwnerKind) -> list[tuple[str, str]]:
+    column = kind.customer_column
+    return [
+        (
+            "moved",
+            """moved AS (
+  SELECT h.customer_id, MAX(h.changed_at) AS last_at FROM assignment_history h
+  WHERE h.changed_at >= (SELECT MIN(start_at) FROM periods)
+  GROUP BY h.customer_id
 )""",
         ),
         (
-            "sales",
-            """sales AS (
-  SELECT s.owner_id, pe.period, SUM(p.amount) AS revenue, COUNT(*) AS purchases
+            "moves",
+            f"""moves AS (
+  SELECT pe.period, c.id AS customer_id, c.created_at, c.last_purchase_at, pe.start_at, pe.end_at, pe.trailing_start,
+         COALESCE(
+           (SELECT COALESCE(h.{kind.history_before}, 0) FROM assignment_history h
+            WHERE h.customer_id = c.id AND h.changed_at >= pe.start_at ORDER BY h.changed_at, h.id LIMIT 1),
+           COALESCE(c.{column}, 0)) AS owner_at_start,
+         COALESCE(
+           (SELECT COALESCE(h.{kind.history_before}, 0) FROM assignment_history h
+            WHERE h.customer_id = c.id AND h.changed_at >= pe.end_at ORDER BY h.changed_at, h.id LIMIT 1),
+           COALESCE(c.{column}, 0)) AS owner_at_end
   FROM periods pe
-  JOIN purchases p ON p.purchased_at >= pe.start_at AND p.purchased_at < pe.end_at
-  JOIN spans s ON s.customer_id = p.customer_id
-    AND (s.start_at IS NULL OR p.purchased_at >= s.start_at) AND (s.end_at IS NULL OR p.purchased_at < s.end_at)
-  GROUP BY s.owner_id, pe.period
+  JOIN moved m ON m.last_at >= pe.start_at
+  JOIN customers c ON c.id = m.customer_id AND c.created_at < pe.end_at
 )""",
         ),
         (
             "ends",
-            """ends AS (
-  SELECT s.owner_id, pe.period, s.customer_id,
-         MAX(CASE WHEN (s.start_at IS NULL OR s.start_at < pe.start_at)
-                   AND (s.end_at IS NULL OR s.end_at >= pe.start_at) AND c.created_at < pe.start_at
-                  THEN 1 ELSE 0 END) AS at_start,
-         MAX(CASE WHEN (s.start_at IS NULL OR s.start_at < pe.end_at)
-                   AND (s.end_at IS NULL OR s.end_at >= pe.end_at) AND c.created_at < pe.end_at
-                  THEN 1 ELSE 0 END) AS at_end,
-         MAX(CASE WHEN c.last_purchase_at IS NULL OR c.last_purchase_at < pe.trailing_start THEN 0
-                  WHEN c.last_purchase_at < pe.end_at THEN 1
-                  WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = s.customer_id
-                                 AND p.purchased_at >= pe.trailing_start AND p.purchased_at < pe.end_at) THEN 1
-                  ELSE 0 END) AS bought
+            f"""ends (owner_id, period, customer_id, last_purchase_at, end_at, trailing_start, at_start, at_end) AS (
+  SELECT c.{column}, pe.period, c.id, c.last_purchase_at, pe.end_at, pe.trailing_start,
+         CASE WHEN c.created_at < pe.start_at THEN 1 ELSE 0 END, 1
   FROM periods pe
-  JOIN spans s ON (s.start_at IS NULL OR s.start_at < pe.end_at) AND (s.end_at IS NULL OR s.end_at >= pe.start_at)
-  JOIN customers c ON c.id = s.customer_id AND c.created_at < pe.end_at
-  GROUP BY s.owner_id, pe.period, s.customer_id
+  JOIN customers c ON c.{column} IN :owners AND c.created_at < pe.end_at
+  LEFT JOIN moved m ON m.customer_id = c.id
+  WHERE m.last_at IS NULL OR m.last_at < pe.start_at
+  UNION ALL
+  SELECT owner_at_start, period, customer_id, last_purchase_at, end_at, trailing_start,
+         CASE WHEN created_at < start_at THEN 1 ELSE 0 END,
+         CASE WHEN owner_at_end = owner_at_start THEN 1 ELSE 0 END
+  FROM moves WHERE owner_at_start IN :owners AND created_at < start_at
+  UNION ALL
+  SELECT owner_at_end, period, customer_id, last_purchase_at, end_at, trailing_start, 0, 1
+  FROM moves WHERE owner_at_end IN :owners AND (owner_at_end <> owner_at_start OR created_at >= start_at)
 )""",
         ),
         (
@@ -206,65 +265,23 @@ def _parts(kind: OwnerKind, dialect: str, period_count: int) -> list[tuple[str, 
          SUM(at_end) AS customers_at_end,
          SUM(CASE WHEN at_end = 1 AND at_start = 0 THEN 1 ELSE 0 END) AS customers_won,
          SUM(CASE WHEN at_start = 1 AND at_end = 0 THEN 1 ELSE 0 END) AS customers_lost,
-         SUM(CASE WHEN at_start = 1 AND at_end = 1 AND bought = 1 THEN 1 ELSE 0 END) AS customers_retained
+         SUM(CASE WHEN at_start = 1 AND at_end = 1
+                   AND last_purchase_at >= trailing_start
+                   AND (last_purchase_at < end_at
+                        OR EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = ends.customer_id
+                                     AND p.purchased_at >= trailing_start AND p.purchased_at < end_at))
+                  THEN 1 ELSE 0 END) AS customers_retained
   FROM ends
   GROUP BY owner_id, period
 )""",
         ),
-        (
-            "feedback",
-            """voices AS (
-  SELECT s.owner_id, pe.period,
-         COUNT(CASE WHEN f.kind = 'survey' THEN f.score END) AS survey_count,
-         SUM(CASE WHEN f.kind = 'survey' THEN f.score END) AS survey_sum,
-         COUNT(CASE WHEN f.kind = 'nps' THEN f.score END) AS nps_count,
-         COUNT(CASE WHEN f.kind = 'nps' AND f.score >= 9 THEN 1 END) AS nps_promoters,
-         COUNT(CASE WHEN f.kind = 'nps' AND f.score <= 6 THEN 1 END) AS nps_detractors,
-         COUNT(CASE WHEN f.kind = 'complaint' THEN 1 END) AS complaints_received
-  FROM periods pe
-  JOIN feedback f ON f.created_at >= pe.start_at AND f.created_at < pe.end_at
-  JOIN spans s ON s.customer_id = f.customer_id
-    AND (s.start_at IS NULL OR f.created_at >= s.start_at) AND (s.end_at IS NULL OR f.created_at < s.end_at)
-  GROUP BY s.owner_id, pe.period
-)""",
-        ),
-        (
-            "resolutions",
-            f"""resolutions AS (
-  SELECT s.owner_id, pe.period, {SECONDS[dialect]} AS seconds
-  FROM periods pe
-  JOIN feedback f ON f.kind = 'complaint' AND f.resolved_at >= pe.start_at AND f.resolved_at < pe.end_at
-  JOIN spans s ON s.customer_id = f.customer_id
-    AND (s.start_at IS NULL OR f.resolved_at >= s.start_at) AND (s.end_at IS NULL OR f.resolved_at < s.end_at)
-),
-ranked_resolutions AS (
-  SELECT owner_id, period, seconds,
-         ROW_NUMBER() OVER (PARTITION BY owner_id, period ORDER BY seconds) AS position,
-         COUNT(*) OVER (PARTITION BY owner_id, period) AS total
-  FROM resolutions
-),
-resolved AS (
-  SELECT owner_id, period, MAX(total) AS complaints_resolved, AVG(seconds) AS median_resolution_seconds
-  FROM ranked_resolutions
-  WHERE position IN ((total + 1) / 2, (total + 2) / 2)
-  GROUP BY owner_id, period
-)""",
-        ),
-        (
-            "interactions",
-            """contacts AS (
-  SELECT s.owner_id, pe.period, COUNT(*) AS interactions
-  FROM periods pe
-  JOIN interactions i ON i.occurred_at >= pe.start_at AND i.occurred_at < pe.end_at
-  JOIN spans s ON s.customer_id = i.customer_id
-    AND (s.start_at IS NULL OR i.occurred_at >= s.start_at) AND (s.end_at IS NULL OR i.occurred_at < s.end_at)
-  GROUP BY s.owner_id, pe.period
-)""",
-        ),
-        (
-            "tasks",
-            kind.assigned
-            + """,
+    ]
+
+
+def _tasks_part(kind: OwnerKind) -> str:
+    return (
+        kind.assigned
+        + """,
 follow_ups AS (
   SELECT a.owner_id, pe.period,
          COUNT(*) AS tasks_due,
@@ -275,55 +292,101 @@ follow_ups AS (
   JOIN tasks t ON t.due_at >= pe.start_at AND t.due_at < pe.end_at AND t.status <> 'cancelled'
   JOIN assigned a ON a.task_id = t.id
   GROUP BY a.owner_id, pe.period
-)""",
-        ),
-    ]
+)"""
+    )
 
 
-_FINAL = """SELECT g.owner_id, g.period, g.target,
-       COALESCE(sa.revenue, 0) AS revenue, COALESCE(sa.purchases, 0) AS purchases,
-       COALESCE(cm.customers_at_start, 0) AS customers_at_start, COALESCE(cm.customers_at_end, 0) AS customers_at_end,
-       COALESCE(cm.customers_won, 0) AS customers_won, COALESCE(cm.customers_lost, 0) AS customers_lost,
-       COALESCE(cm.customers_retained, 0) AS customers_retained,
-       COALESCE(v.survey_count, 0) AS survey_count, v.survey_sum,
-       COALESCE(v.nps_count, 0) AS nps_count, COALESCE(v.nps_promoters, 0) AS nps_promoters,
-       COALESCE(v.nps_detractors, 0) AS nps_detractors, COALESCE(v.complaints_received, 0) AS complaints_received,
-       COALESCE(r.complaints_resolved, 0) AS complaints_resolved, r.median_resolution_seconds,
-       COALESCE(ct.interactions, 0) AS interactions,
-       COALESCE(fu.tasks_due, 0) AS tasks_due, COALESCE(fu.tasks_done_on_time, 0) AS tasks_done_on_time,
-       COALESCE(fu.tasks_overdue, 0) AS tasks_overdue
-FROM targets g
-LEFT JOIN sales sa ON sa.owner_id = g.owner_id AND sa.period = g.period
-LEFT JOIN customers_moved cm ON cm.owner_id = g.owner_id AND cm.period = g.period
-LEFT JOIN voices v ON v.owner_id = g.owner_id AND v.period = g.period
-LEFT JOIN resolved r ON r.owner_id = g.owner_id AND r.period = g.period
-LEFT JOIN contacts ct ON ct.owner_id = g.owner_id AND ct.period = g.period
-LEFT JOIN follow_ups fu ON fu.owner_id = g.owner_id AND fu.period = g.period
-ORDER BY g.owner_id, g.period"""
+def _parts(kind: OwnerKind, dialect: str, period_count: int, groups: Collection[str]) -> list[tuple[str, str]]:
+    """(name, SQL) of every common table expression of the statement for `groups`, in order."""
+    chosen = [group for group in GROUPS if group in groups]
+    events = [group for group in EVENT_GROUPS if group in chosen]
+    parts = [("periods", _periods_part(period_count, dialect)), ("targets", _targets_part(kind))]
+    if events:
+        parts += [("events", _events_part(events, dialect)), ("owned", _owned_part(kind))]
+        if any(group in _ACTIVITY_COLUMNS for group in events):
+            parts.append(("activity", _activity_part(events)))
+        if RESOLUTIONS in events:
+            parts.append(("resolutions", _RESOLVED_PART))
+    if CUSTOMERS in chosen:
+        parts += _customer_parts(kind)
+    if TASKS in chosen:
+        parts.append(("tasks", _tasks_part(kind)))
+    return parts
 
 
-def statement_text(kind: str, dialect: str, period_count: int) -> str:
+# Each result column: (group, the expression reading it, its value when the group is not computed).
+_COLUMNS = (
+    ("target", None, "g.target", ""),
+    ("revenue", SALES, "COALESCE(a.revenue, 0)", "0"),
+    ("purchases", SALES, "COALESCE(a.purchases, 0)", "0"),
+    ("customers_at_start", CUSTOMERS, "COALESCE(cm.customers_at_start, 0)", "0"),
+    ("customers_at_end", CUSTOMERS, "COALESCE(cm.customers_at_end, 0)", "0"),
+    ("customers_won", CUSTOMERS, "COALESCE(cm.customers_won, 0)", "0"),
+    ("customers_lost", CUSTOMERS, "COALESCE(cm.customers_lost, 0)", "0"),
+    ("customers_retained", CUSTOMERS, "COALESCE(cm.customers_retained, 0)", "0"),
+    ("survey_count", FEEDBACK, "COALESCE(a.survey_count, 0)", "0"),
+    ("survey_sum", FEEDBACK, "a.survey_sum", "NULL"),
+    ("nps_count", FEEDBACK, "COALESCE(a.nps_count, 0)", "0"),
+    ("nps_promoters", FEEDBACK, "COALESCE(a.nps_promoters, 0)", "0"),
+    ("nps_detractors", FEEDBACK, "COALESCE(a.nps_detractors, 0)", "0"),
+    ("complaints_received", FEEDBACK, "COALESCE(a.complaints_received, 0)", "0"),
+    ("complaints_resolved", RESOLUTIONS, "COALESCE(r.complaints_resolved, 0)", "0"),
+    ("median_resolution_seconds", RESOLUTIONS, "r.median_resolution_seconds", "NULL"),
+    ("interactions", INTERACTIONS, "COALESCE(a.interactions, 0)", "0"),
+    ("tasks_due", TASKS, "COALESCE(fu.tasks_due, 0)", "0"),
+    ("tasks_done_on_time", TASKS, "COALESCE(fu.tasks_done_on_time, 0)", "0"),
+    ("tasks_overdue", TASKS, "COALESCE(fu.tasks_overdue, 0)", "0"),
+)
+RESULT_COLUMNS = tuple(name for name, *_ in _COLUMNS)
+
+
+def _final(groups: Collection[str]) -> str:
+    columns = ",\n       ".join(
+        (expression if group is None or group in groups else absent) + ("" if group is None else f" AS {name}")
+        for name, group, expression, absent in _COLUMNS
+    )
+    joins = []
+    if any(group in groups for group in (SALES, FEEDBACK, INTERACTIONS)):
+        joins.append("LEFT JOIN activity a ON a.owner_id = g.owner_id AND a.period = g.period")
+    if CUSTOMERS in groups:
+        joins.append("LEFT JOIN customers_moved cm ON cm.owner_id = g.owner_id AND cm.period = g.period")
+    if RESOLUTIONS in groups:
+        joins.append("LEFT JOIN resolved r ON r.owner_id = g.owner_id AND r.period = g.period")
+    if TASKS in groups:
+        joins.append("LEFT JOIN follow_ups fu ON fu.owner_id = g.owner_id AND fu.period = g.period")
+    return "\n".join([f"SELECT g.owner_id, g.period,\n       {columns}", "FROM targets g", *joins, "ORDER BY g.owner_id, g.period"])
+
+
+def statement_text(kind: str, dialect: str, period_count: int, groups: Collection[str] = GROUPS) -> str:
     """The statement's SQL text for `period_count` periods of owners of `kind` on `dialect`."""
-    parts = _parts(KINDS[kind], dialect, period_count)
-    return "WITH " + ",\n".join(sql for _, sql in parts) + "\n" + _FINAL
+    parts = _parts(KINDS[kind], dialect, period_count, groups)
+    return "WITH " + ",\n".join(sql for _, sql in parts) + "\n" + _final(groups)
 
 
 def documented_parts(kind: str = EMPLOYEE, dialect: str = "sqlite") -> dict[str, str]:
-    """Each named part of the one-period statement (and `final`), as docs/performance.md prints them."""
-    parts = dict(_parts(KINDS[kind], dialect, 1))
-    parts["final"] = _FINAL
+    """Each named part of the one-period statement of every group (and `final`), as docs/performance.md prints them."""
+    parts = dict(_parts(KINDS[kind], dialect, 1, GROUPS))
+    parts["final"] = _final(GROUPS)
     return parts
 
 
 def performance_statement(
-    kind: str, dialect: str, owner_ids: Sequence[int], periods: Sequence[PeriodBounds], as_of: datetime
+    kind: str,
+    dialect: str,
+    owner_ids: Sequence[int],
+    periods: Sequence[PeriodBounds],
+    as_of: datetime,
+    groups: Collection[str] = GROUPS,
 ) -> TextClause:
-    """Every figure of `owner_ids` for every period: one row per (owner, period), RESULT_COLUMNS after them."""
-    sql = statement_text(kind, dialect, len(periods))
-    binds: list[Any] = [
-        bindparam("owners", list(owner_ids), expanding=True, type_=Integer),
-        bindparam("as_of", as_of, type_=DateTime),
-    ]
+    """The figures of `groups` of `owner_ids` for every period: one row per (owner, period), RESULT_COLUMNS
+    after them (a group not asked for reads 0 or NULL)."""
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown groups of figures: {sorted(unknown)}")
+    sql = statement_text(kind, dialect, len(periods), groups)
+    binds: list[Any] = [bindparam("owners", list(owner_ids), expanding=True, type_=Integer)]
+    if TASKS in groups:
+        binds.append(bindparam("as_of", as_of, type_=DateTime))
     for index, period in enumerate(periods):
         binds += [
             bindparam(f"start_{index}", period.start, type_=DateTime),

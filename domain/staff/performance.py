@@ -16,7 +16,7 @@ the two managers at the instant of the change; a purchase at exactly that instan
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -26,7 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmenta.domain.errors import UserError
 from segmenta.dsl.money import from_cents
-from segmenta.storage.performance_sql import EMPLOYEE, RESULT_COLUMNS, TEAM, PeriodBounds, performance_statement
+from segmenta.storage.performance_sql import (
+    EMPLOYEE,
+    GROUPS,
+    RESULT_COLUMNS,
+    TEAM,
+    PeriodBounds,
+    performance_statement,
+)
 
 OWNER_KINDS = (EMPLOYEE, TEAM)
 # A range may span at most ten years; a series at most 24 months.
@@ -232,16 +239,26 @@ def _performance(owner_id: int, period: Period, values: Sequence[Any]) -> Perfor
 
 
 async def performance_of(
-    session: AsyncSession, kind: str, owner_ids: Sequence[int], periods: Sequence[Period], as_of: datetime
+    session: AsyncSession,
+    kind: str,
+    owner_ids: Sequence[int],
+    periods: Sequence[Period],
+    as_of: datetime,
+    groups: Collection[str] = GROUPS,
 ) -> dict[tuple[int, int], Performance]:
-    """Every figure of each owner (employee or team ids; unknown ids are left out) for each period,
-    keyed by (owner id, index of the period): ONE statement whatever the number of owners and periods."""
+    """The figures of each owner (employee or team ids; unknown ids are left out) for each period,
+    keyed by (owner id, index of the period): ONE statement whatever the number of owners and periods.
+
+    `groups` (storage.performance_sql.GROUPS) says which figures to compute besides the target; the
+    others read 0 (or None) — ask for every group whose figures you read."""
     if kind not in OWNER_KINDS:
         raise ValueError(f"unknown kind of owner {kind!r}")
     if not owner_ids or not periods:
         return {}
     dialect = session.get_bind().dialect.name
-    statement = performance_statement(kind, dialect, sorted(set(owner_ids)), [p.bounds() for p in periods], as_of)
+    statement = performance_statement(
+        kind, dialect, sorted(set(owner_ids)), [p.bounds() for p in periods], as_of, groups
+    )
     result = await session.execute(statement)
     return {
         (int(row[0]), int(row[1])): _performance(int(row[0]), periods[int(row[1])], row[2:]) for row in result.all()

@@ -24,7 +24,18 @@ from segmenta.domain.staff.performance import (
 from segmenta.domain.staff.review import ReviewPolicy, next_level, performance_review, review_policy
 from segmenta.domain.staff.targets import set_target
 from segmenta.storage.models import Employee, PerformanceTarget, TeamMember
-from segmenta.storage.performance_sql import EMPLOYEE, TEAM
+from segmenta.storage.performance_sql import (
+    CUSTOMERS,
+    EMPLOYEE,
+    FEEDBACK,
+    GROUPS,
+    INTERACTIONS,
+    RESOLUTIONS,
+    SALES,
+    TASKS,
+    TEAM,
+    statement_text,
+)
 from tests.domain import performance_data
 from tests.domain.helpers import database_snapshot
 from tests.domain.performance_data import NOVEMBER, NOW
@@ -236,3 +247,36 @@ def test_policy_settings() -> None:
             review_policy({name: value})
         assert raised.value.field == name
     assert [next_level(level) for level in ("junior", "senior", "lead", "supervisor")] == ["senior", "lead", "supervisor", None]
+
+
+@pytest.mark.parametrize("group", GROUPS)
+async def test_each_group_alone_gives_its_figures_and_only_its_parts(session: AsyncSession, group: str) -> None:
+    ids = await performance_data.build(session)
+    owners = [ids["A"], ids["B"]]
+    every = await performance_of(session, EMPLOYEE, owners, [NOV], NOW)
+    alone = await performance_of(session, EMPLOYEE, owners, [NOV], NOW, groups=[group])
+    for key in every:
+        assert alone[key].target == every[key].target
+        for name in GROUP_FIGURES[group]:
+            assert getattr(alone[key], name) == getattr(every[key], name), (group, name)
+    text = statement_text(EMPLOYEE, "sqlite", 1, [group])
+    for other, marker in PART_MARKERS.items():
+        assert (marker in text) == (other == group), (group, other)
+
+
+GROUP_FIGURES = {
+    SALES: ("revenue", "purchases", "attainment"),
+    CUSTOMERS: ("customers_at_start", "customers_at_end", "customers_won", "customers_lost", "customers_retained"),
+    FEEDBACK: ("survey_count", "survey_sum", "nps_count", "nps_promoters", "nps_detractors", "complaints_received"),
+    RESOLUTIONS: ("complaints_resolved", "median_resolution_seconds"),
+    INTERACTIONS: ("interactions",),
+    TASKS: ("tasks_due", "tasks_done_on_time", "tasks_overdue"),
+}
+PART_MARKERS = {
+    SALES: "'purchase'",
+    CUSTOMERS: "moved AS",
+    FEEDBACK: "f.kind IN ('survey', 'nps', 'complaint')",
+    RESOLUTIONS: "ranked_resolutions AS",
+    INTERACTIONS: "JOIN interactions i",
+    TASKS: "follow_ups AS",
+}

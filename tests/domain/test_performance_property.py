@@ -102,37 +102,33 @@ worlds = st.builds(
 
 # -- the definitions, in plain Python ------------------------------------------------------------
 
-Span = tuple[datetime | None, datetime | None, int | None]
-
-
-def spans(world: World, customer: int, kind: str) -> list[Span]:
+def changes(world: World, customer: int, kind: str) -> list[tuple[datetime, int | None]]:
+    """The customer's changes in order (time, then the order written): (when, owner before it)."""
     column = 0 if kind == EMPLOYEE else 1
-    rows = sorted((at, index, row) for index, row in enumerate(world.history) if row[0] == customer for at in [row[1]])
-    if not rows:
-        return [(None, None, world.current[customer][column])]
-    befores = [row[2 + 2 * column] for _, _, row in rows]
-    afters = [row[3 + 2 * column] for _, _, row in rows]
-    result: list[Span] = [(None, rows[0][0], befores[0])]
-    for position, (at, _, _) in enumerate(rows):
-        end = rows[position + 1][0] if position + 1 < len(rows) else None
-        result.append((at, end, afters[position]))
-    return result
+    rows = sorted((row[1], index, row) for index, row in enumerate(world.history) if row[0] == customer)
+    return [(at, row[2 + 2 * column]) for at, _, row in rows]
+
+
+def current(world: World, customer: int, kind: str) -> int | None:
+    return world.current[customer][0 if kind == EMPLOYEE else 1]
 
 
 def owner_at(world: World, customer: int, kind: str, moment: datetime) -> int | None:
-    for start, end, owner in spans(world, customer, kind):
-        if (start is None or start <= moment) and (end is None or moment < end):
-            return owner
-    return None
+    """The "before" of the first change after the moment, else the owner on the customer's row."""
+    for at, before in changes(world, customer, kind):
+        if at > moment:
+            return before
+    return current(world, customer, kind)
 
 
 def managed_just_before(world: World, customer: int, kind: str, moment: datetime) -> int | None:
+    """Who managed the customer at the last instant before `moment` (None: not created yet, or nobody)."""
     if not world.created[customer] < moment:
         return None
-    for start, end, owner in spans(world, customer, kind):
-        if (start is None or start < moment) and (end is None or end >= moment):
-            return owner
-    return None
+    for at, before in changes(world, customer, kind):
+        if at >= moment:
+            return before
+    return current(world, customer, kind)
 
 
 def expected(world: World, kind: str, owner: int, period: Period) -> dict[str, Any]:

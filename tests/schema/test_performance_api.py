@@ -93,6 +93,23 @@ async def test_one_statement_per_page_of_employees_or_teams(api: Api, engine: As
     assert ids
 
 
+async def test_only_the_selected_groups_of_figures_are_computed(api: Api, engine: AsyncEngine) -> None:
+    ids = await _world(engine)
+    query = """query($a: ID!) { employee(id: $a) { performance(month: "2026-11") { %s } } }"""
+    fragment = "\nfragment Moves on Performance { customersWon retentionRate }"
+    for selection, marker, absent in (
+        ("revenue attainment", "'purchase'", "moved AS"),
+        ("...Moves", "moved AS", "'purchase'"),
+        ("... on Performance { tasksOverdue }", "follow_ups AS", "moved AS"),
+    ):
+        with counted_statements(engine) as statements:
+            document = query % selection + (fragment if "Moves" in selection else "")
+            data = await api.data(document, {"a": global_id("Employee", ids["A"])})
+        [statement] = [statement for statement in statements if "FROM periods pe" in statement]
+        assert marker in statement and absent not in statement, selection
+        assert data["employee"]["performance"]
+
+
 async def test_set_target_by_role(api: Api, engine: AsyncEngine, tokens: dict[str, str], agent_token: str) -> None:
     ids = await _world(engine)
     mutation = """mutation($e: ID, $t: ID, $amount: Money) {
