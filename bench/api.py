@@ -939,8 +939,9 @@ def report(samples: dict[tuple[str, str], Samples], levels: list[Level], segment
     if workers > 1 and levels:
         single, many = level_of("segmenta", 1, "purchase", 50), level_of("segmenta", workers, "purchase", 50)
         gain = many.per_second / single.per_second if single.per_second else float("nan")
-        print(f"Purchases with 50 clients: {workers} workers {gain:.2f}× the req/s of 1 worker — no target: on SQLite "
-              "every write waits for the one write lock, whatever the number of processes")
+        print(f"Purchases with 50 clients: {workers} workers {gain:.2f}× the req/s of 1 worker — no target: writes "
+              "wait for locks whatever the number of processes (SQLite's one write lock; on PostgreSQL the "
+              "customer's row and, when routing assigns, its team's)")
     print("\nTargets")
     for name, figure, met in targets:
         print(f"  {name:<62}{figure:>12}  {verdict(met)}")

@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from segmenta.domain.settings import number_setting
-from segmenta.storage import error_translation, guard, sqlite_cursor, sqlite_writes
+from segmenta.storage import error_translation, guard, sqlite_cursor, sqlite_writes, write_gate
 
 DEFAULT_DATABASE_FILE = "segmenta.db"
 
@@ -76,11 +76,20 @@ def _begin_sqlite(connection: Any) -> None:
 
 
 async def begin_writer(session: AsyncSession) -> None:
-    """Start the session's next transaction as a writer (on SQLite: BEGIN IMMEDIATE).
+    """Start the session's next transaction as a writer (on SQLite: BEGIN IMMEDIATE, one writer of
+    the process at a time: storage/write_gate.py).
 
     Call it before a transaction that may read before it writes; PostgreSQL needs nothing.
     """
-    await session.connection(execution_options={WRITER_OPTION: True})
+    gated = session.get_bind().dialect.name == "sqlite" and not session.in_transaction()
+    if gated:
+        await write_gate.enter(session, busy_timeout_from_environment())
+    try:
+        await session.connection(execution_options={WRITER_OPTION: True})
+    except BaseException:
+        if gated and not session.in_transaction():
+            write_gate.leave(session)
+        raise
 
 
 async def begin_reader(session: AsyncSession) -> None:
