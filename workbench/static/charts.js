@@ -140,8 +140,12 @@ export function chartFigure({ title, summary, draw, table, note, className = "" 
   // Drawn once now (at a guessed width if not yet in the page), then at the real width.
   redraw();
   if (typeof ResizeObserver === "function") {
+    let shown = false;
     const observer = new ResizeObserver(() => {
-      if (!picture.hidden && picture.isConnected) redraw();
+      if (figure.isConnected) {
+        shown = true;
+        if (!picture.hidden) redraw();
+      } else if (shown) observer.disconnect(); // its screen was left
     });
     observer.observe(figure);
   }
