@@ -183,6 +183,10 @@ def test_completion_while_typing_and_on_ctrl_space(page: Page, sign_in: Callable
     page.wait_for_selector("#completion:not([hidden]) [role=option]:has-text('team')")
     page.keyboard.press("Enter")  # `team ` goes straight on to the team keys
     page.wait_for_selector("#completion:not([hidden]) [role=option]:has-text('east_region')")
+    page.set_viewport_size(NARROW)
+    shot(page, "editor-completion")
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= NARROW["width"], f"the editor scrolls sideways at 390 px ({width} px wide)"
     page.keyboard.type("east_r")
     page.keyboard.press("Enter")
     assert _value(page) == "region = east -> team east_region"

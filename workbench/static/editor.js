@@ -133,7 +133,7 @@ export async function mount(root, app) {
         )),
       ),
       h("aside", { class: "problems", "aria-labelledby": "problems-title" },
-        h("h3", { id: "problems-title" }, "Problems ", ids("count", h("span", { id: "problem-count", class: "muted" }))),
+        h("h3", { id: "problems-title" }, "Problems ", ids("count", h("span", { id: "problem-count", class: "muted", "aria-live": "polite" }))),
         ids("problems", h("ol", { id: "problems" })),
       ),
     ),
@@ -203,6 +203,7 @@ export function unmount() {
   if (state === null) return;
   window.clearTimeout(state.checkTimer);
   if (state.edited) shareText(state); // keep an edit whose check is still waiting
+  window.removeEventListener("resize", state.onResize);
   state.checkTicket++;
   state = null;
 }
@@ -214,6 +215,10 @@ function wire(current) {
   els.text.addEventListener("input", (event) => onInput(current, event));
   els.text.addEventListener("keydown", (event) => onKeyDown(current, event));
   els.text.addEventListener("scroll", () => syncScroll(current));
+  current.onResize = () => {
+    if (current.completion) placeCompletion(current);
+  };
+  window.addEventListener("resize", current.onResize);
   els.text.addEventListener("click", () => {
     closeCompletion(current);
     describeCaret(current);
@@ -563,7 +568,8 @@ function placeCompletion(current) {
   const left = padLeft + visual * charWidth - area.scrollLeft;
   const top = padTop + line * lineHeight - area.scrollTop + 2;
   const width = els.area.clientWidth;
-  els.completion.style.left = `${Math.max(0, Math.min(left, width - 220))}px`;
+  els.completion.style.maxWidth = `${Math.max(160, width - 8)}px`;
+  els.completion.style.left = `${Math.max(0, Math.min(left, width - els.completion.offsetWidth - 4))}px`;
   els.completion.style.top = `${Math.max(0, top)}px`;
 }
 
