@@ -14,12 +14,16 @@ own.  Sending happens in a task of its own, so a mutation never waits for it.
   id it saw, pruned after `RETENTION_SECONDS` (60 s) by the writers.  Works across every process
   on the database file (the workers of one server, several servers on one file).
 
+A batch the database does not take (SQLite's lock held past the busy timeout by a long write,
+PostgreSQL reconnecting) is kept and tried again, in order: late, not lost.  Past `MAX_PENDING`
+waiting events a process drops new ones, and the next batch it sends starts with a marker that
+makes every receiver tell its subscribers.
+
 Never a silent gap: when events may have been missed — PostgreSQL: the relay's connection was
 lost (every notification in between is lost to it); SQLite: rows this process had not read yet
 were pruned (it was stalled for a minute) — every local subscriber is told (``hub.lose_all``:
 its subscription ends with ``EVENTS_LOST``); while PostgreSQL's connection is down a new
-subscriber is told at once.  A process that cannot send its events (the database is unreachable)
-logs it at ERROR: the other processes' relays have then lost their connection too in most cases.
+subscriber is told at once.
 """
 
 from __future__ import annotations
@@ -55,11 +59,30 @@ ROW_LIMIT = 256 * 1024
 MAX_PENDING = 100_000
 PRUNED = "the server pruned events this process had not read yet (it was stalled for over a minute)"
 UNDECODABLE = "an event from another process could not be read"
+SENDER_DROPPED = "another server process could not send all its events (the database did not take them in time)"
+# Seconds between two tries of a batch the database did not take (a long write holds SQLite's lock,
+# PostgreSQL is reconnecting): at most this, doubling from a tenth of a second.
+RETRY_CAP = 5.0
 
-Event = RunProgressEvent | AssignmentChangeEvent
+
+class _Dropped:
+    """Sent, in order, in place of events this process had to drop: the receivers tell their subscribers."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Dropped)
+
+    def __hash__(self) -> int:
+        return 0
+
+
+DROPPED = _Dropped()
+
+Event = RunProgressEvent | AssignmentChangeEvent | _Dropped
 
 
 def _encode_item(item: Event) -> str:
+    if isinstance(item, _Dropped):
+        return '["x"]'
     if isinstance(item, RunProgressEvent):
         return json.dumps(["p", item.run_id, item.step, item.done, item.total, item.status])
     changed = item.changed_at.isoformat() if item.changed_at is not None else None
@@ -99,6 +122,8 @@ def encode(origin: str, items: Sequence[Event], limit: int) -> list[str]:
 
 
 def _decode_item(item: list[Any]) -> Event:
+    if item == ["x"]:
+        return DROPPED
     if item[0] == "p":
         _, run_id, step, done, total, status = item
         return RunProgressEvent(int(run_id), str(step), int(done), int(total), str(status))
@@ -127,7 +152,9 @@ def decode(payload: str) -> tuple[str, list[Event]]:
 
 def deliver(target: EventHub, items: Sequence[Event]) -> None:
     for item in items:
-        if isinstance(item, RunProgressEvent):
+        if isinstance(item, _Dropped):
+            target.lose_all(SENDER_DROPPED)
+        elif isinstance(item, RunProgressEvent):
             target.deliver(progress=[item])
         else:
             target.deliver(changes=[item])
@@ -156,6 +183,7 @@ class EventRelay:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._pruned_at = 0.0
+        self._dropped = False  # events were dropped here: the next batch sent says so first
         self._listener: event_log.Listener | None = None
 
     async def start(self) -> None:
@@ -189,26 +217,39 @@ class EventRelay:
 
     def _forward(self, progress: Sequence[RunProgressEvent], changes: Sequence[AssignmentChangeEvent]) -> None:
         if len(self._pending) >= MAX_PENDING:
-            logger.error("events not sent to the other processes: %s are already waiting", len(self._pending))
+            if not self._dropped:
+                logger.error("events dropped: %s already wait to be sent to the other processes", len(self._pending))
+            self._dropped = True
             return
         self._pending.extend(progress)
         self._pending.extend(changes)
         self._wake.set()
 
     async def _send_forever(self) -> None:
+        delay = 0.0
         while True:
             await self._wake.wait()
             self._wake.clear()
             items, self._pending = self._pending, []
-            if not items:
+            if not items and not self._dropped:
                 continue
+            batch: list[Event] = [DROPPED, *items] if self._dropped else items
             try:
-                await self._send(items)
+                await self._send(batch)
             except asyncio.CancelledError:
                 self._pending[:0] = items  # stop() sends them
                 raise
             except Exception:  # noqa: BLE001 — the relay must outlive a database hiccup
-                logger.error("%s events could not be sent to the other server processes", len(items), exc_info=True)
+                # Kept, in order, and tried again: late rather than lost (one statement sends a
+                # batch, so a failed try sent nothing of it).
+                self._pending[:0] = items
+                delay = min(RETRY_CAP, max(0.1, delay * 2))
+                logger.warning("%s events not sent yet; trying again in %.1f s", len(batch), delay, exc_info=True)
+                await asyncio.sleep(delay)
+                self._wake.set()
+                continue
+            delay = 0.0
+            self._dropped = False
 
     async def _send(self, items: Sequence[Event]) -> None:
         if self._listener is not None:

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no types; used here only (LISTEN/NOTIFY)
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from segmenta.storage.models import EventLog, utcnow
@@ -37,9 +37,13 @@ _log = EventLog.__table__
 
 
 async def latest_id(engine: AsyncEngine) -> int:
-    """The id of the newest row, 0 when there is none: a new reader starts after it."""
+    """The id of the newest row (or of the last one ever, when all were deleted), 0 when there was
+    none: a new reader starts after it."""
     async with engine.connect() as connection:
         value = await connection.scalar(select(func.max(_log.c.id)))
+        if value is None and engine.dialect.name == "sqlite":
+            # AUTOINCREMENT goes on after the last id ever given, even from an emptied table.
+            value = await connection.scalar(text("SELECT seq FROM sqlite_sequence WHERE name = 'event_log'"))
     return int(value or 0)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from segmenta.domain import event_relay
-from segmenta.domain.event_relay import PRUNED, EventRelay, decode, encode
+from segmenta.domain.event_relay import DROPPED, PRUNED, SENDER_DROPPED, EventRelay, decode, encode
 from segmenta.domain.events import AssignmentChangeEvent, EventHub, EventsLost, RunProgressEvent
 from segmenta.storage.models import EventLog
 
@@ -44,7 +44,7 @@ progress = st.builds(
 
 
 @settings(max_examples=150, deadline=None)
-@given(items=st.lists(changes | progress, max_size=80), limit=st.integers(min_value=600, max_value=9000), origin=words)
+@given(items=st.lists(changes | progress | st.just(DROPPED), max_size=80), limit=st.integers(min_value=600, max_value=9000), origin=words)
 def test_payloads_hold_every_event_in_order_within_the_limit(items: list[object], limit: int, origin: str) -> None:
     payloads = encode(origin, items, limit)  # type: ignore[arg-type]
     assert all(len(payload.encode()) <= limit for payload in payloads)
@@ -148,3 +148,41 @@ async def _until(read: object, value: int) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"never reached {value}")
+
+
+async def test_a_batch_the_database_refuses_is_sent_later_and_dropped_events_are_announced(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Late, not lost: a refused batch is tried again in order.  Past MAX_PENDING the sender drops
+    events, and its next batch makes the receivers end their subscriptions with EVENTS_LOST."""
+    refusing = asyncio.Event()
+    refusing.set()
+    real_append, real_notify = event_relay.event_log.append, event_relay.event_log.Listener.notify
+
+    async def append(*args: object, **kwargs: object) -> None:
+        if refusing.is_set():
+            raise OSError("database is locked")
+        await real_append(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def notify(self: object, payloads: object) -> None:
+        if refusing.is_set():
+            raise OSError("reconnecting")
+        await real_notify(self, payloads)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(event_relay.event_log, "append", append)
+    monkeypatch.setattr(event_relay.event_log.Listener, "notify", notify)
+    monkeypatch.setattr(event_relay, "MAX_PENDING", 2)
+    async for first_hub, second_hub, _first, _second in _pair(engine):
+        with second_hub.assignments.subscribe() as early:
+            first_hub.publish(changes=[CHANGE])
+            await asyncio.sleep(0.3)  # tried, refused, waiting to try again
+            refusing.clear()
+            assert await asyncio.wait_for(early.get(), 10) == CHANGE
+        refusing.set()
+        with second_hub.assignments.subscribe() as late:
+            for _ in range(3):  # the third finds two waiting: dropped
+                first_hub.publish(changes=[CHANGE])
+            refusing.clear()
+            with pytest.raises(EventsLost) as lost:
+                await asyncio.wait_for(late.get(), 10)
+            assert SENDER_DROPPED in lost.value.message
