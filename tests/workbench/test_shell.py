@@ -4,13 +4,16 @@ the keyboard at 1280 and 390 pixels wide."""
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
 
+from segmenta.workbench.routes import static_file
 from tests.live_server import LiveServer
 from tests.workbench.conftest import NARROW, shot
 
@@ -41,6 +44,25 @@ def test_nothing_but_the_static_files_is_served(server: LiveServer, name: str) -
     status, _, body = _get(f"{server.url}/workbench/static/{name}")
     assert status == 404
     assert b"import" not in body
+
+
+def test_the_page_is_only_its_own_files_nothing_from_elsewhere() -> None:
+    """Works offline and copies in no third-party code: every file is one of ours, refers to no other
+    host (the SVG namespace is a name, not an address), and imports only its neighbours."""
+    static = Path(__file__).resolve().parents[2] / "workbench" / "static"
+    checked = 0
+    for path in static.iterdir():
+        assert static_file(path.name) == path, f"{path.name} would not be served"
+        text = path.read_text(encoding="utf-8")
+        addresses = set(re.findall(r"(?:https?:)?//[A-Za-z0-9.-]+\.[a-z]{2,}[^\s\"'`)]*", text)) - {"http://www.w3.org/2000/svg"}
+        assert addresses == set(), (path.name, addresses)
+        statements = re.findall(r"""^\s*(?:import|export)\b[^;'"]*?\bfrom\s*["']([^"']+)["']""", text, re.M)
+        for imported in statements + re.findall(r"""\bimport\(\s*["']([^"']+)["']""", text):
+            assert re.fullmatch(r"\./[a-z]+\.js", imported), (path.name, imported)
+            assert (static / imported[2:]).is_file(), (path.name, imported)
+            checked += 1
+    assert checked >= 5  # the imports were found
+    assert len(list(static.iterdir())) < 30  # a hand-written page, not a vendored bundle
 
 
 def test_a_wrong_token_is_refused_and_nothing_is_kept(page: Page, server: LiveServer) -> None:
