@@ -65,10 +65,10 @@ async def test_evaluate_a_parsed_rule_file_in_one_statement(session: AsyncSessio
     assert len(statements) == 1
     by_code = {_codes(ids)[customer_id]: result for customer_id, result in outcome.items()}
     assert by_code["big-east"] == ("senior_sales", "enterprise_east", frozenset({"high_value"}),
-                                   frozenset({"key_account", "vip_service"}))
-    assert by_code["small-east"] == ("east_standard", "line 3", frozenset(), frozenset())
-    assert by_code["west"] == ("customer_success", "lapsed", frozenset({"at_risk"}), frozenset())
-    assert by_code["blank"] == ("general_pool", "line 6", frozenset(), frozenset())
+                                   frozenset({"key_account", "vip_service"}), frozenset())
+    assert by_code["small-east"] == ("east_standard", "line 3", frozenset(), frozenset(), frozenset())
+    assert by_code["west"] == ("customer_success", "lapsed", frozenset({"at_risk"}), frozenset(), frozenset())
+    assert by_code["blank"] == ("general_pool", "line 6", frozenset(), frozenset(), frozenset())
 
 
 async def test_evaluate_selected_customers_with_a_precompiled_ruleset(session: AsyncSession) -> None:
