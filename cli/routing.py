@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from segmenta.cli.app import main
 from segmenta.cli.rules import EXIT_ERRORS, EXIT_OK, EXIT_UNUSABLE, read_rules
 from segmenta.domain.errors import UserError
+from segmenta.domain.event_relay import EventRelay
 from segmenta.domain.routing import rulesets
 from segmenta.domain.routing.run_plan import RunProgress
 from segmenta.domain.routing.run_tasks import run_owned
 from segmenta.dsl.render import render
-from segmenta.storage.engine import create_engine, session_factory
+from segmenta.storage.engine import begin_writer, create_engine, is_private_memory, session_factory
 from segmenta.storage.migrate import upgrade
 from segmenta.storage.models import EvaluationRun, RulesetVersion
 
@@ -76,10 +77,14 @@ async def _run(
         await upgrade(engine)
         async with session_factory(engine)() as session:
             result = await rulesets.check_rules(session, source)
+            await session.commit()
             if result.diagnostics:
                 err.print(render(result.diagnostics, source, file, color=err.is_terminal), end="", markup=False)
             if not result.ok:
                 return None, EXIT_ERRORS
+            # Reads, then saves and activates: a writer from the start, so a server writing on the same
+            # SQLite file meanwhile makes it wait rather than fail with "database is locked".
+            await begin_writer(session)
             ruleset = await _ruleset_for(session, Path(file).stem, source)
             if mode == "apply":
                 await rulesets.activate_ruleset(session, ruleset.id)
@@ -94,8 +99,16 @@ async def _run(
                 transient=True,
             ) as progress:
                 bar = RunProgressBar(progress)
-                # Heartbeating as this process: a server does not take a long run for a dead one's.
-                run = await run_owned(session, mode, ruleset.id, as_of=as_of, progress=bar)
+                # The servers on this database tell their subscribers of the run, as if one of them ran it.
+                relay = None if is_private_memory(engine.url) else EventRelay(engine)
+                if relay is not None:
+                    await relay.start()
+                try:
+                    # Heartbeating as this process: a server does not take a long run for a dead one's.
+                    run = await run_owned(session, mode, ruleset.id, as_of=as_of, progress=bar)
+                finally:
+                    if relay is not None:
+                        await relay.stop()  # sends what is still waiting, the run's last event included
             return run, EXIT_OK if run.status == "succeeded" else EXIT_ERRORS
     finally:
         await engine.dispose()

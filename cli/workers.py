@@ -32,6 +32,9 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process
 logger = logging.getLogger("uvicorn.error")
 
 WORKER_APP = "segmenta.server:worker_app"
+# How long a worker may take to answer the supervisor's ping before it is killed as hung (uvicorn's
+# default, 5 s, killed workers still starting on a loaded machine; a dead one is seen at once anyway).
+HEALTHCHECK_SECONDS = 30
 
 
 def default_workers() -> int:
@@ -127,4 +130,5 @@ def worker_config(
         workers=workers,
         log_config=log_config,
         ws_max_size=ws_max_size,
+        timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
     )
