@@ -82,7 +82,7 @@ ORDER BY e.id
 
 def _numbers(dialect: str, count: int) -> str:
     if dialect == "postgresql":
-        return f"(SELECT generate_series(1, {count}) AS i) AS n"
+        return f"(SELECT generate_series(CAST(1 AS BIGINT), {count}) AS i) AS n"
     return f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s) AS n"
 
 
@@ -149,7 +149,7 @@ async def build(engine: AsyncEngine, customers: int, purchases: int) -> None:
         "SELECT id, NULL, team_id, NULL, manager_id, 'run', created_at FROM customers"
     )
     # … and for one customer in twenty a move from the previous manager, half of them in the measured month.
-    moved_at = _before_end(dialect, f"(id * 104729) % {2 * 31 * 86400}")
+    moved_at = _before_end(dialect, f"(CAST(id AS BIGINT) * 104729) % {2 * 31 * 86400}")
     await run(
         "INSERT INTO assignment_history (customer_id, team_before_id, team_after_id, manager_before_id, manager_after_id, cause, changed_at) "
         f"SELECT id, team_id, team_id, 1 + (manager_id % {EMPLOYEES}), manager_id, 'manual', {moved_at} FROM customers "
