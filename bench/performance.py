@@ -62,19 +62,20 @@ SELECT e.id,
 FROM employees e
 LEFT JOIN performance_targets t ON t.employee_id = e.id AND t.month = :month
 LEFT JOIN (
-  SELECT CASE WHEN lh.id IS NOT NULL THEN lh.manager_after_id
-              WHEN fh.id IS NOT NULL THEN fh.manager_before_id
-              ELSE c.manager_id END AS manager_id,
-         SUM(p.amount) AS revenue
-  FROM purchases p
-  JOIN customers c ON c.id = p.customer_id
-  LEFT JOIN assignment_history lh ON lh.id = (
-    SELECT h.id FROM assignment_history h WHERE h.customer_id = p.customer_id AND h.changed_at <= p.purchased_at
-    ORDER BY h.changed_at DESC, h.id DESC LIMIT 1)
-  LEFT JOIN assignment_history fh ON fh.id = (
-    SELECT h.id FROM assignment_history h WHERE h.customer_id = p.customer_id ORDER BY h.changed_at, h.id LIMIT 1)
-  WHERE p.purchased_at >= :start AND p.purchased_at < :end
-  GROUP BY 1
+  SELECT manager_id, SUM(amount) AS revenue
+  FROM (
+    SELECT p.amount,
+           COALESCE(
+             (SELECT COALESCE(h.manager_after_id, 0) FROM assignment_history h
+              WHERE h.customer_id = p.customer_id AND h.changed_at <= p.purchased_at
+              ORDER BY h.changed_at DESC, h.id DESC LIMIT 1),
+             (SELECT COALESCE(h.manager_before_id, 0) FROM assignment_history h
+              WHERE h.customer_id = p.customer_id ORDER BY h.changed_at, h.id LIMIT 1),
+             (SELECT COALESCE(c.manager_id, 0) FROM customers c WHERE c.id = p.customer_id)) AS manager_id
+    FROM purchases p
+    WHERE p.purchased_at >= :start AND p.purchased_at < :end
+  ) AS attributed
+  GROUP BY manager_id
 ) r ON r.manager_id = e.id
 ORDER BY e.id
 """

@@ -157,7 +157,8 @@ def _events_part(groups: Sequence[str], dialect: str) -> str:
 
 
 def _owned_part(kind: OwnerKind) -> str:
-    # The owner at instant `at`: the "before" of the customer's first change after it, else (no change
+    # Not filtered by :owners here or after: PostgreSQL would evaluate the lookups twice (in the filter and
+    # in the output); the final join on `targets` keeps the owners asked for.  The owner at instant `at`: the "before" of the customer's first change after it, else (no change
     # since) the owner on the customer's row.  0 stands for "nobody" (ids start at 1), so that COALESCE
     # moves on only when no change was found.
     return f"""owned (owner_id, period, what, amount, score, seconds) AS (
@@ -190,7 +191,6 @@ def _activity_part(groups: Sequence[str]) -> str:
   SELECT owner_id, period,
 {columns}
   FROM owned
-  WHERE owner_id IN :owners
   GROUP BY owner_id, period
 )"""
 
@@ -200,7 +200,7 @@ _RESOLVED_PART = """ranked_resolutions AS (
          ROW_NUMBER() OVER (PARTITION BY owner_id, period ORDER BY seconds) AS position,
          COUNT(*) OVER (PARTITION BY owner_id, period) AS total
   FROM owned
-  WHERE what = 'resolution' AND owner_id IN :owners
+  WHERE what = 'resolution'
 ),
 resolved AS (
   SELECT owner_id, period, MAX(total) AS complaints_resolved, AVG(seconds) AS median_resolution_seconds
@@ -217,7 +217,7 @@ def _customer_parts(kind: OwnerKind) -> list[tuple[str, str]]:
             "moved",
             """moved AS (
   SELECT h.customer_id, MAX(h.changed_at) AS last_at FROM assignment_history h
-  WHERE h.changed_at >= (SELECT MIN(start_at) FROM periods)
+  WHERE h.changed_at >= :moved_since
   GROUP BY h.customer_id
 )""",
         ),
@@ -387,6 +387,10 @@ def performance_statement(
     binds: list[Any] = [bindparam("owners", list(owner_ids), expanding=True, type_=Integer)]
     if TASKS in groups:
         binds.append(bindparam("as_of", as_of, type_=DateTime))
+    if CUSTOMERS in groups:
+        # The earliest period's start, bound rather than read from `periods`: the planner then sees how
+        # few changes follow it.
+        binds.append(bindparam("moved_since", min(period.start for period in periods), type_=DateTime))
     for index, period in enumerate(periods):
         binds += [
             bindparam(f"start_{index}", period.start, type_=DateTime),
