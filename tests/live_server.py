@@ -1,25 +1,47 @@
 """The real `segmenta serve` process, for tests that must see what a user runs.
 
-`LiveServer.start(...)` seeds a SQLite file with `segmenta seed`, makes tokens with
-`segmenta token create`, starts `segmenta serve` on a free port and waits for
-`/health`.  Everything goes through the installed console script, so a missing
-dependency (a websocket library, say) fails here as it would for a user.
+`LiveServer.start(...)` gives a module its own SQLite file holding the demo data (`segmenta seed`)
+and one token per role (`segmenta token create`), starts `segmenta serve` on a free port and waits
+for `/health`.  Everything goes through the installed console script, so a missing dependency (a
+websocket library, say) fails here as it would for a user.
+
+What is shared, to keep the suite fast (each process start costs a second or more of imports):
+
+- Seeded templates.  The first `start(customers=N, roles=R)` of a test process seeds a template
+  file with the commands above; every later `start` with the same N and R gets a byte copy of it
+  (`seeded_sqlite`), with the same token secrets.  Copies are independent: write to yours freely.
+  Prefer a customer count already in use (20 is the common one) unless a test needs another.
+  `start`'s `env` reaches the server only; seeding runs with the test process's environment.
+- One process per module.  Start servers in a `scope="module"` fixture; a second server on the same
+  database, or a restart of a stopped one, is `LiveServer.serve(url, folder, tokens=first.tokens)`
+  (no new seed, no new tokens).
+- PostgreSQL: `new_postgres_database(url, prefix)` gives a fresh database, dropped afterwards.
+
+Test modules run in parallel worker processes (pytest-xdist, `--dist loadfile` in pyproject.toml):
+a module's tests all run in one process, in file order, so a module-scoped server is started once;
+different modules may run at the same time, so a module never assumes a port, a file outside its
+own temporary folders, or a database it did not make.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import json
 import os
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +52,24 @@ SEGMENTA = str(Path(sys.executable).with_name("segmenta"))
 
 
 def free_port() -> int:
+    """A port free now.  Under pytest-xdist each worker takes only ports of its own residue (modulo the
+    number of workers), so two workers never pick the same one before either server has bound it."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    residue = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")) % workers
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        port = int(probe.getsockname()[1])
+    # Linux gives bind(0) odd ports only (it keeps the even ones for connect), so step from there.
+    for candidate in range(port, min(port + 64 * workers, 65536)):
+        if candidate % workers != residue:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        return candidate
+    raise RuntimeError(f"no free port of residue {residue} modulo {workers} from {port}")
 
 
 def segmenta(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
@@ -43,6 +80,34 @@ def segmenta(*args: str, env: dict[str, str] | None = None, timeout: float = 120
     if completed.returncode != 0:
         raise RuntimeError(f"segmenta {' '.join(args)} exited {completed.returncode}: {completed.stderr[-2000:]}")
     return completed.stdout
+
+
+# (customers, roles) -> (template file, token per role); per test process.
+_TEMPLATES: dict[tuple[int, tuple[str, ...]], tuple[Path, dict[str, str]]] = {}
+
+
+@functools.cache
+def _template_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="segmenta-live-templates-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def seeded_sqlite(path: Path, *, customers: int = 50, roles: tuple[str, ...] = ("admin", "viewer")) -> dict[str, str]:
+    """Write at `path` a SQLite database holding `segmenta seed --customers N`'s data and one API token
+    per role; return the tokens' secrets by role.  The first call for a (customers, roles) runs the
+    commands on a template file; later calls copy the template (SQLite's backup: a consistent copy)."""
+    key = (customers, tuple(roles))
+    if key not in _TEMPLATES:
+        template = _template_folder() / f"seeded-{customers}-{'-'.join(roles) or 'none'}.db"
+        url = f"sqlite+aiosqlite:///{template}"
+        segmenta("seed", "--customers", str(customers), "--database-url", url)
+        tokens = {role: segmenta("token", "create", "--role", role, "--database-url", url).strip() for role in roles}
+        _TEMPLATES[key] = (template, tokens)
+    template, tokens = _TEMPLATES[key]
+    with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(path)) as target:
+        source.backup(target)
+    return dict(tokens)
 
 
 async def _postgres_admin(url: str, statement: str) -> None:
@@ -97,15 +162,20 @@ class LiveServer:
         seed: bool = True,
         workers: int = 1,
     ) -> LiveServer:
-        """Seed (unless `seed` is false), create one token per role, serve, wait until healthy."""
-        url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+        """Serve a new SQLite file in `tmp_path` with the demo data and one token per role (a copy of a
+        seeded template, `seeded_sqlite`), once healthy.  With `database_url`, that database instead:
+        seeded there unless `seed` is false, and new tokens made in it."""
+        if database_url is None:
+            path = tmp_path / "live.db"
+            tokens = seeded_sqlite(path, customers=customers, roles=roles)
+            return cls.serve(f"sqlite+aiosqlite:///{path}", tmp_path, env=env, tokens=tokens, workers=workers)
         if seed:
-            segmenta("seed", "--customers", str(customers), "--database-url", url, env=env)
+            segmenta("seed", "--customers", str(customers), "--database-url", database_url, env=env)
         tokens = {
-            role: segmenta("token", "create", "--role", role, "--database-url", url, env=env).strip()
+            role: segmenta("token", "create", "--role", role, "--database-url", database_url, env=env).strip()
             for role in roles
         }
-        return cls.serve(url, tmp_path, env=env, tokens=tokens, workers=workers)
+        return cls.serve(database_url, tmp_path, env=env, tokens=tokens, workers=workers)
 
     @classmethod
     def serve(
@@ -119,17 +189,26 @@ class LiveServer:
         workers: int = 1,
     ) -> LiveServer:
         """`segmenta serve --workers N` (one process unless asked: tests stay cheap) on a database as it
-        is (several may share one), once /health answers."""
-        port = free_port()
-        return cls.launch(
-            [SEGMENTA, "serve", "--port", str(port), "--database-url", database_url, "--workers", str(workers)],
-            port,
-            log_directory,
-            env={"SEGMENTA_SCHEDULE_INTERVAL": "off", **(env or {})},
-            database_url=database_url,
-            tokens=tokens,
-            timeout=timeout,
-        )
+        is (several may share one), once /health answers.
+
+        A port taken between `free_port` and the server's bind (by any process's connection) is
+        retried on another port."""
+        for attempt in range(3):
+            port = free_port()
+            try:
+                return cls.launch(
+                    [SEGMENTA, "serve", "--port", str(port), "--database-url", database_url, "--workers", str(workers)],
+                    port,
+                    log_directory,
+                    env={"SEGMENTA_SCHEDULE_INTERVAL": "off", **(env or {})},
+                    database_url=database_url,
+                    tokens=tokens,
+                    timeout=timeout,
+                )
+            except RuntimeError as error:
+                if attempt == 2 or "address already in use" not in str(error):
+                    raise
+        raise AssertionError("unreachable")
 
     @classmethod
     def launch(

@@ -34,7 +34,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServ
     first = LiveServer.start(directory, customers=20, env=env)
     second = None
     try:
-        second = LiveServer.start(directory, seed=False, database_url=first.database_url, env=env)
+        second = LiveServer.serve(first.database_url, directory, env=env, tokens=first.tokens)
         yield first, second
     finally:
         if second is not None:

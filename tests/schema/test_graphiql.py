@@ -138,7 +138,7 @@ def offline_server(tmp_path_factory: pytest.TempPathFactory, asset_folder: Path)
 @pytest.fixture(scope="module")
 def server_without_assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp("graphiql-none")
-    server = LiveServer.start(folder, customers=5, env={"SEGMENTA_GRAPHIQL_DIR": str(folder / "none")})
+    server = LiveServer.start(folder, customers=20, env={"SEGMENTA_GRAPHIQL_DIR": str(folder / "none")})
     try:
         yield server
     finally:

@@ -124,8 +124,8 @@ def test_a_run_left_running_by_a_killed_process_is_failed_when_a_server_starts(
     alive = _insert_run(database, "preview", "other-host:77:a11ve", now)
     realtime = _insert_run(database, "realtime", None, None)
 
-    restarted = LiveServer.start(
-        tmp_path, seed=False, database_url=server.database_url, env={"SEGMENTA_RUN_HEARTBEAT_GRACE": "300"}
+    restarted = LiveServer.serve(
+        server.database_url, tmp_path, env={"SEGMENTA_RUN_HEARTBEAT_GRACE": "300"}, tokens=server.tokens
     )
     try:
         failed = _run_state(restarted, crashed)
