@@ -170,6 +170,10 @@ class Loaders:
         self.customer = self._by_id(models.Customer, scoped=True)
         self.team = self._by_id(models.Team)
         self.employee = self._by_id(models.Employee)
+        # `customer(id)` selecting its team or manager: the customer with both in one statement.
+        self.customer_with_relations: DataLoader[int, models.Customer | None] = DataLoader(
+            self._customers_with_relations
+        )
         self.segment = self._by_id(models.Segment)
         # The rows `node(id)` can reach besides those above: a customer's own rows only when the customer
         # is in scope (as through `customer(id)`), runs and rulesets for everyone, tokens for admins.
@@ -243,6 +247,30 @@ class Loaders:
             return [found.get(key) for key in keys]
 
         return DataLoader(load)
+
+    async def _customers_with_relations(self, keys: list[int]) -> list[models.Customer | None]:
+        """In-scope customers by key, joined with their team and manager, which prime those loaders:
+        one statement where the customer's and its relations' batches would be two or three trips."""
+        manager = aliased(models.Employee)
+        statement = (
+            select(models.Customer, models.Team, manager)
+            .outerjoin(models.Team, models.Team.id == models.Customer.team_id)
+            .outerjoin(manager, manager.id == models.Customer.manager_id)
+            .where(models.Customer.id.in_(set(keys)))
+        )
+        in_scope = self.scope.customers()
+        if in_scope is not None:
+            statement = statement.where(in_scope)
+        rows = (await self.db.execute(statement)).all()
+        found: dict[int, models.Customer] = {}
+        for customer, team, employee in rows:
+            found[customer.id] = customer
+            if team is not None:
+                self.team.prime(team.id, team)
+            if employee is not None:
+                self.employee.prime(employee.id, employee)
+        self.customer.prime_many(found)
+        return [found.get(key) for key in keys]
 
     async def _api_tokens(self, keys: list[int]) -> list[tokens.TokenInfo | None]:
         async with self.db.exclusive() as session:

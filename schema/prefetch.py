@@ -69,6 +69,11 @@ async def prefetch_customer_page(info: Info, rows: Sequence[models.Customer]) ->
     await asyncio.gather(*(load(loaders, rows) for load in chosen))
 
 
+def child_fields(selected: Iterable[Selection]) -> set[str]:
+    """The field names selected under the current field (fragments included)."""
+    return {child.name for field in _fields(selected) for child in _fields(field.selections)}
+
+
 def node_fields(selected: Iterable[Selection]) -> set[str]:
     """The field names selected on a connection's nodes: under `nodes` and under `edges { node }`."""
     names: set[str] = set()

@@ -27,7 +27,7 @@ from segmenta.schema.pagination import (
     to_connection,
 )
 from segmenta.schema.permissions import scope
-from segmenta.schema.prefetch import prefetch_customer_page
+from segmenta.schema.prefetch import child_fields, prefetch_customer_page
 from segmenta.schema.stats import Stats
 from segmenta.schema.types import Customer, Employee, Feedback, Segment, Team
 from segmenta.schema.where import report_warnings, where_condition
@@ -94,7 +94,11 @@ class DataQuery:
     async def customer(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A Customer ID.")]
     ) -> Customer | None:
-        row = await info.context.loaders.customer.load(decode_id(id, "Customer"))
+        key = decode_id(id, "Customer")
+        loaders = info.context.loaders
+        # Its team and manager, when selected, come in the customer's own statement (schema/prefetch.py).
+        joined = not child_fields(info.selected_fields).isdisjoint(("team", "manager"))
+        row = await (loaders.customer_with_relations if joined else loaders.customer).load(key)
         return Customer.from_row(row, info.context.now) if row is not None else None
 
     @strawberry.field(

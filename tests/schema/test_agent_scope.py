@@ -93,6 +93,16 @@ async def test_a_customer_out_of_scope_reads_as_null_like_a_missing_one(api: Api
     # An admin still reads them.
     admin = await api.data(query, {"id": global_id("Customer", world.customers["C002"]), "code": "C002"})
     assert admin == {"customer": {"code": "C002"}, "customerByCode": {"code": "C002"}}
+    # Selecting its team or manager reads the customer joined with them (schema/loaders.py): same scope.
+    joined = """query ($mine: ID!, $other: ID!) {
+      mine: customer(id: $mine) { code team { key } manager { name } }
+      other: customer(id: $other) { code team { key } }
+    }"""
+    ids = {"mine": global_id("Customer", world.customers[MINE[0]]), "other": global_id("Customer", world.customers[OTHERS[0]])}
+    data = await api.data(joined, ids, token=scoped)
+    assert data["mine"]["code"] == MINE[0] and data["other"] is None
+    everything = await api.data(joined, ids)
+    assert everything["other"]["code"] == OTHERS[0]
 
 
 async def test_team_employee_and_segment_lists_are_scoped(api: Api, world: World, scoped: str) -> None:
