@@ -139,6 +139,9 @@ def restricted(statement: Select[Any], predicate: ColumnElement[bool] | None) ->
 
 ResultT = TypeVar("ResultT")
 
+# Made once: an alias builds a proxy of every column, and a new one per request would cost more than it saves.
+_MANAGER = aliased(models.Employee, name="manager")
+
 
 def loaded_or_later(loader: DataLoader[Any, ValueT], key: Any, convert: Callable[[ValueT], ResultT]) -> ResultT:
     """`convert` of the loader's value for `key` when the loader already holds it, else an awaitable of it.
@@ -251,7 +254,7 @@ class Loaders:
     async def _customers_with_relations(self, keys: list[int]) -> list[models.Customer | None]:
         """In-scope customers by key, joined with their team and manager, which prime those loaders:
         one statement where the customer's and its relations' batches would be two or three trips."""
-        manager = aliased(models.Employee)
+        manager = _MANAGER
         statement = (
             select(models.Customer, models.Team, manager)
             .outerjoin(models.Team, models.Team.id == models.Customer.team_id)
