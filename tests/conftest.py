@@ -18,6 +18,25 @@ from segmenta.storage.migrate import upgrade
 from segmenta.storage.models import Base
 
 POSTGRES_URL = os.environ.get("SEGMENTA_TEST_POSTGRES_URL")
+WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Run the modules in `WORKERS` processes (pytest-xdist, whole modules per process) unless -n was
+    given: the suite spends much of its time waiting on servers and subprocesses.  Here rather than
+    in addopts so that a virtualenv made before pytest-xdist joined the dev extras still runs the
+    suite (in one process) instead of refusing -n; `--pdb` also stays in one process."""
+    option = config.option
+    if (
+        config.pluginmanager.hasplugin("xdist")
+        and getattr(option, "numprocesses", 0) is None
+        and not hasattr(config, "workerinput")
+        and not config.getoption("usepdb", False)
+    ):
+        option.numprocesses = WORKERS
+        if option.dist == "no":
+            option.dist = "loadfile"
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 

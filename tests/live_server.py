@@ -17,7 +17,7 @@ What is shared, to keep the suite fast (each process start costs a second or mor
   (no new seed, no new tokens).
 - PostgreSQL: `new_postgres_database(url, prefix)` gives a fresh database, dropped afterwards.
 
-Test modules run in parallel worker processes (pytest-xdist, `--dist loadfile` in pyproject.toml):
+Test modules run in parallel worker processes (pytest-xdist, `--dist loadfile`, tests/conftest.py):
 a module's tests all run in one process, in file order, so a module-scoped server is started once;
 different modules may run at the same time, so a module never assumes a port, a file outside its
 own temporary folders, or a database it did not make.
