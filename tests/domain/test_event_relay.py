@@ -100,14 +100,17 @@ async def test_a_reader_that_finds_unread_rows_pruned_tells_its_subscribers(engi
     writer_hub = EventHub()
     writer = await _started(engine, writer_hub, "writer")
     try:
+        written = []
         for customer in (0, 1, 2, 3):
+            # Wait for this event's own row: the table may hold an earlier test's rows.
+            before = await _latest(engine)
             writer_hub.publish(changes=[AssignmentChangeEvent(customer + 1, None, 1, None, None, "manual", None, None, None)])
-            await _until(lambda: _latest(engine), max(1, reader.last_id + customer))
-            if customer == 0:
-                reader.last_id = await _latest(engine)  # it read the first
+            await _until(lambda: _latest(engine), before + 1)
+            written.append(await _latest(engine))
+        reader.last_id = written[0]  # it read the first
         with reader_hub.assignments.subscribe() as subscriber:
             async with engine.begin() as connection:  # the retention passed before the reader read them
-                await connection.execute(delete(EventLog).where(EventLog.id <= reader.last_id + 2))
+                await connection.execute(delete(EventLog).where(EventLog.id <= written[2]))
             assert await reader.poll_once() == 1
             with pytest.raises(EventsLost, match="pruned"):
                 await subscriber.get()
