@@ -98,6 +98,17 @@ def measure_operation(
 ) -> Measure:
     """The measure of the operation a request runs (`operation_name`, or the document's only one); when
     that is ambiguous (the request is refused later anyway), the worst of the document's operations."""
+    return measure_with_dependence(schema, document, variables, operation_name)[0]
+
+
+def measure_with_dependence(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    variables: Mapping[str, Any] | None = None,
+    operation_name: str | None = None,
+) -> tuple[Measure, bool]:
+    """`measure_operation`, and whether it read a variable (a page size or a list of IDs): when not,
+    the measure is the document's whatever the variables, and may be kept for its next request."""
     given = variables or {}
     chosen = get_operation_ast(document, operation_name)
     operations = (
@@ -108,7 +119,7 @@ def measure_operation(
     measured = NOTHING
     for operation in operations:
         measured = measured.worst(walker.selections(operation.selection_set, schema.get_root_type(operation.operation)))
-    return measured
+    return measured, walker.read_variables
 
 
 def _variable_values(operation: OperationDefinitionNode, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -168,6 +179,7 @@ class _Walker:
     ) -> None:
         self.schema = schema
         self.variables = variables
+        self.read_variables = False
         # In dependency order, every spread inside a fragment finds its fragment measured already.
         self.fragments: dict[str, Level] = {}
         for definition in fragments:
@@ -240,6 +252,7 @@ class _Walker:
             value = argument.value.values
         elif argument is not None and isinstance(argument.value, VariableNode):
             value = self.variables.get(argument.value.name.value)
+            self.read_variables = True
         count = len(value) if isinstance(value, list | tuple) else 1
         return max(0, min(count, MAX_PAGE_SIZE))
 
@@ -253,6 +266,7 @@ class _Walker:
             value = int(argument.value.value)
         elif isinstance(argument.value, VariableNode):
             value = self.variables.get(argument.value.name.value)
+            self.read_variables = True
         if value is Undefined or type(value) is not int:
             # Absent, null or not a number (validation or the resolver refuses the last): the default page.
             return DEFAULT_PAGE_SIZE

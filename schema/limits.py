@@ -10,6 +10,7 @@ limit and client disconnects by server.py.
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, cast
@@ -18,7 +19,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
 from segmenta.domain.settings import number_setting
-from segmenta.schema.cost import CEILING, Measure, measure_operation
+from segmenta.schema.cost import CEILING, Measure, measure_with_dependence
 from segmenta.schema.errors import BAD_USER_INPUT
 
 MAX_DEPTH = 10
@@ -111,6 +112,34 @@ def over_limit(measure: Measure, limits: RequestLimits) -> GraphQLError | None:
     return None
 
 
+class _Measures:
+    """Measures of documents that read no variable, by query text and operation name: a known document
+    is measured once per process.  Bounded like the parsed documents (schema/documents.py): by count and
+    by the text the keys hold; the oldest go first."""
+
+    MAX_ENTRIES = 512
+    MAX_TEXT = 512 * 1024
+
+    def __init__(self) -> None:
+        self.text = 0
+        self._items: OrderedDict[tuple[str, str | None], Measure] = OrderedDict()
+
+    def get(self, key: tuple[str, str | None]) -> Measure | None:
+        return self._items.get(key)
+
+    def keep(self, key: tuple[str, str | None], measure: Measure) -> None:
+        if len(key[0]) > self.MAX_TEXT or key in self._items:
+            return
+        self._items[key] = measure
+        self.text += len(key[0])
+        while len(self._items) > self.MAX_ENTRIES or self.text > self.MAX_TEXT:
+            (text, _), _ = self._items.popitem(last=False)
+            self.text -= len(text)
+
+
+_measures = _Measures()
+
+
 class OperationLimits(SchemaExtension):
     """Measures the parsed operation (schema/cost.py) and refuses it before validation and execution when
     it is too deep, has too many aliases, costs too much or repeats a field too often.  Runs before graphql-core's validation rules,
@@ -119,8 +148,15 @@ class OperationLimits(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         if context.graphql_document is not None:
-            variables = context.variables if isinstance(context.variables, Mapping) else {}
-            measure = measure_operation(context.schema._schema, context.graphql_document, variables, context.operation_name)
+            key = (context.query, context.operation_name) if isinstance(context.query, str) else None
+            measure = _measures.get(key) if key is not None else None
+            if measure is None:
+                variables = context.variables if isinstance(context.variables, Mapping) else {}
+                measure, depends = measure_with_dependence(
+                    context.schema._schema, context.graphql_document, variables, context.operation_name
+                )
+                if key is not None and not depends:
+                    _measures.keep(key, measure)
             error = over_limit(measure, request_limits())
             if error is not None:
                 raise error

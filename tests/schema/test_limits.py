@@ -79,6 +79,20 @@ async def test_first_as_a_variable_counts_at_its_value(api: Api, world: World) -
     assert error["extensions"]["value"] == 2_030_301
 
 
+async def test_a_known_document_is_measured_again_when_a_variable_counts(api: Api, world: World) -> None:
+    """A document's measure is kept per process only when no variable counts (schema/limits.py): a page
+    size given in a fragment's variable is read at each request's value; a fixed one is refused every time."""
+    level = "customers(first: $n) { nodes { team { %s } } }"
+    document = "query Q($n: Int) { ...F } fragment F on Query { " + level % (level % "customers(first: $n) { nodes { code } }") + " }"
+    assert "customers" in await api.data(document, {"n": 10})
+    [error] = await api.errors(document, {"n": 100})
+    assert error["extensions"]["value"] == 2_030_301
+    fixed = document.replace("query Q($n: Int)", "query Q").replace("$n", "100")
+    for _ in range(2):
+        [error] = await api.errors(fixed)
+        assert error["extensions"]["limit"] == "cost"
+
+
 async def test_a_field_selected_too_often_is_refused_before_validation(api: Api, world: World) -> None:
     fragments = "\n".join(f"fragment F{index} on Query {{ stats {{ customerCount }} }}" for index in range(200))
     document = fragments + "\n{ " + " ".join(f"...F{index}" for index in range(200)) + " }"
