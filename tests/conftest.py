@@ -23,20 +23,20 @@ WORKERS = 2
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Run the modules in `WORKERS` processes (pytest-xdist, whole modules per process) unless -n was
-    given: the suite spends much of its time waiting on servers and subprocesses.  Here rather than
-    in addopts so that a virtualenv made before pytest-xdist joined the dev extras still runs the
-    suite (in one process) instead of refusing -n; `--pdb` also stays in one process."""
+    """Run the modules in `WORKERS` processes (pytest-xdist) unless -n was given, and whole modules
+    per process whatever -n (--dist loadfile unless another --dist was asked for): a module's
+    fixtures, its live server included, are set up once, and its tests run in file order (some
+    build on the ones before).  The suite spends much of its time waiting on servers and
+    subprocesses.  Here rather than in addopts so that a virtualenv made before pytest-xdist joined
+    the dev extras still runs the suite (in one process) instead of refusing -n; `--pdb` also
+    stays in one process."""
     option = config.option
-    if (
-        config.pluginmanager.hasplugin("xdist")
-        and getattr(option, "numprocesses", 0) is None
-        and not hasattr(config, "workerinput")
-        and not config.getoption("usepdb", False)
-    ):
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    if option.numprocesses is None and not config.getoption("usepdb", False):
         option.numprocesses = WORKERS
-        if option.dist == "no":
-            option.dist = "loadfile"
+    if option.numprocesses and option.dist == "no":
+        option.dist = "loadfile"
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 
