@@ -290,13 +290,9 @@ def past_date(value: Any, field: str) -> date | None:
     return parsed
 
 
-def timestamp(value: Any, field: str) -> datetime | None:
-    """A naive UTC datetime from EARLIEST_DATE to now + FUTURE_SLACK.
-
-    Aware values are converted, naive ones are taken as UTC; ISO strings accepted.
-    """
-    if value is None:
-        return None
+def parsed_datetime(value: Any, field: str) -> datetime:
+    """A datetime from a datetime, a date (its midnight) or an ISO 8601 string of at most 64
+    characters, aware or naive as given; callers convert and bound it."""
     parsed: datetime | None = None
     if isinstance(value, datetime):
         parsed = value
@@ -309,6 +305,17 @@ def timestamp(value: Any, field: str) -> datetime | None:
             parsed = None
     if parsed is None:
         raise UserError(f"{field} must be a date-time (ISO 8601), got {_shown(value)}", field=field)
+    return parsed
+
+
+def timestamp(value: Any, field: str) -> datetime | None:
+    """A naive UTC datetime from EARLIEST_DATE to now + FUTURE_SLACK.
+
+    Aware values are converted, naive ones are taken as UTC; ISO strings accepted.
+    """
+    if value is None:
+        return None
+    parsed = parsed_datetime(value, field)
     latest = _utcnow() + FUTURE_SLACK
     out_of_range = UserError(
         f"{field} {parsed.isoformat()} is outside {EARLIEST_DATE.isoformat()} .. "

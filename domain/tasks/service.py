@@ -9,7 +9,7 @@ and a second one is a `conflict`.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -37,22 +37,15 @@ TASK_FORBIDDEN = "an agent may work only with their own tasks and their customer
 
 def due_timestamp(value: Any, field: str, now: datetime) -> datetime:
     """A naive UTC due time within DUE_WINDOW of now; a date means its midnight (UTC)."""
-    parsed: datetime | None = None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, date):
-        parsed = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str) and value.strip() and len(value) <= 64:
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            parsed = None
-    if parsed is None:
-        raise UserError(f"{field} must be a date-time (ISO 8601)", field=field)
+    parsed = v.parsed_datetime(value, field)
+    out_of_range = UserError(f"{field} must be within {MAX_TASK_DAYS} days of now", field=field, code="out_of_range")
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # year 1 west of UTC, year 9999 east of it
+            raise out_of_range from None
     if not now - DUE_WINDOW <= parsed <= now + DUE_WINDOW:
-        raise UserError(f"{field} must be within {MAX_TASK_DAYS} days of now", field=field, code="out_of_range")
+        raise out_of_range
     return parsed
 
 

@@ -58,6 +58,7 @@ async def test_a_second_open_task_of_a_kind_is_a_conflict_and_writes_nothing(ses
         ({"kind": "k" * 101}, "kind", "too_long"),
         ({"due_at": "tomorrow"}, "due_at", "invalid"),
         ({"due_at": NOW + timedelta(days=4000)}, "due_at", "out_of_range"),
+        ({"due_at": "0001-01-01T00:00:00+05:00"}, "due_at", "out_of_range"),  # before year 1 in UTC
         ({"employee_id": 999999}, "assignee_id", "not_found"),
         ({"customer_id": 999999}, "customer_id", "not_found"),
     ],
