@@ -4,6 +4,7 @@ day-based ones measured at the request's instant) and the aggregates over a grou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -82,34 +83,59 @@ class CustomerMetrics:
 
     @classmethod
     def from_row(cls, row: models.Customer, now: datetime) -> CustomerMetrics:
-        days = derive_day_metrics(
-            {
-                "last_purchase_at": row.last_purchase_at,
-                "last_contact_at": row.last_contact_at,
-                "created_at": row.created_at,
-                "birthday": row.birthday,
-            },
-            now,
-        )
-        return cls(
-            purchase_count=row.purchase_count or 0,
-            total_spent=row.total_spent or ZERO,
-            avg_order_value=mean_to_cent(row.total_spent or ZERO, row.purchase_count or 0),
-            first_purchase_at=to_api(row.first_purchase_at),
-            last_purchase_at=to_api(row.last_purchase_at),
-            days_since_purchase=days.get("days_since_purchase"),
-            avg_satisfaction=mean_of(row.survey_sum or 0.0, row.survey_count or 0),
-            nps=mean_of(row.nps_sum or 0.0, row.nps_count or 0),
-            feedback_count=row.feedback_count or 0,
-            complaint_count=row.complaint_count or 0,
-            open_complaints=row.open_complaints or 0,
-            interaction_count=row.interaction_count or 0,
-            last_contact_at=to_api(row.last_contact_at),
-            days_since_contact=days.get("days_since_contact"),
-            tenure_days=days.get("tenure_days"),
-            days_to_birthday=days.get("days_to_birthday"),
-            customer_id=row.id,
-        )
+        # Only the row: each figure is worked out when the query first reads it (__getattr__), as a page
+        # usually selects a few of them.
+        metrics = cls.__new__(cls)
+        metrics.customer_id = row.id
+        metrics.__dict__["_row"] = row
+        metrics.__dict__["_now"] = now
+        return metrics
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for a field not read yet (a read one is in the instance's __dict__).
+        convert = _METRIC_FIELDS.get(name)
+        if convert is None or "_row" not in self.__dict__:
+            raise AttributeError(name)
+        value = convert(self, self.__dict__["_row"])
+        self.__dict__[name] = value
+        return value
+
+    def _day_metrics(self) -> dict[str, int]:
+        days: dict[str, int] | None = self.__dict__.get("_days")
+        if days is None:
+            row = self.__dict__["_row"]
+            days = derive_day_metrics(
+                {
+                    "last_purchase_at": row.last_purchase_at,
+                    "last_contact_at": row.last_contact_at,
+                    "created_at": row.created_at,
+                    "birthday": row.birthday,
+                },
+                self.__dict__["_now"],
+            )
+            self.__dict__["_days"] = days
+        return days
+
+
+# How each figure of CustomerMetrics comes from the customer's row, read lazily.
+_METRIC_FIELDS: dict[str, Callable[[CustomerMetrics, models.Customer], Any]] = {
+    "purchase_count": lambda metrics, row: row.purchase_count or 0,
+    "total_spent": lambda metrics, row: row.total_spent or ZERO,
+    "avg_order_value": lambda metrics, row: mean_to_cent(row.total_spent or ZERO, row.purchase_count or 0),
+    "first_purchase_at": lambda metrics, row: to_api(row.first_purchase_at),
+    "last_purchase_at": lambda metrics, row: to_api(row.last_purchase_at),
+    "days_since_purchase": lambda metrics, row: metrics._day_metrics().get("days_since_purchase"),
+    "avg_satisfaction": lambda metrics, row: mean_of(row.survey_sum or 0.0, row.survey_count or 0),
+    "nps": lambda metrics, row: mean_of(row.nps_sum or 0.0, row.nps_count or 0),
+    "feedback_count": lambda metrics, row: row.feedback_count or 0,
+    "complaint_count": lambda metrics, row: row.complaint_count or 0,
+    "open_complaints": lambda metrics, row: row.open_complaints or 0,
+    "interaction_count": lambda metrics, row: row.interaction_count or 0,
+    "last_contact_at": lambda metrics, row: to_api(row.last_contact_at),
+    "days_since_contact": lambda metrics, row: metrics._day_metrics().get("days_since_contact"),
+    "tenure_days": lambda metrics, row: metrics._day_metrics().get("tenure_days"),
+    "days_to_birthday": lambda metrics, row: metrics._day_metrics().get("days_to_birthday"),
+}
 
 
 @strawberry.type(description="Aggregates over a group of customers (an agent: only their customers in it).")
