@@ -19,14 +19,10 @@ from collections.abc import Mapping
 from itertools import accumulate
 from typing import Any
 
+import orjson
 from starlette.types import Receive, Send
 
 from segmenta.schema.limits import RequestLimits
-
-try:
-    import orjson
-except ImportError:  # a virtualenv made before orjson became a dependency: answers stay the same, only slower
-    orjson = None  # type: ignore[assignment]
 
 BAD_REQUEST = "BAD_REQUEST"
 REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
@@ -164,8 +160,6 @@ def encode_response(data: Any) -> bytes:
     """A GraphQL response as JSON, by orjson (several times faster than the json module on a page of
     100 customers); anything orjson cannot encode goes through the json module as before."""
     try:
-        if orjson is not None:
-            return orjson.dumps(data)
-    except TypeError:
-        pass
-    return json.dumps(data, separators=(",", ":")).encode("utf-8")
+        return orjson.dumps(data)
+    except TypeError:  # e.g. an integer past 64 bits, which orjson refuses
+        return json.dumps(data, separators=(",", ":")).encode("utf-8")
