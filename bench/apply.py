@@ -47,6 +47,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from generated_rows import numbers, pick  # bench/ is the script folder, first on sys.path
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -98,30 +99,15 @@ HAND_WRITTEN = f"CREATE TABLE bench_hand_teams AS SELECT c.id AS customer_id, {T
 HAND_WRITTEN_UPDATE = f"UPDATE customers AS c SET team_id = {TEAM_CASE}"
 
 
-def _numbers(dialect: str, count: int) -> str:
-    """A row source `n(i)` of 1..count."""
-    if dialect == "postgresql":
-        return f"(SELECT generate_series(1, {count}) AS i) AS n"
-    return f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s) AS n"
-
-
-def _pick(dialect: str, expression: str, words: list[str]) -> str:
-    """SQL choosing words[expression % len(words)]; NULL for the word None."""
-    whens = " ".join(
-        f"WHEN {index} THEN {'NULL' if word is None else repr(word)}" for index, word in enumerate(words)
-    )
-    return f"CASE ({expression}) % {len(words)} {whens} END"
-
-
 async def build(engine: AsyncEngine, customers: int, purchases: int) -> None:
     dialect = engine.dialect.name
     started = time.perf_counter()
     async with engine.begin() as connection:
         now = "CURRENT_TIMESTAMP"
-        sizes = _pick(dialect, "i * 7", ["small", "medium", "large", "enterprise", "small", "medium", None])
-        regions = _pick(dialect, "i * 13", ["east", "west", "north", "south", "north_east", "华东", None])
-        industries = _pick(dialect, "i * 3", ["finance", "retail", "technology", "manufacturing", "health"])
-        lifecycles = _pick(dialect, "i * 11", ["new", "active", "loyal", "at_risk", "churned", "prospect"])
+        sizes = pick("i * 7", ["small", "medium", "large", "enterprise", "small", "medium", None])
+        regions = pick("i * 13", ["east", "west", "north", "south", "north_east", "华东", None])
+        industries = pick("i * 3", ["finance", "retail", "technology", "manufacturing", "health"])
+        lifecycles = pick("i * 11", ["new", "active", "loyal", "at_risk", "churned", "prospect"])
         await connection.execute(
             text(
                 "INSERT INTO customers (id, code, name, kind, size, region, industry, lifecycle, created_at, updated_at, "
@@ -129,10 +115,10 @@ async def build(engine: AsyncEngine, customers: int, purchases: int) -> None:
                 "feedback_count, complaint_count, open_complaints, interaction_count) "
                 f"SELECT i, 'C' || i, 'Customer ' || i, 'company', {sizes}, {regions}, {industries}, {lifecycles}, "
                 f"{now}, {now}, {'false' if dialect == 'postgresql' else '0'}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 "
-                f"FROM {_numbers(dialect, customers)}"
+                f"FROM {numbers(dialect, customers)}"
             )
         )
-        day = "make_interval(days => (i * 37) % 400)" if dialect == "postgresql" else None
+        day = "make_interval(days => CAST((i * 37) % 400 AS INTEGER))" if dialect == "postgresql" else None
         stamp = (
             f"(TIMESTAMP '2026-06-01 00:00:00' - {day})"
             if dialect == "postgresql"
@@ -146,8 +132,8 @@ async def build(engine: AsyncEngine, customers: int, purchases: int) -> None:
                 # that the first customers buy much more than the last ones.
                 f"SELECT 1 + ((CAST({customers} AS BIGINT) * (i - 1) / {purchases}) * (i - 1)) / {purchases}, "
                 "((i * 31) % 2000) * 100 + 50, "
-                f"{_pick(dialect, 'i', ['software', 'hardware', 'services', 'support'])}, {stamp} "
-                f"FROM {_numbers(dialect, purchases)}"
+                f"{pick('i', ['software', 'hardware', 'services', 'support'])}, {stamp} "
+                f"FROM {numbers(dialect, purchases)}"
             )
         )
         print(f"  customers and purchases inserted: {time.perf_counter() - started:.1f} s", flush=True)

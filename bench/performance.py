@@ -37,6 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from generated_rows import numbers, pick  # bench/ is the script folder, first on sys.path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -81,22 +82,11 @@ ORDER BY e.id
 """
 
 
-def _numbers(dialect: str, count: int) -> str:
-    if dialect == "postgresql":
-        return f"(SELECT generate_series(CAST(1 AS BIGINT), {count}) AS i) AS n"
-    return f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s) AS n"
-
-
 def _before_end(dialect: str, seconds: str) -> str:
     """The instant `seconds` (an SQL expression) before END."""
     if dialect == "postgresql":
         return f"(TIMESTAMP '{END}' - make_interval(secs => {seconds}))"
     return f"datetime('{END}', (-({seconds})) || ' seconds')"
-
-
-def _pick(expression: str, words: list[str]) -> str:
-    whens = " ".join(f"WHEN {index} THEN '{word}'" for index, word in enumerate(words))
-    return f"CASE ({expression}) % {len(words)} {whens} END"
 
 
 async def build(engine: AsyncEngine, customers: int, purchases: int) -> None:
@@ -141,7 +131,7 @@ async def build(engine: AsyncEngine, customers: int, purchases: int) -> None:
         "interaction_count, routing_version, manager_id, team_id) "
         f"SELECT i, 'C' || i, 'Customer ' || i, 'company', {created}, {created}, {'false' if dialect == 'postgresql' else '0'}, "
         f"0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 + i % {EMPLOYEES}, 1 + (1 + i % {EMPLOYEES}) % {TEAMS} "
-        f"FROM {_numbers(dialect, customers)}"
+        f"FROM {numbers(dialect, customers)}"
     )
     step("customers")
     # The history routing wrote: every customer's first assignment when it was created …
@@ -166,28 +156,28 @@ async def build(engine: AsyncEngine, customers: int, purchases: int) -> None:
     await run(
         "INSERT INTO purchases (customer_id, amount, category, purchased_at) "
         f"SELECT 1 + (i * 7) % {customers}, ((i * 31) % 2000) * 100 + 50, 'software', {when} "
-        f"FROM {_numbers(dialect, purchases)}"
+        f"FROM {numbers(dialect, purchases)}"
     )
     step("purchases")
     feedback = max(purchases // 25, 1)
-    kinds = _pick("i", ["survey", "nps", "complaint"])
+    kinds = pick("i", ["survey", "nps", "complaint"])
     resolved = _before_end(dialect, f"(i * 48271) % {two_years} - 3600 * (1 + i % 200)")
     await run(
         "INSERT INTO feedback (customer_id, kind, score, status, created_at, resolved_at) "
         f"SELECT 1 + (i * 13) % {customers}, {kinds}, CASE i % 3 WHEN 0 THEN 1 + i % 5 WHEN 1 THEN i % 11 END, "
         f"CASE WHEN i % 3 = 2 AND i % 4 > 0 THEN 'resolved' ELSE 'closed' END, {when}, "
-        f"CASE WHEN i % 3 = 2 AND i % 4 > 0 THEN {resolved} END FROM {_numbers(dialect, feedback)}"
+        f"CASE WHEN i % 3 = 2 AND i % 4 > 0 THEN {resolved} END FROM {numbers(dialect, feedback)}"
     )
     await run(
         "INSERT INTO interactions (customer_id, kind, occurred_at) "
-        f"SELECT 1 + (i * 17) % {customers}, 'call', {when} FROM {_numbers(dialect, max(purchases // 12, 1))}"
+        f"SELECT 1 + (i * 17) % {customers}, 'call', {when} FROM {numbers(dialect, max(purchases // 12, 1))}"
     )
     due = _before_end(dialect, f"(i * 48271) % {60 * 86400} - 10 * 86400")
     await run(
         "INSERT INTO tasks (customer_id, employee_id, kind, title, due_at, status, source, created_at, completed_at) "
         f"SELECT 1 + (i * 19) % {customers}, 1 + i % {EMPLOYEES}, 'k' || i, 'follow up', {due}, "
         f"CASE i % 3 WHEN 0 THEN 'open' WHEN 1 THEN 'done' ELSE 'cancelled' END, 'system', {due}, "
-        f"CASE WHEN i % 3 > 0 THEN {due} END FROM {_numbers(dialect, max(purchases // 50, 1))}"
+        f"CASE WHEN i % 3 > 0 THEN {due} END FROM {numbers(dialect, max(purchases // 50, 1))}"
     )
     step("feedback, interactions, tasks")
     await run(
