@@ -91,9 +91,7 @@ class TaskQuery:
         first: FirstArgument = None,
         after: AfterArgument = None,
     ) -> Connection[Task]:
-        principal = info.context.principal
-        employee_id = principal.employee_id if principal is not None else None
-        return await _page(info, [records.mine(employee_id)], filter, order_by, first, after)
+        return await _page(info, [records.mine(_caller(info))], filter, order_by, first, after)
 
 
 @strawberry.input(description="A task to create by hand.")
