@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from segmenta.domain.tasks.records import is_overdue_now
 from segmenta.schema.context import Info
 from segmenta.schema.enums import (
     AssignmentCause,
@@ -670,7 +671,7 @@ class Task(Node):
             title=row.title,
             due_at=to_api(row.due_at),
             status=to_enum(TaskStatus, row.status),
-            overdue=row.status == "open" and row.due_at < (now or utcnow()),
+            overdue=is_overdue_now(row, now or utcnow()),
             source=to_enum(TaskSource, row.source),
             rule=row.rule,
             created_at=to_api(row.created_at),

@@ -27,6 +27,7 @@ from segmenta.domain.routing import assignment
 from segmenta.domain.routing.realtime_rules import active_rules, compiled_rules
 from segmenta.domain.routing.rulesets import get_ruleset
 from segmenta.domain.staff.vocabulary import AUTOMATIC_STRATEGIES
+from segmenta.domain.tasks.vocabulary import OPEN
 from segmenta.dsl.diagnostics import Diagnostic, RuleError
 from segmenta.dsl.explain import Explanation, RuleTrace
 from segmenta.dsl.ruleset import Ruleset, compile_rules
@@ -157,7 +158,7 @@ async def _task_notes(session: AsyncSession, customer_id: int, explanation: Expl
         select(TaskTrigger.kind).where(TaskTrigger.customer_id == customer_id, TaskTrigger.kind.in_(kinds))
     )).scalars())
     open_kinds = set((await session.execute(
-        select(Task.kind).where(Task.customer_id == customer_id, Task.kind.in_(kinds), Task.status == "open")
+        select(Task.kind).where(Task.customer_id == customer_id, Task.kind.in_(kinds), Task.status == OPEN)
     )).scalars())
     notes = []
     for task in explanation.tasks:

@@ -15,7 +15,7 @@ from segmenta.domain.tasks.vocabulary import OPEN
 from segmenta.storage.models import Task, TeamMember
 from segmenta.storage.rule_tasks import title_of
 
-__all__ = ["TaskFilter", "conditions", "is_overdue", "mine", "title_of", "visible"]
+__all__ = ["TaskFilter", "conditions", "is_overdue", "is_overdue_now", "mine", "title_of", "visible"]
 
 
 def visible(scope: Scope) -> ColumnElement[bool] | None:
@@ -78,6 +78,11 @@ def conditions(task_filter: TaskFilter | None, now: datetime) -> list[ColumnElem
 def is_overdue(now: datetime) -> ColumnElement[bool]:
     """Overdue: still open after its due time (docs/graphql.md, Tasks)."""
     return and_(Task.status == OPEN, Task.due_at < now)
+
+
+def is_overdue_now(task: Task, now: datetime) -> bool:
+    """is_overdue for a task already loaded."""
+    return task.status == OPEN and task.due_at < now
 
 
 def mine(employee_id: int | None) -> ColumnElement[bool]:
