@@ -75,13 +75,27 @@ class _FirstBadArgument(Visitor):
         return None
 
 
+def may_hold_unstorable_text(query: str | None, variables: Mapping[str, Any] | None) -> bool:
+    """False when no argument of the document can hold NUL or an unpaired surrogate, decided without
+    walking the document: its text holds neither and no `\\u` escape (the only way a GraphQL string
+    literal can spell one), and no variable holds one.  True sends the document to the full walk,
+    which names the argument (or finds that the bad text was elsewhere, e.g. in a comment)."""
+    if query is None or "\\u" in query or not is_storable(query):
+        return True
+    return bool(variables) and _bad_in_variable(variables)
+
+
 class StorableTextArguments(SchemaExtension):
     """Refuses a query or subscription whose arguments hold NUL or an unpaired surrogate."""
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        if document is not None and context.operation_type != OperationType.MUTATION:
+        if (
+            document is not None
+            and context.operation_type != OperationType.MUTATION
+            and may_hold_unstorable_text(context.query, context.variables)
+        ):
             finder = _FirstBadArgument(context.variables or {})
             visit(document, finder)
             if finder.found is not None:

@@ -67,3 +67,38 @@ def test_storable_means_no_nul_and_no_lone_surrogate(text: str) -> None:
     assert is_storable(text) == (not any(char == "\x00" or 0xD800 <= ord(char) <= 0xDFFF for char in text))
     if is_storable(text):
         text.encode("utf-8")  # storable text always encodes
+
+
+def _found_by_the_walk(query: str, variables: dict[str, Any]) -> bool:
+    from graphql import parse, visit
+
+    from segmenta.schema.text_arguments import _FirstBadArgument
+
+    finder = _FirstBadArgument(variables)
+    visit(parse(query), finder)
+    return finder.found is not None
+
+
+_ARGUMENT_TEXT = st.lists(
+    st.sampled_from(["a", " ", "\\u0000", "\\u{0}", "\\uD800", "\\n", "\\\\", "\\u0041", "é", "\x00"]), max_size=6
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(literal=_ARGUMENT_TEXT, variable=st.text(max_size=4), block=st.booleans())
+def test_the_quick_check_never_lets_through_what_the_walk_refuses(literal: str, variable: str, block: bool) -> None:
+    """The check that skips the walk (no `\\u` escape, no unstorable character, no bad variable) says
+    "maybe" for every document the walk refuses: it is a shortcut, never a second opinion."""
+    from graphql import GraphQLSyntaxError
+
+    from segmenta.schema.text_arguments import may_hold_unstorable_text
+
+    value = f'"""{literal}"""' if block else f'"{literal}"'
+    query = f"query($v: String) {{ a(x: {value}) b(y: $v) }}"
+    variables = {"v": variable}
+    try:
+        refused = _found_by_the_walk(query, variables)
+    except GraphQLSyntaxError:
+        return  # refused by the parser before the check runs
+    if refused:
+        assert may_hold_unstorable_text(query, variables)
