@@ -13,7 +13,9 @@ is all SQLAlchemy reads from a buffered (non-streaming) cursor.  A transaction's
 engine.py emits it: the driver stays in autocommit) takes no trip of its own: it is held and sent in
 the trip of the transaction's first statement, and a rollback or commit with no statement sent since
 the last one (a transaction that ran none, or the pool's reset of a connection its session already
-rolled back) takes no trip at all.  SQLite's BEGIN takes no lock until the first statement anyway; a `BEGIN IMMEDIATE`
+rolled back) takes no trip at all.  A rollback that has something to end is queued without waiting for it
+(`OneTripConnection.rollback`): the connection's calls run in order, so nothing can use the connection
+before it, and a read-only request is spared a wake-up of the event loop.  SQLite's BEGIN takes no lock until the first statement anyway; a `BEGIN IMMEDIATE`
 that cannot get the write lock fails with that statement instead (as BUSY, storage/error_translation.py).  Streaming (server-side) cursors
 keep SQLAlchemy's own class.  The statement still runs on aiosqlite's thread, so the event loop
 stays free, and storage/guard.py's `interrupt()` of a statement past its time limit still works.
@@ -26,11 +28,15 @@ cursor class.
 from __future__ import annotations
 
 import collections
+import functools
+import logging
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor
+
+logger = logging.getLogger(__name__)
 
 _Outcome = tuple[Any, int, int | None, list[Any] | None]
 # On the aiosqlite connection: the BEGIN held for the next statement's trip, and whether a statement
@@ -57,6 +63,15 @@ def _run(raw: sqlite3.Connection, begin: str | None, operation: str, parameters:
         return description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
+
+
+def _rollback_on_thread(raw: sqlite3.Connection) -> None:
+    """A rollback nobody waits for: a failure (the connection was lost) can only be logged; the next
+    statement on the connection then fails with the reason."""
+    try:
+        raw.rollback()
+    except Exception:  # noqa: BLE001 - reported here, there is no caller left
+        logger.exception("rolling back a SQLite connection failed")
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -133,8 +148,16 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     _cursor_cls = OneTripCursor
 
     def rollback(self) -> None:
-        if self._statements_since_last_end():
-            super().rollback()
+        if not self._statements_since_last_end():
+            return
+        connection = self._connection
+        if not connection._running or connection._connection is None:
+            super().rollback()  # closing: let aiosqlite say so
+            return
+        # Queued, not awaited: aiosqlite runs a connection's calls one after another in the order they
+        # were queued, so whatever uses this connection next (the pool hands it out only after this)
+        # runs after the rollback.  A read request so skips a wake-up of the event loop and the wait.
+        connection._tx.put_nowait((None, functools.partial(_rollback_on_thread, connection._connection)))
 
     def commit(self) -> None:
         if self._statements_since_last_end():

@@ -68,16 +68,22 @@ async def test_begin_rides_with_the_first_statement_and_an_empty_transaction_cos
     async with session_factory(engine)() as session:
         await session.execute(select(Team.id))
         await session.execute(select(Team.key))
-    assert trips == 3  # BEGIN and the first SELECT, the second SELECT, the ROLLBACK
+    # BEGIN and the first SELECT, then the second SELECT; the ROLLBACK is queued, not awaited.
+    assert trips == 2
     trips = 0
     async with engine.connect() as connection:
         await connection.begin()
         await connection.rollback()
     assert trips == 0
-    # The held BEGIN really opens the transaction: a write inside it is undone by its rollback.
+    # The held BEGIN really opens the transaction: a write inside it is undone by its rollback, and the
+    # queued rollback has run before the next statement on the connection (which begins afresh).
     async with session_factory(engine)() as session:
         session.add(Team(key="undone", name="U"))
         await session.flush()
         await session.rollback()
         assert (await session.execute(select(Team).where(Team.key == "undone"))).first() is None
+        session.add(Team(key="kept", name="K"))
+        await session.commit()
+    async with session_factory(engine)() as session:
+        assert (await session.scalars(select(Team.key).where(Team.key.in_(["undone", "kept"])))).all() == ["kept"]
     await engine.dispose()
