@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.base import get_object_definition
 
 from segmenta.schema.assignment import AssignmentMutation, AssignmentQuery
+from segmenta.schema.direct_resolvers import use_direct_resolvers
 from segmenta.schema.documents import CachedDocuments, PersistedQueries
 from segmenta.schema.errors import ErrorCodes, is_unexpected, logger
 from segmenta.schema.limits import MaxQueryBytes, OperationLimits, token_limiter
@@ -85,5 +86,7 @@ schema = SegmentaSchema(
         ResponseWarnings,
     ],
 )
+# Strawberry's per-field wrapper, where it does nothing, replaced by a direct call (schema/direct_resolvers.py).
+DIRECT_RESOLVERS = use_direct_resolvers(schema)
 
 __all__ = ["schema"]
