@@ -8,6 +8,7 @@ by-id loader, every customer child list (pages and counts) and every aggregate
 over customer rows add its predicate to their one statement, so an agent gets
 null, a shorter list, or a smaller figure, never another agent's customer.  It
 starts as "no customer at all": a Loaders that was never bound shows nothing.
+The statements themselves are built once, in schema/loader_statements.py.
 """
 
 from __future__ import annotations
@@ -18,17 +19,50 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, aliased
 from strawberry.dataloader import DataLoader
 
 from segmenta.domain.access import tokens
 from segmenta.domain.access.scope import Scope
-from segmenta.domain.tasks import records as task_records
 from segmenta.domain.tasks.vocabulary import TASK_STATUSES
 from segmenta.dsl.money import ZERO
-from segmenta.schema.pagination import Ordering, Page, split_pages
+from segmenta.schema.loader_statements import (
+    ASSIGNMENT_CHANGES_BY_ID,
+    ATTRIBUTES_OF_CUSTOMERS,
+    CATEGORIES_OF_CUSTOMERS,
+    CHILD_COUNTS,
+    CHILD_PAGES,
+    CUSTOMERS_BY_ID,
+    CUSTOMERS_WITH_RELATIONS,
+    EMPLOYEES_BY_ID,
+    EVALUATION_CHANGES_BY_ID,
+    EVALUATION_RUNS_BY_ID,
+    FEEDBACK_BY_EMPLOYEE,
+    FEEDBACK_BY_ID,
+    HISTORY_OF_CUSTOMERS,
+    INTERACTIONS_BY_EMPLOYEE,
+    INTERACTIONS_BY_ID,
+    MANAGED_COUNTS,
+    MANAGER_STATS,
+    MEMBERS_OF_TEAMS,
+    MEMBERSHIPS_OF_EMPLOYEES,
+    PURCHASES_BY_ID,
+    RULESETS_BY_ID,
+    SEGMENT_STATS,
+    SEGMENTS_BY_ID,
+    SEGMENTS_OF_CUSTOMERS,
+    TAGS_OF_CUSTOMERS,
+    TASKS_BY_ID,
+    TEAM_STATS,
+    TEAMS_BY_ID,
+    ChildList,
+    join_segment_members,
+    restricted,
+    stats_columns,
+)
+from segmenta.schema.pagination import Ordering, Page, page_parameters, split_pages
+from segmenta.schema.prebuilt import Prebuilt, keyed
 from segmenta.schema.serial import SerialSession
 from segmenta.storage import models
 
@@ -36,31 +70,12 @@ KeyT = TypeVar("KeyT", bound=Hashable)
 ValueT = TypeVar("ValueT")
 
 
-@dataclass(frozen=True, eq=False)
-class ChildList:
-    """The children of a parent: rows of `entity` whose `parent_column` holds the parent's key
-    (and, when given, for which `condition` holds: a module constant, so the list stays one loader)."""
-
-    entity: type[models.Base]
-    parent_column: InstrumentedAttribute[Any]
-    join: Callable[[Select[Any]], Select[Any]] | None = None
-    condition: ColumnElement[bool] | None = None
-
-    def joined(self, statement: Select[Any]) -> Select[Any]:
-        statement = self.join(statement) if self.join is not None else statement
-        return statement if self.condition is None else statement.where(self.condition)
-
-
-def _join_segment_members(statement: Select[Any]) -> Select[Any]:
-    return statement.join(models.SegmentMember, models.SegmentMember.customer_id == models.Customer.id)
-
-
 PURCHASES_OF_CUSTOMER = ChildList(models.Purchase, models.Purchase.customer_id)
 INTERACTIONS_OF_CUSTOMER = ChildList(models.Interaction, models.Interaction.customer_id)
 FEEDBACK_OF_CUSTOMER = ChildList(models.Feedback, models.Feedback.customer_id)
 CUSTOMERS_OF_TEAM = ChildList(models.Customer, models.Customer.team_id)
 CUSTOMERS_OF_MANAGER = ChildList(models.Customer, models.Customer.manager_id)
-CUSTOMERS_OF_SEGMENT = ChildList(models.Customer, models.SegmentMember.segment_id, _join_segment_members)
+CUSTOMERS_OF_SEGMENT = ChildList(models.Customer, models.SegmentMember.segment_id, join_segment_members)
 # A customer's and an employee's tasks, all or of one status (the word as stored).
 TASKS_OF_CUSTOMER: dict[str | None, ChildList] = {
     status: ChildList(models.Task, models.Task.customer_id, condition=None if status is None else models.Task.status == status)
@@ -92,23 +107,6 @@ class GroupStats:
     interaction_count: int = 0
 
 
-def _stats_columns() -> list[ColumnElement[Any]]:
-    customer = models.Customer
-    return [
-        func.count(customer.id),
-        func.coalesce(func.sum(customer.total_spent), 0),
-        func.coalesce(func.sum(customer.purchase_count), 0),
-        func.coalesce(func.sum(customer.survey_sum), 0.0),
-        func.coalesce(func.sum(customer.survey_count), 0),
-        func.coalesce(func.sum(customer.nps_sum), 0.0),
-        func.coalesce(func.sum(customer.nps_count), 0),
-        func.coalesce(func.sum(customer.feedback_count), 0),
-        func.coalesce(func.sum(customer.complaint_count), 0),
-        func.coalesce(func.sum(customer.open_complaints), 0),
-        func.coalesce(func.sum(customer.interaction_count), 0),
-    ]
-
-
 def _stats_from_row(values: Sequence[Any]) -> GroupStats:
     return GroupStats(
         customer_count=int(values[0]),
@@ -126,22 +124,11 @@ def _stats_from_row(values: Sequence[Any]) -> GroupStats:
 
 
 async def overall_stats(db: SerialSession, where: ColumnElement[bool] | None = None) -> GroupStats:
-    statement = select(*_stats_columns()).select_from(models.Customer)
-    if where is not None:
-        statement = statement.where(where)
+    statement = restricted(select(*stats_columns()).select_from(models.Customer), where)
     return _stats_from_row((await db.execute(statement)).one())
 
 
-def restricted(statement: Select[Any], predicate: ColumnElement[bool] | None) -> Select[Any]:
-    """`statement` with the scope predicate added; unchanged for a caller who sees everything."""
-    return statement if predicate is None else statement.where(predicate)
-
-
 ResultT = TypeVar("ResultT")
-
-# Made once: an alias builds a proxy of every column, and a new one per request would cost more than it saves.
-_MANAGER = aliased(models.Employee, name="manager")
-
 
 def loaded_or_later(loader: DataLoader[Any, ValueT], key: Any, convert: Callable[[ValueT], ResultT]) -> ResultT:
     """`convert` of the loader's value for `key` when the loader already holds it, else an awaitable of it.
@@ -170,24 +157,24 @@ class Loaders:
         self.scope = Scope(restricted=True)
         # The caller's role, bound with the scope (None: nobody, who may see no token).
         self.role: str | None = None
-        self.customer = self._by_id(models.Customer, scoped=True)
-        self.team = self._by_id(models.Team)
-        self.employee = self._by_id(models.Employee)
+        self.customer = self._by_id(CUSTOMERS_BY_ID)
+        self.team = self._by_id(TEAMS_BY_ID)
+        self.employee = self._by_id(EMPLOYEES_BY_ID)
         # `customer(id)` selecting its team or manager: the customer with both in one statement.
         self.customer_with_relations: DataLoader[int, models.Customer | None] = DataLoader(
             self._customers_with_relations
         )
-        self.segment = self._by_id(models.Segment)
+        self.segment = self._by_id(SEGMENTS_BY_ID)
         # The rows `node(id)` can reach besides those above: a customer's own rows only when the customer
         # is in scope (as through `customer(id)`), runs and rulesets for everyone, tokens for admins.
-        self.purchase = self._by_id(models.Purchase, owner=models.Purchase.customer_id)
-        self.interaction = self._by_id(models.Interaction, owner=models.Interaction.customer_id)
-        self.feedback = self._by_id(models.Feedback, owner=models.Feedback.customer_id)
-        self.assignment_change = self._by_id(models.AssignmentHistory, owner=models.AssignmentHistory.customer_id)
-        self.evaluation_change = self._by_id(models.EvaluationChange, owner=models.EvaluationChange.customer_id)
-        self.evaluation_run = self._by_id(models.EvaluationRun)
-        self.ruleset = self._by_id(models.RulesetVersion)
-        self.task = self._by_id(models.Task, tasks=True)
+        self.purchase = self._by_id(PURCHASES_BY_ID)
+        self.interaction = self._by_id(INTERACTIONS_BY_ID)
+        self.feedback = self._by_id(FEEDBACK_BY_ID)
+        self.assignment_change = self._by_id(ASSIGNMENT_CHANGES_BY_ID)
+        self.evaluation_change = self._by_id(EVALUATION_CHANGES_BY_ID)
+        self.evaluation_run = self._by_id(EVALUATION_RUNS_BY_ID)
+        self.ruleset = self._by_id(RULESETS_BY_ID)
+        self.task = self._by_id(TASKS_BY_ID)
         self.api_token: DataLoader[int, tokens.TokenInfo | None] = DataLoader(self._api_tokens)
         self.segments_of_customer: DataLoader[int, list[models.Segment]] = DataLoader(self._segments_of_customers)
         self.tags_of_customer: DataLoader[int, list[models.CustomerTag]] = DataLoader(self._tags_of_customers)
@@ -200,12 +187,12 @@ class Loaders:
         self.memberships_of_employee: DataLoader[int, list[models.TeamMember]] = DataLoader(
             self._memberships_of_employees
         )
-        self.managed_count = self._grouped_count(models.Customer, models.Customer.manager_id, scoped=False)
-        self.team_stats = self._grouped_stats(models.Customer.team_id)
-        self.manager_stats = self._grouped_stats(models.Customer.manager_id)
-        self.segment_stats = self._grouped_stats(models.SegmentMember.segment_id, _join_segment_members)
-        self.interactions_by_employee = self._grouped_count(models.Interaction, models.Interaction.employee_id)
-        self.feedback_by_employee = self._grouped_count(models.Feedback, models.Feedback.employee_id)
+        self.managed_count = self._grouped_count(MANAGED_COUNTS)
+        self.team_stats = self._grouped_stats(TEAM_STATS)
+        self.manager_stats = self._grouped_stats(MANAGER_STATS)
+        self.segment_stats = self._grouped_stats(SEGMENT_STATS)
+        self.interactions_by_employee = self._grouped_count(INTERACTIONS_BY_EMPLOYEE)
+        self.feedback_by_employee = self._grouped_count(FEEDBACK_BY_EMPLOYEE)
         self.pages: dict[ChildList, DataLoader[PageKey, Page[Any]]] = {}
         self.counts: dict[ChildList, DataLoader[int, int]] = {}
 
@@ -230,22 +217,11 @@ class Loaders:
 
     # -- loaders -----------------------------------------------------------------------------
 
-    def _by_id(
-        self, model: type[Any], scoped: bool = False, owner: InstrumentedAttribute[Any] | None = None, tasks: bool = False
-    ) -> DataLoader[int, Any]:
-        """Rows by key; `scoped`: customers in the caller's scope only; `owner`: only rows whose customer
-        (this column) is in scope; `tasks`: the tasks the caller may see (domain/tasks/records.py).
-        The predicate is built at load time, after the scope is bound."""
+    def _by_id(self, statements: Prebuilt[Select[Any]]) -> DataLoader[int, Any]:
+        """Rows by key, with the scope's predicate of `statements` (bound at load time, after the scope is)."""
 
         async def load(keys: list[int]) -> list[Any]:
-            statement = select(model).where(model.id.in_(set(keys)))
-            if tasks:
-                statement = restricted(statement, task_records.visible(self.scope))
-            if scoped:
-                statement = restricted(statement, self.scope.customers())
-            if owner is not None:
-                statement = restricted(statement, self.scope.owned_by_visible(owner))
-            rows = await self.db.scalars(statement)
+            rows = await self.db.scalars(statements(self.scope), keyed(keys, self.scope))
             found = {row.id: row for row in rows}
             return [found.get(key) for key in keys]
 
@@ -254,17 +230,8 @@ class Loaders:
     async def _customers_with_relations(self, keys: list[int]) -> list[models.Customer | None]:
         """In-scope customers by key, joined with their team and manager, which prime those loaders:
         one statement where the customer's and its relations' batches would be two or three trips."""
-        manager = _MANAGER
-        statement = (
-            select(models.Customer, models.Team, manager)
-            .outerjoin(models.Team, models.Team.id == models.Customer.team_id)
-            .outerjoin(manager, manager.id == models.Customer.manager_id)
-            .where(models.Customer.id.in_(set(keys)))
-        )
-        in_scope = self.scope.customers()
-        if in_scope is not None:
-            statement = statement.where(in_scope)
-        rows = (await self.db.execute(statement)).all()
+        statement = CUSTOMERS_WITH_RELATIONS(self.scope)
+        rows = (await self.db.execute(statement, keyed(keys, self.scope))).all()
         found: dict[int, models.Customer] = {}
         for customer, team, employee in rows:
             found[customer.id] = customer
@@ -281,96 +248,41 @@ class Loaders:
         return [found.get(key) for key in keys]
 
     async def _segments_of_customers(self, keys: list[int]) -> list[list[models.Segment]]:
-        statement = (
-            select(models.SegmentMember.customer_id, models.Segment)
-            .join(models.Segment, models.Segment.id == models.SegmentMember.segment_id)
-            .where(models.SegmentMember.customer_id.in_(set(keys)))
-            .order_by(models.Segment.key)
-        )
-        return _grouped(keys, (await self.db.execute(statement)).all())
+        return _grouped(keys, (await self.db.execute(SEGMENTS_OF_CUSTOMERS, keyed(keys))).all())
 
     async def _tags_of_customers(self, keys: list[int]) -> list[list[models.CustomerTag]]:
-        statement = (
-            select(models.CustomerTag.customer_id, models.CustomerTag)
-            .where(models.CustomerTag.customer_id.in_(set(keys)))
-            .order_by(models.CustomerTag.tag, models.CustomerTag.source)
-        )
-        return _grouped(keys, (await self.db.execute(statement)).all())
+        return _grouped(keys, (await self.db.execute(TAGS_OF_CUSTOMERS, keyed(keys))).all())
 
     async def _attributes_of_customers(self, keys: list[int]) -> list[dict[str, Any]]:
-        attribute = models.CustomerAttribute
-        statement = (
-            select(attribute.customer_id, attribute.key, attribute.text_value, attribute.number_value)
-            .where(attribute.customer_id.in_(set(keys)))
-            .order_by(attribute.key)
-        )
         found: dict[int, dict[str, Any]] = defaultdict(dict)
-        for customer_id, key, text_value, number_value in (await self.db.execute(statement)).all():
+        rows = (await self.db.execute(ATTRIBUTES_OF_CUSTOMERS, keyed(keys))).all()
+        for customer_id, key, text_value, number_value in rows:
             found[customer_id][key] = _attribute_value(text_value, number_value)
         return [dict(found.get(key, {})) for key in keys]
 
     async def _categories_of_customers(self, keys: list[int]) -> list[list[str]]:
-        purchase = models.Purchase
-        statement = (
-            select(purchase.customer_id, purchase.category)
-            .where(purchase.customer_id.in_(set(keys)), purchase.category.is_not(None))
-            .distinct()
-            .order_by(purchase.customer_id, purchase.category)
-        )
-        return _grouped(keys, (await self.db.execute(statement)).all())
+        return _grouped(keys, (await self.db.execute(CATEGORIES_OF_CUSTOMERS, keyed(keys))).all())
 
     async def _history_of_customers(self, keys: list[int]) -> list[list[models.AssignmentHistory]]:
-        history = models.AssignmentHistory
-        statement = (
-            select(history.customer_id, history)
-            .where(history.customer_id.in_(set(keys)))
-            .order_by(history.changed_at.desc(), history.id.desc())
-        )
-        return _grouped(keys, (await self.db.execute(statement)).all())
+        return _grouped(keys, (await self.db.execute(HISTORY_OF_CUSTOMERS, keyed(keys))).all())
 
     async def _members_of_teams(self, keys: list[int]) -> list[list[models.TeamMember]]:
-        member = models.TeamMember
-        statement = (
-            select(member.team_id, member)
-            .where(member.team_id.in_(set(keys)))
-            .order_by(member.role, member.joined_at, member.id)
-        )
-        return _grouped(keys, (await self.db.execute(statement)).all())
+        return _grouped(keys, (await self.db.execute(MEMBERS_OF_TEAMS, keyed(keys))).all())
 
     async def _memberships_of_employees(self, keys: list[int]) -> list[list[models.TeamMember]]:
-        member = models.TeamMember
-        statement = (
-            select(member.employee_id, member).where(member.employee_id.in_(set(keys))).order_by(member.id)
-        )
-        return _grouped(keys, (await self.db.execute(statement)).all())
+        return _grouped(keys, (await self.db.execute(MEMBERSHIPS_OF_EMPLOYEES, keyed(keys))).all())
 
-    def _grouped_stats(
-        self,
-        group_column: InstrumentedAttribute[Any],
-        join: Callable[[Select[Any]], Select[Any]] | None = None,
-    ) -> DataLoader[int, GroupStats]:
+    def _grouped_stats(self, statements: Prebuilt[Select[Any]]) -> DataLoader[int, GroupStats]:
         async def load(keys: list[int]) -> list[GroupStats]:
-            statement = select(group_column, *_stats_columns()).select_from(models.Customer)
-            if join is not None:
-                statement = join(statement)
-            statement = restricted(statement.where(group_column.in_(set(keys))), self.scope.customers())
-            statement = statement.group_by(group_column)
-            found = {row[0]: _stats_from_row(row[1:]) for row in (await self.db.execute(statement)).all()}
+            rows = (await self.db.execute(statements(self.scope), keyed(keys, self.scope))).all()
+            found = {row[0]: _stats_from_row(row[1:]) for row in rows}
             return [found.get(key, GroupStats()) for key in keys]
 
         return DataLoader(load)
 
-    def _grouped_count(
-        self, model: type[Any], group_column: InstrumentedAttribute[Any], scoped: bool = True
-    ) -> DataLoader[int, int]:
-        """Rows of `model` per group; `scoped`: only rows of visible customers (`model` has `customer_id`)."""
-
+    def _grouped_count(self, statements: Prebuilt[Select[Any]]) -> DataLoader[int, int]:
         async def load(keys: list[int]) -> list[int]:
-            statement = select(group_column, func.count(model.id)).where(group_column.in_(set(keys)))
-            if scoped:
-                statement = restricted(statement, self.scope.owned_by_visible(model.customer_id))
-            statement = statement.group_by(group_column)
-            found = dict((await self.db.execute(statement)).all())
+            found = dict((await self.db.execute(statements(self.scope), keyed(keys, self.scope))).all())
             return [int(found.get(key, 0)) for key in keys]
 
         return DataLoader(load)
@@ -390,37 +302,14 @@ class Loaders:
     async def _pages_for(
         self, children: ChildList, parents: Iterable[int], ordering: Ordering, first: int, after: str | None
     ) -> dict[int, Page[Any]]:
-        position = func.row_number().over(partition_by=children.parent_column, order_by=ordering.order_by())
-        inner = children.joined(
-            select(children.entity, children.parent_column.label("parent_key"), position.label("position"))
-        ).where(children.parent_column.in_(set(parents)))
-        inner = restricted(inner, self._visible(children))
-        if after is not None:
-            inner = inner.where(ordering.after(after))
-        numbered = inner.subquery()
-        child = aliased(children.entity, numbered)
-        statement = (
-            select(numbered.c.parent_key, child)
-            .where(numbered.c.position <= first + 1)
-            .order_by(numbered.c.parent_key, numbered.c.position)
-        )
-        return split_pages((await self.db.execute(statement)).all(), first, after)
+        statement = CHILD_PAGES((children, ordering, after is not None), self.scope)
+        parameters = keyed(parents, self.scope, **page_parameters(ordering, first, after))
+        return split_pages((await self.db.execute(statement, parameters)).all(), first, after)
 
     async def _child_counts(self, children: ChildList, keys: list[int]) -> list[int]:
-        statement = (
-            children.joined(select(children.parent_column, func.count()).select_from(children.entity))
-            .where(children.parent_column.in_(set(keys)))
-        )
-        statement = restricted(statement, self._visible(children)).group_by(children.parent_column)
-        found = dict((await self.db.execute(statement)).all())
+        statement = CHILD_COUNTS(children, self.scope)
+        found = dict((await self.db.execute(statement, keyed(keys, self.scope))).all())
         return [int(found.get(key, 0)) for key in keys]
-
-    def _visible(self, children: ChildList) -> ColumnElement[bool] | None:
-        """The scope predicate for a list of customers or tasks.  Lists of a customer's own rows (purchases, …)
-        need none: their parent is a customer the caller was allowed to reach."""
-        if children.entity is models.Task:
-            return task_records.visible(self.scope)
-        return self.scope.customers() if children.entity is models.Customer else None
 
 
 def _grouped(keys: Sequence[KeyT], pairs: Iterable[tuple[KeyT, ValueT]]) -> list[list[ValueT]]:

@@ -9,14 +9,14 @@ Pages are fetched with `first + 1` rows to learn `hasNextPage` without a count;
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import strawberry
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Integer, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from segmenta.dsl.money import NotMoney, is_whole_cents, plain, to_cent, to_decimal
@@ -45,6 +45,11 @@ AfterArgument = Annotated[
         )
     ),
 ]
+
+# The bind parameters of a page: its row limit (the page size plus one) and its cursor's sort value and key.
+PAGE_LIMIT: BindParameter[int] = bindparam("page_limit", type_=Integer)
+AFTER_VALUE = "after_value"
+AFTER_KEY = "after_key"
 
 # Past any amount the database holds: a forged cursor beyond it is refused, not an overflow.
 MONEY_CURSOR_BOUND = Decimal(10**15)
@@ -87,13 +92,19 @@ class Ordering:
             return [self.column.desc(), self.key_column.desc()]
         return [self.column.asc(), self.key_column.asc()]
 
-    def after(self, cursor: str) -> ColumnElement[bool]:
-        """Rows strictly after the row `cursor` points at, in this order."""
-        (raw_value,), key = decode_cursor(cursor, 1)
-        value = self._parse(raw_value, cursor)
+    def after(self) -> ColumnElement[bool]:
+        """Rows strictly after the row a cursor points at, in this order; the cursor's values are parameters
+        (`after_parameters`), so a statement holding this condition can be built once."""
+        value = bindparam(AFTER_VALUE, type_=self.column.type)
+        key = bindparam(AFTER_KEY, type_=self.key_column.type)
         if self.descending:
             return or_(self.column < value, and_(self.column == value, self.key_column < key))
         return or_(self.column > value, and_(self.column == value, self.key_column > key))
+
+    def after_parameters(self, cursor: str) -> dict[str, Any]:
+        """The values of `after()` for `cursor` (InvalidCursor when it is not one of this order's)."""
+        (raw_value,), key = decode_cursor(cursor, 1)
+        return {AFTER_VALUE: self._parse(raw_value, cursor), AFTER_KEY: key}
 
     def cursor(self, row: Any) -> str:
         value = getattr(row, self.column.key)
@@ -210,23 +221,60 @@ def to_connection(
     )
 
 
-async def fetch_page(
-    db: SerialSession, statement: Select[Any], ordering: Ordering, first: int, after: str | None
-) -> Page[Any]:
-    """One page of the ORM entities selected by `statement` (one SQL statement)."""
-    paged = statement.order_by(*ordering.order_by()).limit(first + 1)
+def paged(statement: Select[Any], ordering: Ordering, after_given: bool) -> Select[Any]:
+    """`statement` ordered and cut to a page; its size and cursor are parameters (`page_parameters`), so the
+    statement can be built once (schema/prebuilt.py)."""
+    ordered = statement.order_by(*ordering.order_by()).limit(PAGE_LIMIT)
+    return ordered.where(ordering.after()) if after_given else ordered
+
+
+def page_parameters(ordering: Ordering, first: int, after: str | None) -> dict[str, Any]:
+    """The values of `paged`'s parameters: `first + 1` rows (to learn hasNextPage) after `after`."""
+    parameters: dict[str, Any] = {PAGE_LIMIT.key: first + 1}
     if after is not None:
-        paged = paged.where(ordering.after(after))
-    rows = list((await db.scalars(paged)).all())
+        parameters.update(ordering.after_parameters(after))
+    return parameters
+
+
+async def fetch_page(
+    db: SerialSession,
+    statement: Select[Any],
+    ordering: Ordering,
+    first: int,
+    after: str | None,
+    parameters: Mapping[str, Any] | None = None,
+) -> Page[Any]:
+    """One page of the ORM entities selected by `statement` (one SQL statement); `parameters`: the values
+    of `statement`'s own bind parameters, if any."""
+    return await fetch_paged(db, paged(statement, ordering, after is not None), ordering, first, after, parameters)
+
+
+async def fetch_paged(
+    db: SerialSession,
+    statement: Select[Any],
+    ordering: Ordering,
+    first: int,
+    after: str | None,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    columns: bool = False,
+) -> Page[Any]:
+    """One page of what a `paged` statement selects: its ORM entities, or with `columns` its rows (a statement
+    of a table's columns: its rows read as `row.<column>` like the entities)."""
+    values = {**(parameters or {}), **page_parameters(ordering, first, after)}
+    result = await db.execute(statement, values)
+    rows = list(result.all() if columns else result.scalars().all())
     return Page(rows=rows[:first], has_next=len(rows) > first, after=after)
 
 
-def counter(db: SerialSession, statement: Select[Any]) -> Callable[[], Awaitable[int]]:
-    """A deferred COUNT of the rows `statement` selects."""
+def counter(
+    db: SerialSession, statement: Select[Any], parameters: Mapping[str, Any] | None = None
+) -> Callable[[], Awaitable[int]]:
+    """A deferred COUNT of the rows `statement` selects (given the values of its bind parameters, if any)."""
 
     async def count_rows() -> int:
         counted = select(func.count()).select_from(statement.order_by(None).subquery())
-        return int((await db.execute(counted)).scalar_one())
+        return int((await db.execute(counted, parameters)).scalar_one())
 
     return count_rows
 

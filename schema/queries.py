@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from segmenta.domain import validation
 from segmenta.domain.errors import UserError
@@ -21,18 +21,28 @@ from segmenta.schema.pagination import (
     AfterArgument,
     Connection,
     FirstArgument,
+    Ordering,
     counter,
     fetch_page,
+    fetch_paged,
     page_size,
+    paged,
     to_connection,
 )
 from segmenta.schema.permissions import scope
+from segmenta.schema.prebuilt import Prebuilt, PrebuiltFamily
 from segmenta.schema.prefetch import child_fields, prefetch_customer_page
 from segmenta.schema.stats import Stats
 from segmenta.schema.types import Customer, Employee, Feedback, Segment, Team
 from segmenta.schema.where import report_warnings, where_condition
 from segmenta.storage import models
 from segmenta.storage.guard import hold_expensive_slot
+
+# Every customer in the caller's scope, and a page of them in an order (after a cursor, when the flag says so).
+_EVERY_CUSTOMER = Prebuilt(lambda caller: restricted(select(models.Customer), caller.customers()))
+_EVERY_CUSTOMER_PAGED: PrebuiltFamily[tuple[Ordering, bool], Select[Any]] = PrebuiltFamily(
+    lambda key, caller: paged(_EVERY_CUSTOMER(caller), *key)
+)
 
 
 def _lookup_key(value: str, argument: str, column: str, model: type[models.Base]) -> str:
@@ -80,15 +90,23 @@ class DataQuery:
             warnings: list[Diagnostic] = []
             conditions.append(await where_condition(info.context.db, where, info.context.now, warnings))
             report_warnings(info, "where", warnings)
-        statement = restricted(filtered(select(models.Customer), conditions), scope(info).customers())
+        caller = scope(info)
         ordering = CUSTOMER_ORDERINGS[order_by]
+        if conditions:
+            customers = restricted(filtered(select(models.Customer), conditions), caller.bound().customers())
+            statement = paged(customers, ordering, after is not None)
+        else:
+            # The usual page (no filter): its statements built once (schema/prebuilt.py).
+            customers = _EVERY_CUSTOMER(caller)
+            statement = _EVERY_CUSTOMER_PAGED((ordering, after is not None), caller)
         db = info.context.db
-        page = await fetch_page(db, statement, ordering, size, after)
+        page = await fetch_paged(db, statement, ordering, size, after, caller.parameters())
         for row in page.rows:
             info.context.loaders.customer.prime(row.id, row)
         await prefetch_customer_page(info, page.rows)
         now = info.context.now
-        return to_connection(page, ordering, lambda row: Customer.from_row(row, now), counter(db, statement))
+        count_rows = counter(db, customers, caller.parameters())
+        return to_connection(page, ordering, lambda row: Customer.from_row(row, now), count_rows)
 
     @strawberry.field(description="The customer with this ID, or null (also when the caller may not see it).")
     async def customer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,14 +22,15 @@ class SerialSession:
         self.session = session
         self._lock = asyncio.Lock()
 
-    async def execute(self, statement: Any) -> Any:
-        return await self._serially(lambda: self.session.execute(statement))
+    # `parameters`: the values of a statement's bind parameters (a statement built once, schema/prebuilt.py).
+    async def execute(self, statement: Any, parameters: Mapping[str, Any] | None = None) -> Any:
+        return await self._serially(lambda: self.session.execute(statement, parameters))
 
-    async def scalars(self, statement: Any) -> Any:
-        return await self._serially(lambda: self.session.scalars(statement))
+    async def scalars(self, statement: Any, parameters: Mapping[str, Any] | None = None) -> Any:
+        return await self._serially(lambda: self.session.scalars(statement, parameters))
 
-    async def scalar(self, statement: Any) -> Any:
-        return await self._serially(lambda: self.session.scalar(statement))
+    async def scalar(self, statement: Any, parameters: Mapping[str, Any] | None = None) -> Any:
+        return await self._serially(lambda: self.session.scalar(statement, parameters))
 
     async def _serially(self, statement: Callable[[], Awaitable[Any]]) -> Any:
         """Run `statement` alone.  A caller cancelled (a request stopped at its time limit or by a

@@ -17,6 +17,11 @@ no second copy of the rule anywhere.
 
 A `None` predicate means "no restriction": callers add no WHERE at all for the roles that see
 everything, so their SQL (and its plan) is exactly what it was without scoping.
+
+A statement can also be built once for every caller of a shape (`Scope.shape`: everyone, an agent,
+nobody) rather than once per request: built over `Scope.bound()`, whose predicates hold the agent's
+employee as the AGENT_EMPLOYEE parameter, it takes the caller's id at execution (`Scope.parameters`).
+The rule is the same `covers`; only where the employee's id enters the statement differs.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, cast, false, literal, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Integer, Select, bindparam, cast, false, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -36,6 +41,8 @@ FORBIDDEN = "forbidden"
 # A mapped column (Customer.team_id) or any SQL expression (a bound value).
 Expression = ColumnElement[Any] | QueryableAttribute[Any]
 OUT_OF_SCOPE_MESSAGE = "an agent may work only with the customers they manage and their teams' customers"
+# The agent's employee in the predicates of a bound scope (Scope.bound), given at execution (Scope.parameters).
+AGENT_EMPLOYEE: BindParameter[int] = bindparam("scope_employee_id", type_=Integer)
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,32 @@ class Scope:
     """Whose customers a caller may see: every customer (`restricted` false) or one agent's.
 
     `employee_id` is the agent's employee; an agent scope without one sees no customer (tokens.authenticate
-    never lets such an agent in, but the scope does not rely on that).
+    never lets such an agent in, but the scope does not rely on that).  In a bound scope (`bound()`) it is
+    the AGENT_EMPLOYEE parameter: such a scope only builds statements, it is never a caller's.
     """
 
     restricted: bool = False
-    employee_id: int | None = None
+    employee_id: int | BindParameter[int] | None = None
+
+    @property
+    def shape(self) -> str:
+        """What a statement built for this scope depends on: "every" customer, an "agent"'s, or "none"."""
+        if not self.restricted:
+            return "every"
+        return "none" if self.employee_id is None else "agent"
+
+    def bound(self) -> Scope:
+        """This scope with the agent's employee as the AGENT_EMPLOYEE parameter: its predicates are the same for
+        every caller of its shape, so a statement built over them once serves them all, given `parameters()`."""
+        if self.shape != "agent":
+            return self
+        return Scope(restricted=True, employee_id=AGENT_EMPLOYEE)
+
+    def parameters(self) -> dict[str, Any]:
+        """The values a statement built over `bound()` takes for this caller."""
+        if self.shape != "agent" or isinstance(self.employee_id, BindParameter):
+            return {}
+        return {AGENT_EMPLOYEE.key: self.employee_id}
 
     def covers(self, team_id: Expression, manager_id: Expression) -> ColumnElement[bool] | None:
         """THE rule: the customer with this team and manager is the agent's.  None: no restriction."""

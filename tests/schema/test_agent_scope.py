@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from segmenta.domain.access.tokens import create_token
 from segmenta.domain.routing import runs
 from segmenta.storage import models
 from segmenta.storage.engine import session_factory
@@ -103,6 +104,55 @@ async def test_a_customer_out_of_scope_reads_as_null_like_a_missing_one(api: Api
     assert data["mine"]["code"] == MINE[0] and data["other"] is None
     everything = await api.data(joined, ids)
     assert everything["other"]["code"] == OTHERS[0]
+
+
+async def test_statements_built_once_scope_each_agent_by_their_own_id(
+    api: Api, engine: AsyncEngine, world: World, scoped: str
+) -> None:
+    """The loaders and the customers page build their statements once and take the agent's id as a parameter
+    (schema/prebuilt.py): requests of two agents in turn, with an admin's between them, each see their own
+    customers, through every path that reads customers by a statement built once."""
+    async with session_factory(engine)() as session:
+        session.add(models.Employee(name="Agent Jones", email="jones@example.com"))
+        await session.flush()
+        jones = await session.scalar(select(models.Employee.id).where(models.Employee.email == "jones@example.com"))
+        assert jones is not None
+        # Jones manages C002 and belongs to no team.
+        other = await session.get(models.Customer, world.customers["C002"])
+        assert other is not None
+        other.manager_id = jones
+        jones_token = await create_token(session, "agent", employee_email="jones@example.com", label="jones")
+        await session.commit()
+    query = """query ($ids: [ID!]!, $one: ID!, $after: String) {
+      customers(first: 100, orderBy: CODE_ASC) { totalCount edges { node { code } } }
+      later: customers(first: 100, orderBy: CODE_ASC, after: $after) { edges { node { code } } }
+      joined: customer(id: $one) { code team { key } }
+      nodes(ids: $ids) { ... on Customer { code } }
+      west: team(key: "west_sales") { stats { customerCount } customers { totalCount } }
+    }"""
+    everyone = [global_id("Customer", key) for key in world.customers.values()]
+    after = (await api.data("{ customers(first: 1, orderBy: CODE_ASC) { pageInfo { endCursor } } }"))
+    variables = {"ids": everyone, "after": after["customers"]["pageInfo"]["endCursor"]}
+
+    async def seen(token: str | None, one: str) -> tuple[Any, ...]:
+        data = await api.data(query, {**variables, "one": global_id("Customer", world.customers[one])}, token=token)
+        west = data["west"]
+        return (
+            codes(data["customers"]),
+            data["customers"]["totalCount"],
+            codes(data["later"]),
+            data["joined"] and data["joined"]["code"],
+            sorted(node["code"] for node in data["nodes"] if node is not None),
+            (west["stats"]["customerCount"], west["customers"]["totalCount"]),
+        )
+
+    mine = (MINE, 4, MINE[1:], "C001", MINE, (3, 3))
+    jones_own = (["C002"], 1, ["C002"], None, ["C002"], (0, 0))
+    for _ in range(2):
+        assert await seen(scoped, "C001") == mine
+        assert await seen(jones_token, "C001") == jones_own
+        assert (await seen(None, "C001"))[1] == 6
+    assert (await seen(jones_token, "C002"))[3] == "C002"
 
 
 async def test_team_employee_and_segment_lists_are_scoped(api: Api, world: World, scoped: str) -> None:
