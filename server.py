@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import logging
 import os
@@ -60,6 +61,8 @@ CONTEXT_KEY = "segmenta_context"
 # The principal of a POST authenticated before its body was read (get_context takes it from here).
 PRINCIPAL_KEY = "segmenta_principal"
 BATCHES_KEY = "segmenta_loader_batches"
+# The POST body being served and the object check_request parsed from it.
+_parsed_body: contextvars.ContextVar[tuple[bytes, Any] | None] = contextvars.ContextVar("parsed_body", default=None)
 
 logger = logging.getLogger("segmenta.server")
 
@@ -143,7 +146,9 @@ class SegmentaGraphQL(GraphQL[Context, None]):
                     raise RequestRefused(400, BAD_REQUEST, "send the request as Content-Type: application/json")
             body = await read_body(headers, receive, self.limits.max_body_bytes)
             if scope["method"] == "POST":
-                check_request(body, self.limits)
+                # Strawberry takes this parsed object instead of parsing the body again (`decode_json`);
+                # the request's task, started below, sees this context's value.
+                _parsed_body.set((body, check_request(body, self.limits)))
         except RequestRefused as refusal:
             await refusal.send(send)
             return
@@ -246,6 +251,13 @@ class SegmentaGraphQL(GraphQL[Context, None]):
                     await context.session.commit()
                 context.auth_problem = None if context.principal is not None else TOKEN_NO_LONGER_VALID
         return await super().on_ws_connect(context)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """The body check_request parsed already (the same bytes), else Strawberry's own parse."""
+        parsed = _parsed_body.get()
+        if parsed is not None and parsed[0] == data:
+            return parsed[1]
+        return super().decode_json(data)
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         """Strawberry's HTTP response, encoded by orjson (schema/http_body.py; websockets keep text frames)."""

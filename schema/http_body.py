@@ -29,6 +29,7 @@ REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
 
 # A JSON string, or an unterminated one up to the end; possessive, so a scan never backtracks.
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+_LONG_DIGITS = re.compile(r"[0-9]{20}")
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 # Openers become +1 and closers -1 (0xFF as a signed byte).
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
@@ -109,10 +110,7 @@ def check_request(body: bytes, limits: RequestLimits) -> dict[str, Any]:
             f"the request body nests JSON {depth} levels deep; at most {deepest} (variables at most "
             f"{limits.max_variables_depth}, SEGMENTA_MAX_VARIABLES_DEPTH)"
         )
-    try:
-        request = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise _bad(f"the request body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
+    request = decode_json(text)
     if not isinstance(request, dict):
         raise _bad(f'the request body must be a JSON object such as {{"query": "…", "variables": {{}}}}, not {_kind(request)}')
     for name in ("variables", "extensions"):
@@ -130,6 +128,23 @@ def check_request(body: bytes, limits: RequestLimits) -> dict[str, Any]:
             f"`variables` holds {values} values; at most {limits.max_variable_values} (SEGMENTA_MAX_VARIABLE_VALUES)"
         )
     return request
+
+
+def decode_json(text: str) -> Any:
+    """`text` parsed, or RequestRefused (400) saying where it is not JSON, exactly as the json module
+    parses it.  orjson parses, several times faster, unless the text holds a run of 20 digits (orjson
+    reads an integer past 64 bits as a float, the json module as an integer); what orjson refuses (a
+    lone surrogate escape, NaN, invalid JSON) goes to the json module, which accepts the first two and
+    words the error for the rest."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _bad(f"the request body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
 
 
 def count_values(container: dict[str, Any] | list[Any]) -> int:

@@ -164,3 +164,27 @@ def test_responses_encode_as_the_json_module_would() -> None:
     answer = {"data": {"customers": {"nodes": [{"name": "Zoë ✓", "total": "12.50", "n": 3, "avg": 0.1, "none": None}]}},
               "extensions": {"warnings": [{"path": ["customers"], "big": 2**70}]}}
     assert json.loads(encode_response(answer)) == answer  # 2**70 is past orjson's integers: json encodes it
+
+
+_JSON_PIECES = st.sampled_from(
+    ['{"a": 1}', "[", "]", "{", "}", '"x"', '"\\ud800"', '"\\u0000"', "NaN", "Infinity", "1e400", "18446744073709551616",
+     "-0", "1.5", ",", ":", " ", "null", "true", '"é"', '"\\n"', '{"a": 1, "a": 2}', "\ud800"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_JSON_PIECES, max_size=8).map("".join))
+def test_decoding_answers_as_the_json_module_does(text: str) -> None:
+    """orjson parses first for speed; whatever it refuses the json module decides, so the answer
+    (value or refusal) is always the json module's."""
+    from segmenta.schema.http_body import RequestRefused, decode_json
+
+    try:
+        expected: object = json.loads(text)
+    except json.JSONDecodeError:
+        expected = RequestRefused
+    try:
+        got: object = decode_json(text)
+    except RequestRefused:
+        got = RequestRefused
+    assert repr(got) == repr(expected)  # repr: NaN equals itself, 1 differs from 1.0
