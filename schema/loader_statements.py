@@ -1,6 +1,14 @@
 """The SQL of the per-request loaders (schema/loaders.py), each statement built once per shape of the
 caller's scope and given its keys at execution (schema/prebuilt.py says why).  The scope's predicate is
-part of every statement over customer rows, exactly as when the loaders built them per request."""
+part of every statement over customer rows, exactly as when the loaders built them per request.
+
+Rows by key, a customer's segments and tags (and the customers page, schema/queries.py) are selected
+as their table's columns, not as ORM entities: what reads them (the schema's types, `from_row`) only
+reads attributes, which a Row answers by the same names (every mapped attribute is named as its
+column), and nothing writes through them.  Loading entities (an instance, its state and identity-map
+entry per row, instrumented attribute reads) was the larger part of the SQLAlchemy CPU of a page.
+Child lists (ChildList pages) and the customer joined with its team and manager still load entities.
+"""
 
 from __future__ import annotations
 
@@ -67,10 +75,11 @@ Visible = Callable[[Scope], ColumnElement[bool] | None]
 
 
 def _rows_by_id(model: type[Any], visible: Visible | None = None) -> Prebuilt[Select[Any]]:
-    """Rows of `model` by key; `visible`: the scope's predicate on them (the rows of every key otherwise)."""
+    """Rows of `model`'s table by key (its columns: see the module's docstring); `visible`: the scope's
+    predicate on them (the rows of every key otherwise)."""
 
     def build(scope: Scope) -> Select[Any]:
-        statement = select(model).where(model.id.in_(KEYS))
+        statement = select(*model.__table__.c).where(model.id.in_(KEYS))
         return statement if visible is None else restricted(statement, visible(scope))
 
     return Prebuilt(build)
@@ -109,13 +118,13 @@ def _customers_with_relations_statement(scope: Scope) -> Select[Any]:
 
 CUSTOMERS_WITH_RELATIONS = Prebuilt(_customers_with_relations_statement)
 SEGMENTS_OF_CUSTOMERS = (
-    select(models.SegmentMember.customer_id, models.Segment)
+    select(models.SegmentMember.customer_id, *models.Segment.__table__.c)
     .join(models.Segment, models.Segment.id == models.SegmentMember.segment_id)
     .where(models.SegmentMember.customer_id.in_(KEYS))
     .order_by(models.Segment.key)
 )
 TAGS_OF_CUSTOMERS = (
-    select(models.CustomerTag.customer_id, models.CustomerTag)
+    select(models.CustomerTag.customer_id, models.CustomerTag.tag, models.CustomerTag.source)
     .where(models.CustomerTag.customer_id.in_(KEYS))
     .order_by(models.CustomerTag.tag, models.CustomerTag.source)
 )

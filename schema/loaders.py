@@ -218,10 +218,11 @@ class Loaders:
     # -- loaders -----------------------------------------------------------------------------
 
     def _by_id(self, statements: Prebuilt[Select[Any]]) -> DataLoader[int, Any]:
-        """Rows by key, with the scope's predicate of `statements` (bound at load time, after the scope is)."""
+        """Rows by key, with the scope's predicate of `statements` (bound at load time, after the scope is):
+        entities, or rows of columns read alike (`row.id`, `row.name`, …)."""
 
         async def load(keys: list[int]) -> list[Any]:
-            rows = await self.db.scalars(statements(self.scope), keyed(keys, self.scope))
+            rows = (await self.db.execute(statements(self.scope), keyed(keys, self.scope))).all()
             found = {row.id: row for row in rows}
             return [found.get(key) for key in keys]
 
@@ -248,10 +249,12 @@ class Loaders:
         return [found.get(key) for key in keys]
 
     async def _segments_of_customers(self, keys: list[int]) -> list[list[models.Segment]]:
-        return _grouped(keys, (await self.db.execute(SEGMENTS_OF_CUSTOMERS, keyed(keys))).all())
+        rows = (await self.db.execute(SEGMENTS_OF_CUSTOMERS, keyed(keys))).all()
+        return _grouped(keys, ((row.customer_id, row) for row in rows))
 
     async def _tags_of_customers(self, keys: list[int]) -> list[list[models.CustomerTag]]:
-        return _grouped(keys, (await self.db.execute(TAGS_OF_CUSTOMERS, keyed(keys))).all())
+        rows = (await self.db.execute(TAGS_OF_CUSTOMERS, keyed(keys))).all()
+        return _grouped(keys, ((row.customer_id, row) for row in rows))
 
     async def _attributes_of_customers(self, keys: list[int]) -> list[dict[str, Any]]:
         found: dict[int, dict[str, Any]] = defaultdict(dict)

@@ -38,8 +38,10 @@ from segmenta.schema.where import report_warnings, where_condition
 from segmenta.storage import models
 from segmenta.storage.guard import hold_expensive_slot
 
-# Every customer in the caller's scope, and a page of them in an order (after a cursor, when the flag says so).
-_EVERY_CUSTOMER = Prebuilt(lambda caller: restricted(select(models.Customer), caller.customers()))
+# Every customer in the caller's scope, and a page of them in an order (after a cursor, when the flag says so):
+# rows of the table's columns, read like the entities (schema/loader_statements.py says why).
+_CUSTOMER_COLUMNS = models.Customer.__table__.c
+_EVERY_CUSTOMER = Prebuilt(lambda caller: restricted(select(*_CUSTOMER_COLUMNS), caller.customers()))
 _EVERY_CUSTOMER_PAGED: PrebuiltFamily[tuple[Ordering, bool], Select[Any]] = PrebuiltFamily(
     lambda key, caller: paged(_EVERY_CUSTOMER(caller), *key)
 )
@@ -93,14 +95,14 @@ class DataQuery:
         caller = scope(info)
         ordering = CUSTOMER_ORDERINGS[order_by]
         if conditions:
-            customers = restricted(filtered(select(models.Customer), conditions), caller.bound().customers())
+            customers = restricted(filtered(select(*_CUSTOMER_COLUMNS), conditions), caller.bound().customers())
             statement = paged(customers, ordering, after is not None)
         else:
             # The usual page (no filter): its statements built once (schema/prebuilt.py).
             customers = _EVERY_CUSTOMER(caller)
             statement = _EVERY_CUSTOMER_PAGED((ordering, after is not None), caller)
         db = info.context.db
-        page = await fetch_paged(db, statement, ordering, size, after, caller.parameters())
+        page = await fetch_paged(db, statement, ordering, size, after, caller.parameters(), columns=True)
         for row in page.rows:
             info.context.loaders.customer.prime(row.id, row)
         await prefetch_customer_page(info, page.rows)
