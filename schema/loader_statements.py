@@ -2,21 +2,22 @@
 caller's scope and given its keys at execution (schema/prebuilt.py says why).  The scope's predicate is
 part of every statement over customer rows, exactly as when the loaders built them per request.
 
-Rows by key, a customer's segments and tags (and the customers page, schema/queries.py) are selected
-as their table's columns, not as ORM entities: what reads them (the schema's types, `from_row`) only
+Rows by key, a customer with its team and manager, a customer's segments and tags (and the customers
+page, schema/queries.py) are selected as their tables' columns, not as ORM entities: what reads them (the schema's types, `from_row`) only
 reads attributes, which a Row answers by the same names (every mapped attribute is named as its
 column), and nothing writes through them.  Loading entities (an instance, its state and identity-map
 entry per row, instrumented attribute reads) was the larger part of the SQLAlchemy CPU of a page.
-Child lists (ChildList pages) and the customer joined with its team and manager still load entities.
+Child lists (ChildList pages) still load entities.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from segmenta.domain.access.scope import Scope
@@ -67,9 +68,6 @@ def restricted(statement: Select[Any], predicate: ColumnElement[bool] | None) ->
     return statement if predicate is None else statement.where(predicate)
 
 
-# Made once: an alias builds a proxy of every column, and a new one per request would cost more than it saves.
-_MANAGER = aliased(models.Employee, name="manager")
-
 # The scope's predicate on a loader's rows.
 Visible = Callable[[Scope], ColumnElement[bool] | None]
 
@@ -106,14 +104,41 @@ TASKS_BY_ID = _rows_by_id(models.Task, task_records.visible)
 
 
 
+_CUSTOMERS = models.Customer.__table__
+_TEAMS = models.Team.__table__
+_MANAGERS = models.Employee.__table__.alias("manager")
+# A team's and an employee's columns cut out of a customer's joined row (split_customer_row), read by the
+# same names as their own rows.
+TeamColumns = namedtuple("TeamColumns", list(_TEAMS.c.keys()))  # type: ignore[misc]
+EmployeeColumns = namedtuple("EmployeeColumns", list(_MANAGERS.c.keys()))  # type: ignore[misc]
+_TEAM_START = len(_CUSTOMERS.c)
+_MANAGER_START = _TEAM_START + len(_TEAMS.c)
+
+
 def _customers_with_relations_statement(scope: Scope) -> Select[Any]:
+    # The customer's own columns keep their names; its team's and manager's are read by position.
     statement = (
-        select(models.Customer, models.Team, _MANAGER)
-        .outerjoin(models.Team, models.Team.id == models.Customer.team_id)
-        .outerjoin(_MANAGER, _MANAGER.id == models.Customer.manager_id)
-        .where(models.Customer.id.in_(KEYS))
+        select(
+            *_CUSTOMERS.c,
+            *(column.label(f"team__{column.name}") for column in _TEAMS.c),
+            *(column.label(f"manager__{column.name}") for column in _MANAGERS.c),
+        )
+        .select_from(
+            _CUSTOMERS.outerjoin(_TEAMS, _TEAMS.c.id == _CUSTOMERS.c.team_id).outerjoin(
+                _MANAGERS, _MANAGERS.c.id == _CUSTOMERS.c.manager_id
+            )
+        )
+        .where(_CUSTOMERS.c.id.in_(KEYS))
     )
-    return restricted(cast(Select[Any], statement), scope.customers())
+    return restricted(statement, scope.customers())
+
+
+def split_customer_row(row: Row[Any]) -> tuple[Row[Any], Any, Any]:
+    """A row of CUSTOMERS_WITH_RELATIONS as the customer (the row itself), its team and its manager (each
+    None when the customer has none)."""
+    team = TeamColumns._make(row[_TEAM_START:_MANAGER_START]) if row[_TEAM_START] is not None else None
+    manager = EmployeeColumns._make(row[_MANAGER_START:]) if row[_MANAGER_START] is not None else None
+    return row, team, manager
 
 
 CUSTOMERS_WITH_RELATIONS = Prebuilt(_customers_with_relations_statement)

@@ -59,6 +59,7 @@ from segmenta.schema.loader_statements import (
     ChildList,
     join_segment_members,
     restricted,
+    split_customer_row,
     stats_columns,
 )
 from segmenta.schema.pagination import Ordering, Page, page_parameters, split_pages
@@ -161,7 +162,7 @@ class Loaders:
         self.team = self._by_id(TEAMS_BY_ID)
         self.employee = self._by_id(EMPLOYEES_BY_ID)
         # `customer(id)` selecting its team or manager: the customer with both in one statement.
-        self.customer_with_relations: DataLoader[int, models.Customer | None] = DataLoader(
+        self.customer_with_relations: DataLoader[int, Any] = DataLoader(
             self._customers_with_relations
         )
         self.segment = self._by_id(SEGMENTS_BY_ID)
@@ -228,13 +229,13 @@ class Loaders:
 
         return DataLoader(load)
 
-    async def _customers_with_relations(self, keys: list[int]) -> list[models.Customer | None]:
+    async def _customers_with_relations(self, keys: list[int]) -> list[Any]:
         """In-scope customers by key, joined with their team and manager, which prime those loaders:
         one statement where the customer's and its relations' batches would be two or three trips."""
         statement = CUSTOMERS_WITH_RELATIONS(self.scope)
         rows = (await self.db.execute(statement, keyed(keys, self.scope))).all()
-        found: dict[int, models.Customer] = {}
-        for customer, team, employee in rows:
+        found: dict[int, Any] = {}
+        for customer, team, employee in map(split_customer_row, rows):
             found[customer.id] = customer
             if team is not None:
                 self.team.prime(team.id, team)
