@@ -58,6 +58,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any, *, busy_timeout: floa
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cursor.execute("PRAGMA journal_mode=WAL")
+    sqlite_cursor.note_journal_mode(dbapi_connection, str(cursor.fetchone()[0]))
     cursor.execute("PRAGMA synchronous=NORMAL")
     # The one-statement form of real-time routing's writes (storage/sqlite_writes.py).
     sqlite_writes.install(cursor)
@@ -122,6 +123,10 @@ def create_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
     if "poolclass" not in kwargs and not is_private_memory(resolved):
         size, overflow = pool_from_environment()
         kwargs = {"pool_size": size, "max_overflow": overflow, **kwargs}
+    if make_url(resolved).get_backend_name() == "sqlite":
+        # Bounded reads run on the event loop's thread, not the connection's own (storage/sqlite_cursor.py):
+        # the sqlite3 module must let a second thread use the connection (SQLite serialises it anyway).
+        kwargs["connect_args"] = {"check_same_thread": False, **kwargs.get("connect_args", {})}
     engine = create_async_engine(resolved, **kwargs)
     if engine.dialect.name == "sqlite":
         busy_timeout = busy_timeout_from_environment()
@@ -131,6 +136,7 @@ def create_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
 
         event.listen(engine.sync_engine, "connect", configure)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
+        event.listen(engine.sync_engine, "before_cursor_execute", sqlite_cursor.note_bounded_read)
     # Statement time limits, for the connections whose options ask for one (storage/guard.py).
     guard.install(engine)
     # A statement stopped by its limit raises TimedOut, a write that loses on a lock Busy

@@ -1,4 +1,4 @@
-"""One trip to aiosqlite's thread per SQLite statement, instead of four.
+"""One trip to aiosqlite's thread per SQLite statement, instead of four; none for a bounded read.
 
 aiosqlite runs every call on the connection in a thread of its own; each call is a hop there and
 back (a queue put, a thread wake-up, a loop callback), and on a busy machine each hop costs tens
@@ -17,8 +17,20 @@ rolled back) takes no trip at all.  A rollback that has something to end is queu
 (`OneTripConnection.rollback`): the connection's calls run in order, so nothing can use the connection
 before it, and a read-only request is spared a wake-up of the event loop.  SQLite's BEGIN takes no lock until the first statement anyway; a `BEGIN IMMEDIATE`
 that cannot get the write lock fails with that statement instead (as BUSY, storage/error_translation.py).  Streaming (server-side) cursors
-keep SQLAlchemy's own class.  The statement still runs on aiosqlite's thread, so the event loop
-stays free, and storage/guard.py's `interrupt()` of a statement past its time limit still works.
+keep SQLAlchemy's own class.  A statement runs on aiosqlite's thread, so the event loop stays free,
+and storage/guard.py's `interrupt()` of a statement past its time limit still works.
+
+**Bounded reads run on the event loop's thread.**  A statement whose execution options carry
+`BOUNDED_READ` is, by its author's promise, a look-up by key of at most a page of rows through an
+index (the loaders' prebuilt statements, schema/loader_statements.py): microseconds of SQLite work,
+less than the trip to the thread and back and the GIL hand-over that comes with it.  It runs inline
+when nothing can make it wait or reorder it (`may_run_inline`): the database is in WAL mode, where a
+read never waits for a writer; no BEGIN IMMEDIATE/EXCLUSIVE is pending (that waits for the write
+lock); and nothing is queued or running on the connection's thread (`_ThreadWork` counts every call
+aiosqlite queues and every call it finished), so calls keep their order and the sqlite3 connection
+(opened with check_same_thread=False, storage/engine.py) has one user at a time.  A rollback, which
+in WAL mode writes nothing, runs inline under the same conditions and is otherwise queued as above.
+Every other statement, and every commit, goes to the thread as before.
 
 `use_one_trip_cursors` switches one new DBAPI connection over (from the engine's `connect`
 event, storage/engine.py): the connection's class becomes a subclass that only names this
@@ -44,6 +56,77 @@ _Outcome = tuple[Any, int, int | None, list[Any] | None]
 _PENDING = "segmenta_pending_begin"
 _SENT = "segmenta_sent"
 _BEGINS = frozenset({"BEGIN", "BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN EXCLUSIVE"})
+
+
+# A statement whose execution options carry this (True) is a bounded read: a look-up by key of at most a
+# page of rows, through an index.  On a WAL database it runs on the event loop's thread (module docstring).
+BOUNDED_READ = "segmenta_bounded_read"
+# On the aiosqlite connection: whether it is in WAL mode, and its _ThreadWork.
+_WAL = "segmenta_wal"
+_WORK = "segmenta_thread_work"
+_READER_BEGINS = frozenset({None, "BEGIN", "BEGIN DEFERRED"})
+
+
+class _ThreadWork:
+    """Calls queued for a connection's aiosqlite thread, and calls finished there.  Each count is
+    written by one thread only (queued by the event loop's, done by aiosqlite's), so neither update
+    can be lost; when they are equal nothing runs or waits to run on that connection's thread."""
+
+    __slots__ = ("queued", "done")
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.done = 0
+
+    def idle(self) -> bool:
+        return self.queued == self.done
+
+
+def _counted(work: _ThreadWork, function: Any, *args: Any, **kwargs: Any) -> Any:
+    """On aiosqlite's thread: `function`, then counted as done (also when it fails)."""
+    try:
+        return function(*args, **kwargs)
+    finally:
+        work.done += 1
+
+
+def _count_thread_work(connection: Any) -> _ThreadWork:
+    """Route every call aiosqlite queues for `connection` through _counted (its `_execute` is the one
+    door: statements, commit, rollback, cursors), and answer the counts."""
+    work = _ThreadWork()
+    cls = type(connection)
+
+    async def counted_execute(function: Any, *args: Any, **kwargs: Any) -> Any:
+        work.queued += 1
+        return await cls._execute(connection, _counted, work, function, *args, **kwargs)
+
+    connection._execute = counted_execute
+    setattr(connection, _WORK, work)
+    return work
+
+
+def may_run_inline(connection: Any, begin: str | None) -> bool:
+    """Whether a call may run on the event loop's thread now: a WAL database (a read never waits for
+    a lock), nothing queued or running on the connection's own thread (so the calls keep their order and
+    the sqlite3 connection has one user at a time), and no BEGIN IMMEDIATE/EXCLUSIVE to send (that one
+    waits for the write lock)."""
+    work = getattr(connection, _WORK, None)
+    return (
+        begin in _READER_BEGINS
+        and getattr(connection, _WAL, False)
+        and work is not None
+        and work.idle()
+        and connection._connection is not None
+    )
+
+
+def note_bounded_read(
+    _connection: Any, cursor: Any, _statement: Any, _parameters: Any, context: Any, executemany: bool
+) -> None:
+    """SQLAlchemy's before_cursor_execute: tell the cursor its next statement is a bounded read."""
+    if not executemany and context is not None and context.execution_options.get(BOUNDED_READ) is True:
+        if isinstance(cursor, OneTripCursor):
+            cursor._inline = True
 
 
 def _run(raw: sqlite3.Connection, begin: str | None, operation: str, parameters: Any, many: bool) -> _Outcome:
@@ -77,7 +160,7 @@ def _rollback_on_thread(raw: sqlite3.Connection) -> None:
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """A buffered cursor whose statements each take one call on aiosqlite's thread."""
 
-    __slots__ = ("_description", "_rowcount", "_lastrowid")
+    __slots__ = ("_description", "_rowcount", "_lastrowid", "_inline")
 
     def __init__(self, adapt_connection: Any) -> None:
         # No aiosqlite cursor is opened here (that was a hop of its own): each statement opens and
@@ -90,6 +173,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._description: Any = None
         self._rowcount = -1
         self._lastrowid: int | None = None
+        self._inline = False
 
     @property
     def description(self) -> Any:
@@ -132,13 +216,17 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             self._description, self._rowcount, self._lastrowid = None, -1, None
             self._rows = collections.deque()
             return
+        inline, self._inline = self._inline, False
         async with self._adapt_connection._execute_mutex:
             begin = getattr(connection, _PENDING, None)
             setattr(connection, _PENDING, None)
             setattr(connection, _SENT, True)
-            description, rowcount, lastrowid, rows = await connection._execute(
-                _run, connection._conn, begin, operation, parameters, many
-            )
+            if inline and not many and may_run_inline(connection, begin):
+                description, rowcount, lastrowid, rows = _run(connection._conn, begin, operation, parameters, many)
+            else:
+                description, rowcount, lastrowid, rows = await connection._execute(
+                    _run, connection._conn, begin, operation, parameters, many
+                )
         self._description, self._rowcount, self._lastrowid = description, rowcount, lastrowid
         self._rows = collections.deque(rows) if rows is not None else collections.deque()
 
@@ -154,10 +242,22 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         if not connection._running or connection._connection is None:
             super().rollback()  # closing: let aiosqlite say so
             return
+        if may_run_inline(connection, None):
+            # In WAL mode a rollback writes nothing to disk: it drops the transaction's pages and locks.
+            try:
+                connection._connection.rollback()
+            except Exception as error:  # noqa: BLE001 - SQLAlchemy's adapter translates it
+                self._handle_exception(error)
+            return
         # Queued, not awaited: aiosqlite runs a connection's calls one after another in the order they
         # were queued, so whatever uses this connection next (the pool hands it out only after this)
         # runs after the rollback.  A read request so skips a wake-up of the event loop and the wait.
-        connection._tx.put_nowait((None, functools.partial(_rollback_on_thread, connection._connection)))
+        work = getattr(connection, _WORK, None)
+        rollback = functools.partial(_rollback_on_thread, connection._connection)
+        if work is not None:
+            work.queued += 1
+            rollback = functools.partial(_counted, work, rollback)
+        connection._tx.put_nowait((None, rollback))
 
     def commit(self) -> None:
         if self._statements_since_last_end():
@@ -178,3 +278,10 @@ def use_one_trip_cursors(dbapi_connection: Any) -> None:
     if type(dbapi_connection) is AsyncAdapt_aiosqlite_connection:
         # Same slots, one class attribute more: a well-defined class change.
         dbapi_connection.__class__ = OneTripConnection
+        _count_thread_work(dbapi_connection._connection)
+
+
+def note_journal_mode(dbapi_connection: Any, mode: str) -> None:
+    """Record the connection's journal mode (bounded reads run on the loop's thread only under WAL)."""
+    if isinstance(dbapi_connection, OneTripConnection):
+        setattr(dbapi_connection._connection, _WAL, mode.lower() == "wal")
