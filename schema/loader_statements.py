@@ -25,6 +25,7 @@ from segmenta.domain.tasks import records as task_records
 from segmenta.schema.pagination import PAGE_LIMIT, Ordering
 from segmenta.schema.prebuilt import KEYS, Prebuilt, PrebuiltFamily
 from segmenta.storage import models
+from segmenta.storage.guard import bounded_read
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +79,7 @@ def _rows_by_id(model: type[Any], visible: Visible | None = None) -> Prebuilt[Se
 
     def build(scope: Scope) -> Select[Any]:
         statement = select(*model.__table__.c).where(model.id.in_(KEYS))
-        return statement if visible is None else restricted(statement, visible(scope))
+        return bounded_read(statement if visible is None else restricted(statement, visible(scope)))
 
     return Prebuilt(build)
 
@@ -130,7 +131,7 @@ def _customers_with_relations_statement(scope: Scope) -> Select[Any]:
         )
         .where(_CUSTOMERS.c.id.in_(KEYS))
     )
-    return restricted(statement, scope.customers())
+    return bounded_read(restricted(statement, scope.customers()))
 
 
 def split_customer_row(row: Row[Any]) -> tuple[Row[Any], Any, Any]:
@@ -142,13 +143,14 @@ def split_customer_row(row: Row[Any]) -> tuple[Row[Any], Any, Any]:
 
 
 CUSTOMERS_WITH_RELATIONS = Prebuilt(_customers_with_relations_statement)
-SEGMENTS_OF_CUSTOMERS = (
+# A customer has few segments and tags, found through the customer_id indexes: bounded reads.
+SEGMENTS_OF_CUSTOMERS = bounded_read(
     select(models.SegmentMember.customer_id, *models.Segment.__table__.c)
     .join(models.Segment, models.Segment.id == models.SegmentMember.segment_id)
     .where(models.SegmentMember.customer_id.in_(KEYS))
     .order_by(models.Segment.key)
 )
-TAGS_OF_CUSTOMERS = (
+TAGS_OF_CUSTOMERS = bounded_read(
     select(models.CustomerTag.customer_id, models.CustomerTag.tag, models.CustomerTag.source)
     .where(models.CustomerTag.customer_id.in_(KEYS))
     .order_by(models.CustomerTag.tag, models.CustomerTag.source)

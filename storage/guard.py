@@ -35,12 +35,13 @@ import sqlite3
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql import Executable
 
 from segmenta.domain.errors import Busy
 from segmenta.domain.settings import number_setting
@@ -54,8 +55,20 @@ MAX_TERMS_SETTING = "SEGMENTA_WHERE_MAX_TERMS"
 DEFAULT_MAX_TERMS = 100
 
 TIMEOUT_OPTION = "segmenta_statement_timeout"
+# The opposite of an expensive read: a look-up by key of at most a page of rows, through an index.
+# SQLite runs these on the event loop's thread (storage/sqlite_cursor.py); PostgreSQL ignores it.
+BOUNDED_READ = "segmenta_bounded_read"
 _SLOT_KEY = "segmenta_expensive_slot"
 _TIMER_KEY = "segmenta_interrupt_timer"
+
+
+StatementT = TypeVar("StatementT", bound=Executable)
+
+
+def bounded_read(statement: StatementT) -> StatementT:
+    """`statement` marked as a bounded read (BOUNDED_READ): only for a look-up by key through an index
+    whose rows are at most a page's worth, never one whose cost grows with the database."""
+    return statement.execution_options(**{BOUNDED_READ: True})
 
 
 def statement_timeout_from_environment(environ: Mapping[str, str] | None = None) -> float | None:

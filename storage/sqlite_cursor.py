@@ -20,8 +20,8 @@ that cannot get the write lock fails with that statement instead (as BUSY, stora
 keep SQLAlchemy's own class.  A statement runs on aiosqlite's thread, so the event loop stays free,
 and storage/guard.py's `interrupt()` of a statement past its time limit still works.
 
-**Bounded reads run on the event loop's thread.**  A statement whose execution options carry
-`BOUNDED_READ` is, by its author's promise, a look-up by key of at most a page of rows through an
+**Bounded reads run on the event loop's thread.**  A statement marked by storage/guard.py's
+`bounded_read` is, by its author's promise, a look-up by key of at most a page of rows through an
 index (the loaders' prebuilt statements, schema/loader_statements.py): microseconds of SQLite work,
 less than the trip to the thread and back and the GIL hand-over that comes with it.  It runs inline
 when nothing can make it wait or reorder it (`may_run_inline`): the database is in WAL mode, where a
@@ -48,6 +48,8 @@ from typing import Any
 
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor
 
+from segmenta.storage.guard import BOUNDED_READ
+
 logger = logging.getLogger(__name__)
 
 _Outcome = tuple[Any, int, int | None, list[Any] | None]
@@ -58,9 +60,6 @@ _SENT = "segmenta_sent"
 _BEGINS = frozenset({"BEGIN", "BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN EXCLUSIVE"})
 
 
-# A statement whose execution options carry this (True) is a bounded read: a look-up by key of at most a
-# page of rows, through an index.  On a WAL database it runs on the event loop's thread (module docstring).
-BOUNDED_READ = "segmenta_bounded_read"
 # On the aiosqlite connection: whether it is in WAL mode, and its _ThreadWork.
 _WAL = "segmenta_wal"
 _WORK = "segmenta_thread_work"
