@@ -73,7 +73,11 @@ def _begin_sqlite(connection: Any) -> None:
     # when another connection committed in between (busy_timeout cannot help a stale
     # snapshot); a writer therefore takes the write lock up front.
     writer = connection.get_execution_options().get(WRITER_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+    # The BEGIN rides with the transaction's first statement (storage/sqlite_cursor.py): handed to the
+    # driver connection directly, not run as a statement of its own through SQLAlchemy.
+    if not sqlite_cursor.hold_begin(connection.connection.dbapi_connection, begin):
+        connection.exec_driver_sql(begin)
 
 
 async def begin_writer(session: AsyncSession) -> None:

@@ -230,6 +230,15 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = collections.deque(rows) if rows is not None else collections.deque()
 
 
+def hold_begin(dbapi_connection: Any, begin: str) -> bool:
+    """Hold `begin` for the next statement's trip, as a BEGIN executed through a OneTripCursor would be;
+    False (nothing held) for a connection of another class."""
+    if not isinstance(dbapi_connection, OneTripConnection):
+        return False
+    setattr(dbapi_connection._connection, _PENDING, begin)
+    return True
+
+
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor
