@@ -267,14 +267,24 @@ async def fetch_paged(
     return Page(rows=rows[:first], has_next=len(rows) > first, after=after)
 
 
+def counted(statement: Select[Any]) -> Select[Any]:
+    """The COUNT of the rows `statement` selects."""
+    return select(func.count()).select_from(statement.order_by(None).subquery())
+
+
 def counter(
-    db: SerialSession, statement: Select[Any], parameters: Mapping[str, Any] | None = None
+    db: SerialSession,
+    statement: Select[Any],
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    counting: Select[Any] | None = None,
 ) -> Callable[[], Awaitable[int]]:
-    """A deferred COUNT of the rows `statement` selects (given the values of its bind parameters, if any)."""
+    """A deferred COUNT of the rows `statement` selects (given the values of its bind parameters, if any):
+    `counting`, that COUNT already built (schema/prebuilt.py), else built when first awaited."""
 
     async def count_rows() -> int:
-        counted = select(func.count()).select_from(statement.order_by(None).subquery())
-        return int((await db.execute(counted, parameters)).scalar_one())
+        count = counting if counting is not None else counted(statement)
+        return int((await db.execute(count, parameters)).scalar_one())
 
     return count_rows
 

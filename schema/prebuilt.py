@@ -45,7 +45,13 @@ KeyT = TypeVar("KeyT", bound=Hashable)
 
 class PrebuiltFamily(Generic[KeyT, StatementT]):
     """Prebuilt statements that also vary by a key from a small fixed set (an ordering, whether a cursor is
-    given, …): one Prebuilt per key, made on its first use, so at most three statements per key."""
+    given, …): one Prebuilt per key, made on its first use, so at most three statements per key.
+
+    The keys are meant to be module constants.  Should one ever be made per request, the family stops
+    keeping new members at MAX_MEMBERS (building those statements per call, as before) rather than grow
+    without end."""
+
+    MAX_MEMBERS = 256
 
     def __init__(self, build: Callable[[KeyT, Scope], StatementT]) -> None:
         self._build = build
@@ -54,6 +60,8 @@ class PrebuiltFamily(Generic[KeyT, StatementT]):
     def __call__(self, key: KeyT, scope: Scope) -> StatementT:
         member = self._members.get(key)
         if member is None:
+            if len(self._members) >= self.MAX_MEMBERS:
+                return self._build(key, scope.bound())
             member = self._members[key] = Prebuilt(lambda bound: self._build(key, bound))
         return member(scope)
 

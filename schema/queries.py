@@ -22,6 +22,7 @@ from segmenta.schema.pagination import (
     Connection,
     FirstArgument,
     Ordering,
+    counted,
     counter,
     fetch_page,
     fetch_paged,
@@ -45,6 +46,7 @@ _EVERY_CUSTOMER = Prebuilt(lambda caller: restricted(select(*_CUSTOMER_COLUMNS),
 _EVERY_CUSTOMER_PAGED: PrebuiltFamily[tuple[Ordering, bool], Select[Any]] = PrebuiltFamily(
     lambda key, caller: paged(_EVERY_CUSTOMER(caller), *key)
 )
+_EVERY_CUSTOMER_COUNT = Prebuilt(lambda caller: counted(_EVERY_CUSTOMER(caller)))
 
 
 def _lookup_key(value: str, argument: str, column: str, model: type[models.Base]) -> str:
@@ -94,6 +96,7 @@ class DataQuery:
             report_warnings(info, "where", warnings)
         caller = scope(info)
         ordering = CUSTOMER_ORDERINGS[order_by]
+        count: Select[Any] | None = None
         if conditions:
             customers = restricted(filtered(select(*_CUSTOMER_COLUMNS), conditions), caller.bound().customers())
             statement = paged(customers, ordering, after is not None)
@@ -101,13 +104,14 @@ class DataQuery:
             # The usual page (no filter): its statements built once (schema/prebuilt.py).
             customers = _EVERY_CUSTOMER(caller)
             statement = _EVERY_CUSTOMER_PAGED((ordering, after is not None), caller)
+            count = _EVERY_CUSTOMER_COUNT(caller)
         db = info.context.db
         page = await fetch_paged(db, statement, ordering, size, after, caller.parameters(), columns=True)
         for row in page.rows:
             info.context.loaders.customer.prime(row.id, row)
         await prefetch_customer_page(info, page.rows)
         now = info.context.now
-        count_rows = counter(db, customers, caller.parameters())
+        count_rows = counter(db, customers, caller.parameters(), counting=count)
         return to_connection(page, ordering, lambda row: Customer.from_row(row, now), count_rows)
 
     @strawberry.field(description="The customer with this ID, or null (also when the caller may not see it).")
