@@ -58,11 +58,14 @@ CUSTOMER_RELATIONS: dict[str, Prefetch] = {
 }
 
 
-async def prefetch_customer_page(info: Info, rows: Sequence[models.Customer]) -> None:
-    """Load, for every row of the page, the relations the connection's nodes select."""
+async def prefetch_customer_page(
+    info: Info, rows: Sequence[models.Customer], selected: Sequence[Selection] | None = None
+) -> None:
+    """Load, for every row of the page, the relations the connection's nodes select (`selected`: the
+    connection field's selections, when the caller has them already)."""
     if not rows:
         return
-    names = node_fields(info.selected_fields)
+    names = node_fields(info.selected_fields if selected is None else selected)
     # One load per loader (tags serve three fields): each becomes one batch, one statement.
     chosen = {CUSTOMER_RELATIONS[name] for name in names if name in CUSTOMER_RELATIONS}
     loaders = info.context.loaders
@@ -71,27 +74,30 @@ async def prefetch_customer_page(info: Info, rows: Sequence[models.Customer]) ->
 
 def child_fields(selected: Iterable[Selection]) -> set[str]:
     """The field names selected under the current field (fragments included)."""
-    return {child.name for field in _fields(selected) for child in _fields(field.selections)}
+    return {child.name for field in selected_fields(selected) for child in selected_fields(field.selections)}
 
 
 def node_fields(selected: Iterable[Selection]) -> set[str]:
     """The field names selected on a connection's nodes: under `nodes` and under `edges { node }`."""
-    names: set[str] = set()
-    for connection in _fields(selected):
-        for field in _fields(connection.selections):
+    return {field.name for field in node_selections(selected)}
+
+
+def node_selections(selected: Iterable[Selection]) -> Iterable[SelectedField]:
+    """The fields selected on a connection's nodes (fragments included): under `nodes` and `edges { node }`."""
+    for connection in selected_fields(selected):
+        for field in selected_fields(connection.selections):
             if field.name == "nodes":
-                names |= {child.name for child in _fields(field.selections)}
+                yield from selected_fields(field.selections)
             elif field.name == "edges":
-                for edge_field in _fields(field.selections):
+                for edge_field in selected_fields(field.selections):
                     if edge_field.name == "node":
-                        names |= {child.name for child in _fields(edge_field.selections)}
-    return names
+                        yield from selected_fields(edge_field.selections)
 
 
-def _fields(selections: Iterable[Selection]) -> Iterable[SelectedField]:
+def selected_fields(selections: Iterable[Selection]) -> Iterable[SelectedField]:
     """The fields of a selection set, those of its fragments included."""
     for selection in selections:
         if isinstance(selection, SelectedField):
             yield selection
         elif isinstance(selection, (FragmentSpread, InlineFragment)):
-            yield from _fields(selection.selections)
+            yield from selected_fields(selection.selections)

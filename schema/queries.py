@@ -12,6 +12,7 @@ from segmenta.domain import validation
 from segmenta.domain.errors import UserError
 from segmenta.dsl.diagnostics import Diagnostic
 from segmenta.schema.context import Info
+from segmenta.schema.customer_columns import page_columns
 from segmenta.schema.errors import client_error
 from segmenta.schema.filters import CustomerFilter, FeedbackFilter, customer_conditions, feedback_conditions, filtered
 from segmenta.schema.ids import decode_id
@@ -39,14 +40,23 @@ from segmenta.schema.where import report_warnings, where_condition
 from segmenta.storage import models
 from segmenta.storage.guard import hold_expensive_slot
 
-# Every customer in the caller's scope, and a page of them in an order (after a cursor, when the flag says so):
-# rows of the table's columns, read like the entities (schema/loader_statements.py says why).
+# Every customer in the caller's scope, and a page of them in an order (after a cursor, when the flag says so)
+# with the columns its nodes read: rows of the table's columns, read like the entities (schema/loader_statements.py
+# says why), only those the query reads (schema/customer_columns.py says why).
 _CUSTOMER_COLUMNS = models.Customer.__table__.c
 _EVERY_CUSTOMER = Prebuilt(lambda caller: restricted(select(*_CUSTOMER_COLUMNS), caller.customers()))
-_EVERY_CUSTOMER_PAGED: PrebuiltFamily[tuple[Ordering, bool], Select[Any]] = PrebuiltFamily(
-    lambda key, caller: paged(_EVERY_CUSTOMER(caller), *key)
-)
 _EVERY_CUSTOMER_COUNT = Prebuilt(lambda caller: counted(_EVERY_CUSTOMER(caller)))
+PageShape = tuple[Ordering, bool, frozenset[str] | None]
+_EVERY_CUSTOMER_PAGED: PrebuiltFamily[PageShape, Select[Any]] = PrebuiltFamily(
+    lambda shape, caller: paged(
+        restricted(select(*_chosen_columns(shape[2])), caller.customers()), shape[0], shape[1]
+    )
+)
+
+
+def _chosen_columns(names: frozenset[str] | None) -> list[Any]:
+    """The customers table's columns named (all for None), in the table's order."""
+    return list(_CUSTOMER_COLUMNS) if names is None else [column for column in _CUSTOMER_COLUMNS if column.key in names]
 
 
 def _lookup_key(value: str, argument: str, column: str, model: type[models.Base]) -> str:
@@ -96,20 +106,25 @@ class DataQuery:
             report_warnings(info, "where", warnings)
         caller = scope(info)
         ordering = CUSTOMER_ORDERINGS[order_by]
+        selected = info.selected_fields
+        columns = page_columns(selected, ordering)
         count: Select[Any] | None = None
         if conditions:
             customers = restricted(filtered(select(*_CUSTOMER_COLUMNS), conditions), caller.bound().customers())
-            statement = paged(customers, ordering, after is not None)
+            chosen = customers.with_only_columns(*_chosen_columns(columns), maintain_column_froms=True)
+            statement = paged(chosen, ordering, after is not None)
         else:
             # The usual page (no filter): its statements built once (schema/prebuilt.py).
             customers = _EVERY_CUSTOMER(caller)
-            statement = _EVERY_CUSTOMER_PAGED((ordering, after is not None), caller)
+            statement = _EVERY_CUSTOMER_PAGED((ordering, after is not None, columns), caller)
             count = _EVERY_CUSTOMER_COUNT(caller)
         db = info.context.db
         page = await fetch_paged(db, statement, ordering, size, after, caller.parameters(), columns=True)
-        for row in page.rows:
-            info.context.loaders.customer.prime(row.id, row)
-        await prefetch_customer_page(info, page.rows)
+        if columns is None:
+            # Whole rows only: a row of some columns would fail another path's read of the same customer.
+            for row in page.rows:
+                info.context.loaders.customer.prime(row.id, row)
+        await prefetch_customer_page(info, page.rows, selected)
         now = info.context.now
         count_rows = counter(db, customers, caller.parameters(), counting=count)
         return to_connection(page, ordering, lambda row: Customer.from_row(row, now), count_rows)
