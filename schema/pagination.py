@@ -167,10 +167,16 @@ class PageInfo:
 
 @strawberry.type(description="One item of a page, with its cursor.")
 class Edge(Generic[NodeT]):
-    cursor: str = strawberry.field(
+    # The cursor is encoded only when read: a page read through `nodes` needs only the last one.
+    @strawberry.field(
         description="Opaque position of this item in the list's order; pass it as `after` to read the items after it."
     )
+    def cursor(self) -> str:
+        return self.ordering.cursor(self.row)
+
     node: NodeT = strawberry.field(description="The item.")
+    row: strawberry.Private[Any]
+    ordering: strawberry.Private[Ordering]
 
 
 @strawberry.type(
@@ -208,14 +214,15 @@ def to_connection(
     convert: Callable[[RowT], NodeT],
     count_rows: Callable[[], Awaitable[int]],
 ) -> Connection[NodeT]:
-    edges = [Edge(cursor=ordering.cursor(row), node=convert(row)) for row in page.rows]
+    rows = page.rows
+    edges = [Edge(node=convert(row), row=row, ordering=ordering) for row in rows]
     return Connection(
         edges=edges,
         page_info=PageInfo(
             has_next_page=page.has_next,
             has_previous_page=page.after is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+            start_cursor=ordering.cursor(rows[0]) if rows else None,
+            end_cursor=ordering.cursor(rows[-1]) if rows else None,
         ),
         count_rows=count_rows,
     )
