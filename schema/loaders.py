@@ -8,7 +8,9 @@ by-id loader, every customer child list (pages and counts) and every aggregate
 over customer rows add its predicate to their one statement, so an agent gets
 null, a shorter list, or a smaller figure, never another agent's customer.  It
 starts as "no customer at all": a Loaders that was never bound shows nothing.
-The statements themselves are built once, in schema/loader_statements.py.
+The statements themselves are built once, in schema/loader_statements.py.  Most select table columns:
+their rows stand in for the entities (read alike, `row.name`), and the annotations name the entity a
+row stands for.
 """
 
 from __future__ import annotations
