@@ -6,7 +6,8 @@ node resolvers, every node's field would wait for its batch: an awaitable per fi
 graphql-core runs as a task of its own, about 500 tasks for bench/api.py's page of 100.  So the
 `customers` resolver looks at the fields selected under `nodes` / `edges { node }` (fragments
 included) and loads those relations for the whole page first: the same statements, run before the
-nodes rather than while they wait.  The node resolvers then find their values loaded and answer
+nodes rather than while they wait, each loader filled by one call of its batch function
+(`PrefetchLoader.fill`, with no future per key).  The node resolvers then find their values loaded and answer
 them at once (`loaded_or_later`, schema/loaders.py): graphql-core completes such fields without a
 task.  A relation that is not selected is not loaded.
 """
@@ -27,23 +28,23 @@ Prefetch = Callable[[Loaders, Sequence[models.Customer]], Awaitable[Any]]
 
 
 def _teams(loaders: Loaders, rows: Sequence[models.Customer]) -> Awaitable[Any]:
-    return loaders.team.load_many({row.team_id for row in rows if row.team_id is not None})
+    return loaders.team.fill({row.team_id for row in rows if row.team_id is not None})
 
 
 def _managers(loaders: Loaders, rows: Sequence[models.Customer]) -> Awaitable[Any]:
-    return loaders.employee.load_many({row.manager_id for row in rows if row.manager_id is not None})
+    return loaders.employee.fill({row.manager_id for row in rows if row.manager_id is not None})
 
 
 def _segments(loaders: Loaders, rows: Sequence[models.Customer]) -> Awaitable[Any]:
-    return loaders.segments_of_customer.load_many([row.id for row in rows])
+    return loaders.segments_of_customer.fill([row.id for row in rows])
 
 
 def _tags(loaders: Loaders, rows: Sequence[models.Customer]) -> Awaitable[Any]:
-    return loaders.tags_of_customer.load_many([row.id for row in rows])
+    return loaders.tags_of_customer.fill([row.id for row in rows])
 
 
 def _attributes(loaders: Loaders, rows: Sequence[models.Customer]) -> Awaitable[Any]:
-    return loaders.attributes_of_customer.load_many([row.id for row in rows])
+    return loaders.attributes_of_customer.fill([row.id for row in rows])
 
 
 # The Customer fields (GraphQL names) whose values one loader holds for the whole page.
