@@ -4,7 +4,8 @@ Two guards keep one kind of request from starving every other:
 
 * **Statement timeout.**  A connection whose execution options carry
   ``TIMEOUT_OPTION`` (seconds) has every statement stopped once it runs longer:
-  PostgreSQL by ``SET LOCAL statement_timeout`` at the start of each transaction,
+  PostgreSQL by ``SET statement_timeout`` on the connection when a transaction begins
+  wanting another limit than the connection has (``_set_timeout``),
   SQLite by ``interrupt()`` on the raw connection from an event-loop timer (the
   statement itself runs in aiosqlite's thread, so the loop is free to fire it).
   The stopped statement raises ``domain.errors.TimedOut`` (storage/error_translation.py).  Only the GraphQL
@@ -35,10 +36,10 @@ import sqlite3
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import AdaptedConnection, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql import Executable
@@ -119,11 +120,27 @@ def _timeout_of(options: Mapping[str, Any]) -> float | None:
     return float(seconds) if seconds else None
 
 
-def _set_local_timeout(connection: Connection) -> None:
+# In a PostgreSQL connection's `info` (which lives as long as the server connection): the
+# statement_timeout, in milliseconds, last set on it.
+_TIMEOUT_SET = "segmenta_statement_timeout_ms"
+
+
+def _set_timeout(connection: Connection) -> None:
+    """Give the transaction about to begin its limit (0: none), on the server connection itself.
+
+    asyncpg's transaction starts with the first statement, so at this point none is open and the
+    `SET` holds for the connection, not for one transaction: the connection keeps it while its
+    users want the same limit (a run of request transactions pays one round trip, not one each), and
+    the first user wanting another limit (a run, unlimited) sets its own.  A connection new to the pool
+    has no value noted, so its server default is never trusted."""
     seconds = _timeout_of(connection.get_execution_options())
-    if seconds is not None:
-        # Transaction-scoped: the pooled connection is unlimited again for its next user (a run).
-        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
+    wanted = 0 if seconds is None else max(1, round(seconds * 1000))
+    pooled = connection.connection
+    if pooled.info.get(_TIMEOUT_SET) != wanted:
+        pooled.info.pop(_TIMEOUT_SET, None)  # unknown until the SET has succeeded
+        driver = cast(AdaptedConnection, pooled.dbapi_connection)
+        driver.run_async(lambda raw: raw.execute(f"SET statement_timeout = {wanted}"))
+        pooled.info[_TIMEOUT_SET] = wanted
 
 
 def _arm_interrupt(
@@ -181,7 +198,7 @@ def install(engine: AsyncEngine) -> None:
     """Let connections of `engine` (and of its option copies) honour TIMEOUT_OPTION."""
     sync_engine = engine.sync_engine
     if engine.dialect.name == "postgresql":
-        event.listen(sync_engine, "begin", _set_local_timeout)
+        event.listen(sync_engine, "begin", _set_timeout)
     elif engine.dialect.name == "sqlite":
         event.listen(sync_engine, "before_cursor_execute", _arm_interrupt)
         event.listen(sync_engine, "after_cursor_execute", _disarm_interrupt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -54,7 +55,7 @@ async def test_the_engine_as_created_and_an_unlimited_copy_are_not_limited(engin
 
 
 async def test_the_limit_of_one_transaction_does_not_stay_on_the_pooled_connection(engine: AsyncEngine) -> None:
-    """PostgreSQL: SET LOCAL ends with the transaction, so a run that reuses the connection is unlimited."""
+    """PostgreSQL: the limit is set on the connection, and the next user wanting none (a run) unsets it."""
     async with session_factory(guard.limit_statements(engine, 0.05))() as session:
         with pytest.raises(TimedOut):
             await session.execute(text(_short(engine)))
@@ -164,3 +165,32 @@ def test_a_pool_timeout_is_busy_and_other_errors_are_not() -> None:
 
     assert isinstance(translate(exc.TimeoutError("QueuePool limit reached")), Busy)
     assert translate(ValueError("no")) is None
+
+
+async def test_postgresql_sets_the_limit_once_for_a_run_of_transactions_wanting_it(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One round trip for the limit while a connection's users keep wanting the same one, not one per transaction."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's statement_timeout")
+    import asyncpg
+
+    sets: list[str] = []
+    real = asyncpg.connection.Connection.execute
+
+    async def counted(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if query.startswith("SET statement_timeout"):
+            sets.append(query)
+        return await real(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", counted)
+    limited = guard.limit_statements(engine, 5)
+    for _ in range(3):
+        async with session_factory(limited)() as session:
+            assert await session.scalar(text("SHOW statement_timeout")) == "5s"
+    async with session_factory(engine)() as session:
+        assert await session.scalar(text("SHOW statement_timeout")) == "0"
+    async with session_factory(limited)() as session:
+        assert await session.scalar(text("SHOW statement_timeout")) == "5s"
+    # Each change of wanted limit on a pooled connection is one SET (the pool may hand out a second connection).
+    assert 3 <= len(sets) <= 4, sets
