@@ -24,6 +24,7 @@ from segmenta.schema.node import NodeQuery
 from segmenta.schema.performance import PerformanceMutation, PerformanceQuery
 from segmenta.schema.permissions import Authentication
 from segmenta.schema.queries import DataQuery
+from segmenta.schema.query_transactions import AutocommitQueries
 from segmenta.schema.response_warnings import ResponseWarnings
 from segmenta.schema.routing import RoutingMutation, RoutingQuery
 from segmenta.schema.rule_tools import RuleToolsQuery
@@ -82,6 +83,8 @@ schema = SegmentaSchema(
         token_limiter,
         OperationLimits,
         CachedDocuments,
+        # After every check: a refused operation never takes a connection.
+        AutocommitQueries,
         StorableTextArguments,
         ResponseWarnings,
     ],
