@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from segmenta.domain.settings import number_setting
 from segmenta.storage import error_translation, guard, sqlite_cursor, sqlite_writes, write_gate
+from segmenta.storage.fair_pool import FairAsyncQueuePool
 
 DEFAULT_DATABASE_FILE = "segmenta.db"
 
@@ -126,7 +127,8 @@ def create_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
     resolved = database_url(url)
     if "poolclass" not in kwargs and not is_private_memory(resolved):
         size, overflow = pool_from_environment()
-        kwargs = {"pool_size": size, "max_overflow": overflow, **kwargs}
+        # Requests waiting for a connection get one in arrival order (storage/fair_pool.py).
+        kwargs = {"pool_size": size, "max_overflow": overflow, "poolclass": FairAsyncQueuePool, **kwargs}
     if make_url(resolved).get_backend_name() == "sqlite":
         # Bounded reads run on the event loop's thread, not the connection's own (storage/sqlite_cursor.py):
         # the sqlite3 module must let a second thread use the connection (SQLite serialises it anyway).
