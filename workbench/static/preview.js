@@ -362,7 +362,8 @@ async function rollOut() {
         bar.max = event.total;
         bar.value = event.done;
       }
-      progress.dataset.status = event.status || "RUNNING";
+      // The run's final status is set below, once its summary is shown (a test waits for it).
+      progress.dataset.status = "RUNNING";
       say(`Applying ${name} v${saved.ruleset.version}: ${event.step} ${formatNumber(event.done)} of ${formatNumber(event.total)} — ${event.status}`);
     });
     const status = await state.follower.done;
