@@ -144,6 +144,17 @@ class PrefetchLoader(DataLoader[KeyT, ValueT]):
     def __init__(self, load_fn: Callable[[list[KeyT]], Awaitable[list[ValueT]]]) -> None:
         super().__init__(load_fn)
         self.ready: dict[KeyT, ValueT] = {}
+        # A ready value as a field's converter made it, per key and converter: a page's customers share
+        # a few teams and managers, each converted to its GraphQL object once rather than per customer.
+        self._converted: dict[tuple[KeyT, Callable[[ValueT], Any]], Any] = {}
+
+    def converted(self, key: KeyT, convert: Callable[[ValueT], ResultT]) -> ResultT:
+        """`convert` of the ready value of `key`, made once per request."""
+        cache_key = (key, convert)
+        if cache_key in self._converted:
+            return cast(ResultT, self._converted[cache_key])
+        value = self._converted[cache_key] = convert(self.ready[key])
+        return value
 
     async def fill(self, keys: Iterable[KeyT]) -> None:
         """Load the values of `keys` not held yet, in one call of the batch function."""
@@ -164,6 +175,7 @@ class PrefetchLoader(DataLoader[KeyT, ValueT]):
 
     def clear(self, key: KeyT) -> None:
         self.ready.pop(key, None)
+        self._converted = {found: value for found, value in self._converted.items() if found[0] != key}
         if self.cache_map.get(key) is not None:  # Strawberry's cache refuses to delete a key it lacks
             super().clear(key)
 
@@ -173,6 +185,7 @@ class PrefetchLoader(DataLoader[KeyT, ValueT]):
 
     def clear_all(self) -> None:
         self.ready.clear()
+        self._converted.clear()
         super().clear_all()
 
 
@@ -185,7 +198,7 @@ def loaded_or_later(loader: DataLoader[Any, ValueT], key: Any, convert: Callable
     declared type is the value's (the awaitable case is graphql-core's to await), so the field's type
     in the schema stays the value's."""
     if isinstance(loader, PrefetchLoader) and key in loader.ready:
-        return convert(loader.ready[key])
+        return loader.converted(key, convert)
     future = loader.cache_map.get(key) if loader.cache else None
     if future is not None and future.done() and not future.cancelled() and future.exception() is None:
         return convert(future.result())

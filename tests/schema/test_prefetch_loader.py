@@ -48,3 +48,21 @@ async def test_an_error_for_a_key_reaches_its_reader() -> None:
         assert "no -1" in str(error)
     else:
         raise AssertionError("the error was lost")
+
+
+async def test_a_ready_value_is_converted_once_per_converter_until_cleared() -> None:
+    loader, _ = _counting_loader()
+    await loader.fill([1, 2])
+    conversions: list[str] = []
+
+    def upper(value: str) -> str:
+        conversions.append(value)
+        return value.upper()
+
+    # Customers sharing a team: its GraphQL object is made once and shared.
+    assert [loaded_or_later(loader, 1, upper) for _ in range(3)] == ["V1", "V1", "V1"]
+    assert loaded_or_later(loader, 1, str.title) == "V1" and loaded_or_later(loader, 2, upper) == "V2"
+    assert conversions == ["v1", "v2"]
+    loader.clear(1)
+    await loader.fill([1])
+    assert loaded_or_later(loader, 1, upper) == "V1" and conversions == ["v1", "v2", "v1"]
