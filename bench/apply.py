@@ -41,20 +41,22 @@ import argparse
 import asyncio
 import resource
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from generated_rows import numbers, pick  # bench/ is the script folder, first on sys.path
+from generated_rows import (  # bench/ is the script folder, first on sys.path
+    add_data_set_arguments,
+    numbers,
+    open_data_set,
+    pick,
+)
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from segmenta.domain.routing import runs
 from segmenta.domain.routing.rulesets import activate_ruleset, save_ruleset
-from segmenta.storage.engine import create_engine, session_factory
-from segmenta.storage.migrate import upgrade
+from segmenta.storage.engine import session_factory
 
 AS_OF = datetime(2026, 6, 1)
 RULES = """
@@ -306,22 +308,7 @@ async def mismatches(session: AsyncSession) -> int:
 
 
 async def main(arguments: argparse.Namespace) -> None:
-    if arguments.postgres:
-        url = arguments.postgres
-        engine = create_engine(url)
-        if not arguments.reuse:
-            async with engine.begin() as connection:
-                await connection.execute(text("DROP SCHEMA public CASCADE"))
-                await connection.execute(text("CREATE SCHEMA public"))
-    else:
-        directory = Path(arguments.directory or tempfile.mkdtemp(prefix="segmenta-bench-"))
-        path = directory / "bench.db"
-        if not arguments.reuse:
-            path.unlink(missing_ok=True)
-        url = f"sqlite+aiosqlite:///{path}"
-        engine = create_engine(url)
-    await upgrade(engine)
-    print(f"database: {engine.dialect.name}")
+    engine = await open_data_set(arguments, "bench.db")
     if arguments.reuse:
         await unroute(engine)
         async with engine.begin() as connection:
@@ -394,11 +381,7 @@ async def main(arguments: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--purchases", type=int, default=300_000)
-    parser.add_argument("--postgres", help="PostgreSQL URL (its public schema is dropped and rebuilt!)")
-    parser.add_argument("--directory", help="where to put the SQLite file (default: a new temporary directory)")
-    parser.add_argument("--reuse", action="store_true", help="reuse the data set built by an earlier run (SQLite --directory, or --postgres)")
+    add_data_set_arguments(parser)
     parser.add_argument("--repeat", type=int, default=1, help="time re-apply, preview and hand-written N times; report the best")
     parser.add_argument("--repeat-first", type=int, default=1, help="time the first apply N times (undoing it in between); report the best")
     parser.add_argument("--profile", action="store_true", help="print the slowest statements of each phase")

@@ -30,21 +30,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from generated_rows import numbers, pick  # bench/ is the script folder, first on sys.path
+from generated_rows import (  # bench/ is the script folder, first on sys.path
+    add_data_set_arguments,
+    numbers,
+    open_data_set,
+    pick,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from segmenta.domain.staff.performance import Month, Period, performance_of, series_periods
 from segmenta.dsl.money import from_cents
-from segmenta.storage.engine import create_engine, session_factory
-from segmenta.storage.migrate import upgrade
+from segmenta.storage.engine import session_factory
 from segmenta.storage.performance_sql import EMPLOYEE, SALES
 
 MONTH = Month(2026, 5)
@@ -209,20 +211,7 @@ async def timed(work: Any) -> tuple[float, Any]:
 
 
 async def main(arguments: argparse.Namespace) -> None:
-    if arguments.postgres:
-        engine = create_engine(arguments.postgres)
-        if not arguments.reuse:
-            async with engine.begin() as connection:
-                await connection.execute(text("DROP SCHEMA public CASCADE"))
-                await connection.execute(text("CREATE SCHEMA public"))
-    else:
-        directory = Path(arguments.directory or tempfile.mkdtemp(prefix="segmenta-bench-"))
-        path = directory / "performance.db"
-        if not arguments.reuse:
-            path.unlink(missing_ok=True)
-        engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    await upgrade(engine)
-    print(f"database: {engine.dialect.name}")
+    engine = await open_data_set(arguments, "performance.db")
     if not arguments.reuse:
         await build(engine, arguments.customers, arguments.purchases)
     employees = list(range(1, EMPLOYEES + 1))
@@ -266,11 +255,7 @@ async def main(arguments: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--purchases", type=int, default=300_000)
-    parser.add_argument("--postgres", help="PostgreSQL URL (its public schema is dropped and rebuilt!)")
-    parser.add_argument("--directory", help="where to put the SQLite file (default: a new temporary directory)")
-    parser.add_argument("--reuse", action="store_true", help="reuse the data set built by an earlier run")
+    add_data_set_arguments(parser)
     parser.add_argument("--repeat", type=int, default=3, help="alternate the timings N times; report the best")
     parser.add_argument("--no-series", action="store_true", help="skip the 12-month series")
     asyncio.run(main(parser.parse_args()))
