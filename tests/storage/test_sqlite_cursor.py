@@ -17,30 +17,36 @@ from segmenta.storage.models import Team
 from segmenta.storage.sqlite_cursor import OneTripCursor
 
 
+class Trips:
+    """From its creation on, counts the calls aiosqlite runs on its thread (trips there and back)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = aiosqlite.Connection._execute
+
+        async def counted(connection: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await real(connection, fn, *args, **kwargs)
+
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+
+
 async def test_one_trip_per_statement_with_the_usual_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'trips.db'}")
     await upgrade(engine)
-    trips = 0
-    real = aiosqlite.Connection._execute
-
-    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        nonlocal trips
-        trips += 1
-        return await real(self, fn, *args, **kwargs)
-
     async with session_factory(engine)() as session:
         raw = await session.connection()
         dbapi = (await raw.get_raw_connection()).dbapi_connection
         assert dbapi is not None and isinstance(dbapi.cursor(), OneTripCursor)
-        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        trips = Trips(monkeypatch)
         added = await session.execute(insert(Team).values(key="a", name="A").returning(Team.id))
         assert added.scalar_one() >= 1
         await session.execute(insert(Team), [{"key": f"k{index}", "name": "K"} for index in range(3)])  # executemany
         changed = await session.execute(update(Team).where(Team.key.like("k%")).values(name="changed"))
         assert changed.rowcount == 3  # type: ignore[attr-defined]
-        trips = 0
+        trips.count = 0
         names = (await session.execute(select(Team.key, Team.name).order_by(Team.key))).all()
-        assert trips == 1
+        assert trips.count == 1
         assert [tuple(row) for row in names] == [("a", "A"), ("k0", "changed"), ("k1", "changed"), ("k2", "changed")]
         assert (await session.execute(text("select count(*) from teams where name = :n"), {"n": "changed"})).scalar() == 3
         with pytest.raises(IntegrityError):
@@ -56,25 +62,18 @@ async def test_begin_rides_with_the_first_statement_and_an_empty_transaction_cos
     await upgrade(engine)
     async with session_factory(engine)() as session:  # a pooled connection, configured
         await session.execute(select(Team.id))
-    trips = 0
-    real = aiosqlite.Connection._execute
-
-    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        nonlocal trips
-        trips += 1
-        return await real(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    trips = Trips(monkeypatch)
     async with session_factory(engine)() as session:
         await session.execute(select(Team.id))
         await session.execute(select(Team.key))
-    # BEGIN and the first SELECT, then the second SELECT; the ROLLBACK is queued, not awaited.
-    assert trips == 2
-    trips = 0
+    # BEGIN and the first SELECT, then the second SELECT; the ROLLBACK waits for no trip (it runs on the
+    # event loop's thread once the connection's own is idle, else it is queued there).
+    assert trips.count == 2
+    trips.count = 0
     async with engine.connect() as connection:
         await connection.begin()
         await connection.rollback()
-    assert trips == 0
+    assert trips.count == 0
     # The held BEGIN really opens the transaction: a write inside it is undone by its rollback, and the
     # queued rollback has run before the next statement on the connection (which begins afresh).
     async with session_factory(engine)() as session:
