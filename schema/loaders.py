@@ -146,15 +146,16 @@ class PrefetchLoader(DataLoader[KeyT, ValueT]):
         self.ready: dict[KeyT, ValueT] = {}
         # A ready value as a field's converter made it, per key and converter: a page's customers share
         # a few teams and managers, each converted to its GraphQL object once rather than per customer.
-        self._converted: dict[tuple[KeyT, Callable[[ValueT], Any]], Any] = {}
+        self._converted: dict[KeyT, dict[Callable[[ValueT], Any], Any]] = {}
 
     def converted(self, key: KeyT, convert: Callable[[ValueT], ResultT]) -> ResultT:
         """`convert` of the ready value of `key`, made once per request."""
-        cache_key = (key, convert)
-        if cache_key in self._converted:
-            return cast(ResultT, self._converted[cache_key])
-        value = self._converted[cache_key] = convert(self.ready[key])
-        return value
+        made = self._converted.get(key)
+        if made is None:
+            made = self._converted[key] = {}
+        if convert not in made:
+            made[convert] = convert(self.ready[key])
+        return cast(ResultT, made[convert])
 
     async def fill(self, keys: Iterable[KeyT]) -> None:
         """Load the values of `keys` not held yet, in one call of the batch function."""
@@ -175,7 +176,7 @@ class PrefetchLoader(DataLoader[KeyT, ValueT]):
 
     def clear(self, key: KeyT) -> None:
         self.ready.pop(key, None)
-        self._converted = {found: value for found, value in self._converted.items() if found[0] != key}
+        self._converted.pop(key, None)
         if self.cache_map.get(key) is not None:  # Strawberry's cache refuses to delete a key it lacks
             super().clear(key)
 
