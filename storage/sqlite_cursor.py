@@ -10,7 +10,7 @@ docs/graphql.md, "API cost").
 `OneTripCursor` does the same work in one call on the thread: open, execute, fetch every row,
 close, and hands back the rows with the cursor's description, row count and last row id, which
 is all SQLAlchemy reads from a buffered (non-streaming) cursor.  A transaction's `BEGIN` (storage/
-engine.py emits it: the driver stays in autocommit) takes no trip of its own: it is held and sent in
+engine.py hands it over with `hold_begin`: the driver stays in autocommit) takes no trip of its own: it is held and sent in
 the trip of the transaction's first statement, and a rollback or commit with no statement sent since
 the last one (a transaction that ran none, or the pool's reset of a connection its session already
 rolled back) takes no trip at all.  A rollback that has something to end is queued without waiting for it
@@ -57,7 +57,6 @@ _Outcome = tuple[Any, int, int | None, list[Any] | None]
 # was sent since the last rollback or commit (any statement: a SAVEPOINT alone also opens a transaction).
 _PENDING = "segmenta_pending_begin"
 _SENT = "segmenta_sent"
-_BEGINS = frozenset({"BEGIN", "BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN EXCLUSIVE"})
 
 
 # On the aiosqlite connection: whether it is in WAL mode, and its _ThreadWork.
@@ -109,11 +108,10 @@ def may_run_inline(connection: Any, begin: str | None) -> bool:
     a lock), nothing queued or running on the connection's own thread (so the calls keep their order and
     the sqlite3 connection has one user at a time), and no BEGIN IMMEDIATE/EXCLUSIVE to send (that one
     waits for the write lock)."""
-    work = getattr(connection, _WORK, None)
+    work: _ThreadWork = getattr(connection, _WORK)
     return (
         begin in _READER_BEGINS
         and getattr(connection, _WAL, False)
-        and work is not None
         and work.idle()
         and connection._connection is not None
     )
@@ -210,11 +208,6 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _one_trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection = self._connection
-        if not many and not parameters and isinstance(operation, str) and operation.strip().upper() in _BEGINS:
-            setattr(connection, _PENDING, operation)
-            self._description, self._rowcount, self._lastrowid = None, -1, None
-            self._rows = collections.deque()
-            return
         inline, self._inline = self._inline, False
         async with self._adapt_connection._execute_mutex:
             begin = getattr(connection, _PENDING, None)
@@ -231,8 +224,8 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 def hold_begin(dbapi_connection: Any, begin: str) -> bool:
-    """Hold `begin` for the next statement's trip, as a BEGIN executed through a OneTripCursor would be;
-    False (nothing held) for a connection of another class."""
+    """Hold `begin` for the next statement's trip (storage/engine.py's `begin` listener hands every
+    transaction's BEGIN here); False (nothing held) for a connection of another class."""
     if not isinstance(dbapi_connection, OneTripConnection):
         return False
     setattr(dbapi_connection._connection, _PENDING, begin)
@@ -260,12 +253,9 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         # Queued, not awaited: aiosqlite runs a connection's calls one after another in the order they
         # were queued, so whatever uses this connection next (the pool hands it out only after this)
         # runs after the rollback.  A read request so skips a wake-up of the event loop and the wait.
-        work = getattr(connection, _WORK, None)
-        rollback = functools.partial(_rollback_on_thread, connection._connection)
-        if work is not None:
-            work.queued += 1
-            rollback = functools.partial(_counted, work, rollback)
-        connection._tx.put_nowait((None, rollback))
+        work: _ThreadWork = getattr(connection, _WORK)
+        work.queued += 1
+        connection._tx.put_nowait((None, functools.partial(_counted, work, _rollback_on_thread, connection._connection)))
 
     def commit(self) -> None:
         if self._statements_since_last_end():
