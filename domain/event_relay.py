@@ -231,25 +231,29 @@ class EventRelay:
             await self._wake.wait()
             self._wake.clear()
             items, self._pending = self._pending, []
-            if not items and not self._dropped:
+            # This batch announces the drops so far; a drop while it is being sent sets the flag again,
+            # for the next batch.
+            announced, self._dropped = self._dropped, False
+            if not items and not announced:
                 continue
-            batch: list[Event] = [DROPPED, *items] if self._dropped else items
+            batch: list[Event] = [DROPPED, *items] if announced else items
             try:
                 await self._send(batch)
             except asyncio.CancelledError:
                 self._pending[:0] = items  # stop() sends them
+                self._dropped = self._dropped or announced
                 raise
             except Exception:  # noqa: BLE001 — the relay must outlive a database hiccup
                 # Kept, in order, and tried again: late rather than lost (one statement sends a
                 # batch, so a failed try sent nothing of it).
                 self._pending[:0] = items
+                self._dropped = self._dropped or announced
                 delay = min(RETRY_CAP, max(0.1, delay * 2))
                 logger.warning("%s events not sent yet; trying again in %.1f s", len(batch), delay, exc_info=True)
                 await asyncio.sleep(delay)
                 self._wake.set()
                 continue
             delay = 0.0
-            self._dropped = False
 
     async def _send(self, items: Sequence[Event]) -> None:
         if self._listener is not None:

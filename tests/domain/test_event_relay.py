@@ -141,6 +141,35 @@ async def test_a_lost_listen_connection_tells_every_subscriber_until_it_is_back(
             assert await asyncio.wait_for(later.get(), 10) == CHANGE
 
 
+async def test_events_dropped_while_a_batch_is_being_sent_are_announced(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drop that happens while the sender waits on an earlier batch is announced by its next batch:
+    that batch's success must not erase a drop it never carried."""
+    sending, release = asyncio.Event(), asyncio.Event()
+    real_send = EventRelay._send
+
+    async def held_send(self: EventRelay, items: object) -> None:
+        if not release.is_set():
+            sending.set()
+            await release.wait()
+        await real_send(self, items)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EventRelay, "_send", held_send)
+    monkeypatch.setattr(event_relay, "MAX_PENDING", 2)
+    async for first_hub, second_hub, _first, _second in _pair(engine):
+        with second_hub.assignments.subscribe() as subscriber:
+            first_hub.publish(changes=[CHANGE])  # taken by the sender, which is held while sending it
+            await asyncio.wait_for(sending.wait(), 10)
+            for _ in range(3):  # two wait for the sender, the third is dropped
+                first_hub.publish(changes=[CHANGE])
+            release.set()
+            with pytest.raises(EventsLost) as lost:
+                for _ in range(3):  # the held batch's event may come first; the loss ends the stream
+                    assert await asyncio.wait_for(subscriber.get(), 10) == CHANGE
+            assert SENDER_DROPPED in lost.value.message
+
+
 async def _latest(engine: AsyncEngine) -> int:
     return await event_relay.event_log.latest_id(engine)
 
